@@ -1,0 +1,64 @@
+import { WarrenError } from '../errors/warren-error.js';
+import { warrenVersion } from './version.js';
+import { runRules } from './rules.js';
+
+interface Command {
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  rules: { summary: 'print the redirection rules warren would program for a pod (nft or iptables)', run: runRules },
+  version: {
+    summary: 'print the version',
+    run: async () => {
+      console.log(`warren ${warrenVersion()} (node ${process.version})`);
+      return 0;
+    },
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    'warren: sidecar-less service mesh data plane for Kubernetes',
+    '',
+    'Usage: warren <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `warren <command> --help` for a command\'s options.',
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  if (name === '--version' || name === '-v') return COMMANDS.version!.run([]);
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    console.error(`warren: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof WarrenError) {
+      console.error(`warren: ${err.message} [${err.code}]`);
+      process.exitCode = 1;
+    } else {
+      console.error(err);
+      process.exitCode = 70;
+    }
+  },
+);

@@ -1,0 +1,339 @@
+// Sockets owned by this process but living in another network namespace.
+//
+// The node agent must listen and connect *inside* pods' network namespaces
+// (DESIGN.md §2). A socket belongs to the netns of the thread that created it,
+// so we switch this thread with setns(2), create and configure the socket, and
+// switch back before returning. The switch back is mandatory: a thread left in
+// a pod's netns would silently send the agent's own traffic from that pod, so
+// if it fails we abort rather than continue in an unknown namespace.
+
+#include <napi.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+// From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>;
+// spelled out because those headers clash with glibc's netinet headers.
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
+namespace {
+
+struct SysError {
+  int err;
+  std::string operation;
+};
+
+void ThrowSysError(Napi::Env env, const SysError& e) {
+  const char* name = strerrorname_np(e.err);
+  std::string errname = name != nullptr ? name : "EUNKNOWN";
+  Napi::Error error = Napi::Error::New(env, errname + " " + e.operation);
+  error.Set("errno", Napi::String::New(env, errname));
+  error.Set("operation", Napi::String::New(env, e.operation));
+  error.ThrowAsJavaScriptException();
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  void reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// Enters a netns for its lifetime; the destructor returns the thread home.
+class NetnsGuard {
+ public:
+  NetnsGuard() = default;
+  NetnsGuard(const NetnsGuard&) = delete;
+  NetnsGuard& operator=(const NetnsGuard&) = delete;
+
+  bool Enter(const std::string& path, SysError* error) {
+    if (path.empty()) return true;
+    Fd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (target.get() < 0) {
+      *error = {errno, "opening netns " + path};
+      return false;
+    }
+    Fd home(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (home.get() < 0) {
+      *error = {errno, "opening own netns /proc/thread-self/ns/net"};
+      return false;
+    }
+    if (setns(target.get(), CLONE_NEWNET) != 0) {
+      *error = {errno, "entering netns " + path};
+      return false;
+    }
+    home_ = home.release();
+    return true;
+  }
+
+  ~NetnsGuard() {
+    if (home_ < 0) return;
+    if (setns(home_, CLONE_NEWNET) != 0) {
+      // Continuing would run the agent inside a pod's network namespace.
+      fprintf(stderr, "warren: fatal: cannot return to own netns: %s\n", strerror(errno));
+      abort();
+    }
+    close(home_);
+  }
+
+ private:
+  int home_ = -1;
+};
+
+struct SocketOptions {
+  std::string netns;
+  int family = AF_INET;
+  std::string address;  // empty: wildcard / no bind
+  int port = 0;
+  bool hasMark = false;
+  uint32_t mark = 0;
+  bool reusePort = false;
+  bool transparent = false;
+  bool freebind = false;
+  bool v6Only = true;
+  int backlog = 511;
+};
+
+bool SetInt(int fd, int level, int name, int value, const char* what, SysError* error) {
+  if (setsockopt(fd, level, name, &value, sizeof(value)) != 0) {
+    *error = {errno, std::string("setting ") + what};
+    return false;
+  }
+  return true;
+}
+
+bool Configure(int fd, const SocketOptions& o, SysError* error) {
+  if (!SetInt(fd, IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY", error)) return false;
+  if (o.hasMark) {
+    uint32_t mark = o.mark;
+    if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0) {
+      *error = {errno, "setting SO_MARK"};
+      return false;
+    }
+  }
+  if (o.reusePort && !SetInt(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT", error)) return false;
+  if (o.family == AF_INET6) {
+    if (!SetInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, o.v6Only ? 1 : 0, "IPV6_V6ONLY", error)) return false;
+    if (o.transparent &&
+        !SetInt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, 1, "IPV6_TRANSPARENT", error))
+      return false;
+    if (o.freebind && !SetInt(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1, "IPV6_FREEBIND", error))
+      return false;
+  } else {
+    if (o.transparent && !SetInt(fd, IPPROTO_IP, IP_TRANSPARENT, 1, "IP_TRANSPARENT", error))
+      return false;
+    if (o.freebind && !SetInt(fd, IPPROTO_IP, IP_FREEBIND, 1, "IP_FREEBIND", error)) return false;
+  }
+  return true;
+}
+
+bool Bind(int fd, const SocketOptions& o, SysError* error) {
+  sockaddr_storage ss;
+  memset(&ss, 0, sizeof(ss));
+  socklen_t len;
+  std::string shown = (o.address.empty() ? std::string(o.family == AF_INET6 ? "::" : "0.0.0.0")
+                                         : o.address);
+  if (o.family == AF_INET6) {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(static_cast<uint16_t>(o.port));
+    if (!o.address.empty() && inet_pton(AF_INET6, o.address.c_str(), &sa->sin6_addr) != 1) {
+      *error = {EINVAL, "parsing IPv6 address " + o.address};
+      return false;
+    }
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(static_cast<uint16_t>(o.port));
+    if (!o.address.empty() && inet_pton(AF_INET, o.address.c_str(), &sa->sin_addr) != 1) {
+      *error = {EINVAL, "parsing IPv4 address " + o.address};
+      return false;
+    }
+    len = sizeof(sockaddr_in);
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    *error = {errno, "binding " + shown + ":" + std::to_string(o.port)};
+    return false;
+  }
+  return true;
+}
+
+// Returns a new fd or -1 with *error set. The thread is back home either way.
+int MakeSocket(const SocketOptions& o, bool listening, bool bindIt, SysError* error) {
+  Fd fd;
+  {
+    NetnsGuard ns;
+    if (!ns.Enter(o.netns, error)) return -1;
+    fd.reset(socket(o.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
+    if (fd.get() < 0) {
+      *error = {errno, "creating socket"};
+      return -1;
+    }
+  }
+  // Options and bind do not depend on the thread's netns: the socket already
+  // belongs to the pod's, so the window spent switched stays minimal.
+  if (!Configure(fd.get(), o, error)) return -1;
+  if (bindIt && !Bind(fd.get(), o, error)) return -1;
+  if (listening && listen(fd.get(), o.backlog) != 0) {
+    *error = {errno, "listening on port " + std::to_string(o.port)};
+    return -1;
+  }
+  return fd.release();
+}
+
+SocketOptions ParseOptions(const Napi::Object& obj) {
+  SocketOptions o;
+  if (obj.Has("netns") && obj.Get("netns").IsString())
+    o.netns = obj.Get("netns").As<Napi::String>().Utf8Value();
+  if (obj.Has("family") && obj.Get("family").IsNumber())
+    o.family = obj.Get("family").As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
+  if (obj.Has("address") && obj.Get("address").IsString())
+    o.address = obj.Get("address").As<Napi::String>().Utf8Value();
+  if (obj.Has("port") && obj.Get("port").IsNumber())
+    o.port = obj.Get("port").As<Napi::Number>().Int32Value();
+  if (obj.Has("mark") && obj.Get("mark").IsNumber()) {
+    o.hasMark = true;
+    o.mark = obj.Get("mark").As<Napi::Number>().Uint32Value();
+  }
+  auto flag = [&obj](const char* name, bool fallback) {
+    return obj.Has(name) && obj.Get(name).IsBoolean() ? obj.Get(name).As<Napi::Boolean>().Value()
+                                                      : fallback;
+  };
+  o.reusePort = flag("reusePort", false);
+  o.transparent = flag("transparent", false);
+  o.freebind = flag("freebind", false);
+  o.v6Only = flag("v6Only", true);
+  if (obj.Has("backlog") && obj.Get("backlog").IsNumber())
+    o.backlog = obj.Get("backlog").As<Napi::Number>().Int32Value();
+  return o;
+}
+
+Napi::Value CreateListener(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    Napi::TypeError::New(env, "createListener(options) needs an options object")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  SocketOptions o = ParseOptions(info[0].As<Napi::Object>());
+  SysError error{0, ""};
+  int fd = MakeSocket(o, true, true, &error);
+  if (fd < 0) {
+    ThrowSysError(env, error);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value CreateSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    Napi::TypeError::New(env, "createSocket(options) needs an options object")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  SocketOptions o = ParseOptions(info[0].As<Napi::Object>());
+  SysError error{0, ""};
+  int fd = MakeSocket(o, false, !o.address.empty() || o.port != 0, &error);
+  if (fd < 0) {
+    ThrowSysError(env, error);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value OriginalDst(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "originalDst(fd) needs a file descriptor").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  sockaddr_storage local;
+  socklen_t localLen = sizeof(local);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLen) != 0) {
+    ThrowSysError(env, {errno, "reading local address of fd " + std::to_string(fd)});
+    return env.Undefined();
+  }
+  char text[INET6_ADDRSTRLEN] = {0};
+  Napi::Object result = Napi::Object::New(env);
+  if (local.ss_family == AF_INET6) {
+    sockaddr_in6 dst;
+    socklen_t len = sizeof(dst);
+    if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &len) != 0) {
+      ThrowSysError(env, {errno, "reading IP6T_SO_ORIGINAL_DST"});
+      return env.Undefined();
+    }
+    inet_ntop(AF_INET6, &dst.sin6_addr, text, sizeof(text));
+    result.Set("family", Napi::Number::New(env, 6));
+    result.Set("port", Napi::Number::New(env, ntohs(dst.sin6_port)));
+  } else {
+    sockaddr_in dst;
+    socklen_t len = sizeof(dst);
+    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &len) != 0) {
+      ThrowSysError(env, {errno, "reading SO_ORIGINAL_DST"});
+      return env.Undefined();
+    }
+    inet_ntop(AF_INET, &dst.sin_addr, text, sizeof(text));
+    result.Set("family", Napi::Number::New(env, 4));
+    result.Set("port", Napi::Number::New(env, ntohs(dst.sin_port)));
+  }
+  result.Set("address", Napi::String::New(env, text));
+  return result;
+}
+
+Napi::Value NetnsInode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // The current thread's netns identity: lets tests prove the thread came back.
+  struct stat st;
+  if (stat("/proc/thread-self/ns/net", &st) != 0) {
+    ThrowSysError(env, {errno, "stat /proc/thread-self/ns/net"});
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(st.st_ino));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("createListener", Napi::Function::New(env, CreateListener));
+  exports.Set("createSocket", Napi::Function::New(env, CreateSocket));
+  exports.Set("originalDst", Napi::Function::New(env, OriginalDst));
+  exports.Set("threadNetnsInode", Napi::Function::New(env, NetnsInode));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(warren_native, Init)
