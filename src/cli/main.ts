@@ -1,6 +1,5 @@
 import { WarrenError } from '../errors/warren-error.js';
 import { warrenVersion } from './version.js';
-import { runRules } from './rules.js';
 
 interface Command {
   summary: string;
@@ -8,7 +7,6 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
-  rules: { summary: 'print the redirection rules warren would program for a pod (nft or iptables)', run: runRules },
   version: {
     summary: 'print the version',
     run: async () => {
