@@ -206,6 +206,8 @@ int MakeSocket(const SocketOptions& o, bool listening, bool bindIt, SysError* er
   // Options and bind do not depend on the thread's netns: the socket already
   // belongs to the pod's, so the window spent switched stays minimal.
   if (!Configure(fd.get(), o, error)) return -1;
+  // As every server does: a restarted listener must not wait out TIME_WAIT.
+  if (listening && !SetInt(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR", error)) return -1;
   if (bindIt && !Bind(fd.get(), o, error)) return -1;
   if (listening && listen(fd.get(), o.backlog) != 0) {
     *error = {errno, "listening on port " + std::to_string(o.port)};

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system packages warren's tests, benchmarks and simulator use.
+# Idempotent; skips apt when everything is already there.
+set -euo pipefail
+
+PKGS=(iproute2 nftables iptables containernetworking-plugins socat util-linux procps make g++ python3)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "system packages present: ${PKGS[*]}"
+  exit 0
+fi
+if [ "$(id -u)" != "0" ]; then
+  echo "warren: missing system packages (${missing[*]}); run as root or: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
