@@ -1,0 +1,44 @@
+/**
+ * npm run bench -- <name…>   (no name: all). See bench/README.md.
+ * Every benchmark measures its baselines in the same run and reports ratios.
+ */
+import { benchPassthrough } from './passthrough.js';
+import { saveResult, table } from './report.js';
+
+const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+async function passthrough(): Promise<void> {
+  const rows = await benchPassthrough();
+  const direct = rows.find((r) => r.variant === 'direct');
+  const text = table(
+    ['variant', '1 stream Gbit/s', '8 streams Gbit/s', 'p50 µs', 'p99 µs', '1-stream vs direct', 'p50 vs direct'],
+    rows.map((r) => [
+      r.variant,
+      fmt(r.gbit1),
+      fmt(r.gbit8),
+      fmt(r.p50us, 1),
+      fmt(r.p99us, 1),
+      direct ? `${fmt(r.gbit1 / direct.gbit1)}×` : 'n/a',
+      direct ? `${fmt(r.p50us / direct.p50us)}×` : 'n/a',
+    ]),
+  );
+  console.log(text);
+  console.log(`saved ${saveResult('passthrough', text, rows)}`);
+}
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough };
+
+const names = process.argv.slice(2);
+const unknown = names.filter((n) => !(n in BENCHES));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`);
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) {
+  console.error('benchmarks need root (they create network namespaces)');
+  process.exit(1);
+}
+for (const name of names.length > 0 ? names : Object.keys(BENCHES)) {
+  console.log(`== ${name}`);
+  await BENCHES[name]!();
+}

@@ -1,0 +1,37 @@
+import type { RedirectBackend } from './backend.js';
+import type { CommandRunner } from './runner.js';
+import { buildPodNftRemoveScript, buildPodNftScript } from './nft-pod.js';
+import { buildNodeNftRemoveScript, buildNodeNftScript } from './nft-node.js';
+import { applyPolicyRouting, removePolicyRouting } from './policy-routing-apply.js';
+import { familiesOf, parseNodeRedirectSpec, parsePodRedirectSpec } from './spec.js';
+
+const netnsOpt = (netns: string | undefined): { netns?: string } => (netns === undefined ? {} : { netns });
+
+export function nftBackend(runner: CommandRunner): RedirectBackend {
+  const nft = (netns: string | undefined, script: string): Promise<string> =>
+    runner.run('nft', ['-f', '-'], { input: script, ...netnsOpt(netns) });
+  return {
+    name: 'nft',
+    async applyPod(netns, input) {
+      const spec = parsePodRedirectSpec(input);
+      await nft(netns, buildPodNftScript(spec));
+      try {
+        await applyPolicyRouting(runner, netns, familiesOf(spec.podIPs));
+      } catch (err) {
+        // Rules without the reply routing would break inbound delivery: undo.
+        await this.removePod(netns).catch(() => undefined);
+        throw err;
+      }
+    },
+    async removePod(netns) {
+      await nft(netns, buildPodNftRemoveScript());
+      await removePolicyRouting(runner, netns);
+    },
+    async applyNode(netns, input) {
+      await nft(netns, buildNodeNftScript(parseNodeRedirectSpec(input)));
+    },
+    async removeNode(netns) {
+      await nft(netns, buildNodeNftRemoveScript());
+    },
+  };
+}

@@ -1,0 +1,67 @@
+import { CONNMARK, NFT_TABLES, PORTS, PROBE_SOURCE, PROXY_MARK, hex } from './constants.js';
+import { familiesOf, type PodRedirectSpec } from './spec.js';
+
+const markIs = (what: 'meta mark' | 'ct mark', m: { value: number; mask: number }): string =>
+  `${what} & ${hex(m.mask)} == ${hex(m.value)}`;
+/** Sets the masked bits to the value and keeps the others (other CNIs use marks too). */
+const markSet = (what: 'meta mark' | 'ct mark', m: { value: number; mask: number }): string =>
+  `${what} set ${what} & ${hex(~m.mask >>> 0)} | ${hex(m.value)}`;
+
+/** `add` then `delete` makes the delete idempotent; in one nft transaction nothing is ever half-applied. */
+export function resetTable(name: string): string[] {
+  return [`add table inet ${name}`, `delete table inet ${name}`];
+}
+
+/**
+ * The pod netns rule set as one `nft -f -` script: atomic, and applying it
+ * again replaces the tables with identical ones.
+ */
+export function buildPodNftScript(spec: PodRedirectSpec): string {
+  const f = familiesOf(spec.podIPs);
+  const prerouting = [
+    ...(f.ipv4 ? [`ip saddr ${PROBE_SOURCE.ipv4} meta l4proto tcp accept`] : []),
+    ...(f.ipv6 ? [`ip6 saddr ${PROBE_SOURCE.ipv6} meta l4proto tcp accept`] : []),
+    `tcp dport ${PORTS.hbone} accept`,
+    `${markIs('meta mark', PROXY_MARK)} accept`,
+    `meta l4proto tcp redirect to :${PORTS.inbound}`,
+  ];
+  const output = [
+    `${markIs('meta mark', PROXY_MARK)} accept`,
+    ...(f.ipv4 ? ['ip daddr 127.0.0.1 accept'] : []),
+    ...(f.ipv6 ? ['ip6 daddr ::1 accept'] : []),
+    ...(spec.dnsCapture ? [`udp dport 53 redirect to :${PORTS.dns}`, `tcp dport 53 redirect to :${PORTS.dns}`] : []),
+    `meta l4proto tcp redirect to :${PORTS.outbound}`,
+  ];
+  // Route-type chain: changing the mark here re-runs routing, which sends the
+  // app's replies to a spoofed client IP back to the agent (table 100).
+  const mangle = [
+    `${markIs('meta mark', PROXY_MARK)} ${markSet('ct mark', CONNMARK)} accept`,
+    `${markIs('ct mark', CONNMARK)} ${markSet('meta mark', CONNMARK)}`,
+  ];
+  return [
+    ...resetTable(NFT_TABLES.nat),
+    ...resetTable(NFT_TABLES.mangle),
+    `table inet ${NFT_TABLES.nat} {`,
+    chain('prerouting', 'nat', 'prerouting', 'dstnat', prerouting),
+    '',
+    chain('output', 'nat', 'output', '-100', output),
+    '}',
+    `table inet ${NFT_TABLES.mangle} {`,
+    chain('output', 'route', 'output', 'mangle', mangle),
+    '}',
+    '',
+  ].join('\n');
+}
+
+export function buildPodNftRemoveScript(): string {
+  return [...resetTable(NFT_TABLES.nat), ...resetTable(NFT_TABLES.mangle), ''].join('\n');
+}
+
+export function chain(name: string, type: string, hook: string, priority: string, rules: string[]): string {
+  return [
+    `\tchain ${name} {`,
+    `\t\ttype ${type} hook ${hook} priority ${priority}; policy accept;`,
+    ...rules.map((r) => `\t\t${r}`),
+    '\t}',
+  ].join('\n');
+}

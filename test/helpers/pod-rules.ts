@@ -1,0 +1,37 @@
+import { execa } from 'execa';
+import type { BackendName } from '../../src/redirect/backend.js';
+import { createBackend } from '../../src/redirect/detect.js';
+import { systemRunner } from '../../src/redirect/runner.js';
+import type { TestPod } from './netns.js';
+
+export const BACKENDS: readonly BackendName[] = ['nft', 'iptables'];
+
+export async function applyPodRules(backend: BackendName, pod: TestPod, dnsCapture = false): Promise<void> {
+  await createBackend(backend, systemRunner).applyPod(pod.path, { podIPs: [pod.ipv4, pod.ipv6], dnsCapture });
+}
+
+export async function removePodRules(backend: BackendName, pod: TestPod): Promise<void> {
+  await createBackend(backend, systemRunner).removePod(pod.path);
+}
+
+/**
+ * Everything the pod rule set can touch in a netns, as text: nft ruleset,
+ * iptables-save for both families (timestamps dropped), policy rules and
+ * table 100 routes.
+ */
+export async function snapshotRules(netns: string): Promise<Record<string, string>> {
+  const run = async (file: string, args: string[]): Promise<string> =>
+    (await execa('ip', ['netns', 'exec', netns, file, ...args], { reject: false })).stdout
+      .split('\n')
+      .filter((l) => !/^# (Generated|Completed)/.test(l))
+      .join('\n');
+  return {
+    nft: await run('nft', ['list', 'ruleset']),
+    iptables: await run('iptables-save', []),
+    ip6tables: await run('ip6tables-save', []),
+    rules4: await run('ip', ['-4', 'rule']),
+    rules6: await run('ip', ['-6', 'rule']),
+    routes4: await run('ip', ['-4', 'route', 'show', 'table', '100']),
+    routes6: await run('ip', ['-6', 'route', 'show', 'table', '100']),
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * The traffic path of DESIGN.md §2/§3 on the real kernel, for both backends:
+ * pod A's rules capture its outbound and inbound TCP; this test process plays
+ * the node agent (listeners made in A's netns by the addon), forwards
+ * outbound connections from a marked socket and delivers inbound ones with the
+ * client's IP as source.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { rootTest } from '../helpers/root.js';
+import { createTopology, type TestPod } from '../helpers/netns.js';
+import { createListener, createSocket } from '../../src/native/netns-socket.js';
+import { listenInPod } from '../../src/tunnel/pod-listener.js';
+import { forwardOutbound, deliverInbound, type ForwardResult } from '../../src/tunnel/passthrough.js';
+import { PORTS, PROXY_MARK } from '../../src/redirect/constants.js';
+import { applyPodRules, removePodRules, snapshotRules, BACKENDS } from '../helpers/pod-rules.js';
+
+interface Peer {
+  /** what the server saw as the client address */
+  remote: string;
+  /** every byte the server received */
+  received: Buffer;
+}
+
+/** A server in `pod`'s netns that records the client address and bytes, echoes them, and half-closes after the client's FIN. */
+async function startServer(pod: TestPod, port: number, family: 4 | 6 = 4): Promise<{ server: net.Server; peers: Peer[] }> {
+  const peers: Peer[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    const peer: Peer = { remote: s.remoteAddress ?? '', received: Buffer.alloc(0) };
+    peers.push(peer);
+    s.on('data', (d: Buffer) => {
+      peer.received = Buffer.concat([peer.received, d]);
+      s.write(d);
+    });
+    // Half-close: the client's FIN reaches us; we still answer afterwards.
+    s.on('end', () => s.end('bye'));
+    s.on('error', () => s.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen({ fd: createListener({ netns: pod.path, port, family }) }, resolve));
+  return { server, peers };
+}
+
+/** Connects from inside `pod` as an ordinary app would (no mark), sends `payload`, half-closes, returns all it read. */
+function clientExchange(pod: TestPod, host: string, port: number, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const fd = createSocket({ netns: pod.path, family: net.isIPv6(host) ? 6 : 4 });
+    const socket = new net.Socket({ fd, allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    socket.connect(port, host, () => socket.end(payload));
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('end', () => {
+      socket.destroy();
+      resolve(Buffer.concat(chunks));
+    });
+    socket.on('error', reject);
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer from ${host}:${port} within 10 s`)));
+  });
+}
+
+function payload(bytes: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  for (let i = 0; i < bytes; i++) b[i] = (i * 31 + 7) & 0xff;
+  return b;
+}
+
+for (const backend of BACKENDS) {
+  rootTest(`[${backend}] outbound and inbound capture, original destination, source IPs, half-close, clean removal`, async () => {
+    const topo = await createTopology(2);
+    const closers: Array<() => void> = [];
+    try {
+      const [a, b] = topo.pods as [TestPod, TestPod];
+      const before = await snapshotRules(a.netns);
+      const serverB = await startServer(b, 8080);
+      const serverB6 = await startServer(b, 8080, 6);
+      const appA = await startServer(a, 80);
+      closers.push(() => serverB.server.close(), () => serverB6.server.close(), () => appA.server.close());
+
+      await applyPodRules(backend, a);
+      const outbound: ForwardResult[] = [];
+      const inbound: ForwardResult[] = [];
+      for (const family of [4, 6] as const) {
+        const out = await listenInPod({ netns: a.path, port: PORTS.outbound, family, mark: PROXY_MARK.value }, (s) => {
+          void forwardOutbound(s, a.path, PROXY_MARK.value).then((r) => outbound.push(r));
+        });
+        const inb = await listenInPod({ netns: a.path, port: PORTS.inbound, family, mark: PROXY_MARK.value }, (s) => {
+          void deliverInbound(s, a.path, PROXY_MARK.value).then((r) => inbound.push(r));
+        });
+        closers.push(() => out.close(), () => inb.close());
+      }
+
+      // A → B:8080 is captured on :15001, re-made from A, and B sees A's IP.
+      const data = payload(3 * 1024 * 1024 + 17);
+      const reply = await clientExchange(a, b.ipv4, 8080, data);
+      assert.ok(reply.equals(Buffer.concat([data, Buffer.from('bye')])), 'echo + post-FIN reply arrived intact');
+      assert.equal(serverB.peers.length, 1);
+      assert.equal(serverB.peers[0]!.remote, a.ipv4, 'B sees A as the source');
+      assert.ok(serverB.peers[0]!.received.equals(data), 'B received every byte');
+      await waitFor(() => outbound.length === 1);
+      assert.deepEqual(outbound[0]!.destination, { family: 4, address: b.ipv4, port: 8080 }, 'SO_ORIGINAL_DST is B:8080');
+      assert.equal(outbound[0]!.error, undefined);
+
+      // IPv6: the same through the v6 listener and IP6T_SO_ORIGINAL_DST.
+      const reply6 = await clientExchange(a, b.ipv6, 8080, Buffer.from('over v6'));
+      assert.equal(reply6.toString(), 'over v6bye');
+      assert.equal(serverB6.peers[0]?.remote, a.ipv6);
+      await waitFor(() => outbound.length === 2);
+      assert.deepEqual(outbound[1]!.destination, { family: 6, address: b.ipv6, port: 8080 });
+
+      // B → A:80 is captured on A's :15006 and delivered with B's IP as source.
+      const inReply = await clientExchange(b, a.ipv4, 80, Buffer.from('hello A'));
+      assert.equal(inReply.toString(), 'hello Abye');
+      assert.equal(appA.peers[0]?.remote, b.ipv4, 'the app in A sees B as the source (IP_TRANSPARENT)');
+      await waitFor(() => inbound.length === 1);
+      assert.deepEqual(inbound[0]!.destination, { family: 4, address: a.ipv4, port: 80 });
+
+      // Removal: rules gone, A and B talk directly, the ruleset equals the original.
+      await removePodRules(backend, a);
+      assert.deepEqual(await snapshotRules(a.netns), before);
+      const direct = await clientExchange(a, b.ipv4, 8080, Buffer.from('direct'));
+      assert.equal(direct.toString(), 'directbye');
+      assert.equal(outbound.length, 2, 'the proxy saw no new connection after removal');
+      const directIn = await clientExchange(b, a.ipv4, 80, Buffer.from('in'));
+      assert.equal(directIn.toString(), 'inbye');
+      assert.equal(inbound.length, 1);
+    } finally {
+      for (const close of closers) close();
+      await topo.destroy();
+    }
+  });
+}
+
+async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met within ' + timeoutMs + ' ms');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
