@@ -1,5 +1,6 @@
 import { WarrenError } from '../errors/warren-error.js';
 import { warrenVersion } from './version.js';
+import { runRules } from './rules.js';
 
 interface Command {
   summary: string;
@@ -7,6 +8,7 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
+  rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
   version: {
     summary: 'print the version',
     run: async () => {
@@ -51,9 +53,13 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
+    const code = (err as { code?: unknown }).code;
     if (err instanceof WarrenError) {
       console.error(`warren: ${err.message} [${err.code}]`);
       process.exitCode = 1;
+    } else if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`warren: ${(err as Error).message} (see --help)`);
+      process.exitCode = 2;
     } else {
       console.error(err);
       process.exitCode = 70;

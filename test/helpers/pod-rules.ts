@@ -17,14 +17,26 @@ export async function removePodRules(backend: BackendName, pod: TestPod): Promis
 /**
  * Everything the pod rule set can touch in a netns, as text: nft ruleset,
  * iptables-save for both families (timestamps dropped), policy rules and
- * table 100 routes.
+ * table 100 routes. Timestamps and packet counters are dropped.
  */
-export async function snapshotRules(netns: string): Promise<Record<string, string>> {
+export interface RulesSnapshot {
+  nft: string;
+  iptables: string;
+  ip6tables: string;
+  rules4: string;
+  rules6: string;
+  routes4: string;
+  routes6: string;
+}
+
+export async function snapshotRules(netns: string): Promise<RulesSnapshot> {
   const run = async (file: string, args: string[]): Promise<string> =>
     (await execa('ip', ['netns', 'exec', netns, file, ...args], { reject: false })).stdout
       .split('\n')
       .filter((l) => !/^# (Generated|Completed)/.test(l))
-      .join('\n');
+      .join('\n')
+      // Counters are traffic, not configuration (a stray router solicitation bumps them).
+      .replace(/counter packets \d+ bytes \d+/g, 'counter');
   return {
     nft: await run('nft', ['list', 'ruleset']),
     iptables: await run('iptables-save', []),

@@ -1,0 +1,74 @@
+/**
+ * Shared suite for both redirect backends on the real kernel: apply is
+ * idempotent, removal restores the netns's ruleset exactly, node rules too.
+ */
+import assert from 'node:assert/strict';
+import { rootTest } from '../helpers/root.js';
+import { createTopology } from '../helpers/netns.js';
+import { BACKENDS, snapshotRules } from '../helpers/pod-rules.js';
+import { createBackend } from '../../src/redirect/detect.js';
+import { systemRunner } from '../../src/redirect/runner.js';
+import { WarrenError } from '../../src/errors/warren-error.js';
+
+for (const name of BACKENDS) {
+  const backend = createBackend(name, systemRunner);
+
+  rootTest(`[${name}] pod rules: apply twice = once, remove restores the original ruleset`, async () => {
+    const topo = await createTopology(1);
+    try {
+      const pod = topo.pods[0]!;
+      const before = await snapshotRules(pod.netns);
+      const spec = { podIPs: [pod.ipv4, pod.ipv6], dnsCapture: true };
+      await backend.applyPod(pod.path, spec);
+      const once = await snapshotRules(pod.netns);
+      const rules = name === 'nft' ? once.nft : once.iptables + once.ip6tables;
+      for (const port of ['15001', '15006', '15053']) assert.match(rules, new RegExp(port), `redirect to ${port} present`);
+      assert.match(once.rules4, /fwmark 0x111\/0xfff lookup 100/);
+      assert.match(once.rules6, /fwmark 0x111\/0xfff lookup 100/);
+      assert.match(once.routes4, /local default dev lo/);
+      await backend.applyPod(pod.path, spec);
+      assert.deepEqual(await snapshotRules(pod.netns), once, 'second apply changed nothing');
+      await backend.removePod(pod.path);
+      assert.deepEqual(await snapshotRules(pod.netns), before, 'removal restored the original');
+      await backend.removePod(pod.path);
+      assert.deepEqual(await snapshotRules(pod.netns), before, 'second removal is a no-op');
+    } finally {
+      await topo.destroy();
+    }
+  });
+
+  rootTest(`[${name}] node rules: apply, update, remove`, async () => {
+    const topo = await createTopology(2);
+    try {
+      const node = topo.bridgeNetns;
+      const path = `/var/run/netns/${node}`;
+      const before = await snapshotRules(node);
+      await backend.applyNode(path, { podIPs: [] });
+      await backend.applyNode(path, { podIPs: [topo.pods[0]!.ipv4, topo.pods[0]!.ipv6] });
+      const applied = await snapshotRules(node);
+      const text = name === 'nft' ? applied.nft : applied.iptables + applied.ip6tables;
+      assert.match(text, new RegExp(topo.pods[0]!.ipv4.replace(/\./g, '\\.')));
+      assert.match(text, /169\.254\.7\.127/);
+      assert.doesNotMatch(text, new RegExp(topo.pods[1]!.ipv4.replace(/\./g, '\\.')));
+      await backend.applyNode(path, { podIPs: [topo.pods[0]!.ipv4, topo.pods[0]!.ipv6] });
+      assert.deepEqual(await snapshotRules(node), applied, 'node apply is idempotent');
+      await backend.removeNode(path);
+      assert.deepEqual(await snapshotRules(node), before);
+    } finally {
+      await topo.destroy();
+    }
+  });
+
+  rootTest(`[${name}] a bad spec or a missing netns fails with a typed error and changes nothing`, async () => {
+    const topo = await createTopology(1);
+    try {
+      const pod = topo.pods[0]!;
+      const before = await snapshotRules(pod.netns);
+      await assert.rejects(backend.applyPod(pod.path, { podIPs: ['10.1.2.999'] }), (e: unknown) => e instanceof WarrenError && e.code === 'ERR_INVALID_REDIRECT_SPEC');
+      await assert.rejects(backend.applyPod('/var/run/netns/wrt-does-not-exist', { podIPs: [pod.ipv4] }), (e: unknown) => e instanceof WarrenError && e.code === 'ERR_COMMAND_FAILED');
+      assert.deepEqual(await snapshotRules(pod.netns), before);
+    } finally {
+      await topo.destroy();
+    }
+  });
+}
