@@ -243,16 +243,17 @@ SocketOptions ParseOptions(const Napi::Object& obj) {
   return o;
 }
 
-Napi::Value CreateListener(const Napi::CallbackInfo& info) {
+// createListener / createSocket: the same socket, listening or not. An
+// unlistened socket is bound only when a source address or port was asked for.
+Napi::Value MakeSocketFromJs(const Napi::CallbackInfo& info, bool listening) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) {
-    Napi::TypeError::New(env, "createListener(options) needs an options object")
-        .ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "expected an options object").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   SocketOptions o = ParseOptions(info[0].As<Napi::Object>());
   SysError error{0, ""};
-  int fd = MakeSocket(o, true, true, &error);
+  int fd = MakeSocket(o, listening, listening || !o.address.empty() || o.port != 0, &error);
   if (fd < 0) {
     ThrowSysError(env, error);
     return env.Undefined();
@@ -260,22 +261,9 @@ Napi::Value CreateListener(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-Napi::Value CreateSocket(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) {
-    Napi::TypeError::New(env, "createSocket(options) needs an options object")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  SocketOptions o = ParseOptions(info[0].As<Napi::Object>());
-  SysError error{0, ""};
-  int fd = MakeSocket(o, false, !o.address.empty() || o.port != 0, &error);
-  if (fd < 0) {
-    ThrowSysError(env, error);
-    return env.Undefined();
-  }
-  return Napi::Number::New(env, fd);
-}
+Napi::Value CreateListener(const Napi::CallbackInfo& info) { return MakeSocketFromJs(info, true); }
+
+Napi::Value CreateSocket(const Napi::CallbackInfo& info) { return MakeSocketFromJs(info, false); }
 
 Napi::Value OriginalDst(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
