@@ -1,6 +1,7 @@
 import { WarrenError } from '../errors/warren-error.js';
 import { warrenVersion } from './version.js';
 import { runRules } from './rules.js';
+import { runSim } from './sim.js';
 
 interface Command {
   summary: string;
@@ -9,6 +10,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
+  sim: { summary: 'the cluster simulator (so far: built-in apps for simulated pods)', run: runSim },
   version: {
     summary: 'print the version',
     run: async () => {

@@ -1,0 +1,50 @@
+import { parseArgs } from 'node:util';
+import { WarrenError } from '../../errors/warren-error.js';
+import { startHttpEcho } from './http-echo.js';
+import { startTcpEcho } from './tcp-echo.js';
+
+export const APPS = ['http-echo', 'tcp-echo', 'sleep'] as const;
+
+const HELP = `Usage: warren sim app <http-echo|tcp-echo|sleep> [--port N]
+
+Built-in container stand-ins for simulated pods:
+  http-echo   HTTP on --port (default 8080, or $PORT): answers with JSON naming the pod
+              ($POD_NAME, $POD_NAMESPACE), the request and the client address
+  tcp-echo    TCP echo on --port (default 9000, or $PORT)
+  sleep       does nothing until stopped`;
+
+export async function runApp(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { port: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    allowPositionals: true,
+  });
+  const app = positionals[0];
+  if (values.help || app === undefined) {
+    console.log(HELP);
+    return values.help ? 0 : 2;
+  }
+  const portText = values.port ?? process.env.PORT;
+  const port = portText === undefined ? (app === 'tcp-echo' ? 9000 : 8080) : Number(portText);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new WarrenError('ERR_USAGE', `--port must be 1-65535, got ${JSON.stringify(portText)}`);
+  }
+  const stop = new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  if (app === 'http-echo') {
+    const server = startHttpEcho(port, process.env.POD_NAME ?? 'unknown', process.env.POD_NAMESPACE ?? 'default');
+    await stop;
+    server.close();
+  } else if (app === 'tcp-echo') {
+    const server = startTcpEcho(port);
+    await stop;
+    server.close();
+  } else if (app === 'sleep') {
+    await stop;
+  } else {
+    throw new WarrenError('ERR_USAGE', `unknown app ${JSON.stringify(app)}; known: ${APPS.join(', ')}`);
+  }
+  return 0;
+}
