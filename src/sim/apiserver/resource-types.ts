@@ -1,0 +1,44 @@
+/** A kind the API server serves, as discovery describes it. */
+export interface ResourceType {
+  group: string; // '' for the core group
+  version: string;
+  resource: string; // plural, as in URLs
+  singular: string;
+  kind: string;
+  namespaced: boolean;
+  shortNames: string[];
+  subresources: string[];
+  /** create-only kinds (TokenReview) are not stored */
+  createOnly?: boolean;
+  /** validates a whole object (CRD schemas); returns field errors */
+  validate?: ((obj: Record<string, unknown>) => Array<{ field: string; message: string }>) | undefined;
+}
+
+export const groupVersion = (t: Pick<ResourceType, 'group' | 'version'>): string => (t.group === '' ? t.version : `${t.group}/${t.version}`);
+export const typeKey = (t: Pick<ResourceType, 'group' | 'version' | 'resource'>): string => `${t.group}/${t.version}/${t.resource}`;
+
+const core = (resource: string, kind: string, namespaced: boolean, shortNames: string[] = [], subresources: string[] = []): ResourceType => ({
+  group: '',
+  version: 'v1',
+  resource,
+  singular: kind.toLowerCase(),
+  kind,
+  namespaced,
+  shortNames,
+  subresources,
+});
+
+export const BUILTIN_TYPES: ResourceType[] = [
+  core('namespaces', 'Namespace', false, ['ns'], ['status']),
+  core('pods', 'Pod', true, ['po'], ['status']),
+  core('services', 'Service', true, ['svc'], ['status']),
+  core('serviceaccounts', 'ServiceAccount', true, ['sa'], ['token']),
+  core('nodes', 'Node', false, ['no'], ['status']),
+  core('configmaps', 'ConfigMap', true, ['cm']),
+  core('secrets', 'Secret', true),
+  core('events', 'Event', true, ['ev']),
+  { group: 'apps', version: 'v1', resource: 'deployments', singular: 'deployment', kind: 'Deployment', namespaced: true, shortNames: ['deploy'], subresources: ['status'] },
+  { group: 'discovery.k8s.io', version: 'v1', resource: 'endpointslices', singular: 'endpointslice', kind: 'EndpointSlice', namespaced: true, shortNames: [], subresources: [] },
+  { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', singular: 'customresourcedefinition', kind: 'CustomResourceDefinition', namespaced: false, shortNames: ['crd', 'crds'], subresources: ['status'] },
+  { group: 'authentication.k8s.io', version: 'v1', resource: 'tokenreviews', singular: 'tokenreview', kind: 'TokenReview', namespaced: false, shortNames: [], subresources: [], createOnly: true },
+];
