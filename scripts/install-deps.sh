@@ -8,6 +8,9 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# `warren sim kubectl` runs the machine's kubectl; Debian's only where none is installed
+# (it conflicts with the Cloud SDK one some images ship).
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "system packages present: ${PKGS[*]}"
   exit 0

@@ -5,6 +5,7 @@ export type Route =
   | { kind: 'apis' }
   | { kind: 'version' }
   | { kind: 'health' }
+  | { kind: 'openapi'; path: string }
   | { kind: 'groupVersion'; group: string; version: string }
   | { kind: 'resource'; group: string; version: string; namespace?: string; resource: string; name?: string; subresource?: string };
 
@@ -17,6 +18,7 @@ export function parseRoute(pathname: string, isNamespaced: (group: string, versi
   const parts = pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
   if (parts.length === 0) throw new ApiError('NotFound', 'the server could not find the requested resource');
   if (parts[0] === 'version') return { kind: 'version' };
+  if (parts[0] === 'openapi') return { kind: 'openapi', path: parts.slice(1).join('/') };
   if (['healthz', 'readyz', 'livez'].includes(parts[0]!)) return { kind: 'health' };
   let group: string;
   let version: string;

@@ -9,6 +9,8 @@ export interface WatchEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   typeKey: string;
   object: KubeObject;
+  /** the object before a MODIFIED event, so selector-filtered watches see objects leave or enter */
+  prev?: KubeObject;
   rv: number;
 }
 
@@ -47,8 +49,8 @@ export class Store {
     return b;
   }
 
-  private emit(type: ResourceType, evType: WatchEvent['type'], object: KubeObject): void {
-    const ev: WatchEvent = { type: evType, typeKey: typeKey(type), object, rv: this.rv };
+  private emit(type: ResourceType, evType: WatchEvent['type'], object: KubeObject, prev?: KubeObject): void {
+    const ev: WatchEvent = { type: evType, typeKey: typeKey(type), object, rv: this.rv, ...(prev === undefined ? {} : { prev }) };
     this.history.push(ev);
     if (this.history.length > this.historyLimit) this.oldestResumable = this.history.shift()!.rv;
     for (const l of this.listeners) l(ev);
@@ -141,7 +143,7 @@ export class Store {
     this.rv++;
     next.metadata.resourceVersion = String(this.rv);
     this.bucket(type).set(`${ns ?? ''}/${obj.metadata.name}`, next);
-    this.emit(type, 'MODIFIED', next);
+    this.emit(type, 'MODIFIED', next, current);
     return next;
   }
 

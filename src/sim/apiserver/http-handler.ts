@@ -1,0 +1,192 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiError, statusObject } from './api-error.js';
+import { apiGroupList, apiResourceList, apiVersions } from './discovery.js';
+import type { ApiObjects } from './objects.js';
+import { openApiGroupVersion, openApiRoot } from './openapi.js';
+import { patchTypeOf } from './patch.js';
+import { groupVersion, type ResourceType } from './resource-types.js';
+import { parseRoute, type Route } from './routes.js';
+import { parseFieldSelector, parseLabelSelector } from './selectors.js';
+import { toTable, wantsTable } from './table.js';
+import type { TokenApi } from './token-api.js';
+import { parseResourceVersion, serveWatch } from './watch-stream.js';
+
+const MAX_BODY = 3 * 1024 * 1024; // kube-apiserver's request size limit
+const KUBE_VERSION = { major: '1', minor: '32', gitVersion: 'v1.32.0-warren-sim', platform: 'linux/amd64', goVersion: 'n/a', compiler: 'n/a', buildDate: '2026-11-23T00:00:00Z', gitCommit: '', gitTreeState: 'clean' };
+
+export interface HandlerOptions {
+  /** the address clients in the cluster use (discovery's serverAddressByClientCIDRs) */
+  serverAddress: string;
+  bookmarkIntervalMs: number;
+  log: (msg: string, fields: Record<string, unknown>) => void;
+}
+
+/** JSON only: clients that try protobuf first (kubectl, client-go) fall back to JSON on 415. */
+function checkContentType(req: IncomingMessage): void {
+  const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
+  if (req.method === 'PATCH' || ct === 'application/json' || ct === '') return;
+  throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json (got "${ct}"); the warren simulator speaks JSON only, and kubectl's generators (create configmap, run…) send protobuf: write a manifest and use kubectl apply -f`);
+}
+
+function readBody(req: IncomingMessage): Promise<unknown> {
+  checkContentType(req);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new ApiError('BadRequest', `the request body is larger than ${MAX_BODY} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') return resolve(undefined);
+      try {
+        resolve(JSON.parse(text));
+      } catch (err) {
+        reject(new ApiError('BadRequest', `the request body is not valid JSON: ${(err as Error).message}`));
+      }
+    });
+  });
+}
+
+function send(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const flag = (v: string | null): boolean => v === 'true' || v === '1';
+
+/** The HTTP face of the API server: authentication, routing, verbs, watch streams. */
+export class ApiHandler {
+  private readonly watches = new Set<() => void>();
+
+  constructor(
+    private readonly objects: ApiObjects,
+    private readonly tokens: TokenApi,
+    private readonly options: HandlerOptions,
+  ) {}
+
+  /** Ends every open watch, so clients reconnect (and relist if needed) after a restart. */
+  closeWatches(): void {
+    for (const stop of [...this.watches]) stop();
+  }
+
+  handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.dispatch(req, res).catch((err: unknown) => {
+      const apiErr = err instanceof ApiError ? err : new ApiError('InternalError', `internal error: ${(err as Error).message}`);
+      if (apiErr.code >= 500) this.options.log('request failed', { method: req.method, url: req.url, err: (err as Error).stack });
+      if (res.headersSent) res.end();
+      else send(res, apiErr.code, apiErr.toStatus());
+    });
+  };
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://apiserver');
+    const route = parseRoute(url.pathname, (g, v, r) => this.objects.registry.hasNamespaced(g, v, r));
+    if (route.kind === 'health') return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
+    if (route.kind === 'version') return send(res, 200, KUBE_VERSION);
+    if (this.tokens.authenticate(req.headers.authorization) === undefined) {
+      return send(res, 401, statusObject(401, 'Unauthorized', 'Unauthorized'));
+    }
+    if (route.kind === 'openapi') return send(res, 200, this.openApi(route.path));
+    if (route.kind !== 'resource') {
+      if (req.method !== 'GET') throw new ApiError('MethodNotAllowed', `the server does not allow this method on the requested resource`);
+      return send(res, 200, this.discovery(route));
+    }
+    const type = this.objects.registry.lookup(route.group, route.version, route.resource);
+    if (url.searchParams.has('dryRun')) throw new ApiError('BadRequest', 'dryRun is not supported by the warren simulator');
+    const body = ['POST', 'PUT', 'PATCH'].includes(req.method ?? '') ? await readBody(req) : undefined;
+    const result = this.verb(req, res, url, route, type, body);
+    if (result !== undefined) send(res, result.code, result.body);
+  }
+
+  /** OpenAPI v3 only: v2 is protobuf-first for kubectl, and it falls back cleanly when v2 is absent. */
+  private openApi(path: string): object {
+    if (path === 'v3') return openApiRoot(this.objects.registry);
+    if (path.startsWith('v3/')) return openApiGroupVersion(this.objects.registry, path.slice(3));
+    throw new ApiError('NotFound', `the server could not find the requested resource (openapi/${path})`);
+  }
+
+  private discovery(route: Exclude<Route, { kind: 'resource' | 'health' | 'version' | 'openapi' }>): object {
+    switch (route.kind) {
+      case 'api':
+        return apiVersions(this.options.serverAddress);
+      case 'apis':
+        return apiGroupList(this.objects.registry);
+      case 'groupVersion': {
+        const list = apiResourceList(this.objects.registry, route.group, route.version);
+        if (list === undefined) throw new ApiError('NotFound', `the server could not find the requested resource (${route.group}/${route.version})`);
+        return list;
+      }
+    }
+  }
+
+  private verb(req: IncomingMessage, res: ServerResponse, url: URL, route: Extract<Route, { kind: 'resource' }>, type: ResourceType, body: unknown): { code: number; body: unknown } | undefined {
+    const { namespace, name, subresource } = route;
+    const q = url.searchParams;
+    const o = this.objects;
+    if (subresource !== undefined && !type.subresources.includes(subresource)) {
+      throw new ApiError('NotFound', `the server could not find the requested resource (${type.resource}/${subresource})`);
+    }
+    if (type.createOnly) {
+      if (req.method !== 'POST' || name !== undefined) throw new ApiError('MethodNotAllowed', `only create is allowed on ${type.resource}`);
+      return { code: 201, body: this.tokens.review(body) };
+    }
+    const listOptions = { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined };
+    switch (req.method) {
+      case 'GET':
+        if (name !== undefined) return { code: 200, body: this.present(req, q, type, [o.get(type, namespace, name)], false) };
+        if (flag(q.get('watch'))) {
+          const stop = serveWatch(
+            o.store,
+            {
+              type,
+              namespace,
+              labels: parseLabelSelector(listOptions.labelSelector),
+              fields: parseFieldSelector(listOptions.fieldSelector),
+              resourceVersion: parseResourceVersion(q.get('resourceVersion') ?? undefined),
+              bookmarks: flag(q.get('allowWatchBookmarks')),
+              timeoutSeconds: Number(q.get('timeoutSeconds') ?? 0) || 1800 + Math.floor(Math.random() * 1800),
+              ...(wantsTable(req.headers.accept) ? { asTable: (objs, withColumns) => toTable(type.kind, objs, String(o.store.resourceVersion), q.get('includeObject') ?? 'Metadata', withColumns) } : {}),
+            },
+            res,
+            this.options.bookmarkIntervalMs,
+          );
+          this.watches.add(stop);
+          res.on('close', () => this.watches.delete(stop));
+          return undefined;
+        }
+        return { code: 200, body: this.present(req, q, type, o.list(type, namespace, listOptions).items, true) };
+      case 'POST':
+        if (subresource === 'token' && name !== undefined) return { code: 201, body: this.tokens.requestToken(namespace ?? '', name, body) };
+        if (name !== undefined) throw new ApiError('MethodNotAllowed', 'POST is for collections');
+        return { code: 201, body: o.create(type, namespace, body) };
+      case 'PUT':
+        if (name === undefined) throw new ApiError('MethodNotAllowed', 'PUT needs an object name');
+        return { code: 200, body: o.update(type, namespace, name, body, subresource) };
+      case 'PATCH':
+        if (name === undefined) throw new ApiError('MethodNotAllowed', 'PATCH needs an object name');
+        return { code: 200, body: o.patch(type, namespace, name, patchTypeOf(req.headers['content-type']), body, subresource) };
+      case 'DELETE':
+        if (name !== undefined) return { code: 200, body: o.delete(type, namespace, name) };
+        return { code: 200, body: this.listBody(type, o.deleteCollection(type, namespace, listOptions), String(o.store.resourceVersion)) };
+      default:
+        throw new ApiError('MethodNotAllowed', `method ${req.method} is not supported`);
+    }
+  }
+
+  private listBody(type: ResourceType, items: object[], resourceVersion: string): object {
+    return { kind: `${type.kind}List`, apiVersion: groupVersion(type), metadata: { resourceVersion }, items };
+  }
+
+  private present(req: IncomingMessage, q: URLSearchParams, type: ResourceType, items: Array<Record<string, any>>, isList: boolean): object {
+    const rv = String(this.objects.store.resourceVersion);
+    if (wantsTable(req.headers.accept)) return toTable(type.kind, items as never, isList ? rv : items[0]!.metadata.resourceVersion, q.get('includeObject') ?? 'Metadata');
+    return isList ? this.listBody(type, items, rv) : items[0]!;
+  }
+}

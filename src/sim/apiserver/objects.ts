@@ -1,0 +1,164 @@
+import { ApiError } from './api-error.js';
+import { checkEnvelope, checkName, defaultOnCreate, invalid } from './admission.js';
+import { ClusterIpAllocator } from './cluster-ip.js';
+import { applyPatch, type Json, type PatchType } from './patch.js';
+import type { Registry } from './registry.js';
+import { typeKey, type ResourceType } from './resource-types.js';
+import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
+import type { KubeObject, Store } from './store.js';
+
+export interface ListOptions {
+  labelSelector?: string | undefined;
+  fieldSelector?: string | undefined;
+}
+
+export interface ListResult {
+  items: KubeObject[];
+  resourceVersion: string;
+}
+
+/**
+ * The verbs, with the semantics kube-apiserver gives them: admission on the
+ * way in, optimistic concurrency, namespaces that must exist, CRDs that start
+ * serving their kinds, and cascading deletes (namespaces empty themselves,
+ * dependents named by ownerReferences go with their owner).
+ */
+export class ApiObjects {
+  private readonly clusterIps: ClusterIpAllocator;
+
+  constructor(
+    readonly registry: Registry,
+    readonly store: Store,
+  ) {
+    this.clusterIps = new ClusterIpAllocator(() => this.store.list(this.registry.lookup('', 'v1', 'services')));
+  }
+
+  private crdType(): ResourceType {
+    return this.registry.lookup('apiextensions.k8s.io', 'v1', 'customresourcedefinitions');
+  }
+
+  private requireNamespace(type: ResourceType, namespace: string | undefined): void {
+    if (!type.namespaced || namespace === undefined) return;
+    const nsType = this.registry.lookup('', 'v1', 'namespaces');
+    if (this.store.find(nsType, undefined, namespace) === undefined) {
+      throw new ApiError('NotFound', `namespaces "${namespace}" not found`, { name: namespace, kind: 'namespaces' });
+    }
+  }
+
+  private validate(type: ResourceType, obj: KubeObject): void {
+    const errors = type.validate?.(obj) ?? [];
+    if (errors.length > 0) throw invalid(type, obj.metadata.name, errors.map((e) => ({ ...e, reason: 'FieldValueInvalid' })));
+  }
+
+  get(type: ResourceType, namespace: string | undefined, name: string): KubeObject {
+    return this.store.get(type, namespace, name);
+  }
+
+  list(type: ResourceType, namespace: string | undefined, options: ListOptions = {}): ListResult {
+    const labels = parseLabelSelector(options.labelSelector);
+    const fields = parseFieldSelector(options.fieldSelector);
+    const items = this.store
+      .list(type, namespace)
+      .filter((o) => matchesLabels(labels, o.metadata.labels) && matchesFields(fields, o))
+      .sort((a, b) => `${a.metadata.namespace ?? ''}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace ?? ''}/${b.metadata.name}`));
+    return { items, resourceVersion: String(this.store.resourceVersion) };
+  }
+
+  create(type: ResourceType, namespace: string | undefined, body: unknown): KubeObject {
+    const obj = checkEnvelope(type, structuredClone(body), namespace);
+    delete obj.metadata.resourceVersion;
+    delete obj.metadata.uid;
+    defaultOnCreate(type, obj, this.clusterIps);
+    this.validate(type, obj);
+    this.requireNamespace(type, obj.metadata.namespace);
+    if (typeKey(type) === typeKey(this.crdType())) return this.createCrd(obj);
+    return this.store.create(type, obj);
+  }
+
+  private createCrd(obj: KubeObject): KubeObject {
+    const spec = obj.spec as { group?: string; names?: { plural?: string; kind?: string }; versions?: unknown[]; scope?: string } | undefined;
+    const causes = [];
+    if (!spec?.group) causes.push({ field: 'spec.group', message: 'Required value' });
+    if (!spec?.names?.plural) causes.push({ field: 'spec.names.plural', message: 'Required value' });
+    if (!spec?.names?.kind) causes.push({ field: 'spec.names.kind', message: 'Required value' });
+    if (!Array.isArray(spec?.versions) || spec.versions.length === 0) causes.push({ field: 'spec.versions', message: 'Required value: must have exactly one version marked as storage version' });
+    if (spec?.scope !== 'Namespaced' && spec?.scope !== 'Cluster') causes.push({ field: 'spec.scope', message: 'Unsupported value: supported values: "Cluster", "Namespaced"' });
+    if (causes.length === 0 && obj.metadata.name !== `${spec!.names!.plural}.${spec!.group}`) {
+      causes.push({ field: 'metadata.name', message: `Invalid value: "${obj.metadata.name}": must be spec.names.plural+"."+spec.group` });
+    }
+    if (causes.length > 0) throw invalid(this.crdType(), obj.metadata.name, causes);
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    obj.status = {
+      acceptedNames: spec!.names,
+      storedVersions: (spec!.versions as Array<{ name: string; storage?: boolean }>).filter((v) => v.storage).map((v) => v.name),
+      conditions: [
+        { type: 'NamesAccepted', status: 'True', reason: 'NoConflicts', message: 'no conflicts found', lastTransitionTime: now },
+        { type: 'Established', status: 'True', reason: 'InitialNamesAccepted', message: 'the initial names have been accepted', lastTransitionTime: now },
+      ],
+    };
+    this.registry.registerCrd(obj);
+    return this.store.create(this.crdType(), obj);
+  }
+
+  update(type: ResourceType, namespace: string | undefined, name: string, body: unknown, subresource?: string): KubeObject {
+    const obj = checkEnvelope(type, structuredClone(body), namespace);
+    if (obj.metadata.name !== name) {
+      throw new ApiError('BadRequest', `the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${name})`);
+    }
+    checkName(type, obj);
+    if (subresource !== 'status') this.validate(type, obj);
+    const current = this.store.get(type, namespace, name);
+    if (type.kind === 'Service' && type.group === '') {
+      // ClusterIP is immutable once allocated, as in kube-apiserver.
+      obj.spec = { ...obj.spec, clusterIP: current.spec?.clusterIP, clusterIPs: current.spec?.clusterIPs };
+    }
+    const updated = this.store.update(type, obj, subresource);
+    if (typeKey(type) === typeKey(this.crdType())) this.registry.registerCrd(updated);
+    return updated;
+  }
+
+  patch(type: ResourceType, namespace: string | undefined, name: string, patchType: PatchType, patch: unknown, subresource?: string): KubeObject {
+    const current = this.store.get(type, namespace, name);
+    const next = applyPatch(patchType, current as unknown as Json, patch) as KubeObject;
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new ApiError('BadRequest', 'the patch must leave an object');
+    // A patch applies to the version it was computed against only if it says so.
+    const patchRv = (patch as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
+    next.metadata = { ...next.metadata, resourceVersion: typeof patchRv === 'string' ? patchRv : current.metadata.resourceVersion };
+    return this.update(type, namespace, name, next, subresource);
+  }
+
+  delete(type: ResourceType, namespace: string | undefined, name: string): KubeObject {
+    const gone = this.store.delete(type, namespace, name);
+    if (type.kind === 'Namespace' && type.group === '') this.emptyNamespace(name);
+    if (typeKey(type) === typeKey(this.crdType())) {
+      for (const t of this.registry.unregisterCrd(name)) for (const o of this.store.list(t)) this.store.delete(t, o.metadata.namespace, o.metadata.name);
+    }
+    this.deleteDependents(gone.metadata.uid);
+    return gone;
+  }
+
+  deleteCollection(type: ResourceType, namespace: string | undefined, options: ListOptions): KubeObject[] {
+    return this.list(type, namespace, options).items.map((o) => this.delete(type, o.metadata.namespace, o.metadata.name));
+  }
+
+  /** Finalizer-free namespace deletion: its contents go at once. */
+  private emptyNamespace(namespace: string): void {
+    for (const t of this.registry.all()) {
+      if (!t.namespaced || t.createOnly) continue;
+      for (const o of this.store.list(t, namespace)) if (this.store.find(t, namespace, o.metadata.name)) this.store.delete(t, namespace, o.metadata.name);
+    }
+  }
+
+  /** Background cascading deletion by ownerReferences (the garbage collector). */
+  private deleteDependents(ownerUid: string): void {
+    for (const t of this.registry.all()) {
+      if (t.createOnly) continue;
+      for (const o of this.store.list(t)) {
+        const refs = o.metadata.ownerReferences as Array<{ uid?: string }> | undefined;
+        if (refs?.some((r) => r.uid === ownerUid) && this.store.find(t, o.metadata.namespace, o.metadata.name)) {
+          this.delete(t, o.metadata.namespace, o.metadata.name);
+        }
+      }
+    }
+  }
+}

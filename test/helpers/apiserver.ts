@@ -1,0 +1,51 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import { kubeconfig } from '../../src/sim/apiserver/kubeconfig.js';
+import { startApiServer, type RunningApiServer } from '../../src/sim/apiserver/server.js';
+
+export interface TestApiServer {
+  server: RunningApiServer;
+  dir: string;
+  url: string;
+  kc: KubeConfig;
+  kubeconfigText: string;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** An API server on loopback with its state in a temp dir; `restart` keeps dir and port. */
+export async function startTestApiServer(options: { bookmarkIntervalMs?: number } = {}): Promise<TestApiServer> {
+  const dir = await mkdtemp(`${tmpdir()}/warren-api-`);
+  const start = (port: number): Promise<RunningApiServer> =>
+    startApiServer({ dir, listen: [{ address: '127.0.0.1', port }], advertise: { address: '127.0.0.1', port: 6443 }, ...options });
+  const handle: TestApiServer = {
+    server: await start(0),
+    dir,
+    url: '',
+    kc: new KubeConfig(),
+    kubeconfigText: '',
+    async restart() {
+      await handle.server.close();
+      handle.server = await start(handle.server.ports[0]!);
+    },
+    async stop() {
+      await handle.server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  handle.url = `https://127.0.0.1:${handle.server.ports[0]}`;
+  handle.kubeconfigText = kubeconfig(handle.url, handle.server.caCertPem, handle.server.adminToken);
+  handle.kc.loadFromString(handle.kubeconfigText);
+  return handle;
+}
+
+/** Polls until `check` returns true; bounded, so a broken feature fails instead of hanging. */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
