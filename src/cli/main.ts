@@ -2,6 +2,7 @@ import { WarrenError } from '../errors/warren-error.js';
 import { warrenVersion } from './version.js';
 import { runRules } from './rules.js';
 import { runSim } from './sim.js';
+import { runDemo } from './demo.js';
 
 interface Command {
   summary: string;
@@ -10,7 +11,8 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
-  sim: { summary: 'the cluster simulator (so far: built-in apps for simulated pods)', run: runSim },
+  demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: runDemo },
+  sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: runSim },
   version: {
     summary: 'print the version',
     run: async () => {

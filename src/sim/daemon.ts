@@ -1,0 +1,80 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { systemRunner } from '../redirect/runner.js';
+import { kubeconfig } from './apiserver/kubeconfig.js';
+import { startApiServer } from './apiserver/server.js';
+import { writeFileAtomic } from './apiserver/persistence.js';
+import { startControllerManager } from './controllers/controller-manager.js';
+import { Kubelet } from './kubelet/kubelet.js';
+import { startKubeProxySync } from './kube-proxy/sync.js';
+import { readClusterFile, statePaths } from './state-dir.js';
+import { UNDERLAY, planTopology } from './topology/plan.js';
+import { WarrenError } from '../errors/warren-error.js';
+
+const WARREN_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+/**
+ * The simulator's control plane process (`warren sim serve`, started by
+ * `sim up`): the API server (in the underlay netns at 10.255.0.1:6443 and on
+ * the host's loopback), the controllers, one kubelet and one kube-proxy per
+ * node, and cluster DNS (a child process in the underlay netns, a client of
+ * the API server as CoreDNS is). SIGTERM stops the pods and exits.
+ */
+export async function runDaemon(stateDir: string): Promise<number> {
+  const paths = statePaths(stateDir);
+  const cluster = readClusterFile(stateDir);
+  if (cluster === undefined) throw new WarrenError('ERR_SIM_STATE', `no cluster.json in ${stateDir}; start clusters with warren sim up`);
+  const log = pino({ base: { component: 'warren-sim' } });
+  const logFn = (msg: string, fields: Record<string, unknown>): void => log.info(fields, msg);
+  const plan = planTopology(stateDir, cluster.nodes);
+  writeFileSync(paths.pid, String(process.pid));
+
+  const api = await startApiServer({
+    dir: paths.apiserver,
+    listen: [
+      { address: UNDERLAY.address, port: UNDERLAY.apiServerPort, netns: `/var/run/netns/${UNDERLAY.netns}` },
+      { address: '127.0.0.1', port: cluster.hostApiPort },
+    ],
+    advertise: { address: UNDERLAY.address, port: UNDERLAY.apiServerPort },
+    log: logFn,
+  });
+  writeFileAtomic(paths.kubeconfig, kubeconfig(`https://127.0.0.1:${cluster.hostApiPort}`, api.caCertPem, api.adminToken));
+  writeFileAtomic(paths.clusterKubeconfig, kubeconfig(`https://${UNDERLAY.address}:${UNDERLAY.apiServerPort}`, api.caCertPem, api.adminToken));
+
+  const controllers = startControllerManager(api.objects, logFn);
+  const kubelets = plan.nodes.map((node) => new Kubelet(api.objects, node, systemRunner, stateDir, logFn));
+  for (const k of kubelets) k.start();
+  const proxies = plan.nodes.map((node) => startKubeProxySync(api.objects, node, systemRunner, logFn));
+
+  let dns: ChildProcess | undefined;
+  let stopping = false;
+  const startDns = (): void => {
+    dns = spawn('ip', ['netns', 'exec', UNDERLAY.netns, process.execPath, WARREN_MAIN, 'sim', 'dns', '--kubeconfig', paths.clusterKubeconfig], { stdio: ['ignore', 'inherit', 'inherit'] });
+    dns.once('exit', (code) => {
+      if (!stopping) {
+        log.warn({ code }, 'cluster DNS exited; restarting');
+        setTimeout(startDns, 1000);
+      }
+    });
+  };
+  startDns();
+  writeFileSync(paths.ready, new Date().toISOString());
+  log.info({ nodes: cluster.nodes }, 'simulated cluster running');
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  stopping = true;
+  log.info({}, 'stopping: pods, DNS, API server');
+  controllers.stop();
+  dns?.kill('SIGTERM');
+  await Promise.all(kubelets.map((k) => k.stop()));
+  await Promise.all(proxies.map((p) => p.stop()));
+  await api.close();
+  rmSync(paths.ready, { force: true });
+  rmSync(paths.pid, { force: true });
+  return 0;
+}
