@@ -52,6 +52,7 @@ spec:
 
 rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP, informers, kubectl, and down leaves nothing', async () => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-sim-`);
+  let stopInformer = async (): Promise<void> => {};
   try {
     const up = await warren('sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', '16543');
     assert.equal(up.exitCode, 0, up.stdout + up.stderr);
@@ -69,7 +70,13 @@ rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP,
     const informer = makeInformer<V1Pod>(kc, '/api/v1/namespaces/shop/pods', () => core.listNamespacedPod({ namespace: 'shop' }));
     informer.on('add', (p) => events.push(`add:${p.metadata?.name}`));
     informer.on('delete', (p) => events.push(`delete:${p.metadata?.name}`));
-    informer.on('error', () => setTimeout(() => void informer.start().catch(() => undefined), 500));
+    let informerStopped = false;
+    // client-node's informer stops on a connection error; its owner restarts it (until the test is done).
+    informer.on('error', () => setTimeout(() => void (informerStopped ? undefined : informer.start().catch(() => undefined)), 500));
+    stopInformer = async () => {
+      informerStopped = true;
+      await informer.stop();
+    };
 
     const manifest = `${stateDir}/shop.yaml`;
     await writeFile(manifest, MANIFEST);
@@ -133,8 +140,8 @@ rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP,
     assert.equal(logs.exitCode, 0, logs.stderr);
     const ran = await warren('sim', 'exec', '--state-dir', stateDir, 'shop/client', '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0');
     assert.match(ran.stdout, new RegExp(client.status!.podIP!.replace(/\./g, '\\.')));
-    await informer.stop();
   } finally {
+    await stopInformer();
     const down = await warren('sim', 'down', '--state-dir', stateDir);
     await rm(stateDir, { recursive: true, force: true });
     assert.equal(down.exitCode, 0, down.stdout + down.stderr);

@@ -1,19 +1,5 @@
 import type { KubeObject } from '../apiserver/store.js';
-
-export interface ProxyService {
-  namespace: string;
-  name: string;
-  clusterIP: string;
-  ports: Array<{ name?: string; port: number; protocol: 'TCP' | 'UDP'; targetPort: number }>;
-}
-
-export interface ProxyEndpoints {
-  namespace: string;
-  service: string;
-  portName?: string;
-  port: number;
-  addresses: string[];
-}
+import type { KubeProxyEndpoints, KubeProxyService } from './service-rules.js';
 
 const proto = (p: unknown): 'TCP' | 'UDP' | undefined => (p === undefined || p === 'TCP' ? 'TCP' : p === 'UDP' ? 'UDP' : undefined);
 
@@ -22,8 +8,8 @@ const proto = (p: unknown): 'TCP' | 'UDP' | undefined => (p === undefined || p =
  * headless) and the ready endpoints of their EndpointSlices, one entry per
  * slice port. Malformed objects are skipped, never fatal.
  */
-export function proxyInput(services: KubeObject[], slices: KubeObject[]): { services: ProxyService[]; endpoints: ProxyEndpoints[] } {
-  const out: { services: ProxyService[]; endpoints: ProxyEndpoints[] } = { services: [], endpoints: [] };
+export function proxyInput(services: KubeObject[], slices: KubeObject[]): { services: KubeProxyService[]; endpoints: KubeProxyEndpoints[] } {
+  const out: { services: KubeProxyService[]; endpoints: KubeProxyEndpoints[] } = { services: [], endpoints: [] };
   for (const s of services) {
     const ip = s.spec?.clusterIP;
     if (typeof ip !== 'string' || ip === 'None' || !/^\d+\.\d+\.\d+\.\d+$/.test(ip)) continue;

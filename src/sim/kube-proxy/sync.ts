@@ -1,7 +1,8 @@
 import type { ApiObjects } from '../apiserver/objects.js';
 import type { CommandRunner } from '../../redirect/runner.js';
 import type { NodePlan } from '../topology/plan.js';
-import { buildKubeProxyScript, removeKubeProxyScript } from './nft-service-rules.js';
+import { applyKubeProxyRules, removeKubeProxyRules } from './apply.js';
+import { buildKubeProxyScript } from './service-rules.js';
 import { proxyInput } from './proxy-input.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
@@ -20,12 +21,11 @@ export function startKubeProxySync(objects: ApiObjects, node: NodePlan, runner: 
   let running: Promise<void> = Promise.resolve();
   const sync = (): void => {
     timer = undefined;
-    const script = buildKubeProxyScript({ ...proxyInput(objects.store.list(services), objects.store.list(slices)), podCidr: node.podCidr });
-    if (script === applied) return;
+    const input = { ...proxyInput(objects.store.list(services), objects.store.list(slices)), podCidr: node.podCidr };
+    if (buildKubeProxyScript(input) === applied) return;
     running = running.then(async () => {
       try {
-        await runner.run('nft', ['-f', '-'], { netns, input: script });
-        applied = script;
+        applied = await applyKubeProxyRules(runner, netns, input);
       } catch (err) {
         log('kube-proxy sync failed; retrying', { node: node.name, err: (err as Error).message });
         timer ??= setTimeout(sync, 1000);
@@ -44,7 +44,7 @@ export function startKubeProxySync(objects: ApiObjects, node: NodePlan, runner: 
       unsubscribe();
       if (timer) clearTimeout(timer);
       await running;
-      await runner.run('nft', ['-f', '-'], { netns, input: removeKubeProxyScript() }).catch(() => undefined);
+      await removeKubeProxyRules(runner, netns).catch(() => undefined);
     },
   };
 }
