@@ -3,6 +3,7 @@
  * Every benchmark measures its baselines in the same run and reports ratios.
  */
 import { benchPassthrough } from './passthrough.js';
+import { benchSim } from './sim.js';
 import { saveResult, table } from './report.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
@@ -26,7 +27,25 @@ async function passthrough(): Promise<void> {
   console.log(`saved ${saveResult('passthrough', text, rows)}`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { passthrough };
+async function sim(): Promise<void> {
+  const r = await benchSim();
+  const text = table(
+    ['measure', 'value', 'relative'],
+    [
+      ['sim up, 2 nodes (netns, control plane, nodes Ready)', `${fmt(r.upSeconds)} s`, ''],
+      [`${r.pods} pods (20 per node) from apply to all Ready`, `${fmt(r.podsReadySeconds)} s`, `${fmt((r.podsReadySeconds * 1000) / r.pods, 0)} ms/pod`],
+      ['sim down (pods, CNI DEL, netns, files)', `${fmt(r.downSeconds)} s`, ''],
+      [`API writes (${r.objects} creates, 16 in flight)`, `${fmt(r.writesPerSecond, 0)} /s`, 'baseline'],
+      [`watch events delivered to ${r.informers} informers`, `${fmt(r.eventsPerSecond, 0)} /s`, `${fmt(r.eventsPerSecond / r.writesPerSecond, 1)}× writes`],
+      ['API server RSS, empty', `${fmt(r.rssEmptyMiB, 1)} MiB`, 'baseline'],
+      ['API server RSS, 1000 pods', `${fmt(r.rss1000PodsMiB, 1)} MiB`, `+${fmt(r.rss1000PodsMiB - r.rssEmptyMiB, 1)} MiB (${fmt(((r.rss1000PodsMiB - r.rssEmptyMiB) * 1024) / 1000, 1)} KiB/pod)`],
+    ],
+  );
+  console.log(text);
+  console.log(`saved ${saveResult('sim', text, r)}`);
+}
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));

@@ -1,4 +1,8 @@
-/** The demo's workloads: an echo service with two replicas (one per node) and a client pod. */
+/**
+ * The demo's workloads (the e2e test applies the same): an echo service with
+ * two replicas, which the scheduler spreads over two nodes, and a client pod
+ * on node-1, so one of its calls stays on the node and the other crosses.
+ */
 export const DEMO_NAMESPACE = 'demo';
 
 export const DEMO_MANIFEST = `
@@ -32,5 +36,6 @@ apiVersion: v1
 kind: Pod
 metadata: {name: client, namespace: demo, labels: {app: client}}
 spec:
+  nodeName: node-1
   containers: [{name: curl, image: curlimages/curl, command: [sleep, infinity]}]
 `;

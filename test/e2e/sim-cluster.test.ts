@@ -7,48 +7,13 @@ import { execa } from 'execa';
 import { CoreV1Api, KubeConfig, makeInformer, type V1Pod } from '@kubernetes/client-node';
 import { httpGetFromPod } from '../../src/sim/client/pod-http.js';
 import { podNetnsName } from '../../src/sim/topology/plan.js';
+import { DEMO_MANIFEST, DEMO_NAMESPACE as NS } from '../../src/sim/demo-manifest.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
 
 const WARREN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const warren = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { reject: false, timeout: 120_000 });
 
-const MANIFEST = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: hashicorp/http-echo
-        ports: [{containerPort: 8080, name: http}]
-        readinessProbe:
-          httpGet: {path: /, port: http}
-          periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: shop}
-spec:
-  nodeName: node-1
-  containers: [{name: curl, image: curlimages/curl, command: [sleep, infinity]}]
-`;
 
 rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP, informers, kubectl, and down leaves nothing', async () => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-sim-`);
@@ -67,7 +32,7 @@ rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP,
     kc.loadFromFile(`${stateDir}/kubeconfig`);
     const core = kc.makeApiClient(CoreV1Api);
     const events: string[] = [];
-    const informer = makeInformer<V1Pod>(kc, '/api/v1/namespaces/shop/pods', () => core.listNamespacedPod({ namespace: 'shop' }));
+    const informer = makeInformer<V1Pod>(kc, '/api/v1/namespaces/demo/pods', () => core.listNamespacedPod({ namespace: NS }));
     informer.on('add', (p) => events.push(`add:${p.metadata?.name}`));
     informer.on('delete', (p) => events.push(`delete:${p.metadata?.name}`));
     let informerStopped = false;
@@ -78,8 +43,8 @@ rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP,
       await informer.stop();
     };
 
-    const manifest = `${stateDir}/shop.yaml`;
-    await writeFile(manifest, MANIFEST);
+    const manifest = `${stateDir}/demo.yaml`;
+    await writeFile(manifest, DEMO_MANIFEST);
     const applied = await warren('sim', 'apply', '-f', manifest, '--state-dir', stateDir);
     assert.equal(applied.exitCode, 0, applied.stderr);
     await informer.start();
@@ -87,7 +52,7 @@ rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP,
     let pods: V1Pod[] = [];
     await eventually(
       async () => {
-        pods = (await core.listNamespacedPod({ namespace: 'shop', labelSelector: 'app=web' })).items;
+        pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=web' })).items;
         return pods.length === 2 && pods.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
       },
       'two ready web pods',
@@ -97,9 +62,9 @@ rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP,
     assert.deepEqual([...nodes].sort(), ['node-1', 'node-2'], 'the scheduler spreads the replicas');
     for (const p of pods) assert.match(p.status?.podIP ?? '', p.spec?.nodeName === 'node-1' ? /^10\.244\.1\./ : /^10\.244\.2\./);
 
-    await eventually(async () => (await core.readNamespacedPod({ namespace: 'shop', name: 'client' })).status?.phase === 'Running', 'the client pod', 30_000);
-    const client = await core.readNamespacedPod({ namespace: 'shop', name: 'client' });
-    const clientNetns = podNetnsName('node-1', 'shop', 'client');
+    await eventually(async () => (await core.readNamespacedPod({ namespace: NS, name: 'client' })).status?.phase === 'Running', 'the client pod', 30_000);
+    const client = await core.readNamespacedPod({ namespace: NS, name: 'client' });
+    const clientNetns = podNetnsName('node-1', NS, 'client');
 
     // Pod to pod across nodes, by IP, with the client's own address preserved.
     const remote = pods.find((p) => p.spec?.nodeName === 'node-2')!;
@@ -108,8 +73,8 @@ rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP,
     assert.equal(direct.client.ip, client.status!.podIP);
 
     // The service by DNS name (search path and FQDN) through the pod's resolv.conf.
-    const svc = await core.readNamespacedService({ namespace: 'shop', name: 'web' });
-    for (const name of ['web', 'web.shop.svc.cluster.local']) {
+    const svc = await core.readNamespacedService({ namespace: NS, name: 'web' });
+    for (const name of ['web', 'web.demo.svc.cluster.local']) {
       const resolved = await execa('ip', ['netns', 'exec', clientNetns, 'getent', 'hosts', name]);
       assert.equal(resolved.stdout.split(/\s+/)[0], svc.spec!.clusterIP, name);
     }
@@ -122,23 +87,23 @@ rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP,
 
     // kubectl, unchanged, through the sim.
     const kubectl = (...args: string[]) => warren('sim', 'kubectl', '--state-dir', stateDir, ...args);
-    assert.equal((await kubectl('label', 'ns', 'shop', 'istio.io/dataplane-mode=ambient')).exitCode, 0);
-    const nsJson = JSON.parse((await kubectl('get', 'ns', 'shop', '-o', 'json')).stdout);
+    assert.equal((await kubectl('label', 'ns', NS, 'istio.io/dataplane-mode=ambient')).exitCode, 0);
+    const nsJson = JSON.parse((await kubectl('get', 'ns', NS, '-o', 'json')).stdout);
     assert.equal(nsJson.metadata.labels['istio.io/dataplane-mode'], 'ambient');
-    assert.match((await kubectl('get', 'pods', '-n', 'shop', '-o', 'wide')).stdout, /client\s+1\/1\s+Running/);
+    assert.match((await kubectl('get', 'pods', '-n', NS, '-o', 'wide')).stdout, /client\s+1\/1\s+Running/);
 
     // Deleting a pod: the informer sees it go, the Deployment replaces it, its netns is removed.
     const victim = pods[0]!;
-    const victimNetns = podNetnsName(victim.spec!.nodeName!, 'shop', victim.metadata!.name!);
-    assert.equal((await kubectl('delete', 'pod', '-n', 'shop', victim.metadata!.name!)).exitCode, 0);
+    const victimNetns = podNetnsName(victim.spec!.nodeName!, NS, victim.metadata!.name!);
+    assert.equal((await kubectl('delete', 'pod', '-n', NS, victim.metadata!.name!)).exitCode, 0);
     await eventually(() => events.includes(`delete:${victim.metadata!.name}`), 'the informer to see the delete');
     await eventually(async () => !existsSync(`/var/run/netns/${victimNetns}`), "the deleted pod's netns to go", 15_000);
     await eventually(() => events.filter((e) => e.startsWith('add:web-')).length >= 3, 'a replacement pod', 15_000);
     assert.ok(events.indexOf(`add:${victim.metadata!.name}`) < events.indexOf(`delete:${victim.metadata!.name}`));
 
-    const logs = await warren('sim', 'logs', 'shop/client', '--state-dir', stateDir);
+    const logs = await warren('sim', 'logs', 'demo/client', '--state-dir', stateDir);
     assert.equal(logs.exitCode, 0, logs.stderr);
-    const ran = await warren('sim', 'exec', '--state-dir', stateDir, 'shop/client', '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0');
+    const ran = await warren('sim', 'exec', '--state-dir', stateDir, 'demo/client', '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0');
     assert.match(ran.stdout, new RegExp(client.status!.podIP!.replace(/\./g, '\\.')));
   } finally {
     await stopInformer();
