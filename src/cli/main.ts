@@ -60,7 +60,7 @@ main(process.argv.slice(2)).then(
     const code = (err as { code?: unknown }).code;
     if (err instanceof WarrenError) {
       console.error(`warren: ${err.message} [${err.code}]`);
-      process.exitCode = 1;
+      process.exitCode = err.code === 'ERR_USAGE' ? 2 : 1;
     } else if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
       console.error(`warren: ${(err as Error).message} (see --help)`);
       process.exitCode = 2;

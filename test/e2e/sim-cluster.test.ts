@@ -101,6 +101,12 @@ rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP,
     await eventually(() => events.filter((e) => e.startsWith('add:web-')).length >= 3, 'a replacement pod', 15_000);
     assert.ok(events.indexOf(`add:${victim.metadata!.name}`) < events.indexOf(`delete:${victim.metadata!.name}`));
 
+    // A failing liveness probe (nothing listens on :9) makes the kubelet restart the container.
+    const flaky = `${stateDir}/flaky.yaml`;
+    await writeFile(flaky, `apiVersion: v1\nkind: Pod\nmetadata: {name: flaky, namespace: ${NS}}\nspec:\n  nodeName: node-2\n  containers:\n  - name: app\n    image: busybox\n    livenessProbe: {tcpSocket: {port: 9}, periodSeconds: 1, failureThreshold: 1}\n`);
+    assert.equal((await warren('sim', 'apply', '-f', flaky, '--state-dir', stateDir)).exitCode, 0);
+    await eventually(async () => ((await core.readNamespacedPod({ namespace: NS, name: 'flaky' })).status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1, 'a liveness restart', 20_000);
+
     const logs = await warren('sim', 'logs', 'demo/client', '--state-dir', stateDir);
     assert.equal(logs.exitCode, 0, logs.stderr);
     const ran = await warren('sim', 'exec', '--state-dir', stateDir, 'demo/client', '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0');
