@@ -28,7 +28,7 @@ test('warren rules prints exactly the builder output and names a bad field', asy
   assert.equal(bad.exitCode, 1);
   assert.match(bad.stderr, /podIPs\[0\]: not an IP address: "10\.244\.1\.500" \[ERR_INVALID_REDIRECT_SPEC\]/);
   const badBackend = await warren('rules', '--pod-ip', '10.0.0.1', '--backend', 'ebpf');
-  assert.equal(badBackend.exitCode, 1);
+  assert.equal(badBackend.exitCode, 2, 'usage errors exit 2');
   assert.match(badBackend.stderr, /--backend must be nft or iptables/);
   const badFlag = await warren('rules', '--bogus');
   assert.equal(badFlag.exitCode, 2);
