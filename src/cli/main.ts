@@ -3,6 +3,7 @@ import { warrenVersion } from './version.js';
 import { runRules } from './rules.js';
 import { runSim } from './sim.js';
 import { runDemo } from './demo.js';
+import { runNode } from './node.js';
 
 interface Command {
   summary: string;
@@ -10,6 +11,7 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
+  node: { summary: 'the per-node agent: CNI plugin installer, pod enrollment, proxy sockets in pods', run: runNode },
   rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
   demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: runDemo },
   sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: runSim },

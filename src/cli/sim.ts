@@ -8,8 +8,9 @@ import { clusterDown, clusterStatus, clusterUp } from '../sim/cluster-lifecycle.
 import { runDaemon } from '../sim/daemon.js';
 import { runClusterDns } from '../sim/dns/run-cluster-dns.js';
 import { containerLogPath } from '../sim/kubelet/kubelet.js';
-import { DEFAULT_STATE_DIR, statePaths } from '../sim/state-dir.js';
-import { podNetnsName } from '../sim/topology/plan.js';
+import { DEFAULT_STATE_DIR, readClusterFile, statePaths } from '../sim/state-dir.js';
+import { planTopology, podNetnsName } from '../sim/topology/plan.js';
+import { agentPaths } from '../sim/agent-supervisor.js';
 import { readFile } from 'node:fs/promises';
 
 const HELP = `Usage: warren sim <command> [--state-dir DIR]
@@ -25,7 +26,7 @@ Commands:
   apply -f FILE             create or update the objects in a YAML/JSON manifest
   kubectl ARGS…             run kubectl against the cluster
   exec NS/POD -- CMD…       run a command in a pod's network namespace
-  logs NS/POD [-c NAME]     print a container's output
+  logs NS/POD [-c NAME]     print a container's output (node/NAME: that node's warren agent)
   app NAME                  run a built-in container stand-in (http-echo, tcp-echo, sleep)
   serve                     the control plane process (started by up)
   dns --kubeconfig FILE     cluster DNS (started by serve in the underlay netns)`;
@@ -163,6 +164,7 @@ async function logs(argv: string[]): Promise<number> {
   if (values.help || positionals.length !== 1) return help('logs NS/POD [-c CONTAINER] [--state-dir DIR]', "Prints a container's stdout and stderr.", !values.help);
   const stateDir = String(values['state-dir']);
   const ref = podRef(positionals[0]);
+  if (ref.namespace === 'node') return printAgentLog(stateDir, ref.name);
   const pod = await findPod(adminKubeConfig(stateDir), ref.namespace, ref.name);
   const container = values.container === undefined ? pod.spec?.containers[0]?.name : String(values.container);
   if (container === undefined || !pod.spec?.containers.some((c) => c.name === container)) {
@@ -173,6 +175,16 @@ async function logs(argv: string[]): Promise<number> {
   } catch {
     throw new WarrenError('ERR_SIM_POD', `no logs yet for ${ref.namespace}/${ref.name} container ${container} (is it running?)`);
   }
+  return 0;
+}
+
+/** `logs node/<name>`: the node agent's log, as `kubectl logs` of its DaemonSet pod would show. */
+async function printAgentLog(stateDir: string, nodeName: string): Promise<number> {
+  const cluster = readClusterFile(stateDir);
+  if (cluster === undefined) throw new WarrenError('ERR_SIM_NOT_RUNNING', `no simulated cluster in ${stateDir}`);
+  const node = planTopology(stateDir, cluster.nodes).nodes.find((n) => n.name === nodeName);
+  if (node === undefined) throw new WarrenError('ERR_SIM_POD', `no node ${nodeName}; nodes: ${cluster.nodes.join(', ')}`);
+  process.stdout.write(await readFile(agentPaths(node).log).catch(() => Buffer.from('')));
   return 0;
 }
 

@@ -6,6 +6,7 @@ import { systemRunner } from '../redirect/runner.js';
 import { kubeconfig } from './apiserver/kubeconfig.js';
 import { startApiServer } from './apiserver/server.js';
 import { writeFileAtomic } from './apiserver/persistence.js';
+import { superviseAgent } from './agent-supervisor.js';
 import { startControllerManager } from './controllers/controller-manager.js';
 import { Kubelet } from './kubelet/kubelet.js';
 import { startKubeProxySync } from './kube-proxy/sync.js';
@@ -18,8 +19,8 @@ const WARREN_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 /**
  * The simulator's control plane process (`warren sim serve`, started by
  * `sim up`): the API server (in the underlay netns at 10.255.0.1:6443 and on
- * the host's loopback), the controllers, one kubelet and one kube-proxy per
- * node, and cluster DNS (a child process in the underlay netns, a client of
+ * the host's loopback), the controllers, one kubelet, one kube-proxy and
+ * one `warren node` agent per node, and cluster DNS (a child process in the underlay netns, a client of
  * the API server as CoreDNS is). SIGTERM stops the pods and exits.
  */
 export async function runDaemon(stateDir: string): Promise<number> {
@@ -44,6 +45,7 @@ export async function runDaemon(stateDir: string): Promise<number> {
   writeFileAtomic(paths.clusterKubeconfig, kubeconfig(`https://${UNDERLAY.address}:${UNDERLAY.apiServerPort}`, api.caCertPem, api.adminToken));
 
   const controllers = startControllerManager(api.objects, logFn);
+  const agents = plan.nodes.map((node) => superviseAgent(node, paths.clusterKubeconfig, logFn));
   const kubelets = plan.nodes.map((node) => new Kubelet(api.objects, node, systemRunner, stateDir, logFn));
   for (const k of kubelets) k.start();
   const proxies = plan.nodes.map((node) => startKubeProxySync(api.objects, node, systemRunner, logFn));
@@ -72,6 +74,7 @@ export async function runDaemon(stateDir: string): Promise<number> {
   controllers.stop();
   dns?.kill('SIGTERM');
   await Promise.all(kubelets.map((k) => k.stop()));
+  await Promise.all(agents.map((a) => a.stop()));
   await Promise.all(proxies.map((p) => p.stop()));
   await api.close();
   rmSync(paths.ready, { force: true });

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
-import { CoreV1Api, DiscoveryV1Api, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
+import { startResilientInformer } from '../../k8s/resilient-informer.js';
 import { CLUSTER_DOMAIN } from '../topology/plan.js';
 import { buildClusterRecords, type ClusterEndpoints, type ClusterRecordData, type ClusterRecords, type ClusterService } from './cluster-records.js';
 import type { LookupResult } from './dns-message.js';
@@ -66,37 +67,18 @@ export function watchClusterRecords(kc: KubeConfig, options: WatchOptions = {}):
   const { domain = CLUSTER_DOMAIN, restartDelayMs = 1000, log = () => undefined } = options;
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
-  const services = makeInformer<V1Service>(kc, '/api/v1/services', () => core.listServiceForAllNamespaces());
-  const slices = makeInformer<V1EndpointSlice>(kc, '/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces());
   let records: ClusterRecords | undefined;
-  let stopped = false;
-  const timers = new Set<NodeJS.Timeout>();
-
-  const keep = <T extends KubernetesObject>(informer: Informer<T> & ObjectCache<T>, what: string): void => {
-    informer.on('change', () => {
-      records = undefined;
-    });
-    const start = (): void => {
-      informer.start().catch((err: unknown) => restart(err));
-    };
-    let pending: NodeJS.Timeout | undefined;
-    const restart = (err: unknown): void => {
-      // One failure can reach us twice (an 'error' event and a rejected start): restart once.
-      if (stopped || pending !== undefined) return;
-      log('cluster DNS informer stopped, restarting', { resource: what, err: err instanceof Error ? err.message : String(err) });
-      pending = setTimeout(() => {
-        if (pending !== undefined) timers.delete(pending);
-        pending = undefined;
-        if (!stopped) start();
-      }, restartDelayMs);
-      timers.add(pending);
-    };
-    // As client-node's README shows: an informer stops on a connection error and its owner starts it again.
-    informer.on('error', restart);
-    start();
+  const invalidate = (): void => {
+    records = undefined;
   };
-  keep(services, 'services');
-  keep(slices, 'endpointslices');
+  const services = startResilientInformer<V1Service>(kc, { path: '/api/v1/services', list: () => core.listServiceForAllNamespaces(), onChange: invalidate, restartDelayMs, log });
+  const slices = startResilientInformer<V1EndpointSlice>(kc, {
+    path: '/apis/discovery.k8s.io/v1/endpointslices',
+    list: () => discovery.listEndpointSliceForAllNamespaces(),
+    onChange: invalidate,
+    restartDelayMs,
+    log,
+  });
 
   return {
     lookup(qname, qtype) {
@@ -104,9 +86,6 @@ export function watchClusterRecords(kc: KubeConfig, options: WatchOptions = {}):
       return records.lookup(qname, qtype);
     },
     async stop() {
-      stopped = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
       await Promise.all([services.stop(), slices.stop()]);
     },
   };

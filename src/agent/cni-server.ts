@@ -1,0 +1,87 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** The CNI plugin's request (DESIGN.md §4), validated: it comes from another process. */
+export const cniRequestSchema = z.strictObject({
+  podName: z.string().min(1).max(253),
+  podNamespace: z.string().min(1).max(63),
+  podUid: z.string().min(1).max(64),
+  containerId: z.string().min(1).max(256),
+  netns: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path'),
+  ips: z.array(z.string().refine((s) => isIP(s) !== 0, 'not an IP address')).max(8),
+});
+export type CniRequest = z.infer<typeof cniRequestSchema>;
+
+export interface CniHandlers {
+  add(req: CniRequest): Promise<{ enrolled: boolean; reason?: string }>;
+  del(req: CniRequest): Promise<void>;
+}
+
+const MAX_BODY = 64 * 1024;
+
+function reply(res: ServerResponse, status: number, body: object): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new Error(`the request body is larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new Error(`the request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The agent's endpoint for its CNI plugin, on a unix socket only root can
+ * reach. A bad request gets a 400 naming the field and touches nothing; a
+ * failed enrollment is a 500 whose message the plugin passes to the kubelet.
+ */
+export async function startCniServer(socketPath: string, handlers: CniHandlers, log: (msg: string, fields: Record<string, unknown>) => void): Promise<Server> {
+  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
+  rmSync(socketPath, { force: true }); // a stale socket from a previous agent
+  const server = createServer((req, res) => {
+    void (async () => {
+      const op = req.url === '/v1/cni/add' ? 'add' : req.url === '/v1/cni/del' ? 'del' : undefined;
+      if (req.method !== 'POST' || op === undefined) return reply(res, 404, { message: `unknown endpoint ${req.method} ${req.url}; the plugin uses POST /v1/cni/add and /v1/cni/del` });
+      let body: unknown;
+      try {
+        body = await readJson(req);
+      } catch (err) {
+        return reply(res, 400, { message: (err as Error).message });
+      }
+      const parsed = cniRequestSchema.safeParse(body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        return reply(res, 400, { message: `invalid CNI request: ${issue.path.join('.') || '(root)'}: ${issue.message}` });
+      }
+      try {
+        if (op === 'add') return reply(res, 200, await handlers.add(parsed.data));
+        await handlers.del(parsed.data);
+        return reply(res, 200, {});
+      } catch (err) {
+        log('cni request failed', { op, pod: `${parsed.data.podNamespace}/${parsed.data.podName}`, err: (err as Error).message });
+        return reply(res, 500, { message: (err as Error).message });
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}

@@ -1,0 +1,120 @@
+import type { RedirectBackend } from '../redirect/backend.js';
+import { PodProxy, type ConnectionRecord } from '../tunnel/pod-proxy.js';
+import type { PodView } from './enrollment-plan.js';
+
+export type RedirectionState = 'enabled' | 'disabled' | 'failed';
+
+export interface EnrolledPod {
+  uid: string;
+  pod: string;
+  netns: string;
+  ips: string[];
+  proxy: PodProxy;
+}
+
+export interface EnrollmentDeps {
+  backend: RedirectBackend;
+  /** the pod's netns file, for pods that already run (no CNI call to tell us) */
+  findNetns(pod: { uid: string; ips: string[] }): Promise<string>;
+  annotate(pod: { namespace: string; name: string }, state: RedirectionState, reason?: string): Promise<void>;
+  onConnection(record: ConnectionRecord): void;
+  log(msg: string, fields: Record<string, unknown>): void;
+  drainMs: number;
+}
+
+/**
+ * Performs enrollment: rules in the pod's netns, then the agent's listeners
+ * there, then the node's probe SNAT and the pod's annotation; unenrollment
+ * in reverse. Work for one pod is serialized (a CNI ADD and an informer
+ * event can race), different pods proceed in parallel.
+ */
+export class EnrollmentManager {
+  private readonly pods = new Map<string, EnrolledPod>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private nodeRules: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: EnrollmentDeps) {}
+
+  enrolledUids(): Set<string> {
+    return new Set(this.pods.keys());
+  }
+
+  enrolled(): EnrolledPod[] {
+    return [...this.pods.values()];
+  }
+
+  private serialize<T>(uid: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(uid) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(task);
+    this.queues.set(uid, next);
+    void next.finally(() => {
+      if (this.queues.get(uid) === next) this.queues.delete(uid);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  /** Enrolls a pod; `netns` is known when the CNI plugin asks, found by scanning otherwise. Idempotent. */
+  enroll(pod: PodView, netns?: string): Promise<void> {
+    return this.serialize(pod.uid, async () => {
+      if (this.pods.has(pod.uid)) return;
+      const name = `${pod.namespace}/${pod.name}`;
+      let path = netns;
+      try {
+        path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips });
+        await this.deps.backend.applyPod(path, { podIPs: pod.ips });
+        const proxy = await PodProxy.start({ pod: name, netns: path, ips: pod.ips, onConnection: this.deps.onConnection }).catch(async (err: unknown) => {
+          // Rules without listeners would black-hole the pod: take them back.
+          await this.deps.backend.removePod(path!).catch(() => undefined);
+          throw err;
+        });
+        this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, proxy });
+      } catch (err) {
+        this.deps.log('enrollment failed', { pod: name, err: (err as Error).message });
+        await this.deps.annotate(pod, 'failed', (err as Error).message).catch(() => undefined);
+        throw err;
+      }
+      this.deps.log('pod enrolled', { pod: name, netns: path, ips: pod.ips });
+      await this.syncNodeRules();
+      await this.deps.annotate(pod, 'enabled').catch((err: Error) => this.deps.log('annotation failed', { pod: name, err: err.message }));
+    });
+  }
+
+  /**
+   * Removes rules first (new connections go direct at once), then closes the
+   * listeners, letting proxied connections drain. `podGone`: the netns is
+   * going away with the pod, so there are no rules to remove or pod to annotate.
+   */
+  unenroll(uid: string, options: { podGone: boolean; podRef?: { namespace: string; name: string } }): Promise<void> {
+    return this.serialize(uid, async () => {
+      const entry = this.pods.get(uid);
+      if (entry === undefined) return;
+      this.pods.delete(uid);
+      if (!options.podGone) {
+        await this.deps.backend.removePod(entry.netns).catch((err: Error) => this.deps.log('rule removal failed', { pod: entry.pod, err: err.message }));
+      }
+      await this.syncNodeRules();
+      if (!options.podGone && options.podRef) {
+        await this.deps.annotate(options.podRef, 'disabled').catch((err: Error) => this.deps.log('annotation failed', { pod: entry.pod, err: err.message }));
+      }
+      this.deps.log('pod unenrolled', { pod: entry.pod, podGone: options.podGone });
+      await entry.proxy.close(options.podGone ? 0 : this.deps.drainMs);
+    });
+  }
+
+  /** The node's probe SNAT follows the set of enrolled pod IPs; writes are serialized and coalesce. */
+  private syncNodeRules(): Promise<void> {
+    this.nodeRules = this.nodeRules
+      .catch(() => undefined)
+      .then(() => {
+        const podIPs = [...this.pods.values()].flatMap((p) => p.ips);
+        return podIPs.length === 0 ? this.deps.backend.removeNode(undefined) : this.deps.backend.applyNode(undefined, { podIPs });
+      });
+    return this.nodeRules.catch((err: Error) => this.deps.log('node rules failed', { err: err.message }));
+  }
+
+  /** Agent shutdown: listeners go, rules stay, so enrolled pods' traffic fails closed until the agent is back. */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.pods.values()].map((p) => p.proxy.close(0)));
+    this.pods.clear();
+  }
+}

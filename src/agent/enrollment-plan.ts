@@ -1,0 +1,45 @@
+import { decideEnrollment, type EnrollmentPolicy, type SkipReason } from '../k8s/enrollment.js';
+
+/** A pod on this node, as the agent needs it (from the informer cache). */
+export interface PodView {
+  uid: string;
+  namespace: string;
+  name: string;
+  ips: string[];
+  labels: Record<string, string>;
+  hostNetwork: boolean;
+  phase?: string;
+}
+
+export interface EnrollmentPlan {
+  enroll: PodView[];
+  unenroll: string[];
+  skipped: Array<{ pod: PodView; reason: SkipReason }>;
+}
+
+/**
+ * Desired vs actual (ztunnel's state manager, pure): pods that should be
+ * enrolled and are not, and enrolled pods (by UID) that should not be any
+ * more or are gone. Pods without an IP yet wait for the next round (or come
+ * through the CNI plugin, which knows the IPs first).
+ */
+export function planEnrollment(
+  pods: readonly PodView[],
+  namespaceLabels: ReadonlyMap<string, Record<string, string>>,
+  enrolled: ReadonlySet<string>,
+  policy: EnrollmentPolicy,
+): EnrollmentPlan {
+  const plan: EnrollmentPlan = { enroll: [], unenroll: [], skipped: [] };
+  const wanted = new Set<string>();
+  for (const pod of pods) {
+    const decision = decideEnrollment(namespaceLabels.get(pod.namespace), pod, policy);
+    if (!decision.enroll) {
+      plan.skipped.push({ pod, reason: decision.reason });
+      continue;
+    }
+    wanted.add(pod.uid);
+    if (!enrolled.has(pod.uid) && pod.ips.length > 0) plan.enroll.push(pod);
+  }
+  for (const uid of enrolled) if (!wanted.has(uid)) plan.unenroll.push(uid);
+  return plan;
+}

@@ -1,0 +1,217 @@
+import { createServer, type Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { ApiException, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
+import pino from 'pino';
+import { installCniPlugin, uninstallCniPlugin, watchCniConfig } from '../cni/installer.js';
+import { WarrenError } from '../errors/warren-error.js';
+import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION, decideEnrollment, isExcludedNamespace } from '../k8s/enrollment.js';
+import { findPodNetns } from '../k8s/netns-discovery.js';
+import { startResilientInformer } from '../k8s/resilient-informer.js';
+import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
+import { systemRunner } from '../redirect/runner.js';
+import { startCniServer, type CniRequest } from './cni-server.js';
+import type { NodeAgentConfig } from './config.js';
+import { EnrollmentManager, type RedirectionState } from './enrollment-manager.js';
+import { planEnrollment, type PodView } from './enrollment-plan.js';
+
+const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/plugin-main.js', import.meta.url));
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+function podView(p: V1Pod): PodView {
+  return {
+    uid: p.metadata?.uid ?? '',
+    namespace: p.metadata?.namespace ?? '',
+    name: p.metadata?.name ?? '',
+    ips: (p.status?.podIPs ?? []).map((x) => x.ip).filter((ip): ip is string => typeof ip === 'string' && ip !== ''),
+    labels: p.metadata?.labels ?? {},
+    hostNetwork: p.spec?.hostNetwork === true,
+    ...(p.status?.phase === undefined ? {} : { phase: p.status.phase }),
+  };
+}
+
+function kubeConfig(config: NodeAgentConfig): KubeConfig {
+  const kc = new KubeConfig();
+  if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
+  else kc.loadFromCluster();
+  return kc;
+}
+
+/**
+ * `warren node`: enrolls the pods of its node (DESIGN.md §4). Existing pods
+ * are found by their netns and enrolled in place; new ones arrive through
+ * the CNI plugin before their containers start. On SIGTERM the listeners
+ * close but rules stay: enrolled pods' traffic fails until the agent is back
+ * rather than flowing around it.
+ */
+export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
+  const log = pino({ base: { component: 'warren-node', node: config.nodeName } });
+  const logFn = (msg: string, fields: Record<string, unknown>): void => log.info(fields, msg);
+  const kc = kubeConfig(config);
+  const core = kc.makeApiClient(CoreV1Api);
+  const backendName = chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner));
+  const backend = createBackend(backendName, systemRunner);
+  const policy = { excludedNamespaces: new Set(config.excludeNamespaces) };
+
+  const annotate = async (pod: { namespace: string; name: string }, state: RedirectionState, reason?: string): Promise<void> => {
+    await core.patchNamespacedPod(
+      { namespace: pod.namespace, name: pod.name, body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: state, [REDIRECTION_REASON_ANNOTATION]: reason ?? null } } } },
+      mergePatch,
+    );
+  };
+
+  let connections = 0;
+  const manager = new EnrollmentManager({
+    backend,
+    findNetns: (pod) => findPodNetns(pod),
+    annotate,
+    onConnection: (record) => {
+      connections++;
+      log.info({ ...record, total: connections }, 'connection');
+    },
+    log: logFn,
+    drainMs: config.drainSeconds * 1000,
+  });
+
+  if (config.uninstall) return uninstall(config, core, logFn);
+
+  let timer: NodeJS.Timeout | undefined;
+  const reconcileSoon = (): void => {
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      reconcile();
+    }, 20);
+  };
+  const pods = startResilientInformer<V1Pod>(kc, {
+    path: '/api/v1/pods',
+    list: () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${config.nodeName}` }),
+    fieldSelector: `spec.nodeName=${config.nodeName}`,
+    onChange: reconcileSoon,
+    log: logFn,
+  });
+  const namespaces = startResilientInformer<V1Namespace>(kc, { path: '/api/v1/namespaces', list: () => core.listNamespace(), onChange: reconcileSoon, log: logFn });
+  const namespaceLabels = (): Map<string, Record<string, string>> => new Map(namespaces.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
+
+  function reconcile(): void {
+    const views = pods.list().map(podView).filter((p) => p.uid !== '');
+    const plan = planEnrollment(views, namespaceLabels(), manager.enrolledUids(), policy);
+    const byUid = new Map(views.map((p) => [p.uid, p]));
+    for (const pod of plan.enroll) void manager.enroll(pod).catch(() => reconcileLater());
+    for (const uid of plan.unenroll) {
+      const pod = byUid.get(uid);
+      void manager.unenroll(uid, { podGone: pod === undefined, ...(pod ? { podRef: pod } : {}) });
+    }
+  }
+  // A failed enrollment (netns not found yet, rules refused) is retried, not forgotten.
+  let retry: NodeJS.Timeout | undefined;
+  const reconcileLater = (): void => {
+    retry ??= setTimeout(() => {
+      retry = undefined;
+      reconcile();
+    }, 2000);
+  };
+
+  const cniServer = await startCniServer(
+    config.cniSocket,
+    {
+      add: async (req: CniRequest) => {
+        if (isExcludedNamespace(req.podNamespace, policy)) return { enrolled: false, reason: 'excluded-namespace' };
+        const pod = await readPod(core, req);
+        const view = { ...podView(pod), ips: req.ips };
+        const decision = decideEnrollment(namespaceLabels().get(req.podNamespace) ?? (await namespaceLabelsFromApi(core, req.podNamespace)), view, policy);
+        if (!decision.enroll) return { enrolled: false, reason: decision.reason };
+        await manager.enroll(view, req.netns);
+        return { enrolled: true };
+      },
+      del: async (req: CniRequest) => manager.unenroll(req.podUid, { podGone: true }),
+    },
+    logFn,
+  );
+
+  const cniLog = (msg: string): void => logFn(msg, { cniConfDir: config.cniConfDir });
+  if (config.installCni) installCniPlugin({ ...cniInstallOptions(config), log: cniLog });
+  const cniWatch = config.installCni ? watchCniConfig({ ...cniInstallOptions(config), log: cniLog }) : undefined;
+
+  let ready = false;
+  const readiness = await startReadiness(config.readinessAddress, () => ready);
+  await Promise.all([pods.synced, namespaces.synced]);
+  reconcile();
+  ready = true;
+  log.info({ backend: backendName, cniSocket: config.cniSocket }, 'node agent ready');
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  log.info({}, 'stopping: listeners close, rules stay in place');
+  ready = false;
+  cniWatch?.stop();
+  if (timer) clearTimeout(timer);
+  if (retry) clearTimeout(retry);
+  await Promise.all([pods.stop(), namespaces.stop()]);
+  cniServer.close();
+  readiness.close();
+  await manager.shutdown();
+  return 0;
+}
+
+function cniInstallOptions(config: NodeAgentConfig) {
+  return {
+    confDir: config.cniConfDir,
+    binDir: config.cniBinDir,
+    pluginEntry: PLUGIN_ENTRY,
+    nodePath: process.execPath,
+    pluginConfig: { agentSocket: config.cniSocket, excludeNamespaces: config.excludeNamespaces, timeoutSeconds: 5 },
+  };
+}
+
+async function readPod(core: CoreV1Api, req: CniRequest): Promise<V1Pod> {
+  try {
+    const pod = await core.readNamespacedPod({ namespace: req.podNamespace, name: req.podName });
+    if (pod.metadata?.uid !== req.podUid) throw new WarrenError('ERR_CNI_POD', `pod ${req.podNamespace}/${req.podName} has uid ${pod.metadata?.uid}, not ${req.podUid}`);
+    return pod;
+  } catch (err) {
+    if (err instanceof ApiException) throw new WarrenError('ERR_CNI_POD', `pod ${req.podNamespace}/${req.podName}: the API server answered ${err.code}`, { retryable: true });
+    throw err;
+  }
+}
+
+async function namespaceLabelsFromApi(core: CoreV1Api, namespace: string): Promise<Record<string, string>> {
+  return (await core.readNamespace({ name: namespace })).metadata?.labels ?? {};
+}
+
+function startReadiness(address: string, isReady: () => boolean): Promise<Server> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const server = createServer((req, res) => {
+    if (req.url !== '/healthz/ready') return void res.writeHead(404).end();
+    const ok = isReady();
+    res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'initial sync not done\n');
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+/**
+ * `warren node --uninstall`: the DaemonSet's cleanup path. Rules come out of
+ * every pod on this node that carries them (found by annotation, then by
+ * netns), the node's rules go, then the CNI entry and binary.
+ */
+async function uninstall(config: NodeAgentConfig, core: CoreV1Api, log: (msg: string, fields: Record<string, unknown>) => void): Promise<number> {
+  const pods = (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${config.nodeName}` })).items.map((p) => ({ pod: p, view: podView(p) }));
+  const backend = createBackend(chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner)), systemRunner);
+  for (const { pod, view } of pods) {
+    if (pod.metadata?.annotations?.[REDIRECTION_ANNOTATION] !== 'enabled' || view.ips.length === 0) continue;
+    try {
+      await backend.removePod(await findPodNetns({ uid: view.uid, ips: view.ips }));
+      await core.patchNamespacedPod({ namespace: view.namespace, name: view.name, body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: 'disabled' } } } }, mergePatch);
+      log('rules removed', { pod: `${view.namespace}/${view.name}` });
+    } catch (err) {
+      log('could not clean a pod', { pod: `${view.namespace}/${view.name}`, err: (err as Error).message });
+    }
+  }
+  await backend.removeNode(undefined);
+  uninstallCniPlugin({ confDir: config.cniConfDir, binDir: config.cniBinDir, log: (msg) => log(msg, {}) });
+  log('uninstalled: no warren rule, CNI entry or plugin binary left on this node', { cniConfDir: config.cniConfDir });
+  return 0;
+}

@@ -1,0 +1,64 @@
+import { parseArgs } from 'node:util';
+import { runNodeAgent } from '../agent/node-agent.js';
+import { ENV, loadNodeAgentConfig, type RawConfig } from '../agent/config.js';
+
+const HELP = `Usage: warren node [options]
+
+The per-node agent (a DaemonSet pod, hostNetwork, privileged): installs the
+warren-cni plugin, watches the API server, and enrolls the pods of its node
+whose namespace (or pod) is labeled warren.io/dataplane-mode=ambient, without
+restarting them. Flags override the environment variables shown.
+
+  --kubeconfig FILE            API server credentials ($${ENV.kubeconfig}; default: in-cluster)
+  --node-name NAME             this node ($${ENV.nodeName}; required)
+  --cni-conf-dir DIR           CNI network configs ($${ENV.cniConfDir}; /etc/cni/net.d)
+  --cni-bin-dir DIR            CNI plugin binaries ($${ENV.cniBinDir}; /opt/cni/bin)
+  --cni-socket PATH            unix socket the plugin calls ($${ENV.cniSocket}; /var/run/warren/cni.sock)
+  --redirect-backend B         nft | iptables | auto ($${ENV.redirectBackend}; auto)
+  --exclude-namespaces A,B     never enrolled ($${ENV.excludeNamespaces}; kube-system)
+  --state-dir DIR              agent state ($${ENV.stateDir}; /var/run/warren)
+  --drain-seconds N            unenrolled pods' open connections may finish for N s ($${ENV.drainSeconds}; 30)
+  --readiness-address H:P      /healthz/ready ($${ENV.readinessAddress}; 0.0.0.0:15021)
+  --no-install-cni             do not install or watch the CNI plugin
+  --uninstall                  remove every rule, the CNI entry and the plugin from this node, then exit`;
+
+export async function runNode(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      kubeconfig: { type: 'string' },
+      'node-name': { type: 'string' },
+      'cni-conf-dir': { type: 'string' },
+      'cni-bin-dir': { type: 'string' },
+      'cni-socket': { type: 'string' },
+      'redirect-backend': { type: 'string' },
+      'exclude-namespaces': { type: 'string' },
+      'state-dir': { type: 'string' },
+      'drain-seconds': { type: 'string' },
+      'readiness-address': { type: 'string' },
+      'no-install-cni': { type: 'boolean', default: false },
+      uninstall: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const flags: RawConfig = {
+    kubeconfig: values.kubeconfig,
+    nodeName: values['node-name'],
+    cniConfDir: values['cni-conf-dir'],
+    cniBinDir: values['cni-bin-dir'],
+    cniSocket: values['cni-socket'],
+    redirectBackend: values['redirect-backend'],
+    excludeNamespaces: values['exclude-namespaces'],
+    stateDir: values['state-dir'],
+    drainSeconds: values['drain-seconds'],
+    readinessAddress: values['readiness-address'],
+    installCni: !values['no-install-cni'],
+    uninstall: values.uninstall,
+  };
+  return runNodeAgent(loadNodeAgentConfig(flags, process.env));
+}
