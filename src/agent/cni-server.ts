@@ -15,6 +15,9 @@ export const cniRequestSchema = z.strictObject({
 });
 export type CniRequest = z.infer<typeof cniRequestSchema>;
 
+/** DEL may come without a netns (the spec allows it once the netns is gone) and is best effort. */
+const cniDelSchema = cniRequestSchema.extend({ netns: z.string(), ips: z.array(z.string()).max(8) });
+
 export interface CniHandlers {
   add(req: CniRequest): Promise<{ enrolled: boolean; reason?: string }>;
   del(req: CniRequest): Promise<void>;
@@ -61,7 +64,7 @@ export async function startCniServer(socketPath: string, handlers: CniHandlers, 
       } catch (err) {
         return reply(res, 400, { message: (err as Error).message });
       }
-      const parsed = cniRequestSchema.safeParse(body);
+      const parsed = (op === 'add' ? cniRequestSchema : cniDelSchema).safeParse(body);
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
         return reply(res, 400, { message: `invalid CNI request: ${issue.path.join('.') || '(root)'}: ${issue.message}` });

@@ -200,15 +200,23 @@ function startReadiness(address: string, isReady: () => boolean): Promise<Server
 async function uninstall(config: NodeAgentConfig, core: CoreV1Api, log: (msg: string, fields: Record<string, unknown>) => void): Promise<number> {
   const pods = (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${config.nodeName}` })).items.map((p) => ({ pod: p, view: podView(p) }));
   const backend = createBackend(chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner)), systemRunner);
+  // Every pod of the node, not only those annotated `enabled`: an agent that died between
+  // programming rules and writing the annotation must not leave rules behind.
   for (const { pod, view } of pods) {
-    if (pod.metadata?.annotations?.[REDIRECTION_ANNOTATION] !== 'enabled' || view.ips.length === 0) continue;
+    if (view.hostNetwork || view.ips.length === 0) continue;
+    const name = `${view.namespace}/${view.name}`;
+    let netns: string;
     try {
-      await backend.removePod(await findPodNetns({ uid: view.uid, ips: view.ips }));
-      await core.patchNamespacedPod({ namespace: view.namespace, name: view.name, body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: 'disabled' } } } }, mergePatch);
-      log('rules removed', { pod: `${view.namespace}/${view.name}` });
+      netns = await findPodNetns({ uid: view.uid, ips: view.ips });
     } catch (err) {
-      log('could not clean a pod', { pod: `${view.namespace}/${view.name}`, err: (err as Error).message });
+      log('pod netns not found; nothing to clean there', { pod: name, err: (err as Error).message });
+      continue;
     }
+    await backend.removePod(netns);
+    if (pod.metadata?.annotations?.[REDIRECTION_ANNOTATION] === 'enabled') {
+      await core.patchNamespacedPod({ namespace: view.namespace, name: view.name, body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: 'disabled' } } } }, mergePatch);
+    }
+    log('pod clean', { pod: name });
   }
   await backend.removeNode(undefined);
   uninstallCniPlugin({ confDir: config.cniConfDir, binDir: config.cniBinDir, log: (msg) => log(msg, {}) });

@@ -112,7 +112,7 @@ test('ADD fails closed when the agent answers non-200, passing on its message', 
   assert.equal(e500.code, CNI_ERROR.agentRefused);
   assert.equal(e500.cniVersion, '1.0.0');
   assert.match(e500.msg, /shop\/cart-1/);
-  assert.match(e500.msg, /HTTP 500: nft: rules could not be applied/);
+  assert.match(e500.msg, /\(HTTP 500\): nft: rules could not be applied/);
 
   const busy = agent(async () => ({ status: 503, body: 'starting' }));
   const e503 = cniError(await runCniPlugin(env(), JSON.stringify(conf()), busy));

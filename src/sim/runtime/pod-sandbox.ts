@@ -11,6 +11,8 @@ export interface PodSandbox {
   path: string;
   ips: string[];
   containerId: string;
+  /** the CNI_ARGS the kubelet passes on ADD and again on DEL */
+  args: Record<string, string>;
 }
 
 export interface PodRef {
@@ -51,6 +53,7 @@ export async function createPodSandbox(runner: CommandRunner, node: NodePlan, po
   const netns = podNetnsName(node.name, pod.namespace, pod.name);
   const path = `/var/run/netns/${netns}`;
   const containerId = pod.uid.replace(/-/g, '');
+  const args = { K8S_POD_NAMESPACE: pod.namespace, K8S_POD_NAME: pod.name, K8S_POD_UID: pod.uid, K8S_POD_INFRA_CONTAINER_ID: containerId };
   await runner.run('ip', ['netns', 'add', netns]);
   try {
     await runner.run('ip', ['link', 'set', 'lo', 'up'], { netns: path });
@@ -62,13 +65,13 @@ export async function createPodSandbox(runner: CommandRunner, node: NodePlan, po
       netns: path,
       ifName: 'eth0',
       binDirs: [node.cniBinDir],
-      args: { K8S_POD_NAMESPACE: pod.namespace, K8S_POD_NAME: pod.name, K8S_POD_UID: pod.uid, K8S_POD_INFRA_CONTAINER_ID: containerId },
+      args,
       runInNetns: `/var/run/netns/${node.netns}`,
     });
     const ips = (result.ips ?? []).map((ip) => ip.address.split('/')[0] ?? '').filter((ip) => ip !== '');
-    return { netns, path, ips: [...ips.filter(isIPv4), ...ips.filter((ip) => !isIPv4(ip))], containerId };
+    return { netns, path, ips: [...ips.filter(isIPv4), ...ips.filter((ip) => !isIPv4(ip))], containerId, args };
   } catch (err) {
-    await destroyPodSandbox(runner, node, { netns, path, ips: [], containerId }).catch(() => undefined);
+    await destroyPodSandbox(runner, node, { netns, path, ips: [], containerId, args }).catch(() => undefined);
     throw err;
   }
 }
@@ -80,6 +83,7 @@ export async function destroyPodSandbox(runner: CommandRunner, node: NodePlan, s
     netns: sandbox.path,
     ifName: 'eth0',
     binDirs: [node.cniBinDir],
+    args: sandbox.args,
     runInNetns: `/var/run/netns/${node.netns}`,
   }).catch(() => undefined);
   await runner.run('ip', ['netns', 'del', sandbox.netns]).catch(() => undefined);

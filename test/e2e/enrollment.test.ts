@@ -1,0 +1,270 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { httpGetFromPod } from '../../src/sim/client/pod-http.js';
+import { agentPaths } from '../../src/sim/agent-supervisor.js';
+import { planTopology, podNetnsName } from '../../src/sim/topology/plan.js';
+import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
+import { eventually } from '../helpers/apiserver.js';
+import { rootTest } from '../helpers/root.js';
+
+const WARREN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const warren = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { reject: false, timeout: 120_000 });
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const NS = 'mesh';
+
+const MANIFEST = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: ${NS}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: ${NS}}
+spec:
+  nodeName: node-1
+  containers: [{name: c, image: curlimages/curl, command: [sleep, infinity]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: echo, namespace: ${NS}}
+spec:
+  nodeName: node-2
+  containers:
+  - name: echo
+    image: tcp-echo
+    ports: [{containerPort: 9000}]
+    readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: ${NS}}
+spec:
+  nodeName: node-2
+  containers:
+  - name: web
+    image: http-echo
+    ports: [{containerPort: 8080}]
+    readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: optout, namespace: ${NS}, labels: {warren.io/dataplane-mode: none}}
+spec:
+  nodeName: node-1
+  containers: [{name: c, image: sleep}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: system, namespace: kube-system, labels: {warren.io/dataplane-mode: ambient}}
+spec:
+  nodeName: node-1
+  containers: [{name: c, image: sleep}]
+`;
+
+const netnsOf = (pod: V1Pod): string => podNetnsName(pod.spec!.nodeName!, pod.metadata!.namespace!, pod.metadata!.name!);
+const ruleset = async (netns: string): Promise<string> => (await execa('ip', ['netns', 'exec', netns, 'nft', 'list', 'ruleset'])).stdout;
+const pids = async (netns: string): Promise<string> => (await execa('ip', ['netns', 'pids', netns])).stdout.split('\n').sort().join(' ');
+
+/** Sends `payload` from a pod to host:port through whatever the pod's rules do, and returns what came back. */
+async function echoFrom(netns: string, host: string, port: number, payload: Buffer): Promise<Buffer> {
+  const socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host, port, mark: 0, timeoutMs: 3000 });
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => resolve(Buffer.concat(chunks)));
+    socket.on('error', reject);
+    socket.setTimeout(10_000, () => socket.destroy(new Error('echo timed out')));
+    socket.end(payload);
+  });
+}
+
+/** POSTs raw bytes to the agent's CNI socket, as a misbehaving client would. */
+function postToSocket(socketPath: string, path: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function agentPid(node: string): Promise<number> {
+  const out = (await execa('pgrep', ['-f', `main.js node .*--node-name ${node}( |$)`], { reject: false })).stdout.trim().split('\n')[0];
+  assert.ok(out, `the agent of ${node} runs`);
+  return Number(out);
+}
+
+rootTest('enrollment: label → captured without restarts; CNI for new pods, fail closed; installer; unlabel and uninstall leave nothing', async (t) => {
+  const stateDir = await mkdtemp(`${tmpdir()}/warren-enroll-`);
+  const stopped: number[] = [];
+  try {
+    const up = await warren('sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', '16544');
+    assert.equal(up.exitCode, 0, up.stdout + up.stderr);
+    const kc = new KubeConfig();
+    kc.loadFromFile(`${stateDir}/kubeconfig`);
+    const core = kc.makeApiClient(CoreV1Api);
+    const manifest = `${stateDir}/mesh.yaml`;
+    await writeFile(manifest, MANIFEST);
+    assert.equal((await warren('sim', 'apply', '-f', manifest, '--state-dir', stateDir)).exitCode, 0);
+    const ready = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS })).items;
+    await eventually(async () => (await ready()).every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')), 'pods ready', 60_000);
+    const pods = new Map((await ready()).map((p) => [p.metadata!.name!, p]));
+    const client = pods.get('client')!;
+    const echo = pods.get('echo')!;
+    const web = pods.get('web')!;
+    const system = await core.readNamespacedPod({ namespace: 'kube-system', name: 'system' });
+    const before = new Map<string, { rules: string; pids: string }>();
+    for (const p of [...pods.values(), system]) before.set(netnsOf(p), { rules: await ruleset(netnsOf(p)), pids: await pids(netnsOf(p)) });
+
+    await t.test('labeling the namespace enrolls its running pods within 2 s, same processes', async () => {
+      const labeledAt = Date.now();
+      await core.patchNamespace({ name: NS, body: { metadata: { labels: { 'warren.io/dataplane-mode': 'ambient' } } } }, mergePatch);
+      await eventually(
+        async () => (await ready()).filter((p) => p.metadata?.annotations?.['warren.io/redirection'] === 'enabled').length === 3,
+        'three pods annotated enabled',
+        2000,
+      );
+      assert.ok(Date.now() - labeledAt <= 2000);
+      for (const p of [client, echo, web]) {
+        assert.equal(await pids(netnsOf(p)), before.get(netnsOf(p))!.pids, `${p.metadata!.name} kept its processes`);
+        assert.match(await ruleset(netnsOf(p)), /table inet warren-nat/);
+      }
+    });
+
+    await t.test('opted-out and excluded pods are untouched', async () => {
+      const optout = pods.get('optout')!;
+      for (const p of [optout, system]) {
+        assert.equal(await ruleset(netnsOf(p)), before.get(netnsOf(p))!.rules, `${p.metadata!.name} has no warren rules`);
+        const now = await core.readNamespacedPod({ namespace: p.metadata!.namespace!, name: p.metadata!.name! });
+        assert.equal(now.metadata?.annotations?.['warren.io/redirection'], undefined);
+      }
+    });
+
+    await t.test('traffic between enrolled pods passes both agents and arrives byte-exact; probes keep pods Ready', async () => {
+      const payload = randomBytes(1 << 20);
+      const back = await echoFrom(netnsOf(client), echo.status!.podIP!, 9000, payload);
+      assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+      const reply = await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080);
+      assert.equal(reply.pod, 'web');
+      assert.equal(reply.client.ip, client.status!.podIP, 'the server sees the client pod, not the agent');
+      const plan = planTopology(stateDir, ['node-1', 'node-2']);
+      const outbound = new RegExp(`"pod":"${NS}/client","direction":"outbound".*"destination":"${echo.status!.podIP}:9000","bytesSent":${payload.length}`);
+      const inbound = new RegExp(`"pod":"${NS}/echo","direction":"inbound".*"bytesSent":${payload.length}`);
+      await eventually(async () => outbound.test(await readFile(agentPaths(plan.nodes[0]!).log, 'utf8')), "the client's agent logging the outbound connection", 3000);
+      await eventually(async () => inbound.test(await readFile(agentPaths(plan.nodes[1]!).log, 'utf8')), "the server's agent logging the inbound connection", 3000);
+      await new Promise((r) => setTimeout(r, 2500)); // several probe periods under the rules
+      for (const n of ['echo', 'web']) {
+        const p = await core.readNamespacedPod({ namespace: NS, name: n });
+        assert.ok(p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), `${n} stays Ready`);
+      }
+    });
+
+    await t.test('a pod created later is captured by the CNI plugin before it runs', async () => {
+      await core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'late' }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'sleep' }] } } });
+      await eventually(async () => (await core.readNamespacedPod({ namespace: NS, name: 'late' })).status?.phase === 'Running', 'late running', 20_000);
+      const late = await core.readNamespacedPod({ namespace: NS, name: 'late' });
+      assert.equal(late.metadata?.annotations?.['warren.io/redirection'], 'enabled');
+      const reply = await httpGetFromPod(netnsOf(late), web.status!.podIP!, 8080);
+      assert.equal(reply.client.ip, late.status!.podIP);
+      const logPath = agentPaths(planTopology(stateDir, ['node-1', 'node-2']).nodes[0]!).log;
+      // The agent logs a connection when it closes; give the log write a moment.
+      await eventually(async () => new RegExp(`"pod":"${NS}/late","direction":"outbound"`).test(await readFile(logPath, 'utf8')), 'its first connection in the agent log', 3000);
+    });
+
+    await t.test('bad requests on the agent socket and malformed CNI input get clear errors and disturb nothing', async () => {
+      const socket = agentPaths(planTopology(stateDir, ['node-1', 'node-2']).nodes[0]!).socket;
+      const garbage = await postToSocket(socket, '/v1/cni/add', '{"podName": 5');
+      assert.equal(garbage.status, 400);
+      assert.match(JSON.parse(garbage.body).message, /not valid JSON/);
+      const badField = await postToSocket(socket, '/v1/cni/add', JSON.stringify({ podName: 'x', podNamespace: NS, podUid: 'u', containerId: 'c', netns: 'relative', ips: [] }));
+      assert.equal(badField.status, 400);
+      assert.match(JSON.parse(badField.body).message, /netns/);
+      const plugin = `${planTopology(stateDir, ['node-1']).nodes[0]!.cniBinDir}/warren-cni`;
+      const bad = await execa(plugin, [], { input: '{not json', env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'x', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_PATH: '/x' }, reject: false });
+      assert.notEqual(bad.exitCode, 0);
+      const err = JSON.parse(bad.stdout);
+      assert.equal(typeof err.code, 'number');
+      assert.match(err.msg, /./);
+      const reply = await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080);
+      assert.equal(reply.pod, 'web', 'other pods are not disturbed');
+    });
+
+    await t.test('another CNI overwriting the conflist: the entry is back within 1 s', async () => {
+      const node = planTopology(stateDir, ['node-1']).nodes[0]!;
+      const file = `${node.cniConfDir}/10-wrn-pods.conflist`;
+      const list = JSON.parse(readFileSync(file, 'utf8')) as { plugins: Array<{ type: string }> };
+      assert.ok(list.plugins.some((p) => p.type === 'warren-cni'));
+      writeFileSync(file, JSON.stringify({ ...list, plugins: list.plugins.filter((p) => p.type !== 'warren-cni') }, null, 2));
+      const written = Date.now();
+      await eventually(() => (JSON.parse(readFileSync(file, 'utf8')) as typeof list).plugins.some((p) => p.type === 'warren-cni'), 'the warren-cni entry back', 1000);
+      assert.ok(Date.now() - written <= 1000);
+    });
+
+    await t.test('agent down: enrolled traffic fails instead of bypassing, new pods wait, all resume when it is back', async () => {
+      const pid = await agentPid('node-1');
+      process.kill(pid, 'SIGSTOP');
+      stopped.push(pid);
+      await core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'waiting' }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'sleep' }] } } });
+      await new Promise((r) => setTimeout(r, 7000)); // longer than the plugin's 5 s deadline
+      const waiting = await core.readNamespacedPod({ namespace: NS, name: 'waiting' });
+      assert.equal(waiting.status?.phase, 'Pending', 'no pod starts uncaptured while the agent is down');
+      const bypass = await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080, 1500).then(() => 'answered', () => 'failed');
+      assert.equal(bypass, 'failed', "an enrolled pod's traffic does not flow around a stopped agent");
+      process.kill(pid, 'SIGCONT');
+      stopped.pop();
+      await eventually(async () => (await core.readNamespacedPod({ namespace: NS, name: 'waiting' })).status?.phase === 'Running', 'the waiting pod to start', 30_000);
+      assert.equal((await core.readNamespacedPod({ namespace: NS, name: 'waiting' })).metadata?.annotations?.['warren.io/redirection'], 'enabled');
+    });
+
+    await t.test('agent restart: enrolled pods are rediscovered and served again', async () => {
+      const pid = await agentPid('node-1');
+      process.kill(pid, 'SIGKILL');
+      await eventually(async () => (await agentPid('node-1').catch(() => pid)) !== pid, 'a new agent process', 15_000);
+      await eventually(async () => (await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080, 1000).then(() => true, () => false)), 'traffic through the new agent', 20_000);
+    });
+
+    await t.test('unlabeling removes rules: the pod netns ruleset equals the one before enrollment', async () => {
+      await core.patchNamespace({ name: NS, body: { metadata: { labels: { 'warren.io/dataplane-mode': null } } } }, mergePatch);
+      await eventually(async () => (await ready()).filter((p) => p.metadata?.annotations?.['warren.io/redirection'] === 'enabled').length === 0, 'all pods disabled', 10_000);
+      for (const p of [client, echo, web]) assert.equal(await ruleset(netnsOf(p)), before.get(netnsOf(p))!.rules, `${p.metadata!.name} ruleset restored`);
+      const reply = await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080);
+      assert.equal(reply.pod, 'web', 'traffic goes direct');
+    });
+
+    await t.test('--uninstall leaves no warren rule, file or conflist entry on the node', async () => {
+      await core.patchNamespace({ name: NS, body: { metadata: { labels: { 'warren.io/dataplane-mode': 'ambient' } } } }, mergePatch);
+      await eventually(async () => (await ready()).filter((p) => p.metadata?.annotations?.['warren.io/redirection'] === 'enabled').length === 5, 'client, echo, web, late and waiting enrolled again', 10_000);
+      const node = planTopology(stateDir, ['node-1']).nodes[0]!;
+      const pid = await agentPid('node-1');
+      process.kill(pid, 'SIGSTOP'); // the supervised agent would reinstall what --uninstall removes
+      stopped.push(pid);
+      const res = await execa('ip', ['netns', 'exec', node.netns, process.execPath, WARREN, 'node', '--uninstall', '--kubeconfig', `${stateDir}/kubeconfig.cluster`, '--node-name', 'node-1', '--cni-conf-dir', node.cniConfDir, '--cni-bin-dir', node.cniBinDir, '--readiness-address', '127.0.0.1:0'], { reject: false });
+      assert.equal(res.exitCode, 0, res.stderr + res.stdout);
+      assert.ok(!existsSync(`${node.cniBinDir}/warren-cni`), 'plugin binary removed');
+      assert.doesNotMatch(readFileSync(`${node.cniConfDir}/10-wrn-pods.conflist`, 'utf8'), /warren-cni/);
+      assert.doesNotMatch(await ruleset(node.netns), /warren/);
+      for (const p of (await ready()).filter((x) => x.spec?.nodeName === 'node-1')) assert.doesNotMatch(await ruleset(netnsOf(p)), /warren/, `${p.metadata!.name} clean`);
+    });
+  } finally {
+    for (const pid of stopped) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone
+      }
+    }
+    const down = await warren('sim', 'down', '--state-dir', stateDir);
+    await rm(stateDir, { recursive: true, force: true });
+    assert.equal(down.exitCode, 0, down.stdout + down.stderr);
+  }
+});
