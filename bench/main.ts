@@ -4,6 +4,7 @@
  */
 import { benchPassthrough } from './passthrough.js';
 import { benchSim } from './sim.js';
+import { benchEnrollment } from './enrollment.js';
 import { saveResult, table } from './report.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
@@ -46,7 +47,25 @@ async function sim(): Promise<void> {
   console.log(`saved ${saveResult('sim', text, r)}`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim };
+async function enrollment(): Promise<void> {
+  const r = await benchEnrollment();
+  const c = r.cniAddMs;
+  const text = table(
+    ['measure', 'value', 'relative'],
+    [
+      [`label a namespace of ${r.pods} running pods → all annotated enabled`, `${fmt(r.enrollSeconds)} s`, `${fmt((r.enrollSeconds * 1000) / r.pods, 1)} ms/pod`],
+      [`CNI ADD chain, excluded namespace (plugin does not ask the agent), p50 / p99`, `${fmt(c.excluded.p50, 0)} / ${fmt(c.excluded.p99, 0)} ms`, `baseline (n=${c.excluded.n})`],
+      [`CNI ADD chain, unlabeled namespace (agent asked, declines), p50 / p99`, `${fmt(c.unlabeled.p50, 0)} / ${fmt(c.unlabeled.p99, 0)} ms`, `${fmt(c.unlabeled.p50 / c.excluded.p50)}× p50 (n=${c.unlabeled.n})`],
+      [`CNI ADD chain, enrolled namespace (rules + listeners first), p50 / p99`, `${fmt(c.enrolled.p50, 0)} / ${fmt(c.enrolled.p99, 0)} ms`, `${fmt(c.enrolled.p50 / c.excluded.p50)}× p50 (n=${c.enrolled.n})`],
+      ['agent RSS (node-1), nothing enrolled', `${fmt(r.agentRssIdleMiB, 1)} MiB`, 'baseline'],
+      [`agent RSS (node-1), ${r.enrolledOnNode} pods enrolled`, `${fmt(r.agentRssEnrolledMiB, 1)} MiB`, `+${fmt(r.agentRssEnrolledMiB - r.agentRssIdleMiB, 1)} MiB`],
+    ],
+  );
+  console.log(text);
+  console.log(`saved ${saveResult('enrollment', text, r)}`);
+}
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));

@@ -151,6 +151,7 @@ export class Kubelet {
     const containers = runtime.containers;
     try {
       runtime.sandbox = await createPodSandbox(this.runner, this.node, { namespace: runtime.namespace, name: runtime.name, uid: runtime.uid });
+      this.log('pod sandbox ready', { pod: `${runtime.namespace}/${runtime.name}`, node: this.node.name, cniAddMs: Math.round(runtime.sandbox.cniAddMs) });
     } catch (err) {
       this.log('pod sandbox failed', { pod: `${runtime.namespace}/${runtime.name}`, err: (err as Error).message });
       for (const c of containers) c.state.waiting = { reason: 'CreateContainerError', message: (err as Error).message };

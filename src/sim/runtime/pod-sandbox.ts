@@ -13,6 +13,8 @@ export interface PodSandbox {
   containerId: string;
   /** the CNI_ARGS the kubelet passes on ADD and again on DEL */
   args: Record<string, string>;
+  /** how long the CNI chain's ADD took (benchmarks read it from the kubelet's log) */
+  cniAddMs: number;
 }
 
 export interface PodRef {
@@ -60,6 +62,7 @@ export async function createPodSandbox(runner: CommandRunner, node: NodePlan, po
     // `ip netns exec` bind-mounts /etc/netns/<name>/* over /etc: the pod's DNS config.
     await mkdir(`/etc/netns/${netns}`, { recursive: true });
     await writeFile(`/etc/netns/${netns}/resolv.conf`, podResolvConf(pod.namespace));
+    const started = performance.now();
     const result = await cniAdd(await loadNodeConflist(node.cniConfDir), {
       containerId,
       netns: path,
@@ -69,9 +72,9 @@ export async function createPodSandbox(runner: CommandRunner, node: NodePlan, po
       runInNetns: `/var/run/netns/${node.netns}`,
     });
     const ips = (result.ips ?? []).map((ip) => ip.address.split('/')[0] ?? '').filter((ip) => ip !== '');
-    return { netns, path, ips: [...ips.filter(isIPv4), ...ips.filter((ip) => !isIPv4(ip))], containerId, args };
+    return { netns, path, ips: [...ips.filter(isIPv4), ...ips.filter((ip) => !isIPv4(ip))], containerId, args, cniAddMs: performance.now() - started };
   } catch (err) {
-    await destroyPodSandbox(runner, node, { netns, path, ips: [], containerId, args }).catch(() => undefined);
+    await destroyPodSandbox(runner, node, { netns, path, ips: [], containerId, args, cniAddMs: 0 }).catch(() => undefined);
     throw err;
   }
 }
