@@ -5,7 +5,7 @@ import pino from 'pino';
 import { installCniPlugin, uninstallCniPlugin, watchCniConfig } from '../cni/installer.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION, decideEnrollment, isExcludedNamespace } from '../k8s/enrollment.js';
-import { findPodNetns } from '../k8s/netns-discovery.js';
+import { NetnsFinder, findPodNetns } from '../k8s/netns-discovery.js';
 import { startResilientInformer } from '../k8s/resilient-informer.js';
 import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
 import { systemRunner } from '../redirect/runner.js';
@@ -60,9 +60,10 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   };
 
   let connections = 0;
+  const netnsFinder = new NetnsFinder();
   const manager = new EnrollmentManager({
     backend,
-    findNetns: (pod) => findPodNetns(pod),
+    findNetns: (pod) => netnsFinder.find(pod),
     annotate,
     onConnection: (record) => {
       connections++;

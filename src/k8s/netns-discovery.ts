@@ -156,7 +156,11 @@ function describePod(pod: PodRef): string {
  * retryable: a sandbox still starting or a stale one being torn down resolves itself.
  */
 export async function findPodNetns(pod: PodRef, options: DiscoveryOptions = {}): Promise<string> {
-  const candidates = await discoverNetnsCandidates(options);
+  return pickPodNetns(await discoverNetnsCandidates(options), pod);
+}
+
+/** The match among already-scanned candidates, or the typed errors of findPodNetns. */
+export function pickPodNetns(candidates: readonly NetnsCandidate[], pod: PodRef): string {
   const match = resolvePodNetns(candidates, pod);
   switch (match.kind) {
     case 'found':
@@ -175,5 +179,43 @@ export async function findPodNetns(pod: PodRef, options: DiscoveryOptions = {}):
           .join(', ')}): a stale pod sandbox may still hold a recycled IP; retry once it is gone`,
         { retryable: true },
       );
+  }
+}
+
+/**
+ * findPodNetns for many pods at once: labeling a namespace of 100 pods must
+ * not scan /proc and every netns 100 times. Requests within `maxAgeMs` of a
+ * scan (or while one runs) share it; a pod not found in a shared scan is
+ * looked up again in a fresh one before giving up.
+ */
+export class NetnsFinder {
+  private scan: { startedAt: number; result: Promise<NetnsCandidate[]> } | undefined;
+
+  constructor(
+    private readonly options: DiscoveryOptions = {},
+    private readonly maxAgeMs = 1000,
+  ) {}
+
+  private candidates(fresh: boolean): { startedAt: number; result: Promise<NetnsCandidate[]> } {
+    if (fresh || this.scan === undefined || Date.now() - this.scan.startedAt > this.maxAgeMs) {
+      const result = discoverNetnsCandidates(this.options);
+      this.scan = { startedAt: Date.now(), result };
+      result.catch(() => {
+        if (this.scan?.result === result) this.scan = undefined;
+      });
+    }
+    return this.scan;
+  }
+
+  async find(pod: PodRef): Promise<string> {
+    const asked = Date.now();
+    const shared = this.candidates(false);
+    try {
+      return pickPodNetns(await shared.result, pod);
+    } catch (err) {
+      // The shared scan may predate the pod's netns: one fresh scan decides.
+      if (shared.startedAt >= asked) throw err;
+      return pickPodNetns(await this.candidates(true).result, pod);
+    }
   }
 }

@@ -16,9 +16,11 @@ function parseJson<T>(schema: z.ZodType<T>, text: string, what: string): T {
   return res.data;
 }
 
-async function readState(runner: CommandRunner, netns: string): Promise<PolicyRoutingState> {
+/** Reads only the families asked for: each read is a process spawned in the pod's netns. */
+async function readState(runner: CommandRunner, netns: string, families: Families = { ipv4: true, ipv6: true }): Promise<PolicyRoutingState> {
   const state: PolicyRoutingState = { rules: { 4: [], 6: [] }, routes: { 4: [], 6: [] } };
   for (const family of [4, 6] as const) {
+    if (!(family === 4 ? families.ipv4 : families.ipv6)) continue;
     const flag = `-${family}`;
     state.rules[family] = parseJson(ruleList, await runner.run('ip', [flag, '-j', 'rule', 'show'], { netns }), 'ip rule show');
     // A table that never had a route does not exist yet: that is "no routes".
@@ -34,7 +36,7 @@ async function readState(runner: CommandRunner, netns: string): Promise<PolicyRo
 }
 
 export async function applyPolicyRouting(runner: CommandRunner, netns: string, families: Families): Promise<void> {
-  for (const cmd of policyRoutingApply(families, await readState(runner, netns))) await runner.run('ip', cmd, { netns });
+  for (const cmd of policyRoutingApply(families, await readState(runner, netns, families))) await runner.run('ip', cmd, { netns });
 }
 
 export async function removePolicyRouting(runner: CommandRunner, netns: string): Promise<void> {
