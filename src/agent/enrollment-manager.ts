@@ -80,24 +80,26 @@ export class EnrollmentManager {
   }
 
   /**
-   * Removes rules first (new connections go direct at once), then closes the
-   * listeners, letting proxied connections drain. `podGone`: the netns is
-   * going away with the pod, so there are no rules to remove or pod to annotate.
+   * Removes the capture rules first (new connections go direct at once),
+   * closes the listeners and lets proxied connections drain, then removes
+   * the rest (reply routing that drained connections still needed).
+   * `podGone`: the netns is going away with the pod, so there are no rules
+   * to remove and no pod to annotate.
    */
   unenroll(uid: string, options: { podGone: boolean; podRef?: { namespace: string; name: string } }): Promise<void> {
     return this.serialize(uid, async () => {
       const entry = this.pods.get(uid);
       if (entry === undefined) return;
       this.pods.delete(uid);
-      if (!options.podGone) {
-        await this.deps.backend.removePod(entry.netns).catch((err: Error) => this.deps.log('rule removal failed', { pod: entry.pod, err: err.message }));
-      }
+      const ruleFailure = (err: Error): void => this.deps.log('rule removal failed', { pod: entry.pod, err: err.message });
+      if (!options.podGone) await this.deps.backend.removePodCapture(entry.netns).catch(ruleFailure);
       await this.syncNodeRules();
       if (!options.podGone && options.podRef) {
         await this.deps.annotate(options.podRef, 'disabled').catch((err: Error) => this.deps.log('annotation failed', { pod: entry.pod, err: err.message }));
       }
       this.deps.log('pod unenrolled', { pod: entry.pod, podGone: options.podGone });
       await entry.proxy.close(options.podGone ? 0 : this.deps.drainMs);
+      if (!options.podGone) await this.deps.backend.removePod(entry.netns).catch(ruleFailure);
     });
   }
 

@@ -22,7 +22,7 @@ export function iptablesBackend(runner: CommandRunner): RedirectBackend {
     for (const rules of ruleSets) await restore(netns, rules.family, renderIptablesApply(rules, await save(netns, rules.family)));
   };
 
-  const remove = async (netns: string | undefined, names: Names): Promise<void> => {
+  const remove = async (netns: string | undefined, names: Names, deleteEmptyTables = true): Promise<void> => {
     for (const family of [4, 6] as const) {
       const text = renderIptablesRemove(names, await save(netns, family));
       if (text === undefined) continue;
@@ -32,6 +32,7 @@ export function iptablesBackend(runner: CommandRunner): RedirectBackend {
       // table means, so deleting it restores the netns's ruleset as it was
       // before enrollment. Decided from emptiness, not from memory of what
       // existed at apply time, so it also holds across agent restarts.
+      if (!deleteEmptyTables) continue;
       const after = await save(netns, family);
       if (after.variant !== 'nf_tables') continue;
       for (const { table } of names) {
@@ -58,6 +59,10 @@ export function iptablesBackend(runner: CommandRunner): RedirectBackend {
         await this.removePod(netns).catch(() => undefined);
         throw err;
       }
+    },
+    async removePodCapture(netns) {
+      // The (then empty) nat table stays until removePod: its hooks keep translating drained connections.
+      await remove(netns, podIptablesNames().filter((t) => t.table === 'nat'), false);
     },
     async removePod(netns) {
       await remove(netns, podIptablesNames());

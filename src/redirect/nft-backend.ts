@@ -1,6 +1,6 @@
 import type { RedirectBackend } from './backend.js';
 import type { CommandRunner } from './runner.js';
-import { buildPodNftRemoveScript, buildPodNftScript } from './nft-pod.js';
+import { buildPodNftCaptureRemoveScript, buildPodNftRemoveScript, buildPodNftScript } from './nft-pod.js';
 import { buildNodeNftRemoveScript, buildNodeNftScript } from './nft-node.js';
 import { applyPolicyRouting, removePolicyRouting } from './policy-routing-apply.js';
 import { familiesOf, parseNodeRedirectSpec, parsePodRedirectSpec } from './spec.js';
@@ -22,6 +22,9 @@ export function nftBackend(runner: CommandRunner): RedirectBackend {
         await this.removePod(netns).catch(() => undefined);
         throw err;
       }
+    },
+    async removePodCapture(netns) {
+      await nft(netns, buildPodNftCaptureRemoveScript());
     },
     async removePod(netns) {
       await nft(netns, buildPodNftRemoveScript());

@@ -53,6 +53,16 @@ export function buildPodNftScript(spec: PodRedirectSpec): string {
   ].join('\n');
 }
 
+/**
+ * Empties the capture chains but keeps them (see RedirectBackend.removePodCapture):
+ * the kernel translates packets of already-NATed connections only while some
+ * nat chain is registered at the hook, so deleting the table would break the
+ * connections that are meant to drain.
+ */
+export function buildPodNftCaptureRemoveScript(): string {
+  return [`add table inet ${NFT_TABLES.nat}`, `flush table inet ${NFT_TABLES.nat}`, ''].join('\n');
+}
+
 export function buildPodNftRemoveScript(): string {
   return [...resetTable(NFT_TABLES.nat), ...resetTable(NFT_TABLES.mangle), ''].join('\n');
 }

@@ -233,10 +233,24 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       await eventually(async () => (await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080, 1000).then(() => true, () => false)), 'traffic through the new agent', 20_000);
     });
 
-    await t.test('unlabeling removes rules: the pod netns ruleset equals the one before enrollment', async () => {
+    await t.test('unlabeling removes rules: the pod netns ruleset equals the one before enrollment; open connections may finish', async () => {
+      // A connection proxied before the unlabel keeps working through the drain period (the sim runs agents with 5 s).
+      const open = await connectFromNetns({ netns: `/var/run/netns/${netnsOf(client)}`, host: echo.status!.podIP!, port: 9000, mark: 0, timeoutMs: 3000 });
+      const echoed = (text: string): Promise<string> =>
+        new Promise((resolve, reject) => {
+          open.once('data', (d: Buffer) => resolve(d.toString()));
+          open.once('error', reject);
+          open.write(text);
+        });
+      assert.equal(await echoed('before'), 'before');
       await core.patchNamespace({ name: NS, body: { metadata: { labels: { 'warren.io/dataplane-mode': null } } } }, mergePatch);
       await eventually(async () => (await ready()).filter((p) => p.metadata?.annotations?.['warren.io/redirection'] === 'enabled').length === 0, 'all pods disabled', 10_000);
-      for (const p of [client, echo, web]) assert.equal(await ruleset(netnsOf(p)), before.get(netnsOf(p))!.rules, `${p.metadata!.name} ruleset restored`);
+      assert.equal(await echoed('after'), 'after', 'the proxied connection survives the unlabel');
+      open.destroy();
+      // The reply routing goes once the drain period (5 s in the sim) is over.
+      for (const p of [client, echo, web]) {
+        await eventually(async () => (await ruleset(netnsOf(p))) === before.get(netnsOf(p))!.rules, `${p.metadata!.name} ruleset restored`, 10_000);
+      }
       const reply = await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080);
       assert.equal(reply.pod, 'web', 'traffic goes direct');
     });

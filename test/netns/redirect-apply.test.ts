@@ -37,6 +37,24 @@ for (const name of BACKENDS) {
     }
   });
 
+  rootTest(`[${name}] unenrollment in two steps: capture goes first, reply routing stays for draining, then all goes`, async () => {
+    const topo = await createTopology(1);
+    try {
+      const pod = topo.pods[0]!;
+      const before = await snapshotRules(pod.netns);
+      await backend.applyPod(pod.path, { podIPs: [pod.ipv4, pod.ipv6] });
+      await backend.removePodCapture(pod.path);
+      const draining = await snapshotRules(pod.netns);
+      const rules = name === 'nft' ? draining.nft : draining.iptables + draining.ip6tables;
+      for (const port of ['15001', '15006']) assert.doesNotMatch(rules, new RegExp(port), `no redirect to ${port} while draining`);
+      assert.match(draining.rules4, /fwmark 0x111\/0xfff lookup 100/, 'reply routing kept for drained connections');
+      await backend.removePod(pod.path);
+      assert.deepEqual(await snapshotRules(pod.netns), before);
+    } finally {
+      await topo.destroy();
+    }
+  });
+
   rootTest(`[${name}] node rules: apply, update, remove`, async () => {
     const topo = await createTopology(2);
     try {
