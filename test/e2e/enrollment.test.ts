@@ -126,6 +126,21 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
     const before = new Map<string, { rules: string; pids: string }>();
     for (const p of [...pods.values(), system]) before.set(netnsOf(p), { rules: await ruleset(netnsOf(p)), pids: await pids(netnsOf(p)) });
 
+    await t.test('each agent is ready after its initial sync', async () => {
+      for (const node of ['wrn-node-1', 'wrn-node-2']) {
+        const socket = await connectFromNetns({ netns: `/var/run/netns/${node}`, host: '127.0.0.1', port: 15021, mark: 0, timeoutMs: 2000 });
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = request({ createConnection: () => socket, path: '/healthz/ready' }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        assert.equal(status, 200, `${node} ready`);
+      }
+    });
+
     await t.test('labeling the namespace enrolls its running pods within 2 s, same processes', async () => {
       const labeledAt = Date.now();
       await core.patchNamespace({ name: NS, body: { metadata: { labels: { 'warren.io/dataplane-mode': 'ambient' } } } }, mergePatch);

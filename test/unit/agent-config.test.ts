@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadNodeAgentConfig } from '../../src/agent/config.js';
+import { WarrenError } from '../../src/errors/warren-error.js';
+
+test('defaults are what a DaemonSet needs; env fills in; flags win', () => {
+  const c = loadNodeAgentConfig({}, { NODE_NAME: 'node-1' });
+  assert.equal(c.nodeName, 'node-1');
+  assert.equal(c.cniConfDir, '/etc/cni/net.d');
+  assert.equal(c.cniSocket, '/var/run/warren/cni.sock');
+  assert.equal(c.redirectBackend, 'auto');
+  assert.deepEqual(c.excludeNamespaces, ['kube-system']);
+  const env = { NODE_NAME: 'node-1', WARREN_EXCLUDE_NAMESPACES: 'kube-system, istio-system', WARREN_REDIRECT_BACKEND: 'iptables' };
+  assert.deepEqual(loadNodeAgentConfig({}, env).excludeNamespaces, ['kube-system', 'istio-system']);
+  const flagged = loadNodeAgentConfig({ redirectBackend: 'nft', nodeName: 'node-2', drainSeconds: '7' }, env);
+  assert.equal(flagged.redirectBackend, 'nft');
+  assert.equal(flagged.nodeName, 'node-2');
+  assert.equal(flagged.drainSeconds, 7);
+});
+
+test('a bad or missing value is an error naming the flag', () => {
+  const fails = (flags: Record<string, unknown>, env: NodeJS.ProcessEnv, flag: RegExp) =>
+    assert.throws(() => loadNodeAgentConfig(flags, env), (e: unknown) => e instanceof WarrenError && e.code === 'ERR_CONFIG' && flag.test(e.message));
+  fails({}, {}, /^--node-name: /);
+  fails({ redirectBackend: 'ebpf' }, { NODE_NAME: 'n' }, /^--redirect-backend: /);
+  fails({ drainSeconds: 'soon' }, { NODE_NAME: 'n' }, /^--drain-seconds: /);
+  fails({ readinessAddress: 'nowhere' }, { NODE_NAME: 'n' }, /^--readiness-address: /);
+  fails({ nodeName: 'Node_1' }, {}, /^--node-name: /);
+});
