@@ -75,13 +75,10 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
 
   if (config.uninstall) return uninstall(config, core, logFn);
 
-  let timer: NodeJS.Timeout | undefined;
-  const reconcileSoon = (): void => {
-    timer ??= setTimeout(() => {
-      timer = undefined;
-      reconcile();
-    }, 20);
-  };
+  // Bursts of informer events coalesce into one pass; a failed enrollment
+  // (netns not found yet, rules refused) is retried later, not forgotten.
+  const reconcileSoon = coalesced(20, () => reconcile());
+  const reconcileLater = coalesced(2000, () => reconcile());
   const pods = startResilientInformer<V1Pod>(kc, {
     path: '/api/v1/pods',
     list: () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${config.nodeName}` }),
@@ -102,14 +99,6 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
       void manager.unenroll(uid, { podGone: pod === undefined, ...(pod ? { podRef: pod } : {}) });
     }
   }
-  // A failed enrollment (netns not found yet, rules refused) is retried, not forgotten.
-  let retry: NodeJS.Timeout | undefined;
-  const reconcileLater = (): void => {
-    retry ??= setTimeout(() => {
-      retry = undefined;
-      reconcile();
-    }, 2000);
-  };
 
   const cniServer = await startCniServer(
     config.cniSocket,
@@ -146,13 +135,25 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   log.info({}, 'stopping: listeners close, rules stay in place');
   ready = false;
   cniWatch?.stop();
-  if (timer) clearTimeout(timer);
-  if (retry) clearTimeout(retry);
+  reconcileSoon.cancel();
+  reconcileLater.cancel();
   await Promise.all([pods.stop(), namespaces.stop()]);
   cniServer.close();
   readiness.close();
   await manager.shutdown();
   return 0;
+}
+
+/** A trigger that runs `fn` once, `ms` after the first of any number of calls. */
+function coalesced(ms: number, fn: () => void): (() => void) & { cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const trigger = (): void => {
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      fn();
+    }, ms);
+  };
+  return Object.assign(trigger, { cancel: () => clearTimeout(timer) });
 }
 
 function cniInstallOptions(config: NodeAgentConfig) {
