@@ -77,3 +77,25 @@ export async function signWorkloadCert(ca: LoadedCa, csr: CheckedCsr, ttlMs: num
   });
   return cert.toString('pem');
 }
+
+/** The CA's own HTTPS certificate (agents reach it by Service name or IP and trust the root). */
+export async function signServingCert(ca: LoadedCa, dnsNames: string[], ips: string[], ttlMs: number, now = new Date()): Promise<CaMaterial> {
+  const keys = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${dnsNames[0] ?? 'warren-ca'}`,
+    issuer: ca.cert.subject,
+    notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
+    notAfter: new Date(Math.min(now.getTime() + ttlMs, ca.cert.notAfter.getTime())),
+    publicKey: keys.publicKey,
+    signingKey: ca.key,
+    signingAlgorithm: EC_P256,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension([...dnsNames.map((value) => ({ type: 'dns' as const, value })), ...ips.map((value) => ({ type: 'ip' as const, value }))]),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await toPkcs8Pem(keys.privateKey) };
+}
