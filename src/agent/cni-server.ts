@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { readBodyText } from '../net/read-body.js';
 
 /** The CNI plugin's request (DESIGN.md §4), validated: it comes from another process. */
 export const cniRequestSchema = z.strictObject({
@@ -32,15 +33,9 @@ function reply(res: ServerResponse, status: number, body: object): void {
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new Error(`the request body is larger than ${MAX_BODY} bytes`);
-    chunks.push(chunk);
-  }
+  const text = await readBodyText(req, MAX_BODY);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch (err) {
     throw new Error(`the request body is not valid JSON: ${(err as Error).message}`);
   }

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { Counter, Registry } from 'prom-client';
 import { z } from 'zod';
+import { WarrenError } from '../errors/warren-error.js';
+import { readBodyText } from '../net/read-body.js';
 import { decideSigning, type LocalWorkload, type ReviewedToken } from './ca-authorize.js';
 import { signWorkloadCert, type CaMaterial, type LoadedCa } from './ca-signer.js';
 import { CsrError, checkCsr } from './csr.js';
@@ -33,17 +35,6 @@ function reply(res: ServerResponse, status: number, body: object | string, conte
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > MAX_BODY) throw new CsrError(`the request body is larger than ${MAX_BODY} bytes`);
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**
@@ -78,11 +69,11 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
     if (token === undefined) return refuse(401, 'a Bearer service account token is required', 'unauthenticated');
     let body: z.infer<typeof requestSchema>;
     try {
-      const parsed = requestSchema.safeParse(JSON.parse(await readBody(req)));
+      const parsed = requestSchema.safeParse(JSON.parse(await readBodyText(req, MAX_BODY)));
       if (!parsed.success) return refuse(400, `invalid request: ${parsed.error.issues[0]!.path.join('.') || '(root)'}: ${parsed.error.issues[0]!.message}`, 'bad_request');
       body = parsed.data;
     } catch (err) {
-      return refuse(400, `the request body is not valid JSON: ${(err as Error).message}`, 'bad_request');
+      return refuse(400, err instanceof WarrenError ? err.message : `the request body is not valid JSON: ${(err as Error).message}`, 'bad_request');
     }
     let requested;
     try {

@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { WARREN_MAIN } from './warren-main.js';
 import type { NodePlan } from './topology/plan.js';
 
-const WARREN_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 /** Where a node's agent keeps its socket and state, and writes its log (`warren sim logs node/<name>`). */
 export const agentPaths = (node: NodePlan) => ({

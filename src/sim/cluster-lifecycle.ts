@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { WARREN_MAIN } from './warren-main.js';
 import { execa } from 'execa';
 import { WarrenError } from '../errors/warren-error.js';
 import { systemRunner } from '../redirect/runner.js';
@@ -10,7 +10,6 @@ import { DEFAULT_HOST_API_PORT, readClusterFile, runningDaemonPid, statePaths } 
 import { createTopologyNetwork, listSimNetns, netnsExists } from './topology/network.js';
 import { UNDERLAY, defaultNodeNames, planTopology } from './topology/plan.js';
 
-const WARREN_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface UpOptions {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync, rmSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { WARREN_MAIN } from './warren-main.js';
 import pino from 'pino';
 import { systemRunner } from '../redirect/runner.js';
 import { kubeconfig } from './apiserver/kubeconfig.js';
@@ -14,7 +14,6 @@ import { readClusterFile, statePaths } from './state-dir.js';
 import { UNDERLAY, planTopology } from './topology/plan.js';
 import { WarrenError } from '../errors/warren-error.js';
 
-const WARREN_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 /**
  * The simulator's control plane process (`warren sim serve`, started by

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBodyText } from '../../net/read-body.js';
 import { ApiError, statusObject } from './api-error.js';
 import { apiGroupList, apiResourceList, apiVersions } from './discovery.js';
 import type { ApiObjects } from './objects.js';
@@ -28,29 +29,20 @@ function checkContentType(req: IncomingMessage): void {
   throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json (got "${ct}"); the warren simulator speaks JSON only, and kubectl's generators (create configmap, run…) send protobuf: write a manifest and use kubectl apply -f`);
 }
 
-function readBody(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage): Promise<unknown> {
   checkContentType(req);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(new ApiError('BadRequest', `the request body is larger than ${MAX_BODY} bytes`));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') return resolve(undefined);
-      try {
-        resolve(JSON.parse(text));
-      } catch (err) {
-        reject(new ApiError('BadRequest', `the request body is not valid JSON: ${(err as Error).message}`));
-      }
-    });
-  });
+  let text: string;
+  try {
+    text = await readBodyText(req, MAX_BODY);
+  } catch (err) {
+    throw new ApiError('BadRequest', (err as Error).message);
+  }
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ApiError('BadRequest', `the request body is not valid JSON: ${(err as Error).message}`);
+  }
 }
 
 function send(res: ServerResponse, code: number, body: unknown): void {

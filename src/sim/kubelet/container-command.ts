@@ -1,4 +1,4 @@
-import { fileURLToPath } from 'node:url';
+import { WARREN_MAIN } from '../warren-main.js';
 
 export interface ContainerLike {
   name: string;
@@ -16,9 +16,6 @@ export interface PodFacts {
   nodeName: string;
   serviceAccount: string;
 }
-
-/** The warren entry point, to start built-in apps with the same Node and code as this process. */
-const WARREN_MAIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
 /**
  * Images stand in by name: echo servers and web apps (Istio's samples:

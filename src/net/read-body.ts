@@ -1,0 +1,20 @@
+import type { IncomingMessage } from 'node:http';
+import { WarrenError } from '../errors/warren-error.js';
+
+/**
+ * A request body as text, refused once it passes `maxBytes`: every server
+ * here reads from peers it does not trust, so none buffers without bound.
+ */
+export async function readBodyText(req: IncomingMessage, maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      req.destroy();
+      throw new WarrenError('ERR_BODY_TOO_LARGE', `the request body is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
