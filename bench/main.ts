@@ -5,6 +5,7 @@
 import { benchPassthrough } from './passthrough.js';
 import { benchSim } from './sim.js';
 import { benchEnrollment } from './enrollment.js';
+import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { saveResult, table } from './report.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
@@ -65,7 +66,34 @@ async function enrollment(): Promise<void> {
   console.log(`saved ${saveResult('enrollment', text, r)}`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment };
+async function identityLibs(): Promise<void> {
+  const r = await benchIdentityLibs();
+  const ms = (s: Stats): string => `${fmt(s.meanMs)} / ${fmt(s.p50Ms)} / ${fmt(s.p99Ms)} ms`;
+  // two significant digits: keygen ratios are far below 0.01
+  const ratio = (x: number): string => (Number.isFinite(x) ? `${Number(x.toPrecision(2))}×` : 'n/a');
+  const rel = (ec: Stats, rsa: Stats): string => `${ratio(ec.meanMs / rsa.meanMs)} time`;
+  const k = r.keygen;
+  const hs = (h: typeof r.tls.rsa): string => `${fmt(h.perSecond, 0)} /s (p50 ${fmt(h.p50Ms)}, p99 ${fmt(h.p99Ms)} ms)`;
+  const text = table(
+    ['measure (mean / p50 / p99, n per variant)', 'RSA-2048 (node-forge)', 'ECDSA P-256 (@peculiar/x509)', 'relative (ECDSA ÷ RSA)'],
+    [
+      [`keygen, node:crypto generateKeyPairSync rsa / ec (n=${k.nodeRsa.n})`, ms(k.nodeRsa), ms(k.nodeEc), rel(k.nodeEc, k.nodeRsa)],
+      [`keygen, forge generateKeyPair (native inside) / webcrypto (n=${k.forgeRsa.n})`, ms(k.forgeRsa), ms(k.webcryptoEc), rel(k.webcryptoEc, k.forgeRsa)],
+      [`keygen, forge pure JavaScript (n=${k.forgeJsRsa.n})`, ms(k.forgeJsRsa), '', `${ratio(k.webcryptoEc.meanMs / k.forgeJsRsa.meanMs)} time (webcrypto)`],
+      [`CSR with SPIFFE URI SAN: build, sign, PEM (n=${r.csr.forgeRsa.n})`, ms(r.csr.forgeRsa), ms(r.csr.x509Ec), rel(r.csr.x509Ec, r.csr.forgeRsa)],
+      [`CA: parse + verify CSR, issue + sign cert, PEM (n=${r.issue.forgeRsa.n})`, ms(r.issue.forgeRsa), ms(r.issue.x509Ec), rel(r.issue.x509Ec, r.issue.forgeRsa)],
+      [`verify leaf against CA, with the library (n=${r.verify.forgeRsa.n})`, ms(r.verify.forgeRsa), ms(r.verify.x509Ec), rel(r.verify.x509Ec, r.verify.forgeRsa)],
+      [`verify leaf against CA, node:crypto X509Certificate (n=${r.nodeVerify.rsa.n})`, ms(r.nodeVerify.rsa), ms(r.nodeVerify.ec), rel(r.nodeVerify.ec, r.nodeVerify.rsa)],
+      ['leaf certificate size (DER)', `${r.leafDerBytes.rsa} B`, `${r.leafDerBytes.ec} B`, `${ratio(r.leafDerBytes.ec / r.leafDerBytes.rsa)} size`],
+      [`mTLS 1.3 handshakes, loopback, new connection each (${r.tls.rsa.handshakes} / ${r.tls.ec.handshakes})`, hs(r.tls.rsa), hs(r.tls.ec), `${ratio(r.tls.ec.perSecond / r.tls.rsa.perSecond)} rate`],
+      ['mTLS 1.3 handshake CPU, client + server sides', `${fmt(r.tls.rsa.cpuMsPerHandshake)} ms`, `${fmt(r.tls.ec.cpuMsPerHandshake)} ms`, `${ratio(r.tls.ec.cpuMsPerHandshake / r.tls.rsa.cpuMsPerHandshake)} time`],
+    ],
+  );
+  console.log(text);
+  console.log(`saved ${saveResult('identity-libs', text, r)}`);
+}
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));
