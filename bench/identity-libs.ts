@@ -2,23 +2,21 @@
  * The workload-identity library choice, measured: node-forge with RSA-2048
  * against @peculiar/x509 (WebCrypto) with ECDSA P-256, for key generation,
  * CSR, CA signing, chain verification, and mutual TLS 1.3 handshakes with
- * each chain on loopback. Self-contained (it does not import src/identity):
- * both variants issue the same workload certificate (no subject, the SPIFFE
- * URI as the only critical SAN, digitalSignature, server + client auth).
+ * each chain on loopback. The ECDSA side is warren's own src/identity (so the
+ * numbers are those of the code that ships, CSR checks included); the forge
+ * side issues the same workload certificate (no subject, the SPIFFE URI as
+ * the only critical SAN, digitalSignature, server + client auth).
  */
-// @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata polyfill first.
-import 'reflect-metadata';
-import { X509Certificate as NodeX509, createPublicKey, generateKeyPairSync, randomBytes, webcrypto } from 'node:crypto';
+import { X509Certificate as NodeX509, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import * as x509 from '@peculiar/x509';
 import forge from 'node-forge';
+import { createRootCa, loadCa, signWorkloadCert, type LoadedCa } from '../src/identity/ca-signer.js';
+import { checkCsr, createCsr, generateWorkloadKeys, toPkcs8Pem } from '../src/identity/csr.js';
+import { parseSpiffeId } from '../src/identity/spiffe.js';
+import { x509 } from '../src/identity/x509-provider.js';
 
-type X509Crypto = ReturnType<typeof x509.cryptoProvider.get>;
-x509.cryptoProvider.set(webcrypto as unknown as X509Crypto);
-
-const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const SPIFFE_ID = 'spiffe://cluster.local/ns/bench/sa/bench';
 const SERVER_ID = 'spiffe://cluster.local/ns/bench/sa/server';
 const CLIENT_ID = 'spiffe://cluster.local/ns/bench/sa/client';
@@ -79,8 +77,6 @@ async function measure(n: number, fn: (i: number) => unknown, warmup = N.warmup)
 }
 
 const serialHex = (): string => '01' + randomBytes(15).toString('hex'); // positive, 16 bytes
-const pem = (label: string, der: ArrayBuffer | Buffer): string =>
-  `-----BEGIN ${label}-----\n${(Buffer.from(der as ArrayBuffer).toString('base64').match(/.{1,64}/g) ?? []).join('\n')}\n-----END ${label}-----\n`;
 const derOfPem = (text: string): Buffer => Buffer.from(text.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 
 /** What node:tls needs for one side of a mutual handshake. */
@@ -192,74 +188,20 @@ function forgeVerify(ca: ForgeCa, certPem: string): void {
   if (!forge.pki.verifyCertificateChain(ca.store, [leaf], { verify: forgeAcceptSpiffeLeaf })) throw new Error('forge: chain does not verify');
 }
 
-// ---------------------------------------------------------------- @peculiar/x509, ECDSA P-256
+// ---------------------------------------------------------------- @peculiar/x509, ECDSA P-256: warren's own src/identity
 
-type EcKeys = Awaited<ReturnType<typeof webcrypto.subtle.generateKey>> & { privateKey: webcrypto.CryptoKey; publicKey: webcrypto.CryptoKey };
-
-const ecKeys = async (): Promise<EcKeys> => (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as EcKeys;
-const ecPkcs8Pem = async (key: webcrypto.CryptoKey): Promise<string> => pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', key));
-
-interface X509Ca {
-  cert: x509.X509Certificate;
-  certPem: string;
-  key: webcrypto.CryptoKey;
-  akid: x509.AuthorityKeyIdentifierExtension;
+async function x509Ca(): Promise<LoadedCa & { certPem: string }> {
+  const root = await createRootCa('cluster.local');
+  return { ...(await loadCa(root)), certPem: root.certPem };
 }
 
-async function x509Ca(): Promise<X509Ca> {
-  const keys = await ecKeys();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serialHex(),
-    name: 'O=warren, CN=bench root CA (ECDSA P-256)',
-    notBefore: new Date(Date.now() - SKEW_MS),
-    notAfter: new Date(Date.now() + 3650 * 86_400_000),
-    keys,
-    signingAlgorithm: EC_P256,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  return { cert, certPem: cert.toString('pem'), key: keys.privateKey, akid: await x509.AuthorityKeyIdentifierExtension.create(cert) };
+/** What the CA does per request: parse and check the CSR, then sign. */
+async function x509Issue(ca: LoadedCa, csrPem: string, id: string): Promise<string> {
+  const identity = parseSpiffeId(id);
+  return signWorkloadCert(ca, await checkCsr(csrPem, identity), TTL_MS);
 }
 
-async function x509Csr(keys: EcKeys, spiffeId: string): Promise<string> {
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    keys,
-    signingAlgorithm: EC_P256,
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])],
-  });
-  return csr.toString('pem');
-}
-
-async function x509Issue(ca: X509Ca, csrPem: string): Promise<string> {
-  const csr = new x509.Pkcs10CertificateRequest(csrPem);
-  if (!(await csr.verify())) throw new Error('x509: CSR signature does not verify');
-  const san = csr.getExtension('2.5.29.17'); // subjectAltName
-  const uri = san instanceof x509.SubjectAlternativeNameExtension ? san.names.items.find((n) => n.type === 'url')?.value : undefined;
-  if (uri === undefined || !uri.startsWith('spiffe://')) throw new Error('x509: CSR has no SPIFFE URI SAN');
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serialHex(),
-    subject: '',
-    issuer: ca.cert.subject,
-    notBefore: new Date(Date.now() - SKEW_MS),
-    notAfter: new Date(Date.now() + TTL_MS),
-    publicKey: csr.publicKey,
-    signingKey: ca.key,
-    signingAlgorithm: EC_P256,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: uri }], true),
-      ca.akid,
-    ],
-  });
-  return cert.toString('pem');
-}
-
-async function x509Verify(ca: X509Ca, certPem: string): Promise<void> {
+async function x509Verify(ca: LoadedCa, certPem: string): Promise<void> {
   const leaf = new x509.X509Certificate(certPem);
   if (!(await leaf.verify({ publicKey: ca.cert.publicKey }))) throw new Error('x509: certificate does not verify');
 }
@@ -383,7 +325,7 @@ export async function benchIdentityLibs(): Promise<IdentityLibsResult> {
     nodeEc: await measure(N.keygen, () => generateKeyPairSync('ec', { namedCurve: 'P-256' })),
     // forge's synchronous generateKeyPair hands off to node:crypto when it can, then parses the PEM into forge keys
     forgeRsa: await measure(N.keygen, () => forge.pki.rsa.generateKeyPair(2048)),
-    webcryptoEc: await measure(N.keygen, () => ecKeys()),
+    webcryptoEc: await measure(N.keygen, () => generateWorkloadKeys()),
     forgeJsRsa: await (async () => {
       forgeOptions.usePureJavaScript = true;
       try {
@@ -398,14 +340,14 @@ export async function benchIdentityLibs(): Promise<IdentityLibsResult> {
   const fCa = forgeCa();
   const xCa = await x509Ca();
   const fKeys = forgeKeysViaNode();
-  const xKeys = await ecKeys();
+  const xKeys = await generateWorkloadKeys();
 
   log(`CSR (${N.csr} each)`);
   const fCsrs: string[] = [];
   const xCsrs: string[] = [];
   const csr = {
     forgeRsa: await measure(N.csr, (i) => (fCsrs[i] = forgeCsr(fKeys, SPIFFE_ID))),
-    x509Ec: await measure(N.csr, async (i) => (xCsrs[i] = await x509Csr(xKeys, SPIFFE_ID))),
+    x509Ec: await measure(N.csr, async (i) => (xCsrs[i] = await createCsr(xKeys, parseSpiffeId(SPIFFE_ID)))),
   };
 
   log(`CA signing (${N.sign} each)`);
@@ -413,7 +355,7 @@ export async function benchIdentityLibs(): Promise<IdentityLibsResult> {
   const xCerts: string[] = [];
   const issue = {
     forgeRsa: await measure(N.sign, (i) => (fCerts[i] = forgeIssue(fCa, fCsrs[i % fCsrs.length]!))),
-    x509Ec: await measure(N.sign, async (i) => (xCerts[i] = await x509Issue(xCa, xCsrs[i % xCsrs.length]!))),
+    x509Ec: await measure(N.sign, async (i) => (xCerts[i] = await x509Issue(xCa, xCsrs[i % xCsrs.length]!, SPIFFE_ID))),
   };
 
   log(`verification (${N.verify} each)`);
@@ -442,14 +384,14 @@ export async function benchIdentityLibs(): Promise<IdentityLibsResult> {
     clientCertPem: forgeIssue(fCa, forgeCsr(fClient, CLIENT_ID)),
     clientKeyPem: forgePkcs8Pem(fClient.privateKey),
   };
-  const xServer = await ecKeys();
-  const xClient = await ecKeys();
+  const xServer = await generateWorkloadKeys();
+  const xClient = await generateWorkloadKeys();
   const ecChain: TlsMaterial = {
     caPem: xCa.certPem,
-    serverCertPem: await x509Issue(xCa, await x509Csr(xServer, SERVER_ID)),
-    serverKeyPem: await ecPkcs8Pem(xServer.privateKey),
-    clientCertPem: await x509Issue(xCa, await x509Csr(xClient, CLIENT_ID)),
-    clientKeyPem: await ecPkcs8Pem(xClient.privateKey),
+    serverCertPem: await x509Issue(xCa, await createCsr(xServer, parseSpiffeId(SERVER_ID)), SERVER_ID),
+    serverKeyPem: await toPkcs8Pem(xServer.privateKey),
+    clientCertPem: await x509Issue(xCa, await createCsr(xClient, parseSpiffeId(CLIENT_ID)), CLIENT_ID),
+    clientKeyPem: await toPkcs8Pem(xClient.privateKey),
   };
   const tlsResult = await handshakes({ rsa: rsaChain, ec: ecChain }, N.handshakeSeconds, N.handshakeRounds, N.handshakeWarmup);
 

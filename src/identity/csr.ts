@@ -14,15 +14,24 @@ export async function toPkcs8Pem(key: WebCrypto.CryptoKey): Promise<string> {
   return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
 }
 
-/** A fresh ECDSA P-256 key and a CSR asking for exactly one SAN: the identity's SPIFFE URI. */
-export async function createWorkloadKey(id: SpiffeId): Promise<WorkloadKey> {
-  const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as WebCrypto.CryptoKeyPair;
+/** A CSR for `keys` asking for exactly one SAN: the identity's SPIFFE URI. */
+export async function createCsr(keys: WebCrypto.CryptoKeyPair, id: SpiffeId): Promise<string> {
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     keys,
     signingAlgorithm: EC_P256,
     extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: formatSpiffeId(id) }])],
   });
-  return { privateKeyPem: await toPkcs8Pem(keys.privateKey), csrPem: csr.toString('pem') };
+  return csr.toString('pem');
+}
+
+export async function generateWorkloadKeys(): Promise<WebCrypto.CryptoKeyPair> {
+  return (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as WebCrypto.CryptoKeyPair;
+}
+
+/** A fresh ECDSA P-256 key and its CSR for the identity. */
+export async function createWorkloadKey(id: SpiffeId): Promise<WorkloadKey> {
+  const keys = await generateWorkloadKeys();
+  return { privateKeyPem: await toPkcs8Pem(keys.privateKey), csrPem: await createCsr(keys, id) };
 }
 
 export class CsrError extends WarrenError {
