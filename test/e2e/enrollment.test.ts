@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
-import { httpGetFromPod } from '../../src/sim/client/pod-http.js';
+import { httpGetFromPod, httpGetInNetns } from '../../src/sim/client/pod-http.js';
 import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { planTopology, podNetnsName } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
@@ -128,15 +128,7 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
 
     await t.test('each agent is ready after its initial sync', async () => {
       for (const node of ['wrn-node-1', 'wrn-node-2']) {
-        const socket = await connectFromNetns({ netns: `/var/run/netns/${node}`, host: '127.0.0.1', port: 15021, mark: 0, timeoutMs: 2000 });
-        const status = await new Promise<number>((resolve, reject) => {
-          const req = request({ createConnection: () => socket, path: '/healthz/ready' }, (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          });
-          req.on('error', reject);
-          req.end();
-        });
+        const { status } = await httpGetInNetns({ netns: node, host: '127.0.0.1', port: 15021, path: '/healthz/ready' });
         assert.equal(status, 200, `${node} ready`);
       }
     });

@@ -208,7 +208,7 @@ export class Kubelet {
   }
 
   private startProbes(pod: PodRuntime, c: ContainerRuntime, proc: RunningContainer): void {
-    const target = { podIp: pod.sandbox!.ips[0] ?? '', nodeNetns: `/var/run/netns/${this.node.netns}`, podNetns: pod.sandbox!.netns, container: c.spec };
+    const target = { podIp: pod.sandbox!.ips[0] ?? '', nodeNetns: this.node.netns, podNetns: pod.sandbox!.netns, container: c.spec };
     const loop = (probe: Probe, onResult: (ok: boolean, streak: number) => void): void => {
       let streak = 0;
       let last: boolean | undefined;

@@ -1,6 +1,6 @@
-import { request } from 'node:http';
 import { execa } from 'execa';
 import { connectFromNetns } from '../../tunnel/netns-connect.js';
+import { httpGetInNetns } from '../client/pod-http.js';
 import type { ContainerLike } from './container-command.js';
 
 export interface Probe {
@@ -16,7 +16,7 @@ export interface Probe {
 
 export interface ProbeTarget {
   podIp: string;
-  /** netns file of the node: probes come from the kubelet's side, as on a real node */
+  /** netns name of the node: probes come from the kubelet's side, as on a real node */
   nodeNetns: string;
   /** pod netns name, for exec probes */
   podNetns: string;
@@ -41,25 +41,13 @@ export async function runProbe(probe: Probe, target: ProbeTarget): Promise<boole
     if (spec === undefined) return true;
     const port = resolvePort(spec.port, target.container);
     if (port === undefined) return false;
-    const socket = await connectFromNetns({ netns: target.nodeNetns, host: target.podIp, port, mark: 0, timeoutMs });
     if (!probe.httpGet) {
-      socket.destroy();
+      (await connectFromNetns({ netns: `/var/run/netns/${target.nodeNetns}`, host: target.podIp, port, mark: 0, timeoutMs })).destroy();
       return true;
     }
     const headers = Object.fromEntries((probe.httpGet.httpHeaders ?? []).map((h) => [h.name, h.value]));
-    return await new Promise<boolean>((resolve) => {
-      const req = request(
-        { createConnection: () => socket, path: probe.httpGet!.path ?? '/', headers: { 'User-Agent': 'kube-probe/1.32', ...headers }, timeout: timeoutMs },
-        (res) => {
-          res.resume();
-          resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
-          socket.destroy();
-        },
-      );
-      req.on('timeout', () => req.destroy());
-      req.on('error', () => resolve(false));
-      req.end();
-    });
+    const res = await httpGetInNetns({ netns: target.nodeNetns, host: target.podIp, port, path: probe.httpGet.path ?? '/', headers: { 'User-Agent': 'kube-probe/1.32', ...headers }, timeoutMs });
+    return res.status >= 200 && res.status < 400;
   } catch {
     return false;
   }
