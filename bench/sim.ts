@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -9,7 +10,6 @@ import { kubeconfig } from '../src/sim/apiserver/kubeconfig.js';
 
 const WARREN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const CHILD = fileURLToPath(new URL('./apiserver-child.js', import.meta.url));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface SimBenchResult {
   upSeconds: number;

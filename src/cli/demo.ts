@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { WarrenError } from '../errors/warren-error.js';
@@ -16,7 +17,6 @@ running), deploys an echo service on two nodes and a client pod, and shows
 the client reaching the service by DNS name and ClusterIP across nodes.`;
 
 const step = (text: string): void => console.log(`\n▸ ${text}`);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function waitForPods(client: SimClient, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

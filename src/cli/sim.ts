@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { WarrenError } from '../errors/warren-error.js';
@@ -60,7 +61,7 @@ async function up(argv: string[]): Promise<number> {
     const list = await kc.core.listNode();
     ready = list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
     if (ready === nodes) break;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   const paths = statePaths(stateDir);
   say(`cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${ready}/${nodes} nodes Ready`);

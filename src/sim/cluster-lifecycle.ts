@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -10,7 +11,6 @@ import { DEFAULT_HOST_API_PORT, readClusterFile, runningDaemonPid, statePaths } 
 import { createTopologyNetwork, listSimNetns, netnsExists } from './topology/network.js';
 import { UNDERLAY, defaultNodeNames, planTopology } from './topology/plan.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface UpOptions {
   stateDir: string;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server, Socket } from 'node:net';
 import { isIPv6 } from 'node:net';
 import { PORTS, PROXY_MARK } from '../redirect/constants.js';
@@ -91,7 +92,7 @@ export class PodProxy {
     for (const s of this.servers) s.close();
     this.servers = [];
     const deadline = Date.now() + drainMs;
-    while (this.live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (this.live.size > 0 && Date.now() < deadline) await sleep(100);
     for (const s of this.live) s.resetAndDestroy();
   }
 }

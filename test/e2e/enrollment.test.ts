@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
@@ -169,7 +170,7 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       const inbound = new RegExp(`"pod":"${NS}/echo","direction":"inbound".*"bytesSent":${payload.length}`);
       await eventually(async () => outbound.test(await readFile(agentPaths(plan.nodes[0]!).log, 'utf8')), "the client's agent logging the outbound connection", 3000);
       await eventually(async () => inbound.test(await readFile(agentPaths(plan.nodes[1]!).log, 'utf8')), "the server's agent logging the inbound connection", 3000);
-      await new Promise((r) => setTimeout(r, 2500)); // several probe periods under the rules
+      await sleep(2500); // several probe periods under the rules
       for (const n of ['echo', 'web']) {
         const p = await core.readNamespacedPod({ namespace: NS, name: n });
         assert.ok(p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), `${n} stays Ready`);
@@ -222,7 +223,7 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       process.kill(pid, 'SIGSTOP');
       stopped.push(pid);
       await core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'waiting' }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'sleep' }] } } });
-      await new Promise((r) => setTimeout(r, 7000)); // longer than the plugin's 5 s deadline
+      await sleep(7000); // longer than the plugin's 5 s deadline
       const waiting = await core.readNamespacedPod({ namespace: NS, name: 'waiting' });
       assert.equal(waiting.status?.phase, 'Pending', 'no pod starts uncaptured while the agent is down');
       const bypass = await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080, 1500).then(() => 'answered', () => 'failed');

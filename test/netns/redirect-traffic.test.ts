@@ -5,6 +5,7 @@
  * outbound connections from a marked socket and delivers inbound ones with the
  * client's IP as source.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { rootTest } from '../helpers/root.js';
@@ -133,6 +134,6 @@ async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('condition not met within ' + timeoutMs + ' ms');
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }

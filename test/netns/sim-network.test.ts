@@ -3,6 +3,7 @@
  * by the real bridge + host-local CNI plugins from each node's conflist, a
  * built-in app in a pod reached from a pod on the other node.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
@@ -40,7 +41,7 @@ async function retry<T>(fn: () => Promise<T>, attempts = 50): Promise<T> {
       return await fn();
     } catch (err) {
       if (i >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   }
 }

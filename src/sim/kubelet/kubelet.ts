@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdir, rm } from 'node:fs/promises';
 import { ApiError } from '../apiserver/api-error.js';
 import type { ApiObjects } from '../apiserver/objects.js';
@@ -13,7 +14,6 @@ import { runProbe, type Probe } from './probes.js';
 type Log = (msg: string, fields: Record<string, unknown>) => void;
 
 const nowIso = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface ContainerRuntime {
   spec: ContainerLike & { readinessProbe?: Probe; livenessProbe?: Probe };

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -174,7 +175,7 @@ test('kubectl works unchanged: apply, get -o json, label, annotate, get -w, dele
   assert.equal(JSON.parse(await k('get', 'ns', 'shop', '-o', 'json')).metadata.labels['istio.io/dataplane-mode'], 'ambient');
   assert.match(await k('get', 'ns', '-l', 'istio.io/dataplane-mode=ambient'), /^shop\s+Active/m);
   const watch = exec(kubectl, ['--kubeconfig', kubeconfigPath, '-n', 'shop', 'get', 'deploy', '-w', '--request-timeout=3s'], { timeout: 8000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
-  await new Promise((r) => setTimeout(r, 1000));
+  await sleep(1000);
   await k('-n', 'shop', 'label', 'deploy', 'web', 'watched=yes');
   const watched = (await watch).stdout;
   assert.match(watched, /^NAME\s+READY/m);

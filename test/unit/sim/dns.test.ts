@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { promises as dnsPromises } from 'node:dns';
@@ -264,7 +265,7 @@ describe('dns-server', () => {
       await send(Buffer.from([0x77, 0x77, 0x81, 0x80, 0, 0, 0, 0, 0, 0, 0, 0]));
       await send(encodeQuery({ id: 0x4242, name: 'kubernetes.default.svc.cluster.local', type: QTYPE.A }));
       await eventually(() => replies.length >= 2, 'the FORMERR and the answer', 3000);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       const got = replies.map(parseMessage);
       assert.deepEqual(
         got.map((m) => [m.header.id, m.header.rcode]),
