@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { WarrenError } from '../errors/warren-error.js';
+import { loadConfig } from '../config/load-config.js';
 
 /**
  * `warren node` configuration: one schema, flags and WARREN_* environment
@@ -39,32 +39,8 @@ export type NodeAgentConfig = z.infer<typeof configSchema>;
 
 export type RawConfig = Partial<Record<keyof NodeAgentConfig, unknown>>;
 
-const list = (text: string | undefined): string[] | undefined =>
-  text === undefined ? undefined : text.split(',').map((s) => s.trim()).filter((s) => s !== '');
-
 /** Flags over environment over defaults; an invalid value is an error naming the flag. */
 export function loadNodeAgentConfig(flags: RawConfig, env: NodeJS.ProcessEnv): NodeAgentConfig {
-  const fromEnv: RawConfig = {
-    kubeconfig: env[ENV.kubeconfig],
-    nodeName: env[ENV.nodeName],
-    cniConfDir: env[ENV.cniConfDir],
-    cniBinDir: env[ENV.cniBinDir],
-    cniSocket: env[ENV.cniSocket],
-    redirectBackend: env[ENV.redirectBackend],
-    excludeNamespaces: list(env[ENV.excludeNamespaces]),
-    stateDir: env[ENV.stateDir],
-    drainSeconds: env[ENV.drainSeconds],
-    readinessAddress: env[ENV.readinessAddress],
-  };
-  const merged: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries({ ...fromEnv, ...flags })) if (v !== undefined) merged[k] = v;
-  if (typeof merged.excludeNamespaces === 'string') merged.excludeNamespaces = list(merged.excludeNamespaces);
-  const parsed = configSchema.safeParse(merged);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = String(issue.path[0] ?? '');
-    const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    throw new WarrenError('ERR_CONFIG', `${flag}: ${issue.message}`);
-  }
-  return parsed.data;
+  const fromEnv = Object.fromEntries(Object.entries(ENV).map(([key, name]) => [key, env[name]]));
+  return loadConfig(configSchema, flags, fromEnv, ['excludeNamespaces']);
 }

@@ -4,6 +4,7 @@ import { runRules } from './rules.js';
 import { runSim } from './sim.js';
 import { runDemo } from './demo.js';
 import { runNode } from './node.js';
+import { runCaCommand } from './ca.js';
 
 interface Command {
   summary: string;
@@ -12,6 +13,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   node: { summary: 'the per-node agent: CNI plugin installer, pod enrollment, proxy sockets in pods', run: runNode },
+  ca: { summary: 'the workload certificate authority: signs SPIFFE certificates for node agents, publishes the trust bundle', run: runCaCommand },
   rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
   demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: runDemo },
   sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: runSim },

@@ -25,6 +25,8 @@ export interface CaServerOptions {
 
 export interface RunningCaServer {
   port: number;
+  /** swaps the HTTPS certificate for new connections (renewal) */
+  setServing(serving: CaMaterial): void;
   close(): Promise<void>;
 }
 
@@ -120,6 +122,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
   });
   return {
     port: (server.address() as AddressInfo).port,
+    setServing: (serving) => server.setSecureContext({ cert: serving.certPem, key: serving.keyPem, minVersion: 'TLSv1.3' }),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,0 +1,83 @@
+import { readFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { z } from 'zod';
+import { WarrenError } from '../errors/warren-error.js';
+import { readBodyText } from '../net/read-body.js';
+import { formatSpiffeId, type SpiffeId } from './spiffe.js';
+import type { TrustBundle } from './trust-bundle.js';
+
+export class CaRequestError extends WarrenError {
+  constructor(
+    message: string,
+    /** the CA's HTTP status; undefined when it was not reached */
+    readonly status: number | undefined,
+  ) {
+    // 4xx is the CA's considered answer; everything else may pass.
+    super('ERR_CA_REQUEST', message, { retryable: status === undefined || status >= 500 });
+  }
+}
+
+/** What the data plane needs from the CA: a chain for a CSR. One real implementation; tests can record. */
+export interface CaClient {
+  requestCertificate(identity: SpiffeId, csrPem: string): Promise<string[]>;
+}
+
+const responseSchema = z.object({ certChain: z.array(z.string().min(1).max(16_384)).min(1).max(8) });
+const MAX_RESPONSE = 64 * 1024;
+
+/**
+ * The node agent's client for `warren ca` (DESIGN.md §5): HTTPS verified
+ * against the trust bundle (so a CA not signed by our root is never sent
+ * a token), the service account token read from its file on every call
+ * (projected tokens are rotated by the kubelet), bounded time and size.
+ */
+export function createCaClient(options: { address: string; tokenFile: string; bundle: TrustBundle; timeoutMs?: number }): CaClient {
+  const url = new URL('/v1/certificates', options.address);
+  return {
+    async requestCertificate(identity, csrPem) {
+      const roots = options.bundle.pems();
+      if (roots.length === 0) throw new CaRequestError('no trust bundle yet (ConfigMap warren-ca-root); cannot verify the CA', undefined);
+      let token: string;
+      try {
+        token = (await readFile(options.tokenFile, 'utf8')).trim();
+      } catch (err) {
+        throw new CaRequestError(`cannot read the service account token ${options.tokenFile}: ${(err as Error).message}`, undefined);
+      }
+      const body = JSON.stringify({ csr: csrPem, identity: formatSpiffeId(identity) });
+      const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = request(
+          url,
+          {
+            method: 'POST',
+            ca: [...roots],
+            minVersion: 'TLSv1.3',
+            timeout: options.timeoutMs ?? 10_000,
+            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
+          },
+          (res) => readBodyText(res, MAX_RESPONSE).then((text) => resolve({ status: res.statusCode ?? 0, text }), reject),
+        );
+        req.on('timeout', () => req.destroy(new Error(`no answer within ${options.timeoutMs ?? 10_000} ms`)));
+        req.on('error', (err) => reject(new CaRequestError(`the CA at ${options.address} is unreachable: ${err.message}`, undefined)));
+        req.end(body);
+      });
+      if (status !== 200) {
+        const message = (() => {
+          try {
+            return String(JSON.parse(text).message);
+          } catch {
+            return text.slice(0, 200);
+          }
+        })();
+        throw new CaRequestError(`the CA refused ${formatSpiffeId(identity)} with ${status}: ${message}`, status);
+      }
+      let parsed;
+      try {
+        parsed = responseSchema.safeParse(JSON.parse(text));
+      } catch {
+        throw new CaRequestError('the CA answered with invalid JSON', status);
+      }
+      if (!parsed.success) throw new CaRequestError(`the CA's answer is malformed: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`, status);
+      return parsed.data.certChain;
+    },
+  };
+}
