@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { loadConfig } from '../config/load-config.js';
+import { DEFAULT_TRUST_DOMAIN } from '../identity/spiffe.js';
 
 /**
  * `warren node` configuration: one schema, flags and WARREN_* environment
@@ -16,7 +17,15 @@ export const ENV = {
   stateDir: 'WARREN_STATE_DIR',
   drainSeconds: 'WARREN_DRAIN_SECONDS',
   readinessAddress: 'WARREN_READINESS_ADDRESS',
+  adminAddress: 'WARREN_ADMIN_ADDRESS',
+  metricsAddress: 'WARREN_METRICS_ADDRESS',
+  caAddress: 'WARREN_CA_ADDRESS',
+  caTokenFile: 'WARREN_CA_TOKEN_FILE',
+  systemNamespace: 'POD_NAMESPACE',
+  trustDomain: 'WARREN_TRUST_DOMAIN',
 } as const;
+
+const hostPort = z.string().regex(/^[0-9a-fA-F.:]+:\d+$/, 'must be host:port');
 
 const configSchema = z.strictObject({
   kubeconfig: z.string().min(1).optional(),
@@ -28,10 +37,13 @@ const configSchema = z.strictObject({
   excludeNamespaces: z.array(z.string().min(1)).default(['kube-system']),
   stateDir: z.string().min(1).default('/var/run/warren'),
   drainSeconds: z.coerce.number().int().min(0).max(3600).default(30),
-  readinessAddress: z
-    .string()
-    .regex(/^[0-9a-fA-F.:]+:\d+$/, 'must be host:port')
-    .default('0.0.0.0:15021'),
+  readinessAddress: hostPort.default('0.0.0.0:15021'),
+  adminAddress: hostPort.default('127.0.0.1:15000'),
+  metricsAddress: hostPort.default('0.0.0.0:15020'),
+  caAddress: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).default('https://warren-ca.warren-system.svc:15012'),
+  caTokenFile: z.string().min(1).default('/var/run/secrets/tokens/warren-ca-token'),
+  systemNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').default('warren-system'),
+  trustDomain: z.string().regex(/^[a-z0-9._-]{1,255}$/, 'must be lowercase letters, digits, dots, dashes').default(DEFAULT_TRUST_DOMAIN),
   installCni: z.boolean().default(true),
   uninstall: z.boolean().default(false),
 });

@@ -1,3 +1,4 @@
+import type { SpiffeId } from '../identity/spiffe.js';
 import type { RedirectBackend } from '../redirect/backend.js';
 import { PodProxy, type ConnectionRecord } from '../tunnel/pod-proxy.js';
 import type { PodView } from './enrollment-plan.js';
@@ -9,6 +10,7 @@ export interface EnrolledPod {
   pod: string;
   netns: string;
   ips: string[];
+  identity: SpiffeId;
   proxy: PodProxy;
 }
 
@@ -17,15 +19,19 @@ export interface EnrollmentDeps {
   /** the pod's netns file, for pods that already run (no CNI call to tell us) */
   findNetns(pod: { uid: string; ips: string[] }): Promise<string>;
   annotate(pod: { namespace: string; name: string }, state: RedirectionState, reason?: string): Promise<void>;
+  /** the pod's identity with a valid certificate in hand (fetched if need be); rejects when none can be had */
+  acquireIdentity(pod: PodView): Promise<SpiffeId>;
+  releaseIdentity(uid: string): void;
   onConnection(record: ConnectionRecord): void;
   log(msg: string, fields: Record<string, unknown>): void;
   drainMs: number;
 }
 
 /**
- * Performs enrollment: rules in the pod's netns, then the agent's listeners
- * there, then the node's probe SNAT and the pod's annotation; unenrollment
- * in reverse. Work for one pod is serialized (a CNI ADD and an informer
+ * Performs enrollment: the pod identity's certificate first (no rules for a
+ * pod that could not speak mTLS), rules in the pod's netns, then the agent's
+ * listeners there, then the node's probe SNAT and the pod's annotation;
+ * unenrollment in reverse. Work for one pod is serialized (a CNI ADD and an informer
  * event can race), different pods proceed in parallel.
  */
 export class EnrollmentManager {
@@ -59,7 +65,9 @@ export class EnrollmentManager {
       if (this.pods.has(pod.uid)) return;
       const name = `${pod.namespace}/${pod.name}`;
       let path = netns;
+      let identity: SpiffeId;
       try {
+        identity = await this.deps.acquireIdentity(pod);
         path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips });
         await this.deps.backend.applyPod(path, { podIPs: pod.ips });
         const proxy = await PodProxy.start({ pod: name, netns: path, ips: pod.ips, onConnection: this.deps.onConnection }).catch(async (err: unknown) => {
@@ -67,8 +75,9 @@ export class EnrollmentManager {
           await this.deps.backend.removePod(path!).catch(() => undefined);
           throw err;
         });
-        this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, proxy });
+        this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, identity, proxy });
       } catch (err) {
+        this.deps.releaseIdentity(pod.uid);
         this.deps.log('enrollment failed', { pod: name, err: (err as Error).message });
         await this.deps.annotate(pod, 'failed', (err as Error).message).catch(() => undefined);
         throw err;
@@ -100,6 +109,7 @@ export class EnrollmentManager {
       this.deps.log('pod unenrolled', { pod: entry.pod, podGone: options.podGone });
       await entry.proxy.close(options.podGone ? 0 : this.deps.drainMs);
       if (!options.podGone) await this.deps.backend.removePod(entry.netns).catch(ruleFailure);
+      this.deps.releaseIdentity(uid);
     });
   }
 

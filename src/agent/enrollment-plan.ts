@@ -8,6 +8,8 @@ export interface PodView {
   ips: string[];
   labels: Record<string, string>;
   hostNetwork: boolean;
+  /** spec.serviceAccountName: with the namespace, the pod's SPIFFE identity */
+  serviceAccount: string;
   phase?: string;
 }
 

@@ -1,7 +1,7 @@
-import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
+import { Registry } from 'prom-client';
 import { installCniPlugin, uninstallCniPlugin, watchCniConfig } from '../cni/installer.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION, decideEnrollment, isExcludedNamespace } from '../k8s/enrollment.js';
@@ -13,6 +13,8 @@ import { startCniServer, type CniRequest } from './cni-server.js';
 import type { NodeAgentConfig } from './config.js';
 import { EnrollmentManager, type RedirectionState } from './enrollment-manager.js';
 import { planEnrollment, type PodView } from './enrollment-plan.js';
+import { startWorkloadIdentity } from './workload-identity.js';
+import { sendJson, serveEndpoints } from '../telemetry/http-endpoints.js';
 
 const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/plugin-main.js', import.meta.url));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -25,6 +27,7 @@ function podView(p: V1Pod): PodView {
     ips: (p.status?.podIPs ?? []).map((x) => x.ip).filter((ip): ip is string => typeof ip === 'string' && ip !== ''),
     labels: p.metadata?.labels ?? {},
     hostNetwork: p.spec?.hostNetwork === true,
+    serviceAccount: p.spec?.serviceAccountName ?? 'default',
     ...(p.status?.phase === undefined ? {} : { phase: p.status.phase }),
   };
 }
@@ -59,11 +62,17 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     );
   };
 
+  if (config.uninstall) return uninstall(config, core, logFn);
+
   let connections = 0;
+  const registry = new Registry();
+  const identity = startWorkloadIdentity(kc, config, registry, logFn);
   const netnsFinder = new NetnsFinder();
   const manager = new EnrollmentManager({
     backend,
     findNetns: (pod) => netnsFinder.find(pod),
+    acquireIdentity: (pod) => identity.acquire(pod),
+    releaseIdentity: (uid) => identity.release(uid),
     annotate,
     onConnection: (record) => {
       connections++;
@@ -72,8 +81,6 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     log: logFn,
     drainMs: config.drainSeconds * 1000,
   });
-
-  if (config.uninstall) return uninstall(config, core, logFn);
 
   // Bursts of informer events coalesce into one pass; a failed enrollment
   // (netns not found yet, rules refused) is retried later, not forgotten.
@@ -122,7 +129,15 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const cniWatch = config.installCni ? watchCniConfig({ ...cniInstallOptions(config), log: cniLog }) : undefined;
 
   let ready = false;
-  const readiness = await startReadiness(config.readinessAddress, () => ready);
+  const readiness = await serveEndpoints(config.readinessAddress, {
+    '/healthz/ready': (_req, res) => void res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'initial sync not done\n'),
+  });
+  const metrics = await serveEndpoints(config.metricsAddress, {
+    '/metrics': async (_req, res) => void res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics()),
+  });
+  const admin = await serveEndpoints(config.adminAddress, {
+    '/certs': (_req, res) => sendJson(res, 200, { node: config.nodeName, trustDomain: config.trustDomain, caAddress: config.caAddress, trustBundleRoots: identity.bundle.pems().length, certificates: identity.certs.status() }),
+  });
   await Promise.all([pods.synced, namespaces.synced]);
   reconcile();
   ready = true;
@@ -139,8 +154,9 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   reconcileLater.cancel();
   await Promise.all([pods.stop(), namespaces.stop()]);
   cniServer.close();
-  readiness.close();
+  for (const server of [readiness, metrics, admin]) server.close();
   await manager.shutdown();
+  await identity.stop();
   return 0;
 }
 
@@ -179,19 +195,6 @@ async function readPod(core: CoreV1Api, req: CniRequest): Promise<V1Pod> {
 
 async function namespaceLabelsFromApi(core: CoreV1Api, namespace: string): Promise<Record<string, string>> {
   return (await core.readNamespace({ name: namespace })).metadata?.labels ?? {};
-}
-
-function startReadiness(address: string, isReady: () => boolean): Promise<Server> {
-  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
-  const server = createServer((req, res) => {
-    if (req.url !== '/healthz/ready') return void res.writeHead(404).end();
-    const ok = isReady();
-    res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'initial sync not done\n');
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
-  });
 }
 
 /**

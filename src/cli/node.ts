@@ -19,6 +19,13 @@ restarting them. Flags override the environment variables shown.
   --state-dir DIR              agent state ($${ENV.stateDir}; /var/run/warren)
   --drain-seconds N            unenrolled pods' open connections may finish for N s ($${ENV.drainSeconds}; 30)
   --readiness-address H:P      /healthz/ready ($${ENV.readinessAddress}; 0.0.0.0:15021)
+  --metrics-address H:P        Prometheus /metrics ($${ENV.metricsAddress}; 0.0.0.0:15020)
+  --admin-address H:P          admin API: /certs ($${ENV.adminAddress}; 127.0.0.1:15000)
+  --ca-address URL             warren ca ($${ENV.caAddress}; https://warren-ca.warren-system.svc:15012)
+  --ca-token-file FILE         service account token for the CA ($${ENV.caTokenFile};
+                               /var/run/secrets/tokens/warren-ca-token)
+  --system-namespace NS        where ConfigMap warren-ca-root is read ($${ENV.systemNamespace}; warren-system)
+  --trust-domain TD            SPIFFE trust domain ($${ENV.trustDomain}; cluster.local)
   --no-install-cni             do not install or watch the CNI plugin
   --uninstall                  remove every rule, the CNI entry and the plugin from this node, then exit`;
 
@@ -37,6 +44,12 @@ export async function runNode(argv: string[]): Promise<number> {
       'state-dir': { type: 'string' },
       'drain-seconds': { type: 'string' },
       'readiness-address': { type: 'string' },
+      'metrics-address': { type: 'string' },
+      'admin-address': { type: 'string' },
+      'ca-address': { type: 'string' },
+      'ca-token-file': { type: 'string' },
+      'system-namespace': { type: 'string' },
+      'trust-domain': { type: 'string' },
       'no-install-cni': { type: 'boolean', default: false },
       uninstall: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -57,6 +70,12 @@ export async function runNode(argv: string[]): Promise<number> {
     stateDir: values['state-dir'],
     drainSeconds: values['drain-seconds'],
     readinessAddress: values['readiness-address'],
+    metricsAddress: values['metrics-address'],
+    adminAddress: values['admin-address'],
+    caAddress: values['ca-address'],
+    caTokenFile: values['ca-token-file'],
+    systemNamespace: values['system-namespace'],
+    trustDomain: values['trust-domain'],
     installCni: !values['no-install-cni'],
     uninstall: values.uninstall,
   };

@@ -27,7 +27,7 @@ Commands:
   apply -f FILE             create or update the objects in a YAML/JSON manifest
   kubectl ARGS…             run kubectl against the cluster
   exec NS/POD -- CMD…       run a command in a pod's network namespace
-  logs NS/POD [-c NAME]     print a container's output (node/NAME: that node's warren agent)
+  logs NS/POD [-c NAME]     print a container's output (node/NAME: that node's warren agent; ca: warren ca)
   app NAME                  run a built-in container stand-in (http-echo, tcp-echo, sleep)
   serve                     the control plane process (started by up)
   dns --kubeconfig FILE     cluster DNS (started by serve in the underlay netns)`;
@@ -164,6 +164,10 @@ async function logs(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { container: { type: 'string', short: 'c' } }, true);
   if (values.help || positionals.length !== 1) return help('logs NS/POD [-c CONTAINER] [--state-dir DIR]', "Prints a container's stdout and stderr.", !values.help);
   const stateDir = String(values['state-dir']);
+  if (positionals[0] === 'ca') {
+    process.stdout.write(await readFile(statePaths(stateDir).caLog).catch(() => Buffer.from('')));
+    return 0;
+  }
   const ref = podRef(positionals[0]);
   if (ref.namespace === 'node') return printAgentLog(stateDir, ref.name);
   const pod = await findPod(adminKubeConfig(stateDir), ref.namespace, ref.name);

@@ -7,7 +7,7 @@ import type { CaConfig } from './ca-config.js';
 import { startCaServer } from './ca-server.js';
 import { loadCa, signServingCert, type CaMaterial, type LoadedCa } from './ca-signer.js';
 import { loadOrCreateRoot } from './ca-store.js';
-import { parseCertificateBundle } from './pem.js';
+import { joinPem, parseCertificateBundle } from './pem.js';
 import { publishTrustBundle } from './trust-bundle-publisher.js';
 import { x509 } from './x509-provider.js';
 
@@ -38,11 +38,11 @@ async function loadSigningCa(config: CaConfig, core: CoreV1Api): Promise<CaKeys>
   });
   if (!ca.cert.getExtension(x509.BasicConstraintsExtension)?.ca) throw new WarrenError('ERR_CONFIG', `--ca-cert ${config.caCert}: the first certificate is not a CA certificate`);
   let bundlePem: string;
-  if (config.rootCert !== undefined) bundlePem = parseCertificateBundle(readFileSync(config.rootCert, 'utf8'), `--root-cert ${config.rootCert}`).join('');
+  if (config.rootCert !== undefined) bundlePem = joinPem(parseCertificateBundle(readFileSync(config.rootCert, 'utf8'), `--root-cert ${config.rootCert}`));
   else {
     const top = new x509.X509Certificate(chain[chain.length - 1]!);
     if (!(await top.isSelfSigned())) throw new WarrenError('ERR_CONFIG', `--ca-cert ${config.caCert} does not end with a self-signed root; give the root with --root-cert`);
-    bundlePem = top.toString('pem');
+    bundlePem = joinPem([top.toString('pem')]);
   }
   return { ca, bundlePem, source: config.caCert };
 }
@@ -69,7 +69,7 @@ export async function runCa(config: CaConfig): Promise<number> {
   // Clients trust only the root, so the HTTPS certificate goes out with the CA's chain.
   const serving = async (): Promise<CaMaterial> => {
     const m = await signServingCert(ca, names.dns, names.ips, SERVING_TTL_MS);
-    return { ...m, certPem: m.certPem + ca.chainPem.join('') };
+    return { ...m, certPem: joinPem([m.certPem, ...ca.chainPem]) };
   };
   const [host, port] = [config.listen.slice(0, config.listen.lastIndexOf(':')).replace(/^\[|\]$/g, ''), Number(config.listen.slice(config.listen.lastIndexOf(':') + 1))];
   const server = await startCaServer({ kc, ca, trustDomain: config.trustDomain, certTtlMs: config.certTtl, allowedCallers: config.allowedCallers, host, port, serving: await serving(), log: logFn });

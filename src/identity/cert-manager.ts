@@ -105,7 +105,7 @@ export class CertManager {
       if ((only !== undefined && key !== only) || !entry.users.delete(user) || entry.users.size > 0) continue;
       clearTimeout(entry.timer);
       this.entries.delete(key);
-      this.deps.log('certificate dropped: no local pod uses the identity', { identity: key });
+      if (entry.cert) this.deps.log('certificate dropped: no local pod uses the identity', { identity: key, serial: entry.cert.serial });
     }
   }
 

@@ -19,3 +19,8 @@ export function parseCertificateBundle(text: string, what: string): string[] {
     }
   });
 }
+
+/** PEM blocks as one text (a chain for TLS, a bundle file): each block on its own lines. */
+export function joinPem(pems: readonly string[]): string {
+  return pems.map((p) => `${p.trim()}\n`).join('');
+}

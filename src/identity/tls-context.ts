@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { ConnectionOptions, DetailedPeerCertificate, PeerCertificate, TLSSocket, TlsOptions } from 'node:tls';
 import type { WorkloadCertificate } from './cert-manager.js';
+import { joinPem } from './pem.js';
 import type { SpiffeId } from './spiffe.js';
 import type { TrustBundle } from './trust-bundle.js';
 import { verifyPeer } from './verify-peer.js';
@@ -12,7 +13,7 @@ function common(local: WorkloadCertificate, bundle: TrustBundle) {
     maxVersion: 'TLSv1.3' as const,
     ALPNProtocols: ['h2'],
     key: local.privateKeyPem,
-    cert: local.chainPem.join(''),
+    cert: joinPem(local.chainPem),
     ca: [...bundle.pems()],
   };
 }

@@ -40,8 +40,11 @@ export function startResilientInformer<T extends KubernetesObject>(kc: KubeConfi
       if (!stopped) start();
     }, options.restartDelayMs ?? 1000);
   };
-  for (const event of ['add', 'update', 'delete'] as const) informer.on(event, () => options.onChange());
-  informer.on('connect', () => options.onChange());
+  // client-node emits 'connect' synchronously inside start(), before our caller holds the
+  // returned handle; a microtask later the handle exists and list() works.
+  const changed = (): void => queueMicrotask(() => options.onChange());
+  for (const event of ['add', 'update', 'delete'] as const) informer.on(event, changed);
+  informer.on('connect', changed);
   informer.on('error', restart);
   start();
   return {

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync, rmSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
 import { WARREN_MAIN } from './warren-main.js';
 import pino from 'pino';
 import { systemRunner } from '../redirect/runner.js';
@@ -7,6 +7,8 @@ import { kubeconfig } from './apiserver/kubeconfig.js';
 import { startApiServer } from './apiserver/server.js';
 import { writeFileAtomic } from './apiserver/persistence.js';
 import { superviseAgent } from './agent-supervisor.js';
+import { superviseProcess } from './process-supervisor.js';
+import { CA_ADDRESS, startWarrenSystem } from './warren-system.js';
 import { startControllerManager } from './controllers/controller-manager.js';
 import { Kubelet } from './kubelet/kubelet.js';
 import { startKubeProxySync } from './kube-proxy/sync.js';
@@ -44,23 +46,21 @@ export async function runDaemon(stateDir: string): Promise<number> {
   writeFileAtomic(paths.clusterKubeconfig, kubeconfig(`https://${UNDERLAY.address}:${UNDERLAY.apiServerPort}`, api.caCertPem, api.adminToken));
 
   const controllers = startControllerManager(api.objects, logFn);
-  const agents = plan.nodes.map((node) => superviseAgent(node, paths.clusterKubeconfig, logFn));
   const kubelets = plan.nodes.map((node) => new Kubelet(api.objects, node, systemRunner, stateDir, logFn));
   for (const k of kubelets) k.start();
   const proxies = plan.nodes.map((node) => startKubeProxySync(api.objects, node, systemRunner, logFn));
-
-  let dns: ChildProcess | undefined;
-  let stopping = false;
-  const startDns = (): void => {
-    dns = spawn('ip', ['netns', 'exec', UNDERLAY.netns, process.execPath, WARREN_MAIN, 'sim', 'dns', '--kubeconfig', paths.clusterKubeconfig], { stdio: ['ignore', 'inherit', 'inherit'] });
-    dns.once('exit', (code) => {
-      if (!stopping) {
-        log.warn({ code }, 'cluster DNS exited; restarting');
-        setTimeout(startDns, 1000);
-      }
-    });
-  };
-  startDns();
+  const dns = superviseProcess({
+    name: 'cluster DNS',
+    command: 'ip',
+    args: ['netns', 'exec', UNDERLAY.netns, process.execPath, WARREN_MAIN, 'sim', 'dns', '--kubeconfig', paths.clusterKubeconfig],
+    restartDelayMs: 1000,
+    log: logFn,
+  });
+  const kc = new KubeConfig();
+  kc.loadFromFile(paths.kubeconfig);
+  // The CA and the agents' tokens come before the agents, as the DaemonSet's projected volume does.
+  const system = await startWarrenSystem(kc, plan.nodes, paths.clusterKubeconfig, paths.caLog, logFn);
+  const agents = plan.nodes.map((node) => superviseAgent(node, paths.clusterKubeconfig, CA_ADDRESS, logFn));
   writeFileSync(paths.ready, new Date().toISOString());
   log.info({ nodes: cluster.nodes }, 'simulated cluster running');
 
@@ -68,12 +68,12 @@ export async function runDaemon(stateDir: string): Promise<number> {
     process.once('SIGTERM', () => resolve());
     process.once('SIGINT', () => resolve());
   });
-  stopping = true;
-  log.info({}, 'stopping: pods, DNS, API server');
+  log.info({}, 'stopping: pods, agents, CA, DNS, API server');
   controllers.stop();
-  dns?.kill('SIGTERM');
+  await dns.stop();
   await Promise.all(kubelets.map((k) => k.stop()));
   await Promise.all(agents.map((a) => a.stop()));
+  await system.stop();
   await Promise.all(proxies.map((p) => p.stop()));
   await api.close();
   rmSync(paths.ready, { force: true });

@@ -14,6 +14,7 @@ export const statePaths = (dir: string) => ({
   pid: `${dir}/daemon.pid`,
   ready: `${dir}/ready`,
   log: `${dir}/sim.log`,
+  caLog: `${dir}/ca.log`,
   apiserver: `${dir}/apiserver`,
   kubeconfig: `${dir}/kubeconfig`,
   clusterKubeconfig: `${dir}/kubeconfig.cluster`,

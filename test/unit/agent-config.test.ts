@@ -10,6 +10,10 @@ test('defaults are what a DaemonSet needs; env fills in; flags win', () => {
   assert.equal(c.cniSocket, '/var/run/warren/cni.sock');
   assert.equal(c.redirectBackend, 'auto');
   assert.deepEqual(c.excludeNamespaces, ['kube-system']);
+  assert.equal(c.caAddress, 'https://warren-ca.warren-system.svc:15012');
+  assert.equal(c.trustDomain, 'cluster.local');
+  assert.equal(c.adminAddress, '127.0.0.1:15000');
+  assert.equal(c.metricsAddress, '0.0.0.0:15020');
   const env = { NODE_NAME: 'node-1', WARREN_EXCLUDE_NAMESPACES: 'kube-system, istio-system', WARREN_REDIRECT_BACKEND: 'iptables' };
   assert.deepEqual(loadNodeAgentConfig({}, env).excludeNamespaces, ['kube-system', 'istio-system']);
   const flagged = loadNodeAgentConfig({ redirectBackend: 'nft', nodeName: 'node-2', drainSeconds: '7' }, env);
@@ -26,4 +30,7 @@ test('a bad or missing value is an error naming the flag', () => {
   fails({ drainSeconds: 'soon' }, { NODE_NAME: 'n' }, /^--drain-seconds: /);
   fails({ readinessAddress: 'nowhere' }, { NODE_NAME: 'n' }, /^--readiness-address: /);
   fails({ nodeName: 'Node_1' }, {}, /^--node-name: /);
+  fails({ caAddress: 'http://10.0.0.1:15012' }, { NODE_NAME: 'n' }, /^--ca-address: must be an https/);
+  fails({ trustDomain: 'Cluster.Local' }, { NODE_NAME: 'n' }, /^--trust-domain: /);
+  fails({}, { NODE_NAME: 'n', WARREN_ADMIN_ADDRESS: 'localhost' }, /^--admin-address: /);
 });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { planEnrollment, type PodView } from '../../src/agent/enrollment-plan.js';
 
 const policy = { excludedNamespaces: new Set(['kube-system']) };
-const pod = (name: string, over: Partial<PodView> = {}): PodView => ({ uid: `uid-${name}`, namespace: 'shop', name, ips: ['10.244.1.9'], labels: {}, hostNetwork: false, phase: 'Running', ...over });
+const pod = (name: string, over: Partial<PodView> = {}): PodView => ({ uid: `uid-${name}`, namespace: 'shop', name, ips: ['10.244.1.9'], labels: {}, hostNetwork: false, serviceAccount: 'default', phase: 'Running', ...over });
 const labeled = new Map([['shop', { 'warren.io/dataplane-mode': 'ambient' }]]);
 
 test('labeling a namespace plans its pods for enrollment, once', () => {

@@ -7,6 +7,7 @@ import type { CommandRunner } from '../../redirect/runner.js';
 import { startContainer, type RunningContainer } from '../runtime/container.js';
 import { createPodSandbox, destroyPodSandbox, type PodSandbox } from '../runtime/pod-sandbox.js';
 import type { NodePlan } from '../topology/plan.js';
+import { SUPERVISED_ANNOTATION } from '../warren-system.js';
 import { containerCommand, containerEnv, type ContainerLike } from './container-command.js';
 import { buildPodStatus, type ContainerState } from './pod-status.js';
 import { runProbe, type Probe } from './probes.js';
@@ -117,7 +118,8 @@ export class Kubelet {
   private sync(): void {
     const desired = new Map<string, KubeObject>();
     for (const pod of this.objects.store.list(this.type('pods'))) {
-      if (pod.spec?.nodeName === this.node.name) desired.set(pod.metadata.uid, pod);
+      // The simulator runs node agents itself (their pods exist for tokens and listings).
+      if (pod.spec?.nodeName === this.node.name && pod.metadata.annotations?.[SUPERVISED_ANNOTATION] === undefined) desired.set(pod.metadata.uid, pod);
     }
     for (const [uid, pod] of desired) {
       if (!this.pods.has(uid)) this.startPod(pod);

@@ -1,0 +1,65 @@
+import { request } from 'node:http';
+import { WarrenError } from '../errors/warren-error.js';
+import { httpGetInNetns } from '../sim/client/pod-http.js';
+import { readClusterFile } from '../sim/state-dir.js';
+import { planTopology } from '../sim/topology/plan.js';
+import { splitHostPort } from '../telemetry/http-endpoints.js';
+
+export interface AdminTarget {
+  /** a simulator node: its agent's admin port is reached inside that node's netns */
+  node?: string;
+  stateDir: string;
+  adminAddress: string;
+}
+
+export const ADMIN_OPTIONS = {
+  node: { type: 'string' as const },
+  'admin-address': { type: 'string' as const, default: process.env.WARREN_ADMIN_ADDRESS ?? '127.0.0.1:15000' },
+  'state-dir': { type: 'string' as const, default: process.env.WARREN_SIM_STATE_DIR ?? '/run/warren-sim' },
+  output: { type: 'string' as const, short: 'o', default: 'table' },
+};
+
+export const ADMIN_HELP = `  --node NAME          a simulator node's agent (reached inside that node's netns)
+  --admin-address H:P  the agent's admin API otherwise ($WARREN_ADMIN_ADDRESS; 127.0.0.1:15000;
+                       on a real cluster: kubectl -n warren-system port-forward <agent pod> 15000)
+  --state-dir DIR      simulator state ($WARREN_SIM_STATE_DIR; /run/warren-sim)
+  -o, --output FORMAT  table | json`;
+
+/** GET `path` from a node agent's admin API (DESIGN.md §7), parsed as JSON. */
+export async function getAdmin(target: AdminTarget, path: string): Promise<unknown> {
+  const { host, port } = splitHostPort(target.adminAddress);
+  let status: number;
+  let body: string;
+  try {
+    if (target.node !== undefined) {
+      const cluster = readClusterFile(target.stateDir);
+      if (cluster === undefined) throw new WarrenError('ERR_USAGE', `no simulated cluster in ${target.stateDir} (warren sim up)`);
+      const node = planTopology(target.stateDir, cluster.nodes).nodes.find((n) => n.name === target.node);
+      if (node === undefined) throw new WarrenError('ERR_USAGE', `--node: no node ${target.node}; the cluster has ${cluster.nodes.join(', ')}`);
+      const res = await httpGetInNetns({ netns: node.netns, host, port, path, timeoutMs: 5000 });
+      [status, body] = [res.status, res.body.toString()];
+    } else {
+      ({ status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host, port, path, timeout: 5000 }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        });
+        req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
+        req.on('error', reject);
+        req.end();
+      }));
+    }
+  } catch (err) {
+    if (err instanceof WarrenError) throw err;
+    throw new WarrenError('ERR_ADMIN', `cannot reach the agent's admin API at ${target.node ? `node ${target.node} ` : ''}${target.adminAddress}: ${(err as Error).message}`);
+  }
+  if (status !== 200) throw new WarrenError('ERR_ADMIN', `the agent's admin API answered ${status} for ${path}: ${body.slice(0, 200)}`);
+  return JSON.parse(body);
+}
+
+/** Fixed-width columns, as kubectl prints them. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('   ')).join('\n');
+}
