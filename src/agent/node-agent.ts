@@ -1,10 +1,11 @@
 import { fileURLToPath } from 'node:url';
-import { ApiException, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { installCniPlugin, uninstallCniPlugin, watchCniConfig } from '../cni/installer.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION, decideEnrollment, isExcludedNamespace } from '../k8s/enrollment.js';
+import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import { NetnsFinder, findPodNetns } from '../k8s/netns-discovery.js';
 import { startResilientInformer } from '../k8s/resilient-informer.js';
 import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
@@ -32,13 +33,6 @@ function podView(p: V1Pod): PodView {
   };
 }
 
-function kubeConfig(config: NodeAgentConfig): KubeConfig {
-  const kc = new KubeConfig();
-  if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromCluster();
-  return kc;
-}
-
 /**
  * `warren node`: enrolls the pods of its node (DESIGN.md §4). Existing pods
  * are found by their netns and enrolled in place; new ones arrive through
@@ -49,7 +43,7 @@ function kubeConfig(config: NodeAgentConfig): KubeConfig {
 export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const log = pino({ base: { component: 'warren-node', node: config.nodeName } });
   const logFn = (msg: string, fields: Record<string, unknown>): void => log.info(fields, msg);
-  const kc = kubeConfig(config);
+  const kc = loadKubeConfig(config.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
   const backendName = chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner));
   const backend = createBackend(backendName, systemRunner);

@@ -13,7 +13,8 @@ export const commaList = (text: string | undefined): string[] | undefined =>
  */
 export function loadConfig<S extends z.ZodType>(schema: S, flags: Record<string, unknown>, fromEnv: Record<string, unknown>, lists: readonly string[] = []): z.infer<S> {
   const merged: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries({ ...fromEnv, ...flags })) if (v !== undefined) merged[k] = v;
+  // Flags not given are present as undefined and must not hide the environment.
+  for (const source of [fromEnv, flags]) for (const [k, v] of Object.entries(source)) if (v !== undefined) merged[k] = v;
   for (const key of lists) if (typeof merged[key] === 'string') merged[key] = commaList(merged[key] as string);
   const parsed = schema.safeParse(merged);
   if (!parsed.success) {

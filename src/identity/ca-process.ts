@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import pino from 'pino';
 import { WarrenError } from '../errors/warren-error.js';
 import type { CaConfig } from './ca-config.js';
@@ -60,9 +61,7 @@ function servingNames(config: CaConfig): { dns: string[]; ips: string[] } {
 export async function runCa(config: CaConfig): Promise<number> {
   const log = pino({ base: { component: 'warren-ca' } });
   const logFn = (msg: string, fields: Record<string, unknown>): void => log.info(fields, msg);
-  const kc = new KubeConfig();
-  if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromCluster();
+  const kc = loadKubeConfig(config.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
   const { ca, bundlePem, source } = await loadSigningCa(config, core);
   const names = servingNames(config);

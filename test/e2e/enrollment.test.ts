@@ -149,6 +149,28 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       }
     });
 
+    await t.test('each agent holds one certificate per local identity, from warren ca; no key or token in any log', async () => {
+      const certs = async (node: string) => {
+        const r = await warren('certs', '--node', node, '--state-dir', stateDir, '-o', 'json');
+        assert.equal(r.exitCode, 0, r.stderr);
+        return JSON.parse(r.stdout) as { trustDomain: string; certificates: Array<{ identity: string; pods: number; state: string; chain: unknown[] }> };
+      };
+      const [one, two] = [await certs('node-1'), await certs('node-2')];
+      assert.equal(one.trustDomain, 'cluster.local');
+      assert.deepEqual(one.certificates.map((c) => [c.identity, c.pods, c.state]), [[`spiffe://cluster.local/ns/${NS}/sa/default`, 1, 'valid']]);
+      assert.deepEqual(two.certificates.map((c) => [c.identity, c.pods, c.state]), [[`spiffe://cluster.local/ns/${NS}/sa/default`, 2, 'valid']]);
+      assert.equal(one.certificates[0]!.chain.length, 2, 'leaf and root');
+      const table = await warren('certs', '--node', 'node-1', '--state-dir', stateDir);
+      assert.match(table.stdout, /IDENTITY\s+PODS\s+STATE/);
+      const token = (await readFile(`${stateDir}/nodes/node-1/warren/ca-token`, 'utf8')).trim();
+      const caLog = await readFile(`${stateDir}/ca.log`, 'utf8');
+      assert.match(caLog, /"msg":"certificate issued"/);
+      for (const text of [caLog, await readFile(agentPaths(planTopology(stateDir, ['node-1']).nodes[0]!).log, 'utf8')]) {
+        assert.ok(!text.includes(token), 'the token is never logged');
+        assert.ok(!text.includes('PRIVATE KEY'), 'no key is logged');
+      }
+    });
+
     await t.test('opted-out and excluded pods are untouched', async () => {
       const optout = pods.get('optout')!;
       for (const p of [optout, system]) {

@@ -34,3 +34,10 @@ test('a bad or missing value is an error naming the flag', () => {
   fails({ trustDomain: 'Cluster.Local' }, { NODE_NAME: 'n' }, /^--trust-domain: /);
   fails({}, { NODE_NAME: 'n', WARREN_ADMIN_ADDRESS: 'localhost' }, /^--admin-address: /);
 });
+
+test('a flag that was not given leaves its environment variable in force', () => {
+  const c = loadNodeAgentConfig({ nodeName: undefined, drainSeconds: undefined, caAddress: undefined }, { NODE_NAME: 'node-9', WARREN_DRAIN_SECONDS: '9', WARREN_CA_ADDRESS: 'https://10.0.0.1:15012' });
+  assert.equal(c.nodeName, 'node-9');
+  assert.equal(c.drainSeconds, 9);
+  assert.equal(c.caAddress, 'https://10.0.0.1:15012');
+});
