@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 
 export interface SupervisedProcess {
-  pid(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -35,7 +34,6 @@ export function superviseProcess(spec: {
   };
   start();
   return {
-    pid: () => child?.pid,
     async stop() {
       stopping = true;
       clearTimeout(restart);
