@@ -18,13 +18,14 @@ import { parseSpiffeId } from '../src/identity/spiffe.js';
 import { x509 } from '../src/identity/x509-provider.js';
 
 const SPIFFE_ID = 'spiffe://cluster.local/ns/bench/sa/bench';
-const SERVER_ID = 'spiffe://cluster.local/ns/bench/sa/server';
-const CLIENT_ID = 'spiffe://cluster.local/ns/bench/sa/client';
+/** the identities the handshake rig expects on each side (bench/ca-issue.ts issues these from a real CA) */
+export const SERVER_ID = 'spiffe://cluster.local/ns/bench/sa/server';
+export const CLIENT_ID = 'spiffe://cluster.local/ns/bench/sa/client';
 const TTL_MS = 24 * 3600 * 1000;
 const SKEW_MS = 60_000;
 
 /** Fixed iteration counts (plus a few untimed warm-up rounds each). */
-const N = { forgeJsKeygen: 5, keygen: 50, csr: 200, sign: 200, verify: 200, warmup: 5, handshakeSeconds: 3, handshakeRounds: 6, handshakeWarmup: 20 };
+export const N = { forgeJsKeygen: 5, keygen: 50, csr: 200, sign: 200, verify: 200, warmup: 5, handshakeSeconds: 3, handshakeRounds: 6, handshakeWarmup: 20 };
 
 export interface Stats {
   n: number;
@@ -59,7 +60,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-function stats(times: number[]): Stats {
+export function stats(times: number[]): Stats {
   const sorted = [...times].sort((a, b) => a - b);
   return { n: times.length, meanMs: times.reduce((a, b) => a + b, 0) / times.length, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) };
 }
@@ -80,7 +81,7 @@ const serialHex = (): string => '01' + randomBytes(15).toString('hex'); // posit
 const derOfPem = (text: string): Buffer => Buffer.from(text.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 
 /** What node:tls needs for one side of a mutual handshake. */
-interface TlsMaterial {
+export interface TlsMaterial {
   caPem: string;
   serverCertPem: string;
   serverKeyPem: string;
@@ -101,7 +102,7 @@ function forgeKeysViaNode(): ForgeKeys {
 
 const forgePkcs8Pem = (key: forge.pki.rsa.PrivateKey): string => forge.pki.privateKeyInfoToPem(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(key)));
 
-interface ForgeCa {
+export interface ForgeCa {
   cert: forge.pki.Certificate;
   certPem: string;
   key: forge.pki.rsa.PrivateKey;
@@ -109,7 +110,7 @@ interface ForgeCa {
   store: forge.pki.CAStore;
 }
 
-function forgeCa(): ForgeCa {
+export function forgeCa(): ForgeCa {
   const keys = forgeKeysViaNode();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
@@ -186,6 +187,19 @@ function forgeAcceptSpiffeLeaf(verified: boolean | string, depth: number, certs:
 function forgeVerify(ca: ForgeCa, certPem: string): void {
   const leaf = forge.pki.certificateFromPem(certPem);
   if (!forge.pki.verifyCertificateChain(ca.store, [leaf], { verify: forgeAcceptSpiffeLeaf })) throw new Error('forge: chain does not verify');
+}
+
+/** The RSA-2048 side of the handshake comparison: server and client leaves for SERVER_ID / CLIENT_ID from `ca`. */
+export function forgeTlsMaterial(ca: ForgeCa): TlsMaterial {
+  const fServer = forgeKeysViaNode();
+  const fClient = forgeKeysViaNode();
+  return {
+    caPem: ca.certPem,
+    serverCertPem: forgeIssue(ca, forgeCsr(fServer, SERVER_ID)),
+    serverKeyPem: forgePkcs8Pem(fServer.privateKey),
+    clientCertPem: forgeIssue(ca, forgeCsr(fClient, CLIENT_ID)),
+    clientKeyPem: forgePkcs8Pem(fClient.privateKey),
+  };
 }
 
 // ---------------------------------------------------------------- @peculiar/x509, ECDSA P-256: warren's own src/identity
@@ -275,7 +289,7 @@ async function handshakeRig(m: TlsMaterial): Promise<HandshakeRig> {
  * chain, taken in alternating rounds (RSA, ECDSA, RSA, …) so that a noisy
  * stretch of the machine hits both chains alike.
  */
-async function handshakes(chains: { rsa: TlsMaterial; ec: TlsMaterial }, seconds: number, rounds: number, warmup: number): Promise<{ rsa: HandshakeStats; ec: HandshakeStats }> {
+export async function handshakes(chains: { rsa: TlsMaterial; ec: TlsMaterial }, seconds: number, rounds: number, warmup: number): Promise<{ rsa: HandshakeStats; ec: HandshakeStats }> {
   const rigs = { rsa: await handshakeRig(chains.rsa), ec: await handshakeRig(chains.ec) };
   const acc = { rsa: { times: [] as number[], wallMs: 0, cpuUs: 0 }, ec: { times: [] as number[], wallMs: 0, cpuUs: 0 } };
   try {
@@ -375,15 +389,7 @@ export async function benchIdentityLibs(): Promise<IdentityLibsResult> {
   const leafDerBytes = { rsa: derOfPem(fCerts[0]!).length, ec: derOfPem(xCerts[0]!).length };
 
   log(`mTLS 1.3 handshakes (~${N.handshakeSeconds} s per chain, ${N.handshakeRounds} alternating rounds)`);
-  const fServer = forgeKeysViaNode();
-  const fClient = forgeKeysViaNode();
-  const rsaChain: TlsMaterial = {
-    caPem: fCa.certPem,
-    serverCertPem: forgeIssue(fCa, forgeCsr(fServer, SERVER_ID)),
-    serverKeyPem: forgePkcs8Pem(fServer.privateKey),
-    clientCertPem: forgeIssue(fCa, forgeCsr(fClient, CLIENT_ID)),
-    clientKeyPem: forgePkcs8Pem(fClient.privateKey),
-  };
+  const rsaChain = forgeTlsMaterial(fCa);
   const xServer = await generateWorkloadKeys();
   const xClient = await generateWorkloadKeys();
   const ecChain: TlsMaterial = {

@@ -6,6 +6,7 @@ import { benchPassthrough } from './passthrough.js';
 import { benchSim } from './sim.js';
 import { benchEnrollment } from './enrollment.js';
 import { benchIdentityLibs, type Stats } from './identity-libs.js';
+import { benchCaIssue } from './ca-issue.js';
 import { saveResult, table } from './report.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
@@ -93,7 +94,45 @@ async function identityLibs(): Promise<void> {
   console.log(`saved ${saveResult('identity-libs', text, r)}`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs };
+async function ca(): Promise<void> {
+  const r = await benchCaIssue();
+  const ms = (s: Stats): string => `${fmt(s.p50Ms)} / ${fmt(s.p99Ms)} ms`;
+  const cpu = (s: { cpuMsPerOp: number }): string => `CPU ${fmt(s.cpuMsPerOp, 1)} ms`;
+  const t = r.throughput;
+  const tput = (x: typeof t.serial): string => `${fmt(x.perSecond, 0)} /s (p50 ${fmt(x.p50Ms, 1)}, p99 ${fmt(x.p99Ms, 1)} ms)`;
+  const hs = (h: typeof r.tls.rsa): string => `${fmt(h.perSecond, 0)} /s (p50 ${fmt(h.p50Ms)}, p99 ${fmt(h.p99Ms)} ms)`;
+  const text = table(
+    ['measure (p50 / p99 where two; CPU: process CPU per operation, all parties in one process)', 'value', 'relative'],
+    [
+      [
+        `issue end to end, CertManager.acquire, a new identity each (n=${r.e2e.n}): keygen, CSR, HTTPS POST, TokenReview, pod lookup, CSR check, sign, agent verify`,
+        `${ms(r.e2e)} (${cpu(r.e2e)})`,
+        `${fmt(r.e2e.p50Ms / r.local.p50Ms, 1)}× / ${fmt(r.e2e.p99Ms / r.local.p99Ms, 1)}× local`,
+      ],
+      [`local: keygen, CSR, checkCsr, signWorkloadCert, agent verify, in-process (n=${r.local.n})`, `${ms(r.local)} (${cpu(r.local)})`, 'baseline'],
+      [
+        `the CA's API calls alone: TokenReview + pods on node, client-node (n=${r.apiCalls.n}, ≤${r.podsPerNode} pods/node)`,
+        `${ms(r.apiCalls)} (${cpu(r.apiCalls)})`,
+        `${fmt((100 * r.apiCalls.p50Ms) / r.e2e.p50Ms, 0)}% of e2e p50`,
+      ],
+      [`CA throughput, ${t.serial.requests} requests, 1 in flight (CSRs pre-generated: no client keygen)`, tput(t.serial), 'baseline'],
+      [`CA throughput, ${t.parallel.requests} requests, ${t.parallel.inFlight} in flight (CSRs pre-generated)`, tput(t.parallel), `${fmt(t.parallel.perSecond / t.serial.perSecond)}× 1 in flight`],
+      [
+        `CA throughput: process CPU per certificate, 1 / ${t.parallel.inFlight} in flight (agent client + CA + API server, one process)`,
+        `${fmt(t.serial.cpuMsPerCert)} / ${fmt(t.parallel.cpuMsPerCert)} ms`,
+        `${fmt((t.serial.cpuMsPerCert * t.serial.perSecond) / 1000)} / ${fmt((t.parallel.cpuMsPerCert * t.parallel.perSecond) / 1000)} cores busy`,
+      ],
+      [`mTLS 1.3 handshakes, RSA-2048 chain (node-forge), loopback, new connection each (${r.tls.rsa.handshakes})`, hs(r.tls.rsa), 'baseline'],
+      [`mTLS 1.3 handshakes, ECDSA P-256 leaves from warren's CA (${r.tls.ec.handshakes})`, hs(r.tls.ec), `${fmt(r.tls.ec.perSecond / r.tls.rsa.perSecond)}× RSA rate`],
+      ['mTLS 1.3 handshake CPU, client + server sides, RSA / ECDSA', `${fmt(r.tls.rsa.cpuMsPerHandshake)} / ${fmt(r.tls.ec.cpuMsPerHandshake)} ms`, `${fmt(r.tls.ec.cpuMsPerHandshake / r.tls.rsa.cpuMsPerHandshake)}× RSA time`],
+      ['ECDSA handshakes per certificate issued (16 in flight), by rate', '', `${fmt(r.tls.ec.perSecond / t.parallel.perSecond, 1)}×`],
+    ],
+  );
+  console.log(text);
+  console.log(`saved ${saveResult('ca', text, r)}`);
+}
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));
