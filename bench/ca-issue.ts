@@ -178,13 +178,11 @@ export async function benchCaIssue(): Promise<CaIssueResult> {
       const certPem = await signWorkloadCert(ca, await checkCsr(csrPem, want), TTL_MS);
       checkAnswer([certPem, ...ca.chainPem], privateKeyPem, bundle, want);
     };
-    /** The CA's two API server calls for one request (same client-node code, same kubeconfig). */
+    /** The CA's one API server call per request (pods on the node come from its watch cache): a TokenReview, same client-node code. */
     const apiOne = async (i: number): Promise<void> => {
       const r = await auth.createTokenReview({ body: { spec: { token: tokens[i % C.nodes]! } } });
       const node = r.status?.user?.extra?.['authentication.kubernetes.io/node-name']?.[0];
       if (r.status?.authenticated !== true || node !== nodeOf(i)) throw new Error('TokenReview did not authenticate the agent token');
-      const pods = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` });
-      if (pods.items.length !== podsOn.get(node)) throw new Error(`expected ${podsOn.get(node)} pods on ${node}, got ${pods.items.length}`);
     };
 
     log(`issue latency: ${C.warmup} warm-up, then ${C.identities} × (end to end, local, API calls), interleaved`);

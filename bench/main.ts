@@ -111,7 +111,7 @@ async function ca(): Promise<void> {
       ],
       [`local: keygen, CSR, checkCsr, signWorkloadCert, agent verify, in-process (n=${r.local.n})`, `${ms(r.local)} (${cpu(r.local)})`, 'baseline'],
       [
-        `the CA's API calls alone: TokenReview + pods on node, client-node (n=${r.apiCalls.n}, ≤${r.podsPerNode} pods/node)`,
+        `the CA's API call alone: TokenReview, client-node (pods on the node: watch cache, ≤${r.podsPerNode} per node) (n=${r.apiCalls.n})`,
         `${ms(r.apiCalls)} (${cpu(r.apiCalls)})`,
         `${fmt((100 * r.apiCalls.p50Ms) / r.e2e.p50Ms, 0)}% of e2e p50`,
       ],

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AuthenticationV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { startResilientInformer } from '../k8s/resilient-informer.js';
 import { Counter, Registry } from 'prom-client';
 import { z } from 'zod';
 import { WarrenError } from '../errors/warren-error.js';
@@ -9,7 +10,7 @@ import { readBodyText } from '../net/read-body.js';
 import { decideSigning, type LocalWorkload, type ReviewedToken } from './ca-authorize.js';
 import { signWorkloadCert, type CaMaterial, type LoadedCa } from './ca-signer.js';
 import { CsrError, checkCsr } from './csr.js';
-import { formatSpiffeId, parseSpiffeId } from './spiffe.js';
+import { formatSpiffeId, parseSpiffeId, type SpiffeId } from './spiffe.js';
 
 export interface CaServerOptions {
   kc: KubeConfig;
@@ -56,10 +57,18 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
     const r = await auth.createTokenReview({ body: { spec: { token } } });
     return { authenticated: r.status?.authenticated === true, ...(r.status?.user?.username ? { username: r.status.user.username } : {}), extra: r.status?.user?.extra ?? {} };
   };
-  const podsOnNode = async (node: string): Promise<LocalWorkload[]> =>
-    (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` })).items
+  const workloads = (pods: readonly V1Pod[]): LocalWorkload[] =>
+    pods
       .filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
       .map((p) => ({ namespace: p.metadata?.namespace ?? '', serviceAccount: p.spec?.serviceAccountName ?? 'default' }));
+  // Scheduled pods come from a watch, so a request costs no list; a pod the watch has not
+  // delivered yet (just scheduled) is looked up live before the CA says no.
+  const pods = startResilientInformer<V1Pod>(o.kc, { path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), onChange: () => {}, log: o.log });
+  const podsOnNode = async (node: string, wanted: SpiffeId): Promise<LocalWorkload[]> => {
+    const cached = workloads(pods.list().filter((p) => p.spec?.nodeName === node));
+    if (cached.some((w) => w.namespace === wanted.namespace && w.serviceAccount === wanted.serviceAccount)) return cached;
+    return workloads((await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` })).items);
+  };
 
   const sign = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const refuse = (status: number, reason: string, kind: string, fields: Record<string, unknown> = {}): void => {
@@ -86,7 +95,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
     const reviewed = await review(token);
     // One node's pods are looked up only after the token names the node.
     const node = reviewed.extra?.['authentication.kubernetes.io/node-name']?.[0];
-    const local = node === undefined ? [] : await podsOnNode(node);
+    const local = node === undefined ? [] : await podsOnNode(node, requested);
     const decision = decideSigning({ review: reviewed, allowedCallers: o.allowedCallers, trustDomain: o.trustDomain, requested, podsOnNode: () => local });
     if (!decision.allow) return refuse(decision.status, decision.reason, decision.status === 401 ? 'unauthenticated' : 'forbidden', { identity: body.identity, caller: reviewed.username });
     let checked;
@@ -123,10 +132,12 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
   return {
     port: (server.address() as AddressInfo).port,
     setServing: (serving) => server.setSecureContext({ cert: serving.certPem, key: serving.keyPem, minVersion: 'TLSv1.3' }),
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await pods.stop();
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }
