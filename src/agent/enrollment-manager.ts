@@ -1,5 +1,6 @@
 import type { SpiffeId } from '../identity/spiffe.js';
 import type { RedirectBackend } from '../redirect/backend.js';
+import type { DataPlane } from '../tunnel/dataplane.js';
 import { PodProxy, type ConnectionRecord } from '../tunnel/pod-proxy.js';
 import type { PodView } from './enrollment-plan.js';
 
@@ -22,6 +23,7 @@ export interface EnrollmentDeps {
   /** the pod's identity with a valid certificate in hand (fetched if need be); rejects when none can be had */
   acquireIdentity(pod: PodView): Promise<SpiffeId>;
   releaseIdentity(uid: string): void;
+  dataplane: DataPlane;
   onConnection(record: ConnectionRecord): void;
   log(msg: string, fields: Record<string, unknown>): void;
   drainMs: number;
@@ -70,7 +72,16 @@ export class EnrollmentManager {
         identity = await this.deps.acquireIdentity(pod);
         path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips });
         await this.deps.backend.applyPod(path, { podIPs: pod.ips });
-        const proxy = await PodProxy.start({ pod: name, netns: path, ips: pod.ips, onConnection: this.deps.onConnection }).catch(async (err: unknown) => {
+        const proxy = await PodProxy.start({
+          pod: name,
+          namespace: pod.namespace,
+          labels: pod.labels,
+          netns: path,
+          ips: pod.ips,
+          identity,
+          dataplane: this.deps.dataplane,
+          onConnection: this.deps.onConnection,
+        }).catch(async (err: unknown) => {
           // Rules without listeners would black-hole the pod: take them back.
           await this.deps.backend.removePod(path!).catch(() => undefined);
           throw err;

@@ -15,6 +15,9 @@ import type { NodeAgentConfig } from './config.js';
 import { EnrollmentManager, type RedirectionState } from './enrollment-manager.js';
 import { planEnrollment, type PodView } from './enrollment-plan.js';
 import { startWorkloadIdentity } from './workload-identity.js';
+import { coalesced } from './coalesced.js';
+import type { DataPlane } from '../tunnel/dataplane.js';
+import { startClusterState } from './cluster-state.js';
 import { sendJson, serveEndpoints } from '../telemetry/http-endpoints.js';
 
 const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/plugin-main.js', import.meta.url));
@@ -61,8 +64,18 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   let connections = 0;
   const registry = new Registry();
   const identity = startWorkloadIdentity(kc, config, registry, logFn);
+  const cluster = startClusterState(kc, logFn);
+  const dataplane: DataPlane = {
+    index: () => cluster.index(),
+    trustDomain: config.trustDomain,
+    bundle: identity.bundle,
+    certificate: (id) => identity.certs.current(id),
+    authorize: () => ({ allow: true }),
+    plaintextAllowed: () => true,
+  };
   const netnsFinder = new NetnsFinder();
   const manager = new EnrollmentManager({
+    dataplane,
     backend,
     findNetns: (pod) => netnsFinder.find(pod),
     acquireIdentity: (pod) => identity.acquire(pod),
@@ -132,7 +145,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const admin = await serveEndpoints(config.adminAddress, {
     '/certs': (_req, res) => sendJson(res, 200, { node: config.nodeName, trustDomain: config.trustDomain, caAddress: config.caAddress, trustBundleRoots: identity.bundle.pems().length, certificates: identity.certs.status() }),
   });
-  await Promise.all([pods.synced, namespaces.synced]);
+  await Promise.all([pods.synced, namespaces.synced, cluster.synced]);
   reconcile();
   ready = true;
   log.info({ backend: backendName, cniSocket: config.cniSocket }, 'node agent ready');
@@ -146,24 +159,12 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   cniWatch?.stop();
   reconcileSoon.cancel();
   reconcileLater.cancel();
-  await Promise.all([pods.stop(), namespaces.stop()]);
+  await Promise.all([pods.stop(), namespaces.stop(), cluster.stop()]);
   cniServer.close();
   for (const server of [readiness, metrics, admin]) server.close();
   await manager.shutdown();
   await identity.stop();
   return 0;
-}
-
-/** A trigger that runs `fn` once, `ms` after the first of any number of calls. */
-function coalesced(ms: number, fn: () => void): (() => void) & { cancel(): void } {
-  let timer: NodeJS.Timeout | undefined;
-  const trigger = (): void => {
-    timer ??= setTimeout(() => {
-      timer = undefined;
-      fn();
-    }, ms);
-  };
-  return Object.assign(trigger, { cancel: () => clearTimeout(timer) });
 }
 
 function cniInstallOptions(config: NodeAgentConfig) {

@@ -9,12 +9,13 @@ export interface ForwardResult extends SpliceResult {
 
 /**
  * Outbound passthrough: a connection captured on the pod's outbound listener
- * is re-made to its original destination from a marked socket in the same
+ * is re-made to its original destination (or the endpoint chosen for a
+ * service VIP) from a marked socket in the same
  * pod netns (so the pod's rules let it out and the peer sees the pod's IP).
  * Any failure resets the client: it sees an error, never a hang.
  */
-export async function forwardOutbound(client: Socket, netns: string, mark: number): Promise<ForwardResult> {
-  return forward(client, netns, mark, false);
+export async function forwardOutbound(client: Socket, netns: string, mark: number, destination?: OriginalDestination): Promise<ForwardResult> {
+  return forward(client, netns, mark, false, destination);
 }
 
 /**
@@ -27,11 +28,11 @@ export async function deliverInbound(client: Socket, netns: string, mark: number
   return forward(client, netns, mark, true);
 }
 
-async function forward(client: Socket, netns: string, mark: number, spoofSource: boolean): Promise<ForwardResult> {
+async function forward(client: Socket, netns: string, mark: number, spoofSource: boolean, chosen?: OriginalDestination): Promise<ForwardResult> {
   let destination: OriginalDestination;
   let upstream: Socket;
   try {
-    destination = originalDestination(socketFd(client));
+    destination = chosen ?? originalDestination(socketFd(client));
     const source = client.remoteAddress;
     upstream = await connectFromNetns({
       netns,

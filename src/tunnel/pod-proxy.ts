@@ -1,17 +1,28 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server, Socket } from 'node:net';
 import { isIPv6 } from 'node:net';
+import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
+import { originalDestination, socketFd, type OriginalDestination } from '../native/netns-socket.js';
 import { PORTS, PROXY_MARK } from '../redirect/constants.js';
-import { deliverInbound, forwardOutbound, type ForwardResult } from './passthrough.js';
+import type { DataPlane } from './dataplane.js';
+import { HboneInbound } from './hbone-inbound.js';
+import { HbonePool } from './hbone-pool.js';
+import { routeOutbound } from './outbound-route.js';
+import { deliverInbound, forwardOutbound } from './passthrough.js';
 import { listenInPod } from './pod-listener.js';
+import { spliceStream } from './stream-splice.js';
 
 export type Direction = 'outbound' | 'inbound' | 'hbone';
 
 export interface ConnectionRecord {
   pod: string;
   direction: Direction;
+  /** hbone (mutual TLS tunnel) or plaintext */
+  security: 'mtls' | 'plaintext';
   source: string;
   destination?: string;
+  peer?: string;
+  service?: string;
   bytesSent: number;
   bytesReceived: number;
   durationMs: number;
@@ -21,24 +32,42 @@ export interface ConnectionRecord {
 export interface PodProxyOptions {
   /** namespace/name, for logs */
   pod: string;
+  namespace: string;
+  labels: Record<string, string>;
   netns: string;
   ips: string[];
+  identity: SpiffeId;
+  dataplane: DataPlane;
   onConnection: (record: ConnectionRecord) => void;
 }
 
 /**
  * The agent's sockets in one pod: outbound capture (:15001), inbound
  * plaintext capture (:15006) and HBONE (:15008), one per IP family the pod
- * has, all made inside the pod's netns and owned by this process. Captured
- * connections are forwarded as plain TCP here; HBONE is not served yet, so
- * connections to :15008 are reset rather than left hanging.
+ * has, all made inside the pod's netns and owned by this process.
+ * Outbound to an enrolled pod goes over an HBONE tunnel with this pod's
+ * identity; to anything else it passes through from the pod's netns.
  */
 export class PodProxy {
   private servers: Server[] = [];
   private readonly live = new Set<Socket>();
-  active = 0;
+  private readonly cursor = new Map<string, number>();
+  private readonly pool: HbonePool;
+  private readonly inbound: HboneInbound;
 
-  private constructor(private readonly options: PodProxyOptions) {}
+  private constructor(private readonly o: PodProxyOptions) {
+    const certificate = () => o.dataplane.certificate(o.identity);
+    this.pool = new HbonePool({ netns: o.netns, certificate, bundle: o.dataplane.bundle, trustDomain: o.dataplane.trustDomain });
+    this.inbound = new HboneInbound({
+      netns: o.netns,
+      podIps: o.ips,
+      certificate,
+      bundle: o.dataplane.bundle,
+      trustDomain: o.dataplane.trustDomain,
+      authorize: o.dataplane.authorize,
+      onStream: (r) => o.onConnection({ pod: o.pod, direction: 'hbone', security: 'mtls', ...r }),
+    });
+  }
 
   static async start(options: PodProxyOptions): Promise<PodProxy> {
     const proxy = new PodProxy(options);
@@ -46,9 +75,9 @@ export class PodProxy {
     try {
       for (const family of families) {
         const base = { netns: options.netns, family, mark: PROXY_MARK.value };
-        proxy.servers.push(await listenInPod({ ...base, port: PORTS.outbound }, (s) => proxy.handle('outbound', s)));
-        proxy.servers.push(await listenInPod({ ...base, port: PORTS.inbound }, (s) => proxy.handle('inbound', s)));
-        proxy.servers.push(await listenInPod({ ...base, port: PORTS.hbone }, (s) => proxy.handle('hbone', s)));
+        proxy.servers.push(await listenInPod({ ...base, port: PORTS.outbound }, (s) => proxy.track(s, () => proxy.outbound(s))));
+        proxy.servers.push(await listenInPod({ ...base, port: PORTS.inbound }, (s) => proxy.track(s, () => proxy.plaintextInbound(s))));
+        proxy.servers.push(await listenInPod({ ...base, port: PORTS.hbone }, (s) => proxy.inbound.accept(s)));
       }
     } catch (err) {
       for (const s of proxy.servers) s.close();
@@ -57,31 +86,66 @@ export class PodProxy {
     return proxy;
   }
 
-  private handle(direction: Direction, client: Socket): void {
+  /** HBONE connections and streams this pod has open to peers. */
+  tunnels(): ReturnType<HbonePool['stats']> {
+    return this.pool.stats();
+  }
+
+  private track(client: Socket, handle: () => Promise<Omit<ConnectionRecord, 'pod' | 'source' | 'durationMs'>>): void {
     const started = Date.now();
     const source = `${client.remoteAddress}:${client.remotePort}`;
-    if (direction === 'hbone') {
-      client.resetAndDestroy();
-      this.options.onConnection({ pod: this.options.pod, direction, source, bytesSent: 0, bytesReceived: 0, durationMs: 0, error: 'HBONE is not served yet' });
-      return;
-    }
     this.live.add(client);
-    this.active++;
-    const forward = direction === 'outbound' ? forwardOutbound : deliverInbound;
-    void forward(client, this.options.netns, PROXY_MARK.value).then((result: ForwardResult) => {
-      this.live.delete(client);
-      this.active--;
-      this.options.onConnection({
-        pod: this.options.pod,
-        direction,
-        source,
-        ...(result.destination ? { destination: `${result.destination.address}:${result.destination.port}` } : {}),
-        bytesSent: result.bytesAtoB,
-        bytesReceived: result.bytesBtoA,
-        durationMs: Date.now() - started,
-        ...(result.error ? { error: result.error.message } : {}),
+    void handle()
+      .catch((err: Error) => {
+        client.resetAndDestroy();
+        return { direction: 'outbound' as const, security: 'plaintext' as const, bytesSent: 0, bytesReceived: 0, error: err.message };
+      })
+      .then((r) => {
+        this.live.delete(client);
+        this.o.onConnection({ pod: this.o.pod, ...r, source, durationMs: Date.now() - started });
       });
-    });
+  }
+
+  private async outbound(client: Socket) {
+    let dst: OriginalDestination;
+    try {
+      dst = originalDestination(socketFd(client));
+    } catch (err) {
+      client.resetAndDestroy();
+      return { direction: 'outbound' as const, security: 'plaintext' as const, bytesSent: 0, bytesReceived: 0, error: (err as Error).message };
+    }
+    const route = routeOutbound(this.o.dataplane.index(), { ip: dst.address, port: dst.port }, this.o.dataplane.trustDomain, this.cursor);
+    const service = route.service === undefined ? {} : { service: route.service };
+    if (route.kind === 'no-endpoints') {
+      client.resetAndDestroy();
+      return { direction: 'outbound' as const, security: 'plaintext' as const, destination: `${dst.address}:${dst.port}`, ...service, bytesSent: 0, bytesReceived: 0, error: `service ${route.service} has no ready endpoints` };
+    }
+    const destination = `${route.target.ip}:${route.target.port}`;
+    if (route.kind === 'passthrough') {
+      const r = await forwardOutbound(client, this.o.netns, PROXY_MARK.value, { family: dst.family, address: route.target.ip, port: route.target.port });
+      return { direction: 'outbound' as const, security: 'plaintext' as const, destination, ...service, bytesSent: r.bytesAtoB, bytesReceived: r.bytesBtoA, ...(r.error ? { error: r.error.message } : {}) };
+    }
+    const peer = { peer: formatSpiffeId(route.identity) };
+    const stream = await this.pool.open(route.target.ip, route.identity, route.target, { forwarded: `for=${client.remoteAddress}` });
+    const r = await spliceStream(client, stream);
+    return { direction: 'outbound' as const, security: 'mtls' as const, destination, ...peer, ...service, bytesSent: r.bytesAtoB, bytesReceived: r.bytesBtoA, ...(r.error ? { error: r.error.message } : {}) };
+  }
+
+  private async plaintextInbound(client: Socket) {
+    const port = client.localPort ?? 0;
+    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.o.labels }, port)) {
+      client.resetAndDestroy();
+      return { direction: 'inbound' as const, security: 'plaintext' as const, bytesSent: 0, bytesReceived: 0, error: 'plaintext refused: PeerAuthentication STRICT' };
+    }
+    const r = await deliverInbound(client, this.o.netns, PROXY_MARK.value);
+    return {
+      direction: 'inbound' as const,
+      security: 'plaintext' as const,
+      ...(r.destination ? { destination: `${r.destination.address}:${r.destination.port}` } : {}),
+      bytesSent: r.bytesAtoB,
+      bytesReceived: r.bytesBtoA,
+      ...(r.error ? { error: r.error.message } : {}),
+    };
   }
 
   /**
@@ -91,8 +155,11 @@ export class PodProxy {
   async close(drainMs: number): Promise<void> {
     for (const s of this.servers) s.close();
     this.servers = [];
+    this.inbound.close(false);
     const deadline = Date.now() + drainMs;
     while (this.live.size > 0 && Date.now() < deadline) await sleep(100);
     for (const s of this.live) s.resetAndDestroy();
+    this.inbound.close(true);
+    this.pool.close();
   }
 }

@@ -1,0 +1,144 @@
+import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { WorkloadCertificate } from '../identity/cert-manager.js';
+import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
+import { serverTlsOptions, verifyTlsPeer } from '../identity/tls-context.js';
+import type { TrustBundle } from '../identity/trust-bundle.js';
+import { PROXY_MARK } from '../redirect/constants.js';
+import { HBONE, HBONE_HTTP2_SETTINGS, parseAuthority } from './hbone-settings.js';
+import { connectFromNetns } from './netns-connect.js';
+import { spliceStream } from './stream-splice.js';
+
+export interface InboundRequest {
+  peer: SpiffeId;
+  sourceIp: string;
+  target: { ip: string; port: number };
+}
+
+export type Authorize = (request: InboundRequest) => { allow: true } | { allow: false; reason: string };
+
+export interface InboundRecord {
+  peer?: string;
+  source: string;
+  destination?: string;
+  status: number;
+  bytesSent: number;
+  bytesReceived: number;
+  durationMs: number;
+  error?: string;
+}
+
+export interface HboneInboundOptions {
+  netns: string;
+  podIps: readonly string[];
+  certificate(): WorkloadCertificate | undefined;
+  bundle: TrustBundle;
+  trustDomain: string;
+  authorize: Authorize;
+  onStream(record: InboundRecord): void;
+}
+
+/**
+ * The HBONE server of one pod (:15008 in its netns, DESIGN.md §2): mutual
+ * TLS 1.3 with the pod's own certificate, then HTTP/2 CONNECT streams, each
+ * checked (CONNECT to an address of this pod, peer identity verified,
+ * authorized) and delivered to the app from inside the pod with the
+ * caller's IP as source. 200 ok, 400 bad request, 401 denied, 503 the app
+ * is not reachable.
+ */
+export class HboneInbound {
+  private server: Http2SecureServer | undefined;
+  private serial = '';
+  private roots: readonly string[] = [];
+  private readonly sessions = new Set<ServerHttp2Session>();
+
+  constructor(private readonly o: HboneInboundOptions) {}
+
+  /** Takes a raw TCP connection from the pod's :15008 listener. */
+  accept(socket: Socket): boolean {
+    const cert = this.o.certificate();
+    if (cert === undefined) {
+      // Fail closed: no valid certificate, no TLS.
+      socket.resetAndDestroy();
+      return false;
+    }
+    this.ensureServer(cert).emit('connection', socket);
+    return true;
+  }
+
+  /** Stops new streams; open ones finish (GOAWAY), or are cut when `force`. */
+  close(force: boolean): void {
+    for (const s of this.sessions) (force ? s.destroy() : s.close());
+    this.server?.close();
+  }
+
+  private ensureServer(cert: WorkloadCertificate): Http2SecureServer {
+    const roots = this.o.bundle.pems();
+    if (this.server !== undefined && cert.serial === this.serial && roots === this.roots) return this.server;
+    const tls = { ...serverTlsOptions(cert, this.o.bundle), settings: HBONE_HTTP2_SETTINGS, allowHTTP1: false };
+    if (this.server === undefined) {
+      this.server = createSecureServer(tls);
+      this.server.on('session', (session: ServerHttp2Session) => this.onSession(session));
+      this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void this.onStream(stream, headers));
+      this.server.on('tlsClientError', () => {});
+    } else this.server.setSecureContext(tls);
+    [this.serial, this.roots] = [cert.serial, roots];
+    return this.server;
+  }
+
+  private onSession(session: ServerHttp2Session): void {
+    this.sessions.add(session);
+    session.setLocalWindowSize(HBONE.connectionWindow);
+    session.setTimeout(HBONE.idleCloseMs, () => session.close());
+    session.on('error', () => {});
+    session.once('close', () => this.sessions.delete(session));
+  }
+
+  private async onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    const started = Date.now();
+    const tls = stream.session?.socket as TLSSocket | undefined;
+    const sourceIp = tls?.remoteAddress ?? '';
+    const base = { source: `${sourceIp}:${tls?.remotePort ?? 0}`, bytesSent: 0, bytesReceived: 0 };
+    const refuse = (status: number, error: string, extra: Partial<InboundRecord> = {}): void => {
+      if (!stream.destroyed) stream.respond({ ':status': status }, { endStream: true });
+      this.o.onStream({ ...base, ...extra, status, durationMs: Date.now() - started, error });
+    };
+    stream.on('error', () => {});
+    let peer: SpiffeId;
+    try {
+      peer = verifyTlsPeer(tls!, this.o.bundle, { trustDomain: this.o.trustDomain, expected: [] });
+    } catch (err) {
+      return refuse(401, (err as Error).message);
+    }
+    const who = { peer: formatSpiffeId(peer) };
+    if (headers[':method'] !== 'CONNECT') return refuse(400, `method ${String(headers[':method'])} is not CONNECT`, who);
+    const target = parseAuthority(headers[':authority']);
+    if (target === undefined || !this.o.podIps.includes(target.ip)) return refuse(400, `CONNECT target ${String(headers[':authority'])} is not this pod`, who);
+    const destination = { destination: `${target.ip}:${target.port}` };
+    const decision = this.o.authorize({ peer, sourceIp, target });
+    if (!decision.allow) return refuse(401, decision.reason, { ...who, ...destination });
+    let upstream: Socket;
+    try {
+      upstream = await connectFromNetns({ netns: this.o.netns, host: target.ip, port: target.port, mark: PROXY_MARK.value, sourceAddress: sourceIp, timeoutMs: HBONE.connectTimeoutMs });
+    } catch (err) {
+      return refuse(503, (err as Error).message, { ...who, ...destination });
+    }
+    if (stream.destroyed) {
+      upstream.resetAndDestroy();
+      return;
+    }
+    stream.respond({ ':status': 200 });
+    const result = await spliceStream(upstream, stream);
+    this.o.onStream({
+      ...base,
+      ...who,
+      ...destination,
+      status: 200,
+      bytesSent: result.bytesBtoA,
+      bytesReceived: result.bytesAtoB,
+      durationMs: Date.now() - started,
+      ...(result.error ? { error: result.error.message } : {}),
+    });
+  }
+}

@@ -1,0 +1,131 @@
+import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { WarrenError } from '../errors/warren-error.js';
+import type { WorkloadCertificate } from '../identity/cert-manager.js';
+import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
+import { clientTlsOptions } from '../identity/tls-context.js';
+import type { TrustBundle } from '../identity/trust-bundle.js';
+import { PROXY_MARK } from '../redirect/constants.js';
+import { HBONE, HBONE_HTTP2_SETTINGS, formatAuthority } from './hbone-settings.js';
+import { connectFromNetns } from './netns-connect.js';
+
+export class HboneError extends WarrenError {
+  constructor(
+    message: string,
+    /** the peer's CONNECT answer when there was one (401 denied, 503 unreachable…) */
+    readonly status?: number,
+  ) {
+    super('ERR_HBONE', message, { retryable: status === undefined || status === 503 });
+  }
+}
+
+interface PooledSession {
+  session: ClientHttp2Session;
+  streams: number;
+  serial: string;
+}
+
+export interface HbonePoolOptions {
+  /** the source pod's netns: tunnels leave from it, so peers see the pod's IP */
+  netns: string;
+  certificate(): WorkloadCertificate | undefined;
+  bundle: TrustBundle;
+  trustDomain: string;
+}
+
+/**
+ * Outbound HBONE connections of one pod (DESIGN.md §2): pooled per
+ * {destination identity, destination IP} (the source identity is the
+ * pod's), up to 100 streams each, closed after 5 idle minutes. A new
+ * certificate is used for new connections; open ones keep theirs.
+ */
+export class HbonePool {
+  private readonly pools = new Map<string, PooledSession[]>();
+  private readonly pending = new Map<string, Promise<PooledSession>>();
+
+  constructor(private readonly o: HbonePoolOptions) {}
+
+  /** Opens a CONNECT stream to `target` through the agent of `peerIp`, which must prove `expected`. */
+  async open(peerIp: string, expected: SpiffeId, target: { ip: string; port: number }, headers: OutgoingHttpHeaders = {}): Promise<ClientHttp2Stream> {
+    const pooled = await this.session(peerIp, expected);
+    pooled.streams++;
+    const stream = pooled.session.request({ ':method': 'CONNECT', ':authority': formatAuthority(target.ip, target.port), ...headers }, { endStream: false });
+    stream.once('close', () => pooled.streams--);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stream.close(constants.NGHTTP2_CANCEL);
+        reject(new HboneError(`no CONNECT answer from ${peerIp} within ${HBONE.connectTimeoutMs} ms`));
+      }, HBONE.connectTimeoutMs);
+      stream.once('response', (h) => {
+        clearTimeout(timer);
+        const status = Number(h[':status']);
+        if (status === 200) return resolve(stream);
+        stream.close();
+        reject(new HboneError(`${formatSpiffeId(expected)} at ${peerIp} answered ${status} for ${formatAuthority(target.ip, target.port)}`, status));
+      });
+      stream.once('error', (err: Error) => {
+        clearTimeout(timer);
+        reject(new HboneError(`the tunnel to ${peerIp} failed: ${err.message}`));
+      });
+    });
+  }
+
+  /** Live connections and their streams, for the admin API. */
+  stats(): { key: string; connections: number; streams: number }[] {
+    return [...this.pools.entries()].map(([key, list]) => ({ key, connections: list.length, streams: list.reduce((n, s) => n + s.streams, 0) }));
+  }
+
+  close(): void {
+    for (const list of this.pools.values()) for (const p of list) p.session.destroy();
+    this.pools.clear();
+  }
+
+  private async session(peerIp: string, expected: SpiffeId): Promise<PooledSession> {
+    const key = `${formatSpiffeId(expected)}|${peerIp}`;
+    const cert = this.o.certificate();
+    if (cert === undefined) throw new HboneError('this pod has no valid certificate; refusing to open a tunnel');
+    const list = this.pools.get(key) ?? [];
+    const usable = list.find((p) => p.streams < HBONE.maxStreams && !p.session.closed && !p.session.destroyed && p.serial === cert.serial);
+    if (usable) return usable;
+    // Concurrent first connections to one peer share one handshake.
+    let pending = this.pending.get(key);
+    if (pending === undefined) {
+      pending = this.dial(peerIp, expected, cert).then((p) => {
+        this.pools.set(key, [...(this.pools.get(key) ?? []), p]);
+        p.session.once('close', () => {
+          const rest = (this.pools.get(key) ?? []).filter((x) => x !== p);
+          if (rest.length === 0) this.pools.delete(key);
+          else this.pools.set(key, rest);
+        });
+        return p;
+      });
+      this.pending.set(key, pending);
+      void pending.finally(() => this.pending.delete(key)).catch(() => undefined);
+    }
+    const p = await pending;
+    return p.streams < HBONE.maxStreams ? p : this.session(peerIp, expected);
+  }
+
+  private async dial(peerIp: string, expected: SpiffeId, cert: WorkloadCertificate): Promise<PooledSession> {
+    const tcp = await connectFromNetns({ netns: this.o.netns, host: peerIp, port: HBONE.port, mark: PROXY_MARK.value, timeoutMs: HBONE.connectTimeoutMs }).catch((err: Error) => {
+      throw new HboneError(`cannot reach the HBONE port of ${peerIp}: ${err.message} (is a NetworkPolicy blocking port ${HBONE.port}?)`);
+    });
+    const tls: TLSSocket = await new Promise((resolve, reject) => {
+      const s = tlsConnect({ socket: tcp, ...clientTlsOptions(cert, this.o.bundle, { trustDomain: this.o.trustDomain, expected: [expected] }) });
+      s.once('secureConnect', () => resolve(s));
+      s.once('error', (err: Error) => {
+        tcp.destroy();
+        reject(new HboneError(`mutual TLS with ${peerIp} failed: ${err.message}`));
+      });
+    });
+    if (tls.alpnProtocol !== 'h2') {
+      tls.destroy();
+      throw new HboneError(`${peerIp} did not negotiate h2 (got ${String(tls.alpnProtocol)})`);
+    }
+    const session = http2Connect(`https://${formatAuthority(peerIp, HBONE.port)}`, { createConnection: () => tls, settings: HBONE_HTTP2_SETTINGS });
+    session.on('error', () => {});
+    session.once('connect', () => session.setLocalWindowSize(HBONE.connectionWindow));
+    session.setTimeout(HBONE.idleCloseMs, () => session.close());
+    return { session, streams: 0, serial: cert.serial };
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * HTTP/2 settings for HBONE (DESIGN.md §2, issue 7): windows large enough
+ * that one stream can fill a fast link without waiting for WINDOW_UPDATEs,
+ * at most 100 streams per connection.
+ */
+export const HBONE = {
+  port: 15008,
+  streamWindow: 4 * 1024 * 1024,
+  connectionWindow: 16 * 1024 * 1024,
+  maxStreams: 100,
+  idleCloseMs: 5 * 60_000,
+  connectTimeoutMs: 10_000,
+} as const;
+
+export const HBONE_HTTP2_SETTINGS = {
+  initialWindowSize: HBONE.streamWindow,
+  maxConcurrentStreams: HBONE.maxStreams,
+  enablePush: false,
+  maxFrameSize: 256 * 1024,
+};
+
+/** "ip:port" as an HTTP/2 :authority (IPv6 bracketed), and back. */
+export function formatAuthority(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+export function parseAuthority(authority: string | undefined): { ip: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(authority ?? '');
+  if (m === null) return undefined;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  return { ip: (m[1] ?? m[2])!, port };
+}

@@ -1,0 +1,48 @@
+import { constants, type Http2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { SpliceResult } from './splice.js';
+
+/**
+ * Copies bytes both ways between a TCP socket and an HBONE stream (HTTP/2
+ * CONNECT, RFC 9113 §8.5): FIN ↔ END_STREAM (half-close carried both ways),
+ * a TCP error or reset ↔ RST_STREAM(CONNECT_ERROR), and `pipe` plus HTTP/2
+ * flow control for backpressure, so a slow reader stalls the sender instead
+ * of growing a buffer. Resolves when both are closed; `bytesAtoB` counts
+ * socket → stream.
+ */
+export function spliceStream(socket: Socket, stream: Http2Stream): Promise<SpliceResult> {
+  return new Promise((resolve) => {
+    let error: Error | undefined;
+    let open = 2;
+    const closed = (): void => {
+      if (--open > 0) return;
+      const result: SpliceResult = { bytesAtoB: socket.bytesRead, bytesBtoA: socket.bytesWritten };
+      if (error !== undefined) result.error = error;
+      resolve(result);
+    };
+    socket.on('error', (err: Error) => {
+      error ??= err;
+      if (!stream.destroyed) stream.close(constants.NGHTTP2_CONNECT_ERROR);
+      socket.destroy();
+    });
+    stream.on('error', (err: Error) => {
+      error ??= err;
+    });
+    stream.once('close', () => {
+      // A stream that ends without both END_STREAMs was reset (or its session died): reset the TCP side too.
+      if (stream.rstCode !== constants.NGHTTP2_NO_ERROR || !stream.readableEnded) {
+        error ??= new Error(`the tunnel stream was reset (code ${stream.rstCode})`);
+        if (!socket.destroyed) socket.resetAndDestroy();
+      } else if (socket.writableFinished && socket.readableEnded && !socket.destroyed) socket.destroy();
+      closed();
+    });
+    socket.once('close', closed);
+    const finishWhenDone = (): void => {
+      if (socket.readableEnded && socket.writableFinished && stream.closed && !socket.destroyed) socket.destroy();
+    };
+    socket.on('end', finishWhenDone);
+    socket.on('finish', finishWhenDone);
+    socket.pipe(stream);
+    stream.pipe(socket);
+  });
+}
