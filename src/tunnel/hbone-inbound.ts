@@ -52,6 +52,7 @@ export class HboneInbound {
   private serial = '';
   private roots: readonly string[] = [];
   private readonly sessions = new Set<ServerHttp2Session>();
+  private streams = 0;
 
   constructor(private readonly o: HboneInboundOptions) {}
 
@@ -65,6 +66,11 @@ export class HboneInbound {
     }
     this.ensureServer(cert).emit('connection', socket);
     return true;
+  }
+
+  /** streams being served (drain waits for them) */
+  active(): number {
+    return this.streams;
   }
 
   /** Stops new streams; open ones finish (GOAWAY), or are cut when `force`. */
@@ -105,6 +111,8 @@ export class HboneInbound {
       this.o.onStream({ ...base, ...extra, status, durationMs: Date.now() - started, error });
     };
     stream.on('error', () => {});
+    this.streams++;
+    stream.once('close', () => this.streams--);
     let peer: SpiffeId;
     try {
       peer = verifyTlsPeer(tls!, this.o.bundle, { trustDomain: this.o.trustDomain, expected: [] });

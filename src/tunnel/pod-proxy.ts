@@ -157,7 +157,7 @@ export class PodProxy {
     this.servers = [];
     this.inbound.close(false);
     const deadline = Date.now() + drainMs;
-    while (this.live.size > 0 && Date.now() < deadline) await sleep(100);
+    while (this.live.size + this.inbound.active() > 0 && Date.now() < deadline) await sleep(100);
     for (const s of this.live) s.resetAndDestroy();
     this.inbound.close(true);
     this.pool.close();

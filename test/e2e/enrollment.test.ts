@@ -180,7 +180,7 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       }
     });
 
-    await t.test('traffic between enrolled pods passes both agents and arrives byte-exact; probes keep pods Ready', async () => {
+    await t.test('traffic between enrolled pods passes both agents over mutual TLS and arrives byte-exact; probes keep pods Ready', async () => {
       const payload = randomBytes(1 << 20);
       const back = await echoFrom(netnsOf(client), echo.status!.podIP!, 9000, payload);
       assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(payload).digest('hex'));
@@ -188,8 +188,9 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       assert.equal(reply.pod, 'web');
       assert.equal(reply.client.ip, client.status!.podIP, 'the server sees the client pod, not the agent');
       const plan = planTopology(stateDir, ['node-1', 'node-2']);
-      const outbound = new RegExp(`"pod":"${NS}/client","direction":"outbound".*"destination":"${echo.status!.podIP}:9000","bytesSent":${payload.length}`);
-      const inbound = new RegExp(`"pod":"${NS}/echo","direction":"inbound".*"bytesSent":${payload.length}`);
+      const peer = `spiffe://cluster.local/ns/${NS}/sa/default`;
+      const outbound = new RegExp(`"pod":"${NS}/client","direction":"outbound","security":"mtls","destination":"${echo.status!.podIP}:9000","peer":"${peer}","bytesSent":${payload.length}`);
+      const inbound = new RegExp(`"pod":"${NS}/echo","direction":"hbone","security":"mtls",.*"bytesSent":${payload.length},.*"peer":"${peer}"`);
       await eventually(async () => outbound.test(await readFile(agentPaths(plan.nodes[0]!).log, 'utf8')), "the client's agent logging the outbound connection", 3000);
       await eventually(async () => inbound.test(await readFile(agentPaths(plan.nodes[1]!).log, 'utf8')), "the server's agent logging the inbound connection", 3000);
       await sleep(2500); // several probe periods under the rules
