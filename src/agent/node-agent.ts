@@ -18,6 +18,8 @@ import { startWorkloadIdentity } from './workload-identity.js';
 import { coalesced } from './coalesced.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
 import { startClusterState } from './cluster-state.js';
+import { startPolicyState } from './policy-state.js';
+import { effectiveMtlsMode } from '../policy/peer-authentication.js';
 import { sendJson, serveEndpoints } from '../telemetry/http-endpoints.js';
 
 const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/plugin-main.js', import.meta.url));
@@ -65,13 +67,14 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const registry = new Registry();
   const identity = startWorkloadIdentity(kc, config, registry, logFn);
   const cluster = startClusterState(kc, logFn);
+  const policies = startPolicyState(kc, logFn);
   const dataplane: DataPlane = {
     index: () => cluster.index(),
     trustDomain: config.trustDomain,
     bundle: identity.bundle,
     certificate: (id) => identity.certs.current(id),
     authorize: () => ({ allow: true }),
-    plaintextAllowed: () => true,
+    plaintextAllowed: (pod, port) => effectiveMtlsMode(policies.peerAuthentications(), config.systemNamespace, pod, port) !== 'STRICT',
   };
   const netnsFinder = new NetnsFinder();
   const manager = new EnrollmentManager({
@@ -145,7 +148,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const admin = await serveEndpoints(config.adminAddress, {
     '/certs': (_req, res) => sendJson(res, 200, { node: config.nodeName, trustDomain: config.trustDomain, caAddress: config.caAddress, trustBundleRoots: identity.bundle.pems().length, certificates: identity.certs.status() }),
   });
-  await Promise.all([pods.synced, namespaces.synced, cluster.synced]);
+  await Promise.all([pods.synced, namespaces.synced, cluster.synced, policies.synced]);
   reconcile();
   ready = true;
   log.info({ backend: backendName, cniSocket: config.cniSocket }, 'node agent ready');
@@ -159,7 +162,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   cniWatch?.stop();
   reconcileSoon.cancel();
   reconcileLater.cancel();
-  await Promise.all([pods.stop(), namespaces.stop(), cluster.stop()]);
+  await Promise.all([pods.stop(), namespaces.stop(), cluster.stop(), policies.stop()]);
   cniServer.close();
   for (const server of [readiness, metrics, admin]) server.close();
   await manager.shutdown();

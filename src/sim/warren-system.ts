@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { ApiException, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, ApiextensionsV1Api, CoreV1Api, type KubeConfig, type V1CustomResourceDefinition, type V1Pod } from '@kubernetes/client-node';
+import { WARREN_CRDS } from '../policy/crds.js';
 import { writeFileAtomic } from './apiserver/persistence.js';
 import { agentPaths } from './agent-supervisor.js';
 import { ISSUER } from './apiserver/tokens.js';
@@ -23,14 +24,16 @@ const ignoreConflict = (err: unknown): undefined => {
 };
 
 /**
- * What `kubectl apply -f deploy/` would create, for the simulator: namespace
- * warren-system, the service accounts, `warren ca` (a process in the
+ * What `kubectl apply -f deploy/` would create, for the simulator: the CRDs,
+ * namespace warren-system, the service accounts, `warren ca` (a process in the
  * underlay netns at 10.255.0.1:15012) and one agent Pod object per node
  * whose projected service account token (bound to that pod, so the CA learns
  * the node from it) the simulator writes and refreshes as the kubelet does.
  */
 export async function startWarrenSystem(kc: KubeConfig, nodes: readonly NodePlan[], clusterKubeconfig: string, caLog: string, log: Log): Promise<{ stop(): Promise<void> }> {
   const core = kc.makeApiClient(CoreV1Api);
+  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  for (const body of WARREN_CRDS) await ext.createCustomResourceDefinition({ body: body as V1CustomResourceDefinition }).catch(ignoreConflict);
   await core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } }).catch(ignoreConflict);
   for (const name of ['warren-node', 'warren-ca']) await core.createNamespacedServiceAccount({ namespace: SYSTEM_NAMESPACE, body: { metadata: { name } } }).catch(ignoreConflict);
   const ca = superviseProcess({

@@ -24,8 +24,8 @@ export async function forwardOutbound(client: Socket, netns: string, mark: numbe
  * with the client's own IP as source (IP_TRANSPARENT), so the app sees who
  * called it.
  */
-export async function deliverInbound(client: Socket, netns: string, mark: number): Promise<ForwardResult> {
-  return forward(client, netns, mark, true);
+export async function deliverInbound(client: Socket, netns: string, mark: number, destination?: OriginalDestination): Promise<ForwardResult> {
+  return forward(client, netns, mark, true, destination);
 }
 
 async function forward(client: Socket, netns: string, mark: number, spoofSource: boolean, chosen?: OriginalDestination): Promise<ForwardResult> {

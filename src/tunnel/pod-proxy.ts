@@ -132,20 +132,14 @@ export class PodProxy {
   }
 
   private async plaintextInbound(client: Socket) {
-    const port = client.localPort ?? 0;
-    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.o.labels }, port)) {
+    const dst = originalDestination(socketFd(client));
+    const destination = { destination: `${dst.address}:${dst.port}` };
+    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.o.labels }, dst.port)) {
       client.resetAndDestroy();
-      return { direction: 'inbound' as const, security: 'plaintext' as const, bytesSent: 0, bytesReceived: 0, error: 'plaintext refused: PeerAuthentication STRICT' };
+      return { direction: 'inbound' as const, security: 'plaintext' as const, ...destination, bytesSent: 0, bytesReceived: 0, error: 'plaintext refused: PeerAuthentication STRICT' };
     }
-    const r = await deliverInbound(client, this.o.netns, PROXY_MARK.value);
-    return {
-      direction: 'inbound' as const,
-      security: 'plaintext' as const,
-      ...(r.destination ? { destination: `${r.destination.address}:${r.destination.port}` } : {}),
-      bytesSent: r.bytesAtoB,
-      bytesReceived: r.bytesBtoA,
-      ...(r.error ? { error: r.error.message } : {}),
-    };
+    const r = await deliverInbound(client, this.o.netns, PROXY_MARK.value, dst);
+    return { direction: 'inbound' as const, security: 'plaintext' as const, ...destination, bytesSent: r.bytesAtoB, bytesReceived: r.bytesBtoA, ...(r.error ? { error: r.error.message } : {}) };
   }
 
   /**

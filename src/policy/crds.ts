@@ -1,0 +1,44 @@
+/**
+ * warren's CRDs (DESIGN.md §6): group security.warren.io, version v1, with
+ * Istio's schema so an Istio manifest works after changing its apiVersion.
+ * The simulator installs these objects; deploy/crds is generated from them.
+ */
+const MODE = { type: 'string', enum: ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'] };
+
+const selector = {
+  type: 'object',
+  properties: { matchLabels: { type: 'object', additionalProperties: { type: 'string' } } },
+};
+
+function crd(kind: string, plural: string, short: string, spec: object): object {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.security.warren.io`, labels: { 'app.kubernetes.io/part-of': 'warren' } },
+    spec: {
+      group: 'security.warren.io',
+      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List`, shortNames: [short], categories: ['warren-io', 'security-warren-io'] },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          schema: { openAPIV3Schema: { type: 'object', properties: { spec, status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } } },
+        },
+      ],
+    },
+  };
+}
+
+export const PEER_AUTHENTICATION_CRD = crd('PeerAuthentication', 'peerauthentications', 'pa', {
+  type: 'object',
+  properties: {
+    selector,
+    mtls: { type: 'object', properties: { mode: MODE } },
+    portLevelMtls: { type: 'object', additionalProperties: { type: 'object', properties: { mode: MODE } } },
+  },
+});
+
+export const WARREN_CRDS = [PEER_AUTHENTICATION_CRD];

@@ -1,0 +1,61 @@
+import { z } from 'zod';
+
+export type MtlsMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
+
+export interface PeerAuthentication {
+  namespace: string;
+  name: string;
+  selector?: Record<string, string>;
+  mode: MtlsMode;
+  portLevel: ReadonlyMap<number, MtlsMode>;
+}
+
+const mode = z.enum(['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT']);
+const schema = z.object({
+  metadata: z.object({ name: z.string(), namespace: z.string() }),
+  spec: z
+    .object({
+      selector: z.object({ matchLabels: z.record(z.string(), z.string()).optional() }).optional(),
+      mtls: z.object({ mode: mode.optional() }).optional(),
+      portLevelMtls: z.record(z.string().regex(/^\d{1,5}$/, 'port keys must be numbers'), z.object({ mode: mode.optional() })).optional(),
+    })
+    .default({}),
+});
+
+/** A PeerAuthentication object from the API, or an error naming the bad field (the object is then ignored). */
+export function parsePeerAuthentication(obj: unknown): PeerAuthentication {
+  const parsed = schema.safeParse(obj);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  const { metadata, spec } = parsed.data;
+  const labels = spec.selector?.matchLabels;
+  return {
+    namespace: metadata.namespace,
+    name: metadata.name,
+    ...(labels !== undefined && Object.keys(labels).length > 0 ? { selector: labels } : {}),
+    mode: spec.mtls?.mode ?? 'UNSET',
+    portLevel: new Map(Object.entries(spec.portLevelMtls ?? {}).map(([port, v]) => [Number(port), v.mode ?? 'UNSET'])),
+  };
+}
+
+const matches = (selector: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(selector).every(([k, v]) => labels[k] === v);
+const oldestFirst = (a: PeerAuthentication, b: PeerAuthentication): number => a.name.localeCompare(b.name);
+
+/**
+ * Istio's PeerAuthentication resolution for one workload port: the
+ * workload-level policy (selector matching the pod; its port-level mode
+ * first), then the namespace's (no selector), then the mesh's (no selector,
+ * root namespace); UNSET inherits; nothing set means PERMISSIVE. Among
+ * several at one level the first by name wins (Istio: the oldest).
+ */
+export function effectiveMtlsMode(policies: readonly PeerAuthentication[], rootNamespace: string, pod: { namespace: string; labels: Record<string, string> }, port: number): MtlsMode {
+  const workload = policies.filter((p) => p.namespace === pod.namespace && p.selector !== undefined && matches(p.selector, pod.labels)).sort(oldestFirst)[0];
+  const namespace = policies.filter((p) => p.namespace === pod.namespace && p.selector === undefined).sort(oldestFirst)[0];
+  const mesh = policies.filter((p) => p.namespace === rootNamespace && p.selector === undefined).sort(oldestFirst)[0];
+  for (const m of [workload?.portLevel.get(port), workload?.mode, namespace?.mode, mesh?.mode]) {
+    if (m !== undefined && m !== 'UNSET') return m;
+  }
+  return 'PERMISSIVE';
+}

@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { effectiveMtlsMode, parsePeerAuthentication } from '../../src/policy/peer-authentication.js';
+
+const pa = (namespace: string, name: string, spec: object) => parsePeerAuthentication({ apiVersion: 'security.warren.io/v1', kind: 'PeerAuthentication', metadata: { namespace, name }, spec });
+const web = { namespace: 'shop', labels: { app: 'web' } };
+
+test('nothing set is PERMISSIVE; mesh, namespace and workload levels override in that order; UNSET inherits', () => {
+  assert.equal(effectiveMtlsMode([], 'warren-system', web, 8080), 'PERMISSIVE');
+  const mesh = pa('warren-system', 'default', { mtls: { mode: 'STRICT' } });
+  assert.equal(effectiveMtlsMode([mesh], 'warren-system', web, 8080), 'STRICT');
+  const ns = pa('shop', 'default', { mtls: { mode: 'PERMISSIVE' } });
+  assert.equal(effectiveMtlsMode([mesh, ns], 'warren-system', web, 8080), 'PERMISSIVE');
+  const wl = pa('shop', 'web', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' } });
+  assert.equal(effectiveMtlsMode([mesh, ns, wl], 'warren-system', web, 8080), 'STRICT');
+  assert.equal(effectiveMtlsMode([mesh, ns, wl], 'warren-system', { namespace: 'shop', labels: { app: 'db' } }, 8080), 'PERMISSIVE', 'the selector does not match db');
+  const unset = pa('shop', 'web', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'UNSET' } });
+  assert.equal(effectiveMtlsMode([mesh, unset], 'warren-system', web, 8080), 'STRICT', 'UNSET inherits the mesh');
+  assert.equal(effectiveMtlsMode([pa('other', 'default', { mtls: { mode: 'STRICT' } })], 'warren-system', web, 8080), 'PERMISSIVE', "another namespace's policy");
+});
+
+test('port-level modes of a workload policy win for their port (Istio example, apiVersion changed)', () => {
+  const wl = pa('shop', 'web', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { '8080': { mode: 'DISABLE' } } });
+  assert.equal(effectiveMtlsMode([wl], 'warren-system', web, 8080), 'DISABLE');
+  assert.equal(effectiveMtlsMode([wl], 'warren-system', web, 9000), 'STRICT');
+});
+
+test('invalid objects are refused with the field named', () => {
+  assert.throws(() => pa('shop', 'x', { mtls: { mode: 'strict' } }), /: spec\.mtls\.mode: /);
+  assert.throws(() => pa('shop', 'x', { portLevelMtls: { http: { mode: 'STRICT' } } }), /portLevelMtls/);
+  assert.throws(() => parsePeerAuthentication({ metadata: { name: 'x' } }), /: metadata\.namespace: /);
+});
