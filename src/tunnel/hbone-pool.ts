@@ -31,6 +31,8 @@ export interface HbonePoolOptions {
   certificate(): WorkloadCertificate | undefined;
   bundle: TrustBundle;
   trustDomain: string;
+  /** the peers' HBONE port (15008; tests use another) */
+  port?: number;
 }
 
 /**
@@ -48,8 +50,13 @@ export class HbonePool {
   /** Opens a CONNECT stream to `target` through the agent of `peerIp`, which must prove `expected`. */
   async open(peerIp: string, expected: SpiffeId, target: { ip: string; port: number }, headers: OutgoingHttpHeaders = {}): Promise<ClientHttp2Stream> {
     const pooled = await this.session(peerIp, expected);
-    pooled.streams++;
-    const stream = pooled.session.request({ ':method': 'CONNECT', ':authority': formatAuthority(target.ip, target.port), ...headers }, { endStream: false });
+    let stream: ClientHttp2Stream;
+    try {
+      stream = pooled.session.request({ ':method': 'CONNECT', ':authority': formatAuthority(target.ip, target.port), ...headers }, { endStream: false });
+    } catch (err) {
+      pooled.streams--;
+      throw new HboneError(`the tunnel to ${peerIp} is gone: ${(err as Error).message}`);
+    }
     stream.once('close', () => pooled.streams--);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -80,13 +87,17 @@ export class HbonePool {
     this.pools.clear();
   }
 
+  /** A pooled connection with one stream slot reserved for the caller. */
   private async session(peerIp: string, expected: SpiffeId): Promise<PooledSession> {
     const key = `${formatSpiffeId(expected)}|${peerIp}`;
     const cert = this.o.certificate();
     if (cert === undefined) throw new HboneError('this pod has no valid certificate; refusing to open a tunnel');
     const list = this.pools.get(key) ?? [];
     const usable = list.find((p) => p.streams < HBONE.maxStreams && !p.session.closed && !p.session.destroyed && p.serial === cert.serial);
-    if (usable) return usable;
+    if (usable) {
+      usable.streams++;
+      return usable;
+    }
     // Concurrent first connections to one peer share one handshake.
     let pending = this.pending.get(key);
     if (pending === undefined) {
@@ -103,11 +114,15 @@ export class HbonePool {
       void pending.finally(() => this.pending.delete(key)).catch(() => undefined);
     }
     const p = await pending;
-    return p.streams < HBONE.maxStreams ? p : this.session(peerIp, expected);
+    // The slot is taken here, synchronously, so callers that waited on one handshake never overfill it.
+    if (p.streams >= HBONE.maxStreams || p.session.closed) return this.session(peerIp, expected);
+    p.streams++;
+    return p;
   }
 
   private async dial(peerIp: string, expected: SpiffeId, cert: WorkloadCertificate): Promise<PooledSession> {
-    const tcp = await connectFromNetns({ netns: this.o.netns, host: peerIp, port: HBONE.port, mark: PROXY_MARK.value, timeoutMs: HBONE.connectTimeoutMs }).catch((err: Error) => {
+    const port = this.o.port ?? HBONE.port;
+    const tcp = await connectFromNetns({ netns: this.o.netns, host: peerIp, port, mark: PROXY_MARK.value, timeoutMs: HBONE.connectTimeoutMs }).catch((err: Error) => {
       throw new HboneError(`cannot reach the HBONE port of ${peerIp}: ${err.message} (is a NetworkPolicy blocking port ${HBONE.port}?)`);
     });
     const tls: TLSSocket = await new Promise((resolve, reject) => {
@@ -122,7 +137,7 @@ export class HbonePool {
       tls.destroy();
       throw new HboneError(`${peerIp} did not negotiate h2 (got ${String(tls.alpnProtocol)})`);
     }
-    const session = http2Connect(`https://${formatAuthority(peerIp, HBONE.port)}`, { createConnection: () => tls, settings: HBONE_HTTP2_SETTINGS });
+    const session = http2Connect(`https://${formatAuthority(peerIp, port)}`, { createConnection: () => tls, settings: HBONE_HTTP2_SETTINGS });
     session.on('error', () => {});
     session.once('connect', () => session.setLocalWindowSize(HBONE.connectionWindow));
     session.setTimeout(HBONE.idleCloseMs, () => session.close());

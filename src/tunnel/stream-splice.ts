@@ -22,6 +22,10 @@ export function spliceStream(socket: Socket, stream: Http2Stream): Promise<Splic
     };
     socket.on('error', (err: Error) => {
       error ??= err;
+      // Whatever the stream still holds must be read, or its bytes never return to the
+      // connection's flow-control window and every other stream on it stalls.
+      stream.unpipe(socket);
+      stream.resume();
       if (!stream.destroyed) stream.close(constants.NGHTTP2_CONNECT_ERROR);
       socket.destroy();
     });

@@ -10,9 +10,10 @@ import { execa } from 'execa';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { httpGetFromPod, httpGetInNetns } from '../../src/sim/client/pod-http.js';
 import { agentPaths } from '../../src/sim/agent-supervisor.js';
-import { planTopology, podNetnsName } from '../../src/sim/topology/plan.js';
+import { planTopology } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
+import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { rootTest } from '../helpers/root.js';
 
 const WARREN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -69,22 +70,8 @@ spec:
   containers: [{name: c, image: sleep}]
 `;
 
-const netnsOf = (pod: V1Pod): string => podNetnsName(pod.spec!.nodeName!, pod.metadata!.namespace!, pod.metadata!.name!);
 const ruleset = async (netns: string): Promise<string> => (await execa('ip', ['netns', 'exec', netns, 'nft', 'list', 'ruleset'])).stdout;
 const pids = async (netns: string): Promise<string> => (await execa('ip', ['netns', 'pids', netns])).stdout.split('\n').sort().join(' ');
-
-/** Sends `payload` from a pod to host:port through whatever the pod's rules do, and returns what came back. */
-async function echoFrom(netns: string, host: string, port: number, payload: Buffer): Promise<Buffer> {
-  const socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host, port, mark: 0, timeoutMs: 3000 });
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('end', () => resolve(Buffer.concat(chunks)));
-    socket.on('error', reject);
-    socket.setTimeout(10_000, () => socket.destroy(new Error('echo timed out')));
-    socket.end(payload);
-  });
-}
 
 /** POSTs raw bytes to the agent's CNI socket, as a misbehaving client would. */
 function postToSocket(socketPath: string, path: string, body: string): Promise<{ status: number; body: string }> {

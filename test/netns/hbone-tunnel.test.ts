@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { connect as tcpConnect, createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { after, before } from 'node:test';
+import { createRootCa, loadCa, signWorkloadCert } from '../../src/identity/ca-signer.js';
+import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
+import { checkCsr, createWorkloadKey } from '../../src/identity/csr.js';
+import type { SpiffeId } from '../../src/identity/spiffe.js';
+import { TrustBundle } from '../../src/identity/trust-bundle.js';
+import { X509Certificate } from 'node:crypto';
+import { HboneInbound } from '../../src/tunnel/hbone-inbound.js';
+import { HbonePool } from '../../src/tunnel/hbone-pool.js';
+import { spliceStream } from '../../src/tunnel/stream-splice.js';
+import { eventually } from '../helpers/apiserver.js';
+import { rootTest } from '../helpers/root.js';
+
+const SELF = '/proc/self/ns/net';
+const id: SpiffeId = { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'web' };
+let bundle: TrustBundle;
+let cert: WorkloadCertificate;
+let echo: Server;
+let hbone: Server;
+let inbound: HboneInbound;
+let echoPort: number;
+const echoConnections = new Set<Socket>();
+let hbonePort: number;
+
+before(async () => {
+  const root = await createRootCa('cluster.local');
+  const ca = await loadCa(root);
+  bundle = new TrustBundle(root.certPem);
+  const wk = await createWorkloadKey(id);
+  const leaf = await signWorkloadCert(ca, await checkCsr(wk.csrPem, id), 3_600_000);
+  const x = new X509Certificate(leaf);
+  cert = { identity: id, privateKeyPem: wk.privateKeyPem, chainPem: [leaf, ...ca.chainPem], serial: x.serialNumber, notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo), receivedAt: new Date() };
+  echo = createTcpServer({ allowHalfOpen: true }, (s: Socket) => {
+    echoConnections.add(s);
+    s.once('close', () => echoConnections.delete(s));
+    s.pipe(s);
+    s.on('error', () => s.destroy());
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  echoPort = (echo.address() as { port: number }).port;
+  inbound = new HboneInbound({ netns: SELF, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: 'cluster.local', authorize: () => ({ allow: true }), onStream: () => {} });
+  hbone = createTcpServer((s) => inbound.accept(s));
+  await new Promise<void>((r) => hbone.listen(0, '127.0.0.1', r));
+  hbonePort = (hbone.address() as { port: number }).port;
+});
+
+after(() => {
+  inbound.close(true);
+  hbone.close();
+  echo.close();
+});
+
+rootTest('200 concurrent streams over the pool all finish and leave nothing open', async () => {
+  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort });
+  try {
+    const results = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const stream = await pool.open('127.0.0.1', id, { ip: '127.0.0.1', port: echoPort });
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        await new Promise<void>((resolve, reject) => {
+          stream.once('end', resolve);
+          stream.once('error', reject);
+          stream.end(`stream ${i}`);
+        });
+        return Buffer.concat(chunks).toString();
+      }),
+    );
+    assert.deepEqual(results, results.map((_, i) => `stream ${i}`));
+    assert.ok(pool.stats()[0]!.connections <= 2, `${pool.stats()[0]!.connections} connections`);
+    await eventually(() => pool.stats().every((s) => s.streams === 0) && inbound.active() === 0, 'every stream closed on both sides', 5000);
+  } finally {
+    pool.close();
+  }
+});
+
+rootTest('200 captured connections spliced into streams: echo, then the clients close; every stream and socket is released', async () => {
+  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort });
+  let spliced = 0;
+  const front = createTcpServer({ allowHalfOpen: true }, (s) => {
+    void pool.open('127.0.0.1', id, { ip: '127.0.0.1', port: echoPort }).then((stream) => spliceStream(s, stream)).then(() => spliced++);
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  const port = (front.address() as { port: number }).port;
+  try {
+    // First a stream whose server dies mid-transfer, leaving data in flight on the shared connection.
+    const victim = await new Promise<Socket>((resolve, reject) => { const c = tcpConnect(port, '127.0.0.1', () => resolve(c)); c.once('error', reject); });
+    victim.on('error', () => {});
+    victim.on('data', () => {});
+    const reset = new Promise<void>((r) => victim.once('close', () => r()));
+    const big = Buffer.alloc(1 << 20, 7);
+    for (let i = 0; i < 64; i++) victim.write(big);
+    await new Promise((r) => setTimeout(r, 200));
+    for (const c of echoConnections) c.resetAndDestroy();
+    await reset;
+    const sockets = await Promise.all(Array.from({ length: 200 }, () => new Promise<Socket>((resolve, reject) => { const c = tcpConnect(port, '127.0.0.1', () => resolve(c)); c.once('error', reject); })));
+    const echoed = await Promise.all(sockets.map((c, i) => new Promise<string>((resolve, reject) => { c.once('data', (d: Buffer) => resolve(d.toString())); c.once('error', reject); c.write(`c${i}`); })));
+    assert.deepEqual(echoed, sockets.map((_, i) => `c${i}`));
+    for (const c of sockets) c.destroy();
+    await eventually(() => spliced === 201, 'the victim and all 200 splices finished', 5000);
+    await eventually(() => pool.stats().every((x) => x.streams === 0) && inbound.active() === 0, 'every stream closed on both sides', 5000);
+  } finally {
+    front.close();
+    pool.close();
+  }
+});
