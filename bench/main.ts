@@ -8,6 +8,7 @@ import { benchEnrollment } from './enrollment.js';
 import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { benchCaIssue } from './ca-issue.js';
 import { saveResult, table } from './report.js';
+import { benchClusterIndex } from './cluster-index.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
@@ -132,7 +133,23 @@ async function ca(): Promise<void> {
   console.log(`saved ${saveResult('ca', text, r)}`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca };
+async function clusterIndex(): Promise<void> {
+  const r = await benchClusterIndex();
+  const kib = (b: number): string => `${fmt(b / 1024, 1)} KiB`;
+  const text = table(
+    ['measure', 'value', 'relative'],
+    [
+      [`cluster index heap per 1000 pods (${r.pods} pods, a Service + EndpointSlice per 10)`, kib(r.indexBytesPer1000Pods), `${fmt(r.indexBytesPer1000Pods / r.objectsBytesPer1000Pods)}× the API objects`],
+      ['the API objects it is built from (informer caches), per 1000 pods', kib(r.objectsBytesPer1000Pods), 'baseline'],
+      [`rebuild from ${r.pods} pods`, `${fmt(r.rebuildMs, 1)} ms`, ''],
+      ['lookup: workload by IP + service by VIP:port', `${fmt(r.lookupNs, 0)} ns`, r.gcExposed ? '' : '(run with --expose-gc for exact heap numbers)'],
+    ],
+  );
+  console.log(text);
+  console.log(`saved ${saveResult('cluster-index', text, r)}`);
+}
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));

@@ -135,9 +135,13 @@ export class EnrollmentManager {
     return this.nodeRules.catch((err: Error) => this.deps.log('node rules failed', { err: err.message }));
   }
 
-  /** Agent shutdown: listeners go, rules stay, so enrolled pods' traffic fails closed until the agent is back. */
-  async shutdown(): Promise<void> {
-    await Promise.all([...this.pods.values()].map((p) => p.proxy.close(0)));
+  /**
+   * Agent shutdown: listeners go at once (a successor bound with SO_REUSEPORT takes new
+   * connections; without one they fail closed, rules stay), open connections and tunnel
+   * streams may finish for `drainMs`, then are reset.
+   */
+  async shutdown(drainMs: number): Promise<void> {
+    await Promise.all([...this.pods.values()].map((p) => p.proxy.close(drainMs)));
     this.pods.clear();
   }
 }

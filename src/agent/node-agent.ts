@@ -157,7 +157,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     process.once('SIGTERM', () => resolve());
     process.once('SIGINT', () => resolve());
   });
-  log.info({}, 'stopping: listeners close, rules stay in place');
+  log.info({ drainSeconds: config.drainSeconds }, 'stopping: listeners close, open connections drain, rules stay in place');
   ready = false;
   cniWatch?.stop();
   reconcileSoon.cancel();
@@ -165,7 +165,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   await Promise.all([pods.stop(), namespaces.stop(), cluster.stop(), policies.stop()]);
   cniServer.close();
   for (const server of [readiness, metrics, admin]) server.close();
-  await manager.shutdown();
+  await manager.shutdown(config.drainSeconds * 1000);
   await identity.stop();
   return 0;
 }
