@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { installCniPlugin, uninstallCniPlugin, watchCniConfig } from '../cni/installer.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION, decideEnrollment, isExcludedNamespace } from '../k8s/enrollment.js';
@@ -20,6 +20,7 @@ import type { DataPlane } from '../tunnel/dataplane.js';
 import { startClusterState } from './cluster-state.js';
 import { startPolicyState } from './policy-state.js';
 import { effectiveMtlsMode } from '../policy/peer-authentication.js';
+import { authorize } from '../policy/authorization.js';
 import { sendJson, serveEndpoints } from '../telemetry/http-endpoints.js';
 
 const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/plugin-main.js', import.meta.url));
@@ -65,15 +66,20 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
 
   let connections = 0;
   const registry = new Registry();
+  const denials = new Counter({ name: 'warren_policy_denials_total', help: 'Inbound connections denied by AuthorizationPolicy', registers: [registry] });
   const identity = startWorkloadIdentity(kc, config, registry, logFn);
   const cluster = startClusterState(kc, logFn);
-  const policies = startPolicyState(kc, logFn);
+  const policies = startPolicyState(kc, logFn, () => reauthorize());
   const dataplane: DataPlane = {
     index: () => cluster.index(),
     trustDomain: config.trustDomain,
     bundle: identity.bundle,
     certificate: (id) => identity.certs.current(id),
-    authorize: () => ({ allow: true }),
+    authorize: (request) => {
+      const decision = authorize(policies.authorizationPolicies(), config.systemNamespace, request);
+      if (!decision.allow) denials.inc();
+      return decision;
+    },
     plaintextAllowed: (pod, port) => effectiveMtlsMode(policies.peerAuthentications(), config.systemNamespace, pod, port) !== 'STRICT',
   };
   const netnsFinder = new NetnsFinder();
@@ -105,6 +111,13 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   });
   const namespaces = startResilientInformer<V1Namespace>(kc, { path: '/api/v1/namespaces', list: () => core.listNamespace(), onChange: reconcileSoon, log: logFn });
   const namespaceLabels = (): Map<string, Record<string, string>> => new Map(namespaces.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
+
+  /** A policy changed: live inbound connections it now denies are closed. */
+  function reauthorize(): void {
+    let closed = 0;
+    for (const p of manager.enrolled()) closed += p.proxy.reauthorize();
+    if (closed > 0) log.info({ closed }, 'connections closed: a policy change denies them');
+  }
 
   function reconcile(): void {
     const views = pods.list().map(podView).filter((p) => p.uid !== '');

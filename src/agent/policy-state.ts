@@ -1,49 +1,93 @@
-import { CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
-import { startResilientInformer } from '../k8s/resilient-informer.js';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
+import { parseAuthorizationPolicy, type AuthorizationPolicy } from '../policy/authorization.js';
 import { parsePeerAuthentication, type PeerAuthentication } from '../policy/peer-authentication.js';
 import { coalesced } from './coalesced.js';
 
 export interface PolicyState {
   peerAuthentications(): readonly PeerAuthentication[];
+  authorizationPolicies(): readonly AuthorizationPolicy[];
   synced: Promise<void>;
   stop(): Promise<void>;
 }
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
+type Condition = { type: string; status: 'True' | 'False'; reason: string; message: string };
+
+const GROUP = { group: 'security.warren.io', version: 'v1' };
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
- * security.warren.io policies, watched and validated: an invalid object is
- * logged once per version and left out (DESIGN.md §6), never the agent's end.
+ * security.warren.io policies, watched and validated (DESIGN.md §6): an
+ * invalid object is left out and so is nothing else; it is logged and its
+ * status says why. AuthorizationPolicies that use HTTP-only fields are kept
+ * (enforced fail-closed at L4) and their status says a waypoint is needed.
+ * `onChange` runs after each rebuild (live connections are re-checked).
  */
-export function startPolicyState(kc: KubeConfig, log: Log): PolicyState {
+export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void): PolicyState {
   const custom = kc.makeApiClient(CustomObjectsApi);
+  const reported = new Map<string, string>();
+
+  const report = (plural: string, kind: string, obj: KubernetesObject, condition: Condition | undefined): void => {
+    const id = `${plural}/${obj.metadata?.namespace}/${obj.metadata?.name}`;
+    const key = `${obj.metadata?.uid}|${condition?.reason ?? 'Accepted'}|${condition?.message ?? ''}`;
+    if (reported.get(id) === key) return;
+    reported.set(id, key);
+    const current = (obj as { status?: { conditions?: Condition[] } }).status?.conditions?.find((c) => c.type === 'Accepted');
+    const wanted: Condition = condition ?? { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'enforced by warren node agents' };
+    if (condition !== undefined) log(`${kind} ${condition.reason === 'Invalid' ? 'ignored' : 'needs a waypoint'}`, { policy: `${obj.metadata?.namespace}/${obj.metadata?.name}`, reason: condition.message });
+    if (current?.reason === wanted.reason && current.message === wanted.message) return;
+    void custom
+      .patchNamespacedCustomObjectStatus(
+        { ...GROUP, plural, namespace: obj.metadata!.namespace!, name: obj.metadata!.name!, body: { status: { conditions: [{ ...wanted, lastTransitionTime: new Date().toISOString() }] } } },
+        mergePatch,
+      )
+      .catch((err: Error) => log('policy status update failed', { policy: id, err: err.message }));
+  };
+
   let peerAuthentications: PeerAuthentication[] = [];
-  const reported = new Set<string>();
+  let authorizationPolicies: AuthorizationPolicy[] = [];
   const rebuild = coalesced(20, () => {
-    const valid: PeerAuthentication[] = [];
-    for (const obj of informer.list()) {
+    peerAuthentications = validated(pa, 'peerauthentications', 'PeerAuthentication', parsePeerAuthentication, () => undefined);
+    authorizationPolicies = validated(ap, 'authorizationpolicies', 'AuthorizationPolicy', parseAuthorizationPolicy, (p) =>
+      p.httpFields.length === 0
+        ? undefined
+        : {
+            type: 'Accepted',
+            status: 'False',
+            reason: 'WaypointRequired',
+            message: `HTTP fields need a waypoint (${p.httpFields.join(', ')}); at L4 ${p.action === 'ALLOW' ? 'those ALLOW rules match nothing' : 'those DENY rules deny every connection their L4 part matches'}`,
+          },
+    );
+    onChange();
+  });
+  const validated = <T>(informer: ResilientInformer<KubernetesObject>, plural: string, kind: string, parse: (o: unknown) => T, warn: (t: T) => Condition | undefined): T[] =>
+    informer.list().flatMap((obj) => {
       try {
-        valid.push(parsePeerAuthentication(obj));
+        const t = parse(obj);
+        report(plural, kind, obj, warn(t));
+        return [t];
       } catch (err) {
-        const id = `${obj.metadata?.namespace}/${obj.metadata?.name}@${obj.metadata?.resourceVersion}`;
-        if (!reported.has(id)) log('invalid PeerAuthentication ignored', { policy: `${obj.metadata?.namespace}/${obj.metadata?.name}`, err: (err as Error).message });
-        reported.add(id);
+        report(plural, kind, obj, { type: 'Accepted', status: 'False', reason: 'Invalid', message: (err as Error).message });
+        return [];
       }
-    }
-    peerAuthentications = valid;
-  });
-  const informer = startResilientInformer<KubernetesObject>(kc, {
-    path: '/apis/security.warren.io/v1/peerauthentications',
-    list: () => custom.listClusterCustomObject({ group: 'security.warren.io', version: 'v1', plural: 'peerauthentications' }) as Promise<KubernetesListObject<KubernetesObject>>,
-    onChange: rebuild,
-    log,
-  });
+    });
+  const watch = (plural: string): ResilientInformer<KubernetesObject> =>
+    startResilientInformer<KubernetesObject>(kc, {
+      path: `/apis/${GROUP.group}/${GROUP.version}/${plural}`,
+      list: () => custom.listClusterCustomObject({ ...GROUP, plural }) as Promise<KubernetesListObject<KubernetesObject>>,
+      onChange: rebuild,
+      log,
+    });
+  const pa = watch('peerauthentications');
+  const ap = watch('authorizationpolicies');
   return {
     peerAuthentications: () => peerAuthentications,
-    synced: informer.synced,
+    authorizationPolicies: () => authorizationPolicies,
+    synced: Promise.all([pa.synced, ap.synced]).then(() => undefined),
     async stop() {
       rebuild.cancel();
-      await informer.stop();
+      await Promise.all([pa.stop(), ap.stop()]);
     },
   };
 }

@@ -41,4 +41,15 @@ export const PEER_AUTHENTICATION_CRD = crd('PeerAuthentication', 'peerauthentica
   },
 });
 
-export const WARREN_CRDS = [PEER_AUTHENTICATION_CRD];
+/** Rules are validated by warren itself (errors go to the policy's status), so the schema keeps them as written. */
+export const AUTHORIZATION_POLICY_CRD = crd('AuthorizationPolicy', 'authorizationpolicies', 'ap', {
+  type: 'object',
+  properties: {
+    selector,
+    action: { type: 'string', enum: ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'] },
+    provider: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+    rules: { type: 'array', items: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+  },
+});
+
+export const WARREN_CRDS = [PEER_AUTHENTICATION_CRD, AUTHORIZATION_POLICY_CRD];

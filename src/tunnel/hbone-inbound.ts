@@ -1,4 +1,4 @@
-import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { constants, createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { WorkloadCertificate } from '../identity/cert-manager.js';
@@ -16,7 +16,7 @@ export interface InboundRequest {
   target: { ip: string; port: number };
 }
 
-export type Authorize = (request: InboundRequest) => { allow: true } | { allow: false; reason: string };
+export type Authorize = (request: InboundRequest) => { allow: true; policy?: string } | { allow: false; policy?: string; reason: string };
 
 export interface InboundRecord {
   peer?: string;
@@ -52,6 +52,7 @@ export class HboneInbound {
   private serial = '';
   private roots: readonly string[] = [];
   private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly live = new Map<ServerHttp2Stream, InboundRequest>();
   private streams = 0;
 
   constructor(private readonly o: HboneInboundOptions) {}
@@ -71,6 +72,18 @@ export class HboneInbound {
   /** streams being served (drain waits for them) */
   active(): number {
     return this.streams;
+  }
+
+  /** Resets the live streams a new policy no longer allows; returns how many. */
+  revoke(allowed: (request: InboundRequest) => boolean): number {
+    let n = 0;
+    for (const [stream, request] of this.live) {
+      if (allowed(request)) continue;
+      this.live.delete(stream);
+      stream.close(constants.NGHTTP2_CONNECT_ERROR);
+      n++;
+    }
+    return n;
   }
 
   /** Stops new streams; open ones finish (GOAWAY), or are cut when `force`. */
@@ -124,7 +137,8 @@ export class HboneInbound {
     const target = parseAuthority(headers[':authority']);
     if (target === undefined || !this.o.podIps.includes(target.ip)) return refuse(400, `CONNECT target ${String(headers[':authority'])} is not this pod`, who);
     const destination = { destination: `${target.ip}:${target.port}` };
-    const decision = this.o.authorize({ peer, sourceIp, target });
+    const request = { peer, sourceIp, target };
+    const decision = this.o.authorize(request);
     if (!decision.allow) return refuse(401, decision.reason, { ...who, ...destination });
     let upstream: Socket;
     try {
@@ -137,6 +151,8 @@ export class HboneInbound {
       return;
     }
     stream.respond({ ':status': 200 });
+    this.live.set(stream, request);
+    stream.once('close', () => this.live.delete(stream));
     const result = await spliceStream(upstream, stream);
     this.o.onStream({
       ...base,

@@ -5,6 +5,7 @@ import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
 import { originalDestination, socketFd, type OriginalDestination } from '../native/netns-socket.js';
 import { PORTS, PROXY_MARK } from '../redirect/constants.js';
 import type { DataPlane } from './dataplane.js';
+import type { L4Request } from '../policy/authorization.js';
 import { HboneInbound } from './hbone-inbound.js';
 import { HbonePool } from './hbone-pool.js';
 import { routeOutbound } from './outbound-route.js';
@@ -51,6 +52,8 @@ export interface PodProxyOptions {
 export class PodProxy {
   private servers: Server[] = [];
   private readonly live = new Set<Socket>();
+  /** plaintext inbound connections being served, with what authorized them */
+  private readonly plaintext = new Map<Socket, L4Request>();
   private readonly cursor = new Map<string, number>();
   private readonly pool: HbonePool;
   private readonly inbound: HboneInbound;
@@ -64,7 +67,7 @@ export class PodProxy {
       certificate,
       bundle: o.dataplane.bundle,
       trustDomain: o.dataplane.trustDomain,
-      authorize: o.dataplane.authorize,
+      authorize: (r) => o.dataplane.authorize(this.l4Request(r.sourceIp, formatSpiffeId(r.peer), r.target)),
       onStream: (r) => o.onConnection({ pod: o.pod, direction: 'hbone', security: 'mtls', ...r }),
     });
   }
@@ -84,6 +87,26 @@ export class PodProxy {
       throw err;
     }
     return proxy;
+  }
+
+  private l4Request(sourceIp: string, principal: string | undefined, target: { ip: string; port: number }): L4Request {
+    return {
+      source: { ip: sourceIp, ...(principal === undefined ? {} : { principal }) },
+      destination: { namespace: this.o.namespace, labels: this.o.labels, ip: target.ip, port: target.port },
+    };
+  }
+
+  /** Applies changed policies to live inbound connections: those now denied are reset. */
+  reauthorize(): number {
+    const allowed = (r: L4Request): boolean => this.o.dataplane.authorize(r).allow;
+    let n = this.inbound.revoke((r) => allowed(this.l4Request(r.sourceIp, formatSpiffeId(r.peer), r.target)));
+    for (const [socket, request] of this.plaintext) {
+      if (allowed(request)) continue;
+      this.plaintext.delete(socket);
+      socket.resetAndDestroy();
+      n++;
+    }
+    return n;
   }
 
   /** HBONE connections and streams this pod has open to peers. */
@@ -134,11 +157,17 @@ export class PodProxy {
   private async plaintextInbound(client: Socket) {
     const dst = originalDestination(socketFd(client));
     const destination = { destination: `${dst.address}:${dst.port}` };
-    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.o.labels }, dst.port)) {
+    const refused = (error: string) => {
       client.resetAndDestroy();
-      return { direction: 'inbound' as const, security: 'plaintext' as const, ...destination, bytesSent: 0, bytesReceived: 0, error: 'plaintext refused: PeerAuthentication STRICT' };
-    }
+      return { direction: 'inbound' as const, security: 'plaintext' as const, ...destination, bytesSent: 0, bytesReceived: 0, error };
+    };
+    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.o.labels }, dst.port)) return refused('plaintext refused: PeerAuthentication STRICT');
+    const request = this.l4Request(client.remoteAddress ?? '', undefined, { ip: dst.address, port: dst.port });
+    const decision = this.o.dataplane.authorize(request);
+    if (!decision.allow) return refused(decision.reason);
+    this.plaintext.set(client, request);
     const r = await deliverInbound(client, this.o.netns, PROXY_MARK.value, dst);
+    this.plaintext.delete(client);
     return { direction: 'inbound' as const, security: 'plaintext' as const, ...destination, bytesSent: r.bytesAtoB, bytesReceived: r.bytesBtoA, ...(r.error ? { error: r.error.message } : {}) };
   }
 

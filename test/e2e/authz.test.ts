@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
+import { eventually } from '../helpers/apiserver.js';
+import { rootTest } from '../helpers/root.js';
+import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
+
+const WARREN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const warren = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { reject: false, timeout: 120_000 });
+const GROUP = { group: 'security.warren.io', version: 'v1', plural: 'authorizationpolicies' };
+
+const MANIFEST = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: foo, labels: {warren.io/dataplane-mode: ambient}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: bar, labels: {warren.io/dataplane-mode: ambient}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: legacy}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: tcp-echo, namespace: foo, labels: {app: tcp-echo}}
+spec:
+  nodeName: node-2
+  containers:
+  - {name: echo, image: tcp-echo, ports: [{containerPort: 9000}], readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: sleep, namespace: bar}
+spec:
+  nodeName: node-1
+  serviceAccountName: sleep
+  containers: [{name: c, image: curlimages/curl, command: [sleep, infinity]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: sleep, namespace: legacy}
+spec:
+  nodeName: node-1
+  containers: [{name: c, image: curlimages/curl, command: [sleep, infinity]}]
+`;
+
+// Istio's documentation examples (security/authorization), only apiVersion and names adapted.
+const ISTIO_EXAMPLES: Record<string, object> = {
+  'allow-nothing': { metadata: { name: 'allow-nothing', namespace: 'foo' }, spec: {} },
+  'deny-all': { metadata: { name: 'deny-all', namespace: 'warren-system' }, spec: { action: 'DENY', rules: [{}] } },
+  'allow-from-bar': { metadata: { name: 'allow-from-bar', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bar'] } }] }] } },
+  'tcp-policy': {
+    metadata: { name: 'tcp-policy', namespace: 'foo' },
+    spec: { selector: { matchLabels: { app: 'tcp-echo' } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/bar/sa/sleep'] } }], to: [{ operation: { ports: ['9001'] } }] }] },
+  },
+  'deny-ip': { metadata: { name: 'deny-ip', namespace: 'foo' }, spec: { selector: { matchLabels: { app: 'tcp-echo' } }, action: 'DENY', rules: [{ from: [{ source: { ipBlocks: ['LEGACY_IP'] } }] }] } },
+  'when-namespace': { metadata: { name: 'when-namespace', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ when: [{ key: 'source.namespace', values: ['bar'] }] }] } },
+  'http-get-only': { metadata: { name: 'http-get-only', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bar'] } }], to: [{ operation: { methods: ['GET'], paths: ['/info*'] } }] }] } },
+};
+
+rootTest('AuthorizationPolicy at L4: Istio examples allow and deny on the simulator; live connections closed on a new DENY', async (t) => {
+  const stateDir = await mkdtemp(`${tmpdir()}/warren-authz-`);
+  try {
+    const up = await warren('sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', '16546');
+    assert.equal(up.exitCode, 0, up.stdout + up.stderr);
+    const kc = new KubeConfig();
+    kc.loadFromFile(`${stateDir}/kubeconfig`);
+    const core = kc.makeApiClient(CoreV1Api);
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    await writeFile(`${stateDir}/m.yaml`, MANIFEST);
+    assert.equal((await warren('sim', 'apply', '-f', `${stateDir}/m.yaml`, '--state-dir', stateDir)).exitCode, 0);
+    const pods = async (): Promise<V1Pod[]> => (await Promise.all(['foo', 'bar', 'legacy'].map((namespace) => core.listNamespacedPod({ namespace })))).flatMap((l) => l.items);
+    await eventually(
+      async () => (await pods()).every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && (p.metadata?.namespace === 'legacy' || p.metadata?.annotations?.['warren.io/redirection'] === 'enabled')),
+      'pods ready and enrolled',
+      60_000,
+    );
+    const byRef = new Map((await pods()).map((p) => [`${p.metadata!.namespace}/${p.metadata!.name}`, p]));
+    const server = byRef.get('foo/tcp-echo')!.status!.podIP!;
+    const meshClient = netnsOf(byRef.get('bar/sleep')!);
+    const legacyPod = byRef.get('legacy/sleep')!;
+    const legacyClient = netnsOf(legacyPod);
+    const reaches = async (netns: string): Promise<boolean> => (await echoFrom(netns, server, 9000, Buffer.from('ping')).catch(() => Buffer.alloc(0))).toString() === 'ping';
+    const expectAccess = (mesh: boolean, legacy: boolean, what: string) =>
+      eventually(async () => (await reaches(meshClient)) === mesh && (await reaches(legacyClient)) === legacy, `${what}: bar/sleep ${mesh ? 'allowed' : 'denied'}, legacy ${legacy ? 'allowed' : 'denied'}`, 10_000);
+    const apply = (name: string) => {
+      const body = JSON.parse(JSON.stringify(ISTIO_EXAMPLES[name]).replace('LEGACY_IP', legacyPod.status!.podIP!)) as { metadata: { namespace: string } };
+      return custom.createNamespacedCustomObject({ ...GROUP, namespace: body.metadata.namespace, body: { apiVersion: 'security.warren.io/v1', kind: 'AuthorizationPolicy', ...body } });
+    };
+    const remove = (name: string) => {
+      const { metadata } = ISTIO_EXAMPLES[name] as { metadata: { name: string; namespace: string } };
+      return custom.deleteNamespacedCustomObject({ ...GROUP, namespace: metadata.namespace, name: metadata.name });
+    };
+
+    await t.test('no policy: both the mesh client and the plaintext client reach the server', () => expectAccess(true, true, 'no policy'));
+
+    const cases: Array<[string, boolean, boolean]> = [
+      ['allow-nothing', false, false],
+      ['deny-all', false, false],
+      ['allow-from-bar', true, false],
+      ['tcp-policy', false, false],
+      ['deny-ip', true, false],
+      ['when-namespace', true, false],
+    ];
+    for (const [name, mesh, legacy] of cases) {
+      await t.test(`Istio example ${name}: bar/sleep ${mesh ? 'allowed' : 'denied'}, legacy ${legacy ? 'allowed' : 'denied'}; deleting it restores access`, async () => {
+        await apply(name);
+        try {
+          await expectAccess(mesh, legacy, name);
+        } finally {
+          await remove(name);
+        }
+        await expectAccess(true, true, `${name} deleted`);
+      });
+    }
+
+    await t.test('an ALLOW policy with HTTP fields denies at L4 and its status says a waypoint is needed', async () => {
+      await apply('http-get-only');
+      try {
+        await expectAccess(false, false, 'http-get-only');
+        await eventually(async () => {
+          const p = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: 'foo', name: 'http-get-only' })) as { status?: { conditions?: Array<{ reason: string; message: string }> } };
+          const c = p.status?.conditions?.[0];
+          return c?.reason === 'WaypointRequired' && /operation\.methods/.test(c.message);
+        }, 'the WaypointRequired condition');
+      } finally {
+        await remove('http-get-only');
+      }
+      await expectAccess(true, true, 'http-get-only deleted');
+    });
+
+    await t.test('a live connection is closed when a new DENY covers it', async () => {
+      const socket = await connectFromNetns({ netns: `/var/run/netns/${meshClient}`, host: server, port: 9000, mark: 0, timeoutMs: 3000 });
+      const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+      socket.on('error', () => {});
+      await new Promise<void>((resolve) => {
+        socket.once('data', () => resolve());
+        socket.write('live');
+      });
+      const appliedAt = Date.now();
+      await apply('deny-all');
+      try {
+        const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 5000))]);
+        assert.notEqual(at, -1, 'the connection was closed');
+        t.diagnostic(`closed ${at - appliedAt} ms after the DENY policy was created`);
+      } finally {
+        socket.destroy();
+        await remove('deny-all');
+      }
+    });
+  } finally {
+    await warren('sim', 'down', '--state-dir', stateDir);
+    await rm(stateDir, { recursive: true, force: true });
+  }
+});
