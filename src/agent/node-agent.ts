@@ -21,7 +21,8 @@ import { startClusterState } from './cluster-state.js';
 import { startPolicyState } from './policy-state.js';
 import { effectiveMtlsMode } from '../policy/peer-authentication.js';
 import { authorize } from '../policy/authorization.js';
-import { sendJson, serveEndpoints } from '../telemetry/http-endpoints.js';
+import { serveEndpoints } from '../telemetry/http-endpoints.js';
+import { adminRoutes } from './admin-api.js';
 
 const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/plugin-main.js', import.meta.url));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -158,9 +159,10 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const metrics = await serveEndpoints(config.metricsAddress, {
     '/metrics': async (_req, res) => void res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics()),
   });
-  const admin = await serveEndpoints(config.adminAddress, {
-    '/certs': (_req, res) => sendJson(res, 200, { node: config.nodeName, trustDomain: config.trustDomain, caAddress: config.caAddress, trustBundleRoots: identity.bundle.pems().length, certificates: identity.certs.status() }),
-  });
+  const admin = await serveEndpoints(
+    config.adminAddress,
+    adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), policies, certs: identity.certs, bundle: identity.bundle }),
+  );
   await Promise.all([pods.synced, namespaces.synced, cluster.synced, policies.synced]);
   reconcile();
   ready = true;

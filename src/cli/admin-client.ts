@@ -58,6 +58,19 @@ export async function getAdmin(target: AdminTarget, path: string): Promise<unkno
   return JSON.parse(body);
 }
 
+/**
+ * The agents a command talks to: `--node` (a simulator node), or every node
+ * of a running simulator when neither `--node` nor `--admin-address` is
+ * given, or else the one admin address.
+ */
+export async function queryAgents(values: { node?: string | undefined; 'admin-address': string; 'state-dir': string }, path: string, explicitAddress: boolean): Promise<Array<{ node: string; body: unknown }>> {
+  const base = { stateDir: values['state-dir'], adminAddress: values['admin-address'] };
+  const cluster = values.node === undefined && !explicitAddress ? readClusterFile(values['state-dir']) : undefined;
+  const nodes = values.node !== undefined ? [values.node] : (cluster?.nodes ?? []);
+  if (nodes.length === 0) return [{ node: values['admin-address'], body: await getAdmin(base, path) }];
+  return Promise.all(nodes.map(async (node) => ({ node, body: await getAdmin({ ...base, node }, path) })));
+}
+
 /** Fixed-width columns, as kubectl prints them. */
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

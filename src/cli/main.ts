@@ -6,6 +6,7 @@ import { runDemo } from './demo.js';
 import { runNode } from './node.js';
 import { runCaCommand } from './ca.js';
 import { runCerts } from './certs.js';
+import { INSPECT_SUMMARIES, runConnections, runPolicies, runServices, runWorkloads } from './inspect.js';
 
 interface Command {
   summary: string;
@@ -16,6 +17,10 @@ const COMMANDS: Record<string, Command> = {
   node: { summary: 'the per-node agent: CNI plugin installer, pod enrollment, proxy sockets in pods', run: runNode },
   ca: { summary: 'the workload certificate authority: signs SPIFFE certificates for node agents, publishes the trust bundle', run: runCaCommand },
   certs: { summary: "a node agent's workload certificates: identities, serials, validity, chain, trust domain", run: runCerts },
+  workloads: { summary: INSPECT_SUMMARIES.workloads!, run: runWorkloads },
+  services: { summary: INSPECT_SUMMARIES.services!, run: runServices },
+  policies: { summary: INSPECT_SUMMARIES.policies!, run: runPolicies },
+  connections: { summary: INSPECT_SUMMARIES.connections!, run: runConnections },
   rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
   demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: runDemo },
   sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: runSim },

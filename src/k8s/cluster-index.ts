@@ -53,6 +53,18 @@ export class ClusterIndex {
     return this.byVip.get(key(ip, port));
   }
 
+  /** every workload once (a dual-stack pod has two IPs) */
+  workloads(): Workload[] {
+    return [...new Set(this.byIp.values())];
+  }
+
+  /** every service port with the VIPs it is reached on */
+  services(): Array<ServicePortEntry & { vips: string[] }> {
+    const byEntry = new Map<ServicePortEntry, string[]>();
+    for (const [k, e] of this.byVip) byEntry.set(e, [...(byEntry.get(e) ?? []), k.split('|')[0]!]);
+    return [...byEntry].map(([e, vips]) => ({ ...e, vips }));
+  }
+
   get size(): { workloads: number; servicePorts: number } {
     return { workloads: new Set(this.byIp.values()).size, servicePorts: this.byVip.size };
   }

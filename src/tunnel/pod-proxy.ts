@@ -109,9 +109,9 @@ export class PodProxy {
     return n;
   }
 
-  /** HBONE connections and streams this pod has open to peers. */
-  tunnels(): ReturnType<HbonePool['stats']> {
-    return this.pool.stats();
+  /** What this pod's proxy carries now: captured connections, its outbound tunnels, inbound streams. */
+  connectionStats(): { captured: number; plaintextInbound: number; inboundStreams: number; outboundTunnels: ReturnType<HbonePool['stats']> } {
+    return { captured: this.live.size, plaintextInbound: this.plaintext.size, inboundStreams: this.inbound.active(), outboundTunnels: this.pool.stats() };
   }
 
   private track(client: Socket, handle: () => Promise<Omit<ConnectionRecord, 'pod' | 'source' | 'durationMs'>>): void {
