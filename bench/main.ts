@@ -9,6 +9,7 @@ import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { benchCaIssue } from './ca-issue.js';
 import { saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
+import { benchDataplane, type PathSummary } from './dataplane.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
@@ -149,7 +150,52 @@ async function clusterIndex(): Promise<void> {
   console.log(`saved ${saveResult('cluster-index', text, r)}`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex };
+async function dataplane(): Promise<void> {
+  const r = await benchDataplane();
+  const c = r.config;
+  const [direct, stunnel, warren] = (['direct', 'stunnel', 'warren'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [PathSummary, PathSummary, PathSummary];
+  const x = (a: number, b: number): string => (Number.isFinite(a / b) ? `${fmt(a / b)}×` : 'n/a');
+  const goal = (ok: boolean, what: string): string => `${what}: ${ok ? 'met' : 'MISSED'}`;
+  type Key = Exclude<keyof PathSummary, 'path'>;
+  const row = (label: string, key: Key, digits: number, goalText = '', noDirect = false): string[] => [
+    label,
+    noDirect ? '—' : fmt(direct[key], digits),
+    fmt(stunnel[key], digits),
+    fmt(warren[key], digits),
+    x(warren[key], stunnel[key]),
+    noDirect ? 'n/a' : x(warren[key], direct[key]),
+    goalText,
+  ];
+  const text = table(
+    ['measure (median of rounds)', 'direct', 'stunnel', 'warren', 'warren ÷ stunnel', 'warren ÷ direct', 'goal'],
+    [
+      row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(warren.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel')),
+      row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(warren.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel')),
+      row('  proxy CPU-seconds per GB sent, iperf3 -P1 (utime+stime of the proxy processes, warm-up included)', 'cpuSecondsPerGB1', 2, '', true),
+      row('  the same, iperf3 -P8', 'cpuSecondsPerGB8', 2, '', true),
+      row(`${c.rrBytes} B request/response at ${c.rrRate}/s, one connection (${c.rrRequests}, first tenth dropped), p50 µs`, 'p50us', 0),
+      row('  the same, p99 µs', 'p99us', 0),
+      row('  added latency (path − direct, same round), p50 µs', 'addedP50us', 0, goal(warren.addedP50us <= stunnel.addedP50us, '≤ 1.0× stunnel'), true),
+      row('  added latency (path − direct, same round), p99 µs', 'addedP99us', 0, goal(warren.addedP99us <= stunnel.addedP99us, '≤ 1.0× stunnel'), true),
+      row(`new connections/s (${c.connConcurrency} workers × ${c.connSeconds} s: connect, ${c.rrBytes} B req/resp, close)`, 'connPerSecond', 0),
+      row('proxy CPU-seconds per 1000 requests (utime+stime of the proxy processes over the rr run)', 'cpuSecondsPer1000Requests', 3, '', true),
+      row('proxy CPU-seconds per 1000 new connections (over the connection-rate run)', 'cpuSecondsPer1000Connections', 3, '', true),
+      row(
+        `proxy RSS per 10 000 idle connections, MiB (rounds ${c.idleRounds.join(', ')}; ${c.idleConnections} asked, fewest held: stunnel ${stunnel.idleOpenedMin}, warren ${warren.idleOpenedMin})`,
+        'rssMiBPer10kIdle',
+        1,
+        '',
+        true,
+      ),
+      row('  the same per idle connection, KiB', 'rssKiBPerIdleConnection', 2, goal(warren.rssKiBPerIdleConnection <= 4, '≤ 4 KiB'), true),
+    ],
+  );
+  console.log(text);
+  console.log(`${c.rounds} interleaved rounds (direct, stunnel, warren), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}`);
+  console.log(`saved ${saveResult('dataplane', `${text}\n\n${c.rounds} interleaved rounds, ${fmt(r.seconds, 0)} s; ${c.stunnel}, ${c.iperf3}`, r)}`);
+}
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));

@@ -5,6 +5,18 @@
  *   node dist/bench/tcp-load.js server <port>
  *   node dist/bench/tcp-load.js throughput <host> <port> <streams> <MiB per stream>
  *   node dist/bench/tcp-load.js latency <host> <port> <round trips>
+ *   node dist/bench/tcp-load.js rr <host> <port> <requests/s> <requests> [bytes=1024]
+ *   node dist/bench/tcp-load.js connrate <host> <port> <seconds> <concurrency> [bytes=1024]
+ *   node dist/bench/tcp-load.js hold <host> <port> <connections> <concurrency>
+ *
+ * rr: one persistent connection, a `bytes` request echoed back, sent on a
+ * fixed schedule (start + i / rate; a request never overlaps the previous
+ * answer, a late one goes out as soon as that arrives); each RTT is timed
+ * from its send. connrate: `concurrency` workers, each in a loop for
+ * `seconds`: connect, a `bytes` request and its echo, close, wait for the
+ * close. hold: opens `connections` echo connections (`concurrency` at a time,
+ * one byte through each so every one is established end to end), prints one
+ * JSON line, then holds them idle until SIGTERM.
  *
  * A connection's first byte picks the server's mode: 'T' sinks bytes and
  * answers with the count when the client half-closes; 'P' echoes.
@@ -110,6 +122,144 @@ async function latency(host: string, port: number, rounds: number): Promise<void
   process.stdout.write(JSON.stringify({ rounds, p50us: percentile(sorted, 50), p99us: percentile(sorted, 99) }) + '\n');
 }
 
+function connected(socket: net.Socket): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+}
+
+async function requestResponse(host: string, port: number, rate: number, requests: number, bytes: number): Promise<void> {
+  const socket = net.connect({ host, port, noDelay: true });
+  await connected(socket);
+  socket.write('P');
+  const message = Buffer.alloc(bytes, 0x62);
+  const intervalNs = BigInt(Math.round(1e9 / rate));
+  const rtts: number[] = [];
+  let late = 0;
+  let pending = 0;
+  let sentAt = 0n;
+  const first = process.hrtime.bigint() + 2_000_000n;
+  let i = 0;
+  await new Promise<void>((resolve, reject) => {
+    socket.on('error', reject);
+    const send = (): void => {
+      pending = bytes;
+      sentAt = process.hrtime.bigint();
+      socket.write(message);
+    };
+    const next = (): void => {
+      if (i === requests) return resolve();
+      const due = first + BigInt(i++) * intervalNs;
+      const waitNs = due - process.hrtime.bigint();
+      if (waitNs <= 0n) {
+        if (waitNs < -intervalNs) late++;
+        send();
+      } else setTimeout(send, Number(waitNs) / 1e6);
+    };
+    socket.on('data', (d: Buffer) => {
+      pending -= d.length;
+      if (pending > 0) return;
+      rtts.push(Number(process.hrtime.bigint() - sentAt) / 1000);
+      next();
+    });
+    next();
+  });
+  const seconds = Number(process.hrtime.bigint() - first) / 1e9;
+  socket.destroy();
+  // Drop the warm-up tenth: JIT and the first round trips through a fresh path.
+  const sorted = rtts.slice(Math.floor(requests / 10)).sort((a, b) => a - b);
+  const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  process.stdout.write(
+    JSON.stringify({ requests, seconds, achievedRate: requests / seconds, late, p50us: percentile(sorted, 50), p99us: percentile(sorted, 99), meanUs: mean }) + '\n',
+  );
+}
+
+/** connect, `bytes` request, its echo, close; true when all of it worked. */
+function oneConnection(host: string, port: number, request: Buffer, bytes: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, noDelay: true });
+    let got = 0;
+    socket.on('connect', () => socket.write(request));
+    socket.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got >= bytes) socket.end();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', (hadError) => resolve(!hadError && got >= bytes));
+  });
+}
+
+async function connectionRate(host: string, port: number, seconds: number, concurrency: number, bytes: number): Promise<void> {
+  const request = Buffer.concat([Buffer.from('P'), Buffer.alloc(bytes, 0x63)]);
+  const start = process.hrtime.bigint();
+  const until = start + BigInt(Math.round(seconds * 1e9));
+  let connections = 0;
+  let errors = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (process.hrtime.bigint() < until) {
+        if (await oneConnection(host, port, request, bytes)) connections++;
+        else errors++;
+      }
+    }),
+  );
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  process.stdout.write(JSON.stringify({ connections, errors, seconds: elapsed, perSecond: connections / elapsed }) + '\n');
+}
+
+async function hold(host: string, port: number, count: number, concurrency: number): Promise<void> {
+  const open = new Set<net.Socket>();
+  let failed = 0;
+  let dropped = 0;
+  let lastError = '';
+  let started = 0;
+  const t0 = process.hrtime.bigint();
+  const one = (): Promise<void> =>
+    new Promise((resolve) => {
+      const socket = net.connect({ host, port, noDelay: true });
+      let established = false;
+      const timer = setTimeout(() => socket.destroy(new Error('no echo within 30 s')), 30_000);
+      socket.on('connect', () => socket.write('Px'));
+      socket.once('data', () => {
+        clearTimeout(timer);
+        established = true;
+        open.add(socket);
+        resolve();
+      });
+      socket.on('error', (err: Error) => {
+        lastError = err.message;
+      });
+      socket.on('close', () => {
+        clearTimeout(timer);
+        if (established) {
+          open.delete(socket);
+          dropped++;
+        } else {
+          failed++;
+          resolve();
+        }
+      });
+    });
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (started < count) {
+        started++;
+        await one();
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  process.stdout.write(JSON.stringify({ opened: open.size, failed, seconds, ...(lastError ? { lastError } : {}) }) + '\n');
+  // Held until told to stop; the kernel closes them all on exit.
+  const keepAlive = setInterval(() => undefined, 60_000);
+  process.on('SIGTERM', () => {
+    clearInterval(keepAlive);
+    if (dropped > 0) process.stderr.write(`tcp-load hold: ${dropped} held connections were closed by the other side\n`);
+    process.exit(0);
+  });
+}
+
 const [mode, ...args] = process.argv.slice(2);
 const num = (i: number): number => {
   const v = Number(args[i]);
@@ -123,7 +273,13 @@ const run: Promise<void> =
       ? throughput(args[0] ?? '', num(1), num(2), num(3))
       : mode === 'latency'
         ? latency(args[0] ?? '', num(1), num(2))
-        : Promise.reject(new Error('usage: tcp-load server|throughput|latency …'));
+        : mode === 'rr'
+          ? requestResponse(args[0] ?? '', num(1), num(2), num(3), args[4] === undefined ? 1024 : num(4))
+          : mode === 'connrate'
+            ? connectionRate(args[0] ?? '', num(1), num(2), num(3), args[4] === undefined ? 1024 : num(4))
+            : mode === 'hold'
+              ? hold(args[0] ?? '', num(1), num(2), num(3))
+              : Promise.reject(new Error('usage: tcp-load server|throughput|latency|rr|connrate|hold …'));
 run.catch((err: unknown) => {
   process.stderr.write(`tcp-load: ${String(err)}\n`);
   process.exit(1);

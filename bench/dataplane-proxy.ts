@@ -1,0 +1,118 @@
+/**
+ * One pod's warren proxy for the dataplane benchmark, as its own process (as
+ * each pod's node agent would run it): src/tunnel/pod-proxy.ts with a static
+ * DataPlane — a cluster index of the two synthetic pods (both enrolled), the
+ * benchmark's root as trust bundle, its certificate from PEM files, allow-all
+ * authorization. The listeners are made inside the pod's netns by the addon.
+ *
+ *   node dist/bench/dataplane-proxy.js <netns path> <pod name> <cert dir>
+ *
+ * <cert dir> holds pods.json ([{ name, serviceAccount, ips }]), root.pem and,
+ * per pod, <name>.pem (leaf first, then the CA chain) and <name>.key.
+ * Prints "ready" once listening. SIGUSR2 runs a full GC when --expose-gc is
+ * set (the benchmark reads RSS after it) and, with DATAPLANE_MEMLOG=1 in the
+ * environment, prints process.memoryUsage() to stderr; SIGTERM closes and exits.
+ */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { WorkloadCertificate } from '../src/identity/cert-manager.js';
+import { formatSpiffeId, type SpiffeId } from '../src/identity/spiffe.js';
+import { TrustBundle } from '../src/identity/trust-bundle.js';
+import { buildClusterIndex } from '../src/k8s/cluster-index.js';
+import { REDIRECTION_ANNOTATION } from '../src/k8s/enrollment.js';
+import type { DataPlane } from '../src/tunnel/dataplane.js';
+import { PodProxy, type ConnectionRecord } from '../src/tunnel/pod-proxy.js';
+
+export const BENCH_NAMESPACE = 'bench';
+export const TRUST_DOMAIN = 'cluster.local';
+
+export interface BenchPod {
+  name: string;
+  serviceAccount: string;
+  ips: string[];
+}
+
+export const identityOf = (pod: BenchPod): SpiffeId => ({ trustDomain: TRUST_DOMAIN, namespace: BENCH_NAMESPACE, serviceAccount: pod.serviceAccount });
+
+function v1Pod(pod: BenchPod): V1Pod {
+  return {
+    metadata: { name: pod.name, namespace: BENCH_NAMESPACE, uid: `bench-${pod.name}`, annotations: { [REDIRECTION_ANNOTATION]: 'enabled' } },
+    spec: { serviceAccountName: pod.serviceAccount, nodeName: `node-${pod.name}`, containers: [] },
+    status: { phase: 'Running', podIPs: pod.ips.map((ip) => ({ ip })) },
+  };
+}
+
+function splitPem(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
+}
+
+function loadCertificate(dir: string, pod: BenchPod): WorkloadCertificate {
+  const chainPem = splitPem(readFileSync(join(dir, `${pod.name}.pem`), 'utf8'));
+  const leaf = new X509Certificate(chainPem[0]!);
+  return {
+    identity: identityOf(pod),
+    privateKeyPem: readFileSync(join(dir, `${pod.name}.key`), 'utf8'),
+    chainPem,
+    serial: leaf.serialNumber,
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
+    receivedAt: new Date(),
+  };
+}
+
+async function main(): Promise<void> {
+  const [netns, name, dir] = process.argv.slice(2);
+  if (netns === undefined || name === undefined || dir === undefined) {
+    process.stderr.write('usage: dataplane-proxy <netns path> <pod name> <cert dir>\n');
+    process.exit(2);
+  }
+  const pods = JSON.parse(readFileSync(join(dir, 'pods.json'), 'utf8')) as BenchPod[];
+  const self = pods.find((p) => p.name === name);
+  if (self === undefined) throw new Error(`pod ${name} is not in ${dir}/pods.json`);
+  const index = buildClusterIndex(pods.map(v1Pod), [], []);
+  const certs = new Map(pods.map((p) => [formatSpiffeId(identityOf(p)), loadCertificate(dir, p)]));
+  const dataplane: DataPlane = {
+    index: () => index,
+    trustDomain: TRUST_DOMAIN,
+    bundle: new TrustBundle(readFileSync(join(dir, 'root.pem'), 'utf8')),
+    certificate: (id) => certs.get(formatSpiffeId(id)),
+    authorize: () => ({ allow: true }),
+    plaintextAllowed: () => true,
+  };
+  // Connection records are what the agent would log or count; here failures are counted and
+  // summed up on exit (iperf3 resets its data connections at the end of every test).
+  const errors = new Map<string, number>();
+  const onConnection = (r: ConnectionRecord): void => {
+    if (r.error === undefined) return;
+    const k = `${r.direction} ${r.destination ?? ''}: ${r.error}`;
+    errors.set(k, (errors.get(k) ?? 0) + 1);
+  };
+  const proxy = await PodProxy.start({
+    pod: `${BENCH_NAMESPACE}/${name}`,
+    namespace: BENCH_NAMESPACE,
+    labels: {},
+    netns,
+    ips: self.ips,
+    identity: identityOf(self),
+    dataplane,
+    onConnection,
+  });
+  process.on('SIGUSR2', () => {
+    (globalThis as { gc?: () => void }).gc?.();
+    // DATAPLANE_MEMLOG=1: where the memory is (JS heap, external, array buffers), for diagnosis.
+    if (process.env['DATAPLANE_MEMLOG']) process.stderr.write(`dataplane-proxy ${name}: ${JSON.stringify(process.memoryUsage())}\n`);
+  });
+  process.on('SIGTERM', () => {
+    const top = [...errors.entries()].sort((x, y) => y[1] - x[1]).slice(0, 4);
+    for (const [k, n] of top) process.stderr.write(`dataplane-proxy ${name}: ${n} × ${k}\n`);
+    void proxy.close(0).finally(() => process.exit(0));
+  });
+  process.stdout.write('ready\n');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`dataplane-proxy: ${String(err)}\n`);
+  process.exit(1);
+});

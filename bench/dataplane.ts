@@ -1,0 +1,549 @@
+/**
+ * Data-plane benchmark (issue: `npm run bench -- dataplane`): pod A → pod B
+ * over three paths on the same two-netns topology, with the same ECDSA P-256
+ * certificates (made by src/identity), measured interleaved in one run:
+ *   direct   A → B:port, no proxy (the floor)
+ *   stunnel  A → 127.0.0.1 (stunnel client in A) → mutual TLS 1.3 → stunnel
+ *            server in B → 127.0.0.1:port in B; client cert = A's identity,
+ *            server cert = B's, the root as CAfile, verifyChain, P-256
+ *   warren   A → B:port captured by A's pod rules → A's PodProxy (its own
+ *            process) → HBONE (HTTP/2 CONNECT over mutual TLS 1.3) → B's
+ *            PodProxy (another process) → B:port from inside B with A's IP
+ *            as source; the pod rules (nft + policy routing) are applied to A
+ *            and B only while this path is measured, since they capture all
+ *            of the pods' TCP
+ * Each round measures direct, stunnel, warren in turn; each measure is the
+ * median over the rounds. The load (iperf3, bench/tcp-load.ts) runs in its
+ * own processes in A; the servers (iperf3 -s, tcp-load server) in B.
+ */
+import { execa } from 'execa';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createRootCa, loadCa, signWorkloadCert } from '../src/identity/ca-signer.js';
+import { checkCsr, createWorkloadKey } from '../src/identity/csr.js';
+import type { SpiffeId } from '../src/identity/spiffe.js';
+import { createTopology, type TestPod } from '../test/helpers/netns.js';
+import type { BenchPod } from './dataplane-proxy.js';
+import { applyBenchPodRules, removeBenchPodRules } from './pod-rules.js';
+
+/** Chosen so that the whole run stays under ~6 minutes on 2 cores. */
+export const DATAPLANE = {
+  rounds: 5,
+  /** iperf3 -t, after -O (omitted warm-up) seconds */
+  iperfSeconds: 2,
+  iperfOmitSeconds: 1,
+  rrRate: 1000,
+  rrRequests: 2000,
+  rrBytes: 1024,
+  connSeconds: 1,
+  connConcurrency: 4,
+  idleConnections: 10_000,
+  idleConcurrency: 200,
+  /**
+   * The rounds that also hold the 10 000 idle connections: opening them is
+   * CPU-bound at ~300/s through either proxy on 2 cores (a TLS handshake per
+   * connection for stunnel, a peer-chain verification per stream for warren),
+   * ~35 s per path, too long for every round within ~6 minutes.
+   */
+  idleRounds: [1, 3, 5],
+  /** RLIMIT_NOFILE asked for every server, proxy and client; capped at the hard limit this process may grant */
+  nofile: 65_536,
+} as const;
+
+export type PathName = 'direct' | 'stunnel' | 'warren';
+export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'warren'];
+
+export interface RoundMeasure {
+  round: number;
+  path: PathName;
+  gbit1: number;
+  gbit8: number;
+  /** proxy processes' utime + stime per GB sent, iperf3 -P1 / -P8 (NaN for direct) */
+  cpuSecondsPerGB1: number;
+  cpuSecondsPerGB8: number;
+  p50us: number;
+  p99us: number;
+  rrAchievedRate: number;
+  rrLate: number;
+  connPerSecond: number;
+  connErrors: number;
+  /** proxy processes' utime + stime over the rr run, per 1000 requests (NaN for direct) */
+  cpuSecondsPer1000Requests: number;
+  /** the same over the connrate run, per 1000 connections */
+  cpuSecondsPer1000Connections: number;
+  idleOpened: number;
+  idleFailed: number;
+  idleOpenSeconds: number;
+  rssBeforeKiB: number;
+  rssAfterKiB: number;
+  /** (after − before) / opened, KiB (NaN for direct) */
+  rssKiBPerIdleConnection: number;
+  /** wall time of each measure in this round */
+  phaseSeconds: Record<string, number>;
+}
+
+export interface PathSummary {
+  path: PathName;
+  gbit1: number;
+  gbit8: number;
+  cpuSecondsPerGB1: number;
+  cpuSecondsPerGB8: number;
+  p50us: number;
+  p99us: number;
+  /** median over rounds of (this path − direct in the same round) */
+  addedP50us: number;
+  addedP99us: number;
+  connPerSecond: number;
+  cpuSecondsPer1000Requests: number;
+  cpuSecondsPer1000Connections: number;
+  rssKiBPerIdleConnection: number;
+  rssMiBPer10kIdle: number;
+  idleOpenedMin: number;
+}
+
+export interface DataplaneResult {
+  config: typeof DATAPLANE & { clockTicks: number; nofileGranted: number; stunnel: string; iperf3: string };
+  rounds: RoundMeasure[];
+  summary: PathSummary[];
+  seconds: number;
+}
+
+const SERVER_PORT = 8080;
+const IPERF_PORT = 5201;
+/** stunnel: client listens in A on 127.0.0.1:<local>, server in B on B:<remote> */
+const STUNNEL = {
+  load: { local: 18080, remote: 16080, target: SERVER_PORT },
+  iperf: { local: 15201, remote: 16201, target: IPERF_PORT },
+} as const;
+const LOAD = new URL('./tcp-load.js', import.meta.url).pathname;
+const PROXY = new URL('./dataplane-proxy.js', import.meta.url).pathname;
+
+export function median(xs: number[]): number {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** raised to DATAPLANE.nofile where the hard limit allows (without CAP_SYS_RESOURCE it cannot be raised) */
+let nofile: number = DATAPLANE.nofile;
+const prlimit = (file: string, args: string[]): [string, string[]] => ['prlimit', [`--nofile=${nofile}:${nofile}`, file, ...args]];
+const inNetns = (pod: TestPod, file: string, args: string[]): [string, string[]] => prlimit('ip', ['netns', 'exec', pod.netns, file, ...args]);
+
+interface Proc {
+  /** pid of the program itself: prlimit and `ip netns exec` exec into it */
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** A long-running child, ready when it prints `ready` or `isReady` says so. */
+async function startProc(file: string, args: string[], isReady?: () => Promise<boolean>, timeoutMs = 15_000): Promise<Proc> {
+  const proc = execa(file, args, { reject: false, cleanup: true, buffer: false, stdin: 'ignore', stderr: 'inherit' });
+  const stop = async (): Promise<void> => {
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    await proc;
+    clearTimeout(timer);
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${file} ${args.join(' ')}: not ready after ${timeoutMs} ms`)), timeoutMs);
+      let seen = '';
+      proc.stdout?.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (seen.includes('ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      if (isReady !== undefined) {
+        const poll = async (): Promise<void> => {
+          if (await isReady()) {
+            clearTimeout(timer);
+            resolve();
+          } else setTimeout(() => void poll(), 50);
+        };
+        void poll();
+      }
+      void proc.then((r) => {
+        clearTimeout(timer);
+        reject(new Error(`${file} ${args.join(' ')} exited (${r.exitCode}) before it was ready`));
+      });
+    });
+  } catch (err) {
+    proc.kill('SIGKILL');
+    await proc;
+    throw err;
+  }
+  return { pid: proc.pid!, stop };
+}
+
+async function listening(pod: TestPod, port: number, address?: string): Promise<boolean> {
+  const filter = address === undefined ? `sport = :${port}` : `src ${address} and sport = :${port}`;
+  const out = await execa('ip', ['netns', 'exec', pod.netns, 'ss', '-Hltn', filter], { reject: false });
+  return out.stdout.trim() !== '';
+}
+
+async function established(pod: TestPod, filter: string): Promise<number> {
+  const out = await execa('ip', ['netns', 'exec', pod.netns, 'ss', '-Htn', 'state', 'established', filter], { reject: false });
+  return out.stdout.split('\n').filter((l) => l.trim() !== '').length;
+}
+
+async function runJson<T>(file: string, args: string[], timeoutMs = 120_000): Promise<T> {
+  const res = await execa(file, args, { timeout: timeoutMs, reject: false });
+  if (res.exitCode !== 0) throw new Error(`${file} ${args.join(' ')} failed (${res.exitCode}): ${String(res.stderr).slice(0, 500)} ${String(res.stdout).slice(0, 500)}`);
+  return JSON.parse(String(res.stdout)) as T;
+}
+
+let clockTicks = 100;
+/** utime + stime of a process (all its threads, the ones gone included), seconds */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / clockTicks;
+}
+const cpuOf = (pids: number[]): number => pids.reduce((s, p) => s + cpuSeconds(p), 0);
+function rssKiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+}
+const rssOf = (pids: number[]): number => pids.reduce((s, p) => s + rssKiB(p), 0);
+
+interface Identity {
+  pod: BenchPod;
+  id: SpiffeId;
+}
+
+/** Root, and a key + leaf for each pod's identity, as PEM files (the same files for warren and stunnel). */
+async function writeCerts(dir: string, pods: Identity[]): Promise<void> {
+  const root = await createRootCa('cluster.local');
+  const ca = await loadCa(root);
+  writeFileSync(join(dir, 'root.pem'), root.certPem);
+  for (const { pod, id } of pods) {
+    const wk = await createWorkloadKey(id);
+    const leaf = await signWorkloadCert(ca, await checkCsr(wk.csrPem, id), 24 * 3_600_000);
+    new X509Certificate(leaf); // parses
+    writeFileSync(join(dir, `${pod.name}.pem`), [leaf, ...ca.chainPem].map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join(''));
+    writeFileSync(join(dir, `${pod.name}.key`), wk.privateKeyPem, { mode: 0o600 });
+  }
+  writeFileSync(join(dir, 'pods.json'), JSON.stringify(pods.map((p) => p.pod)));
+}
+
+function stunnelConfig(dir: string, side: 'client' | 'server', pod: string, services: string[]): string {
+  return [
+    'foreground = yes',
+    'pid =',
+    // errors only at level 2: at 3 every iperf3 stream end logs "TLS socket closed with unsent bytes"
+    'debug = 2',
+    'syslog = no',
+    `cert = ${join(dir, `${pod}.pem`)}`,
+    `key = ${join(dir, `${pod}.key`)}`,
+    `CAfile = ${join(dir, 'root.pem')}`,
+    'verifyChain = yes',
+    ...(side === 'server' ? ['requireCert = yes'] : []),
+    'sslVersionMin = TLSv1.3',
+    'curves = prime256v1',
+    'socket = l:TCP_NODELAY=1',
+    'socket = r:TCP_NODELAY=1',
+    ...services,
+    '',
+  ].join('\n');
+}
+
+interface PathRig {
+  name: PathName;
+  /** where the load client in A connects */
+  host: string;
+  port: number;
+  iperfHost: string;
+  iperfPort: number;
+  /** the proxy processes whose CPU and RSS are counted */
+  pids: number[];
+  /** warren: SIGUSR2 = full GC before RSS readings */
+  gcPids: number[];
+  enter(): Promise<void>;
+  leave(): Promise<void>;
+}
+
+interface Iperf {
+  intervals: { sum: { bytes: number } }[];
+  end: { sum_received: { bits_per_second: number } };
+}
+interface Rr {
+  requests: number;
+  achievedRate: number;
+  late: number;
+  p50us: number;
+  p99us: number;
+}
+interface ConnRate {
+  connections: number;
+  errors: number;
+  perSecond: number;
+}
+interface Hold {
+  opened: number;
+  failed: number;
+  seconds: number;
+  lastError?: string;
+}
+
+/** Gbit/s received (omitted warm-up excluded) and the proxies' CPU-seconds per GB sent over the whole run (warm-up included) */
+async function iperf(a: TestPod, rig: PathRig, streams: number): Promise<{ gbit: number; cpuSecondsPerGB: number }> {
+  const args = ['-c', rig.iperfHost, '-p', String(rig.iperfPort), '-J', '-t', String(DATAPLANE.iperfSeconds), '-O', String(DATAPLANE.iperfOmitSeconds), '-P', String(streams)];
+  try {
+    const cpu0 = cpuOf(rig.pids);
+    const r = await runJson<Iperf>(...inNetns(a, 'iperf3', args), 60_000);
+    const cpu = cpuOf(rig.pids) - cpu0;
+    const bytes = r.intervals.reduce((n, i) => n + i.sum.bytes, 0);
+    return { gbit: r.end.sum_received.bits_per_second / 1e9, cpuSecondsPerGB: rig.pids.length === 0 ? NaN : cpu / (bytes / 1e9) };
+  } catch (err) {
+    console.error(`iperf3 -P${streams} to ${rig.iperfHost}:${rig.iperfPort}: ${(err as Error).message}`);
+    return { gbit: NaN, cpuSecondsPerGB: NaN };
+  }
+}
+
+/** Opens the idle connections, reads the proxies' RSS before and while they are held, then lets them go. */
+async function idle(a: TestPod, b: TestPod, rig: PathRig): Promise<Pick<RoundMeasure, 'idleOpened' | 'idleFailed' | 'idleOpenSeconds' | 'rssBeforeKiB' | 'rssAfterKiB' | 'rssKiBPerIdleConnection'>> {
+  const settle = async (): Promise<void> => {
+    for (const pid of rig.gcPids) process.kill(pid, 'SIGUSR2');
+    await sleep(500);
+  };
+  await settle();
+  const before = rssOf(rig.pids);
+  const [file, args] = inNetns(a, process.execPath, [LOAD, 'hold', rig.host, String(rig.port), String(DATAPLANE.idleConnections), String(DATAPLANE.idleConcurrency)]);
+  const proc = execa(file, args, { reject: false, cleanup: true, buffer: false, stdin: 'ignore', stderr: 'inherit' });
+  let held: Hold | undefined;
+  try {
+    held = await new Promise<Hold>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('hold: no answer within 120 s')), 120_000);
+      let seen = '';
+      proc.stdout?.on('data', (d: Buffer) => {
+        seen += d.toString();
+        const nl = seen.indexOf('\n');
+        if (nl >= 0) {
+          clearTimeout(timer);
+          resolve(JSON.parse(seen.slice(0, nl)) as Hold);
+        }
+      });
+      void proc.then((r) => {
+        clearTimeout(timer);
+        reject(new Error(`hold exited (${r.exitCode}) early`));
+      });
+    });
+    if (held.failed > 0) console.error(`${rig.name}: ${held.failed} of ${DATAPLANE.idleConnections} idle connections failed (${held.lastError ?? ''})`);
+    await sleep(1000);
+    await settle();
+    const after = rssOf(rig.pids);
+    return {
+      idleOpened: held.opened,
+      idleFailed: held.failed,
+      idleOpenSeconds: held.seconds,
+      rssBeforeKiB: before,
+      rssAfterKiB: after,
+      rssKiBPerIdleConnection: rig.pids.length === 0 || held.opened === 0 ? NaN : (after - before) / held.opened,
+    };
+  } finally {
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    await proc;
+    clearTimeout(timer);
+    // Every connection through the path has to be gone before the next measure (and before warren's rules go).
+    const deadline = Date.now() + 20_000;
+    while ((await established(b, `sport = :${SERVER_PORT}`)) > 0 && Date.now() < deadline) await sleep(100);
+    const left = await established(b, `sport = :${SERVER_PORT}`);
+    if (left > 0) console.error(`${rig.name}: ${left} connections to the server still open 20 s after the idle run`);
+  }
+}
+
+async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Promise<RoundMeasure> {
+  const phase: Record<string, number> = {};
+  let t = Date.now();
+  const lap = (name: string): void => {
+    phase[name] = (Date.now() - t) / 1000;
+    t = Date.now();
+  };
+  const p1 = await iperf(a, rig, 1);
+  const p8 = await iperf(a, rig, 8);
+  lap('iperf');
+  const hasProxies = rig.pids.length > 0;
+
+  let cpu0 = cpuOf(rig.pids);
+  const rr = await runJson<Rr>(...inNetns(a, process.execPath, [LOAD, 'rr', rig.host, String(rig.port), String(DATAPLANE.rrRate), String(DATAPLANE.rrRequests), String(DATAPLANE.rrBytes)]));
+  const rrCpu = cpuOf(rig.pids) - cpu0;
+  lap('rr');
+
+  cpu0 = cpuOf(rig.pids);
+  const conn = await runJson<ConnRate>(...inNetns(a, process.execPath, [LOAD, 'connrate', rig.host, String(rig.port), String(DATAPLANE.connSeconds), String(DATAPLANE.connConcurrency), String(DATAPLANE.rrBytes)]));
+  const connCpu = cpuOf(rig.pids) - cpu0;
+  if (conn.errors > 0) console.error(`${rig.name}: ${conn.errors} connections failed in the connection-rate run`);
+  lap('connrate');
+
+  // No proxy on the direct path: nothing to weigh, and its 10 000 connections would only cost time.
+  const held = hasProxies && (DATAPLANE.idleRounds as readonly number[]).includes(round)
+    ? await idle(a, b, rig)
+    : { idleOpened: 0, idleFailed: 0, idleOpenSeconds: NaN, rssBeforeKiB: NaN, rssAfterKiB: NaN, rssKiBPerIdleConnection: NaN };
+  lap('idle');
+  return {
+    phaseSeconds: phase,
+    round,
+    path: rig.name,
+    gbit1: p1.gbit,
+    gbit8: p8.gbit,
+    cpuSecondsPerGB1: p1.cpuSecondsPerGB,
+    cpuSecondsPerGB8: p8.cpuSecondsPerGB,
+    p50us: rr.p50us,
+    p99us: rr.p99us,
+    rrAchievedRate: rr.achievedRate,
+    rrLate: rr.late,
+    connPerSecond: conn.perSecond,
+    connErrors: conn.errors,
+    cpuSecondsPer1000Requests: hasProxies ? (rrCpu * 1000) / rr.requests : NaN,
+    cpuSecondsPer1000Connections: hasProxies && conn.connections > 0 ? (connCpu * 1000) / conn.connections : NaN,
+    ...held,
+  };
+}
+
+function summarize(rounds: RoundMeasure[]): PathSummary[] {
+  return PATHS.map((path) => {
+    const mine = rounds.filter((r) => r.path === path);
+    const added = (key: 'p50us' | 'p99us'): number =>
+      median(mine.map((r) => r[key] - (rounds.find((d) => d.round === r.round && d.path === 'direct')?.[key] ?? NaN)));
+    const perConn = median(mine.map((r) => r.rssKiBPerIdleConnection));
+    return {
+      path,
+      gbit1: median(mine.map((r) => r.gbit1)),
+      gbit8: median(mine.map((r) => r.gbit8)),
+      cpuSecondsPerGB1: median(mine.map((r) => r.cpuSecondsPerGB1)),
+      cpuSecondsPerGB8: median(mine.map((r) => r.cpuSecondsPerGB8)),
+      p50us: median(mine.map((r) => r.p50us)),
+      p99us: median(mine.map((r) => r.p99us)),
+      addedP50us: added('p50us'),
+      addedP99us: added('p99us'),
+      connPerSecond: median(mine.map((r) => r.connPerSecond)),
+      cpuSecondsPer1000Requests: median(mine.map((r) => r.cpuSecondsPer1000Requests)),
+      cpuSecondsPer1000Connections: median(mine.map((r) => r.cpuSecondsPer1000Connections)),
+      rssKiBPerIdleConnection: perConn,
+      rssMiBPer10kIdle: (perConn * 10_000) / 1024,
+      idleOpenedMin: Math.min(...mine.filter((r) => r.idleOpened > 0).map((r) => r.idleOpened)),
+    };
+  });
+}
+
+export async function benchDataplane(): Promise<DataplaneResult> {
+  const started = Date.now();
+  clockTicks = Number((await execa('getconf', ['CLK_TCK'])).stdout) || 100;
+  const hard = (await execa('sh', ['-c', 'ulimit -Hn'])).stdout.trim();
+  const canRaise = (await execa('prlimit', [`--nofile=${DATAPLANE.nofile}:${DATAPLANE.nofile}`, 'true'], { reject: false })).exitCode === 0;
+  nofile = canRaise || hard === 'unlimited' ? DATAPLANE.nofile : Math.min(DATAPLANE.nofile, Number(hard));
+  if (nofile < DATAPLANE.nofile) console.error(`RLIMIT_NOFILE cannot go above ${nofile} here (no CAP_SYS_RESOURCE): stunnel, with two descriptors per connection, holds fewer than ${DATAPLANE.idleConnections}`);
+  const versions = {
+    stunnel: ((await execa('stunnel', ['-version'], { reject: false })).stderr.match(/stunnel \S+/) ?? ['stunnel ?'])[0],
+    iperf3: ((await execa('iperf3', ['--version'], { reject: false })).stdout.match(/iperf \S+/) ?? ['iperf3 ?'])[0],
+  };
+  const topo = await createTopology(2);
+  const [a, b] = topo.pods as [TestPod, TestPod];
+  const dir = mkdtempSync(join(tmpdir(), 'warren-dataplane-'));
+  const procs: Proc[] = [];
+  let rulesOn = false;
+  const rules = {
+    async on() {
+      rulesOn = true;
+      await applyBenchPodRules(a);
+      await applyBenchPodRules(b);
+    },
+    async off() {
+      await removeBenchPodRules(a);
+      await removeBenchPodRules(b);
+      rulesOn = false;
+    },
+  };
+  try {
+    // Many short connections per round: a wider port range and TIME_WAIT reuse keep the
+    // connection-rate and idle runs of later rounds from running out of ports.
+    for (const p of [a, b]) {
+      await execa('ip', ['netns', 'exec', p.netns, 'sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=20000 65000', 'net.ipv4.tcp_tw_reuse=1']);
+    }
+    const podA: Identity = { pod: { name: 'a', serviceAccount: 'client', ips: [a.ipv4, a.ipv6] }, id: { trustDomain: 'cluster.local', namespace: 'bench', serviceAccount: 'client' } };
+    const podB: Identity = { pod: { name: 'b', serviceAccount: 'server', ips: [b.ipv4, b.ipv6] }, id: { trustDomain: 'cluster.local', namespace: 'bench', serviceAccount: 'server' } };
+    await writeCerts(dir, [podA, podB]);
+
+    procs.push(await startProc(...inNetns(b, process.execPath, [LOAD, 'server', String(SERVER_PORT)])));
+    procs.push(await startProc(...inNetns(b, 'iperf3', ['-s', '-p', String(IPERF_PORT)]), () => listening(b, IPERF_PORT)));
+
+    const service = (name: string, accept: string, connect: string, client: boolean): string[] => [`[${name}]`, ...(client ? ['client = yes'] : []), `accept = ${accept}`, `connect = ${connect}`];
+    writeFileSync(
+      join(dir, 'stunnel-client.conf'),
+      stunnelConfig(dir, 'client', 'a', [
+        ...service('load', `127.0.0.1:${STUNNEL.load.local}`, `${b.ipv4}:${STUNNEL.load.remote}`, true),
+        ...service('iperf', `127.0.0.1:${STUNNEL.iperf.local}`, `${b.ipv4}:${STUNNEL.iperf.remote}`, true),
+      ]),
+    );
+    writeFileSync(
+      join(dir, 'stunnel-server.conf'),
+      stunnelConfig(dir, 'server', 'b', [
+        ...service('load', `${b.ipv4}:${STUNNEL.load.remote}`, `127.0.0.1:${STUNNEL.load.target}`, false),
+        ...service('iperf', `${b.ipv4}:${STUNNEL.iperf.remote}`, `127.0.0.1:${STUNNEL.iperf.target}`, false),
+      ]),
+    );
+    const stunnelServer = await startProc(...inNetns(b, 'stunnel', [join(dir, 'stunnel-server.conf')]), async () => (await listening(b, STUNNEL.load.remote)) && (await listening(b, STUNNEL.iperf.remote)));
+    procs.push(stunnelServer);
+    const stunnelClient = await startProc(...inNetns(a, 'stunnel', [join(dir, 'stunnel-client.conf')]), async () => (await listening(a, STUNNEL.load.local)) && (await listening(a, STUNNEL.iperf.local)));
+    procs.push(stunnelClient);
+
+    // Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own process.
+    const warrenA = await startProc(...prlimit(process.execPath, ['--expose-gc', PROXY, a.path, 'a', dir]));
+    procs.push(warrenA);
+    const warrenB = await startProc(...prlimit(process.execPath, ['--expose-gc', PROXY, b.path, 'b', dir]));
+    procs.push(warrenB);
+
+    // The pids read for CPU and RSS must be the programs themselves (prlimit and `ip netns exec` exec into them).
+    for (const [pid, want] of [[stunnelClient.pid, 'stunnel'], [stunnelServer.pid, 'stunnel'], [warrenA.pid, 'node'], [warrenB.pid, 'node']] as const) {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      if (!comm.startsWith(want)) throw new Error(`pid ${pid} is ${comm}, expected ${want}`);
+    }
+    const nothing = async (): Promise<void> => undefined;
+    const rigs: PathRig[] = [
+      { name: 'direct', host: b.ipv4, port: SERVER_PORT, iperfHost: b.ipv4, iperfPort: IPERF_PORT, pids: [], gcPids: [], enter: nothing, leave: nothing },
+      {
+        name: 'stunnel',
+        host: '127.0.0.1',
+        port: STUNNEL.load.local,
+        iperfHost: '127.0.0.1',
+        iperfPort: STUNNEL.iperf.local,
+        pids: [stunnelClient.pid, stunnelServer.pid],
+        gcPids: [],
+        enter: nothing,
+        leave: nothing,
+      },
+      { name: 'warren', host: b.ipv4, port: SERVER_PORT, iperfHost: b.ipv4, iperfPort: IPERF_PORT, pids: [warrenA.pid, warrenB.pid], gcPids: [warrenA.pid, warrenB.pid], enter: rules.on, leave: rules.off },
+    ];
+
+    const rounds: RoundMeasure[] = [];
+    for (let round = 1; round <= DATAPLANE.rounds; round++) {
+      for (const rig of rigs) {
+        const t0 = Date.now();
+        await rig.enter();
+        try {
+          rounds.push(await measure(round, a, b, rig));
+        } finally {
+          await rig.leave();
+        }
+        const m = rounds[rounds.length - 1]!;
+        console.error(
+          `round ${round} ${rig.name}: ${m.gbit1.toFixed(2)} / ${m.gbit8.toFixed(2)} Gbit/s, p50 ${m.p50us.toFixed(0)} µs p99 ${m.p99us.toFixed(0)} µs, ` +
+            `${m.connPerSecond.toFixed(0)} conn/s, ${m.idleOpened} idle (${m.rssKiBPerIdleConnection.toFixed(2)} KiB each), ${((Date.now() - t0) / 1000).toFixed(1)} s ` +
+            `(${Object.entries(m.phaseSeconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')})`,
+        );
+      }
+    }
+    return { config: { ...DATAPLANE, clockTicks, nofileGranted: nofile, ...versions }, rounds, summary: summarize(rounds), seconds: (Date.now() - started) / 1000 };
+  } finally {
+    if (rulesOn) await rules.off().catch(() => undefined);
+    for (const p of procs.reverse()) await p.stop();
+    await topo.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
