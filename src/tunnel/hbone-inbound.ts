@@ -1,4 +1,4 @@
-import { constants, createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { constants, createSecureServer, type Http2Session, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { WorkloadCertificate } from '../identity/cert-manager.js';
@@ -52,6 +52,8 @@ export class HboneInbound {
   private serial = '';
   private roots: readonly string[] = [];
   private readonly sessions = new Set<ServerHttp2Session>();
+  /** the verified peer of each session until its certificate expires: streams reuse the check */
+  private readonly peers = new WeakMap<Http2Session, { peer: SpiffeId; until: number }>();
   private readonly live = new Map<ServerHttp2Stream, InboundRequest>();
   private streams = 0;
 
@@ -114,6 +116,14 @@ export class HboneInbound {
     session.once('close', () => this.sessions.delete(session));
   }
 
+  private peerOf(session: Http2Session, tls: TLSSocket): SpiffeId {
+    const cached = this.peers.get(session);
+    if (cached !== undefined && Date.now() < cached.until) return cached.peer;
+    const peer = verifyTlsPeer(tls, this.o.bundle, { trustDomain: this.o.trustDomain, expected: [] });
+    this.peers.set(session, { peer, until: Date.parse(tls.getPeerCertificate().valid_to) });
+    return peer;
+  }
+
   private async onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
     const started = Date.now();
     const tls = stream.session?.socket as TLSSocket | undefined;
@@ -128,7 +138,7 @@ export class HboneInbound {
     stream.once('close', () => this.streams--);
     let peer: SpiffeId;
     try {
-      peer = verifyTlsPeer(tls!, this.o.bundle, { trustDomain: this.o.trustDomain, expected: [] });
+      peer = this.peerOf(stream.session!, tls!);
     } catch (err) {
       return refuse(401, (err as Error).message);
     }
