@@ -8,7 +8,7 @@ import type { TrustBundle } from '../identity/trust-bundle.js';
 import { PROXY_MARK } from '../redirect/constants.js';
 import { HBONE, HBONE_HTTP2_SETTINGS, parseAuthority } from './hbone-settings.js';
 import { connectFromNetns } from './netns-connect.js';
-import { spliceStream } from './stream-splice.js';
+import { resetStream, spliceStream } from './stream-splice.js';
 
 export interface InboundRequest {
   peer: SpiffeId;
@@ -82,7 +82,7 @@ export class HboneInbound {
     for (const [stream, request] of this.live) {
       if (allowed(request)) continue;
       this.live.delete(stream);
-      stream.close(constants.NGHTTP2_CONNECT_ERROR);
+      resetStream(stream, constants.NGHTTP2_CONNECT_ERROR);
       n++;
     }
     return n;

@@ -26,7 +26,7 @@ export function spliceStream(socket: Socket, stream: Http2Stream): Promise<Splic
       // connection's flow-control window and every other stream on it stalls.
       stream.unpipe(socket);
       stream.resume();
-      if (!stream.destroyed) stream.close(constants.NGHTTP2_CONNECT_ERROR);
+      resetStream(stream, constants.NGHTTP2_CONNECT_ERROR);
       socket.destroy();
     });
     stream.on('error', (err: Error) => {
@@ -49,4 +49,16 @@ export function spliceStream(socket: Socket, stream: Http2Stream): Promise<Splic
     socket.pipe(stream);
     stream.pipe(socket);
   });
+}
+
+/**
+ * RST_STREAM, and only that. Node's `close(code)` first ends the writable
+ * side (END_STREAM goes out, then the reset), so the peer would pass a FIN
+ * to its app before the reset — a denied or broken connection would look
+ * like a clean close. Marking the side as ending skips that end().
+ */
+export function resetStream(stream: Http2Stream, code: number): void {
+  if (stream.destroyed || stream.closed) return;
+  (stream as unknown as { _writableState: { ending: boolean } })._writableState.ending = true;
+  stream.close(code);
 }
