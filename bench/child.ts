@@ -6,6 +6,8 @@ import { execa } from 'execa';
  * stop() ends it; it is also killed if this process exits.
  */
 export interface Child {
+  /** pid of the program itself (`ip netns exec` and prlimit exec into it): for /proc CPU and RSS readings */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -15,7 +17,7 @@ export async function startChild(
   isReady?: () => Promise<boolean>,
   timeoutMs = 10_000,
 ): Promise<Child> {
-  const proc = execa(file, args, { reject: false, cleanup: true, buffer: false, stderr: 'inherit' });
+  const proc = execa(file, args, { reject: false, cleanup: true, buffer: false, stdin: 'ignore', stderr: 'inherit' });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${file} ${args.join(' ')}: not ready after ${timeoutMs} ms`)), timeoutMs);
     let seen = '';
@@ -45,6 +47,7 @@ export async function startChild(
     throw err;
   });
   return {
+    pid: proc.pid!,
     async stop() {
       proc.kill('SIGTERM');
       const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);

@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createRootCa, loadCa, signWorkloadCert } from '../src/identity/ca-signer.js';
 import { checkCsr, createWorkloadKey } from '../src/identity/csr.js';
 import type { SpiffeId } from '../src/identity/spiffe.js';
+import { startChild, type Child } from './child.js';
 import { createTopology, type TestPod } from '../test/helpers/netns.js';
 import type { BenchPod } from './dataplane-proxy.js';
 import { applyBenchPodRules, removeBenchPodRules } from './pod-rules.js';
@@ -132,54 +133,6 @@ export function median(xs: number[]): number {
 let nofile: number = DATAPLANE.nofile;
 const prlimit = (file: string, args: string[]): [string, string[]] => ['prlimit', [`--nofile=${nofile}:${nofile}`, file, ...args]];
 const inNetns = (pod: TestPod, file: string, args: string[]): [string, string[]] => prlimit('ip', ['netns', 'exec', pod.netns, file, ...args]);
-
-interface Proc {
-  /** pid of the program itself: prlimit and `ip netns exec` exec into it */
-  pid: number;
-  stop(): Promise<void>;
-}
-
-/** A long-running child, ready when it prints `ready` or `isReady` says so. */
-async function startProc(file: string, args: string[], isReady?: () => Promise<boolean>, timeoutMs = 15_000): Promise<Proc> {
-  const proc = execa(file, args, { reject: false, cleanup: true, buffer: false, stdin: 'ignore', stderr: 'inherit' });
-  const stop = async (): Promise<void> => {
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-    await proc;
-    clearTimeout(timer);
-  };
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${file} ${args.join(' ')}: not ready after ${timeoutMs} ms`)), timeoutMs);
-      let seen = '';
-      proc.stdout?.on('data', (d: Buffer) => {
-        seen += d.toString();
-        if (seen.includes('ready')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      if (isReady !== undefined) {
-        const poll = async (): Promise<void> => {
-          if (await isReady()) {
-            clearTimeout(timer);
-            resolve();
-          } else setTimeout(() => void poll(), 50);
-        };
-        void poll();
-      }
-      void proc.then((r) => {
-        clearTimeout(timer);
-        reject(new Error(`${file} ${args.join(' ')} exited (${r.exitCode}) before it was ready`));
-      });
-    });
-  } catch (err) {
-    proc.kill('SIGKILL');
-    await proc;
-    throw err;
-  }
-  return { pid: proc.pid!, stop };
-}
 
 async function listening(pod: TestPod, port: number, address?: string): Promise<boolean> {
   const filter = address === undefined ? `sport = :${port}` : `src ${address} and sport = :${port}`;
@@ -446,7 +399,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
   const topo = await createTopology(2);
   const [a, b] = topo.pods as [TestPod, TestPod];
   const dir = mkdtempSync(join(tmpdir(), 'warren-dataplane-'));
-  const procs: Proc[] = [];
+  const procs: Child[] = [];
   let rulesOn = false;
   const rules = {
     async on() {
@@ -470,8 +423,8 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     const podB: Identity = { pod: { name: 'b', serviceAccount: 'server', ips: [b.ipv4, b.ipv6] }, id: { trustDomain: 'cluster.local', namespace: 'bench', serviceAccount: 'server' } };
     await writeCerts(dir, [podA, podB]);
 
-    procs.push(await startProc(...inNetns(b, process.execPath, [LOAD, 'server', String(SERVER_PORT)])));
-    procs.push(await startProc(...inNetns(b, 'iperf3', ['-s', '-p', String(IPERF_PORT)]), () => listening(b, IPERF_PORT)));
+    procs.push(await startChild(...inNetns(b, process.execPath, [LOAD, 'server', String(SERVER_PORT)])));
+    procs.push(await startChild(...inNetns(b, 'iperf3', ['-s', '-p', String(IPERF_PORT)]), () => listening(b, IPERF_PORT)));
 
     const service = (name: string, accept: string, connect: string, client: boolean): string[] => [`[${name}]`, ...(client ? ['client = yes'] : []), `accept = ${accept}`, `connect = ${connect}`];
     writeFileSync(
@@ -488,15 +441,15 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         ...service('iperf', `${b.ipv4}:${STUNNEL.iperf.remote}`, `127.0.0.1:${STUNNEL.iperf.target}`, false),
       ]),
     );
-    const stunnelServer = await startProc(...inNetns(b, 'stunnel', [join(dir, 'stunnel-server.conf')]), async () => (await listening(b, STUNNEL.load.remote)) && (await listening(b, STUNNEL.iperf.remote)));
+    const stunnelServer = await startChild(...inNetns(b, 'stunnel', [join(dir, 'stunnel-server.conf')]), async () => (await listening(b, STUNNEL.load.remote)) && (await listening(b, STUNNEL.iperf.remote)));
     procs.push(stunnelServer);
-    const stunnelClient = await startProc(...inNetns(a, 'stunnel', [join(dir, 'stunnel-client.conf')]), async () => (await listening(a, STUNNEL.load.local)) && (await listening(a, STUNNEL.iperf.local)));
+    const stunnelClient = await startChild(...inNetns(a, 'stunnel', [join(dir, 'stunnel-client.conf')]), async () => (await listening(a, STUNNEL.load.local)) && (await listening(a, STUNNEL.iperf.local)));
     procs.push(stunnelClient);
 
     // Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own process.
-    const warrenA = await startProc(...prlimit(process.execPath, ['--expose-gc', PROXY, a.path, 'a', dir]));
+    const warrenA = await startChild(...prlimit(process.execPath, ['--expose-gc', PROXY, a.path, 'a', dir]));
     procs.push(warrenA);
-    const warrenB = await startProc(...prlimit(process.execPath, ['--expose-gc', PROXY, b.path, 'b', dir]));
+    const warrenB = await startChild(...prlimit(process.execPath, ['--expose-gc', PROXY, b.path, 'b', dir]));
     procs.push(warrenB);
 
     // The pids read for CPU and RSS must be the programs themselves (prlimit and `ip netns exec` exec into them).
