@@ -1,3 +1,4 @@
+import { describeIssue } from '../config/zod-issue.js';
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -60,10 +61,7 @@ export async function startCniServer(socketPath: string, handlers: CniHandlers, 
         return reply(res, 400, { message: (err as Error).message });
       }
       const parsed = (op === 'add' ? cniRequestSchema : cniDelSchema).safeParse(body);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        return reply(res, 400, { message: `invalid CNI request: ${issue.path.join('.') || '(root)'}: ${issue.message}` });
-      }
+      if (!parsed.success) return reply(res, 400, { message: `invalid CNI request: ${describeIssue(parsed.error)}` });
       try {
         if (op === 'add') return reply(res, 200, await handlers.add(parsed.data));
         await handlers.del(parsed.data);

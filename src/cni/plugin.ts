@@ -1,3 +1,4 @@
+import { describeIssue } from '../config/zod-issue.js';
 import { z } from 'zod';
 import { WarrenError } from '../errors/warren-error.js';
 
@@ -138,10 +139,7 @@ function parseNetConf(raw: unknown, needPrevResult: boolean): WarrenNetConf {
     throw new CniPluginError(CNI_ERROR.incompatibleVersion, `cniVersion ${raw.cniVersion} is not supported by warren-cni (supported: ${SUPPORTED_CNI_VERSIONS.join(', ')})`);
   }
   const res = netConfSchema.safeParse(raw);
-  if (!res.success) {
-    const issue = res.error.issues[0];
-    throw new CniPluginError(CNI_ERROR.invalidConfig, `invalid network config: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
-  }
+  if (!res.success) throw new CniPluginError(CNI_ERROR.invalidConfig, `invalid network config: ${describeIssue(res.error)}`);
   if (needPrevResult && res.data.prevResult === undefined) {
     throw new CniPluginError(CNI_ERROR.invalidConfig, 'invalid network config: prevResult: is required; warren-cni must be chained after an interface plugin such as bridge or ptp');
   }

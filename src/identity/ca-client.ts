@@ -1,3 +1,4 @@
+import { describeIssue } from '../config/zod-issue.js';
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { z } from 'zod';
@@ -76,7 +77,7 @@ export function createCaClient(options: { address: string; tokenFile: string; bu
       } catch {
         throw new CaRequestError('the CA answered with invalid JSON', status);
       }
-      if (!parsed.success) throw new CaRequestError(`the CA's answer is malformed: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`, status);
+      if (!parsed.success) throw new CaRequestError(`the CA's answer is malformed: ${describeIssue(parsed.error)}`, status);
       return parsed.data.certChain;
     },
   };

@@ -1,3 +1,4 @@
+import { describeIssue } from '../config/zod-issue.js';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -81,7 +82,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
     let body: z.infer<typeof requestSchema>;
     try {
       const parsed = requestSchema.safeParse(JSON.parse(await readBodyText(req, MAX_BODY)));
-      if (!parsed.success) return refuse(400, `invalid request: ${parsed.error.issues[0]!.path.join('.') || '(root)'}: ${parsed.error.issues[0]!.message}`, 'bad_request');
+      if (!parsed.success) return refuse(400, `invalid request: ${describeIssue(parsed.error)}`, 'bad_request');
       body = parsed.data;
     } catch (err) {
       return refuse(400, err instanceof WarrenError ? err.message : `the request body is not valid JSON: ${(err as Error).message}`, 'bad_request');

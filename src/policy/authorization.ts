@@ -1,3 +1,4 @@
+import { describeIssue } from '../config/zod-issue.js';
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 
@@ -39,10 +40,7 @@ export interface AuthorizationPolicy {
 /** Parses one API object; throws naming the bad field. AUDIT and CUSTOM are not L4 decisions and are refused. */
 export function parseAuthorizationPolicy(obj: unknown): AuthorizationPolicy {
   const parsed = policySchema.safeParse(obj);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`${issue.path.join('.')}: ${issue.message}`);
-  }
+  if (!parsed.success) throw new Error(describeIssue(parsed.error));
   const { metadata, spec } = parsed.data;
   if (spec.action === 'AUDIT' || spec.action === 'CUSTOM') throw new Error(`spec.action: ${spec.action} is not supported by warren`);
   const httpFields: string[] = [];

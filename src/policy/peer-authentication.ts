@@ -1,3 +1,4 @@
+import { describeIssue } from '../config/zod-issue.js';
 import { z } from 'zod';
 
 export type MtlsMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
@@ -25,10 +26,7 @@ const schema = z.object({
 /** A PeerAuthentication object from the API, or an error naming the bad field (the object is then ignored). */
 export function parsePeerAuthentication(obj: unknown): PeerAuthentication {
   const parsed = schema.safeParse(obj);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`${issue.path.join('.')}: ${issue.message}`);
-  }
+  if (!parsed.success) throw new Error(describeIssue(parsed.error));
   const { metadata, spec } = parsed.data;
   const labels = spec.selector?.matchLabels;
   return {
