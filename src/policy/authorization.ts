@@ -1,4 +1,5 @@
 import { describeIssue } from '../config/zod-issue.js';
+import { selectorMatches } from './selector.js';
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 
@@ -25,14 +26,16 @@ const policySchema = z.object({
 });
 
 type RawRule = z.infer<typeof ruleSchema>;
+/** A rule as parsed, and whether it uses HTTP-only fields (found once at parse time, not per connection). */
+type L4Rule = RawRule & { usesHttp: boolean };
 
 export interface AuthorizationPolicy {
   namespace: string;
   name: string;
   selector?: Record<string, string>;
   action: 'ALLOW' | 'DENY';
-  /** undefined: the policy has no `rules` (ALLOW: allow-nothing) */
-  rules: readonly RawRule[];
+  /** empty when the policy has no `rules` (ALLOW: allow-nothing) */
+  rules: readonly L4Rule[];
   /** HTTP-only fields the policy uses (empty when it is pure L4), e.g. "rules[0].to[0].operation.methods" */
   httpFields: readonly string[];
 }
@@ -44,10 +47,12 @@ export function parseAuthorizationPolicy(obj: unknown): AuthorizationPolicy {
   const { metadata, spec } = parsed.data;
   if (spec.action === 'AUDIT' || spec.action === 'CUSTOM') throw new Error(`spec.action: ${spec.action} is not supported by warren`);
   const httpFields: string[] = [];
-  (spec.rules ?? []).forEach((r, i) => {
+  const rules = (spec.rules ?? []).map((r, i): L4Rule => {
+    const before = httpFields.length;
     r.from?.forEach((f, j) => HTTP_ONLY_FIELDS.forEach((k) => k in f.source && httpFields.push(`rules[${i}].from[${j}].source.${k}`)));
     r.to?.forEach((t, j) => HTTP_ONLY_FIELDS.forEach((k) => k in t.operation && httpFields.push(`rules[${i}].to[${j}].operation.${k}`)));
     r.when?.forEach((w, j) => !L4_WHEN_KEYS.has(w.key) && httpFields.push(`rules[${i}].when[${j}].key=${w.key}`));
+    return { ...r, usesHttp: httpFields.length > before };
   });
   const labels = spec.selector?.matchLabels;
   return {
@@ -55,7 +60,7 @@ export function parseAuthorizationPolicy(obj: unknown): AuthorizationPolicy {
     name: metadata.name,
     ...(labels !== undefined && Object.keys(labels).length > 0 ? { selector: labels } : {}),
     action: spec.action,
-    rules: spec.rules ?? [],
+    rules,
     httpFields,
   };
 }
@@ -72,16 +77,23 @@ export type AuthzDecision = { allow: true; policy?: string } | { allow: false; p
 const matchString = (pattern: string, value: string): boolean =>
   pattern === '*' ? value !== '' : pattern.endsWith('*') ? value.startsWith(pattern.slice(0, -1)) : pattern.startsWith('*') ? value.endsWith(pattern.slice(1)) : pattern === value;
 
+/** One BlockList per ipBlocks list of a parsed policy, built on first use rather than per connection. */
+const blockLists = new WeakMap<readonly string[], BlockList>();
+
 function inBlocks(blocks: readonly string[], ip: string): boolean {
-  const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
-  return blocks.some((b) => {
-    const [addr, len] = b.split('/');
-    if (addr === undefined || isIP(addr) === 0) return false;
-    const list = new BlockList();
-    if (len === undefined) list.addAddress(addr, isIP(addr) === 6 ? 'ipv6' : 'ipv4');
-    else list.addSubnet(addr, Number(len), isIP(addr) === 6 ? 'ipv6' : 'ipv4');
-    return list.check(ip, family);
-  });
+  let list = blockLists.get(blocks);
+  if (list === undefined) {
+    list = new BlockList();
+    for (const b of blocks) {
+      const [addr, len] = b.split('/');
+      if (addr === undefined || isIP(addr) === 0) continue;
+      const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+      if (len === undefined) list.addAddress(addr, family);
+      else list.addSubnet(addr, Number(len), family);
+    }
+    blockLists.set(blocks, list);
+  }
+  return list.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4');
 }
 
 /** Istio principals omit the scheme: "cluster.local/ns/foo/sa/bar". */
@@ -122,12 +134,8 @@ function whenValue(key: string, r: L4Request): string | undefined {
  * fields: an ALLOW rule using one matches nothing; a DENY rule is evaluated
  * without them, so it denies the whole L4 match (fail closed, as Istio).
  */
-function ruleMatches(rule: RawRule, r: L4Request, action: 'ALLOW' | 'DENY'): boolean {
-  const usesHttp =
-    (rule.from ?? []).some((f) => HTTP_ONLY_FIELDS.some((k) => k in f.source)) ||
-    (rule.to ?? []).some((t) => HTTP_ONLY_FIELDS.some((k) => k in t.operation)) ||
-    (rule.when ?? []).some((w) => !L4_WHEN_KEYS.has(w.key));
-  if (usesHttp && action === 'ALLOW') return false;
+function ruleMatches(rule: L4Rule, r: L4Request, action: 'ALLOW' | 'DENY'): boolean {
+  if (rule.usesHttp && action === 'ALLOW') return false;
   const principal = principalOf(r);
   const fromOk =
     rule.from === undefined ||
@@ -146,7 +154,7 @@ function ruleMatches(rule: RawRule, r: L4Request, action: 'ALLOW' | 'DENY'): boo
 }
 
 const applies = (p: AuthorizationPolicy, rootNamespace: string, dst: L4Request['destination']): boolean =>
-  (p.namespace === rootNamespace || p.namespace === dst.namespace) && (p.selector === undefined || Object.entries(p.selector).every(([k, v]) => dst.labels[k] === v));
+  (p.namespace === rootNamespace || p.namespace === dst.namespace) && (p.selector === undefined || selectorMatches(p.selector, dst.labels));
 
 /**
  * Istio's L4 authorization for one connection (DESIGN.md §6): any matching

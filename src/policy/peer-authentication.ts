@@ -1,4 +1,5 @@
 import { describeIssue } from '../config/zod-issue.js';
+import { selectorMatches } from './selector.js';
 import { z } from 'zod';
 
 export type MtlsMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
@@ -38,7 +39,6 @@ export function parsePeerAuthentication(obj: unknown): PeerAuthentication {
   };
 }
 
-const matches = (selector: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(selector).every(([k, v]) => labels[k] === v);
 const oldestFirst = (a: PeerAuthentication, b: PeerAuthentication): number => a.name.localeCompare(b.name);
 
 /**
@@ -49,7 +49,7 @@ const oldestFirst = (a: PeerAuthentication, b: PeerAuthentication): number => a.
  * several at one level the first by name wins (Istio: the oldest).
  */
 export function effectiveMtlsMode(policies: readonly PeerAuthentication[], rootNamespace: string, pod: { namespace: string; labels: Record<string, string> }, port: number): MtlsMode {
-  const workload = policies.filter((p) => p.namespace === pod.namespace && p.selector !== undefined && matches(p.selector, pod.labels)).sort(oldestFirst)[0];
+  const workload = policies.filter((p) => p.namespace === pod.namespace && p.selector !== undefined && selectorMatches(p.selector, pod.labels)).sort(oldestFirst)[0];
   const namespace = policies.filter((p) => p.namespace === pod.namespace && p.selector === undefined).sort(oldestFirst)[0];
   const mesh = policies.filter((p) => p.namespace === rootNamespace && p.selector === undefined).sort(oldestFirst)[0];
   for (const m of [workload?.portLevel.get(port), workload?.mode, namespace?.mode, mesh?.mode]) {
