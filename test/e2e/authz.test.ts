@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
+import { warren } from '../helpers/warren-cli.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 
-const WARREN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const warren = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { reject: false, timeout: 120_000 });
 const GROUP = { group: 'security.warren.io', version: 'v1', plural: 'authorizationpolicies' };
 
 const MANIFEST = `

@@ -5,7 +5,6 @@ import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { httpGetFromPod, httpGetInNetns } from '../../src/sim/client/pod-http.js';
@@ -15,9 +14,8 @@ import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { rootTest } from '../helpers/root.js';
+import { WARREN, warren } from '../helpers/warren-cli.js';
 
-const WARREN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const warren = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { reject: false, timeout: 120_000 });
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const NS = 'mesh';
 

@@ -6,7 +6,6 @@ import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { loadCa, signWorkloadCert } from '../../src/identity/ca-signer.js';
@@ -17,10 +16,9 @@ import { UNDERLAY, planTopology } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
+import { warren } from '../helpers/warren-cli.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 
-const WARREN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const warren = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { reject: false, timeout: 120_000 });
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 const MANIFEST = `

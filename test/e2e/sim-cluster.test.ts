@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { CoreV1Api, KubeConfig, makeInformer, type V1Pod } from '@kubernetes/client-node';
 import { httpGetFromPod } from '../../src/sim/client/pod-http.js';
@@ -10,9 +9,8 @@ import { podNetnsName } from '../../src/sim/topology/plan.js';
 import { DEMO_MANIFEST, DEMO_NAMESPACE as NS } from '../../src/sim/demo-manifest.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
+import { warren } from '../helpers/warren-cli.js';
 
-const WARREN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const warren = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { reject: false, timeout: 120_000 });
 
 
 rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP, informers, kubectl, and down leaves nothing', async () => {
