@@ -23,7 +23,9 @@ import { TrustBundle } from '../src/identity/trust-bundle.js';
 import { buildClusterIndex } from '../src/k8s/cluster-index.js';
 import { REDIRECTION_ANNOTATION } from '../src/k8s/enrollment.js';
 import type { DataPlane } from '../src/tunnel/dataplane.js';
-import { PodProxy, type ConnectionRecord } from '../src/tunnel/pod-proxy.js';
+import { PodProxy } from '../src/tunnel/pod-proxy.js';
+import { Registry } from 'prom-client';
+import { ConnectionTelemetry } from '../src/telemetry/connection-telemetry.js';
 
 export const BENCH_NAMESPACE = 'bench';
 export const TRUST_DOMAIN = 'cluster.local';
@@ -81,14 +83,20 @@ async function main(): Promise<void> {
     authorize: () => ({ allow: true }),
     plaintextAllowed: () => true,
   };
-  // Connection records are what the agent would log or count; here failures are counted and
-  // summed up on exit (iperf3 resets its data connections at the end of every test).
+  // The agent's own telemetry (Istio metrics per connection); access log entries, which the
+  // agent would write as JSON lines, are only checked for failures, counted and summed up on
+  // exit (iperf3 resets its data connections at the end of every test).
   const errors = new Map<string, number>();
-  const onConnection = (r: ConnectionRecord): void => {
-    if (r.error === undefined) return;
-    const k = `${r.direction} ${r.destination ?? ''}: ${r.error}`;
-    errors.set(k, (errors.get(k) ?? 0) + 1);
-  };
+  const telemetry = new ConnectionTelemetry({
+    registry: new Registry(),
+    index: () => index,
+    clusterDomain: 'cluster.local',
+    accessLog: (e) => {
+      if (e['outcome'] === 'ok') return;
+      const k = `${String(e['direction'])} ${JSON.stringify(e['dst'])}: ${String(e['reason'])}`;
+      errors.set(k, (errors.get(k) ?? 0) + 1);
+    },
+  });
   const proxy = await PodProxy.start({
     pod: `${BENCH_NAMESPACE}/${name}`,
     namespace: BENCH_NAMESPACE,
@@ -97,7 +105,7 @@ async function main(): Promise<void> {
     ips: self.ips,
     identity: identityOf(self),
     dataplane,
-    onConnection,
+    telemetry,
   });
   process.on('SIGUSR2', () => {
     (globalThis as { gc?: () => void }).gc?.();

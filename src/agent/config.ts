@@ -23,6 +23,9 @@ export const ENV = {
   caTokenFile: 'WARREN_CA_TOKEN_FILE',
   systemNamespace: 'POD_NAMESPACE',
   trustDomain: 'WARREN_TRUST_DOMAIN',
+  clusterDomain: 'WARREN_CLUSTER_DOMAIN',
+  logLevel: 'WARREN_LOG_LEVEL',
+  accessLogLevel: 'WARREN_ACCESS_LOG_LEVEL',
 } as const;
 
 const hostPort = z.string().regex(/^[0-9a-fA-F.:]+:\d+$/, 'must be host:port');
@@ -44,6 +47,10 @@ const configSchema = z.strictObject({
   caTokenFile: z.string().min(1).default('/var/run/secrets/tokens/warren-ca-token'),
   systemNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').default('warren-system'),
   trustDomain: z.string().regex(/^[a-z0-9._-]{1,255}$/, 'must be lowercase letters, digits, dots, dashes').default(DEFAULT_TRUST_DOMAIN),
+  clusterDomain: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS domain').default('cluster.local'),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /** the level access log lines are written at; "off" writes none */
+  accessLogLevel: z.enum(['trace', 'debug', 'info', 'warn', 'off']).default('info'),
   installCni: z.boolean().default(true),
   uninstall: z.boolean().default(false),
 });

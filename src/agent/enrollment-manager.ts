@@ -1,7 +1,8 @@
 import type { SpiffeId } from '../identity/spiffe.js';
 import type { RedirectBackend } from '../redirect/backend.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
-import { PodProxy, type ConnectionRecord } from '../tunnel/pod-proxy.js';
+import { PodProxy } from '../tunnel/pod-proxy.js';
+import type { ConnectionObserver } from '../telemetry/connection-observer.js';
 import type { PodView } from './enrollment-plan.js';
 
 export type RedirectionState = 'enabled' | 'disabled' | 'failed';
@@ -24,7 +25,9 @@ export interface EnrollmentDeps {
   acquireIdentity(pod: PodView): Promise<SpiffeId>;
   releaseIdentity(uid: string): void;
   dataplane: DataPlane;
-  onConnection(record: ConnectionRecord): void;
+  telemetry: ConnectionObserver;
+  /** a netfilter/routing change failed (counted in warren_rule_apply_errors_total) */
+  ruleError(operation: 'pod-apply' | 'pod-remove' | 'node'): void;
   log(msg: string, fields: Record<string, unknown>): void;
   drainMs: number;
 }
@@ -71,7 +74,10 @@ export class EnrollmentManager {
       try {
         identity = await this.deps.acquireIdentity(pod);
         path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips });
-        await this.deps.backend.applyPod(path, { podIPs: pod.ips });
+        await this.deps.backend.applyPod(path, { podIPs: pod.ips }).catch((err: unknown) => {
+          this.deps.ruleError('pod-apply');
+          throw err;
+        });
         const proxy = await PodProxy.start({
           pod: name,
           namespace: pod.namespace,
@@ -80,7 +86,7 @@ export class EnrollmentManager {
           ips: pod.ips,
           identity,
           dataplane: this.deps.dataplane,
-          onConnection: this.deps.onConnection,
+          telemetry: this.deps.telemetry,
         }).catch(async (err: unknown) => {
           // Rules without listeners would black-hole the pod: take them back.
           await this.deps.backend.removePod(path!).catch(() => undefined);
@@ -111,7 +117,10 @@ export class EnrollmentManager {
       const entry = this.pods.get(uid);
       if (entry === undefined) return;
       this.pods.delete(uid);
-      const ruleFailure = (err: Error): void => this.deps.log('rule removal failed', { pod: entry.pod, err: err.message });
+      const ruleFailure = (err: Error): void => {
+        this.deps.ruleError('pod-remove');
+        this.deps.log('rule removal failed', { pod: entry.pod, err: err.message });
+      };
       if (!options.podGone) await this.deps.backend.removePodCapture(entry.netns).catch(ruleFailure);
       await this.syncNodeRules();
       if (!options.podGone && options.podRef) {
@@ -132,7 +141,10 @@ export class EnrollmentManager {
         const podIPs = [...this.pods.values()].flatMap((p) => p.ips);
         return podIPs.length === 0 ? this.deps.backend.removeNode(undefined) : this.deps.backend.applyNode(undefined, { podIPs });
       });
-    return this.nodeRules.catch((err: Error) => this.deps.log('node rules failed', { err: err.message }));
+    return this.nodeRules.catch((err: Error) => {
+      this.deps.ruleError('node');
+      this.deps.log('node rules failed', { err: err.message });
+    });
   }
 
   /**

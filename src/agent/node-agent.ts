@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
-import { Counter, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { installCniPlugin, uninstallCniPlugin, watchCniConfig } from '../cni/installer.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION, decideEnrollment, isExcludedNamespace } from '../k8s/enrollment.js';
@@ -23,6 +23,8 @@ import { effectiveMtlsMode } from '../policy/peer-authentication.js';
 import { authorize } from '../policy/authorization.js';
 import { serveEndpoints } from '../telemetry/http-endpoints.js';
 import { adminRoutes } from './admin-api.js';
+import { agentMetrics } from '../telemetry/agent-metrics.js';
+import { ConnectionTelemetry } from '../telemetry/connection-telemetry.js';
 
 const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/plugin-main.js', import.meta.url));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -48,7 +50,7 @@ function podView(p: V1Pod): PodView {
  * rather than flowing around it.
  */
 export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
-  const log = pino({ base: { component: 'warren-node', node: config.nodeName } });
+  const log = pino({ level: config.logLevel, base: { component: 'warren-node', node: config.nodeName } });
   const logFn = (msg: string, fields: Record<string, unknown>): void => log.info(fields, msg);
   const kc = loadKubeConfig(config.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
@@ -65,9 +67,8 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
 
   if (config.uninstall) return uninstall(config, core, logFn);
 
-  let connections = 0;
   const registry = new Registry();
-  const denials = new Counter({ name: 'warren_policy_denials_total', help: 'Inbound connections denied by AuthorizationPolicy', registers: [registry] });
+  const agent = agentMetrics(registry, () => manager.enrolled().length);
   const identity = startWorkloadIdentity(kc, config, registry, logFn);
   const cluster = startClusterState(kc, logFn);
   const policies = startPolicyState(kc, logFn, () => reauthorize());
@@ -78,11 +79,16 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     certificate: (id) => identity.certs.current(id),
     authorize: (request) => {
       const decision = authorize(policies.authorizationPolicies(), config.systemNamespace, request);
-      if (!decision.allow) denials.inc();
+      if (!decision.allow) agent.policyDenials.inc();
       return decision;
     },
-    plaintextAllowed: (pod, port) => effectiveMtlsMode(policies.peerAuthentications(), config.systemNamespace, pod, port) !== 'STRICT',
+    plaintextAllowed: (pod, port) => {
+      const allowed = effectiveMtlsMode(policies.peerAuthentications(), config.systemNamespace, pod, port) !== 'STRICT';
+      if (!allowed) agent.policyDenials.inc();
+      return allowed;
+    },
   };
+  const telemetry = new ConnectionTelemetry({ registry, index: () => cluster.index(), clusterDomain: config.clusterDomain, accessLog: accessLogWriter(log, config.accessLogLevel) });
   const netnsFinder = new NetnsFinder();
   const manager = new EnrollmentManager({
     dataplane,
@@ -91,10 +97,8 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     acquireIdentity: (pod) => identity.acquire(pod),
     releaseIdentity: (uid) => identity.release(uid),
     annotate,
-    onConnection: (record) => {
-      connections++;
-      log.info({ ...record, total: connections }, 'connection');
-    },
+    telemetry,
+    ruleError: (operation) => agent.ruleErrors.inc({ operation }),
     log: logFn,
     drainMs: config.drainSeconds * 1000,
   });
@@ -135,13 +139,20 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     config.cniSocket,
     {
       add: async (req: CniRequest) => {
-        if (isExcludedNamespace(req.podNamespace, policy)) return { enrolled: false, reason: 'excluded-namespace' };
-        const pod = await readPod(core, req);
-        const view = { ...podView(pod), ips: req.ips };
-        const decision = decideEnrollment(namespaceLabels().get(req.podNamespace) ?? (await namespaceLabelsFromApi(core, req.podNamespace)), view, policy);
-        if (!decision.enroll) return { enrolled: false, reason: decision.reason };
-        await manager.enroll(view, req.netns);
-        return { enrolled: true };
+        const timer = agent.cniAdd.startTimer();
+        let result = 'error';
+        try {
+          if (isExcludedNamespace(req.podNamespace, policy)) return (result = 'skipped'), { enrolled: false, reason: 'excluded-namespace' };
+          const pod = await readPod(core, req);
+          const view = { ...podView(pod), ips: req.ips };
+          const decision = decideEnrollment(namespaceLabels().get(req.podNamespace) ?? (await namespaceLabelsFromApi(core, req.podNamespace)), view, policy);
+          if (!decision.enroll) return (result = 'skipped'), { enrolled: false, reason: decision.reason };
+          await manager.enroll(view, req.netns);
+          result = 'enrolled';
+          return { enrolled: true };
+        } finally {
+          timer({ result });
+        }
       },
       del: async (req: CniRequest) => manager.unenroll(req.podUid, { podGone: true }),
     },
@@ -183,6 +194,13 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   await manager.shutdown(config.drainSeconds * 1000);
   await identity.stop();
   return 0;
+}
+
+/** Access log lines go to the agent's log at their own level, so they can be kept or dropped alone. */
+function accessLogWriter(log: pino.Logger, level: NodeAgentConfig['accessLogLevel']): (entry: Record<string, unknown>) => void {
+  if (level === 'off') return () => {};
+  const access = log.child({ log: 'access' });
+  return (entry) => access[level](entry, 'connection');
 }
 
 function cniInstallOptions(config: NodeAgentConfig) {

@@ -26,6 +26,10 @@ restarting them. Flags override the environment variables shown.
                                /var/run/secrets/tokens/warren-ca-token)
   --system-namespace NS        where ConfigMap warren-ca-root is read ($${ENV.systemNamespace}; warren-system)
   --trust-domain TD            SPIFFE trust domain ($${ENV.trustDomain}; cluster.local)
+  --cluster-domain D           DNS domain in destination_service labels ($${ENV.clusterDomain}; cluster.local)
+  --log-level L                trace | debug | info | warn | error | fatal ($${ENV.logLevel}; info)
+  --access-log-level L         level of the per-connection access log lines, or off
+                               ($${ENV.accessLogLevel}; info)
   --no-install-cni             do not install or watch the CNI plugin
   --uninstall                  remove every rule, the CNI entry and the plugin from this node, then exit`;
 
@@ -50,6 +54,9 @@ export async function runNode(argv: string[]): Promise<number> {
       'ca-token-file': { type: 'string' },
       'system-namespace': { type: 'string' },
       'trust-domain': { type: 'string' },
+      'cluster-domain': { type: 'string' },
+      'log-level': { type: 'string' },
+      'access-log-level': { type: 'string' },
       'no-install-cni': { type: 'boolean', default: false },
       uninstall: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -76,6 +83,9 @@ export async function runNode(argv: string[]): Promise<number> {
     caTokenFile: values['ca-token-file'],
     systemNamespace: values['system-namespace'],
     trustDomain: values['trust-domain'],
+    clusterDomain: values['cluster-domain'],
+    logLevel: values['log-level'],
+    accessLogLevel: values['access-log-level'],
     installCni: !values['no-install-cni'],
     uninstall: values.uninstall,
   };

@@ -1,8 +1,9 @@
 import type { V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node';
 import { REDIRECTION_ANNOTATION } from './enrollment.js';
+import { workloadNames, type WorkloadNames } from './workload-name.js';
 
 /** What the data plane needs to know about a pod anywhere in the cluster (a few hundred bytes). */
-export interface Workload {
+export interface Workload extends WorkloadNames {
   uid: string;
   namespace: string;
   name: string;
@@ -85,6 +86,7 @@ export function buildClusterIndex(pods: readonly V1Pod[], services: readonly V1S
       node: p.spec?.nodeName ?? '',
       ips,
       enrolled: p.metadata.annotations?.[REDIRECTION_ANNOTATION] === 'enabled',
+      ...workloadNames(p),
     };
     for (const ip of ips) byIp.set(ip, w);
   }

@@ -2,13 +2,14 @@ import { constants, createSecureServer, type Http2Session, type Http2SecureServe
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { WorkloadCertificate } from '../identity/cert-manager.js';
-import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
+import type { SpiffeId } from '../identity/spiffe.js';
 import { serverTlsOptions, verifyTlsPeer } from '../identity/tls-context.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
 import { PROXY_MARK } from '../redirect/constants.js';
 import { HBONE, HBONE_HTTP2_SETTINGS, parseAuthority } from './hbone-settings.js';
 import { connectFromNetns } from './netns-connect.js';
 import { resetStream, spliceStream } from './stream-splice.js';
+import type { OpenConnection } from '../telemetry/connection-observer.js';
 
 export interface InboundRequest {
   peer: SpiffeId;
@@ -18,15 +19,16 @@ export interface InboundRequest {
 
 export type Authorize = (request: InboundRequest) => { allow: true; policy?: string } | { allow: false; policy?: string; reason: string };
 
-export interface InboundRecord {
-  peer?: string;
-  source: string;
-  destination?: string;
+/** A CONNECT that carried no byte: what was known when it was refused. */
+export interface InboundRefusal {
+  sourceIp: string;
+  sourcePort: number;
+  peer?: SpiffeId;
+  target?: { ip: string; port: number };
+  /** the HTTP status answered: 400 bad request, 401 not authenticated or denied, 503 app unreachable */
   status: number;
-  bytesSent: number;
-  bytesReceived: number;
-  durationMs: number;
-  error?: string;
+  reason: string;
+  policy?: string;
 }
 
 export interface HboneInboundOptions {
@@ -36,7 +38,9 @@ export interface HboneInboundOptions {
   bundle: TrustBundle;
   trustDomain: string;
   authorize: Authorize;
-  onStream(record: InboundRecord): void;
+  /** a stream was accepted and reached the app: bytes flow until the handle is closed */
+  opened(request: InboundRequest & { sourcePort: number }): OpenConnection;
+  refused(refusal: InboundRefusal): void;
 }
 
 /**
@@ -125,13 +129,11 @@ export class HboneInbound {
   }
 
   private async onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
-    const started = Date.now();
     const tls = stream.session?.socket as TLSSocket | undefined;
-    const sourceIp = tls?.remoteAddress ?? '';
-    const base = { source: `${sourceIp}:${tls?.remotePort ?? 0}`, bytesSent: 0, bytesReceived: 0 };
-    const refuse = (status: number, error: string, extra: Partial<InboundRecord> = {}): void => {
+    const source = { sourceIp: tls?.remoteAddress ?? '', sourcePort: tls?.remotePort ?? 0 };
+    const refuse = (status: number, reason: string, extra: Partial<InboundRefusal> = {}): void => {
       if (!stream.destroyed) stream.respond({ ':status': status }, { endStream: true });
-      this.o.onStream({ ...base, ...extra, status, durationMs: Date.now() - started, error });
+      this.o.refused({ ...source, ...extra, status, reason });
     };
     stream.on('error', () => {});
     this.streams++;
@@ -142,37 +144,27 @@ export class HboneInbound {
     } catch (err) {
       return refuse(401, (err as Error).message);
     }
-    const who = { peer: formatSpiffeId(peer) };
-    if (headers[':method'] !== 'CONNECT') return refuse(400, `method ${String(headers[':method'])} is not CONNECT`, who);
+    if (headers[':method'] !== 'CONNECT') return refuse(400, `method ${String(headers[':method'])} is not CONNECT`, { peer });
     const target = parseAuthority(headers[':authority']);
-    if (target === undefined || !this.o.podIps.includes(target.ip)) return refuse(400, `CONNECT target ${String(headers[':authority'])} is not this pod`, who);
-    const destination = { destination: `${target.ip}:${target.port}` };
-    const request = { peer, sourceIp, target };
+    if (target === undefined || !this.o.podIps.includes(target.ip)) return refuse(400, `CONNECT target ${String(headers[':authority'])} is not this pod`, { peer });
+    const request = { peer, sourceIp: source.sourceIp, target };
     const decision = this.o.authorize(request);
-    if (!decision.allow) return refuse(401, decision.reason, { ...who, ...destination });
+    if (!decision.allow) return refuse(401, decision.reason, { peer, target, ...(decision.policy ? { policy: decision.policy } : {}) });
     let upstream: Socket;
     try {
-      upstream = await connectFromNetns({ netns: this.o.netns, host: target.ip, port: target.port, mark: PROXY_MARK.value, sourceAddress: sourceIp, timeoutMs: HBONE.connectTimeoutMs });
+      upstream = await connectFromNetns({ netns: this.o.netns, host: target.ip, port: target.port, mark: PROXY_MARK.value, sourceAddress: source.sourceIp, timeoutMs: HBONE.connectTimeoutMs });
     } catch (err) {
-      return refuse(503, (err as Error).message, { ...who, ...destination });
+      return refuse(503, (err as Error).message, { peer, target });
     }
     if (stream.destroyed) {
       upstream.resetAndDestroy();
       return;
     }
     stream.respond({ ':status': 200 });
+    const handle = this.o.opened({ ...request, sourcePort: source.sourcePort });
     this.live.set(stream, request);
     stream.once('close', () => this.live.delete(stream));
     const result = await spliceStream(upstream, stream);
-    this.o.onStream({
-      ...base,
-      ...who,
-      ...destination,
-      status: 200,
-      bytesSent: result.bytesBtoA,
-      bytesReceived: result.bytesAtoB,
-      durationMs: Date.now() - started,
-      ...(result.error ? { error: result.error.message } : {}),
-    });
+    handle.closed({ bytesSent: result.bytesBtoA, bytesReceived: result.bytesAtoB, ...(result.error ? { error: result.error.message } : {}) });
   }
 }

@@ -2,9 +2,9 @@ import type { ClusterIndex, Endpoint, Workload } from '../k8s/cluster-index.js';
 import type { SpiffeId } from '../identity/spiffe.js';
 
 export type OutboundRoute =
-  | { kind: 'hbone'; target: Endpoint; workload: Workload; identity: SpiffeId; service?: string }
-  | { kind: 'passthrough'; target: Endpoint; service?: string }
-  | { kind: 'no-endpoints'; service: string };
+  | { kind: 'hbone'; target: Endpoint; workload: Workload; identity: SpiffeId; service?: ServiceRef }
+  | { kind: 'passthrough'; target: Endpoint; service?: ServiceRef }
+  | { kind: 'no-endpoints'; service: ServiceRef };
 
 /**
  * Where a captured outbound connection goes (DESIGN.md §2), as a pure
@@ -14,12 +14,18 @@ export type OutboundRoute =
  * passthrough. A service without ready endpoints is refused, as kube-proxy
  * rejects it.
  */
+/** the Service a connection was addressed to (its VIP) */
+export interface ServiceRef {
+  namespace: string;
+  name: string;
+}
+
 export function routeOutbound(index: ClusterIndex, dst: Endpoint, trustDomain: string, cursor: Map<string, number>): OutboundRoute {
   let target = dst;
-  let service: string | undefined;
+  let service: ServiceRef | undefined;
   const svc = index.serviceByVip(dst.ip, dst.port);
   if (svc !== undefined) {
-    service = `${svc.name}.${svc.namespace}.svc`;
+    service = { namespace: svc.namespace, name: svc.name };
     if (svc.endpoints.length === 0) return { kind: 'no-endpoints', service };
     const k = `${svc.namespace}/${svc.name}:${svc.port}`;
     const i = cursor.get(k) ?? 0;

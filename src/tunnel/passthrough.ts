@@ -14,8 +14,8 @@ export interface ForwardResult extends SpliceResult {
  * pod netns (so the pod's rules let it out and the peer sees the pod's IP).
  * Any failure resets the client: it sees an error, never a hang.
  */
-export async function forwardOutbound(client: Socket, netns: string, mark: number, destination?: OriginalDestination): Promise<ForwardResult> {
-  return forward(client, netns, mark, false, destination);
+export async function forwardOutbound(client: Socket, netns: string, mark: number, destination?: OriginalDestination, onConnected?: () => void): Promise<ForwardResult> {
+  return forward(client, netns, mark, false, destination, onConnected);
 }
 
 /**
@@ -24,11 +24,12 @@ export async function forwardOutbound(client: Socket, netns: string, mark: numbe
  * with the client's own IP as source (IP_TRANSPARENT), so the app sees who
  * called it.
  */
-export async function deliverInbound(client: Socket, netns: string, mark: number, destination?: OriginalDestination): Promise<ForwardResult> {
-  return forward(client, netns, mark, true, destination);
+export async function deliverInbound(client: Socket, netns: string, mark: number, destination?: OriginalDestination, onConnected?: () => void): Promise<ForwardResult> {
+  return forward(client, netns, mark, true, destination, onConnected);
 }
 
-async function forward(client: Socket, netns: string, mark: number, spoofSource: boolean, chosen?: OriginalDestination): Promise<ForwardResult> {
+/** `onConnected` runs once the upstream connection stands, before any byte is carried. */
+async function forward(client: Socket, netns: string, mark: number, spoofSource: boolean, chosen?: OriginalDestination, onConnected?: () => void): Promise<ForwardResult> {
   let destination: OriginalDestination;
   let upstream: Socket;
   try {
@@ -45,6 +46,7 @@ async function forward(client: Socket, netns: string, mark: number, spoofSource:
     client.resetAndDestroy();
     return { bytesAtoB: 0, bytesBtoA: 0, error: err as Error };
   }
+  onConnected?.();
   const result = await splice(client, upstream);
   return { ...result, destination };
 }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server, Socket } from 'node:net';
 import { isIPv6 } from 'node:net';
 import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
-import { originalDestination, socketFd, type OriginalDestination } from '../native/netns-socket.js';
+import { originalDestination, socketFd } from '../native/netns-socket.js';
 import { PORTS, PROXY_MARK } from '../redirect/constants.js';
 import type { DataPlane } from './dataplane.js';
 import type { L4Request } from '../policy/authorization.js';
@@ -12,23 +12,7 @@ import { routeOutbound } from './outbound-route.js';
 import { deliverInbound, forwardOutbound } from './passthrough.js';
 import { listenInPod } from './pod-listener.js';
 import { spliceStream } from './stream-splice.js';
-
-export type Direction = 'outbound' | 'inbound' | 'hbone';
-
-export interface ConnectionRecord {
-  pod: string;
-  direction: Direction;
-  /** hbone (mutual TLS tunnel) or plaintext */
-  security: 'mtls' | 'plaintext';
-  source: string;
-  destination?: string;
-  peer?: string;
-  service?: string;
-  bytesSent: number;
-  bytesReceived: number;
-  durationMs: number;
-  error?: string;
-}
+import type { ConnectionMeta, ConnectionObserver, ConnectionResult, OpenConnection } from '../telemetry/connection-observer.js';
 
 export interface PodProxyOptions {
   /** namespace/name, for logs */
@@ -39,7 +23,7 @@ export interface PodProxyOptions {
   ips: string[];
   identity: SpiffeId;
   dataplane: DataPlane;
-  onConnection: (record: ConnectionRecord) => void;
+  telemetry: ConnectionObserver;
 }
 
 /**
@@ -68,7 +52,11 @@ export class PodProxy {
       bundle: o.dataplane.bundle,
       trustDomain: o.dataplane.trustDomain,
       authorize: (r) => o.dataplane.authorize(this.l4Request(r.sourceIp, formatSpiffeId(r.peer), r.target)),
-      onStream: (r) => o.onConnection({ pod: o.pod, direction: 'hbone', security: 'mtls', ...r }),
+      opened: (r) => o.telemetry.opened(this.inboundMeta('mtls', { ip: r.sourceIp, port: r.sourcePort, principal: formatSpiffeId(r.peer) }, r.target)),
+      refused: (r) => {
+        const meta = this.inboundMeta('mtls', { ip: r.sourceIp, port: r.sourcePort, ...(r.peer ? { principal: formatSpiffeId(r.peer) } : {}) }, r.target ?? { ip: o.ips[0] ?? '', port: 0 });
+        o.telemetry.refused(meta, r.status === 401 && r.peer !== undefined ? 'denied' : 'error', `HTTP ${r.status}: ${r.reason}`, r.policy);
+      },
     });
   }
 
@@ -78,8 +66,8 @@ export class PodProxy {
     try {
       for (const family of families) {
         const base = { netns: options.netns, family, mark: PROXY_MARK.value };
-        proxy.servers.push(await listenInPod({ ...base, port: PORTS.outbound }, (s) => proxy.track(s, () => proxy.outbound(s))));
-        proxy.servers.push(await listenInPod({ ...base, port: PORTS.inbound }, (s) => proxy.track(s, () => proxy.plaintextInbound(s))));
+        proxy.servers.push(await listenInPod({ ...base, port: PORTS.outbound }, (s) => proxy.track(s, 'outbound', (src) => proxy.outbound(s, src))));
+        proxy.servers.push(await listenInPod({ ...base, port: PORTS.inbound }, (s) => proxy.track(s, 'inbound', (src) => proxy.plaintextInbound(s, src))));
         proxy.servers.push(await listenInPod({ ...base, port: PORTS.hbone }, (s) => proxy.inbound.accept(s)));
       }
     } catch (err) {
@@ -114,61 +102,85 @@ export class PodProxy {
     return { captured: this.live.size, plaintextInbound: this.plaintext.size, inboundStreams: this.inbound.active(), outboundTunnels: this.pool.stats() };
   }
 
-  private track(client: Socket, handle: () => Promise<Omit<ConnectionRecord, 'pod' | 'source' | 'durationMs'>>): void {
-    const started = Date.now();
-    const source = `${client.remoteAddress}:${client.remotePort}`;
+  private inboundMeta(security: ConnectionMeta['security'], source: ConnectionMeta['source'], target: { ip: string; port: number }): ConnectionMeta {
+    const destination = { ip: target.ip, port: target.port, ...(security === 'mtls' ? { principal: formatSpiffeId(this.o.identity) } : {}) };
+    return { pod: this.o.pod, direction: 'inbound', reporter: 'destination', security, source, destination };
+  }
+
+  /** Runs one captured connection; whatever happens, it ends reported and the client is never left hanging. */
+  private track(client: Socket, direction: ConnectionMeta['direction'], handle: (source: ConnectionMeta['source']) => Promise<void>): void {
+    const source = { ip: client.remoteAddress ?? '', port: client.remotePort ?? 0 };
     this.live.add(client);
-    void handle()
+    void handle(source)
       .catch((err: Error) => {
         client.resetAndDestroy();
-        return { direction: 'outbound' as const, security: 'plaintext' as const, bytesSent: 0, bytesReceived: 0, error: err.message };
+        const reporter = direction === 'outbound' ? 'source' : 'destination';
+        this.o.telemetry.refused({ pod: this.o.pod, direction, reporter, security: 'plaintext', source, destination: { ip: '', port: 0 } }, 'error', err.message);
       })
-      .then((r) => {
-        this.live.delete(client);
-        this.o.onConnection({ pod: this.o.pod, ...r, source, durationMs: Date.now() - started });
-      });
+      .finally(() => this.live.delete(client));
   }
 
-  private async outbound(client: Socket) {
-    let dst: OriginalDestination;
-    try {
-      dst = originalDestination(socketFd(client));
-    } catch (err) {
-      client.resetAndDestroy();
-      return { direction: 'outbound' as const, security: 'plaintext' as const, bytesSent: 0, bytesReceived: 0, error: (err as Error).message };
-    }
+  private async outbound(client: Socket, source: ConnectionMeta['source']): Promise<void> {
+    const dst = originalDestination(socketFd(client));
     const route = routeOutbound(this.o.dataplane.index(), { ip: dst.address, port: dst.port }, this.o.dataplane.trustDomain, this.cursor);
-    const service = route.service === undefined ? {} : { service: route.service };
+    const meta = (security: ConnectionMeta['security'], destination: ConnectionMeta['destination']): ConnectionMeta => ({
+      pod: this.o.pod,
+      direction: 'outbound',
+      reporter: 'source',
+      security,
+      source: security === 'mtls' ? { ...source, principal: formatSpiffeId(this.o.identity) } : source,
+      destination,
+      ...(route.service === undefined ? {} : { service: route.service }),
+    });
     if (route.kind === 'no-endpoints') {
       client.resetAndDestroy();
-      return { direction: 'outbound' as const, security: 'plaintext' as const, destination: `${dst.address}:${dst.port}`, ...service, bytesSent: 0, bytesReceived: 0, error: `service ${route.service} has no ready endpoints` };
+      this.o.telemetry.refused(meta('plaintext', { ip: dst.address, port: dst.port }), 'error', `service ${route.service.namespace}/${route.service.name} has no ready endpoints`);
+      return;
     }
-    const destination = `${route.target.ip}:${route.target.port}`;
     if (route.kind === 'passthrough') {
-      const r = await forwardOutbound(client, this.o.netns, PROXY_MARK.value, { family: dst.family, address: route.target.ip, port: route.target.port });
-      return { direction: 'outbound' as const, security: 'plaintext' as const, destination, ...service, bytesSent: r.bytesAtoB, bytesReceived: r.bytesBtoA, ...(r.error ? { error: r.error.message } : {}) };
+      let open: OpenConnection | undefined;
+      const target = { ip: route.target.ip, port: route.target.port };
+      const r = await forwardOutbound(client, this.o.netns, PROXY_MARK.value, { family: dst.family, address: target.ip, port: target.port }, () => {
+        open = this.o.telemetry.opened(meta('plaintext', target));
+      });
+      return report(open, meta('plaintext', target), this.o.telemetry, r);
     }
-    const peer = { peer: formatSpiffeId(route.identity) };
-    const stream = await this.pool.open(route.target.ip, route.identity, route.target, { forwarded: `for=${client.remoteAddress}` });
+    const m = meta('mtls', { ip: route.target.ip, port: route.target.port, principal: formatSpiffeId(route.identity) });
+    let stream;
+    try {
+      stream = await this.pool.open(route.target.ip, route.identity, route.target, { forwarded: `for=${client.remoteAddress}` });
+    } catch (err) {
+      client.resetAndDestroy();
+      this.o.telemetry.refused(m, 'error', (err as Error).message);
+      return;
+    }
+    const open = this.o.telemetry.opened(m);
     const r = await spliceStream(client, stream);
-    return { direction: 'outbound' as const, security: 'mtls' as const, destination, ...peer, ...service, bytesSent: r.bytesAtoB, bytesReceived: r.bytesBtoA, ...(r.error ? { error: r.error.message } : {}) };
+    open.closed(result(r));
   }
 
-  private async plaintextInbound(client: Socket) {
+  private async plaintextInbound(client: Socket, source: ConnectionMeta['source']): Promise<void> {
     const dst = originalDestination(socketFd(client));
-    const destination = { destination: `${dst.address}:${dst.port}` };
-    const refused = (error: string) => {
+    const meta = this.inboundMeta('plaintext', source, { ip: dst.address, port: dst.port });
+    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.o.labels }, dst.port)) {
       client.resetAndDestroy();
-      return { direction: 'inbound' as const, security: 'plaintext' as const, ...destination, bytesSent: 0, bytesReceived: 0, error };
-    };
-    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.o.labels }, dst.port)) return refused('plaintext refused: PeerAuthentication STRICT');
-    const request = this.l4Request(client.remoteAddress ?? '', undefined, { ip: dst.address, port: dst.port });
+      this.o.telemetry.refused(meta, 'denied', 'plaintext refused: PeerAuthentication STRICT');
+      return;
+    }
+    const request = this.l4Request(source.ip, undefined, { ip: dst.address, port: dst.port });
     const decision = this.o.dataplane.authorize(request);
-    if (!decision.allow) return refused(decision.reason);
+    if (!decision.allow) {
+      client.resetAndDestroy();
+      this.o.telemetry.refused(meta, 'denied', decision.reason, decision.policy);
+      return;
+    }
     this.plaintext.set(client, request);
-    const r = await deliverInbound(client, this.o.netns, PROXY_MARK.value, dst);
+    let open: OpenConnection | undefined;
+    const r = await deliverInbound(client, this.o.netns, PROXY_MARK.value, dst, () => {
+      open = this.o.telemetry.opened(meta);
+    });
     this.plaintext.delete(client);
-    return { direction: 'inbound' as const, security: 'plaintext' as const, ...destination, bytesSent: r.bytesAtoB, bytesReceived: r.bytesBtoA, ...(r.error ? { error: r.error.message } : {}) };
+    report(open, meta, this.o.telemetry, r);
   }
 
   /**
@@ -185,4 +197,16 @@ export class PodProxy {
     this.inbound.close(true);
     this.pool.close();
   }
+}
+
+const result = (r: { bytesAtoB: number; bytesBtoA: number; error?: Error | undefined }): ConnectionResult => ({
+  bytesSent: r.bytesAtoB,
+  bytesReceived: r.bytesBtoA,
+  ...(r.error ? { error: r.error.message } : {}),
+});
+
+/** A passthrough either connected (opened: report how it ended) or never did (refused with the connect error). */
+function report(open: OpenConnection | undefined, meta: ConnectionMeta, telemetry: ConnectionObserver, r: { bytesAtoB: number; bytesBtoA: number; error?: Error | undefined }): void {
+  if (open !== undefined) open.closed(result(r));
+  else telemetry.refused(meta, 'error', r.error?.message ?? 'not connected');
 }

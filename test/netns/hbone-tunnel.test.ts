@@ -40,7 +40,7 @@ before(async () => {
   });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   echoPort = (echo.address() as { port: number }).port;
-  inbound = new HboneInbound({ netns: SELF, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: 'cluster.local', authorize: () => ({ allow: true }), onStream: () => {} });
+  inbound = new HboneInbound({ netns: SELF, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: 'cluster.local', authorize: () => ({ allow: true }), opened: () => ({ closed: () => {} }), refused: () => {} });
   hbone = createTcpServer((s) => inbound.accept(s));
   await new Promise<void>((r) => hbone.listen(0, '127.0.0.1', r));
   hbonePort = (hbone.address() as { port: number }).port;

@@ -31,7 +31,7 @@ const index = buildClusterIndex(
 );
 
 test('workloads by IP: identity, node and enrollment; host-network and finished pods are no workload', () => {
-  assert.deepEqual(index.workloadByIp('10.244.1.3'), { uid: 'uid-db-1', namespace: 'shop', name: 'db-1', serviceAccount: 'db', node: 'node-1', ips: ['10.244.1.3'], enrolled: true });
+  assert.deepEqual(index.workloadByIp('10.244.1.3'), { uid: 'uid-db-1', namespace: 'shop', name: 'db-1', serviceAccount: 'db', node: 'node-1', ips: ['10.244.1.3'], enrolled: true, workload: 'db-1', app: 'db-1', version: 'latest' });
   assert.equal(index.workloadByIp('10.255.1.1'), undefined);
   assert.equal(index.workloadByIp('10.244.1.9'), undefined);
   assert.deepEqual(index.size, { workloads: 4, servicePorts: 3 });
@@ -45,7 +45,7 @@ test('a service VIP picks ready endpoints round robin, on the endpoint port, the
   const first = picks[0]!;
   assert.ok(first.kind === 'hbone');
   assert.deepEqual(first.identity, { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'web' });
-  assert.equal(first.service, 'web.shop.svc');
+  assert.deepEqual(first.service, { namespace: 'shop', name: 'web' });
 });
 
 test('pod IPs route directly; unenrolled and unknown destinations pass through; a service without endpoints is refused', () => {
@@ -54,7 +54,7 @@ test('pod IPs route directly; unenrolled and unknown destinations pass through; 
   assert.ok(direct.kind === 'hbone' && direct.identity.serviceAccount === 'db' && direct.target.port === 5432);
   assert.deepEqual(routeOutbound(index, { ip: '10.244.2.9', port: 80 }, 'cluster.local', cursor), { kind: 'passthrough', target: { ip: '10.244.2.9', port: 80 } });
   assert.deepEqual(routeOutbound(index, { ip: '192.0.2.1', port: 443 }, 'cluster.local', cursor), { kind: 'passthrough', target: { ip: '192.0.2.1', port: 443 } });
-  assert.deepEqual(routeOutbound(index, { ip: '10.96.0.12', port: 9000 }, 'cluster.local', cursor), { kind: 'passthrough', target: { ip: '10.244.2.9', port: 9000 }, service: 'mixed.shop.svc' });
-  assert.deepEqual(routeOutbound(index, { ip: '10.96.0.11', port: 80 }, 'cluster.local', cursor), { kind: 'no-endpoints', service: 'empty.shop.svc' });
+  assert.deepEqual(routeOutbound(index, { ip: '10.96.0.12', port: 9000 }, 'cluster.local', cursor), { kind: 'passthrough', target: { ip: '10.244.2.9', port: 9000 }, service: { namespace: 'shop', name: 'mixed' } });
+  assert.deepEqual(routeOutbound(index, { ip: '10.96.0.11', port: 80 }, 'cluster.local', cursor), { kind: 'no-endpoints', service: { namespace: 'shop', name: 'empty' } });
   assert.deepEqual(routeOutbound(index, { ip: '10.96.0.10', port: 443 }, 'cluster.local', cursor), { kind: 'passthrough', target: { ip: '10.96.0.10', port: 443 } }, 'a port the service does not have');
 });
