@@ -10,11 +10,13 @@ import { execa } from 'execa';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { loadCa, signWorkloadCert } from '../../src/identity/ca-signer.js';
 import { checkCsr, createWorkloadKey } from '../../src/identity/csr.js';
-import { httpGetFromPod } from '../../src/sim/client/pod-http.js';
+import { httpGetFromPod, httpGetInNetns } from '../../src/sim/client/pod-http.js';
 import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { UNDERLAY, planTopology } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
+import { accessLog, type AccessEntry } from '../helpers/access-log.js';
+import { sample } from '../helpers/prometheus.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
@@ -90,7 +92,7 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
     const pod = new Map((await all()).map((p) => [p.metadata!.name!, p]));
     const ip = (name: string): string => pod.get(name)!.status!.podIP!;
     const ns = (name: string): string => netnsOf(pod.get(name)!);
-    const agentLog = (node: number) => readFile(agentPaths(planTopology(stateDir, ['node-1', 'node-2']).nodes[node - 1]!).log, 'utf8');
+    const agentLog = (node: number) => accessLog(agentPaths(planTopology(stateDir, ['node-1', 'node-2']).nodes[node - 1]!).log);
 
     await t.test('64 MiB each way arrive byte-exact, A → B across nodes and A → C on the same node, over mTLS', async () => {
       for (const target of ['b', 'c']) {
@@ -100,7 +102,38 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
         assert.equal(sha(back), sha(payload), `${target}: content`);
       }
       const peer = 'spiffe://cluster.local/ns/mesh/sa/default';
-      await eventually(async () => new RegExp(`"pod":"mesh/a","direction":"outbound","security":"mtls","destination":"${ip('b')}:9000","peer":"${peer}","bytesSent":${64 << 20}`).test(await agentLog(1)), 'the outbound record', 5000);
+      const sent = (e: AccessEntry): boolean => e.pod === 'mesh/a' && e.security === 'mtls' && e.dst.ip === ip('b') && e.dst.port === 9000 && e.dst.identity === peer && e.bytes_sent === 64 << 20 && e.bytes_received === 64 << 20;
+      await eventually(async () => (await agentLog(1)).some(sent), 'the outbound record', 5000);
+    });
+
+    await t.test('Istio metrics on both agents and one access log line per connection with both identities', async () => {
+      const plan = planTopology(stateDir, ['node-1', 'node-2']);
+      const scrape = async (node: number) => (await httpGetInNetns({ netns: plan.nodes[node - 1]!.netns, host: '127.0.0.1', port: 15020, path: '/metrics', timeoutMs: 5000 })).body.toString();
+      const principal = 'spiffe://cluster.local/ns/mesh/sa/default';
+      const series = (reporter: string) => ({ reporter, source_workload: 'a', source_principal: principal, destination_workload: 'b', destination_principal: principal, destination_workload_namespace: 'mesh', connection_security_policy: 'mutual_tls' });
+      const counts = async () => {
+        const [n1, n2] = [await scrape(1), await scrape(2)];
+        const of = (text: string, reporter: string) =>
+          ['istio_tcp_connections_opened_total', 'istio_tcp_connections_closed_total', 'istio_tcp_received_bytes_total', 'istio_tcp_sent_bytes_total'].map((m) => sample(text, m, series(reporter)) ?? 0);
+        return { source: of(n1, 'source'), destination: of(n2, 'destination') };
+      };
+      const isOurs = (e: AccessEntry) => e.src.ip === ip('a') && e.dst.ip === ip('b') && e.bytes_sent === 1234 && e.src.identity === principal && e.dst.identity === principal;
+      const linesBefore = [(await agentLog(1)).filter(isOurs).length, (await agentLog(2)).filter(isOurs).length];
+      const before = await counts();
+      for (let i = 0; i < 5; i++) assert.equal((await echoFrom(ns('a'), ip('b'), 9000, randomBytes(1234))).length, 1234);
+      // 5 connections, 1234 bytes each way: source → destination is "received" in Istio's terms.
+      const expected = [5, 5, 5 * 1234, 5 * 1234];
+      await eventually(async () => {
+        const after = await counts();
+        return ['source', 'destination'].every((r) => after[r as 'source'].every((v, i) => v - before[r as 'source'][i]! === expected[i]));
+      }, 'metric deltas on both agents', 5000);
+      await eventually(async () => (await agentLog(1)).filter(isOurs).length - linesBefore[0]! === 5 && (await agentLog(2)).filter(isOurs).length - linesBefore[1]! === 5, 'five access log lines on each side', 5000);
+      const line = (await agentLog(2)).filter(isOurs).at(-1)!;
+      assert.equal(line.reporter, 'destination');
+      assert.equal(line.src.workload, 'a');
+      assert.equal(line.dst.workload, 'b');
+      assert.equal(line.outcome, 'ok');
+      assert.equal(line.bytes_received, 1234);
     });
 
     await t.test('the server sees A’s pod IP as the source', async () => {
@@ -166,15 +199,15 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
     await t.test('A → the service VIP spreads connections over endpoints on both nodes', async () => {
       const vip = (await core.readNamespacedService({ namespace: 'mesh', name: 'echo' })).spec!.clusterIP!;
       for (let i = 0; i < 6; i++) assert.equal((await echoFrom(ns('a'), vip, 9000, Buffer.from(`hello ${i}`))).toString(), `hello ${i}`);
-      const records = (await agentLog(1)).split('\n').filter((l) => l.includes('"pod":"mesh/a"') && l.includes('"service":"echo.mesh.svc"'));
-      const targets = new Set(records.map((l) => /"destination":"([^"]+)"/.exec(l)?.[1]));
+      const records = (await agentLog(1)).filter((e) => e.pod === 'mesh/a' && e.dst.service === 'mesh/echo');
+      const targets = new Set(records.map((e) => `${e.dst.ip}:${e.dst.port}`));
       assert.deepEqual([...targets].sort(), [`${ip('b')}:9000`, `${ip('c')}:9000`].sort());
     });
 
     await t.test('A → an unenrolled pod passes through in plaintext', async () => {
       const reply = await httpGetFromPod(ns('a'), ip('u'), 8080);
       assert.equal(reply.client.ip, ip('a'));
-      await eventually(async () => new RegExp(`"pod":"mesh/a","direction":"outbound","security":"plaintext","destination":"${ip('u')}:8080"`).test(await agentLog(1)), 'a plaintext record', 5000);
+      await eventually(async () => (await agentLog(1)).some((e) => e.pod === 'mesh/a' && e.direction === 'outbound' && e.security === 'plaintext' && e.dst.ip === ip('u') && e.dst.port === 8080), 'a plaintext record', 5000);
     });
 
     await t.test('an unenrolled pod reaches B under PERMISSIVE and is refused under STRICT; mesh traffic still flows', async () => {

@@ -7,6 +7,7 @@ import { workloadNames } from '../../src/k8s/workload-name.js';
 import type { ConnectionMeta } from '../../src/telemetry/connection-observer.js';
 import { ConnectionTelemetry } from '../../src/telemetry/connection-telemetry.js';
 import { istioTcpLabels } from '../../src/telemetry/istio-labels.js';
+import { sample } from '../helpers/prometheus.js';
 
 const pod = (name: string, ip: string, meta: Partial<NonNullable<V1Pod['metadata']>> = {}): V1Pod => ({
   metadata: { name, namespace: 'shop', uid: `uid-${name}`, annotations: { 'warren.io/redirection': 'enabled' }, ...meta },
@@ -66,15 +67,6 @@ test('Istio labels name workloads, principals and the service; the caller outsid
   assert.equal(l2.connection_security_policy, 'none');
   for (const v of Object.values(labels)) assert.doesNotMatch(v, /10\.244|:\d+$/, 'no IPs or ports in labels');
 });
-
-/** One sample's value from the Prometheus text format, selected by a few labels. */
-function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return undefined;
-}
 
 test('three connections: opened/closed counts, bytes in Istio directions, one access log line each with both identities', async () => {
   const registry = new Registry();
