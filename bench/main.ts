@@ -10,6 +10,7 @@ import { benchCaIssue } from './ca-issue.js';
 import { saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
 import { benchDataplane, type PathSummary } from './dataplane.js';
+import { benchMetricsScrape } from './metrics-scrape.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
@@ -195,7 +196,23 @@ async function dataplane(): Promise<void> {
   console.log(`saved ${saveResult('dataplane', `${text}\n\n${c.rounds} interleaved rounds, ${fmt(r.seconds, 0)} s; ${c.stunnel}, ${c.iperf3}`, r)}`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane };
+async function metricsScrape(): Promise<void> {
+  const r = await benchMetricsScrape();
+  const kib = (b: number): string => `${fmt(b / 1024, 0)} KiB`;
+  const text = table(
+    ['measure', 'value', 'relative'],
+    [
+      ['/metrics, agent metrics only: p50 / p99', `${fmt(r.baseline.p50ms)} / ${fmt(r.baseline.p99ms)} ms`, `baseline (${r.baseline.series} samples, ${kib(r.baseline.bytes)})`],
+      [`/metrics, ${r.pods} pods × ${r.labelSets / r.pods} peers: p50 / p99`, `${fmt(r.loaded.p50ms)} / ${fmt(r.loaded.p99ms)} ms`, `${fmt(r.loaded.p50ms / r.baseline.p50ms, 1)}× (${r.loaded.series} samples, ${kib(r.loaded.bytes)})`],
+      ['telemetry per connection (open + close, series exist)', `${fmt(r.perConnectionNs / 1000)} µs`, ''],
+      ['telemetry per connection, first of a workload pair', `${fmt(r.newSeriesNs / 1000)} µs`, `${fmt(r.newSeriesNs / r.perConnectionNs, 1)}× steady`],
+    ],
+  );
+  console.log(text);
+  console.log(`saved ${saveResult('metrics-scrape', text, r)}`);
+}
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));

@@ -75,7 +75,7 @@ test('three connections: opened/closed counts, bytes in Istio directions, one ac
   const open = [telemetry.opened(outbound), telemetry.opened(outbound), telemetry.opened(outbound)];
   let text = await registry.metrics();
   assert.equal(sample(text, 'istio_tcp_connections_opened_total', { reporter: 'source', destination_workload: 'web' }), 3);
-  assert.equal(sample(text, 'istio_tcp_connections_closed_total', { reporter: 'source' }), undefined, 'nothing closed yet');
+  assert.equal(sample(text, 'istio_tcp_connections_closed_total', { reporter: 'source' }), 0, 'nothing closed yet');
   open[0]!.closed({ bytesSent: 100, bytesReceived: 1000 });
   open[1]!.closed({ bytesSent: 200, bytesReceived: 2000 });
   open[2]!.closed({ bytesSent: 300, bytesReceived: 3000, error: 'ECONNRESET' });
