@@ -13,6 +13,7 @@ export interface EnrolledPod {
   netns: string;
   ips: string[];
   identity: SpiffeId;
+  labels: Record<string, string>;
   proxy: PodProxy;
 }
 
@@ -92,7 +93,7 @@ export class EnrollmentManager {
           await this.deps.backend.removePod(path!).catch(() => undefined);
           throw err;
         });
-        this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, identity, proxy });
+        this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, identity, labels: pod.labels, proxy });
       } catch (err) {
         this.deps.releaseIdentity(pod.uid);
         this.deps.log('enrollment failed', { pod: name, err: (err as Error).message });
@@ -103,6 +104,14 @@ export class EnrollmentManager {
       await this.syncNodeRules();
       await this.deps.annotate(pod, 'enabled').catch((err: Error) => this.deps.log('annotation failed', { pod: name, err: err.message }));
     });
+  }
+
+  /** An enrolled pod's labels changed: its policies are selected with the new ones. Returns connections closed. */
+  relabel(uid: string, labels: Record<string, string>): number {
+    const entry = this.pods.get(uid);
+    if (entry === undefined || sameLabels(entry.labels, labels)) return 0;
+    entry.labels = labels;
+    return entry.proxy.relabel(labels);
   }
 
   /**
@@ -156,4 +165,9 @@ export class EnrollmentManager {
     await Promise.all([...this.pods.values()].map((p) => p.proxy.close(drainMs)));
     this.pods.clear();
   }
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }

@@ -129,6 +129,9 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     const plan = planEnrollment(views, namespaceLabels(), manager.enrolledUids(), policy);
     const byUid = new Map(views.map((p) => [p.uid, p]));
     for (const pod of plan.enroll) void manager.enroll(pod).catch(() => reconcileLater());
+    let closed = 0;
+    for (const pod of views) closed += manager.relabel(pod.uid, pod.labels);
+    if (closed > 0) log.info({ closed }, 'connections closed: pods were relabeled and a policy now denies them');
     for (const uid of plan.unenroll) {
       const pod = byUid.get(uid);
       void manager.unenroll(uid, { podGone: pod === undefined, ...(pod ? { podRef: pod } : {}) });

@@ -39,10 +39,13 @@ export class PodProxy {
   /** plaintext inbound connections being served, with what authorized them */
   private readonly plaintext = new Map<Socket, L4Request>();
   private readonly cursor = new Map<string, number>();
+  /** the pod's labels as policies select them; they may change while it runs */
+  private labels: Record<string, string>;
   private readonly pool: HbonePool;
   private readonly inbound: HboneInbound;
 
   private constructor(private readonly o: PodProxyOptions) {
+    this.labels = o.labels;
     const certificate = () => o.dataplane.certificate(o.identity);
     this.pool = new HbonePool({ netns: o.netns, certificate, bundle: o.dataplane.bundle, trustDomain: o.dataplane.trustDomain });
     this.inbound = new HboneInbound({
@@ -80,8 +83,14 @@ export class PodProxy {
   private l4Request(sourceIp: string, principal: string | undefined, target: { ip: string; port: number }): L4Request {
     return {
       source: { ip: sourceIp, ...(principal === undefined ? {} : { principal }) },
-      destination: { namespace: this.o.namespace, labels: this.o.labels, ip: target.ip, port: target.port },
+      destination: { namespace: this.o.namespace, labels: this.labels, ip: target.ip, port: target.port },
     };
+  }
+
+  /** The pod was relabeled: policy selectors see the new labels, live connections are re-checked. */
+  relabel(labels: Record<string, string>): number {
+    this.labels = labels;
+    return this.reauthorize();
   }
 
   /** Applies changed policies to live inbound connections: those now denied are reset. */
@@ -89,7 +98,7 @@ export class PodProxy {
     const allowed = (r: L4Request): boolean => this.o.dataplane.authorize(r).allow;
     let n = this.inbound.revoke((r) => allowed(this.l4Request(r.sourceIp, formatSpiffeId(r.peer), r.target)));
     for (const [socket, request] of this.plaintext) {
-      if (allowed(request)) continue;
+      if (allowed({ ...request, destination: { ...request.destination, labels: this.labels } })) continue;
       this.plaintext.delete(socket);
       socket.resetAndDestroy();
       n++;
@@ -162,7 +171,7 @@ export class PodProxy {
   private async plaintextInbound(client: Socket, source: ConnectionMeta['source']): Promise<void> {
     const dst = originalDestination(socketFd(client));
     const meta = this.inboundMeta('plaintext', source, { ip: dst.address, port: dst.port });
-    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.o.labels }, dst.port)) {
+    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.labels }, dst.port)) {
       client.resetAndDestroy();
       this.o.telemetry.refused(meta, 'denied', 'plaintext refused: PeerAuthentication STRICT');
       return;

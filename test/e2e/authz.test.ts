@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const GROUP = { group: 'security.warren.io', version: 'v1', plural: 'authorizationpolicies' };
 
 const MANIFEST = `
@@ -58,6 +59,7 @@ const ISTIO_EXAMPLES: Record<string, object> = {
   },
   'deny-ip': { metadata: { name: 'deny-ip', namespace: 'foo' }, spec: { selector: { matchLabels: { app: 'tcp-echo' } }, action: 'DENY', rules: [{ from: [{ source: { ipBlocks: ['LEGACY_IP'] } }] }] } },
   'when-namespace': { metadata: { name: 'when-namespace', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ when: [{ key: 'source.namespace', values: ['bar'] }] }] } },
+  'deny-locked': { metadata: { name: 'deny-locked', namespace: 'foo' }, spec: { selector: { matchLabels: { locked: 'yes' } }, action: 'DENY', rules: [{}] } },
   'http-get-only': { metadata: { name: 'http-get-only', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bar'] } }], to: [{ operation: { methods: ['GET'], paths: ['/info*'] } }] }] } },
 };
 
@@ -130,6 +132,21 @@ rootTest('AuthorizationPolicy at L4: Istio examples allow and deny on the simula
         await remove('http-get-only');
       }
       await expectAccess(true, true, 'http-get-only deleted');
+    });
+
+    await t.test('relabeling a running pod changes which policies select it', async () => {
+      const label = (value: string | null) => core.patchNamespacedPod({ namespace: 'foo', name: 'tcp-echo', body: { metadata: { labels: { locked: value } } } }, mergePatch);
+      await apply('deny-locked');
+      try {
+        await expectAccess(true, true, 'deny-locked selects no pod yet');
+        await label('yes');
+        await expectAccess(false, false, 'tcp-echo labeled locked=yes');
+        await label(null);
+        await expectAccess(true, true, 'label removed');
+      } finally {
+        await label(null).catch(() => undefined);
+        await remove('deny-locked');
+      }
     });
 
     await t.test('a live connection is closed when a new DENY covers it', async () => {
