@@ -173,6 +173,11 @@ test('the DaemonSet mounts every host path the agent configuration points at', (
   // ca-server.ts reviews the token without audiences, i.e. for the API server's own audience.
   assert.equal(projection.audience, undefined);
 
+  // deploy/README.md's kustomize patches for other CNI paths address these by index.
+  assert.deepEqual(agentPod.volumes?.slice(0, 2).map((v) => v.name), ['cni-conf-dir', 'cni-bin-dir']);
+  assert.deepEqual(agentContainer.volumeMounts?.slice(0, 2).map((m) => m.mountPath), [config.cniConfDir, config.cniBinDir]);
+  assert.equal(agentPod.containers.length, 1);
+
   const mounted = new Set(agentContainer.volumeMounts?.map((m) => m.name));
   assert.deepEqual(agentPod.volumes?.map((v) => v.name).filter((n) => !mounted.has(n)), [], 'every volume is mounted');
 });
