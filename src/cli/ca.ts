@@ -26,7 +26,8 @@ namespace. Flags override the environment variables shown.
 
 Endpoints: POST /v1/certificates, GET /healthz, GET /metrics (on the same port).`;
 
-export async function runCaCommand(argv: string[]): Promise<number> {
+/** `warren ca`'s argv as the config loader's flags (the Deployment manifest test parses its args with this too). */
+export function parseCaArgs(argv: string[]): { help: boolean; flags: Record<string, unknown> } {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -44,24 +45,26 @@ export async function runCaCommand(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) {
+  const flags = {
+    kubeconfig: values.kubeconfig,
+    namespace: values.namespace,
+    listen: values.listen,
+    trustDomain: values['trust-domain'],
+    certTtl: values['cert-ttl'],
+    allowedCallers: values['allowed-callers'],
+    caCert: values['ca-cert'],
+    caKey: values['ca-key'],
+    rootCert: values['root-cert'],
+    servingNames: values['serving-names'],
+  };
+  return { help: values.help, flags };
+}
+
+export async function runCaCommand(argv: string[]): Promise<number> {
+  const { help, flags } = parseCaArgs(argv);
+  if (help) {
     console.log(HELP);
     return 0;
   }
-  const config = loadCaConfig(
-    {
-      kubeconfig: values.kubeconfig,
-      namespace: values.namespace,
-      listen: values.listen,
-      trustDomain: values['trust-domain'],
-      certTtl: values['cert-ttl'],
-      allowedCallers: values['allowed-callers'],
-      caCert: values['ca-cert'],
-      caKey: values['ca-key'],
-      rootCert: values['root-cert'],
-      servingNames: values['serving-names'],
-    },
-    process.env,
-  );
-  return runCa(config);
+  return runCa(loadCaConfig(flags, process.env));
 }

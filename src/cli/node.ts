@@ -33,7 +33,8 @@ restarting them. Flags override the environment variables shown.
   --no-install-cni             do not install or watch the CNI plugin
   --uninstall                  remove every rule, the CNI entry and the plugin from this node, then exit`;
 
-export async function runNode(argv: string[]): Promise<number> {
+/** `warren node`'s argv as the config loader's flags (the DaemonSet manifest test parses its args with this too). */
+export function parseNodeArgs(argv: string[]): { help: boolean; flags: RawConfig } {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -62,10 +63,6 @@ export async function runNode(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
   const flags: RawConfig = {
     kubeconfig: values.kubeconfig,
     nodeName: values['node-name'],
@@ -89,5 +86,14 @@ export async function runNode(argv: string[]): Promise<number> {
     installCni: !values['no-install-cni'],
     uninstall: values.uninstall,
   };
+  return { help: values.help, flags };
+}
+
+export async function runNode(argv: string[]): Promise<number> {
+  const { help, flags } = parseNodeArgs(argv);
+  if (help) {
+    console.log(HELP);
+    return 0;
+  }
   return runNodeAgent(loadNodeAgentConfig(flags, process.env));
 }

@@ -26,8 +26,8 @@ export interface PodRef {
   name?: string;
 }
 
-const DEFAULT_PROC_ROOT = '/proc';
-const DEFAULT_NETNS_DIR = '/var/run/netns';
+export const DEFAULT_PROC_ROOT = '/proc';
+export const DEFAULT_NETNS_DIR = '/var/run/netns';
 // Enough to overlap the nsenter spawns without a fork storm on a busy node.
 const CONCURRENCY = 16;
 

@@ -1,0 +1,36 @@
+# warren: one image for `warren node` (DaemonSet) and `warren ca` (Deployment), see deploy/.
+#   docker build -t ghcr.io/warren-mesh/warren:0.1.0 .
+
+# Build: TypeScript → dist/, and the N-API addon (src/native) → build/Release.
+FROM node:22-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+# `npm ci` runs the package's own install script (node-gyp rebuild), which needs
+# binding.gyp and the addon's C++ source; the rest comes later so that a code
+# change does not invalidate the dependency layer.
+COPY package.json package-lock.json binding.gyp ./
+COPY src/native/ src/native/
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src/ src/
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+
+# Runtime: Node.js plus the programs the agent runs (src/redirect/runner.ts):
+# nft, iptables-restore/-save, ip, nsenter.
+FROM node:22-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nftables iptables iproute2 util-linux ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production
+# The layout the code resolves at run time: bin/warren imports ../dist/src/cli/main.js,
+# dist/src/native/netns-socket.js loads ../../../build/Release/warren_native.node,
+# dist/src/cli/version.js reads ../../../package.json.
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules/ node_modules/
+COPY --from=build /app/dist/src/ dist/src/
+COPY --from=build /app/build/Release/warren_native.node build/Release/
+COPY bin/ bin/
+ENTRYPOINT ["/app/bin/warren"]

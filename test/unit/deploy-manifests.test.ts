@@ -1,0 +1,385 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import {
+  ApiException,
+  KubernetesObjectApi,
+  dumpYaml,
+  loadYaml,
+  type KubernetesObject,
+  type V1Container,
+  type V1DaemonSet,
+  type V1Deployment,
+  type V1PodSpec,
+  type V1PolicyRule,
+  type V1RoleBinding,
+  type V1Service,
+} from '@kubernetes/client-node';
+import { ENV, loadNodeAgentConfig, type NodeAgentConfig } from '../../src/agent/config.js';
+import { parseCaArgs } from '../../src/cli/ca.js';
+import { parseNodeArgs } from '../../src/cli/node.js';
+import { CA_ENV, loadCaConfig, type CaConfig } from '../../src/identity/ca-config.js';
+import { CA_SECRET } from '../../src/identity/ca-store.js';
+import { BUNDLE_CONFIGMAP } from '../../src/identity/trust-bundle-publisher.js';
+import { DEFAULT_NETNS_DIR, DEFAULT_PROC_ROOT } from '../../src/k8s/netns-discovery.js';
+import { crdManifests } from '../../src/policy/crd-manifests.js';
+import { startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';
+
+// dist/test/unit → the source tree's deploy/
+const ROOT = new URL('../../../', import.meta.url).pathname;
+const DEPLOY = join(ROOT, 'deploy');
+
+/** The manifests of deploy/ (relative paths); deploy/uninstall/ is applied on its own, to remove warren. */
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) return relative(DEPLOY, path) === 'uninstall' ? [] : yamlFiles(path);
+    return e.name.endsWith('.yaml') && e.name !== 'kustomization.yaml' ? [relative(DEPLOY, path)] : [];
+  });
+}
+
+interface Doc {
+  file: string;
+  text: string;
+  obj: KubernetesObject;
+}
+
+/** What `kubectl apply -k deploy/` installs: every document of every file the kustomization lists. */
+const installed = loadYaml<{ resources: string[] }>(readFileSync(join(DEPLOY, 'kustomization.yaml'), 'utf8')).resources;
+const docs: Doc[] = installed.flatMap((file) =>
+  readFileSync(join(DEPLOY, file), 'utf8')
+    .split(/^---$/m)
+    .filter((text) => /^\s*kind:/m.test(text))
+    .map((text) => ({ file, text, obj: loadYaml<KubernetesObject>(text) })),
+);
+
+function find<T>(kind: string, name: string): T {
+  const matches = docs.filter((d) => d.obj.kind === kind && d.obj.metadata?.name === name);
+  assert.equal(matches.length, 1, `deploy/ should hold exactly one ${kind} ${name}`);
+  return matches[0]!.obj as T;
+}
+
+const agent = find<V1DaemonSet>('DaemonSet', 'warren-node');
+const ca = find<V1Deployment>('Deployment', 'warren-ca');
+const caService = find<V1Service>('Service', 'warren-ca');
+const agentPod = agent.spec!.template.spec!;
+const caPod = ca.spec!.template.spec!;
+const agentContainer = agentPod.containers[0]!;
+const caContainer = caPod.containers[0]!;
+const NODE = 'node-a';
+
+/** The container's environment as the kubelet would fill it in on node-a (downward API included). */
+function containerEnv(c: V1Container, namespace: string, known: readonly string[]): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const e of c.env ?? []) {
+    // A misspelled name would be ignored by the loader and the default used instead.
+    assert.ok(known.includes(e.name), `env ${e.name} is not one the process reads (${known.join(', ')})`);
+    const field = e.valueFrom?.fieldRef?.fieldPath;
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (field === 'spec.nodeName') env[e.name] = NODE;
+    else if (field === 'metadata.namespace') env[e.name] = namespace;
+    else assert.fail(`env ${e.name}: unexpected source ${JSON.stringify(e.valueFrom)}`);
+  }
+  return env;
+}
+
+function agentConfig(): NodeAgentConfig {
+  assert.equal(agentContainer.args?.[0], 'node');
+  assert.equal(agentContainer.command, undefined, 'the image ENTRYPOINT (bin/warren) runs the command given in args');
+  const { flags } = parseNodeArgs(agentContainer.args!.slice(1));
+  return loadNodeAgentConfig(flags, containerEnv(agentContainer, agent.metadata!.namespace!, Object.values(ENV)));
+}
+
+function caConfig(): CaConfig {
+  assert.equal(caContainer.args?.[0], 'ca');
+  assert.equal(caContainer.command, undefined);
+  const { flags } = parseCaArgs(caContainer.args!.slice(1));
+  return loadCaConfig(flags, containerEnv(caContainer, ca.metadata!.namespace!, Object.values(CA_ENV)));
+}
+
+const portOf = (hostPort: string): number => Number(hostPort.slice(hostPort.lastIndexOf(':') + 1));
+
+/** The volume mounted exactly at `path` in `c`, with its mount. */
+function mountAt(pod: V1PodSpec, c: V1Container, path: string) {
+  const mount = c.volumeMounts?.find((m) => m.mountPath === path);
+  assert.ok(mount, `nothing is mounted at ${path}`);
+  const volume = pod.volumes?.find((v) => v.name === mount.name);
+  assert.ok(volume, `volume ${mount.name} is not defined`);
+  return { mount, volume };
+}
+
+test('deploy/crds are what src/policy/crds.ts generates (npm run gen:crds rewrites them)', () => {
+  const generated = crdManifests();
+  assert.deepEqual(readdirSync(join(DEPLOY, 'crds')).sort(), generated.map((g) => g.file).sort());
+  for (const { file, text } of generated) {
+    assert.equal(readFileSync(join(DEPLOY, 'crds', file), 'utf8'), text, `deploy/crds/${file} is stale: run npm run gen:crds`);
+  }
+});
+
+test('kustomization.yaml lists every manifest under deploy/', () => {
+  assert.deepEqual([...installed].sort(), yamlFiles(DEPLOY).sort());
+});
+
+test('every field written in deploy/ is one the Kubernetes API types know (a typo would be dropped silently)', () => {
+  // Keys are read from the text and from the object after client-node's typed models have
+  // loaded and serialized it: a misspelled field (mountPropogation) does not survive that.
+  const keys = (text: string): Set<string> => new Set([...text.matchAll(/^[ \t]*(?:-[ \t]+)*["']?([^\s"'#:-][^"':\n]*?)["']?:(?:\s|$)/gm)].map((m) => m[1]!));
+  for (const doc of docs) {
+    const known = keys(dumpYaml(doc.obj));
+    const unknown = [...keys(doc.text)].filter((k) => !known.has(k));
+    assert.deepEqual(unknown, [], `${doc.file}: ${doc.obj.kind} ${doc.obj.metadata?.name} has fields the API does not define`);
+  }
+});
+
+test('every container runs the same image, tagged with the package version', () => {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  for (const c of [...agentPod.containers, ...(agentPod.initContainers ?? []), ...caPod.containers]) {
+    assert.equal(c.image, `ghcr.io/warren-mesh/warren:${version}`, c.name);
+  }
+});
+
+test("the DaemonSet's args and env are a configuration warren node accepts", () => {
+  const config = agentConfig();
+  assert.equal(config.nodeName, NODE);
+  assert.equal(config.systemNamespace, agent.metadata!.namespace);
+  assert.ok(config.excludeNamespaces.includes(ca.metadata!.namespace!), 'the CA namespace is excluded: CA pods never wait for an agent');
+  assert.equal(config.installCni, true);
+  assert.equal(agentPod.serviceAccountName, 'warren-node');
+});
+
+test('the DaemonSet mounts every host path the agent configuration points at', () => {
+  const config = agentConfig();
+  const hostDir = (path: string, { samePath }: { samePath: boolean }) => {
+    const { mount, volume } = mountAt(agentPod, agentContainer, path);
+    assert.ok(volume.hostPath, `${path} must come from the host`);
+    if (samePath) assert.equal(volume.hostPath.path, path, `${path}: the host sees this path too, so it must be the same there`);
+    return { mount, volume };
+  };
+  for (const dir of [config.cniConfDir, config.cniBinDir]) assert.notEqual(hostDir(dir, { samePath: false }).mount.readOnly, true, `${dir} is written`);
+  // The plugin, run by the runtime on the host, dials the socket path the agent wrote into its conf.
+  assert.notEqual(hostDir(dirname(config.cniSocket), { samePath: true }).mount.readOnly, true);
+  hostDir(config.stateDir, { samePath: true });
+  // Pod netns pinned after the agent started must appear in its view.
+  assert.equal(hostDir(DEFAULT_NETNS_DIR, { samePath: true }).mount.mountPropagation, 'HostToContainer');
+  // Netns discovery scans DEFAULT_PROC_ROOT (/proc): the host's processes are there only with hostPID.
+  assert.equal(DEFAULT_PROC_ROOT, '/proc');
+  assert.equal(agentPod.hostPID, true);
+  assert.equal(agentPod.hostNetwork, true);
+  assert.equal(agentPod.dnsPolicy, 'ClusterFirstWithHostNet', 'the CA address is a cluster DNS name');
+
+  const token = mountAt(agentPod, agentContainer, dirname(config.caTokenFile));
+  const projection = token.volume.projected?.sources?.find((s) => s.serviceAccountToken?.path === basename(config.caTokenFile))?.serviceAccountToken;
+  assert.ok(projection, `${config.caTokenFile} must be a projected service account token`);
+  // ca-server.ts reviews the token without audiences, i.e. for the API server's own audience.
+  assert.equal(projection.audience, undefined);
+
+  // deploy/README.md's kustomize patches for other CNI paths address these by index.
+  assert.deepEqual(agentPod.volumes?.slice(0, 2).map((v) => v.name), ['cni-conf-dir', 'cni-bin-dir']);
+  assert.deepEqual(agentContainer.volumeMounts?.slice(0, 2).map((m) => m.mountPath), [config.cniConfDir, config.cniBinDir]);
+  assert.equal(agentPod.containers.length, 1);
+
+  const mounted = new Set(agentContainer.volumeMounts?.map((m) => m.name));
+  assert.deepEqual(agentPod.volumes?.map((v) => v.name).filter((n) => !mounted.has(n)), [], 'every volume is mounted');
+});
+
+test("the agent's ports, probe, shutdown and scheduling match its configuration", () => {
+  const config = agentConfig();
+  const probe = agentContainer.readinessProbe?.httpGet;
+  assert.equal(probe?.path, '/healthz/ready');
+  assert.equal(probe?.port, portOf(config.readinessAddress));
+  assert.ok(config.readinessAddress.startsWith('0.0.0.0:'), 'the kubelet probes the node IP');
+  const ports = new Map(agentContainer.ports?.map((p) => [p.name, p.containerPort]));
+  assert.equal(ports.get('metrics'), portOf(config.metricsAddress));
+  assert.equal(ports.get('health'), portOf(config.readinessAddress));
+  assert.ok(config.adminAddress.startsWith('127.0.0.1:'), 'the admin API stays on the node loopback');
+  const annotations = agent.spec!.template.metadata!.annotations!;
+  assert.equal(annotations['prometheus.io/scrape'], 'true');
+  assert.equal(annotations['prometheus.io/port'], String(portOf(config.metricsAddress)));
+
+  assert.ok(agentPod.terminationGracePeriodSeconds! > config.drainSeconds, 'the drain must finish before SIGKILL');
+  assert.equal(agent.spec!.updateStrategy?.rollingUpdate?.maxUnavailable, 1);
+  assert.equal(agentPod.priorityClassName, 'system-node-critical');
+  assert.ok(agentPod.tolerations?.some((t) => t.operator === 'Exists' && t.key === undefined && t.effect === undefined), 'tolerates every taint');
+
+  const security = agentContainer.securityContext!;
+  assert.notEqual(security.privileged, true);
+  assert.deepEqual(security.capabilities?.drop, ['ALL']);
+  assert.deepEqual([...(security.capabilities?.add ?? [])].sort(), ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'SYS_PTRACE']);
+});
+
+test('the CA Deployment runs warren ca behind the Service the agents dial', () => {
+  const config = caConfig();
+  const agentCfg = agentConfig();
+  assert.equal(config.namespace, ca.metadata!.namespace);
+  // The agents' CA address names this Service, on its port.
+  const url = new URL(agentCfg.caAddress);
+  assert.equal(url.hostname, `${caService.metadata!.name}.${caService.metadata!.namespace}.svc`);
+  const servicePort = caService.spec!.ports!.find((p) => p.port === Number(url.port));
+  assert.ok(servicePort, `Service warren-ca has no port ${url.port}`);
+  const target = caContainer.ports?.find((p) => p.name === servicePort.targetPort || p.containerPort === servicePort.targetPort);
+  assert.equal(target?.containerPort, portOf(config.listen));
+  for (const [k, v] of Object.entries(caService.spec!.selector!)) assert.equal(ca.spec!.template.metadata!.labels![k], v, `selector ${k}`);
+  for (const probe of [caContainer.readinessProbe, caContainer.livenessProbe]) {
+    assert.equal(probe?.httpGet?.scheme, 'HTTPS');
+    assert.equal(probe?.httpGet?.path, '/healthz');
+    assert.equal(probe?.httpGet?.port, portOf(config.listen));
+  }
+  // The agents' service account is one the CA answers.
+  assert.ok(config.allowedCallers.includes(`system:serviceaccount:${agent.metadata!.namespace}:${agentPod.serviceAccountName}`));
+  assert.equal(caPod.serviceAccountName, 'warren-ca');
+});
+
+/** Every (scope, group/resource, verb, name) a service account is granted by the manifests' bindings. */
+function grants(namespace: string, serviceAccount: string): string[] {
+  const out: string[] = [];
+  for (const d of docs.filter((x) => x.obj.kind === 'ClusterRoleBinding' || x.obj.kind === 'RoleBinding')) {
+    const binding = d.obj as V1RoleBinding;
+    if (!binding.subjects?.some((s) => s.kind === 'ServiceAccount' && s.name === serviceAccount && s.namespace === namespace)) continue;
+    const role = find<{ rules: V1PolicyRule[] }>(binding.roleRef.kind, binding.roleRef.name);
+    const scope = binding.kind === 'RoleBinding' ? binding.metadata!.namespace! : 'cluster';
+    for (const rule of role.rules) {
+      for (const field of [rule.apiGroups, rule.resources, rule.verbs]) assert.ok(!field?.includes('*'), `${binding.roleRef.name}: no wildcards`);
+      assert.equal(rule.nonResourceURLs, undefined);
+      for (const group of rule.apiGroups ?? [])
+        for (const resource of rule.resources ?? [])
+          for (const verb of rule.verbs)
+            for (const name of rule.resourceNames ?? [undefined]) out.push(`${scope} ${group || 'core'}/${resource} ${verb}${name ? ` name=${name}` : ''}`);
+    }
+  }
+  return out.sort();
+}
+
+test('warren-node is granted exactly the API calls the agent makes', () => {
+  const expected = [
+    // node-agent.ts: its node's pods (list/watch by spec.nodeName), readPod on CNI ADD,
+    // the warren.io/redirection annotations; cluster-state.ts: every pod (list/watch).
+    'cluster core/pods get',
+    'cluster core/pods list',
+    'cluster core/pods watch',
+    'cluster core/pods patch',
+    // node-agent.ts: namespace labels (informer; readNamespace on CNI ADD).
+    'cluster core/namespaces get',
+    'cluster core/namespaces list',
+    'cluster core/namespaces watch',
+    // cluster-state.ts: Service VIPs and their endpoints.
+    'cluster core/services list',
+    'cluster core/services watch',
+    'cluster discovery.k8s.io/endpointslices list',
+    'cluster discovery.k8s.io/endpointslices watch',
+    // policy-state.ts: the policies (list/watch) and their status (patchNamespacedCustomObjectStatus).
+    'cluster security.warren.io/authorizationpolicies list',
+    'cluster security.warren.io/authorizationpolicies watch',
+    'cluster security.warren.io/peerauthentications list',
+    'cluster security.warren.io/peerauthentications watch',
+    'cluster security.warren.io/authorizationpolicies/status patch',
+    'cluster security.warren.io/peerauthentications/status patch',
+    // trust-bundle-watch.ts: ConfigMap warren-ca-root in the system namespace, by field selector.
+    `warren-system core/configmaps list name=${BUNDLE_CONFIGMAP}`,
+    `warren-system core/configmaps watch name=${BUNDLE_CONFIGMAP}`,
+  ];
+  assert.equal(agentConfig().systemNamespace, 'warren-system');
+  assert.deepEqual(grants(agent.metadata!.namespace!, agentPod.serviceAccountName!), expected.sort());
+});
+
+test('warren-ca is granted exactly the API calls the CA makes', () => {
+  const expected = [
+    // ca-server.ts: TokenReview of the caller's token.
+    'cluster authentication.k8s.io/tokenreviews create',
+    // ca-server.ts: pods (informer, and a live list by spec.nodeName).
+    'cluster core/pods list',
+    'cluster core/pods watch',
+    // trust-bundle-publisher.ts: namespaces, and the bundle ConfigMap in each (list/watch by
+    // field selector, create where missing, replace where drifted).
+    'cluster core/namespaces list',
+    'cluster core/namespaces watch',
+    `cluster core/configmaps list name=${BUNDLE_CONFIGMAP}`,
+    `cluster core/configmaps watch name=${BUNDLE_CONFIGMAP}`,
+    `cluster core/configmaps update name=${BUNDLE_CONFIGMAP}`,
+    'cluster core/configmaps create',
+    // ca-store.ts: the root in Secret warren-ca of the CA's namespace (read, create once).
+    `warren-system core/secrets get name=${CA_SECRET}`,
+    'warren-system core/secrets create',
+  ];
+  assert.equal(caConfig().namespace, 'warren-system');
+  assert.deepEqual(grants(ca.metadata!.namespace!, caPod.serviceAccountName!), expected.sort());
+});
+
+let api: TestApiServer;
+before(async () => {
+  api = await startTestApiServer();
+});
+after(async () => {
+  await api.stop();
+});
+
+test('every object in deploy/ is accepted by an API server (CRDs first), and the CRDs validate custom resources', async () => {
+  const client = KubernetesObjectApi.makeApiClient(api.kc);
+  const rank = (o: KubernetesObject): number => (o.kind === 'CustomResourceDefinition' ? 0 : o.kind === 'Namespace' ? 1 : 2);
+  for (const { file, obj } of [...docs].sort((a, b) => rank(a.obj) - rank(b.obj))) {
+    try {
+      await client.create(obj);
+    } catch (err) {
+      assert.fail(`${file}: ${obj.kind} ${obj.metadata?.name}: ${err instanceof ApiException ? `${err.code} ${JSON.stringify(err.body)}` : err}`);
+    }
+  }
+  // An Istio example with its apiVersion changed is accepted; a value outside the schema is not.
+  const policy = (action: string): KubernetesObject =>
+    loadYaml(`apiVersion: security.warren.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-frontend-${action.toLowerCase()}, namespace: warren-system}
+spec:
+  selector: {matchLabels: {app: backend}}
+  action: ${action}
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/shop/sa/frontend]}}]
+    to: [{operation: {ports: ["8080"]}}]
+`);
+  await client.create(policy('ALLOW'));
+  await client.create(loadYaml<KubernetesObject>(`apiVersion: security.warren.io/v1
+kind: PeerAuthentication
+metadata: {name: strict, namespace: warren-system}
+spec: {mtls: {mode: STRICT}, portLevelMtls: {"8080": {mode: PERMISSIVE}}}
+`));
+  await assert.rejects(client.create(policy('MAYBE')), (err: unknown) => err instanceof ApiException && err.code === 422);
+});
+
+const exec = promisify(execFile);
+async function kubectlPath(): Promise<string | undefined> {
+  try {
+    return (await exec('sh', ['-c', 'command -v kubectl'])).stdout.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+test("kubectl installs deploy/ both ways deploy/README.md shows: apply -k, and apply -f in the README's order", async (t) => {
+  const kubectl = await kubectlPath();
+  if (kubectl === undefined) {
+    if (process.env.CI) assert.fail('kubectl is not installed (scripts/install-deps.sh installs it)');
+    t.skip('kubectl not installed');
+    return;
+  }
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+  const fileInstall = /^kubectl apply (-f .*)$/m.exec(readme)?.[1];
+  assert.ok(readme.includes('kubectl apply -k deploy/') && fileInstall, 'deploy/README.md shows both install commands');
+  for (const args of [['-k', 'deploy/'], fileInstall.split(/\s+/)]) {
+    const server = await startTestApiServer();
+    try {
+      const kubeconfig = `${server.dir}/kubeconfig`;
+      await writeFile(kubeconfig, server.kubeconfigText);
+      const k = async (...rest: string[]): Promise<string> => (await exec(kubectl, ['--kubeconfig', kubeconfig, ...rest], { cwd: ROOT })).stdout;
+      const out = await k('apply', ...args);
+      for (const d of docs) {
+        const line = new RegExp(`^${d.obj.kind!.toLowerCase()}(\\.[a-z0-9.]+)?/${d.obj.metadata!.name!.replace(/\./g, '\\.')} created$`, 'm');
+        assert.match(out, line, `kubectl apply ${args.join(' ')}: ${d.obj.kind} ${d.obj.metadata!.name}`);
+      }
+      assert.equal(JSON.parse(await k('-n', 'warren-system', 'get', 'daemonset', 'warren-node', '-o', 'json')).spec.template.spec.hostPID, true);
+    } finally {
+      await server.stop();
+    }
+  }
+});
