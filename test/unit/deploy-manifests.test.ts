@@ -38,7 +38,7 @@ function yamlFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
     if (e.isDirectory()) return relative(DEPLOY, path) === 'uninstall' ? [] : yamlFiles(path);
-    return e.name.endsWith('.yaml') && e.name !== 'kustomization.yaml' ? [relative(DEPLOY, path)] : [];
+    return e.name.endsWith('.yaml') ? [relative(DEPLOY, path)] : [];
   });
 }
 
@@ -48,8 +48,12 @@ interface Doc {
   obj: KubernetesObject;
 }
 
-/** What `kubectl apply -k deploy/` installs: every document of every file the kustomization lists. */
-const installed = loadYaml<{ resources: string[] }>(readFileSync(join(DEPLOY, 'kustomization.yaml'), 'utf8')).resources;
+/**
+ * What `kubectl apply -k deploy/` installs: every document of every file the kustomization
+ * lists. It is named `Kustomization` (a name kustomize reads) so that `kubectl apply -f
+ * deploy/`, which reads only .yaml/.yml/.json files, does not send it as an object.
+ */
+const installed = loadYaml<{ resources: string[] }>(readFileSync(join(DEPLOY, 'Kustomization'), 'utf8')).resources;
 const docs: Doc[] = installed.flatMap((file) =>
   readFileSync(join(DEPLOY, file), 'utf8')
     .split(/^---$/m)
@@ -112,16 +116,17 @@ function mountAt(pod: V1PodSpec, c: V1Container, path: string) {
   return { mount, volume };
 }
 
-test('deploy/crds are what src/policy/crds.ts generates (npm run gen:crds rewrites them)', () => {
+test('the CRD manifests in deploy/ are what src/policy/crds.ts generates (npm run gen:crds rewrites them)', () => {
   const generated = crdManifests();
-  assert.deepEqual(readdirSync(join(DEPLOY, 'crds')).sort(), generated.map((g) => g.file).sort());
+  assert.deepEqual(readdirSync(DEPLOY).filter((f) => f.includes('-crd-')).sort(), generated.map((g) => g.file).sort());
   for (const { file, text } of generated) {
-    assert.equal(readFileSync(join(DEPLOY, 'crds', file), 'utf8'), text, `deploy/crds/${file} is stale: run npm run gen:crds`);
+    assert.equal(readFileSync(join(DEPLOY, file), 'utf8'), text, `deploy/${file} is stale: run npm run gen:crds`);
   }
 });
 
-test('kustomization.yaml lists every manifest under deploy/', () => {
-  assert.deepEqual([...installed].sort(), yamlFiles(DEPLOY).sort());
+test('the Kustomization lists every manifest under deploy/, in the order `kubectl apply -f deploy/` applies them', () => {
+  assert.deepEqual([...installed], yamlFiles(DEPLOY).sort());
+  assert.deepEqual(yamlFiles(DEPLOY), yamlFiles(DEPLOY).filter((f) => !f.includes('/')), 'no manifest in a subdirectory (apply -f does not recurse)');
 });
 
 test('every field written in deploy/ is one the Kubernetes API types know (a typo would be dropped silently)', () => {
@@ -356,17 +361,17 @@ async function kubectlPath(): Promise<string | undefined> {
   }
 }
 
-test("kubectl installs deploy/ both ways deploy/README.md shows: apply -k, and apply -f in the README's order", async (t) => {
+test('kubectl installs deploy/ both ways the READMEs show: apply -k deploy/ and apply -f deploy/', async (t) => {
   const kubectl = await kubectlPath();
   if (kubectl === undefined) {
     if (process.env.CI) assert.fail('kubectl is not installed (scripts/install-deps.sh installs it)');
     t.skip('kubectl not installed');
     return;
   }
-  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
-  const fileInstall = /^kubectl apply (-f .*)$/m.exec(readme)?.[1];
-  assert.ok(readme.includes('kubectl apply -k deploy/') && fileInstall, 'deploy/README.md shows both install commands');
-  for (const args of [['-k', 'deploy/'], fileInstall.split(/\s+/)]) {
+  for (const readme of [readFileSync(join(DEPLOY, 'README.md'), 'utf8'), readFileSync(join(ROOT, 'README.md'), 'utf8')]) {
+    assert.ok(readme.includes('kubectl apply -f deploy/') && readme.includes('kubectl apply -k deploy/'), 'the README shows both install commands');
+  }
+  for (const args of [['-k', 'deploy/'], ['-f', 'deploy/']]) {
     const server = await startTestApiServer();
     try {
       const kubeconfig = `${server.dir}/kubeconfig`;
