@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { exec, kubectlOrSkip } from '../helpers/kubectl.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import {
   ApiException,
   KubernetesObjectApi,
@@ -352,22 +351,10 @@ spec: {mtls: {mode: STRICT}, portLevelMtls: {"8080": {mode: PERMISSIVE}}}
   await assert.rejects(client.create(policy('MAYBE')), (err: unknown) => err instanceof ApiException && err.code === 422);
 });
 
-const exec = promisify(execFile);
-async function kubectlPath(): Promise<string | undefined> {
-  try {
-    return (await exec('sh', ['-c', 'command -v kubectl'])).stdout.trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 test('kubectl installs deploy/ both ways the READMEs show: apply -k deploy/ and apply -f deploy/', async (t) => {
-  const kubectl = await kubectlPath();
-  if (kubectl === undefined) {
-    if (process.env.CI) assert.fail('kubectl is not installed (scripts/install-deps.sh installs it)');
-    t.skip('kubectl not installed');
-    return;
-  }
+  const kubectl = await kubectlOrSkip(t);
+  if (kubectl === undefined) return;
   for (const readme of [readFileSync(join(DEPLOY, 'README.md'), 'utf8'), readFileSync(join(ROOT, 'README.md'), 'utf8')]) {
     assert.ok(readme.includes('kubectl apply -f deploy/') && readme.includes('kubectl apply -k deploy/'), 'the README shows both install commands');
   }

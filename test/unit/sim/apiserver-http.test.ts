@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { exec, kubectlOrSkip } from '../../helpers/kubectl.js';
 import { writeFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { AuthenticationV1Api, CoreV1Api, PatchStrategy, makeInformer, setHeaderOptions, type V1ConfigMap } from '@kubernetes/client-node';
 import { eventually, startTestApiServer, type TestApiServer } from '../../helpers/apiserver.js';
 
@@ -142,22 +141,10 @@ test('TokenRequest issues pod-bound tokens that TokenReview accepts with pod and
   }
 });
 
-const exec = promisify(execFile);
-async function kubectlPath(): Promise<string | undefined> {
-  try {
-    return (await exec('sh', ['-c', 'command -v kubectl'])).stdout.trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 test('kubectl works unchanged: apply, get -o json, label, annotate, get -w, delete', async (t) => {
-  const kubectl = await kubectlPath();
-  if (kubectl === undefined) {
-    if (process.env.CI) assert.fail('kubectl is not installed (scripts/install-deps.sh installs it)');
-    t.skip('kubectl not installed');
-    return;
-  }
+  const kubectl = await kubectlOrSkip(t);
+  if (kubectl === undefined) return;
   const kubeconfigPath = `${api.dir}/kubeconfig`;
   await writeFile(kubeconfigPath, api.kubeconfigText);
   const k = async (...args: string[]): Promise<string> => (await exec(kubectl, ['--kubeconfig', kubeconfigPath, ...args])).stdout;
