@@ -1,71 +1,122 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { execa } from 'execa';
 import { WarrenError } from '../errors/warren-error.js';
-import { applyManifests } from '../sim/client/apply.js';
-import { adminKubeConfig, type SimClient } from '../sim/client/cluster-client.js';
-import { httpGetFromPod } from '../sim/client/pod-http.js';
-import { clusterUp } from '../sim/cluster-lifecycle.js';
-import { DEMO_MANIFEST, DEMO_NAMESPACE } from '../sim/demo-manifest.js';
-import { DEFAULT_STATE_DIR, runningDaemonPid } from '../sim/state-dir.js';
-import { podNetnsName } from '../sim/topology/plan.js';
+import { adminKubeConfig } from '../sim/client/cluster-client.js';
+import { checkPrerequisites, clusterDown, clusterUp } from '../sim/cluster-lifecycle.js';
+import { DEMO_NAMESPACE } from '../sim/demo/manifest.js';
+import { removeDemoNamespace, runStory } from '../sim/demo/story.js';
+import { DEFAULT_STATE_DIR, readClusterFile, runningDaemonPid } from '../sim/state-dir.js';
+import { planTopology } from '../sim/topology/plan.js';
 
-const HELP = `Usage: warren demo [--state-dir DIR] [--nodes N]
+const HELP = `Usage: warren demo [--keep] [--state-dir DIR]
 
-A guided tour on the embedded simulator: starts a cluster (unless one is
-running), deploys an echo service on two nodes and a client pod, and shows
-the client reaching the service by DNS name and ClusterIP across nodes.`;
+The mesh story in about a minute on the embedded simulator (as root; the
+simulator's tools and tcpdump must be installed: ./scripts/demo.sh does that):
+  - a two-node cluster, started unless one already runs from --state-dir
+  - namespace ${DEMO_NAMESPACE}: a client and a web Deployment on different nodes, a second client
+  - the client calls web: a capture between the nodes shows the request in clear
+  - labeling the namespace enrolls the running pods: same processes, no restart
+  - the same call is TLS on the wire (HBONE to :15008); the access log names
+    both SPIFFE identities
+  - an AuthorizationPolicy lets only the client in: the second client is reset,
+    and \`warren policies explain\` says why
+  - an excerpt of the agent's Istio metrics
+Then everything is removed (the cluster if the demo started it, else the
+namespace ${DEMO_NAMESPACE}) unless --keep. Exit code 0 only if every step did what it says.
+
+Options:
+  --keep           leave the cluster and the demo running, and print what to try next
+  --state-dir DIR  simulator state ($WARREN_SIM_STATE_DIR; ${DEFAULT_STATE_DIR})`;
 
 const step = (text: string): void => console.log(`\n▸ ${text}`);
+const say = (line: string): void => console.log(line);
 
-async function waitForPods(client: SimClient, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const pods = (await client.core.listNamespacedPod({ namespace: DEMO_NAMESPACE })).items;
-    const ready = pods.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-    if (pods.length === 3 && ready.length === 3) return;
-    await sleep(250);
-  }
-  throw new WarrenError('ERR_DEMO', `the demo pods did not become ready in ${timeoutMs / 1000} s; look at \`warren sim kubectl get pods -n ${DEMO_NAMESPACE}\``);
+function nextCommands(stateDir: string, captureDir: string): string {
+  const env = stateDir === DEFAULT_STATE_DIR ? '' : `  export WARREN_SIM_STATE_DIR=${stateDir}\n`;
+  return `${env}  warren sim kubectl get pods -n ${DEMO_NAMESPACE} -o wide
+  warren workloads                        # enrolled pods and their SPIFFE identities
+  warren policies                         # the AuthorizationPolicy in force
+  warren connections                      # captured connections and HBONE tunnels per pod
+  warren sim logs node/node-2             # the agent's log; access log lines have "msg":"connection"
+  warren sim exec ${DEMO_NAMESPACE}/client-b -- getent hosts web
+  tcpdump -nn -A -r ${captureDir}/plaintext.pcap   # the captures (also mtls.pcap)
+  warren sim down                         # removes everything`;
 }
 
 export async function runDemo(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string', default: DEFAULT_STATE_DIR }, nodes: { type: 'string', default: '2' }, help: { type: 'boolean', short: 'h', default: false } } });
+  let values: { 'state-dir': string; keep: boolean; help: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: { 'state-dir': { type: 'string', default: process.env.WARREN_SIM_STATE_DIR ?? DEFAULT_STATE_DIR }, keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    }));
+  } catch (err) {
+    throw new WarrenError('ERR_USAGE', (err as Error).message);
+  }
   if (values.help) {
     console.log(HELP);
     return 0;
   }
+  const started = Date.now();
   const stateDir = values['state-dir'];
-  if (runningDaemonPid(stateDir) === undefined) {
-    step(`starting a simulated cluster (${values.nodes} nodes) in ${stateDir}`);
-    await clusterUp({ stateDir, nodes: Number(values.nodes), progress: (l) => console.log(`  ${l}`) });
-  } else step(`using the simulated cluster already running from ${stateDir}`);
-  const client = adminKubeConfig(stateDir);
-
-  step('deploying: Deployment web (http-echo ×2), Service web, Pod client');
-  for (const line of await applyManifests(client, DEMO_MANIFEST)) console.log(`  ${line}`);
-  await waitForPods(client, 90_000);
-  const pods = (await client.core.listNamespacedPod({ namespace: DEMO_NAMESPACE })).items;
-  for (const p of pods) console.log(`  ${p.metadata!.name!.padEnd(28)} ${String(p.status?.podIP).padEnd(12)} on ${p.spec?.nodeName}`);
-
-  const clientPod = pods.find((p) => p.metadata?.name === 'client')!;
-  const netns = podNetnsName(clientPod.spec!.nodeName!, DEMO_NAMESPACE, 'client');
-  step('cluster DNS, from inside the client pod (its resolv.conf points at 10.255.0.1)');
-  const resolved = await execa('ip', ['netns', 'exec', netns, 'getent', 'hosts', `web.${DEMO_NAMESPACE}.svc.cluster.local`]);
-  const clusterIp = resolved.stdout.split(/\s+/)[0]!;
-  console.log(`  web.${DEMO_NAMESPACE}.svc.cluster.local → ${clusterIp}`);
-
-  step(`six requests from the client to ${clusterIp}:80 (kube-proxy spreads them over both nodes)`);
-  for (let i = 0; i < 6; i++) {
-    const reply = await httpGetFromPod(netns, clusterIp, 80);
-    const served = pods.find((p) => p.metadata?.name === reply.pod);
-    console.log(`  answered by ${reply.pod} on ${served?.spec?.nodeName ?? '?'}; it saw the client as ${reply.client.ip}`);
+  const captureDir = `${stateDir}/demo`;
+  step('checking what the demo needs: root, iproute2, nftables, util-linux, the CNI plugins, tcpdump');
+  await checkPrerequisites([['tcpdump', 'tcpdump'], ['getent', 'libc-bin']]);
+  const ownCluster = runningDaemonPid(stateDir) === undefined;
+  if (ownCluster) {
+    step(`starting a simulated cluster with two nodes in ${stateDir}`);
+    await clusterUp({ stateDir, nodes: 2, progress: (l) => say(`  ${l}`) });
+  } else {
+    step(`using the simulated cluster running from ${stateDir}`);
   }
 
-  step('next');
-  console.log(`  warren sim kubectl get pods -A -o wide
-  warren sim exec ${DEMO_NAMESPACE}/client -- getent hosts web
-  warren sim logs ${DEMO_NAMESPACE}/client
-  warren sim down            # removes everything the simulator made`);
+  // Runs once, on the normal path or on Ctrl-C, whichever comes first.
+  let cleaning: Promise<void> | undefined;
+  const cleanUp = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      if (values.keep) {
+        step('the cluster keeps running (--keep); try:');
+        say(nextCommands(stateDir, captureDir));
+      } else if (ownCluster) {
+        step('cleaning up: warren sim down');
+        await clusterDown(stateDir, (l) => say(`  ${l}`));
+      } else {
+        step(`cleaning up: deleting namespace ${DEMO_NAMESPACE} (the cluster keeps running)`);
+        await removeDemoNamespace(adminKubeConfig(stateDir));
+        await rm(captureDir, { recursive: true, force: true });
+        say(`  namespace ${DEMO_NAMESPACE} and the captures in ${captureDir} removed`);
+      }
+    })());
+  const onInterrupt = (): void => {
+    console.error('\nwarren demo: interrupted');
+    void cleanUp().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onInterrupt);
+
+  let failure: unknown;
+  try {
+    const cluster = readClusterFile(stateDir);
+    const plan = planTopology(stateDir, cluster?.nodes ?? []);
+    const node = (name: string) => plan.nodes.find((n) => n.name === name) ?? fail(`the demo needs nodes node-1 and node-2; the cluster in ${stateDir} has ${cluster?.nodes.join(', ')}`);
+    await runStory({ stateDir, client: adminKubeConfig(stateDir), nodes: { 'node-1': node('node-1'), 'node-2': node('node-2') }, captureDir, say });
+    step(`every step did what it said (${Math.round((Date.now() - started) / 1000)} s)`);
+  } catch (err) {
+    failure = err;
+  }
+  try {
+    await cleanUp();
+  } catch (err) {
+    // The story's failure is the one to report; a cleanup failure after it is secondary.
+    if (failure === undefined) throw err;
+    console.error(`warren demo: cleanup failed too: ${(err as Error).message}`);
+  } finally {
+    process.removeListener('SIGINT', onInterrupt);
+  }
+  if (failure !== undefined) throw failure;
   return 0;
+}
+
+function fail(message: string): never {
+  throw new WarrenError('ERR_DEMO', message);
 }

@@ -8,7 +8,7 @@ import { WarrenError } from '../errors/warren-error.js';
 import { systemRunner } from '../redirect/runner.js';
 import { writeFileAtomic } from './apiserver/persistence.js';
 import { DEFAULT_HOST_API_PORT, readClusterFile, runningDaemonPid, statePaths } from './state-dir.js';
-import { createTopologyNetwork, listSimNetns, netnsExists } from './topology/network.js';
+import { createTopologyNetwork, listSimNetns, netnsExists, netnsPids } from './topology/network.js';
 import { UNDERLAY, defaultNodeNames, planTopology } from './topology/plan.js';
 
 
@@ -19,12 +19,14 @@ export interface UpOptions {
   progress: (line: string) => void;
 }
 
-/** Refuses clearly what cannot work: not root, or tools missing. */
-export async function checkPrerequisites(): Promise<void> {
+const SIM_TOOLS: ReadonlyArray<readonly [bin: string, pkg: string]> = [['ip', 'iproute2'], ['nft', 'nftables'], ['nsenter', 'util-linux']];
+
+/** Refuses clearly what cannot work: not root, or tools missing (the simulator's, and `extraTools` [binary, Debian package]). */
+export async function checkPrerequisites(extraTools: ReadonlyArray<readonly [bin: string, pkg: string]> = []): Promise<void> {
   if (process.getuid?.() !== 0) {
     throw new WarrenError('ERR_SIM_PREREQ', 'warren sim needs root (it creates network namespaces): run it with sudo');
   }
-  for (const [bin, pkg] of [['ip', 'iproute2'], ['nft', 'nftables'], ['nsenter', 'util-linux']] as const) {
+  for (const [bin, pkg] of [...SIM_TOOLS, ...extraTools]) {
     const found = await execa('sh', ['-c', `command -v ${bin}`], { reject: false });
     if (found.exitCode !== 0) throw new WarrenError('ERR_SIM_PREREQ', `${bin} is missing: apt-get install -y ${pkg} (or run ./scripts/install-deps.sh)`);
   }
@@ -81,10 +83,9 @@ export async function clusterUp(options: UpOptions): Promise<void> {
 }
 
 async function killNetnsProcesses(netns: string): Promise<void> {
-  const res = await execa('ip', ['netns', 'pids', netns], { reject: false });
-  for (const pid of res.stdout.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
+  for (const pid of await netnsPids(netns)) {
     try {
-      process.kill(Number(pid), 'SIGKILL');
+      process.kill(pid, 'SIGKILL');
     } catch {
       // already gone
     }

@@ -13,7 +13,7 @@ import { planTopology } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
-import { accessLog, type AccessEntry } from '../helpers/access-log.js';
+import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-file.js';
 import { rootTest } from '../helpers/root.js';
 import { WARREN, warren } from '../helpers/warren-cli.js';
 
@@ -176,8 +176,8 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       const plan = planTopology(stateDir, ['node-1', 'node-2']);
       const peer = `spiffe://cluster.local/ns/${NS}/sa/default`;
       const tunneled = (e: AccessEntry): boolean => e.security === 'mtls' && e.dst.ip === echo.status!.podIP && e.bytes_sent === payload.length && e.src.identity === peer && e.dst.identity === peer;
-      await eventually(async () => (await accessLog(agentPaths(plan.nodes[0]!).log)).some((e) => e.pod === `${NS}/client` && e.reporter === 'source' && tunneled(e)), "the client's agent logging the outbound connection", 3000);
-      await eventually(async () => (await accessLog(agentPaths(plan.nodes[1]!).log)).some((e) => e.pod === `${NS}/echo` && e.reporter === 'destination' && tunneled(e)), "the server's agent logging the inbound connection", 3000);
+      await eventually(async () => (await readAccessLog(agentPaths(plan.nodes[0]!).log)).some((e) => e.pod === `${NS}/client` && e.reporter === 'source' && tunneled(e)), "the client's agent logging the outbound connection", 3000);
+      await eventually(async () => (await readAccessLog(agentPaths(plan.nodes[1]!).log)).some((e) => e.pod === `${NS}/echo` && e.reporter === 'destination' && tunneled(e)), "the server's agent logging the inbound connection", 3000);
       await sleep(2500); // several probe periods under the rules
       for (const n of ['echo', 'web']) {
         const p = await core.readNamespacedPod({ namespace: NS, name: n });
@@ -194,7 +194,7 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       assert.equal(reply.client.ip, late.status!.podIP);
       const logPath = agentPaths(planTopology(stateDir, ['node-1', 'node-2']).nodes[0]!).log;
       // The agent logs a connection when it closes; give the log write a moment.
-      await eventually(async () => (await accessLog(logPath)).some((e) => e.pod === `${NS}/late` && e.direction === 'outbound'), 'its first connection in the agent log', 3000);
+      await eventually(async () => (await readAccessLog(logPath)).some((e) => e.pod === `${NS}/late` && e.direction === 'outbound'), 'its first connection in the agent log', 3000);
     });
 
     await t.test('bad requests on the agent socket and malformed CNI input get clear errors and disturb nothing', async () => {

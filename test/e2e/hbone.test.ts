@@ -15,7 +15,7 @@ import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { UNDERLAY, planTopology } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
-import { accessLog, type AccessEntry } from '../helpers/access-log.js';
+import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-file.js';
 import { sample } from '../helpers/prometheus.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
@@ -92,7 +92,7 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
     const pod = new Map((await all()).map((p) => [p.metadata!.name!, p]));
     const ip = (name: string): string => pod.get(name)!.status!.podIP!;
     const ns = (name: string): string => netnsOf(pod.get(name)!);
-    const agentLog = (node: number) => accessLog(agentPaths(planTopology(stateDir, ['node-1', 'node-2']).nodes[node - 1]!).log);
+    const agentLog = (node: number) => readAccessLog(agentPaths(planTopology(stateDir, ['node-1', 'node-2']).nodes[node - 1]!).log);
 
     await t.test('64 MiB each way arrive byte-exact, A → B across nodes and A → C on the same node, over mTLS', async () => {
       for (const target of ['b', 'c']) {

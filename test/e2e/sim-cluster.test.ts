@@ -6,12 +6,47 @@ import { execa } from 'execa';
 import { CoreV1Api, KubeConfig, makeInformer, type V1Pod } from '@kubernetes/client-node';
 import { httpGetFromPod } from '../../src/sim/client/pod-http.js';
 import { podNetnsName } from '../../src/sim/topology/plan.js';
-import { DEMO_MANIFEST, DEMO_NAMESPACE as NS } from '../../src/sim/demo-manifest.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 
+const NS = 'demo';
 
+/** An echo service with two replicas, which the scheduler spreads over both nodes, and a client pod on node-1. */
+const MANIFEST = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: demo}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: hashicorp/http-echo
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: demo, labels: {app: client}}
+spec:
+  nodeName: node-1
+  containers: [{name: curl, image: curlimages/curl, command: [sleep, infinity]}]
+`;
 
 rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP, informers, kubectl, and down leaves nothing', async () => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-sim-`);
@@ -42,7 +77,7 @@ rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP,
     };
 
     const manifest = `${stateDir}/demo.yaml`;
-    await writeFile(manifest, DEMO_MANIFEST);
+    await writeFile(manifest, MANIFEST);
     const applied = await warren('sim', 'apply', '-f', manifest, '--state-dir', stateDir);
     assert.equal(applied.exitCode, 0, applied.stderr);
     await informer.start();

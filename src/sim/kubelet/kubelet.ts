@@ -27,6 +27,7 @@ interface PodRuntime {
   uid: string;
   namespace: string;
   name: string;
+  serviceAccount: string;
   sandbox?: PodSandbox;
   containers: ContainerRuntime[];
   stopping: boolean;
@@ -137,6 +138,7 @@ export class Kubelet {
       uid: pod.metadata.uid,
       namespace: pod.metadata.namespace,
       name: pod.metadata.name,
+      serviceAccount: pod.spec?.serviceAccountName ?? 'default',
       containers,
       stopping: false,
       startTime: nowIso(),
@@ -175,7 +177,7 @@ export class Kubelet {
     c.process = startContainer({
       netns: pod.sandbox!.netns,
       command: containerCommand(c.spec),
-      env: containerEnv(c.spec, { name: pod.name, namespace: pod.namespace, ip: podIp, nodeName: this.node.name, serviceAccount: 'default' }),
+      env: containerEnv(c.spec, { name: pod.name, namespace: pod.namespace, ip: podIp, nodeName: this.node.name, serviceAccount: pod.serviceAccount }),
       logFile: containerLogPath(this.stateDir, pod.namespace, pod.name, c.spec.name),
     });
     c.state = { ...c.state, running: true, ready: c.spec.readinessProbe === undefined, startedAt: nowIso() };

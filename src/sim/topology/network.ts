@@ -32,6 +32,16 @@ export async function netnsExists(name: string): Promise<boolean> {
   }
 }
 
+/** The processes whose network namespace is `name` (a simulated pod's containers); none when it is gone. */
+export async function netnsPids(name: string): Promise<number[]> {
+  const res = await execa('ip', ['netns', 'pids', name], { reject: false });
+  return res.stdout
+    .split(/\s+/)
+    .filter((p) => /^\d+$/.test(p))
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
 const sysctl = (runner: CommandRunner, netns: string, ...kv: string[]): Promise<string> =>
   runner.run('sysctl', ['-q', '-w', ...kv], { netns: `/var/run/netns/${netns}` });
 

@@ -33,3 +33,14 @@ test('warren rules prints exactly the builder output and names a bad field', asy
   const badFlag = await warren('rules', '--bogus');
   assert.equal(badFlag.exitCode, 2);
 });
+
+test('warren demo --help describes the story and --keep; an unknown option is a usage error before anything starts', async () => {
+  const help = await warren('demo', '--help');
+  assert.equal(help.exitCode, 0);
+  assert.match(help.stdout, /--keep\s+leave the cluster/);
+  assert.match(help.stdout, /policies explain/);
+  const bad = await warren('demo', '--nodes', '3');
+  assert.equal(bad.exitCode, 2);
+  assert.match(bad.stderr, /Unknown option '--nodes'.*\[ERR_USAGE\]/);
+  assert.doesNotMatch(bad.stdout, /▸/);
+});

@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { WarrenError } from '../../errors/warren-error.js';
+import { UNDERLAY } from '../topology/plan.js';
+import { parsePcap, type TcpSegment } from './pcap.js';
+
+export interface RunningCapture {
+  file: string;
+  /** stops tcpdump (SIGINT flushes the file) and returns the TCP segments it saw */
+  stop(): Promise<TcpSegment[]>;
+}
+
+/**
+ * tcpdump on the underlay bridge, where every node-to-node packet passes:
+ * what an observer on the network between the nodes sees. Resolves once
+ * tcpdump says it is listening, so nothing sent afterwards is missed.
+ */
+export async function startUnderlayCapture(file: string): Promise<RunningCapture> {
+  const dump = spawn('ip', ['netns', 'exec', UNDERLAY.netns, 'tcpdump', '-i', UNDERLAY.bridge, '-n', '--immediate-mode', '-U', '-s', '0', '-w', file, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((resolve) => dump.once('close', () => resolve()));
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const settle = (err?: WarrenError): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err === undefined) return resolve();
+      dump.kill('SIGKILL');
+      reject(err);
+    };
+    const fail = (why: string): void => settle(new WarrenError('ERR_DEMO', `tcpdump on ${UNDERLAY.netns}/${UNDERLAY.bridge} ${why}: ${stderr.trim() || '(no output)'}`));
+    const timer = setTimeout(() => fail('did not report listening within 5 s'), 5000);
+    dump.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('listening on')) settle();
+    });
+    dump.once('error', (err) => fail(err.message));
+    dump.once('exit', (code) => fail(`exited (${code})`));
+  });
+  return {
+    file,
+    async stop() {
+      dump.kill('SIGINT');
+      await exited;
+      return parsePcap(await readFile(file));
+    },
+  };
+}
