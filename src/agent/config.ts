@@ -12,6 +12,7 @@ export const ENV = {
   cniConfDir: 'WARREN_CNI_CONF_DIR',
   cniBinDir: 'WARREN_CNI_BIN_DIR',
   cniSocket: 'WARREN_CNI_SOCKET',
+  cniPluginBinary: 'WARREN_CNI_PLUGIN_BINARY',
   redirectBackend: 'WARREN_REDIRECT_BACKEND',
   excludeNamespaces: 'WARREN_EXCLUDE_NAMESPACES',
   stateDir: 'WARREN_STATE_DIR',
@@ -36,6 +37,8 @@ const configSchema = z.strictObject({
   cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
   cniBinDir: z.string().min(1).default('/opt/cni/bin'),
   cniSocket: z.string().min(1).default('/var/run/warren/cni.sock'),
+  /** the self-contained plugin executable to install; unset: dist/warren-cni when the package has one */
+  cniPluginBinary: z.string().regex(/^\//, 'must be an absolute path').optional(),
   redirectBackend: z.enum(['nft', 'iptables', 'auto']).default('auto'),
   excludeNamespaces: z.array(z.string().min(1)).default(['kube-system']),
   stateDir: z.string().min(1).default('/var/run/warren'),

@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { installCniPlugin, uninstallCniPlugin, watchCniConfig } from '../cni/installer.js';
+import { choosePluginSource } from '../cni/plugin-file.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION, decideEnrollment, isExcludedNamespace } from '../k8s/enrollment.js';
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
@@ -27,6 +29,8 @@ import { agentMetrics } from '../telemetry/agent-metrics.js';
 import { ConnectionTelemetry } from '../telemetry/connection-telemetry.js';
 
 const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/plugin-main.js', import.meta.url));
+/** dist/warren-cni, built by `npm run build:cni`: what the container image ships. */
+const PACKAGED_PLUGIN_BINARY = fileURLToPath(new URL('../../warren-cni', import.meta.url));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 function podView(p: V1Pod): PodView {
@@ -163,8 +167,13 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   );
 
   const cniLog = (msg: string): void => logFn(msg, { cniConfDir: config.cniConfDir });
-  if (config.installCni) installCniPlugin({ ...cniInstallOptions(config), log: cniLog });
-  const cniWatch = config.installCni ? watchCniConfig({ ...cniInstallOptions(config), log: cniLog }) : undefined;
+  const cniOptions = { ...cniInstallOptions(config), log: cniLog };
+  if (config.installCni) {
+    const installed = installCniPlugin(cniOptions);
+    // Which kind went in says whether pods on a real node can start at all (the shim needs this node on the host).
+    log.info({ plugin: cniOptions.plugin, binPath: installed.binPath, confPath: installed.confPath }, 'CNI plugin installed');
+  }
+  const cniWatch = config.installCni ? watchCniConfig(cniOptions) : undefined;
 
   let ready = false;
   const readiness = await serveEndpoints(config.readinessAddress, {
@@ -207,11 +216,11 @@ function accessLogWriter(log: pino.Logger, level: NodeAgentConfig['accessLogLeve
 }
 
 function cniInstallOptions(config: NodeAgentConfig) {
+  const packaged = existsSync(PACKAGED_PLUGIN_BINARY) ? PACKAGED_PLUGIN_BINARY : undefined;
   return {
     confDir: config.cniConfDir,
     binDir: config.cniBinDir,
-    pluginEntry: PLUGIN_ENTRY,
-    nodePath: process.execPath,
+    plugin: choosePluginSource(config.cniPluginBinary, packaged, { nodePath: process.execPath, pluginEntry: PLUGIN_ENTRY }),
     pluginConfig: { agentSocket: config.cniSocket, excludeNamespaces: config.excludeNamespaces, timeoutSeconds: 5 },
   };
 }

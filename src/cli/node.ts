@@ -14,6 +14,9 @@ restarting them. Flags override the environment variables shown.
   --cni-conf-dir DIR           CNI network configs ($${ENV.cniConfDir}; /etc/cni/net.d)
   --cni-bin-dir DIR            CNI plugin binaries ($${ENV.cniBinDir}; /opt/cni/bin)
   --cni-socket PATH            unix socket the plugin calls ($${ENV.cniSocket}; /var/run/warren/cni.sock)
+  --cni-plugin-binary FILE     self-contained warren-cni executable copied into the CNI bin dir
+                               ($${ENV.cniPluginBinary}; dist/warren-cni of this package, built by
+                               \`npm run build:cni\`; without one, a shim that needs this node on the host)
   --redirect-backend B         nft | iptables | auto ($${ENV.redirectBackend}; auto)
   --exclude-namespaces A,B     never enrolled ($${ENV.excludeNamespaces}; kube-system)
   --state-dir DIR              agent state ($${ENV.stateDir}; /var/run/warren)
@@ -44,6 +47,7 @@ export function parseNodeArgs(argv: string[]): { help: boolean; flags: RawConfig
       'cni-conf-dir': { type: 'string' },
       'cni-bin-dir': { type: 'string' },
       'cni-socket': { type: 'string' },
+      'cni-plugin-binary': { type: 'string' },
       'redirect-backend': { type: 'string' },
       'exclude-namespaces': { type: 'string' },
       'state-dir': { type: 'string' },
@@ -69,6 +73,7 @@ export function parseNodeArgs(argv: string[]): { help: boolean; flags: RawConfig
     cniConfDir: values['cni-conf-dir'],
     cniBinDir: values['cni-bin-dir'],
     cniSocket: values['cni-socket'],
+    cniPluginBinary: values['cni-plugin-binary'],
     redirectBackend: values['redirect-backend'],
     excludeNamespaces: values['exclude-namespaces'],
     stateDir: values['state-dir'],

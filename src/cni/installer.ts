@@ -1,16 +1,18 @@
-import { chmodSync, readdirSync, readFileSync, statSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
+import { readdirSync, readFileSync, statSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../sim/apiserver/persistence.js';
+import { PLUGIN_FILE, installPluginFile, removePluginFiles, type PluginSource } from './plugin-file.js';
 
 /**
  * The agent side of DESIGN.md §4's plugin contract: put the `warren-cni`
- * binary in the CNI bin dir and chain its entry as the last plugin of the
+ * binary in the CNI bin dir (./plugin-file.ts) and chain its entry as the last plugin of the
  * network config the runtime will use, keep it there while other CNIs rewrite
  * their files, and take both away on uninstall. Choosing the file and editing
  * its JSON are pure functions; this module only reads and writes files.
  */
 
-export const PLUGIN_TYPE = 'warren-cni';
+/** The runtime runs the executable named like the entry's type. */
+export const PLUGIN_TYPE = PLUGIN_FILE;
 export const POLL_INTERVAL_MS = 500;
 
 export interface WarrenPluginConfig {
@@ -22,10 +24,7 @@ export interface WarrenPluginConfig {
 export interface InstallOptions {
   confDir: string;
   binDir: string;
-  /** path of dist/src/cni/plugin-main.js */
-  pluginEntry: string;
-  /** the node binary the shim runs (process.execPath) */
-  nodePath: string;
+  plugin: PluginSource;
   pluginConfig: WarrenPluginConfig;
   /** problems that do not stop the install (an unreadable or invalid conf file that is skipped) */
   log?: (msg: string) => void;
@@ -120,43 +119,6 @@ export function serializeConflist(list: Conflist): string {
   return `${JSON.stringify(list, null, 2)}\n`;
 }
 
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/**
- * The executable the runtime runs. The simulator's node host has Node.js, so a
- * shim is enough here; a release ships the self-contained executable DESIGN.md
- * §1 describes instead (no Node.js can be assumed on a real node).
- */
-export function shimScript(nodePath: string, pluginEntry: string): string {
-  return [
-    '#!/bin/sh',
-    '# warren-cni: chained CNI plugin, written by the warren node agent (do not edit).',
-    '# A release ships a self-contained executable here instead (DESIGN.md §1).',
-    `exec ${shellQuote(nodePath)} ${shellQuote(pluginEntry)} "$@"`,
-    '',
-  ].join('\n');
-}
-
-function readIfExists(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-function installShim(opts: InstallOptions): { binPath: string; changed: boolean } {
-  const binPath = join(opts.binDir, PLUGIN_TYPE);
-  const script = shimScript(opts.nodePath, opts.pluginEntry);
-  if (readIfExists(binPath) === script && (statSync(binPath).mode & 0o777) === 0o755) return { binPath, changed: false };
-  writeFileAtomic(binPath, script, 0o755);
-  chmodSync(binPath, 0o755); // the umask may have narrowed the mode
-  return { binPath, changed: true };
-}
-
 function readConfDir(confDir: string, log: (msg: string) => void): ConfFile[] {
   const out: ConfFile[] = [];
   for (const entry of readdirSync(confDir, { withFileTypes: true })) {
@@ -199,7 +161,7 @@ function installConf(opts: InstallOptions, log: (msg: string) => void): { confPa
 
 export function installCniPlugin(opts: InstallOptions): InstallResult {
   const log = opts.log ?? (() => undefined);
-  const bin = installShim(opts);
+  const bin = installPluginFile(opts.binDir, opts.plugin);
   const conf = installConf(opts, log);
   return { binPath: bin.binPath, confPath: conf.confPath, binChanged: bin.changed, confChanged: conf.changed };
 }
@@ -224,7 +186,7 @@ export function watchCniConfig(opts: InstallOptions & { pollMs?: number }): { st
     if (stopped) return;
     const problems: string[] = [];
     try {
-      const bin = installShim(opts);
+      const bin = installPluginFile(opts.binDir, opts.plugin);
       const conf = installConf(opts, (m) => problems.push(m));
       if (bin.changed) log(`re-installed ${bin.binPath}`);
       if (conf.changed) log(`re-inserted the ${PLUGIN_TYPE} entry into ${conf.confPath}`);
@@ -280,7 +242,7 @@ export function watchCniConfig(opts: InstallOptions & { pollMs?: number }): { st
   };
 }
 
-/** Removes the entry from every conflist (stop the watcher first, or it puts the entry back) in confDir (rest re-serialized with 2-space indent) and the binary. */
+/** Removes the entry from every conflist (stop the watcher first, or it puts the entry back) in confDir (rest re-serialized with 2-space indent) and the plugin (executable or shim). */
 export function uninstallCniPlugin(opts: { confDir: string; binDir: string; log?: (msg: string) => void }): { changedFiles: string[] } {
   const log = opts.log ?? (() => undefined);
   const changedFiles: string[] = [];
@@ -303,10 +265,6 @@ export function uninstallCniPlugin(opts: { confDir: string; binDir: string; log?
     writeFileAtomic(path, serializeConflist(withoutWarrenEntry(list)), fileMode(path));
     changedFiles.push(path);
   }
-  try {
-    unlinkSync(join(opts.binDir, PLUGIN_TYPE));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  removePluginFiles(opts.binDir);
   return { changedFiles };
 }

@@ -35,6 +35,17 @@ test('a bad or missing value is an error naming the flag', () => {
   fails({}, { NODE_NAME: 'n', WARREN_ADMIN_ADDRESS: 'localhost' }, /^--admin-address: /);
 });
 
+test('the CNI plugin executable comes from --cni-plugin-binary or its variable, and must be an absolute path', () => {
+  assert.equal(loadNodeAgentConfig({}, { NODE_NAME: 'n' }).cniPluginBinary, undefined, 'unset: the packaged one, or the shim');
+  const env = { NODE_NAME: 'n', WARREN_CNI_PLUGIN_BINARY: '/opt/warren/warren-cni' };
+  assert.equal(loadNodeAgentConfig({}, env).cniPluginBinary, '/opt/warren/warren-cni');
+  assert.equal(loadNodeAgentConfig({ cniPluginBinary: '/srv/warren-cni' }, env).cniPluginBinary, '/srv/warren-cni');
+  assert.throws(
+    () => loadNodeAgentConfig({ cniPluginBinary: 'dist/warren-cni' }, env),
+    (e: unknown) => e instanceof WarrenError && e.code === 'ERR_CONFIG' && /^--cni-plugin-binary: must be an absolute path/.test(e.message),
+  );
+});
+
 test('a flag that was not given leaves its environment variable in force', () => {
   const c = loadNodeAgentConfig({ nodeName: undefined, drainSeconds: undefined, caAddress: undefined }, { NODE_NAME: 'node-9', WARREN_DRAIN_SECONDS: '9', WARREN_CA_ADDRESS: 'https://10.0.0.1:15012' });
   assert.equal(c.nodeName, 'node-9');

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -16,8 +16,11 @@ import {
   type Conflist,
   type InstallOptions,
 } from '../../src/cni/installer.js';
+import { choosePluginSource, type PluginSource } from '../../src/cni/plugin-file.js';
+import { WarrenError } from '../../src/errors/warren-error.js';
 
 const PLUGIN_MAIN = fileURLToPath(new URL('../../src/cni/plugin-main.js', import.meta.url));
+const shim: PluginSource = { kind: 'shim', nodePath: process.execPath, pluginEntry: PLUGIN_MAIN };
 const pluginConfig = { agentSocket: '/var/run/warren/cni.sock', excludeNamespaces: ['kube-system'], timeoutSeconds: 5 };
 const entry = { type: 'warren-cni', ...pluginConfig };
 
@@ -32,7 +35,7 @@ const bridgeList = { cniVersion: '1.0.0', name: 'wrn', plugins: [bridge, { type:
 // Written the way other CNIs do (not our 2-space format), to see what we rewrite.
 const BRIDGE_TEXT = JSON.stringify(bridgeList);
 
-function withDirs(fn: (opts: InstallOptions & { logs: string[] }) => Promise<void> | void): () => Promise<void> {
+function withDirs(fn: (opts: InstallOptions & { logs: string[]; root: string }) => Promise<void> | void): () => Promise<void> {
   return async () => {
     const root = mkdtempSync(join(tmpdir(), 'warren-cni-inst-'));
     const confDir = join(root, 'net.d');
@@ -41,7 +44,7 @@ function withDirs(fn: (opts: InstallOptions & { logs: string[] }) => Promise<voi
     mkdirSync(binDir);
     const logs: string[] = [];
     try {
-      await fn({ confDir, binDir, pluginEntry: PLUGIN_MAIN, nodePath: process.execPath, pluginConfig, log: (m) => logs.push(m), logs });
+      await fn({ confDir, binDir, plugin: shim, pluginConfig, log: (m) => logs.push(m), logs, root });
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
@@ -205,5 +208,75 @@ test(
     const res = spawnSync(binPath, [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', encoding: 'utf8', timeout: 10_000 });
     assert.equal(res.status, 0, res.stderr);
     assert.deepEqual(JSON.parse(res.stdout), { cniVersion: '1.0.0', supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });
+  }),
+);
+
+test('the self-contained executable is chosen whenever there is one: configured first, then the packaged one', () => {
+  const entry = { nodePath: '/usr/bin/node', pluginEntry: '/app/dist/src/cni/plugin-main.js' };
+  assert.deepEqual(choosePluginSource('/opt/warren/warren-cni', '/app/dist/warren-cni', entry), { kind: 'binary', path: '/opt/warren/warren-cni' });
+  assert.deepEqual(choosePluginSource(undefined, '/app/dist/warren-cni', entry), { kind: 'binary', path: '/app/dist/warren-cni' });
+  assert.deepEqual(choosePluginSource(undefined, undefined, entry), { kind: 'shim', ...entry });
+});
+
+test(
+  'the executable is copied with mode 0755, only when it differs, and removed with any partial copy on uninstall',
+  withDirs(async (opts) => {
+    const source = join(opts.root, 'warren-cni-build');
+    // Stands in for the ~90 MB build: installing is copying bytes, whatever they are.
+    writeFileSync(source, '#!/bin/sh\necho release-1\n', { mode: 0o644 });
+    const withBinary = { ...opts, plugin: { kind: 'binary', path: source } as const };
+    writeFileSync(join(opts.confDir, '10-bridge.conflist'), BRIDGE_TEXT);
+    installCniPlugin(opts); // a dev agent's shim before
+
+    const first = installCniPlugin(withBinary);
+    assert.equal(first.binChanged, true);
+    assert.equal(readFileSync(first.binPath, 'utf8'), '#!/bin/sh\necho release-1\n');
+    assert.equal(statSync(first.binPath).mode & 0o777, 0o755);
+    assert.equal(spawnSync(first.binPath, [], { encoding: 'utf8' }).stdout, 'release-1\n');
+
+    const ino = statSync(first.binPath).ino;
+    assert.equal(installCniPlugin(withBinary).binChanged, false);
+    assert.equal(statSync(first.binPath).ino, ino, 'not rewritten');
+
+    writeFileSync(first.binPath, '#!/bin/sh\necho release-X\n'); // same size, other bytes
+    assert.equal(installCniPlugin(withBinary).binChanged, true);
+    assert.equal(readFileSync(first.binPath, 'utf8'), '#!/bin/sh\necho release-1\n');
+
+    chmodSync(first.binPath, 0o644);
+    assert.equal(installCniPlugin(withBinary).binChanged, true);
+    assert.equal(statSync(first.binPath).mode & 0o777, 0o755);
+
+    writeFileSync(`${source}.new`, '#!/bin/sh\necho release-2\n');
+    renameSync(`${source}.new`, source); // an upgrade brings a new build
+    assert.equal(installCniPlugin(withBinary).binChanged, true);
+    assert.equal(readFileSync(first.binPath, 'utf8'), '#!/bin/sh\necho release-2\n');
+
+    const watcher = watchCniConfig({ ...withBinary, pollMs: 50 });
+    try {
+      unlinkSync(first.binPath);
+      await waitFor('the watcher puts a deleted executable back', () => readFileSync(first.binPath, 'utf8') === '#!/bin/sh\necho release-2\n', 1000);
+    } finally {
+      watcher.stop();
+    }
+    assert.equal(installCniPlugin(opts).binChanged, true, 'back to the shim');
+    assert.match(readFileSync(first.binPath, 'utf8'), /^#!\/bin\/sh\n# warren-cni/);
+
+    installCniPlugin(withBinary);
+    writeFileSync(join(opts.binDir, 'warren-cni.tmp-4242'), 'half a copy');
+    writeFileSync(join(opts.binDir, 'bridge'), 'another plugin');
+    uninstallCniPlugin({ confDir: opts.confDir, binDir: opts.binDir });
+    assert.deepEqual(readdirSync(opts.binDir), ['bridge']);
+    assert.deepEqual(opts.logs, [`re-installed ${first.binPath}`]);
+  }),
+);
+
+test(
+  'a configured executable that does not exist is an install error naming the flag',
+  withDirs((opts) => {
+    const missing = join(opts.root, 'nowhere', 'warren-cni');
+    assert.throws(
+      () => installCniPlugin({ ...opts, plugin: { kind: 'binary', path: missing } }),
+      (e: unknown) => e instanceof WarrenError && e.code === 'ERR_CNI_INSTALL' && e.message.includes(missing) && e.message.includes('--cni-plugin-binary'),
+    );
   }),
 );

@@ -1,44 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CNI_ERROR, parseCniArgs, runCniPlugin, type AgentPath, type AgentResponse, type CniPluginDeps } from '../../src/cni/plugin.js';
+import { addRequestBody, cniEnv as env, fakeAgent, listen, netConf as conf, prevResult, runPlugin as runExecutable } from '../helpers/cni-plugin.js';
 
 const PLUGIN_MAIN = fileURLToPath(new URL('../../src/cni/plugin-main.js', import.meta.url));
-
-const prevResult = {
-  cniVersion: '1.0.0',
-  interfaces: [{ name: 'eth0', mac: '0a:58:0a:f4:01:05', sandbox: '/var/run/netns/p1' }],
-  ips: [
-    { address: '10.244.1.5/24', gateway: '10.244.1.1', interface: 0 },
-    { address: 'fd00:10:244:1::5/64', gateway: 'fd00:10:244:1::1', interface: 0 },
-  ],
-  routes: [{ dst: '0.0.0.0/0' }],
-  dns: {},
-};
-
-const conf = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
-  cniVersion: '1.0.0',
-  name: 'wrn',
-  type: 'warren-cni',
-  agentSocket: '/run/test/cni.sock',
-  prevResult,
-  ...over,
-});
-
-const env = (over: Record<string, string | undefined> = {}): Record<string, string | undefined> => ({
-  CNI_COMMAND: 'ADD',
-  CNI_CONTAINERID: 'c0ffee',
-  CNI_NETNS: '/var/run/netns/p1',
-  CNI_IFNAME: 'eth0',
-  CNI_PATH: '/opt/cni/bin',
-  CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=cart-1;K8S_POD_UID=uid-1;K8S_POD_INFRA_CONTAINER_ID=c0ffee',
-  ...over,
-});
 
 interface Call {
   path: AgentPath;
@@ -89,7 +59,7 @@ test('ADD tells the agent about the pod and prints prevResult unchanged on 200',
   assert.deepEqual(deps.calls, [
     {
       path: '/v1/cni/add',
-      body: { containerId: 'c0ffee', netns: '/var/run/netns/p1', podName: 'cart-1', podNamespace: 'shop', podUid: 'uid-1', ips: ['10.244.1.5', 'fd00:10:244:1::5'] },
+      body: addRequestBody,
       socketPath: '/run/test/cni.sock',
       timeoutMs: 5000,
     },
@@ -210,39 +180,12 @@ test('parseCniArgs splits K=V pairs, values may hold "="', () => {
   assert.throws(() => parseCniArgs('novalue'), { code: 'ERR_CNI_ENV' });
 });
 
-// The real executable, as a runtime runs it: env only (no inherited PATH), config on stdin.
-function runPlugin(e: Record<string, string | undefined>, stdin: string): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const child = spawn(process.execPath, [PLUGIN_MAIN], { env: e as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
-    child.stdin.end(stdin);
-  });
-}
-
-function listen(server: Server, path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-}
+// plugin-main as the shim runs it.
+const runPlugin = (e: Record<string, string | undefined>, stdin: string) => runExecutable(process.execPath, [PLUGIN_MAIN], e, stdin);
 
 test('plugin-main against a real agent socket: ADD succeeds, agent down or hung fails within the timeout', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'warren-cni-'));
-  const received: Array<{ url: string | undefined; body: unknown }> = [];
-  const agentServer = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8').on('data', (d: string) => (body += d));
-    req.on('end', () => {
-      received.push({ url: req.url, body: JSON.parse(body) });
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"enrolled":true}');
-    });
-  });
+  const { server: agentServer, received } = fakeAgent();
   const hungServer = createServer(() => undefined);
   try {
     const sock = join(dir, 'cni.sock');
@@ -253,12 +196,7 @@ test('plugin-main against a real agent socket: ADD succeeds, agent down or hung 
     const added = await runPlugin(env(), JSON.stringify(conf({ agentSocket: sock })));
     assert.equal(added.code, 0, added.stdout + added.stderr);
     assert.deepEqual(JSON.parse(added.stdout), prevResult);
-    assert.deepEqual(received, [
-      {
-        url: '/v1/cni/add',
-        body: { containerId: 'c0ffee', netns: '/var/run/netns/p1', podName: 'cart-1', podNamespace: 'shop', podUid: 'uid-1', ips: ['10.244.1.5', 'fd00:10:244:1::5'] },
-      },
-    ]);
+    assert.deepEqual(received, [{ url: '/v1/cni/add', body: addRequestBody }]);
 
     const missing = await runPlugin(env(), JSON.stringify(conf({ agentSocket: join(dir, 'nobody.sock') })));
     assert.equal(missing.code, 1);
