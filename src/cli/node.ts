@@ -27,7 +27,9 @@ restarting them. Flags override the environment variables shown.
   --system-namespace NS        where ConfigMap warren-ca-root is read ($${ENV.systemNamespace}; warren-system)
   --trust-domain TD            SPIFFE trust domain ($${ENV.trustDomain}; cluster.local)
   --no-install-cni             do not install or watch the CNI plugin
-  --uninstall                  remove every rule, the CNI entry and the plugin from this node, then exit`;
+  --uninstall                  remove what the agent put on this node (every rule, the CNI entry and
+                               plugin, its socket, its pod annotations), then exit; run it once the
+                               agent is stopped (deploy/uninstall/README.md)`;
 
 export async function runNode(argv: string[]): Promise<number> {
   const { values } = parseArgs({
