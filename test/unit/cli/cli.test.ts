@@ -33,3 +33,15 @@ test('warren rules prints exactly the builder output and names a bad field', asy
   const badFlag = await warren('rules', '--bogus');
   assert.equal(badFlag.exitCode, 2);
 });
+
+test('warren sim mesh: --help says what uninstall and install do; an unknown action is a usage error', async () => {
+  const sim = await warren('sim', '--help');
+  assert.match(sim.stdout, /^\s+mesh uninstall\|install\s/m);
+  const help = await warren('sim', 'mesh', '--help');
+  assert.equal(help.exitCode, 0);
+  assert.match(help.stdout, /^Usage: warren sim mesh uninstall\|install/);
+  assert.match(help.stdout, /warren node --uninstall/);
+  const bad = await warren('sim', 'mesh', 'remove');
+  assert.equal(bad.exitCode, 2);
+  assert.match(bad.stderr, /^Usage: warren sim mesh/);
+});
