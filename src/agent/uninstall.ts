@@ -3,8 +3,8 @@ import { dirname } from 'node:path';
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { uninstallCniPlugin } from '../cni/installer.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION } from '../k8s/enrollment.js';
-import type { NetnsCandidate } from '../k8s/netns-candidates.js';
-import { discoverNetnsCandidates, pickPodNetns } from '../k8s/netns-discovery.js';
+import { resolvePodNetns, type NetnsCandidate } from '../k8s/netns-candidates.js';
+import { discoverNetnsCandidates } from '../k8s/netns-discovery.js';
 import type { RedirectBackend } from '../redirect/backend.js';
 import { cleanupBackends, createBackend, gatherBackendFacts } from '../redirect/detect.js';
 import { systemRunner } from '../redirect/runner.js';
@@ -59,17 +59,21 @@ export async function uninstallNode(config: NodeAgentConfig, core: CoreV1Api, lo
   return 0;
 }
 
+/**
+ * Where a pod's rules can be: its netns, or each of several that could be it
+ * (a stale sandbox holding a recycled IP may carry rules from an earlier
+ * agent as well; removal touches only warren's own tables and routes).
+ */
 async function removePodRules(candidates: readonly NetnsCandidate[], pod: PodView, backends: readonly RedirectBackend[], log: Log): Promise<void> {
   const name = `${pod.namespace}/${pod.name}`;
-  let netns: string;
-  try {
-    netns = pickPodNetns(candidates, pod);
-  } catch (err) {
-    log('pod netns not found; nothing to clean there', { pod: name, err: (err as Error).message });
+  const match = resolvePodNetns(candidates, pod);
+  if (match.kind === 'not-found') {
+    log('pod netns not found; nothing to clean there', { pod: name });
     return;
   }
-  for (const backend of backends) await backend.removePod(netns);
-  log('pod clean', { pod: name });
+  const paths = match.kind === 'found' ? [match.candidate.path] : match.candidates.map((c) => c.path);
+  for (const netns of paths) for (const backend of backends) await backend.removePod(netns);
+  log('pod clean', { pod: name, netns: paths });
 }
 
 /** The socket, then its directory and the state dir if that leaves them empty (a hostPath mount point stays: EBUSY). */

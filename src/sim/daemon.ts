@@ -20,9 +20,11 @@ import { WarrenError } from '../errors/warren-error.js';
 /**
  * The simulator's control plane process (`warren sim serve`, started by
  * `sim up`): the API server (in the underlay netns at 10.255.0.1:6443 and on
- * the host's loopback), the controllers, one kubelet, one kube-proxy and
- * one `warren node` agent per node, and cluster DNS (a child process in the underlay netns, a client of
- * the API server as CoreDNS is). SIGTERM stops the pods and exits.
+ * the host's loopback), the controllers, one kubelet and one kube-proxy per
+ * node, warren installed (a `warren node` agent per node and `warren ca`,
+ * running while their pods exist), and cluster DNS (a child process in the
+ * underlay netns, a client of the API server as CoreDNS is). SIGTERM stops
+ * the pods and exits.
  */
 export async function runDaemon(stateDir: string): Promise<number> {
   const paths = statePaths(stateDir);
