@@ -1,3 +1,4 @@
+import type { V1Pod } from '@kubernetes/client-node';
 import { decideEnrollment, type EnrollmentPolicy, type SkipReason } from '../k8s/enrollment.js';
 
 /** A pod on this node, as the agent needs it (from the informer cache). */
@@ -11,6 +12,19 @@ export interface PodView {
   /** spec.serviceAccountName: with the namespace, the pod's SPIFFE identity */
   serviceAccount: string;
   phase?: string;
+}
+
+export function podView(p: V1Pod): PodView {
+  return {
+    uid: p.metadata?.uid ?? '',
+    namespace: p.metadata?.namespace ?? '',
+    name: p.metadata?.name ?? '',
+    ips: (p.status?.podIPs ?? []).map((x) => x.ip).filter((ip): ip is string => typeof ip === 'string' && ip !== ''),
+    labels: p.metadata?.labels ?? {},
+    hostNetwork: p.spec?.hostNetwork === true,
+    serviceAccount: p.spec?.serviceAccountName ?? 'default',
+    ...(p.status?.phase === undefined ? {} : { phase: p.status.phase }),
+  };
 }
 
 export interface EnrollmentPlan {

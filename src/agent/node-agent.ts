@@ -3,19 +3,19 @@ import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { installCniPlugin, uninstallCniPlugin, watchCniConfig } from '../cni/installer.js';
+import { installCniPlugin, watchCniConfig } from '../cni/installer.js';
 import { choosePluginSource } from '../cni/plugin-file.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION, decideEnrollment, isExcludedNamespace } from '../k8s/enrollment.js';
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
-import { NetnsFinder, findPodNetns } from '../k8s/netns-discovery.js';
+import { NetnsFinder } from '../k8s/netns-discovery.js';
 import { startResilientInformer } from '../k8s/resilient-informer.js';
 import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
 import { systemRunner } from '../redirect/runner.js';
 import { startCniServer, type CniRequest } from './cni-server.js';
 import type { NodeAgentConfig } from './config.js';
 import { EnrollmentManager, type RedirectionState } from './enrollment-manager.js';
-import { planEnrollment, type PodView } from './enrollment-plan.js';
+import { planEnrollment, podView } from './enrollment-plan.js';
 import { startWorkloadIdentity } from './workload-identity.js';
 import { coalesced } from './coalesced.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
@@ -27,24 +27,12 @@ import { serveEndpoints } from '../telemetry/http-endpoints.js';
 import { adminRoutes } from './admin-api.js';
 import { agentMetrics } from '../telemetry/agent-metrics.js';
 import { ConnectionTelemetry } from '../telemetry/connection-telemetry.js';
+import { uninstallNode } from './uninstall.js';
 
 const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/plugin-main.js', import.meta.url));
 /** dist/warren-cni, built by `npm run build:cni`: what the container image ships. */
 const PACKAGED_PLUGIN_BINARY = fileURLToPath(new URL('../../warren-cni', import.meta.url));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-
-function podView(p: V1Pod): PodView {
-  return {
-    uid: p.metadata?.uid ?? '',
-    namespace: p.metadata?.namespace ?? '',
-    name: p.metadata?.name ?? '',
-    ips: (p.status?.podIPs ?? []).map((x) => x.ip).filter((ip): ip is string => typeof ip === 'string' && ip !== ''),
-    labels: p.metadata?.labels ?? {},
-    hostNetwork: p.spec?.hostNetwork === true,
-    serviceAccount: p.spec?.serviceAccountName ?? 'default',
-    ...(p.status?.phase === undefined ? {} : { phase: p.status.phase }),
-  };
-}
 
 /**
  * `warren node`: enrolls the pods of its node (DESIGN.md §4). Existing pods
@@ -58,6 +46,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const logFn = (msg: string, fields: Record<string, unknown>): void => log.info(fields, msg);
   const kc = loadKubeConfig(config.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
+  if (config.uninstall) return uninstallNode(config, core, logFn);
   const backendName = chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner));
   const backend = createBackend(backendName, systemRunner);
   const policy = { excludedNamespaces: new Set(config.excludeNamespaces) };
@@ -68,8 +57,6 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
       mergePatch,
     );
   };
-
-  if (config.uninstall) return uninstall(config, core, logFn);
 
   const registry = new Registry();
   const agent = agentMetrics(registry, () => manager.enrolled().length);
@@ -238,36 +225,4 @@ async function readPod(core: CoreV1Api, req: CniRequest): Promise<V1Pod> {
 
 async function namespaceLabelsFromApi(core: CoreV1Api, namespace: string): Promise<Record<string, string>> {
   return (await core.readNamespace({ name: namespace })).metadata?.labels ?? {};
-}
-
-/**
- * `warren node --uninstall`: the DaemonSet's cleanup path. Rules come out of
- * every pod on this node that carries them (found by annotation, then by
- * netns), the node's rules go, then the CNI entry and binary.
- */
-async function uninstall(config: NodeAgentConfig, core: CoreV1Api, log: (msg: string, fields: Record<string, unknown>) => void): Promise<number> {
-  const pods = (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${config.nodeName}` })).items.map((p) => ({ pod: p, view: podView(p) }));
-  const backend = createBackend(chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner)), systemRunner);
-  // Every pod of the node, not only those annotated `enabled`: an agent that died between
-  // programming rules and writing the annotation must not leave rules behind.
-  for (const { pod, view } of pods) {
-    if (view.hostNetwork || view.ips.length === 0) continue;
-    const name = `${view.namespace}/${view.name}`;
-    let netns: string;
-    try {
-      netns = await findPodNetns({ uid: view.uid, ips: view.ips });
-    } catch (err) {
-      log('pod netns not found; nothing to clean there', { pod: name, err: (err as Error).message });
-      continue;
-    }
-    await backend.removePod(netns);
-    if (pod.metadata?.annotations?.[REDIRECTION_ANNOTATION] === 'enabled') {
-      await core.patchNamespacedPod({ namespace: view.namespace, name: view.name, body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: 'disabled' } } } }, mergePatch);
-    }
-    log('pod clean', { pod: name });
-  }
-  await backend.removeNode(undefined);
-  uninstallCniPlugin({ confDir: config.cniConfDir, binDir: config.cniBinDir, log: (msg) => log(msg, {}) });
-  log('uninstalled: no warren rule, CNI entry or plugin binary left on this node', { cniConfDir: config.cniConfDir });
-  return 0;
 }

@@ -34,7 +34,9 @@ restarting them. Flags override the environment variables shown.
   --access-log-level L         level of the per-connection access log lines, or off
                                ($${ENV.accessLogLevel}; info)
   --no-install-cni             do not install or watch the CNI plugin
-  --uninstall                  remove every rule, the CNI entry and the plugin from this node, then exit`;
+  --uninstall                  remove what the agent put on this node (every rule, the CNI entry and
+                               plugin, its socket, its pod annotations), then exit; run it once the
+                               agent is stopped (deploy/uninstall/README.md)`;
 
 /** `warren node`'s argv as the config loader's flags (the DaemonSet manifest test parses its args with this too). */
 export function parseNodeArgs(argv: string[]): { help: boolean; flags: RawConfig } {

@@ -6,6 +6,7 @@ import { runApp } from '../sim/apps/run-app.js';
 import { applyManifests } from '../sim/client/apply.js';
 import { adminKubeConfig, findPod } from '../sim/client/cluster-client.js';
 import { clusterDown, clusterStatus, clusterUp } from '../sim/cluster-lifecycle.js';
+import { meshInstall, meshUninstall } from '../sim/mesh-lifecycle.js';
 import { runDaemon } from '../sim/daemon.js';
 import { runClusterDns } from '../sim/dns/run-cluster-dns.js';
 import { containerLogPath } from '../sim/kubelet/kubelet.js';
@@ -28,6 +29,7 @@ Commands:
   kubectl ARGS…             run kubectl against the cluster
   exec NS/POD -- CMD…       run a command in a pod's network namespace
   logs NS/POD [-c NAME]     print a container's output (node/NAME: that node's warren agent; ca: warren ca)
+  mesh uninstall|install    take warren off the cluster as an operator would, or put it back
   app NAME                  run a built-in container stand-in (http-echo, tcp-echo, sleep)
   serve                     the control plane process (started by up)
   dns --kubeconfig FILE     cluster DNS (started by serve in the underlay netns)`;
@@ -193,6 +195,28 @@ async function printAgentLog(stateDir: string, nodeName: string): Promise<number
   return 0;
 }
 
+const MESH_HELP = `uninstall|install [--state-dir DIR]`;
+const MESH_WHAT = `uninstall: takes warren off the cluster the way deploy/uninstall/README.md tells an
+  operator to: deletes the agent and CA pods (their processes stop), runs
+  \`warren node --uninstall\` with each node's agent flags in its netns (rules of
+  every pod and of the node, CNI entry and plugin, socket, pod annotations),
+  then deletes namespace warren-system (Secret warren-ca), the warren-ca-root
+  ConfigMaps of every namespace, and the CRDs with every policy. Pods keep
+  running; their traffic flows directly. \`warren sim down\` works as before.
+install: creates warren's objects again (as \`kubectl apply -k deploy/\`) and waits
+  until every node's agent is ready; labeled namespaces are enrolled again.`;
+
+async function mesh(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {}, true);
+  const action = positionals[0];
+  if (values.help || positionals.length !== 1 || (action !== 'uninstall' && action !== 'install')) return help(`mesh ${MESH_HELP}`, MESH_WHAT, !values.help);
+  const stateDir = String(values['state-dir']);
+  const started = Date.now();
+  await (action === 'uninstall' ? meshUninstall : meshInstall)(stateDir, say);
+  say(`mesh ${action === 'uninstall' ? 'uninstalled: no warren rule, CNI entry, plugin, socket, annotation, Secret, ConfigMap or CRD left' : 'installed'} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  return 0;
+}
+
 async function serve(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
   if (values.help) return help('serve [--state-dir DIR]', 'The control plane process; `warren sim up` starts it.');
@@ -210,7 +234,7 @@ function help(usage: string, what: string, isError = false): number {
   return isError ? 2 : 0;
 }
 
-const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = { up, down, status, apply, kubectl, exec, logs, serve, dns, app: runApp };
+const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = { up, down, status, apply, kubectl, exec, logs, mesh, serve, dns, app: runApp };
 
 export async function runSim(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;

@@ -4,6 +4,8 @@ import { startResilientInformer } from '../k8s/resilient-informer.js';
 /** Istio's name and key, so tooling that reads istio-ca-root-cert finds the same shape here. */
 export const BUNDLE_CONFIGMAP = 'warren-ca-root';
 export const BUNDLE_KEY = 'root-cert.pem';
+/** On every copy, so all of them can be listed and removed at once (uninstall). */
+export const BUNDLE_LABELS: Readonly<Record<string, string>> = { 'app.kubernetes.io/managed-by': 'warren-ca' };
 
 export interface BundlePublisher {
   /** resolves once every namespace seen at start has the bundle */
@@ -87,7 +89,7 @@ export function publishTrustBundle(kc: KubeConfig, bundlePem: string, log: Log):
 
 async function writeBundle(core: CoreV1Api, namespace: string, bundlePem: string, current: V1ConfigMap | undefined): Promise<void> {
   const body: V1ConfigMap = {
-    metadata: { name: BUNDLE_CONFIGMAP, namespace, labels: { 'app.kubernetes.io/managed-by': 'warren-ca' } },
+    metadata: { name: BUNDLE_CONFIGMAP, namespace, labels: { ...BUNDLE_LABELS } },
     data: { [BUNDLE_KEY]: bundlePem },
   };
   if (current === undefined) {

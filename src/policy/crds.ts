@@ -10,11 +10,14 @@ const selector = {
   properties: { matchLabels: { type: 'object', additionalProperties: { type: 'string' } } },
 };
 
+/** On each CRD, so uninstall finds them all. */
+export const CRD_LABELS: Readonly<Record<string, string>> = { 'app.kubernetes.io/part-of': 'warren' };
+
 function crd(kind: string, plural: string, short: string, spec: object): object {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${plural}.security.warren.io`, labels: { 'app.kubernetes.io/part-of': 'warren' } },
+    metadata: { name: `${plural}.security.warren.io`, labels: { ...CRD_LABELS } },
     spec: {
       group: 'security.warren.io',
       names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List`, shortNames: [short], categories: ['warren-io', 'security-warren-io'] },

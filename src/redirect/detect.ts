@@ -36,6 +36,16 @@ export function chooseBackend(requested: BackendChoice, facts: BackendFacts): Ba
   throw new WarrenError('ERR_BACKEND_UNAVAILABLE', 'neither nft nor iptables-restore is installed: install nftables');
 }
 
+/**
+ * The backends uninstall cleans with: every one the host can run, not only
+ * the one `auto` picks now. The agent may have programmed the other (a
+ * changed --redirect-backend, or iptables rules that appeared since and flip
+ * `auto`); removing rules that are not there changes nothing.
+ */
+export function cleanupBackends(facts: BackendFacts): BackendName[] {
+  return [...(facts.nftAvailable ? (['nft'] as const) : []), ...(facts.iptablesAvailable ? (['iptables'] as const) : [])];
+}
+
 async function output(runner: CommandRunner, file: string, args: string[]): Promise<string | undefined> {
   try {
     return await runner.run(file, args);

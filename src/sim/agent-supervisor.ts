@@ -12,15 +12,13 @@ export const agentPaths = (node: NodePlan) => ({
 });
 
 /**
- * Runs `warren node` in a node's netns the way a DaemonSet would: its own
- * flags, that node's CNI dirs, the in-cluster API and CA addresses, the
- * projected token the simulator keeps fresh. Restarted when it exits.
+ * `warren node` in a node's netns, with what a DaemonSet would give it: that
+ * node's CNI dirs, the in-cluster API and CA addresses, the projected token.
+ * `extra` adds flags (`--uninstall` for the cleanup run).
  */
-export function superviseAgent(node: NodePlan, clusterKubeconfig: string, caAddress: string, log: (msg: string, fields: Record<string, unknown>) => void): SupervisedProcess {
+export function agentCommand(node: NodePlan, clusterKubeconfig: string, caAddress: string, extra: readonly string[] = []): { command: string; args: string[] } {
   const paths = agentPaths(node);
-  mkdirSync(paths.dir, { recursive: true });
-  return superviseProcess({
-    name: 'node agent',
+  return {
     command: 'ip',
     args: [
       'netns', 'exec', node.netns,
@@ -34,7 +32,18 @@ export function superviseAgent(node: NodePlan, clusterKubeconfig: string, caAddr
       '--drain-seconds', '5',
       '--ca-address', caAddress,
       '--ca-token-file', paths.caToken,
+      ...extra,
     ],
+  };
+}
+
+/** Runs a node's agent the way a DaemonSet would, restarted when it exits. */
+export function superviseAgent(node: NodePlan, clusterKubeconfig: string, caAddress: string, log: (msg: string, fields: Record<string, unknown>) => void): SupervisedProcess {
+  const paths = agentPaths(node);
+  mkdirSync(paths.dir, { recursive: true });
+  return superviseProcess({
+    name: 'node agent',
+    ...agentCommand(node, clusterKubeconfig, caAddress),
     logFile: paths.log,
     log: (msg, fields) => log(msg, { node: node.name, ...fields }),
   });

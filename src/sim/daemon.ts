@@ -6,9 +6,9 @@ import { systemRunner } from '../redirect/runner.js';
 import { kubeconfig } from './apiserver/kubeconfig.js';
 import { startApiServer } from './apiserver/server.js';
 import { writeFileAtomic } from './apiserver/persistence.js';
-import { superviseAgent } from './agent-supervisor.js';
+import { superviseWarrenPods } from './mesh-supervisor.js';
 import { superviseProcess } from './process-supervisor.js';
-import { CA_ADDRESS, startWarrenSystem } from './warren-system.js';
+import { installWarrenSystem } from './warren-system.js';
 import { startControllerManager } from './controllers/controller-manager.js';
 import { Kubelet } from './kubelet/kubelet.js';
 import { startKubeProxySync } from './kube-proxy/sync.js';
@@ -20,9 +20,11 @@ import { WarrenError } from '../errors/warren-error.js';
 /**
  * The simulator's control plane process (`warren sim serve`, started by
  * `sim up`): the API server (in the underlay netns at 10.255.0.1:6443 and on
- * the host's loopback), the controllers, one kubelet, one kube-proxy and
- * one `warren node` agent per node, and cluster DNS (a child process in the underlay netns, a client of
- * the API server as CoreDNS is). SIGTERM stops the pods and exits.
+ * the host's loopback), the controllers, one kubelet and one kube-proxy per
+ * node, warren installed (a `warren node` agent per node and `warren ca`,
+ * running while their pods exist), and cluster DNS (a child process in the
+ * underlay netns, a client of the API server as CoreDNS is). SIGTERM stops
+ * the pods and exits.
  */
 export async function runDaemon(stateDir: string): Promise<number> {
   const paths = statePaths(stateDir);
@@ -58,9 +60,8 @@ export async function runDaemon(stateDir: string): Promise<number> {
   });
   const kc = new KubeConfig();
   kc.loadFromFile(paths.kubeconfig);
-  // The CA and the agents' tokens come before the agents, as the DaemonSet's projected volume does.
-  const system = await startWarrenSystem(kc, plan.nodes, paths.clusterKubeconfig, paths.caLog, logFn);
-  const agents = plan.nodes.map((node) => superviseAgent(node, paths.clusterKubeconfig, CA_ADDRESS, logFn));
+  await installWarrenSystem(kc, plan.nodes);
+  const mesh = superviseWarrenPods(api.objects, kc, plan.nodes, { clusterKubeconfig: paths.clusterKubeconfig, caLog: paths.caLog }, logFn);
   writeFileSync(paths.ready, new Date().toISOString());
   log.info({ nodes: cluster.nodes }, 'simulated cluster running');
 
@@ -72,8 +73,7 @@ export async function runDaemon(stateDir: string): Promise<number> {
   controllers.stop();
   await dns.stop();
   await Promise.all(kubelets.map((k) => k.stop()));
-  await Promise.all(agents.map((a) => a.stop()));
-  await system.stop();
+  await mesh.stop();
   await Promise.all(proxies.map((p) => p.stop()));
   await api.close();
   rmSync(paths.ready, { force: true });

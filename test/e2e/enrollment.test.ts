@@ -8,14 +8,15 @@ import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { httpGetFromPod, httpGetInNetns } from '../../src/sim/client/pod-http.js';
-import { agentPaths } from '../../src/sim/agent-supervisor.js';
+import { agentCommand, agentPaths } from '../../src/sim/agent-supervisor.js';
+import { CA_ADDRESS } from '../../src/sim/warren-system.js';
 import { planTopology } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-file.js';
 import { rootTest } from '../helpers/root.js';
-import { WARREN, warren } from '../helpers/warren-cli.js';
+import { warren } from '../helpers/warren-cli.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const NS = 'mesh';
@@ -278,12 +279,17 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       const pid = await agentPid('node-1');
       process.kill(pid, 'SIGSTOP'); // the supervised agent would reinstall what --uninstall removes
       stopped.push(pid);
-      const res = await execa('ip', ['netns', 'exec', node.netns, process.execPath, WARREN, 'node', '--uninstall', '--kubeconfig', `${stateDir}/kubeconfig.cluster`, '--node-name', 'node-1', '--cni-conf-dir', node.cniConfDir, '--cni-bin-dir', node.cniBinDir, '--readiness-address', '127.0.0.1:0'], { reject: false });
+      const { command, args } = agentCommand(node, `${stateDir}/kubeconfig.cluster`, CA_ADDRESS, ['--uninstall']);
+      const res = await execa(command, args, { reject: false });
       assert.equal(res.exitCode, 0, res.stderr + res.stdout);
       assert.ok(!existsSync(`${node.cniBinDir}/warren-cni`), 'plugin binary removed');
+      assert.ok(!existsSync(agentPaths(node).socket), 'CNI socket removed');
       assert.doesNotMatch(readFileSync(`${node.cniConfDir}/10-wrn-pods.conflist`, 'utf8'), /warren-cni/);
       assert.doesNotMatch(await ruleset(node.netns), /warren/);
-      for (const p of (await ready()).filter((x) => x.spec?.nodeName === 'node-1')) assert.doesNotMatch(await ruleset(netnsOf(p)), /warren/, `${p.metadata!.name} clean`);
+      for (const p of (await ready()).filter((x) => x.spec?.nodeName === 'node-1')) {
+        assert.doesNotMatch(await ruleset(netnsOf(p)), /warren/, `${p.metadata!.name} clean`);
+        assert.equal(p.metadata?.annotations?.['warren.io/redirection'], undefined, `${p.metadata!.name}: annotation removed`);
+      }
     });
   } finally {
     for (const pid of stopped) {

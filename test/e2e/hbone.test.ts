@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
@@ -20,6 +19,7 @@ import { sample } from '../helpers/prometheus.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
+import { captureTcp } from '../helpers/wire-capture.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -145,18 +145,11 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
     await t.test('on the wire between nodes: TLS records only, never the app’s plaintext (control: plaintext to an unenrolled pod is visible)', async () => {
       const secret = `WARREN-SECRET-${randomBytes(8).toString('hex')}`;
       const control = `WARREN-CONTROL-${randomBytes(8).toString('hex')}`;
-      const dump = spawn('ip', ['netns', 'exec', UNDERLAY.netns, 'tcpdump', '-i', UNDERLAY.bridge, '-U', '-s', '0', '-w', capture, 'tcp'], { stdio: 'ignore' });
-      try {
-        await sleep(1500);
+      const wire = await captureTcp(UNDERLAY.netns, UNDERLAY.bridge, capture, async () => {
         await echoFrom(ns('a'), ip('b'), 9000, Buffer.from(secret.repeat(100)));
         await httpGetFromPod(ns('v'), ip('u'), 8080).catch(() => undefined);
         await execa('ip', ['netns', 'exec', ns('v'), 'sh', '-c', `printf 'GET /${control} HTTP/1.0\\r\\n\\r\\n' | timeout 3 socat - TCP:${ip('u')}:8080`], { reject: false });
-        await sleep(1000);
-      } finally {
-        dump.kill('SIGINT');
-        await new Promise((r) => dump.once('exit', r));
-      }
-      const wire = await readFile(capture);
+      });
       assert.ok(wire.includes(control), 'the capture sees plaintext where there is plaintext');
       assert.ok(!wire.includes(secret), 'the tunneled bytes never appear in the clear');
       assert.ok(wire.includes(Buffer.from([0x17, 0x03, 0x03])), 'TLS application data records are on the wire');

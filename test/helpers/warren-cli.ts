@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
-/** the CLI entry, for tests that run it inside a netns themselves */
-export const WARREN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** the built CLI entry */
+const WARREN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 /** Runs the built `warren` CLI as a user would; never throws on a non-zero exit (tests assert on it). */
 export const warren = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { reject: false, timeout: 120_000 });

@@ -42,7 +42,10 @@ export async function runApp(argv: string[]): Promise<number> {
     await stop;
     server.close();
   } else if (app === 'sleep') {
+    // A pending promise alone does not keep Node running: without a timer the "container" would exit at once.
+    const alive = setInterval(() => undefined, 1 << 30);
     await stop;
+    clearInterval(alive);
   } else {
     throw new WarrenError('ERR_USAGE', `unknown app ${JSON.stringify(app)}; known: ${APPS.join(', ')}`);
   }

@@ -44,3 +44,15 @@ test('warren demo --help describes the story and --keep; an unknown option is a 
   assert.match(bad.stderr, /Unknown option '--nodes'.*\[ERR_USAGE\]/);
   assert.doesNotMatch(bad.stdout, /▸/);
 });
+
+test('warren sim mesh: --help says what uninstall and install do; an unknown action is a usage error', async () => {
+  const sim = await warren('sim', '--help');
+  assert.match(sim.stdout, /^\s+mesh uninstall\|install\s/m);
+  const help = await warren('sim', 'mesh', '--help');
+  assert.equal(help.exitCode, 0);
+  assert.match(help.stdout, /^Usage: warren sim mesh uninstall\|install/);
+  assert.match(help.stdout, /warren node --uninstall/);
+  const bad = await warren('sim', 'mesh', 'remove');
+  assert.equal(bad.exitCode, 2);
+  assert.match(bad.stderr, /^Usage: warren sim mesh/);
+});

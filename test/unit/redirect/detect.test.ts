@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseBackend, type BackendFacts } from '../../../src/redirect/detect.js';
+import { chooseBackend, cleanupBackends, type BackendFacts } from '../../../src/redirect/detect.js';
 import { WarrenError } from '../../../src/errors/warren-error.js';
 
 const facts = (f: Partial<BackendFacts>): BackendFacts => ({ nftAvailable: true, iptablesAvailable: true, iptablesRuleCount: 0, ...f });
@@ -23,4 +23,11 @@ test('an explicit choice is honoured, or refused with the package to install', (
     () => chooseBackend('auto', facts({ nftAvailable: false, iptablesAvailable: false })),
     (e: unknown) => e instanceof WarrenError && e.code === 'ERR_BACKEND_UNAVAILABLE',
   );
+});
+
+test('uninstall cleans with every backend the host has, whatever auto would pick', () => {
+  assert.deepEqual(cleanupBackends(facts({})), ['nft', 'iptables']);
+  assert.deepEqual(cleanupBackends(facts({ iptablesRuleCount: 12 })), ['nft', 'iptables']);
+  assert.deepEqual(cleanupBackends(facts({ iptablesAvailable: false })), ['nft']);
+  assert.deepEqual(cleanupBackends(facts({ nftAvailable: false, iptablesAvailable: false })), []);
 });
