@@ -22,9 +22,11 @@ export const ENV = {
   caAddress: 'WARREN_CA_ADDRESS',
   caTokenFile: 'WARREN_CA_TOKEN_FILE',
   systemNamespace: 'POD_NAMESPACE',
+  rootNamespace: 'WARREN_ROOT_NAMESPACE',
   trustDomain: 'WARREN_TRUST_DOMAIN',
 } as const;
 
+const namespace = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name');
 const hostPort = z.string().regex(/^[0-9a-fA-F.:]+:\d+$/, 'must be host:port');
 
 const configSchema = z.strictObject({
@@ -42,7 +44,9 @@ const configSchema = z.strictObject({
   metricsAddress: hostPort.default('0.0.0.0:15020'),
   caAddress: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).default('https://warren-ca.warren-system.svc:15012'),
   caTokenFile: z.string().min(1).default('/var/run/secrets/tokens/warren-ca-token'),
-  systemNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').default('warren-system'),
+  systemNamespace: namespace.default('warren-system'),
+  /** mesh-wide policies live here (Istio's root namespace); not necessarily where the agent runs */
+  rootNamespace: namespace.default('warren-system'),
   trustDomain: z.string().regex(/^[a-z0-9._-]{1,255}$/, 'must be lowercase letters, digits, dots, dashes').default(DEFAULT_TRUST_DOMAIN),
   installCni: z.boolean().default(true),
   uninstall: z.boolean().default(false),

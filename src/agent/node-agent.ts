@@ -77,11 +77,11 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     bundle: identity.bundle,
     certificate: (id) => identity.certs.current(id),
     authorize: (request) => {
-      const decision = authorize(policies.authorizationPolicies(), config.systemNamespace, request);
+      const decision = authorize(policies.authorizationPolicies(), config.rootNamespace, request);
       if (!decision.allow) denials.inc();
       return decision;
     },
-    plaintextAllowed: (pod, port) => effectiveMtlsMode(policies.peerAuthentications(), config.systemNamespace, pod, port) !== 'STRICT',
+    plaintextAllowed: (pod, port) => effectiveMtlsMode(policies.peerAuthentications(), config.rootNamespace, pod, port) !== 'STRICT',
   };
   const netnsFinder = new NetnsFinder();
   const manager = new EnrollmentManager({

@@ -25,6 +25,8 @@ restarting them. Flags override the environment variables shown.
   --ca-token-file FILE         service account token for the CA ($${ENV.caTokenFile};
                                /var/run/secrets/tokens/warren-ca-token)
   --system-namespace NS        where ConfigMap warren-ca-root is read ($${ENV.systemNamespace}; warren-system)
+  --root-namespace NS          mesh-wide AuthorizationPolicy and PeerAuthentication live here
+                               ($${ENV.rootNamespace}; warren-system)
   --trust-domain TD            SPIFFE trust domain ($${ENV.trustDomain}; cluster.local)
   --no-install-cni             do not install or watch the CNI plugin
   --uninstall                  remove every rule, the CNI entry and the plugin from this node, then exit`;
@@ -49,6 +51,7 @@ export async function runNode(argv: string[]): Promise<number> {
       'ca-address': { type: 'string' },
       'ca-token-file': { type: 'string' },
       'system-namespace': { type: 'string' },
+      'root-namespace': { type: 'string' },
       'trust-domain': { type: 'string' },
       'no-install-cni': { type: 'boolean', default: false },
       uninstall: { type: 'boolean', default: false },
@@ -75,6 +78,7 @@ export async function runNode(argv: string[]): Promise<number> {
     caAddress: values['ca-address'],
     caTokenFile: values['ca-token-file'],
     systemNamespace: values['system-namespace'],
+    rootNamespace: values['root-namespace'],
     trustDomain: values['trust-domain'],
     installCni: !values['no-install-cni'],
     uninstall: values.uninstall,
