@@ -22,6 +22,7 @@ import { formatSpiffeId, type SpiffeId } from '../src/identity/spiffe.js';
 import { TrustBundle } from '../src/identity/trust-bundle.js';
 import { buildClusterIndex } from '../src/k8s/cluster-index.js';
 import { REDIRECTION_ANNOTATION } from '../src/k8s/enrollment.js';
+import { authorize } from '../src/policy/authorization.js';
 import type { DataPlane } from '../src/tunnel/dataplane.js';
 import { PodProxy, type ConnectionRecord } from '../src/tunnel/pod-proxy.js';
 
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
     trustDomain: TRUST_DOMAIN,
     bundle: new TrustBundle(readFileSync(join(dir, 'root.pem'), 'utf8')),
     certificate: (id) => certs.get(formatSpiffeId(id)),
-    authorize: () => ({ allow: true }),
+    authorize: (r) => authorize([], 'warren-system', r), // no policy: allowed, as the agent decides it
     plaintextAllowed: () => true,
   };
   // Connection records are what the agent would log or count; here failures are counted and
