@@ -161,7 +161,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   });
   const admin = await serveEndpoints(
     config.adminAddress,
-    adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), policies, certs: identity.certs, bundle: identity.bundle }),
+    adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), policies, certs: identity.certs, bundle: identity.bundle, backend: backendName }),
   );
   await Promise.all([pods.synced, namespaces.synced, cluster.synced, policies.synced]);
   reconcile();
