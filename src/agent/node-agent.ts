@@ -70,7 +70,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const denials = new Counter({ name: 'warren_policy_denials_total', help: 'Inbound connections denied by AuthorizationPolicy', registers: [registry] });
   const identity = startWorkloadIdentity(kc, config, registry, logFn);
   const cluster = startClusterState(kc, logFn);
-  const policies = startPolicyState(kc, logFn, () => reauthorize());
+  const policies = startPolicyState(kc, logFn, () => reauthorize(), config.nodeName);
   const dataplane: DataPlane = {
     index: () => cluster.index(),
     trustDomain: config.trustDomain,
