@@ -276,11 +276,10 @@ function firstMatch(entries: readonly Indexed[] | undefined, f: Facts, action: '
 
 const NO_ALLOW_POLICY: AuthzDecision = Object.freeze({ allow: true, basis: 'no-allow-policy', reason: 'no ALLOW policy applies to the destination' });
 
-/** The root namespace's policies (mesh-wide) and the destination namespace's; once when they are the same. */
-function bucketsFor(policies: readonly AuthorizationPolicy[], rootNamespace: string, namespace: string): [Bucket | undefined, Bucket | undefined] {
-  const index = indexOf(policies);
-  return [index.get(rootNamespace), namespace === rootNamespace ? undefined : index.get(namespace)];
-}
+/** The root namespace's policies (mesh-wide), or the destination namespace's; the latter none when it is the root. */
+const meshBucket = (policies: readonly AuthorizationPolicy[], rootNamespace: string): Bucket | undefined => indexOf(policies).get(rootNamespace);
+const localBucket = (policies: readonly AuthorizationPolicy[], rootNamespace: string, namespace: string): Bucket | undefined =>
+  namespace === rootNamespace ? undefined : indexOf(policies).get(namespace);
 
 /**
  * Istio's L4 authorization for one connection (DESIGN.md §6): any matching
@@ -290,10 +289,14 @@ function bucketsFor(policies: readonly AuthorizationPolicy[], rootNamespace: str
  * request's facts. Treat `policies` as immutable (its index is cached).
  */
 export function authorize(policies: readonly AuthorizationPolicy[], rootNamespace: string, r: L4Request): AuthzDecision {
-  const [mesh, local] = bucketsFor(policies, rootNamespace, r.destination.namespace);
+  const mesh = meshBucket(policies, rootNamespace);
+  const local = localBucket(policies, rootNamespace, r.destination.namespace);
   if (mesh === undefined && local === undefined) return NO_ALLOW_POLICY;
   const f = factsOf(r);
-  for (const found of [firstMatch(mesh?.deny, f, 'DENY'), firstMatch(local?.deny, f, 'DENY')]) if (typeof found !== 'number') return found;
+  const meshDeny = firstMatch(mesh?.deny, f, 'DENY');
+  if (typeof meshDeny !== 'number') return meshDeny;
+  const localDeny = firstMatch(local?.deny, f, 'DENY');
+  if (typeof localDeny !== 'number') return localDeny;
   const meshAllow = firstMatch(mesh?.allow, f, 'ALLOW');
   if (typeof meshAllow !== 'number') return meshAllow;
   const localAllow = firstMatch(local?.allow, f, 'ALLOW');
@@ -349,7 +352,7 @@ function tracePolicy(e: Indexed, f: Facts): PolicyTrace {
  * with each rule's conditions as compared. Not for the connection path.
  */
 export function explainAuthorization(policies: readonly AuthorizationPolicy[], rootNamespace: string, r: L4Request): AuthzExplanation {
-  const buckets = bucketsFor(policies, rootNamespace, r.destination.namespace);
+  const buckets = [meshBucket(policies, rootNamespace), localBucket(policies, rootNamespace, r.destination.namespace)];
   const f = factsOf(r);
   const evaluated = [...buckets.flatMap((b) => b?.deny ?? []), ...buckets.flatMap((b) => b?.allow ?? [])].map((e) => tracePolicy(e, f));
   return { decision: authorize(policies, rootNamespace, r), evaluated };
