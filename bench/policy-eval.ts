@@ -13,7 +13,7 @@ const ROOT = 'warren-system';
 const NAMESPACES = 50;
 
 /** Policy i lives in ns-(i % 50); its kind cycles every 50 policies, so each namespace gets every kind. */
-export function policySet(n: number): AuthorizationPolicy[] {
+function policySet(n: number): AuthorizationPolicy[] {
   return Array.from({ length: n }, (_, i) => {
     const m = Math.floor(i / NAMESPACES);
     const ns = i % 250 === 249 ? ROOT : `ns-${i % NAMESPACES}`;
@@ -32,7 +32,7 @@ export function policySet(n: number): AuthorizationPolicy[] {
 }
 
 const destination = { namespace: 'ns-0', labels: { app: 'app-0', 'pod-template-hash': '7d9f8c6b5' }, ip: '10.0.0.9', port: 8080 };
-export const REQUESTS: Record<string, L4Request> = {
+const REQUESTS: Record<string, L4Request> = {
   'allowed (mTLS, an ALLOW rule matches)': { source: { ip: '10.7.0.5', principal: 'spiffe://cluster.local/ns/ns-7/sa/sa-7' }, destination },
   'denied (plaintext, no ALLOW rule matches)': { source: { ip: '10.99.0.1' }, destination },
 };
@@ -52,7 +52,7 @@ export interface Timing {
  * unpreempted on a busy machine), the functions interleaved round by round
  * so that a noisy stretch hits all of them; per function the median ns/call.
  */
-export function timeInterleaved(fns: Record<string, () => boolean>, rounds = 20, batchesPerRound = 40): Record<string, Timing> {
+function timeInterleaved(fns: Record<string, () => boolean>, rounds = 20, batchesPerRound = 40): Record<string, Timing> {
   let sink = 0;
   const perBatch = Object.fromEntries(
     Object.entries(fns).map(([k, fn]) => {
