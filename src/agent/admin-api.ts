@@ -61,9 +61,8 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
     try {
       sendJson(res, 200, explainConnection(state, { from: query.get('from'), to: query.get('to') }));
     } catch (err) {
-      const status = err instanceof WarrenError ? EXPLAIN_STATUS[err.code] : undefined;
-      if (status === undefined) throw err;
-      sendJson(res, status, { message: (err as WarrenError).message, code: (err as WarrenError).code });
+      if (!(err instanceof WarrenError) || !(err.code in EXPLAIN_STATUS)) throw err;
+      sendJson(res, EXPLAIN_STATUS[err.code]!, { message: err.message, code: err.code });
     }
   };
   return {

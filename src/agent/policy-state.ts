@@ -25,7 +25,7 @@ const EVENT_REASON: Record<string, string> = { Invalid: 'InvalidPolicy', Waypoin
  * generation, reason), so when every node's agent reports the same problem
  * the first create wins and the others get 409 AlreadyExists.
  */
-export function policyEvent(kind: string, obj: KubernetesObject, reason: string, message: string, node: string, now: Date): CoreV1Event {
+function policyEvent(kind: string, obj: KubernetesObject, reason: string, message: string, node: string, now: Date): CoreV1Event {
   const m = obj.metadata!;
   const hash = createHash('sha256').update(`${m.uid}|${m.generation ?? 0}|${reason}`).digest('hex').slice(0, 16);
   return {

@@ -25,7 +25,7 @@ export const ADMIN_HELP = `  --node NAME          a simulator node's agent (reac
   --state-dir DIR      simulator state ($WARREN_SIM_STATE_DIR; /run/warren-sim)
   -o, --output FORMAT  table | json`;
 
-/** The agent's address as seen from here: inside a simulator node's netns when `node` is set. */
+/** GET `path` from one of the agent's ports (admin, readiness): inside the simulator node's netns when `node` is set. */
 async function agentGet(target: AdminTarget, address: string, path: string): Promise<{ status: number; body: string }> {
   const { host, port } = splitHostPort(address);
   try {
