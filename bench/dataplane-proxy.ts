@@ -22,6 +22,7 @@ import { formatSpiffeId, type SpiffeId } from '../src/identity/spiffe.js';
 import { TrustBundle } from '../src/identity/trust-bundle.js';
 import { buildClusterIndex } from '../src/k8s/cluster-index.js';
 import { REDIRECTION_ANNOTATION } from '../src/k8s/enrollment.js';
+import { authorize } from '../src/policy/authorization.js';
 import type { DataPlane } from '../src/tunnel/dataplane.js';
 import { PodProxy } from '../src/tunnel/pod-proxy.js';
 import { Registry } from 'prom-client';
@@ -80,7 +81,7 @@ async function main(): Promise<void> {
     trustDomain: TRUST_DOMAIN,
     bundle: new TrustBundle(readFileSync(join(dir, 'root.pem'), 'utf8')),
     certificate: (id) => certs.get(formatSpiffeId(id)),
-    authorize: () => ({ allow: true }),
+    authorize: (r) => authorize([], 'warren-system', r), // no policy: allowed, as the agent decides it
     plaintextAllowed: () => true,
   };
   // The agent's own telemetry (Istio metrics per connection); access log entries, which the

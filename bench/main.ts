@@ -11,6 +11,7 @@ import { saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
 import { benchDataplane, type PathSummary } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
+import { benchPolicyEval, type Timing } from './policy-eval.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
@@ -212,7 +213,20 @@ async function metricsScrape(): Promise<void> {
   console.log(`saved ${saveResult('metrics-scrape', text, r)}`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape };
+
+async function policyEval(): Promise<void> {
+  const rows = await benchPolicyEval();
+  const t = (x: Timing): string => `${fmt(x.p50Ns, 0)} ns  ${fmt(x.opsPerSecond / 1e6, 2)} M/s`;
+  const text = table(
+    ['policies (applicable)', 'request', 'authorize() p50, ops/s', 'applicable only (baseline)', 'vs baseline', 'explain p50, ops/s'],
+    rows.map((r) => [`${r.policies} (${r.applicable})`, r.request, t(r.authorize), t(r.applicableOnly), `${fmt(r.authorize.p50Ns / r.applicableOnly.p50Ns)}×`, t(r.explain)]),
+  );
+  console.log(text);
+  console.log(`saved ${saveResult('policy-eval', text, rows)}`);
+}
+
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape, 'policy-eval': policyEval };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));

@@ -4,6 +4,8 @@ import { formatSpiffeId } from '../identity/spiffe.js';
 import type { CertManager } from '../identity/cert-manager.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
+import { WarrenError } from '../errors/warren-error.js';
+import { explainConnection } from '../policy/explain.js';
 import type { NodeAgentConfig } from './config.js';
 import type { EnrolledPod } from './enrollment-manager.js';
 import type { PolicyState } from './policy-state.js';
@@ -15,7 +17,12 @@ export interface AdminState {
   policies: PolicyState;
   certs: CertManager;
   bundle: TrustBundle;
+  /** the redirection backend in use: nft or iptables */
+  backend: string;
 }
+
+/** Explain's query errors as HTTP: a bad parameter is the client's mistake, an unknown pod is not found. */
+const EXPLAIN_STATUS: Record<string, number> = { ERR_EXPLAIN_QUERY: 400, ERR_EXPLAIN_NOT_FOUND: 404 };
 
 /**
  * The agent's admin API (DESIGN.md §7, 127.0.0.1:15000): what it enrolled,
@@ -32,12 +39,40 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
   });
   const certs = () => ({ node: s.config.nodeName, trustDomain: s.config.trustDomain, caAddress: s.config.caAddress, trustBundleRoots: s.bundle.pems().length, certificates: s.certs.status() });
   const connections = () => s.enrolled().map((p) => ({ pod: p.pod, ...p.proxy.connectionStats() }));
+  const status = () => {
+    const certificates = s.certs.status();
+    const expiries = certificates.flatMap((c) => (c.notAfter ? [c.notAfter] : [])).sort();
+    return {
+      node: s.config.nodeName,
+      backend: s.backend,
+      enrolled: s.enrolled().length,
+      certificates: { count: certificates.length, valid: certificates.filter((c) => c.state === 'valid').length, soonestExpiry: expiries[0] ?? null },
+      policies: { authorization: s.policies.authorizationPolicies().length, peerAuthentication: s.policies.peerAuthentications().length },
+      // each proxied leg once: captured connections (outbound and plaintext inbound) and inbound HBONE streams
+      connections: s.enrolled().reduce((n, p) => {
+        const c = p.proxy.connectionStats();
+        return n + c.captured + c.inboundStreams;
+      }, 0),
+    };
+  };
+  const explain: Handler = (req, res) => {
+    const query = new URL(req.url ?? '/', 'http://admin').searchParams;
+    const state = { index: s.index(), authorizationPolicies: s.policies.authorizationPolicies(), peerAuthentications: s.policies.peerAuthentications(), rootNamespace: s.config.rootNamespace, trustDomain: s.config.trustDomain };
+    try {
+      sendJson(res, 200, explainConnection(state, { from: query.get('from'), to: query.get('to') }));
+    } catch (err) {
+      if (!(err instanceof WarrenError) || !(err.code in EXPLAIN_STATUS)) throw err;
+      sendJson(res, EXPLAIN_STATUS[err.code]!, { message: err.message, code: err.code });
+    }
+  };
   return {
     '/workloads': (_q, res) => sendJson(res, 200, { node: s.config.nodeName, enrolled: workloads(), clusterWorkloads: s.index().size.workloads }),
     '/services': (_q, res) => sendJson(res, 200, services()),
     '/policies': (_q, res) => sendJson(res, 200, policies()),
     '/certs': (_q, res) => sendJson(res, 200, certs()),
     '/connections': (_q, res) => sendJson(res, 200, connections()),
-    '/config_dump': (_q, res) => sendJson(res, 200, { config: s.config, workloads: workloads(), services: services(), policies: policies(), certs: certs(), connections: connections() }),
+    '/status': (_q, res) => sendJson(res, 200, status()),
+    '/explain': explain,
+    '/config_dump': (_q, res) => sendJson(res, 200, { config: s.config, status: status(), workloads: workloads(), services: services(), policies: policies(), certs: certs(), connections: connections() }),
   };
 }

@@ -23,12 +23,14 @@ export const ENV = {
   caAddress: 'WARREN_CA_ADDRESS',
   caTokenFile: 'WARREN_CA_TOKEN_FILE',
   systemNamespace: 'POD_NAMESPACE',
+  rootNamespace: 'WARREN_ROOT_NAMESPACE',
   trustDomain: 'WARREN_TRUST_DOMAIN',
   clusterDomain: 'WARREN_CLUSTER_DOMAIN',
   logLevel: 'WARREN_LOG_LEVEL',
   accessLogLevel: 'WARREN_ACCESS_LOG_LEVEL',
 } as const;
 
+const namespace = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name');
 const hostPort = z.string().regex(/^[0-9a-fA-F.:]+:\d+$/, 'must be host:port');
 
 const configSchema = z.strictObject({
@@ -48,7 +50,9 @@ const configSchema = z.strictObject({
   metricsAddress: hostPort.default('0.0.0.0:15020'),
   caAddress: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).default('https://warren-ca.warren-system.svc:15012'),
   caTokenFile: z.string().min(1).default('/var/run/secrets/tokens/warren-ca-token'),
-  systemNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').default('warren-system'),
+  systemNamespace: namespace.default('warren-system'),
+  /** mesh-wide policies live here (Istio's root namespace); not necessarily where the agent runs */
+  rootNamespace: namespace.default('warren-system'),
   trustDomain: z.string().regex(/^[a-z0-9._-]{1,255}$/, 'must be lowercase letters, digits, dots, dashes').default(DEFAULT_TRUST_DOMAIN),
   clusterDomain: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS domain').default('cluster.local'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

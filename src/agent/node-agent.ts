@@ -62,19 +62,19 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const agent = agentMetrics(registry, () => manager.enrolled().length);
   const identity = startWorkloadIdentity(kc, config, registry, logFn);
   const cluster = startClusterState(kc, logFn);
-  const policies = startPolicyState(kc, logFn, () => reauthorize());
+  const policies = startPolicyState(kc, logFn, () => reauthorize(), config.nodeName);
   const dataplane: DataPlane = {
     index: () => cluster.index(),
     trustDomain: config.trustDomain,
     bundle: identity.bundle,
     certificate: (id) => identity.certs.current(id),
     authorize: (request) => {
-      const decision = authorize(policies.authorizationPolicies(), config.systemNamespace, request);
+      const decision = authorize(policies.authorizationPolicies(), config.rootNamespace, request);
       if (!decision.allow) agent.policyDenials.inc();
       return decision;
     },
     plaintextAllowed: (pod, port) => {
-      const allowed = effectiveMtlsMode(policies.peerAuthentications(), config.systemNamespace, pod, port) !== 'STRICT';
+      const allowed = effectiveMtlsMode(policies.peerAuthentications(), config.rootNamespace, pod, port) !== 'STRICT';
       if (!allowed) agent.policyDenials.inc();
       return allowed;
     },
@@ -171,7 +171,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   });
   const admin = await serveEndpoints(
     config.adminAddress,
-    adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), policies, certs: identity.certs, bundle: identity.bundle }),
+    adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), policies, certs: identity.certs, bundle: identity.bundle, backend: backendName }),
   );
   await Promise.all([pods.synced, namespaces.synced, cluster.synced, policies.synced]);
   reconcile();

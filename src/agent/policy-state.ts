@@ -1,4 +1,5 @@
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import { ApiException, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
 import { parseAuthorizationPolicy, type AuthorizationPolicy } from '../policy/authorization.js';
 import { parsePeerAuthentication, type PeerAuthentication } from '../policy/peer-authentication.js';
@@ -16,19 +17,62 @@ type Condition = { type: string; status: 'True' | 'False'; reason: string; messa
 
 const GROUP = { group: 'security.warren.io', version: 'v1' };
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** Event reasons, by the condition reason they report. */
+const EVENT_REASON: Record<string, string> = { Invalid: 'InvalidPolicy', WaypointRequired: 'WaypointRequired' };
+
+/**
+ * A Warning Event about a policy. Its name is derived from (uid,
+ * generation, reason), so when every node's agent reports the same problem
+ * the first create wins and the others get 409 AlreadyExists.
+ */
+function policyEvent(kind: string, obj: KubernetesObject, reason: string, message: string, node: string, now: Date): CoreV1Event {
+  const m = obj.metadata!;
+  const hash = createHash('sha256').update(`${m.uid}|${m.generation ?? 0}|${reason}`).digest('hex').slice(0, 16);
+  return {
+    metadata: { name: `${m.name!.slice(0, 200)}.${hash}`, namespace: m.namespace! },
+    involvedObject: { apiVersion: `${GROUP.group}/${GROUP.version}`, kind, namespace: m.namespace!, name: m.name!, ...(m.uid ? { uid: m.uid } : {}), ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}) },
+    reason,
+    message,
+    type: 'Warning',
+    source: { component: 'warren-node', host: node },
+    reportingComponent: 'warren.io/node',
+    reportingInstance: node,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+  };
+}
 
 /**
  * security.warren.io policies, watched and validated (DESIGN.md §6): an
  * invalid object is left out and so is nothing else; it is logged and its
  * status says why. AuthorizationPolicies that use HTTP-only fields are kept
  * (enforced fail-closed at L4) and their status says a waypoint is needed.
- * `onChange` runs after each rebuild (live connections are re-checked).
+ * Both also get a Warning Event (`kubectl describe` and `kubectl get events`
+ * show it), once per generation. `onChange` runs after each rebuild (live
+ * connections are re-checked).
  */
-export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void): PolicyState {
+export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void, node: string): PolicyState {
   const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
   const reported = new Map<string, string>();
+  const evented = new Set<string>();
+
+  const emitEvent = (kind: string, obj: KubernetesObject, condition: Condition | undefined): void => {
+    const reason = condition === undefined ? undefined : EVENT_REASON[condition.reason];
+    const key = `${obj.metadata?.uid}|${obj.metadata?.generation}|${reason}`;
+    if (reason === undefined || evented.has(key)) return;
+    evented.add(key);
+    const body = policyEvent(kind, obj, reason, condition!.message, node, new Date());
+    void core.createNamespacedEvent({ namespace: body.metadata.namespace!, body }).catch((err: unknown) => {
+      if (err instanceof ApiException && err.code === 409) return; // another node's agent reported it first
+      evented.delete(key);
+      log('policy event not recorded', { policy: `${obj.metadata?.namespace}/${obj.metadata?.name}`, reason, err: (err as Error).message });
+    });
+  };
 
   const report = (plural: string, kind: string, obj: KubernetesObject, condition: Condition | undefined): void => {
+    emitEvent(kind, obj, condition);
     const id = `${plural}/${obj.metadata?.namespace}/${obj.metadata?.name}`;
     const key = `${obj.metadata?.uid}|${condition?.reason ?? 'Accepted'}|${condition?.message ?? ''}`;
     if (reported.get(id) === key) return;

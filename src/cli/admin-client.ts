@@ -25,11 +25,9 @@ export const ADMIN_HELP = `  --node NAME          a simulator node's agent (reac
   --state-dir DIR      simulator state ($WARREN_SIM_STATE_DIR; /run/warren-sim)
   -o, --output FORMAT  table | json`;
 
-/** GET `path` from a node agent's admin API (DESIGN.md §7), parsed as JSON. */
-export async function getAdmin(target: AdminTarget, path: string): Promise<unknown> {
-  const { host, port } = splitHostPort(target.adminAddress);
-  let status: number;
-  let body: string;
+/** GET `path` from one of the agent's ports (admin, readiness): inside the simulator node's netns when `node` is set. */
+async function agentGet(target: AdminTarget, address: string, path: string): Promise<{ status: number; body: string }> {
+  const { host, port } = splitHostPort(address);
   try {
     if (target.node !== undefined) {
       const cluster = readClusterFile(target.stateDir);
@@ -37,36 +35,66 @@ export async function getAdmin(target: AdminTarget, path: string): Promise<unkno
       const node = planTopology(target.stateDir, cluster.nodes).nodes.find((n) => n.name === target.node);
       if (node === undefined) throw new WarrenError('ERR_USAGE', `--node: no node ${target.node}; the cluster has ${cluster.nodes.join(', ')}`);
       const res = await httpGetInNetns({ netns: node.netns, host, port, path, timeoutMs: 5000 });
-      [status, body] = [res.status, res.body.toString()];
-    } else {
-      ({ status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = request({ host, port, path, timeout: 5000 }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-        });
-        req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-        req.on('error', reject);
-        req.end();
-      }));
+      return { status: res.status, body: res.body.toString() };
     }
+    return await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host, port, path, timeout: 5000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      });
+      req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
+      req.on('error', reject);
+      req.end();
+    });
   } catch (err) {
     if (err instanceof WarrenError) throw err;
-    throw new WarrenError('ERR_ADMIN', `cannot reach the agent's admin API at ${target.node ? `node ${target.node} ` : ''}${target.adminAddress}: ${(err as Error).message}`);
+    throw new WarrenError('ERR_ADMIN', `cannot reach the agent at ${target.node ? `node ${target.node} ` : ''}${address}: ${(err as Error).message}`);
   }
-  if (status !== 200) throw new WarrenError('ERR_ADMIN', `the agent's admin API answered ${status} for ${path}: ${body.slice(0, 200)}`);
+}
+
+/** GET `path` from a node agent's admin API (DESIGN.md §7), parsed as JSON; an error answer's message is passed on. */
+export async function getAdmin(target: AdminTarget, path: string): Promise<unknown> {
+  const { status, body } = await agentGet(target, target.adminAddress, path);
+  if (status !== 200) {
+    let message = body.slice(0, 200);
+    try {
+      message = (JSON.parse(body) as { message?: string }).message ?? message;
+    } catch {
+      // not JSON: the raw text is the message
+    }
+    throw new WarrenError('ERR_ADMIN', `the agent's admin API answered ${status} for ${path.split('?')[0]}: ${message}`);
+  }
   return JSON.parse(body);
 }
 
+/** The agent's readiness (`/healthz/ready` on `readinessAddress`): true, or why not. */
+export async function getReadiness(target: AdminTarget, readinessAddress: string): Promise<true | string> {
+  try {
+    const { status, body } = await agentGet(target, readinessAddress, '/healthz/ready');
+    return status === 200 ? true : `${status}: ${body.trim()}`;
+  } catch (err) {
+    if (err instanceof WarrenError && err.code === 'ERR_ADMIN') return err.message;
+    throw err;
+  }
+}
+
+type AgentFlags = { node?: string | undefined; 'admin-address': string; 'state-dir': string };
+
 /**
- * The agents a command talks to: `--node` (a simulator node), or every node
- * of a running simulator when neither `--node` nor `--admin-address` is
- * given, or else the one admin address.
+ * The simulator nodes whose agents a command talks to: `--node`, or every
+ * node of a running simulator when neither `--node` nor `--admin-address` is
+ * given; none means the one admin address.
  */
-export async function queryAgents(values: { node?: string | undefined; 'admin-address': string; 'state-dir': string }, path: string, explicitAddress: boolean): Promise<Array<{ node: string; body: unknown }>> {
+export function targetNodes(values: AgentFlags, explicitAddress: boolean): string[] {
+  if (values.node !== undefined) return [values.node];
+  return explicitAddress ? [] : (readClusterFile(values['state-dir'])?.nodes ?? []);
+}
+
+/** `path` from each agent of `targetNodes` (or the one admin address), labeled by node. */
+export async function queryAgents(values: AgentFlags, path: string, explicitAddress: boolean): Promise<Array<{ node: string; body: unknown }>> {
   const base = { stateDir: values['state-dir'], adminAddress: values['admin-address'] };
-  const cluster = values.node === undefined && !explicitAddress ? readClusterFile(values['state-dir']) : undefined;
-  const nodes = values.node !== undefined ? [values.node] : (cluster?.nodes ?? []);
+  const nodes = targetNodes(values, explicitAddress);
   if (nodes.length === 0) return [{ node: values['admin-address'], body: await getAdmin(base, path) }];
   return Promise.all(nodes.map(async (node) => ({ node, body: await getAdmin({ ...base, node }, path) })));
 }

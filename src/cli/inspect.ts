@@ -1,10 +1,13 @@
 import { parseArgs } from 'node:util';
 import { WarrenError } from '../errors/warren-error.js';
 import { ADMIN_HELP, ADMIN_OPTIONS, formatTable, queryAgents } from './admin-client.js';
+import { runPoliciesExplain } from './policies-explain.js';
 
 interface View {
   path: string;
   summary: string;
+  /** subcommands, for --help */
+  more?: string;
   header: string[];
   rows(body: any, node: string): string[][];
 }
@@ -28,7 +31,8 @@ const VIEWS: Record<string, View> = {
   },
   policies: {
     path: '/policies',
-    summary: 'AuthorizationPolicies and PeerAuthentications in force, and what needs a waypoint',
+    summary: 'policies in force and what needs a waypoint; `explain`: why a connection is allowed or denied',
+    more: 'warren policies explain --from NS/POD --to NS/POD:PORT: how a connection would be decided, and by which policy and rule (see its --help)',
     header: ['KIND', 'POLICY', 'ACTION/MODE', 'SELECTOR', 'NOTE'],
     rows: (b) => [
       ...b.authorizationPolicies.map((p: any) => ['AuthorizationPolicy', short(p.policy, 30), p.action, short(JSON.stringify(p.selector ?? 'namespace'), 18), p.httpFields.length ? 'HTTP fields: waypoint needed' : `${p.rules} rule(s)`]),
@@ -47,7 +51,7 @@ async function show(name: string, argv: string[]): Promise<number> {
   const view = VIEWS[name]!;
   const { values } = parseArgs({ args: argv, strict: true, options: { ...ADMIN_OPTIONS, help: { type: 'boolean', short: 'h', default: false } } });
   if (values.help) {
-    console.log(`Usage: warren ${name} [options]\n\n${view.summary}. Without --node, every node of a running simulator.\n\n${ADMIN_HELP}`);
+    console.log(`Usage: warren ${name} [options]\n\n${view.summary}. Without --node, every node of a running simulator.\n\n${ADMIN_HELP}${view.more ? `\n\n${view.more}` : ''}`);
     return 0;
   }
   if (values.output !== 'table' && values.output !== 'json') throw new WarrenError('ERR_USAGE', `-o: ${values.output} is not table or json`);
@@ -65,6 +69,6 @@ async function show(name: string, argv: string[]): Promise<number> {
 
 export const runWorkloads = (argv: string[]): Promise<number> => show('workloads', argv);
 export const runServices = (argv: string[]): Promise<number> => show('services', argv);
-export const runPolicies = (argv: string[]): Promise<number> => show('policies', argv);
+export const runPolicies = (argv: string[]): Promise<number> => (argv[0] === 'explain' ? runPoliciesExplain(argv.slice(1)) : show('policies', argv));
 export const runConnections = (argv: string[]): Promise<number> => show('connections', argv);
 export const INSPECT_SUMMARIES = Object.fromEntries(Object.entries(VIEWS).map(([k, v]) => [k, v.summary]));

@@ -6,6 +6,7 @@ import { runDemo } from './demo.js';
 import { runNode } from './node.js';
 import { runCaCommand } from './ca.js';
 import { runCerts } from './certs.js';
+import { runStatus } from './status.js';
 import { INSPECT_SUMMARIES, runConnections, runPolicies, runServices, runWorkloads } from './inspect.js';
 
 interface Command {
@@ -16,6 +17,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   node: { summary: 'the per-node agent: CNI plugin installer, pod enrollment, proxy sockets in pods', run: runNode },
   ca: { summary: 'the workload certificate authority: signs SPIFFE certificates for node agents, publishes the trust bundle', run: runCaCommand },
+  status: { summary: 'one row per node agent: ready, redirection backend, enrolled pods, certificates, policies, connections', run: runStatus },
   certs: { summary: "a node agent's workload certificates: identities, serials, validity, chain, trust domain", run: runCerts },
   workloads: { summary: INSPECT_SUMMARIES.workloads!, run: runWorkloads },
   services: { summary: INSPECT_SUMMARIES.services!, run: runServices },

@@ -28,6 +28,8 @@ restarting them. Flags override the environment variables shown.
   --ca-token-file FILE         service account token for the CA ($${ENV.caTokenFile};
                                /var/run/secrets/tokens/warren-ca-token)
   --system-namespace NS        where ConfigMap warren-ca-root is read ($${ENV.systemNamespace}; warren-system)
+  --root-namespace NS          mesh-wide AuthorizationPolicy and PeerAuthentication live here
+                               ($${ENV.rootNamespace}; warren-system)
   --trust-domain TD            SPIFFE trust domain ($${ENV.trustDomain}; cluster.local)
   --cluster-domain D           DNS domain in destination_service labels ($${ENV.clusterDomain}; cluster.local)
   --log-level L                trace | debug | info | warn | error | fatal ($${ENV.logLevel}; info)
@@ -60,6 +62,7 @@ export function parseNodeArgs(argv: string[]): { help: boolean; flags: RawConfig
       'ca-address': { type: 'string' },
       'ca-token-file': { type: 'string' },
       'system-namespace': { type: 'string' },
+      'root-namespace': { type: 'string' },
       'trust-domain': { type: 'string' },
       'cluster-domain': { type: 'string' },
       'log-level': { type: 'string' },
@@ -86,6 +89,7 @@ export function parseNodeArgs(argv: string[]): { help: boolean; flags: RawConfig
     caAddress: values['ca-address'],
     caTokenFile: values['ca-token-file'],
     systemNamespace: values['system-namespace'],
+    rootNamespace: values['root-namespace'],
     trustDomain: values['trust-domain'],
     clusterDomain: values['cluster-domain'],
     logLevel: values['log-level'],

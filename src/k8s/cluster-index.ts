@@ -10,6 +10,8 @@ export interface Workload extends WorkloadNames {
   serviceAccount: string;
   node: string;
   ips: readonly string[];
+  /** what policy selectors match (the pod object's own labels, shared, not copied) */
+  labels: Readonly<Record<string, string>>;
   /** its node's agent captures it (annotation warren.io/redirection=enabled): reach it over HBONE */
   enrolled: boolean;
 }
@@ -44,10 +46,15 @@ export class ClusterIndex {
   constructor(
     private readonly byIp: ReadonlyMap<string, Workload>,
     private readonly byVip: ReadonlyMap<string, ServicePortEntry>,
+    private readonly byName: ReadonlyMap<string, Workload>,
   ) {}
 
   workloadByIp(ip: string): Workload | undefined {
     return this.byIp.get(ip);
+  }
+
+  workloadByName(namespace: string, name: string): Workload | undefined {
+    return this.byName.get(`${namespace}/${name}`);
   }
 
   serviceByVip(ip: string, port: number): ServicePortEntry | undefined {
@@ -73,6 +80,7 @@ export class ClusterIndex {
 
 export function buildClusterIndex(pods: readonly V1Pod[], services: readonly V1Service[], slices: readonly V1EndpointSlice[]): ClusterIndex {
   const byIp = new Map<string, Workload>();
+  const byName = new Map<string, Workload>();
   for (const p of pods) {
     const ips = (p.status?.podIPs ?? []).map((x) => x.ip).filter((ip): ip is string => typeof ip === 'string' && ip !== '');
     // Host-network pods share the node's IP: that IP is no single workload.
@@ -85,10 +93,12 @@ export function buildClusterIndex(pods: readonly V1Pod[], services: readonly V1S
       serviceAccount: p.spec?.serviceAccountName ?? 'default',
       node: p.spec?.nodeName ?? '',
       ips,
+      labels: p.metadata.labels ?? {},
       enrolled: p.metadata.annotations?.[REDIRECTION_ANNOTATION] === 'enabled',
       ...workloadNames(p),
     };
     for (const ip of ips) byIp.set(ip, w);
+    byName.set(`${w.namespace}/${w.name}`, w);
   }
 
   const slicesByService = new Map<string, V1EndpointSlice[]>();
@@ -123,5 +133,5 @@ export function buildClusterIndex(pods: readonly V1Pod[], services: readonly V1S
       for (const vip of vips) byVip.set(key(vip, sp.port), entry);
     }
   }
-  return new ClusterIndex(byIp, byVip);
+  return new ClusterIndex(byIp, byVip, byName);
 }

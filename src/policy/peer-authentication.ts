@@ -41,6 +41,13 @@ export function parsePeerAuthentication(obj: unknown): PeerAuthentication {
 
 const oldestFirst = (a: PeerAuthentication, b: PeerAuthentication): number => a.name.localeCompare(b.name);
 
+/** The mode in force for a port and where it comes from: `policy` (ns/name) is absent for the PERMISSIVE default. */
+export interface MtlsResolution {
+  mode: MtlsMode;
+  level: 'port' | 'workload' | 'namespace' | 'mesh' | 'default';
+  policy?: string;
+}
+
 /**
  * Istio's PeerAuthentication resolution for one workload port: the
  * workload-level policy (selector matching the pod; its port-level mode
@@ -48,12 +55,21 @@ const oldestFirst = (a: PeerAuthentication, b: PeerAuthentication): number => a.
  * root namespace); UNSET inherits; nothing set means PERMISSIVE. Among
  * several at one level the first by name wins (Istio: the oldest).
  */
-export function effectiveMtlsMode(policies: readonly PeerAuthentication[], rootNamespace: string, pod: { namespace: string; labels: Record<string, string> }, port: number): MtlsMode {
+export function resolveMtlsMode(policies: readonly PeerAuthentication[], rootNamespace: string, pod: { namespace: string; labels: Record<string, string> }, port: number): MtlsResolution {
   const workload = policies.filter((p) => p.namespace === pod.namespace && p.selector !== undefined && selectorMatches(p.selector, pod.labels)).sort(oldestFirst)[0];
   const namespace = policies.filter((p) => p.namespace === pod.namespace && p.selector === undefined).sort(oldestFirst)[0];
   const mesh = policies.filter((p) => p.namespace === rootNamespace && p.selector === undefined).sort(oldestFirst)[0];
-  for (const m of [workload?.portLevel.get(port), workload?.mode, namespace?.mode, mesh?.mode]) {
-    if (m !== undefined && m !== 'UNSET') return m;
-  }
-  return 'PERMISSIVE';
+  const levels: Array<[MtlsResolution['level'], PeerAuthentication | undefined, MtlsMode | undefined]> = [
+    ['port', workload, workload?.portLevel.get(port)],
+    ['workload', workload, workload?.mode],
+    ['namespace', namespace, namespace?.mode],
+    ['mesh', mesh, mesh?.mode],
+  ];
+  for (const [level, p, mode] of levels) if (p !== undefined && mode !== undefined && mode !== 'UNSET') return { mode, level, policy: `${p.namespace}/${p.name}` };
+  return { mode: 'PERMISSIVE', level: 'default' };
+}
+
+/** The mode alone: what the connection path asks. */
+export function effectiveMtlsMode(policies: readonly PeerAuthentication[], rootNamespace: string, pod: { namespace: string; labels: Record<string, string> }, port: number): MtlsMode {
+  return resolveMtlsMode(policies, rootNamespace, pod, port).mode;
 }

@@ -5,7 +5,7 @@ import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
 import { originalDestination, socketFd } from '../native/netns-socket.js';
 import { PORTS, PROXY_MARK } from '../redirect/constants.js';
 import type { DataPlane } from './dataplane.js';
-import type { L4Request } from '../policy/authorization.js';
+import { denyingPolicy, type L4Request } from '../policy/authorization.js';
 import { HboneInbound } from './hbone-inbound.js';
 import { HbonePool } from './hbone-pool.js';
 import { routeOutbound } from './outbound-route.js';
@@ -54,7 +54,11 @@ export class PodProxy {
       certificate,
       bundle: o.dataplane.bundle,
       trustDomain: o.dataplane.trustDomain,
-      authorize: (r) => o.dataplane.authorize(this.l4Request(r.sourceIp, formatSpiffeId(r.peer), r.target)),
+      authorize: (r) => {
+        const d = o.dataplane.authorize(this.l4Request(r.sourceIp, formatSpiffeId(r.peer), r.target));
+        const policy = denyingPolicy(d);
+        return d.allow ? d : { allow: false, reason: d.reason, ...(policy ? { policy } : {}) };
+      },
       opened: (r) => o.telemetry.opened(this.inboundMeta('mtls', { ip: r.sourceIp, port: r.sourcePort, principal: formatSpiffeId(r.peer) }, r.target)),
       refused: (r) => {
         const meta = this.inboundMeta('mtls', { ip: r.sourceIp, port: r.sourcePort, ...(r.peer ? { principal: formatSpiffeId(r.peer) } : {}) }, r.target ?? { ip: o.ips[0] ?? '', port: 0 });
@@ -180,7 +184,7 @@ export class PodProxy {
     const decision = this.o.dataplane.authorize(request);
     if (!decision.allow) {
       client.resetAndDestroy();
-      this.o.telemetry.refused(meta, 'denied', decision.reason, decision.policy);
+      this.o.telemetry.refused(meta, 'denied', decision.reason, denyingPolicy(decision));
       return;
     }
     this.plaintext.set(client, request);

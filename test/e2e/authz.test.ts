@@ -119,6 +119,33 @@ rootTest('AuthorizationPolicy at L4: Istio examples allow and deny on the simula
       });
     }
 
+    await t.test('warren policies explain names the deciding policy and rule; warren status shows both agents ready', async () => {
+      const explain = async (from: string, to: string): Promise<{ decision: string; basis: string; policy: string | null; rule: number | null; mtls: boolean; to: { node: string } }> => {
+        const r = await warren('policies', 'explain', '--from', from, '--to', to, '--state-dir', stateDir, '-o', 'json');
+        assert.equal(r.exitCode, 0, r.stderr);
+        return JSON.parse(r.stdout);
+      };
+      await apply('tcp-policy');
+      try {
+        await eventually(async () => (await explain('bar/sleep', 'foo/tcp-echo:9001')).basis === 'allow-rule', 'the agent to see tcp-policy');
+        const allowed = await explain('bar/sleep', 'foo/tcp-echo:9001');
+        assert.deepEqual([allowed.decision, allowed.policy, allowed.rule, allowed.mtls, allowed.to.node], ['allow', 'foo/tcp-policy', 0, true, 'node-2']);
+        const otherPort = await explain('bar/sleep', 'foo/tcp-echo:9000');
+        assert.deepEqual([otherPort.decision, otherPort.basis, otherPort.to.node], ['deny', 'no-allow-match', 'node-2']);
+        const legacy = await explain('legacy/sleep', 'foo/tcp-echo:9001');
+        assert.deepEqual([legacy.decision, legacy.mtls], ['deny', false]);
+        const human = await warren('policies', 'explain', '--from', 'bar/sleep', '--to', 'foo/tcp-echo:9001', '--state-dir', stateDir);
+        assert.match(human.stdout, /^ALLOW {2}bar\/sleep \(sa sleep, mTLS\) → foo\/tcp-echo :9001 \(node-2\)\n {2}by AuthorizationPolicy foo\/tcp-policy rule 0: from\[0\]\.source\.principals/);
+        assert.match(human.stdout, /answered by node-2's agent/);
+      } finally {
+        await remove('tcp-policy');
+      }
+      const status = await warren('status', '--state-dir', stateDir);
+      assert.equal(status.exitCode, 0, status.stdout + status.stderr);
+      assert.match(status.stdout, /^node-1\s+yes\s+(nft|iptables)\s+\d+/m);
+      assert.match(status.stdout, /^node-2\s+yes\s+(nft|iptables)\s+\d+/m);
+    });
+
     await t.test('an ALLOW policy with HTTP fields denies at L4 and its status says a waypoint is needed', async () => {
       await apply('http-get-only');
       try {
@@ -128,6 +155,12 @@ rootTest('AuthorizationPolicy at L4: Istio examples allow and deny on the simula
           const c = p.status?.conditions?.[0];
           return c?.reason === 'WaypointRequired' && /operation\.methods/.test(c.message);
         }, 'the WaypointRequired condition');
+        // Both node agents see the policy; one Event names the fields, not one per agent.
+        await eventually(async () => (await core.listNamespacedEvent({ namespace: 'foo' })).items.some((e) => e.reason === 'WaypointRequired' && e.involvedObject.name === 'http-get-only'), 'the WaypointRequired Event');
+        await new Promise((r) => setTimeout(r, 1000));
+        const events = (await core.listNamespacedEvent({ namespace: 'foo' })).items.filter((e) => e.reason === 'WaypointRequired' && e.involvedObject.name === 'http-get-only');
+        assert.equal(events.length, 1, JSON.stringify(events.map((e) => e.metadata?.name)));
+        assert.match(events[0]!.message ?? '', /operation\.methods/);
       } finally {
         await remove('http-get-only');
       }

@@ -36,8 +36,8 @@ rootTest('warren demo on a fresh machine: every step shows its evidence, exit 0,
     assert.match(out, /client-b → web: failed: (ECONNRESET|socket hang up)/);
     assert.match(out, /client {3}→ web: HTTP 200 from web-/);
     assert.match(out, new RegExp(`access log \\(node-2, destination\\): client-b \\(${id('intruder')}\\) → web \\(${id('web')}\\) mtls, .* denied: .*demo/web-allow-client`));
-    // TODO(explain): once `warren policies explain` lands, also assert its answer names demo/web-allow-client.
     assert.match(out, /\$ warren policies explain --from demo\/client-b --to demo\/web-[a-z0-9-]+:8080/);
+    assert.match(out, /^\s+DENY\b.*\n(.*\n)*?.*demo\/web-allow-client/m, 'explain names the policy that decides');
     assert.match(out, /istio_tcp_connections_opened_total\{reporter="destination",source_workload="client",destination_workload="web",connection_security_policy="mutual_tls"\} [2-9]/);
     assert.match(out, /warren_policy_denials_total [1-9]/);
     assert.match(out, /every step did what it said/);

@@ -52,3 +52,15 @@ test('a flag that was not given leaves its environment variable in force', () =>
   assert.equal(c.drainSeconds, 9);
   assert.equal(c.caAddress, 'https://10.0.0.1:15012');
 });
+
+test('the root namespace of mesh-wide policies is its own setting, apart from the namespace the agent runs in', () => {
+  const d = loadNodeAgentConfig({}, { NODE_NAME: 'n', POD_NAMESPACE: 'mesh-agents' });
+  assert.equal(d.rootNamespace, 'warren-system', 'default: warren-system, whatever POD_NAMESPACE says');
+  assert.equal(d.systemNamespace, 'mesh-agents');
+  assert.equal(loadNodeAgentConfig({}, { NODE_NAME: 'n', WARREN_ROOT_NAMESPACE: 'istio-system' }).rootNamespace, 'istio-system');
+  assert.equal(loadNodeAgentConfig({ rootNamespace: 'mesh-root' }, { NODE_NAME: 'n', WARREN_ROOT_NAMESPACE: 'istio-system' }).rootNamespace, 'mesh-root');
+  assert.throws(
+    () => loadNodeAgentConfig({}, { NODE_NAME: 'n', WARREN_ROOT_NAMESPACE: 'Istio_System' }),
+    (e: unknown) => e instanceof WarrenError && e.code === 'ERR_CONFIG' && /^--root-namespace: must be a namespace name/.test(e.message),
+  );
+});

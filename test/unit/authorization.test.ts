@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { authorize, parseAuthorizationPolicy, type AuthorizationPolicy, type L4Request } from '../../src/policy/authorization.js';
+import { authorize, explainAuthorization, parseAuthorizationPolicy, type AuthorizationPolicy, type L4Request } from '../../src/policy/authorization.js';
 
 const ROOT = 'warren-system';
 const policy = (namespace: string, name: string, spec: object): AuthorizationPolicy =>
@@ -66,7 +66,7 @@ for (const c of cases) {
   test(`authorization: ${c.name}`, () => {
     const d = authorize(c.policies, ROOT, c.request);
     assert.equal(d.allow, c.allow, JSON.stringify(d));
-    if (c.by !== undefined) assert.equal(d.policy, c.by);
+    if (c.by !== undefined) assert.equal('policy' in d ? d.policy : undefined, c.by);
   });
 }
 
@@ -80,4 +80,81 @@ test('invalid policies are refused naming the field', () => {
   assert.throws(() => policy('foo', 'x', { action: 'MAYBE' }), /spec\.action/);
   assert.throws(() => policy('foo', 'x', { action: 'CUSTOM', provider: { name: 'ext' } }), /CUSTOM is not supported/);
   assert.throws(() => policy('foo', 'x', { rules: [{ from: [{ source: { principal: ['typo'] } }] }] }), /rules\.0\.from\.0\.source/);
+  // A DENY whose block silently matched nothing would let through what it was written to stop.
+  assert.throws(() => policy('foo', 'x', { action: 'DENY', rules: [{ from: [{ source: { ipBlocks: ['10.0.0.0/8', '10.1.0.0/'] } }] }] }), /rules\.0\.from\.0\.source\.ipBlocks\.1: must be an IP address or CIDR block/);
+});
+
+test('a decision names what decided: the DENY or ALLOW policy and rule, or the absence of a matching ALLOW', () => {
+  const denyBar = policy('foo', 'deny-bar', { action: 'DENY', rules: [{ from: [{ source: { ipBlocks: ['192.0.2.0/24'] } }] }, { from: [{ source: { namespaces: ['bar'] } }] }] });
+  const allowDefault = policy('foo', 'allow-default', { rules: [{ to: [{ operation: { ports: ['9999'] } }] }, { from: [{ source: { namespaces: ['default'] } }] }] });
+  const meshAllow = policy(ROOT, 'allow-port-1', { rules: [{ to: [{ operation: { ports: ['1'] } }] }] });
+  assert.deepEqual(authorize([allowDefault, denyBar], ROOT, req({ principal: other })), {
+    allow: false,
+    basis: 'deny-rule',
+    policy: 'foo/deny-bar',
+    rule: 1,
+    http: false,
+    reason: 'denied by AuthorizationPolicy foo/deny-bar rule 1',
+  });
+  assert.deepEqual(authorize([denyBar, allowDefault], ROOT, req({ principal: sleep })), { allow: true, basis: 'allow-rule', policy: 'foo/allow-default', rule: 1, reason: 'allowed by AuthorizationPolicy foo/allow-default rule 1' });
+  assert.deepEqual(authorize([denyBar], ROOT, req({ principal: sleep })), { allow: true, basis: 'no-allow-policy', reason: 'no ALLOW policy applies to the destination' });
+  const none = authorize([allowDefault, meshAllow, policy('foo', 'other-app', { selector: { matchLabels: { app: 'other' } }, rules: [{}] })], ROOT, req({ principal: other }));
+  assert.equal(none.basis, 'no-allow-match');
+  assert.deepEqual(none.basis === 'no-allow-match' && none.allowPolicies, [`${ROOT}/allow-port-1`, 'foo/allow-default'], 'the ALLOW policies that applied, mesh-wide first; not one whose selector misses');
+  const http = authorize([policy('foo', 'no-post', { action: 'DENY', rules: [{ to: [{ operation: { methods: ['POST'] } }] }] })], ROOT, req({ principal: sleep }));
+  assert.equal(http.basis === 'deny-rule' && http.http, true, 'a DENY that matched only through its L4 part says so');
+  assert.match(http.reason, /HTTP fields are not visible at L4/);
+});
+
+test('the decision does not depend on the order of namespaces or on policies elsewhere in the cluster', () => {
+  const mine = [policy('foo', 'allow-default', { rules: [{ from: [{ source: { namespaces: ['default'] } }] }] })];
+  const elsewhere = Array.from({ length: 200 }, (_, i) => policy(`ns-${i % 20}`, `p${i}`, { action: i % 2 ? 'DENY' : 'ALLOW', rules: [{}] }));
+  for (const r of [req({ principal: sleep }), req({ principal: other }), req({})]) {
+    assert.deepEqual(authorize([...elsewhere, ...mine], ROOT, r), authorize(mine, ROOT, r));
+    assert.deepEqual(authorize([...mine, ...elsewhere], ROOT, r), authorize(mine, ROOT, r));
+  }
+  const inRoot = policy(ROOT, 'deny-root-pods', { action: 'DENY', rules: [{}] });
+  const rootDst: L4Request = { ...req({}), destination: { namespace: ROOT, labels: {}, ip: '10.244.2.9', port: 15012 } };
+  assert.equal(authorize([inRoot], ROOT, rootDst).allow, false, 'policies of the root namespace also apply to its own pods');
+});
+
+test('explain: the same decision, every policy of the root and destination namespaces with the conditions each rule compared', () => {
+  const policies = [
+    policy('foo', 'allow-tcp', { selector: { matchLabels: { app: 'httpbin' } }, rules: [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/sleep'] } }], to: [{ operation: { ports: ['9000'] } }] }, { to: [{ operation: { methods: ['GET'] } }] }] }),
+    policy('foo', 'deny-bar', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['bar'] } }] }] }),
+    policy('foo', 'other-app', { selector: { matchLabels: { app: 'other' } }, rules: [{}] }),
+    policy(ROOT, 'allow-nothing', {}),
+    policy('bar', 'not-mine', { action: 'DENY', rules: [{}] }),
+  ];
+  const r = req({ principal: sleep }, 8000);
+  const e = explainAuthorization(policies, ROOT, r);
+  assert.deepEqual(e.decision, authorize(policies, ROOT, r));
+  assert.equal(e.decision.basis, 'no-allow-match');
+  assert.deepEqual(
+    e.evaluated.map((p) => [p.policy, p.action, p.applies]),
+    [
+      ['foo/deny-bar', 'DENY', true],
+      [`${ROOT}/allow-nothing`, 'ALLOW', true],
+      ['foo/allow-tcp', 'ALLOW', true],
+      ['foo/other-app', 'ALLOW', false],
+    ],
+    'DENY first, mesh-wide before namespace; another namespace\'s policy is not listed',
+  );
+  const [deny, nothing, tcp, otherApp] = e.evaluated;
+  assert.deepEqual(deny!.rules, [{ rule: 0, matched: false, conditions: ['from[0].source.namespaces ["bar"] did not match default'] }]);
+  assert.equal(nothing!.note, 'no rules: allows nothing');
+  assert.deepEqual(tcp!.rules[0], {
+    rule: 0,
+    matched: false,
+    conditions: ['from[0].source.principals ["cluster.local/ns/default/sa/sleep"] matched cluster.local/ns/default/sa/sleep', 'to[0].operation.ports ["9000"] did not match 8000'],
+  });
+  assert.equal(tcp!.rules[1]!.matched, false);
+  assert.match(tcp!.rules[1]!.http!, /rules\[1\]\.to\[0\]\.operation\.methods.*matches nothing/);
+  assert.match(otherApp!.note!, /selector \{"app":"other"\} does not match/);
+
+  const plain = explainAuthorization([policy('foo', 'when-ns', { rules: [{ when: [{ key: 'source.namespace', values: ['default'] }] }] })], ROOT, req({}));
+  assert.equal(plain.decision.allow, false);
+  assert.deepEqual(plain.evaluated[0]!.rules[0]!.conditions, ['when[0].values (source.namespace) ["default"] did not match (none: plaintext)']);
+  const all = explainAuthorization([policy('foo', 'allow-all', { rules: [{}] })], ROOT, r);
+  assert.deepEqual(all.evaluated[0]!.rules, [{ rule: 0, matched: true, conditions: [] }], 'an empty rule matches with nothing to compare');
 });

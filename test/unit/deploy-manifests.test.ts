@@ -281,6 +281,8 @@ test('warren-node is granted exactly the API calls the agent makes', () => {
     'cluster security.warren.io/peerauthentications watch',
     'cluster security.warren.io/authorizationpolicies/status patch',
     'cluster security.warren.io/peerauthentications/status patch',
+    // policy-state.ts: Warning Events for invalid policies and those needing a waypoint.
+    'cluster core/events create',
     // trust-bundle-watch.ts: ConfigMap warren-ca-root in the system namespace, by field selector.
     `warren-system core/configmaps list name=${BUNDLE_CONFIGMAP}`,
     `warren-system core/configmaps watch name=${BUNDLE_CONFIGMAP}`,

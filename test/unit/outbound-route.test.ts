@@ -4,8 +4,8 @@ import type { V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node'
 import { buildClusterIndex } from '../../src/k8s/cluster-index.js';
 import { routeOutbound } from '../../src/tunnel/outbound-route.js';
 
-const pod = (name: string, ip: string, over: { enrolled?: boolean; sa?: string; node?: string; hostNetwork?: boolean; phase?: string } = {}): V1Pod => ({
-  metadata: { name, namespace: 'shop', uid: `uid-${name}`, annotations: over.enrolled === false ? {} : { 'warren.io/redirection': 'enabled' } },
+const pod = (name: string, ip: string, over: { enrolled?: boolean; sa?: string; node?: string; hostNetwork?: boolean; phase?: string; labels?: Record<string, string> } = {}): V1Pod => ({
+  metadata: { name, namespace: 'shop', uid: `uid-${name}`, ...(over.labels ? { labels: over.labels } : {}), annotations: over.enrolled === false ? {} : { 'warren.io/redirection': 'enabled' } },
   spec: { containers: [], nodeName: over.node ?? 'node-1', serviceAccountName: over.sa ?? 'web', ...(over.hostNetwork ? { hostNetwork: true } : {}) },
   status: { podIPs: [{ ip }], phase: over.phase ?? 'Running' },
 });
@@ -20,7 +20,7 @@ const slice = (svc: string, ports: Array<{ name?: string; port: number }>, endpo
   endpoints: endpoints.map((e) => ({ addresses: [e.ip], conditions: { ready: e.ready ?? true } })),
 });
 
-const pods = [pod('web-1', '10.244.1.2'), pod('web-2', '10.244.2.2', { node: 'node-2' }), pod('db-1', '10.244.1.3', { sa: 'db' }), pod('legacy', '10.244.2.9', { enrolled: false }), pod('host', '10.255.1.1', { hostNetwork: true }), pod('done', '10.244.1.9', { phase: 'Succeeded' })];
+const pods = [pod('web-1', '10.244.1.2'), pod('web-2', '10.244.2.2', { node: 'node-2' }), pod('db-1', '10.244.1.3', { sa: 'db', labels: { app: 'db' } }), pod('legacy', '10.244.2.9', { enrolled: false }), pod('host', '10.255.1.1', { hostNetwork: true }), pod('done', '10.244.1.9', { phase: 'Succeeded' })];
 const index = buildClusterIndex(
   pods,
   [service('web', '10.96.0.10', [{ name: 'http', port: 80 }]), service('empty', '10.96.0.11', [{ port: 80 }]), service('mixed', '10.96.0.12', [{ port: 9000 }], { 'warren.io/use-waypoint': 'waypoint' })],
@@ -31,11 +31,20 @@ const index = buildClusterIndex(
 );
 
 test('workloads by IP: identity, node and enrollment; host-network and finished pods are no workload', () => {
-  assert.deepEqual(index.workloadByIp('10.244.1.3'), { uid: 'uid-db-1', namespace: 'shop', name: 'db-1', serviceAccount: 'db', node: 'node-1', ips: ['10.244.1.3'], enrolled: true, workload: 'db-1', app: 'db-1', version: 'latest' });
+  assert.deepEqual(index.workloadByIp('10.244.1.3'), { uid: 'uid-db-1', namespace: 'shop', name: 'db-1', serviceAccount: 'db', node: 'node-1', ips: ['10.244.1.3'], labels: { app: 'db' }, enrolled: true, workload: 'db-1', app: 'db', version: 'latest' });
   assert.equal(index.workloadByIp('10.255.1.1'), undefined);
   assert.equal(index.workloadByIp('10.244.1.9'), undefined);
   assert.deepEqual(index.size, { workloads: 4, servicePorts: 3 });
   assert.equal(index.serviceByVip('10.96.0.12', 9000)?.waypoint, 'waypoint');
+});
+
+test('workloads by namespace/name: the same entry as by IP; pods that are no workload are not found', () => {
+  assert.equal(index.workloadByName('shop', 'db-1'), index.workloadByIp('10.244.1.3'));
+  assert.equal(index.workloadByName('shop', 'legacy')?.enrolled, false);
+  assert.deepEqual(index.workloadByName('shop', 'web-2')?.labels, {});
+  assert.equal(index.workloadByName('other', 'db-1'), undefined);
+  assert.equal(index.workloadByName('shop', 'host'), undefined, 'host network');
+  assert.equal(index.workloadByName('shop', 'done'), undefined, 'finished');
 });
 
 test('a service VIP picks ready endpoints round robin, on the endpoint port, then HBONE to an enrolled pod with its identity', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { effectiveMtlsMode, parsePeerAuthentication } from '../../src/policy/peer-authentication.js';
+import { effectiveMtlsMode, parsePeerAuthentication, resolveMtlsMode } from '../../src/policy/peer-authentication.js';
 
 const pa = (namespace: string, name: string, spec: object) => parsePeerAuthentication({ apiVersion: 'security.warren.io/v1', kind: 'PeerAuthentication', metadata: { namespace, name }, spec });
 const web = { namespace: 'shop', labels: { app: 'web' } };
@@ -23,6 +23,14 @@ test('port-level modes of a workload policy win for their port (Istio example, a
   const wl = pa('shop', 'web', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { '8080': { mode: 'DISABLE' } } });
   assert.equal(effectiveMtlsMode([wl], 'warren-system', web, 8080), 'DISABLE');
   assert.equal(effectiveMtlsMode([wl], 'warren-system', web, 9000), 'STRICT');
+});
+
+test('the resolution names the policy and level that set the mode, for explain', () => {
+  const mesh = pa('warren-system', 'default', { mtls: { mode: 'STRICT' } });
+  const wl = pa('shop', 'web', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'UNSET' }, portLevelMtls: { '8080': { mode: 'DISABLE' } } });
+  assert.deepEqual(resolveMtlsMode([], 'warren-system', web, 8080), { mode: 'PERMISSIVE', level: 'default' });
+  assert.deepEqual(resolveMtlsMode([mesh, wl], 'warren-system', web, 8080), { mode: 'DISABLE', level: 'port', policy: 'shop/web' });
+  assert.deepEqual(resolveMtlsMode([mesh, wl], 'warren-system', web, 9000), { mode: 'STRICT', level: 'mesh', policy: 'warren-system/default' });
 });
 
 test('invalid objects are refused with the field named', () => {

@@ -238,9 +238,8 @@ async function explain(ctx: StoryContext, pods: DemoPods): Promise<void> {
   ctx.say(`  $ warren ${args.slice(0, -2).join(' ')}`);
   const res = await execa(process.execPath, [WARREN_MAIN, ...args], { reject: false, timeout: 30_000 });
   for (const line of `${res.stdout}${res.stderr}`.trim().split('\n')) ctx.say(`    ${line}`);
-  // explain: required once the explain branch lands
-  // (then fail on a non-zero exit, or on an answer that does not name DEMO_POLICY, instead of this note)
-  if (res.exitCode !== 0) ctx.say(`  (warren policies explain exited ${res.exitCode}; this build does not have it yet)`);
+  if (res.exitCode !== 0) fail(`warren policies explain exited ${res.exitCode}; look at \`warren sim logs node/node-2\``);
+  if (!/DENY/.test(res.stdout) || !res.stdout.includes(`${NS}/${DEMO_POLICY}`)) fail(`warren policies explain did not say that ${NS}/${DEMO_POLICY} denies client-b`);
 }
 
 async function metrics(ctx: StoryContext): Promise<void> {

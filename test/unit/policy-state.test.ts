@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type CoreV1Event, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { startPolicyState, type PolicyState } from '../../src/agent/policy-state.js';
+import { WARREN_CRDS } from '../../src/policy/crds.js';
+import { eventually, startTestApiServer } from '../helpers/apiserver.js';
+
+const AP = { group: 'security.warren.io', version: 'v1', plural: 'authorizationpolicies', namespace: 'demo' };
+const invalid = (blocks: string[]) => ({
+  apiVersion: 'security.warren.io/v1',
+  kind: 'AuthorizationPolicy',
+  metadata: { name: 'deny-typo', namespace: 'demo' },
+  spec: { action: 'DENY', rules: [{ from: [{ source: { ipBlocks: blocks } }] }] },
+});
+
+test('invalid and HTTP-field policies get one Warning Event per generation, however many node agents see them', async () => {
+  const api = await startTestApiServer();
+  const states: PolicyState[] = [];
+  try {
+    const ext = api.kc.makeApiClient(ApiextensionsV1Api);
+    for (const body of WARREN_CRDS) await ext.createCustomResourceDefinition({ body: body as V1CustomResourceDefinition });
+    const core = api.kc.makeApiClient(CoreV1Api);
+    const custom = api.kc.makeApiClient(CustomObjectsApi);
+    await core.createNamespace({ body: { metadata: { name: 'demo' } } });
+    await custom.createNamespacedCustomObject({ ...AP, body: invalid(['10.0.0.0/8', '10.1.0.0/']) });
+    await custom.createNamespacedCustomObject({
+      ...AP,
+      body: { apiVersion: 'security.warren.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'get-only', namespace: 'demo' }, spec: { rules: [{ to: [{ operation: { methods: ['GET'] } }] }] } },
+    });
+
+    // Two node agents, as on a two-node cluster: both see both policies.
+    const seen: string[] = [];
+    for (const node of ['node-1', 'node-2']) {
+      const state = startPolicyState(api.kc, (msg, fields) => seen.push(`${node} ${msg} ${fields.policy}`), () => {}, node);
+      states.push(state);
+      await state.synced;
+    }
+    const events = async (): Promise<CoreV1Event[]> => (await core.listNamespacedEvent({ namespace: 'demo' })).items;
+    await eventually(async () => (await events()).length >= 2, 'the Events');
+    await eventually(() => seen.filter((l) => / AuthorizationPolicy ignored demo\/deny-typo$/.test(l)).length === 2, 'both agents reporting the invalid policy');
+    await new Promise((r) => setTimeout(r, 300)); // time for a duplicate to show up, were one made
+
+    const byReason = new Map((await events()).map((e) => [e.reason, e]));
+    assert.equal((await events()).length, 2, 'one Event per policy problem, not one per agent');
+    const bad = byReason.get('InvalidPolicy')!;
+    assert.equal(bad.type, 'Warning');
+    assert.match(bad.message!, /rules\.0\.from\.0\.source\.ipBlocks\.1: must be an IP address or CIDR block/);
+    assert.deepEqual([bad.involvedObject.kind, bad.involvedObject.apiVersion, bad.involvedObject.namespace, bad.involvedObject.name], ['AuthorizationPolicy', 'security.warren.io/v1', 'demo', 'deny-typo']);
+    assert.equal(bad.involvedObject.uid, ((await custom.getNamespacedCustomObject({ ...AP, name: 'deny-typo' })) as { metadata: { uid: string } }).metadata.uid);
+    assert.equal(bad.source?.component, 'warren-node');
+    assert.equal(bad.reportingComponent, 'warren.io/node');
+    assert.match(byReason.get('WaypointRequired')!.message!, /rules\[0\]\.to\[0\]\.operation\.methods/);
+
+    // A new generation that is still invalid is a new Event; the old one stays.
+    await custom.patchNamespacedCustomObject(
+      { ...AP, name: 'deny-typo', body: [{ op: 'replace', path: '/spec/rules/0/from/0/source/ipBlocks', value: ['10.2.0.0/33'] }] },
+    );
+    await eventually(async () => (await events()).filter((e) => e.reason === 'InvalidPolicy').length === 2, 'the Event of generation 2');
+    const latest = (await events()).find((e) => e.reason === 'InvalidPolicy' && /ipBlocks\.0/.test(e.message!));
+    assert.ok(latest, 'the new Event names the new bad field');
+  } finally {
+    await Promise.all(states.map((s) => s.stop()));
+    await api.stop();
+  }
+});
