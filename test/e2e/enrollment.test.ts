@@ -15,6 +15,7 @@ import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-file.js';
+import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 
@@ -26,34 +27,7 @@ apiVersion: v1
 kind: Namespace
 metadata: {name: ${NS}}
 ---
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${NS}}
-spec:
-  nodeName: node-1
-  containers: [{name: c, image: curlimages/curl, command: [sleep, infinity]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: echo, namespace: ${NS}}
-spec:
-  nodeName: node-2
-  containers:
-  - name: echo
-    image: tcp-echo
-    ports: [{containerPort: 9000}]
-    readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: ${NS}}
-spec:
-  nodeName: node-2
-  containers:
-  - name: web
-    image: http-echo
-    ports: [{containerPort: 8080}]
-    readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+${clientEchoWebPods(NS)}
 ---
 apiVersion: v1
 kind: Pod

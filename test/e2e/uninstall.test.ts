@@ -11,6 +11,7 @@ import { listSimNetns } from '../../src/sim/topology/network.js';
 import { UNDERLAY, planTopology } from '../../src/sim/topology/plan.js';
 import { eventually } from '../helpers/apiserver.js';
 import { snapshotRules } from '../helpers/pod-rules.js';
+import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { rootTest } from '../helpers/root.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
@@ -29,34 +30,7 @@ kind: PeerAuthentication
 metadata: {name: default, namespace: ${NS}}
 spec: {mtls: {mode: PERMISSIVE}}
 ---
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${NS}}
-spec:
-  nodeName: node-1
-  containers: [{name: c, image: sleep}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: echo, namespace: ${NS}}
-spec:
-  nodeName: node-2
-  containers:
-  - name: echo
-    image: tcp-echo
-    ports: [{containerPort: 9000}]
-    readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: ${NS}}
-spec:
-  nodeName: node-2
-  containers:
-  - name: web
-    image: http-echo
-    ports: [{containerPort: 8080}]
-    readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+${clientEchoWebPods(NS)}
 `;
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
