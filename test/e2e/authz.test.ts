@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
+import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
@@ -66,14 +67,9 @@ const ISTIO_EXAMPLES: Record<string, object> = {
 rootTest('AuthorizationPolicy at L4: Istio examples allow and deny on the simulator; live connections closed on a new DENY', async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-authz-`);
   try {
-    const up = await warren('sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', '16546');
-    assert.equal(up.exitCode, 0, up.stdout + up.stderr);
-    const kc = new KubeConfig();
-    kc.loadFromFile(`${stateDir}/kubeconfig`);
+    const kc = await simClusterWith(stateDir, 16546, MANIFEST);
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
-    await writeFile(`${stateDir}/m.yaml`, MANIFEST);
-    assert.equal((await warren('sim', 'apply', '-f', `${stateDir}/m.yaml`, '--state-dir', stateDir)).exitCode, 0);
     const pods = async (): Promise<V1Pod[]> => (await Promise.all(['foo', 'bar', 'legacy'].map((namespace) => core.listNamespacedPod({ namespace })))).flatMap((l) => l.items);
     await eventually(
       async () => (await pods()).every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && (p.metadata?.namespace === 'legacy' || p.metadata?.annotations?.['warren.io/redirection'] === 'enabled')),

@@ -2,11 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { httpGetFromPod, httpGetInNetns } from '../../src/sim/client/pod-http.js';
 import { agentCommand, agentPaths } from '../../src/sim/agent-supervisor.js';
 import { CA_ADDRESS } from '../../src/sim/warren-system.js';
@@ -16,6 +16,7 @@ import { eventually } from '../helpers/apiserver.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-file.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
+import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 
@@ -70,14 +71,7 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
   const stateDir = await mkdtemp(`${tmpdir()}/warren-enroll-`);
   const stopped: number[] = [];
   try {
-    const up = await warren('sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', '16544');
-    assert.equal(up.exitCode, 0, up.stdout + up.stderr);
-    const kc = new KubeConfig();
-    kc.loadFromFile(`${stateDir}/kubeconfig`);
-    const core = kc.makeApiClient(CoreV1Api);
-    const manifest = `${stateDir}/mesh.yaml`;
-    await writeFile(manifest, MANIFEST);
-    assert.equal((await warren('sim', 'apply', '-f', manifest, '--state-dir', stateDir)).exitCode, 0);
+    const core = (await simClusterWith(stateDir, 16544, MANIFEST)).makeApiClient(CoreV1Api);
     const ready = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS })).items;
     await eventually(async () => (await ready()).every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')), 'pods ready', 60_000);
     const pods = new Map((await ready()).map((p) => [p.metadata!.name!, p]));

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { loadCa, signWorkloadCert } from '../../src/identity/ca-signer.js';
 import { checkCsr, createWorkloadKey } from '../../src/identity/csr.js';
 import { httpGetFromPod, httpGetInNetns } from '../../src/sim/client/pod-http.js';
@@ -16,6 +16,7 @@ import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-file.js';
 import { sample } from '../helpers/prometheus.js';
+import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
@@ -76,13 +77,8 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
   const stateDir = await mkdtemp(`${tmpdir()}/warren-hbone-`);
   const capture = `${stateDir}/underlay.pcap`;
   try {
-    const up = await warren('sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', '16545');
-    assert.equal(up.exitCode, 0, up.stdout + up.stderr);
-    const kc = new KubeConfig();
-    kc.loadFromFile(`${stateDir}/kubeconfig`);
+    const kc = await simClusterWith(stateDir, 16545, MANIFEST);
     const core = kc.makeApiClient(CoreV1Api);
-    await writeFile(`${stateDir}/m.yaml`, MANIFEST);
-    assert.equal((await warren('sim', 'apply', '-f', `${stateDir}/m.yaml`, '--state-dir', stateDir)).exitCode, 0);
     const all = async (): Promise<V1Pod[]> => [...(await core.listNamespacedPod({ namespace: 'mesh' })).items, ...(await core.listNamespacedPod({ namespace: 'plain' })).items];
     await eventually(
       async () => (await all()).every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && (p.metadata?.namespace !== 'mesh' || p.metadata?.annotations?.['warren.io/redirection'] === 'enabled')),

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { httpGetFromPod } from '../../src/sim/client/pod-http.js';
 import { listSimNetns } from '../../src/sim/topology/network.js';
@@ -12,6 +12,7 @@ import { UNDERLAY, planTopology } from '../../src/sim/topology/plan.js';
 import { eventually } from '../helpers/apiserver.js';
 import { snapshotRules } from '../helpers/pod-rules.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
+import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
@@ -46,15 +47,9 @@ const PROXY_PORTS = [15001, 15006, 15008];
 rootTest('uninstall: after `warren sim mesh uninstall` no warren rule, CNI entry, plugin, socket, annotation, Secret, ConfigMap, CRD or process remains, and traffic flows directly', async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-uninstall-`);
   try {
-    const up = await warren('sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', '16547');
-    assert.equal(up.exitCode, 0, up.stdout + up.stderr);
-    const kc = new KubeConfig();
-    kc.loadFromFile(`${stateDir}/kubeconfig`);
+    const kc = await simClusterWith(stateDir, 16547, MANIFEST);
     const core = kc.makeApiClient(CoreV1Api);
     const plan = planTopology(stateDir, NODES);
-    await writeFile(`${stateDir}/mesh.yaml`, MANIFEST);
-    const applied = await warren('sim', 'apply', '-f', `${stateDir}/mesh.yaml`, '--state-dir', stateDir);
-    assert.equal(applied.exitCode, 0, applied.stdout + applied.stderr);
     const meshPods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS })).items;
     await eventually(
       async () => (await meshPods()).every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && p.metadata?.annotations?.['warren.io/redirection'] === 'enabled'),
