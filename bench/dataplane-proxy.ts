@@ -16,6 +16,8 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { WorkloadCertificate } from '../src/identity/cert-manager.js';
 import { formatSpiffeId, type SpiffeId } from '../src/identity/spiffe.js';
@@ -65,6 +67,8 @@ function loadCertificate(dir: string, pod: BenchPod): WorkloadCertificate {
   };
 }
 
+const env = process.env;
+
 async function main(): Promise<void> {
   const [netns, name, dir] = process.argv.slice(2);
   if (netns === undefined || name === undefined || dir === undefined) {
@@ -111,9 +115,24 @@ async function main(): Promise<void> {
   process.on('SIGUSR2', () => {
     (globalThis as { gc?: () => void }).gc?.();
     // DATAPLANE_MEMLOG=1: where the memory is (JS heap, external, array buffers), for diagnosis.
-    if (process.env['DATAPLANE_MEMLOG']) process.stderr.write(`dataplane-proxy ${name}: ${JSON.stringify(process.memoryUsage())}\n`);
+    if (env['DATAPLANE_MEMLOG']) process.stderr.write(`dataplane-proxy ${name}: ${JSON.stringify(process.memoryUsage())}\n`);
+    // DATAPLANE_HEAPSNAP=<dir>: a heap snapshot at every reading, for finding what an idle connection holds.
+    if (env['DATAPLANE_HEAPSNAP']) process.stderr.write(`dataplane-proxy ${name}: ${writeHeapSnapshot(join(env['DATAPLANE_HEAPSNAP'], `${name}-${Date.now()}.heapsnapshot`))}\n`);
   });
+  // DATAPLANE_GCLOG=1: garbage collections by kind (count, ms) on exit, for diagnosis.
+  const gcs = new Map<string, { n: number; ms: number }>();
+  if (env['DATAPLANE_GCLOG']) {
+    const kinds: Record<number, string> = { [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'minor', [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'major', [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb' };
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const kind = kinds[(e as unknown as { detail: { kind: number } }).detail.kind] ?? 'other';
+        const g = gcs.get(kind) ?? { n: 0, ms: 0 };
+        gcs.set(kind, { n: g.n + 1, ms: g.ms + e.duration });
+      }
+    }).observe({ entryTypes: ['gc'] });
+  }
   process.on('SIGTERM', () => {
+    for (const [kind, g] of gcs) process.stderr.write(`dataplane-proxy ${name}: ${g.n} ${kind} GCs, ${g.ms.toFixed(0)} ms\n`);
     const top = [...errors.entries()].sort((x, y) => y[1] - x[1]).slice(0, 4);
     for (const [k, n] of top) process.stderr.write(`dataplane-proxy ${name}: ${n} × ${k}\n`);
     void proxy.close(0).finally(() => process.exit(0));

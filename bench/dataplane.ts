@@ -57,6 +57,18 @@ export const DATAPLANE = {
 export type PathName = 'direct' | 'stunnel' | 'warren';
 export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'warren'];
 
+/**
+ * For profiling and trying changes (not for the reported numbers):
+ * DATAPLANE_ROUNDS=n, DATAPLANE_PHASES=iperf,rr,connrate,idle (a subset),
+ * DATAPLANE_PATHS=stunnel,warren (a subset; added latency needs direct),
+ * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies).
+ */
+const env = process.env;
+const ROUNDS = Number(env['DATAPLANE_ROUNDS'] ?? DATAPLANE.rounds);
+const PHASES = new Set((env['DATAPLANE_PHASES'] ?? 'iperf,rr,connrate,idle').split(','));
+const ONLY_PATHS = new Set((env['DATAPLANE_PATHS'] ?? PATHS.join(',')).split(','));
+const PROXY_NODE_OPTIONS = (env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? '').split(' ').filter((f) => f !== '');
+
 export interface RoundMeasure {
   round: number;
   path: PathName;
@@ -318,24 +330,29 @@ async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Pro
     phase[name] = (Date.now() - t) / 1000;
     t = Date.now();
   };
-  const p1 = await iperf(a, rig, 1);
-  const p8 = await iperf(a, rig, 8);
+  const skipped = { gbit: NaN, cpuSecondsPerGB: NaN };
+  const p1 = PHASES.has('iperf') ? await iperf(a, rig, 1) : skipped;
+  const p8 = PHASES.has('iperf') ? await iperf(a, rig, 8) : skipped;
   lap('iperf');
   const hasProxies = rig.pids.length > 0;
 
   let cpu0 = cpuOf(rig.pids);
-  const rr = await runJson<Rr>(...inNetns(a, process.execPath, [LOAD, 'rr', rig.host, String(rig.port), String(DATAPLANE.rrRate), String(DATAPLANE.rrRequests), String(DATAPLANE.rrBytes)]));
+  const rr = PHASES.has('rr')
+    ? await runJson<Rr>(...inNetns(a, process.execPath, [LOAD, 'rr', rig.host, String(rig.port), String(DATAPLANE.rrRate), String(DATAPLANE.rrRequests), String(DATAPLANE.rrBytes)]))
+    : { requests: 0, achievedRate: NaN, late: 0, p50us: NaN, p99us: NaN };
   const rrCpu = cpuOf(rig.pids) - cpu0;
   lap('rr');
 
   cpu0 = cpuOf(rig.pids);
-  const conn = await runJson<ConnRate>(...inNetns(a, process.execPath, [LOAD, 'connrate', rig.host, String(rig.port), String(DATAPLANE.connSeconds), String(DATAPLANE.connConcurrency), String(DATAPLANE.rrBytes)]));
+  const conn = PHASES.has('connrate')
+    ? await runJson<ConnRate>(...inNetns(a, process.execPath, [LOAD, 'connrate', rig.host, String(rig.port), String(DATAPLANE.connSeconds), String(DATAPLANE.connConcurrency), String(DATAPLANE.rrBytes)]))
+    : { connections: 0, errors: 0, perSecond: NaN };
   const connCpu = cpuOf(rig.pids) - cpu0;
   if (conn.errors > 0) console.error(`${rig.name}: ${conn.errors} connections failed in the connection-rate run`);
   lap('connrate');
 
   // No proxy on the direct path: nothing to weigh, and its 10 000 connections would only cost time.
-  const held = hasProxies && (DATAPLANE.idleRounds as readonly number[]).includes(round)
+  const held = hasProxies && PHASES.has('idle') && (DATAPLANE.idleRounds as readonly number[]).includes(round)
     ? await idle(a, b, rig)
     : { idleOpened: 0, idleFailed: 0, idleOpenSeconds: NaN, rssBeforeKiB: NaN, rssAfterKiB: NaN, rssKiBPerIdleConnection: NaN };
   lap('idle');
@@ -447,9 +464,9 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     procs.push(stunnelClient);
 
     // Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own process.
-    const warrenA = await startChild(...prlimit(process.execPath, ['--expose-gc', PROXY, a.path, 'a', dir]));
+    const warrenA = await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, PROXY, a.path, 'a', dir]));
     procs.push(warrenA);
-    const warrenB = await startChild(...prlimit(process.execPath, ['--expose-gc', PROXY, b.path, 'b', dir]));
+    const warrenB = await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, PROXY, b.path, 'b', dir]));
     procs.push(warrenB);
 
     // The pids read for CPU and RSS must be the programs themselves (prlimit and `ip netns exec` exec into them).
@@ -475,8 +492,8 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     ];
 
     const rounds: RoundMeasure[] = [];
-    for (let round = 1; round <= DATAPLANE.rounds; round++) {
-      for (const rig of rigs) {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const rig of rigs.filter((r) => ONLY_PATHS.has(r.name))) {
         const t0 = Date.now();
         await rig.enter();
         try {

@@ -1,6 +1,7 @@
 import { Socket, isIPv6 } from 'node:net';
 import { createSocket } from '../native/netns-socket.js';
 import { WarrenError } from '../errors/warren-error.js';
+import { SOCKET_HIGH_WATER_MARK } from './socket-buffers.js';
 
 export interface NetnsConnectOptions {
   /** netns file of the pod to connect from */
@@ -33,7 +34,8 @@ export function connectFromNetns(options: NetnsConnectOptions): Promise<Socket> 
       : { address: options.sourceAddress, transparent: true, freebind: true }),
   });
   // TCP_NODELAY is already set by the addon on every socket it makes.
-  const socket = new Socket({ fd, allowHalfOpen: true });
+  // SocketConstructorOpts lacks the Duplex options net.Socket passes on.
+  const socket = new Socket({ fd, allowHalfOpen: true, readableHighWaterMark: SOCKET_HIGH_WATER_MARK, writableHighWaterMark: SOCKET_HIGH_WATER_MARK } as ConstructorParameters<typeof Socket>[0]);
   const timeoutMs = options.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { createListener } from '../native/netns-socket.js';
+import { SOCKET_HIGH_WATER_MARK } from './socket-buffers.js';
 
 export interface PodListenerOptions {
   /** netns file of the pod */
@@ -28,7 +29,7 @@ export async function listenInPod(
     reusePort: true,
   });
   // allowHalfOpen: a client's FIN must travel on as a FIN (see splice).
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true, highWaterMark: SOCKET_HIGH_WATER_MARK }, onConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ fd }, () => {

@@ -1,13 +1,14 @@
 import { constants, type Http2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { SpliceResult } from './splice.js';
+import { SOCKET_HIGH_WATER_MARK } from './socket-buffers.js';
 
 /**
  * Copies bytes both ways between a TCP socket and an HBONE stream (HTTP/2
  * CONNECT, RFC 9113 §8.5): FIN ↔ END_STREAM (half-close carried both ways),
- * a TCP error or reset ↔ RST_STREAM(CONNECT_ERROR), and `pipe` plus HTTP/2
- * flow control for backpressure, so a slow reader stalls the sender instead
- * of growing a buffer. Resolves when both are closed; `bytesAtoB` counts
+ * a TCP error or reset ↔ RST_STREAM(CONNECT_ERROR), and bounded write
+ * queues plus HTTP/2 flow control for backpressure, so a slow reader stalls
+ * the sender instead of growing a buffer. Resolves when both are closed; `bytesAtoB` counts
  * socket → stream.
  */
 export function spliceStream(socket: Socket, stream: Http2Stream): Promise<SpliceResult> {
@@ -20,12 +21,12 @@ export function spliceStream(socket: Socket, stream: Http2Stream): Promise<Splic
       if (error !== undefined) result.error = error;
       resolve(result);
     };
+    const pump = coalescingPump(stream, socket);
     socket.on('error', (err: Error) => {
       error ??= err;
       // Whatever the stream still holds must be read, or its bytes never return to the
       // connection's flow-control window and every other stream on it stalls.
-      stream.unpipe(socket);
-      stream.resume();
+      pump.discard();
       resetStream(stream, constants.NGHTTP2_CONNECT_ERROR);
       socket.destroy();
     });
@@ -46,9 +47,64 @@ export function spliceStream(socket: Socket, stream: Http2Stream): Promise<Splic
     };
     socket.on('end', finishWhenDone);
     socket.on('finish', finishWhenDone);
-    socket.pipe(stream);
-    stream.pipe(socket);
+    pumpIntoStream(socket, stream);
   });
+}
+
+/**
+ * Socket → tunnel, as `pipe` but pausing the socket only once the stream
+ * holds SOCKET_HIGH_WATER_MARK: an Http2Stream's own 16 KiB mark is below
+ * one socket read, so `pipe` would pause and resume the socket every read.
+ */
+function pumpIntoStream(socket: Socket, stream: Http2Stream): void {
+  socket.on('data', (chunk: Buffer) => {
+    if (stream.destroyed) return;
+    stream.write(chunk);
+    if (stream.writableLength >= SOCKET_HIGH_WATER_MARK) socket.pause();
+  });
+  // 'drain' follows every write that found the queue over the stream's own mark, so it comes.
+  stream.on('drain', () => socket.resume());
+  socket.once('end', () => {
+    if (!stream.destroyed) stream.end();
+  });
+}
+
+/**
+ * Tunnel → socket. HTTP/2 hands a stream's bytes over in frame-sized and
+ * TLS-record-sized pieces (~8 KiB on average, several per socket read), and
+ * `pipe` would make one write syscall, and wake the app once, per piece.
+ * Corking the socket for the rest of the event-loop turn sends everything
+ * that arrived in it with one writev. Backpressure as `pipe`: the stream is
+ * paused while the socket's buffer is over its high-water mark.
+ */
+function coalescingPump(stream: Http2Stream, socket: Socket): { discard(): void } {
+  let corked = false;
+  let discarding = false;
+  const uncork = (): void => {
+    corked = false;
+    socket.uncork();
+  };
+  stream.on('data', (chunk: Buffer) => {
+    if (discarding || socket.destroyed) return;
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      setImmediate(uncork);
+    }
+    if (!socket.write(chunk)) stream.pause();
+  });
+  socket.on('drain', () => {
+    if (!discarding) stream.resume();
+  });
+  stream.once('end', () => {
+    if (!discarding && !socket.destroyed) socket.end();
+  });
+  return {
+    discard(): void {
+      discarding = true;
+      stream.resume();
+    },
+  };
 }
 
 /**

@@ -106,3 +106,63 @@ rootTest('200 captured connections spliced into streams: echo, then the clients 
     pool.close();
   }
 });
+
+rootTest('a slow reader stalls the sender instead of filling the tunnel’s buffers; once it reads, every byte arrives', async () => {
+  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort });
+  const total = 96 << 20;
+  let reader: Socket | undefined;
+  let received = 0;
+  let wrong = 0;
+  let readerDone: () => void = () => {};
+  const finished = new Promise<void>((r) => (readerDone = r));
+  const sink = createTcpServer({ allowHalfOpen: true }, (s) => {
+    reader = s;
+    s.on('data', (c: Buffer) => {
+      received += c.length;
+      for (let i = 0; i < c.length; i += 4096) if (c[i] !== 0x5a) wrong++;
+    });
+    s.pause(); // after 'data' is attached: attaching it would resume
+    s.once('end', () => {
+      s.end();
+      readerDone();
+    });
+  });
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  const front = createTcpServer({ allowHalfOpen: true }, (s) => {
+    void pool.open('127.0.0.1', id, { ip: '127.0.0.1', port: (sink.address() as { port: number }).port }).then((stream) => spliceStream(s, stream));
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  let client: Socket | undefined;
+  try {
+    client = await new Promise<Socket>((resolve, reject) => { const c = tcpConnect((front.address() as { port: number }).port, '127.0.0.1', () => resolve(c)); c.once('error', reject); });
+    client.on('data', () => {});
+    client.on('error', () => {});
+    const chunk = Buffer.alloc(1 << 20, 0x5a);
+    let sent = 0;
+    const writer = (async () => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!client!.write(chunk)) await new Promise((r) => client!.once('drain', r));
+      }
+      client!.end();
+    })();
+    await eventually(() => reader !== undefined, 'the tunnel reached the reader', 5000);
+    await new Promise((r) => setTimeout(r, 1500));
+    // What the path absorbed: kernel socket buffers of three TCP hops, the 4 MiB stream window and the
+    // proxy's bounded queues — not the 96 MiB the client wants to send.
+    const absorbed = sent;
+    assert.ok(absorbed < 48 << 20, `the stalled path took ${absorbed >> 20} MiB of ${total >> 20}`);
+    assert.ok(received === 0, 'nothing was read yet');
+    reader!.resume();
+    await writer;
+    await finished;
+    assert.equal(received, total);
+    assert.equal(wrong, 0);
+  } finally {
+    client?.destroy();
+    reader?.destroy();
+    front.close();
+    sink.close();
+    pool.close();
+  }
+});
