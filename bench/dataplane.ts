@@ -54,20 +54,27 @@ export const DATAPLANE = {
   nofile: 65_536,
 } as const;
 
-export type PathName = 'direct' | 'stunnel' | 'warren';
+/** 'before': another build's warren (DATAPLANE_COMPARE), measured in the same rounds; never saved */
+export type PathName = 'direct' | 'stunnel' | 'warren' | 'before';
 export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'warren'];
 
 /**
  * For profiling and trying changes (not for the reported numbers):
  * DATAPLANE_ROUNDS=n, DATAPLANE_PHASES=iperf,rr,connrate,idle (a subset),
  * DATAPLANE_PATHS=stunnel,warren (a subset; added latency needs direct),
- * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies).
+ * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies),
+ * DATAPLANE_PROXY=<path of another build's dist/bench/dataplane-proxy.js> instead of this one,
+ * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round.
+ * Such a run is printed, not saved.
  */
 const env = process.env;
 const ROUNDS = Number(env['DATAPLANE_ROUNDS'] ?? DATAPLANE.rounds);
 const PHASES = new Set((env['DATAPLANE_PHASES'] ?? 'iperf,rr,connrate,idle').split(','));
-const ONLY_PATHS = new Set((env['DATAPLANE_PATHS'] ?? PATHS.join(',')).split(','));
+const ONLY_PATHS = new Set((env['DATAPLANE_PATHS'] ?? [...PATHS, 'before'].join(',')).split(','));
 const PROXY_NODE_OPTIONS = (env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? '').split(' ').filter((f) => f !== '');
+
+/** true when any of the knobs above (or DATAPLANE_PROXY) is set */
+export const dataplaneExperiment = (): boolean => ['DATAPLANE_ROUNDS', 'DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_COMPARE'].some((k) => env[k] !== undefined);
 
 export interface RoundMeasure {
   round: number;
@@ -132,7 +139,7 @@ const STUNNEL = {
   iperf: { local: 15201, remote: 16201, target: IPERF_PORT },
 } as const;
 const LOAD = new URL('./tcp-load.js', import.meta.url).pathname;
-const PROXY = new URL('./dataplane-proxy.js', import.meta.url).pathname;
+const PROXY = env['DATAPLANE_PROXY'] ?? new URL('./dataplane-proxy.js', import.meta.url).pathname;
 
 export function median(xs: number[]): number {
   const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
@@ -464,16 +471,50 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     procs.push(stunnelClient);
 
     // Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own process.
-    const warrenA = await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, PROXY, a.path, 'a', dir]));
-    procs.push(warrenA);
-    const warrenB = await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, PROXY, b.path, 'b', dir]));
-    procs.push(warrenB);
-
+    const startWarren = async (proxy: string): Promise<Child[]> => {
+      const pair = [
+        await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir])),
+        await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir])),
+      ];
+      for (const c of pair) {
+        const comm = readFileSync(`/proc/${c.pid}/comm`, 'utf8').trim();
+        if (!comm.startsWith('node')) throw new Error(`pid ${c.pid} is ${comm}, expected node`);
+      }
+      return pair;
+    };
     // The pids read for CPU and RSS must be the programs themselves (prlimit and `ip netns exec` exec into them).
-    for (const [pid, want] of [[stunnelClient.pid, 'stunnel'], [stunnelServer.pid, 'stunnel'], [warrenA.pid, 'node'], [warrenB.pid, 'node']] as const) {
+    for (const [pid, want] of [[stunnelClient.pid, 'stunnel'], [stunnelServer.pid, 'stunnel']] as const) {
       const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
       if (!comm.startsWith(want)) throw new Error(`pid ${pid} is ${comm}, expected ${want}`);
     }
+    /**
+     * Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own
+     * process, running (with A's and B's pod rules) only while their path is measured, so that
+     * another build (DATAPLANE_COMPARE) can own the pods' ports in its turn.
+     */
+    const warrenRig = (name: PathName, proxy: string): PathRig => {
+      let running: Child[] = [];
+      const rig: PathRig = {
+        name,
+        host: b.ipv4,
+        port: SERVER_PORT,
+        iperfHost: b.ipv4,
+        iperfPort: IPERF_PORT,
+        pids: [],
+        gcPids: [],
+        async enter() {
+          running = await startWarren(proxy);
+          rig.pids = rig.gcPids = running.map((c) => c.pid);
+          await rules.on();
+        },
+        async leave() {
+          await rules.off();
+          for (const c of running) await c.stop();
+          running = [];
+        },
+      };
+      return rig;
+    };
     const nothing = async (): Promise<void> => undefined;
     const rigs: PathRig[] = [
       { name: 'direct', host: b.ipv4, port: SERVER_PORT, iperfHost: b.ipv4, iperfPort: IPERF_PORT, pids: [], gcPids: [], enter: nothing, leave: nothing },
@@ -488,8 +529,9 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         enter: nothing,
         leave: nothing,
       },
-      { name: 'warren', host: b.ipv4, port: SERVER_PORT, iperfHost: b.ipv4, iperfPort: IPERF_PORT, pids: [warrenA.pid, warrenB.pid], gcPids: [warrenA.pid, warrenB.pid], enter: rules.on, leave: rules.off },
+      warrenRig('warren', PROXY),
     ];
+    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE']));
 
     const rounds: RoundMeasure[] = [];
     for (let round = 1; round <= ROUNDS; round++) {

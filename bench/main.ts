@@ -9,7 +9,7 @@ import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { benchCaIssue } from './ca-issue.js';
 import { saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
-import { benchDataplane, type PathSummary } from './dataplane.js';
+import { benchDataplane, dataplaneExperiment, type PathSummary } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
 import { benchPolicyEval, type Timing } from './policy-eval.js';
 
@@ -194,7 +194,9 @@ async function dataplane(): Promise<void> {
   );
   console.log(text);
   console.log(`${c.rounds} interleaved rounds (direct, stunnel, warren), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}`);
-  console.log(`saved ${saveResult('dataplane', `${text}\n\n${c.rounds} interleaved rounds, ${fmt(r.seconds, 0)} s; ${c.stunnel}, ${c.iperf3}`, r)}`);
+  // A run narrowed or altered by the DATAPLANE_* knobs is not the benchmark: it is printed, not saved.
+  if (dataplaneExperiment()) console.log('not saved: DATAPLANE_* settings are set');
+  else console.log(`saved ${saveResult('dataplane', `${text}\n\n${c.rounds} interleaved rounds, ${fmt(r.seconds, 0)} s; ${c.stunnel}, ${c.iperf3}`, r)}`);
 }
 
 async function metricsScrape(): Promise<void> {
