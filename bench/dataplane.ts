@@ -1,20 +1,27 @@
 /**
  * Data-plane benchmark (issue: `npm run bench -- dataplane`): pod A → pod B
- * over three paths on the same two-netns topology, with the same ECDSA P-256
+ * over four paths on the same two-netns topology, with the same ECDSA P-256
  * certificates (made by src/identity), measured interleaved in one run:
  *   direct   A → B:port, no proxy (the floor)
  *   stunnel  A → 127.0.0.1 (stunnel client in A) → mutual TLS 1.3 → stunnel
  *            server in B → 127.0.0.1:port in B; client cert = A's identity,
  *            server cert = B's, the root as CAfile, verifyChain, P-256
+ *   node-tls the same as stunnel, built in Node (bench/node-tls-proxy.ts): one
+ *            TLS connection per TCP connection, no HTTP/2; the ceiling of any
+ *            data path on Node's TLS, measured so that warren's distance to
+ *            stunnel can be split into Node's share and warren's
  *   warren   A → B:port captured by A's pod rules → A's PodProxy (its own
  *            process) → HBONE (HTTP/2 CONNECT over mutual TLS 1.3) → B's
  *            PodProxy (another process) → B:port from inside B with A's IP
  *            as source; the pod rules (nft + policy routing) are applied to A
  *            and B only while this path is measured, since they capture all
  *            of the pods' TCP
- * Each round measures direct, stunnel, warren in turn; each measure is the
+ * Each round measures direct, stunnel, node-tls, warren in turn; each measure is the
  * median over the rounds. The load (iperf3, bench/tcp-load.ts) runs in its
- * own processes in A; the servers (iperf3 -s, tcp-load server) in B.
+ * own processes in A; the servers (iperf3 -s, tcp-load server) in B. On the
+ * direct path the idle connections weigh the tcp-load server itself (a Node
+ * process holding one accepted socket per connection): what any Node proxy
+ * pays per connection and side before it holds any state of its own.
  */
 import { execa } from 'execa';
 import { X509Certificate } from 'node:crypto';
@@ -38,6 +45,11 @@ export const DATAPLANE = {
   iperfOmitSeconds: 1,
   rrRate: 1000,
   rrRequests: 2000,
+  /**
+   * Requests through the path before each path's measures, unmeasured: a long-running agent
+   * runs optimized code, and warren's proxies are started afresh for each round (below).
+   */
+  warmupRequests: 3000,
   rrBytes: 1024,
   connSeconds: 1,
   connConcurrency: 4,
@@ -55,13 +67,13 @@ export const DATAPLANE = {
 } as const;
 
 /** 'before': another build's warren (DATAPLANE_COMPARE), measured in the same rounds; never saved */
-export type PathName = 'direct' | 'stunnel' | 'warren' | 'before';
-export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'warren'];
+export type PathName = 'direct' | 'stunnel' | 'node-tls' | 'warren' | 'before';
+export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'warren'];
 
 /**
  * For profiling and trying changes (not for the reported numbers):
  * DATAPLANE_ROUNDS=n, DATAPLANE_PHASES=iperf,rr,connrate,idle (a subset),
- * DATAPLANE_PATHS=stunnel,warren (a subset; added latency needs direct),
+ * DATAPLANE_PATHS=stunnel,node-tls,warren (a subset; added latency needs direct),
  * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies),
  * DATAPLANE_PROXY=<path of another build's dist/bench/dataplane-proxy.js> instead of this one,
  * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round.
@@ -99,7 +111,7 @@ export interface RoundMeasure {
   idleOpenSeconds: number;
   rssBeforeKiB: number;
   rssAfterKiB: number;
-  /** (after − before) / opened, KiB (NaN for direct) */
+  /** (after − before) / opened, KiB, of the proxies (direct: of the tcp-load server in B) */
   rssKiBPerIdleConnection: number;
   /** wall time of each measure in this round */
   phaseSeconds: Record<string, number>;
@@ -125,7 +137,7 @@ export interface PathSummary {
 }
 
 export interface DataplaneResult {
-  config: typeof DATAPLANE & { clockTicks: number; nofileGranted: number; stunnel: string; iperf3: string };
+  config: Omit<typeof DATAPLANE, 'rounds'> & { rounds: number; clockTicks: number; nofileGranted: number; stunnel: string; iperf3: string };
   rounds: RoundMeasure[];
   summary: PathSummary[];
   seconds: number;
@@ -138,7 +150,13 @@ const STUNNEL = {
   load: { local: 18080, remote: 16080, target: SERVER_PORT },
   iperf: { local: 15201, remote: 16201, target: IPERF_PORT },
 } as const;
+/** node-tls: the same shape as stunnel's */
+const NODE_TLS = {
+  load: { local: 28080, remote: 26080, target: SERVER_PORT },
+  iperf: { local: 25201, remote: 26201, target: IPERF_PORT },
+} as const;
 const LOAD = new URL('./tcp-load.js', import.meta.url).pathname;
+const NODE_TLS_PROXY = new URL('./node-tls-proxy.js', import.meta.url).pathname;
 const PROXY = env['DATAPLANE_PROXY'] ?? new URL('./dataplane-proxy.js', import.meta.url).pathname;
 
 export function median(xs: number[]): number {
@@ -233,7 +251,9 @@ interface PathRig {
   iperfPort: number;
   /** the proxy processes whose CPU and RSS are counted */
   pids: number[];
-  /** warren: SIGUSR2 = full GC before RSS readings */
+  /** the processes whose RSS the idle connections are weighed by (the proxies; direct: the server in B) */
+  rssPids: number[];
+  /** Node processes: SIGUSR2 = full GC before RSS readings */
   gcPids: number[];
   enter(): Promise<void>;
   leave(): Promise<void>;
@@ -284,7 +304,7 @@ async function idle(a: TestPod, b: TestPod, rig: PathRig): Promise<Pick<RoundMea
     await sleep(500);
   };
   await settle();
-  const before = rssOf(rig.pids);
+  const before = rssOf(rig.rssPids);
   const [file, args] = inNetns(a, process.execPath, [LOAD, 'hold', rig.host, String(rig.port), String(DATAPLANE.idleConnections), String(DATAPLANE.idleConcurrency)]);
   const proc = execa(file, args, { reject: false, cleanup: true, buffer: false, stdin: 'ignore', stderr: 'inherit' });
   let held: Hold | undefined;
@@ -308,14 +328,14 @@ async function idle(a: TestPod, b: TestPod, rig: PathRig): Promise<Pick<RoundMea
     if (held.failed > 0) console.error(`${rig.name}: ${held.failed} of ${DATAPLANE.idleConnections} idle connections failed (${held.lastError ?? ''})`);
     await sleep(1000);
     await settle();
-    const after = rssOf(rig.pids);
+    const after = rssOf(rig.rssPids);
     return {
       idleOpened: held.opened,
       idleFailed: held.failed,
       idleOpenSeconds: held.seconds,
       rssBeforeKiB: before,
       rssAfterKiB: after,
-      rssKiBPerIdleConnection: rig.pids.length === 0 || held.opened === 0 ? NaN : (after - before) / held.opened,
+      rssKiBPerIdleConnection: held.opened === 0 ? NaN : (after - before) / held.opened,
     };
   } finally {
     proc.kill('SIGTERM');
@@ -327,6 +347,15 @@ async function idle(a: TestPod, b: TestPod, rig: PathRig): Promise<Pick<RoundMea
     while ((await established(b, `sport = :${SERVER_PORT}`)) > 0 && Date.now() < deadline) await sleep(100);
     const left = await established(b, `sport = :${SERVER_PORT}`);
     if (left > 0) console.error(`${rig.name}: ${left} connections to the server still open 20 s after the idle run`);
+    // Closing 10 000 connections keeps a proxy busy for a while (TLS shutdowns, GC): the next
+    // path must not be measured while this one still takes CPU.
+    const quietBy = Date.now() + 30_000;
+    for (let cpu = cpuOf(rig.pids); Date.now() < quietBy; ) {
+      await sleep(500);
+      const now = cpuOf(rig.pids);
+      if (now - cpu < 0.025) break;
+      cpu = now;
+    }
   }
 }
 
@@ -338,6 +367,8 @@ async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Pro
     t = Date.now();
   };
   const skipped = { gbit: NaN, cpuSecondsPerGB: NaN };
+  await runJson<Rr>(...inNetns(a, process.execPath, [LOAD, 'rr', rig.host, String(rig.port), String(DATAPLANE.rrRate * 3), String(DATAPLANE.warmupRequests), String(DATAPLANE.rrBytes)]));
+  lap('warmup');
   const p1 = PHASES.has('iperf') ? await iperf(a, rig, 1) : skipped;
   const p8 = PHASES.has('iperf') ? await iperf(a, rig, 8) : skipped;
   lap('iperf');
@@ -358,8 +389,7 @@ async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Pro
   if (conn.errors > 0) console.error(`${rig.name}: ${conn.errors} connections failed in the connection-rate run`);
   lap('connrate');
 
-  // No proxy on the direct path: nothing to weigh, and its 10 000 connections would only cost time.
-  const held = hasProxies && PHASES.has('idle') && (DATAPLANE.idleRounds as readonly number[]).includes(round)
+  const held = rig.rssPids.length > 0 && PHASES.has('idle') && (DATAPLANE.idleRounds as readonly number[]).includes(round)
     ? await idle(a, b, rig)
     : { idleOpened: 0, idleFailed: 0, idleOpenSeconds: NaN, rssBeforeKiB: NaN, rssAfterKiB: NaN, rssKiBPerIdleConnection: NaN };
   lap('idle');
@@ -415,7 +445,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
   const hard = (await execa('sh', ['-c', 'ulimit -Hn'])).stdout.trim();
   const canRaise = (await execa('prlimit', [`--nofile=${DATAPLANE.nofile}:${DATAPLANE.nofile}`, 'true'], { reject: false })).exitCode === 0;
   nofile = canRaise || hard === 'unlimited' ? DATAPLANE.nofile : Math.min(DATAPLANE.nofile, Number(hard));
-  if (nofile < DATAPLANE.nofile) console.error(`RLIMIT_NOFILE cannot go above ${nofile} here (no CAP_SYS_RESOURCE): stunnel, with two descriptors per connection, holds fewer than ${DATAPLANE.idleConnections}`);
+  if (nofile < DATAPLANE.nofile) console.error(`RLIMIT_NOFILE cannot go above ${nofile} here (no CAP_SYS_RESOURCE): stunnel and node-tls, with two descriptors per connection, hold fewer than ${DATAPLANE.idleConnections}`);
   const versions = {
     stunnel: ((await execa('stunnel', ['-version'], { reject: false })).stderr.match(/stunnel \S+/) ?? ['stunnel ?'])[0],
     iperf3: ((await execa('iperf3', ['--version'], { reject: false })).stdout.match(/iperf \S+/) ?? ['iperf3 ?'])[0],
@@ -447,7 +477,8 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     const podB: Identity = { pod: { name: 'b', serviceAccount: 'server', ips: [b.ipv4, b.ipv6] }, id: { trustDomain: 'cluster.local', namespace: 'bench', serviceAccount: 'server' } };
     await writeCerts(dir, [podA, podB]);
 
-    procs.push(await startChild(...inNetns(b, process.execPath, [LOAD, 'server', String(SERVER_PORT)])));
+    const loadServer = await startChild(...inNetns(b, process.execPath, ['--expose-gc', LOAD, 'server', String(SERVER_PORT)]));
+    procs.push(loadServer);
     procs.push(await startChild(...inNetns(b, 'iperf3', ['-s', '-p', String(IPERF_PORT)]), () => listening(b, IPERF_PORT)));
 
     const service = (name: string, accept: string, connect: string, client: boolean): string[] => [`[${name}]`, ...(client ? ['client = yes'] : []), `accept = ${accept}`, `connect = ${connect}`];
@@ -482,8 +513,27 @@ export async function benchDataplane(): Promise<DataplaneResult> {
       }
       return pair;
     };
+    const nodeTls = (side: 'client' | 'server', pod: TestPod, forwards: string[]): Promise<Child> =>
+      startChild(...inNetns(pod, process.execPath, ['--expose-gc', NODE_TLS_PROXY, side, dir, side === 'client' ? 'a' : 'b', ...forwards]));
+    const nodeTlsServer = await nodeTls('server', b, [
+      `${b.ipv4}:${NODE_TLS.load.remote}=127.0.0.1:${NODE_TLS.load.target}`,
+      `${b.ipv4}:${NODE_TLS.iperf.remote}=127.0.0.1:${NODE_TLS.iperf.target}`,
+    ]);
+    procs.push(nodeTlsServer);
+    const nodeTlsClient = await nodeTls('client', a, [
+      `127.0.0.1:${NODE_TLS.load.local}=${b.ipv4}:${NODE_TLS.load.remote}`,
+      `127.0.0.1:${NODE_TLS.iperf.local}=${b.ipv4}:${NODE_TLS.iperf.remote}`,
+    ]);
+    procs.push(nodeTlsClient);
     // The pids read for CPU and RSS must be the programs themselves (prlimit and `ip netns exec` exec into them).
-    for (const [pid, want] of [[stunnelClient.pid, 'stunnel'], [stunnelServer.pid, 'stunnel']] as const) {
+    const programs = [
+      [stunnelClient.pid, 'stunnel'],
+      [stunnelServer.pid, 'stunnel'],
+      [nodeTlsClient.pid, 'node'],
+      [nodeTlsServer.pid, 'node'],
+      [loadServer.pid, 'node'],
+    ] as const;
+    for (const [pid, want] of programs) {
       const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
       if (!comm.startsWith(want)) throw new Error(`pid ${pid} is ${comm}, expected ${want}`);
     }
@@ -501,10 +551,11 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         iperfHost: b.ipv4,
         iperfPort: IPERF_PORT,
         pids: [],
+        rssPids: [],
         gcPids: [],
         async enter() {
           running = await startWarren(proxy);
-          rig.pids = rig.gcPids = running.map((c) => c.pid);
+          rig.pids = rig.rssPids = rig.gcPids = running.map((c) => c.pid);
           await rules.on();
         },
         async leave() {
@@ -517,7 +568,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     };
     const nothing = async (): Promise<void> => undefined;
     const rigs: PathRig[] = [
-      { name: 'direct', host: b.ipv4, port: SERVER_PORT, iperfHost: b.ipv4, iperfPort: IPERF_PORT, pids: [], gcPids: [], enter: nothing, leave: nothing },
+      { name: 'direct', host: b.ipv4, port: SERVER_PORT, iperfHost: b.ipv4, iperfPort: IPERF_PORT, pids: [], rssPids: [loadServer.pid], gcPids: [loadServer.pid], enter: nothing, leave: nothing },
       {
         name: 'stunnel',
         host: '127.0.0.1',
@@ -525,7 +576,20 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         iperfHost: '127.0.0.1',
         iperfPort: STUNNEL.iperf.local,
         pids: [stunnelClient.pid, stunnelServer.pid],
+        rssPids: [stunnelClient.pid, stunnelServer.pid],
         gcPids: [],
+        enter: nothing,
+        leave: nothing,
+      },
+      {
+        name: 'node-tls',
+        host: '127.0.0.1',
+        port: NODE_TLS.load.local,
+        iperfHost: '127.0.0.1',
+        iperfPort: NODE_TLS.iperf.local,
+        pids: [nodeTlsClient.pid, nodeTlsServer.pid],
+        rssPids: [nodeTlsClient.pid, nodeTlsServer.pid],
+        gcPids: [nodeTlsClient.pid, nodeTlsServer.pid],
         enter: nothing,
         leave: nothing,
       },
@@ -551,7 +615,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         );
       }
     }
-    return { config: { ...DATAPLANE, clockTicks, nofileGranted: nofile, ...versions }, rounds, summary: summarize(rounds), seconds: (Date.now() - started) / 1000 };
+    return { config: { ...DATAPLANE, rounds: ROUNDS, clockTicks, nofileGranted: nofile, ...versions }, rounds, summary: summarize(rounds), seconds: (Date.now() - started) / 1000 };
   } finally {
     if (rulesOn) await rules.off().catch(() => undefined);
     for (const p of procs.reverse()) await p.stop();

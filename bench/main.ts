@@ -155,7 +155,7 @@ async function clusterIndex(): Promise<void> {
 async function dataplane(): Promise<void> {
   const r = await benchDataplane();
   const c = r.config;
-  const [direct, stunnel, warren] = (['direct', 'stunnel', 'warren'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [PathSummary, PathSummary, PathSummary];
+  const [direct, stunnel, nodeTls, warren] = (['direct', 'stunnel', 'node-tls', 'warren'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [PathSummary, PathSummary, PathSummary, PathSummary];
   const x = (a: number, b: number): string => (Number.isFinite(a / b) ? `${fmt(a / b)}×` : 'n/a');
   const goal = (ok: boolean, what: string): string => `${what}: ${ok ? 'met' : 'MISSED'}`;
   type Key = Exclude<keyof PathSummary, 'path'>;
@@ -163,13 +163,15 @@ async function dataplane(): Promise<void> {
     label,
     noDirect ? '—' : fmt(direct[key], digits),
     fmt(stunnel[key], digits),
+    fmt(nodeTls[key], digits),
     fmt(warren[key], digits),
     x(warren[key], stunnel[key]),
+    x(nodeTls[key], stunnel[key]),
     noDirect ? 'n/a' : x(warren[key], direct[key]),
     goalText,
   ];
   const text = table(
-    ['measure (median of rounds)', 'direct', 'stunnel', 'warren', 'warren ÷ stunnel', 'warren ÷ direct', 'goal'],
+    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'warren ÷ stunnel', 'node-tls ÷ stunnel', 'warren ÷ direct', 'goal'],
     [
       row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(warren.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel')),
       row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(warren.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel')),
@@ -183,20 +185,24 @@ async function dataplane(): Promise<void> {
       row('proxy CPU-seconds per 1000 requests (utime+stime of the proxy processes over the rr run)', 'cpuSecondsPer1000Requests', 3, '', true),
       row('proxy CPU-seconds per 1000 new connections (over the connection-rate run)', 'cpuSecondsPer1000Connections', 3, '', true),
       row(
-        `proxy RSS per 10 000 idle connections, MiB (rounds ${c.idleRounds.join(', ')}; ${c.idleConnections} asked, fewest held: stunnel ${stunnel.idleOpenedMin}, warren ${warren.idleOpenedMin})`,
+        `proxy RSS per 10 000 idle connections, MiB (rounds ${c.idleRounds.join(', ')}; ${c.idleConnections} asked, fewest held: stunnel ${stunnel.idleOpenedMin}, node-tls ${nodeTls.idleOpenedMin}, warren ${warren.idleOpenedMin}; direct: the tcp-load server in B)`,
         'rssMiBPer10kIdle',
         1,
         '',
         true,
       ),
-      row('  the same per idle connection, KiB', 'rssKiBPerIdleConnection', 2, goal(warren.rssKiBPerIdleConnection <= 4, '≤ 4 KiB'), true),
+      row('  the same per idle connection, KiB', 'rssKiBPerIdleConnection', 2, goal(warren.rssKiBPerIdleConnection <= 4, '≤ 4 KiB')),
     ],
   );
   console.log(text);
-  console.log(`${c.rounds} interleaved rounds (direct, stunnel, warren), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}`);
+  console.log(`${c.rounds} interleaved rounds (direct, stunnel, node-tls, warren), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`);
+  console.log(
+    'node-tls: stunnel\'s design in Node (bench/node-tls-proxy.ts), the ceiling of a data path on Node\'s TLS. ' +
+      'direct, idle: RSS per accepted socket of a Node server, what a Node proxy holds per connection and side before any state of its own.',
+  );
   // A run narrowed or altered by the DATAPLANE_* knobs is not the benchmark: it is printed, not saved.
   if (dataplaneExperiment()) console.log('not saved: DATAPLANE_* settings are set');
-  else console.log(`saved ${saveResult('dataplane', `${text}\n\n${c.rounds} interleaved rounds, ${fmt(r.seconds, 0)} s; ${c.stunnel}, ${c.iperf3}`, r)}`);
+  else console.log(`saved ${saveResult('dataplane', `${text}\n\n${c.rounds} interleaved rounds, ${fmt(r.seconds, 0)} s; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`, r)}`);
 }
 
 async function metricsScrape(): Promise<void> {

@@ -46,6 +46,8 @@ function serve(port: number): void {
     socket.on('error', () => socket.destroy());
   });
   server.listen(port, () => process.stdout.write('ready\n'));
+  // The dataplane benchmark weighs this server's idle sockets after a full GC (with --expose-gc).
+  process.on('SIGUSR2', () => (globalThis as { gc?: () => void }).gc?.());
   process.on('SIGTERM', () => process.exit(0));
 }
 

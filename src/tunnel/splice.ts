@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 
 export interface SpliceResult {
   /** bytes read from `a` and written towards `b` */
@@ -23,7 +24,11 @@ export function splice(a: Socket, b: Socket): Promise<SpliceResult> {
     let open = 2;
     const fail = (from: Socket, to: Socket) => (err: Error) => {
       error ??= err;
-      if (!to.destroyed) to.resetAndDestroy();
+      // Only a TCP handle can send an RST; a TLS socket (the benchmark's Node TLS tunnel) is closed instead.
+      if (!to.destroyed) {
+        if (to instanceof TLSSocket) to.destroy();
+        else to.resetAndDestroy();
+      }
       if (!from.destroyed) from.destroy();
     };
     const closed = (): void => {
