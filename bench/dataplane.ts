@@ -117,24 +117,17 @@ export interface RoundMeasure {
   phaseSeconds: Record<string, number>;
 }
 
-export interface PathSummary {
-  path: PathName;
-  gbit1: number;
-  gbit8: number;
-  cpuSecondsPerGB1: number;
-  cpuSecondsPerGB8: number;
-  p50us: number;
-  p99us: number;
+/** the medians over the rounds of one path */
+export type PathSummary = Pick<
+  RoundMeasure,
+  'path' | 'gbit1' | 'gbit8' | 'cpuSecondsPerGB1' | 'cpuSecondsPerGB8' | 'p50us' | 'p99us' | 'connPerSecond' | 'cpuSecondsPer1000Requests' | 'cpuSecondsPer1000Connections' | 'rssKiBPerIdleConnection'
+> & {
   /** median over rounds of (this path − direct in the same round) */
   addedP50us: number;
   addedP99us: number;
-  connPerSecond: number;
-  cpuSecondsPer1000Requests: number;
-  cpuSecondsPer1000Connections: number;
-  rssKiBPerIdleConnection: number;
   rssMiBPer10kIdle: number;
   idleOpenedMin: number;
-}
+};
 
 export interface DataplaneResult {
   config: Omit<typeof DATAPLANE, 'rounds'> & { rounds: number; clockTicks: number; nofileGranted: number; stunnel: string; iperf3: string };

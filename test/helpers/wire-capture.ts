@@ -1,37 +1,20 @@
-import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startCapture } from '../../src/sim/demo/capture.js';
 
 /**
  * The TCP packets tcpdump sees on `iface` inside `netns` while `during`
  * runs, as pcap bytes (written to `file`): what an observer on that wire
- * would read. tcpdump is stopped (SIGINT) also when `during` throws.
+ * would read. tcpdump is stopped also when `during` throws.
  */
 export async function captureTcp(netns: string, iface: string, file: string, during: () => Promise<void>): Promise<Buffer> {
-  const dump = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-i', iface, '--immediate-mode', '-U', '-s', '0', '-w', file, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise<void>((resolve) => dump.once('exit', () => resolve()));
+  const capture = await startCapture(netns, iface, file);
+  let pcap: Buffer;
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`tcpdump on ${netns}/${iface} did not start within 5 s`)), 5000);
-      let said = '';
-      dump.stderr.on('data', (c: Buffer) => {
-        said += c.toString();
-        if (/listening on/.test(said)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      dump.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`tcpdump exited (${code}): ${said.trim()}`));
-      });
-    });
     await during();
-    // Without --immediate-mode the kernel hands packets over in blocks up to 1 s late, and SIGINT drops a pending block.
+    // Packets still on their way through the bridge when `during` returns are in the capture too.
     await sleep(300);
   } finally {
-    dump.kill('SIGINT');
-    await exited;
+    pcap = await capture.stop();
   }
-  return readFile(file);
+  return pcap;
 }

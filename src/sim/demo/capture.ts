@@ -2,21 +2,20 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { WarrenError } from '../../errors/warren-error.js';
 import { UNDERLAY } from '../topology/plan.js';
-import { parsePcap, type TcpSegment } from './pcap.js';
 
 export interface RunningCapture {
   file: string;
-  /** stops tcpdump (SIGINT flushes the file) and returns the TCP segments it saw */
-  stop(): Promise<TcpSegment[]>;
+  /** stops tcpdump (SIGINT flushes the file) and returns the capture (pcap) */
+  stop(): Promise<Buffer>;
 }
 
 /**
- * tcpdump on the underlay bridge, where every node-to-node packet passes:
- * what an observer on the network between the nodes sees. Resolves once
- * tcpdump says it is listening, so nothing sent afterwards is missed.
+ * tcpdump on `iface` inside `netns`, TCP only, every byte of every packet:
+ * what an observer on that wire sees. Resolves once tcpdump says it is
+ * listening, so nothing sent afterwards is missed.
  */
-export async function startUnderlayCapture(file: string): Promise<RunningCapture> {
-  const dump = spawn('ip', ['netns', 'exec', UNDERLAY.netns, 'tcpdump', '-i', UNDERLAY.bridge, '-n', '--immediate-mode', '-U', '-s', '0', '-w', file, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startCapture(netns: string, iface: string, file: string): Promise<RunningCapture> {
+  const dump = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-i', iface, '-n', '--immediate-mode', '-U', '-s', '0', '-w', file, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<void>((resolve) => dump.once('close', () => resolve()));
   let stderr = '';
   await new Promise<void>((resolve, reject) => {
@@ -29,7 +28,7 @@ export async function startUnderlayCapture(file: string): Promise<RunningCapture
       dump.kill('SIGKILL');
       reject(err);
     };
-    const fail = (why: string): void => settle(new WarrenError('ERR_DEMO', `tcpdump on ${UNDERLAY.netns}/${UNDERLAY.bridge} ${why}: ${stderr.trim() || '(no output)'}`));
+    const fail = (why: string): void => settle(new WarrenError('ERR_DEMO', `tcpdump on ${netns}/${iface} ${why}: ${stderr.trim() || '(no output)'}`));
     const timer = setTimeout(() => fail('did not report listening within 5 s'), 5000);
     dump.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
@@ -43,7 +42,12 @@ export async function startUnderlayCapture(file: string): Promise<RunningCapture
     async stop() {
       dump.kill('SIGINT');
       await exited;
-      return parsePcap(await readFile(file));
+      return readFile(file);
     },
   };
+}
+
+/** A capture on the underlay bridge, where every node-to-node packet passes. */
+export function startUnderlayCapture(file: string): Promise<RunningCapture> {
+  return startCapture(UNDERLAY.netns, UNDERLAY.bridge, file);
 }

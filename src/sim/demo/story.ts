@@ -17,7 +17,7 @@ import { WARREN_MAIN } from '../warren-main.js';
 import { startUnderlayCapture } from './capture.js';
 import { describeAccess, metricExcerpt } from './evidence.js';
 import { DEMO_MANIFEST, DEMO_NAMESPACE as NS, DEMO_POLICY, DEMO_POLICY_MANIFEST, IDENTITY } from './manifest.js';
-import { summarizeCapture, type CaptureSummary } from './pcap.js';
+import { parsePcap, summarizeCapture, type CaptureSummary } from './pcap.js';
 
 const HBONE_PORT = PORTS.hbone;
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -151,7 +151,7 @@ async function capturedRequest(ctx: StoryContext, pods: DemoPods, vip: string, f
   const marker = `/demo-${randomBytes(4).toString('hex')}`;
   const capture = await startUnderlayCapture(`${ctx.captureDir}/${file}`);
   const reply = await get(pods.client, vip, 80, marker); // never throws, so tcpdump is always stopped
-  const segments = await capture.stop();
+  const segments = parsePcap(await capture.stop());
   ctx.say(`  client → http://web${marker}: ${replyText(reply)}`);
   if (!reply.ok || reply.pod !== name(pods.web)) fail(`the client's request to web (${vip}:80) did not get web's answer: ${replyText(reply)}; look at \`warren sim logs ${NS}/${name(pods.web)}\` and \`warren sim logs node/node-1\``);
   return { marker, reply, summary: summarizeCapture(segments, `GET ${marker}`, HBONE_PORT) };
