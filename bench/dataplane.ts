@@ -138,16 +138,20 @@ export interface DataplaneResult {
 
 const SERVER_PORT = 8080;
 const IPERF_PORT = 5201;
+interface PairPorts {
+  load: { local: number; remote: number; target: number };
+  iperf: { local: number; remote: number; target: number };
+}
 /** stunnel: client listens in A on 127.0.0.1:<local>, server in B on B:<remote> */
-const STUNNEL = {
+const STUNNEL: PairPorts = {
   load: { local: 18080, remote: 16080, target: SERVER_PORT },
   iperf: { local: 15201, remote: 16201, target: IPERF_PORT },
-} as const;
+};
 /** node-tls: the same shape as stunnel's */
-const NODE_TLS = {
+const NODE_TLS: PairPorts = {
   load: { local: 28080, remote: 26080, target: SERVER_PORT },
   iperf: { local: 25201, remote: 26201, target: IPERF_PORT },
-} as const;
+};
 const LOAD = new URL('./tcp-load.js', import.meta.url).pathname;
 const NODE_TLS_PROXY = new URL('./node-tls-proxy.js', import.meta.url).pathname;
 const PROXY = env['DATAPLANE_PROXY'] ?? new URL('./dataplane-proxy.js', import.meta.url).pathname;
@@ -560,32 +564,23 @@ export async function benchDataplane(): Promise<DataplaneResult> {
       return rig;
     };
     const nothing = async (): Promise<void> => undefined;
+    /** a client in A listening on 127.0.0.1, a server in B, running through the whole benchmark */
+    const tunnelPair = (name: PathName, ports: PairPorts, pids: number[], gcPids: number[]): PathRig => ({
+      name,
+      host: '127.0.0.1',
+      port: ports.load.local,
+      iperfHost: '127.0.0.1',
+      iperfPort: ports.iperf.local,
+      pids,
+      rssPids: pids,
+      gcPids,
+      enter: nothing,
+      leave: nothing,
+    });
     const rigs: PathRig[] = [
       { name: 'direct', host: b.ipv4, port: SERVER_PORT, iperfHost: b.ipv4, iperfPort: IPERF_PORT, pids: [], rssPids: [loadServer.pid], gcPids: [loadServer.pid], enter: nothing, leave: nothing },
-      {
-        name: 'stunnel',
-        host: '127.0.0.1',
-        port: STUNNEL.load.local,
-        iperfHost: '127.0.0.1',
-        iperfPort: STUNNEL.iperf.local,
-        pids: [stunnelClient.pid, stunnelServer.pid],
-        rssPids: [stunnelClient.pid, stunnelServer.pid],
-        gcPids: [],
-        enter: nothing,
-        leave: nothing,
-      },
-      {
-        name: 'node-tls',
-        host: '127.0.0.1',
-        port: NODE_TLS.load.local,
-        iperfHost: '127.0.0.1',
-        iperfPort: NODE_TLS.iperf.local,
-        pids: [nodeTlsClient.pid, nodeTlsServer.pid],
-        rssPids: [nodeTlsClient.pid, nodeTlsServer.pid],
-        gcPids: [nodeTlsClient.pid, nodeTlsServer.pid],
-        enter: nothing,
-        leave: nothing,
-      },
+      tunnelPair('stunnel', STUNNEL, [stunnelClient.pid, stunnelServer.pid], []),
+      tunnelPair('node-tls', NODE_TLS, [nodeTlsClient.pid, nodeTlsServer.pid], [nodeTlsClient.pid, nodeTlsServer.pid]),
       warrenRig('warren', PROXY),
     ];
     if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE']));
