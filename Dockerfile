@@ -2,7 +2,7 @@
 #   docker build -t ghcr.io/warren-mesh/warren:0.1.0 .
 
 # Build: TypeScript → dist/, the N-API addon (src/native) → build/Release, the CNI plugin → dist/warren-cni.
-FROM node:22-bookworm AS build
+FROM node:26-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
@@ -23,7 +23,7 @@ RUN npm run build && npm run build:cni && npm prune --omit=dev --no-audit --no-f
 
 # Runtime: Node.js plus the programs the agent runs (src/redirect/runner.ts):
 # nft, iptables-restore/-save, ip, nsenter.
-FROM node:22-bookworm-slim
+FROM node:26-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nftables iptables iproute2 util-linux ca-certificates \
  && rm -rf /var/lib/apt/lists/*

@@ -136,8 +136,8 @@ export async function benchCaIssue(): Promise<CaIssueResult> {
         name: 'warren-node',
         body: { spec: { audiences: [ISSUER], boundObjectRef: { kind: 'Pod', name: `warren-node-${n}`, uid: pod.metadata!.uid! } } },
       });
-      tokens.push(tr.status!.token);
-      await writeFile(`${dir}/token-node-${n}`, tr.status!.token, { mode: 0o600 });
+      tokens.push(tr.status!.token!);
+      await writeFile(`${dir}/token-node-${n}`, tr.status!.token!, { mode: 0o600 });
     }
     const podsOn = new Map<string, number>();
     for (let n = 0; n < C.nodes; n++) podsOn.set(`node-${n}`, (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=node-${n}` })).items.length);

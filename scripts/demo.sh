@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh >/dev/null
-exec node dist/src/cli/main.js demo "$@"
+exec ./bin/warren demo "$@"

@@ -11,6 +11,9 @@ done
 # `warren sim kubectl` runs the machine's kubectl; Debian's only where none is installed
 # (it conflicts with the Cloud SDK one some images ship).
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+# Node.js: scripts/node-toolchain.sh fetches Node 26 with npm when the machine's node is
+# older; a machine with neither gets Debian's npm (and its nodejs) just for that bootstrap.
+command -v node >/dev/null 2>&1 || command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "system packages present: ${PKGS[*]}"
   exit 0

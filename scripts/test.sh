@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
+source scripts/node-toolchain.sh
 node scripts/run-tests.mjs "$@"

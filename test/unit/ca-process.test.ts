@@ -125,7 +125,7 @@ async function cluster(): Promise<Cluster> {
   const agentPod = await pod('warren-system', 'warren-node-1', 'warren-node');
   await pod('shop', 'web-1', 'web');
   const tr = await core.createNamespacedServiceAccountToken({ namespace: 'warren-system', name: 'warren-node', body: { spec: { audiences: [ISSUER], boundObjectRef: { kind: 'Pod', name: 'warren-node-1', uid: agentPod.metadata!.uid! } } } });
-  return { api, core, kubeconfig, dir, agentToken: tr.status!.token };
+  return { api, core, kubeconfig, dir, agentToken: tr.status!.token! };
 }
 
 const bundleIn = async (core: CoreV1Api, namespace: string): Promise<string | undefined> =>

@@ -32,7 +32,7 @@ before(async () => {
   await pod('shop', 'web-1', 'node-1', 'web');
   await pod('shop', 'db-1', 'node-2', 'db');
   const tr = await core.createNamespacedServiceAccountToken({ namespace: 'warren-system', name: 'warren-node', body: { spec: { audiences: [ISSUER], boundObjectRef: { kind: 'Pod', name: 'warren-node-1', uid: agentPod.metadata!.uid! } } } });
-  agentToken = tr.status!.token;
+  agentToken = tr.status!.token!;
   root = await loadOrCreateRoot(core, 'warren-system', 'cluster.local');
   const loaded = await loadCa(root);
   ca = await startCaServer({

@@ -66,7 +66,7 @@ before(async () => {
   for (const [name, sa] of [['web-1', 'web'], ['web-2', 'web'], ['api-1', 'api']]) await pod('shop', name!, 'node-1', sa!);
   await pod('shop', 'db-1', 'node-2', 'db');
   const tr = await core.createNamespacedServiceAccountToken({ namespace: 'warren-system', name: 'warren-node', body: { spec: { audiences: [ISSUER], boundObjectRef: { kind: 'Pod', name: 'warren-node-1', uid: agentPod.metadata!.uid! } } } });
-  agentToken = tr.status!.token;
+  agentToken = tr.status!.token!;
   tokenFile = `${dir}/token`;
   await writeFile(tokenFile, agentToken, { mode: 0o600 });
   const root = await loadOrCreateRoot(core, 'warren-system', TD);

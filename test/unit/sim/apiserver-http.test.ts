@@ -123,7 +123,7 @@ test('TokenRequest issues pod-bound tokens that TokenReview accepts with pod and
       name: 'bookinfo',
       body: { spec: { audiences: ['istio-ca'], expirationSeconds: 3600, boundObjectRef: { kind: 'Pod', name: 'p', uid: pod.metadata!.uid! } } },
     });
-    const token = tr.status!.token;
+    const token = tr.status!.token!;
     const review = await auth.createTokenReview({ body: { spec: { token, audiences: ['istio-ca'] } } });
     assert.equal(review.status?.authenticated, true);
     assert.equal(review.status?.user?.username, 'system:serviceaccount:default:bookinfo');
