@@ -1,8 +1,7 @@
 import { request } from 'node:http';
 import { WarrenError } from '../errors/warren-error.js';
-import { httpGetInNetns } from '../sim/client/pod-http.js';
-import { readClusterFile } from '../sim/state-dir.js';
-import { planTopology } from '../sim/topology/plan.js';
+import { httpGetInNetns } from '../net/netns-http.js';
+import { readLocalAgents } from './local-agents.js';
 import { splitHostPort } from '../telemetry/http-endpoints.js';
 
 export interface AdminTarget {
@@ -30,11 +29,11 @@ async function agentGet(target: AdminTarget, address: string, path: string): Pro
   const { host, port } = splitHostPort(address);
   try {
     if (target.node !== undefined) {
-      const cluster = readClusterFile(target.stateDir);
-      if (cluster === undefined) throw new WarrenError('ERR_USAGE', `no simulated cluster in ${target.stateDir} (warren sim up)`);
-      const node = planTopology(target.stateDir, cluster.nodes).nodes.find((n) => n.name === target.node);
-      if (node === undefined) throw new WarrenError('ERR_USAGE', `--node: no node ${target.node}; the cluster has ${cluster.nodes.join(', ')}`);
-      const res = await httpGetInNetns({ netns: node.netns, host, port, path, timeoutMs: 5000 });
+      const agents = readLocalAgents(target.stateDir);
+      if (agents === undefined) throw new WarrenError('ERR_USAGE', `no simulated cluster in ${target.stateDir} (warren sim up)`);
+      const agent = agents.find((a) => a.node === target.node);
+      if (agent === undefined) throw new WarrenError('ERR_USAGE', `--node: no node ${target.node}; the cluster has ${agents.map((a) => a.node).join(', ')}`);
+      const res = await httpGetInNetns({ netns: agent.netns, host, port, path, timeoutMs: 5000 });
       return { status: res.status, body: res.body.toString() };
     }
     return await new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -88,7 +87,7 @@ type AgentFlags = { node?: string | undefined; 'admin-address': string; 'state-d
  */
 export function targetNodes(values: AgentFlags, explicitAddress: boolean): string[] {
   if (values.node !== undefined) return [values.node];
-  return explicitAddress ? [] : (readClusterFile(values['state-dir'])?.nodes ?? []);
+  return explicitAddress ? [] : (readLocalAgents(values['state-dir'])?.map((a) => a.node) ?? []);
 }
 
 /** `path` from each agent of `targetNodes` (or the one admin address), labeled by node. */

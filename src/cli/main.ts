@@ -1,8 +1,6 @@
 import { WarrenError } from '../errors/warren-error.js';
 import { warrenVersion } from './version.js';
 import { runRules } from './rules.js';
-import { runSim } from './sim.js';
-import { runDemo } from './demo.js';
 import { runNode } from './node.js';
 import { runCaCommand } from './ca.js';
 import { runCerts } from './certs.js';
@@ -24,8 +22,10 @@ const COMMANDS: Record<string, Command> = {
   policies: { summary: INSPECT_SUMMARIES.policies!, run: runPolicies },
   connections: { summary: INSPECT_SUMMARIES.connections!, run: runConnections },
   rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
-  demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: runDemo },
-  sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: runSim },
+  // Imported on use: the simulator's module graph (API server, kubelet, demo) stays out of
+  // every other command, the agent above all (docs/architecture.md, "The simulator").
+  demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: async (args) => (await import('./demo.js')).runDemo(args) },
+  sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: async (args) => (await import('./sim.js')).runSim(args) },
   version: {
     summary: 'print the version',
     run: async () => {

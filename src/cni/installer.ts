@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../sim/apiserver/persistence.js';
+import { writeFileAtomic } from '../fs/write-file-atomic.js';
 import { PLUGIN_FILE, installPluginFile, removePluginFiles, type PluginSource } from './plugin-file.js';
 
 /**

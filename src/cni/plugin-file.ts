@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, copyFileSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { WarrenError } from '../errors/warren-error.js';
-import { writeFileAtomic } from '../sim/apiserver/persistence.js';
+import { writeFileAtomic } from '../fs/write-file-atomic.js';
 
 /**
  * The `warren-cni` file in the CNI bin dir: the self-contained executable

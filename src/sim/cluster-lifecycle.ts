@@ -6,7 +6,8 @@ import { WARREN_MAIN } from './warren-main.js';
 import { execa } from 'execa';
 import { WarrenError } from '../errors/warren-error.js';
 import { systemRunner } from '../redirect/runner.js';
-import { writeFileAtomic } from './apiserver/persistence.js';
+import { writeFileAtomic } from '../fs/write-file-atomic.js';
+import { writeLocalAgents } from '../cli/local-agents.js';
 import { DEFAULT_HOST_API_PORT, readClusterFile, runningDaemonPid, statePaths } from './state-dir.js';
 import { createTopologyNetwork, listSimNetns, netnsExists, netnsPids } from './topology/network.js';
 import { UNDERLAY, defaultNodeNames, planTopology } from './topology/plan.js';
@@ -65,6 +66,7 @@ export async function clusterUp(options: UpOptions): Promise<void> {
   const paths = statePaths(options.stateDir);
   const plan = planTopology(options.stateDir, defaultNodeNames(options.nodes));
   writeFileAtomic(paths.cluster, JSON.stringify({ nodes: plan.nodes.map((n) => n.name), hostApiPort: options.hostApiPort ?? DEFAULT_HOST_API_PORT, createdAt: new Date().toISOString() }), 0o644);
+  writeLocalAgents(options.stateDir, plan.nodes.map((n) => ({ node: n.name, netns: n.netns })));
   options.progress(`network: underlay ${UNDERLAY.netns} and ${plan.nodes.length} node netns`);
   await createTopologyNetwork(systemRunner, plan);
   options.progress('control plane: API server, controllers, kubelets, kube-proxy, DNS');

@@ -5,7 +5,7 @@ import pino from 'pino';
 import { systemRunner } from '../redirect/runner.js';
 import { kubeconfig } from './apiserver/kubeconfig.js';
 import { startApiServer } from './apiserver/server.js';
-import { writeFileAtomic } from './apiserver/persistence.js';
+import { writeFileAtomic } from '../fs/write-file-atomic.js';
 import { superviseWarrenPods } from './mesh-supervisor.js';
 import { superviseProcess } from './process-supervisor.js';
 import { installWarrenSystem } from './warren-system.js';

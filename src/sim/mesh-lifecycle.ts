@@ -7,7 +7,7 @@ import { BUNDLE_LABELS } from '../identity/trust-bundle-publisher.js';
 import { CRD_LABELS } from '../policy/crds.js';
 import { agentCommand, agentPaths } from './agent-supervisor.js';
 import { adminKubeConfig } from './client/cluster-client.js';
-import { httpGetInNetns } from './client/pod-http.js';
+import { httpGetInNetns } from '../net/netns-http.js';
 import { listMeshProcesses } from './mesh-processes.js';
 import { readClusterFile, runningDaemonPid, statePaths } from './state-dir.js';
 import { planTopology, type NodePlan } from './topology/plan.js';

@@ -2,7 +2,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { ApiObjects } from './apiserver/objects.js';
 import type { KubeObject } from './apiserver/store.js';
-import { writeFileAtomic } from './apiserver/persistence.js';
+import { writeFileAtomic } from '../fs/write-file-atomic.js';
 import { ISSUER } from './apiserver/tokens.js';
 import { agentPaths, superviseAgent } from './agent-supervisor.js';
 import { superviseProcess, type SupervisedProcess } from './process-supervisor.js';
@@ -46,8 +46,10 @@ export function superviseWarrenPods(objects: ApiObjects, kc: KubeConfig, nodes: 
         name: 'warren-node',
         body: { spec: { audiences: [ISSUER], expirationSeconds: TOKEN_TTL_S, boundObjectRef: { kind: 'Pod', name: pod.name, uid: pod.uid } } },
       });
+      const token = tr.status?.token;
+      if (token === undefined) throw new Error('the TokenRequest answer carries no token');
       mkdirSync(agentPaths(node).dir, { recursive: true });
-      writeFileAtomic(agentPaths(node).caToken, tr.status!.token);
+      writeFileAtomic(agentPaths(node).caToken, token);
     } catch (err) {
       log('agent token write failed', { node: node.name, err: (err as Error).message });
     }

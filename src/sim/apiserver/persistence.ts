@@ -1,25 +1,13 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { WarrenError } from '../../errors/warren-error.js';
 import type { StoreSnapshot } from './store.js';
+import { writeFileAtomic } from '../../fs/write-file-atomic.js';
 
 const snapshotSchema = z.object({
   resourceVersion: z.number().int().nonnegative(),
   objects: z.record(z.string(), z.array(z.object({ metadata: z.object({ name: z.string() }).passthrough() }).passthrough())),
 });
-
-/** Writes `data` so that a crash leaves either the old file or the new one, never half of one. */
-export function writeFileAtomic(path: string, data: string, mode = 0o600): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
 
 export function loadSnapshot(path: string): StoreSnapshot | undefined {
   let text: string;

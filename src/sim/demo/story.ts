@@ -10,7 +10,7 @@ import { readAccessLog, type AccessEntry } from '../../telemetry/access-log-file
 import { agentPaths } from '../agent-supervisor.js';
 import { applyManifests } from '../client/apply.js';
 import type { SimClient } from '../client/cluster-client.js';
-import { httpGetInNetns } from '../client/pod-http.js';
+import { httpGetInNetns } from '../../net/netns-http.js';
 import { netnsPids } from '../topology/network.js';
 import { podNetnsName, type NodePlan } from '../topology/plan.js';
 import { WARREN_MAIN } from '../warren-main.js';

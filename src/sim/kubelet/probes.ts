@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { connectFromNetns } from '../../tunnel/netns-connect.js';
-import { httpGetInNetns } from '../client/pod-http.js';
+import { httpGetInNetns } from '../../net/netns-http.js';
 import type { ContainerLike } from './container-command.js';
 
 export interface Probe {
