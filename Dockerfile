@@ -20,6 +20,11 @@ COPY scripts/build-cni-plugin.mjs scripts/
 # bundled plugin injected, Node SEA), which the agent copies to the host's CNI bin dir: the
 # host has no Node.js. Built with the official image's node, it needs glibc >= 2.28 on the host.
 RUN npm run build && npm run build:cni && npm prune --omit=dev --no-audit --no-fund
+# The simulator (`warren sim`, `warren demo`: dist/src/sim, ~0.8 MB) and the two packages only
+# it uses (node-forge for its API server's certificates, fast-json-patch for its PATCH
+# handling, ~2 MB) are not needed by `warren node` or `warren ca`; in the image those two
+# commands say so (ERR_NO_SIMULATOR). test/unit/cli/sim-boundary.test.ts runs this layout.
+RUN rm -rf dist/src/sim node_modules/node-forge node_modules/fast-json-patch
 
 # Runtime: Node.js plus the programs the agent runs (src/redirect/runner.ts):
 # nft, iptables-restore/-save, ip, nsenter.

@@ -7,6 +7,20 @@ import { runCerts } from './certs.js';
 import { runStatus } from './status.js';
 import { INSPECT_SUMMARIES, runConnections, runPolicies, runServices, runWorkloads } from './inspect.js';
 
+/**
+ * The simulator's commands, imported on use: its module graph (API server, kubelet, demo)
+ * stays out of every other command, the agent above all, and the agent image leaves it
+ * out (docs/architecture.md, "The simulator").
+ */
+async function simulatorCommand<T>(load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new WarrenError('ERR_NO_SIMULATOR', `this installation has no simulator (the agent image leaves it out); run \`warren sim\` and \`warren demo\` from a checkout: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 interface Command {
   summary: string;
   run(args: string[]): Promise<number>;
@@ -22,10 +36,8 @@ const COMMANDS: Record<string, Command> = {
   policies: { summary: INSPECT_SUMMARIES.policies!, run: runPolicies },
   connections: { summary: INSPECT_SUMMARIES.connections!, run: runConnections },
   rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
-  // Imported on use: the simulator's module graph (API server, kubelet, demo) stays out of
-  // every other command, the agent above all (docs/architecture.md, "The simulator").
-  demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: async (args) => (await import('./demo.js')).runDemo(args) },
-  sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: async (args) => (await import('./sim.js')).runSim(args) },
+  demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: async (args) => (await simulatorCommand(() => import('./demo.js'))).runDemo(args) },
+  sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: async (args) => (await simulatorCommand(() => import('./sim.js'))).runSim(args) },
   version: {
     summary: 'print the version',
     run: async () => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 
@@ -63,4 +64,24 @@ test('warren node and the operator commands start without loading the simulator;
   assert.deepEqual(await simModulesLoaded(['node', '--help']), []);
   assert.deepEqual(await simModulesLoaded(['status', '--help']), []);
   assert.ok((await simModulesLoaded(['sim', '--help'])).length > 0, 'the check sees simulator modules when they load');
+});
+
+test('the agent image layout (no dist/src/sim, no node-forge or fast-json-patch) runs warren node and says sim is not there', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warren-image-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // The Dockerfile's runtime layout: package.json, dist/src without sim, build/Release, pruned node_modules.
+  cpSync(join(ROOT, 'dist', 'src'), join(dir, 'dist', 'src'), { recursive: true, filter: (src) => !src.startsWith(join(ROOT, 'dist', 'src', 'sim')) });
+  cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  symlinkSync(join(ROOT, 'build'), join(dir, 'build'));
+  mkdirSync(join(dir, 'node_modules'));
+  for (const name of readdirSync(join(ROOT, 'node_modules'))) {
+    if (name !== 'node-forge' && name !== 'fast-json-patch') symlinkSync(join(ROOT, 'node_modules', name), join(dir, 'node_modules', name));
+  }
+  const main = join(dir, 'dist', 'src', 'cli', 'main.js');
+  const help = await execa(process.execPath, [main, 'node', '--help'], { reject: false, timeout: 30_000 });
+  assert.equal(help.exitCode, 0, help.stderr);
+  assert.match(help.stdout, /--node-name/);
+  const sim = await execa(process.execPath, [main, 'sim', 'status'], { reject: false, timeout: 30_000 });
+  assert.equal(sim.exitCode, 1);
+  assert.match(sim.stderr, /no simulator \(the agent image leaves it out\).*\[ERR_NO_SIMULATOR\]/s);
 });
