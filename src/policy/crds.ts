@@ -1,7 +1,7 @@
 /**
  * warren's CRDs (DESIGN.md §6): group security.warren.io, version v1, with
  * Istio's schema so an Istio manifest works after changing its apiVersion.
- * The simulator installs these objects; deploy/crds is generated from them.
+ * The simulator installs these objects; deploy/01-crd-*.yaml are generated from them.
  */
 const MODE = { type: 'string', enum: ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'] };
 

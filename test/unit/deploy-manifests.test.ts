@@ -128,6 +128,19 @@ test('the Kustomization lists every manifest under deploy/, in the order `kubect
   assert.deepEqual(yamlFiles(DEPLOY), yamlFiles(DEPLOY).filter((f) => !f.includes('/')), 'no manifest in a subdirectory (apply -f does not recurse)');
 });
 
+test('deploy/daemonset.yaml holds the agent: its DaemonSet, its ServiceAccount and the RBAC bound to that account', () => {
+  const inFile = docs.filter((d) => d.file === 'daemonset.yaml').map((d) => d.obj);
+  assert.deepEqual(inFile.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'Role', 'RoleBinding', 'ServiceAccount']);
+  assert.ok(inFile.includes(agent), 'the agent DaemonSet warren-node is in deploy/daemonset.yaml');
+  const account = agent.spec!.template.spec!.serviceAccountName;
+  assert.ok(inFile.some((o) => o.kind === 'ServiceAccount' && o.metadata?.name === account), `its ServiceAccount ${account}`);
+  for (const binding of inFile.filter((o) => o.kind!.endsWith('Binding')) as V1RoleBinding[]) {
+    assert.deepEqual(binding.subjects?.map((s) => `${s.kind}/${s.namespace}/${s.name}`), [`ServiceAccount/${agent.metadata!.namespace}/${account}`], `${binding.kind} ${binding.metadata?.name}`);
+    assert.ok(inFile.some((o) => o.kind === binding.roleRef.kind && o.metadata?.name === binding.roleRef.name), `${binding.kind} ${binding.metadata?.name} binds a role of the same file`);
+  }
+  assert.ok(installed.indexOf('00-namespace.yaml') < installed.indexOf('daemonset.yaml'), 'the namespace is applied first');
+});
+
 test('every field written in deploy/ is one the Kubernetes API types know (a typo would be dropped silently)', () => {
   // Keys are read from the text and from the object after client-node's typed models have
   // loaded and serialized it: a misspelled field (mountPropogation) does not survive that.
