@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds dist/warren-cni: the chained CNI plugin as one self-contained
-// executable (Node's single executable application, DESIGN.md §1), because the
+// executable (Node's single executable application, docs/architecture.md §1), because the
 // container runtime runs it on the node host, where no Node.js can be assumed.
 //
 //   1. esbuild bundles src/cni/plugin-main.ts and what it imports (zod) into one

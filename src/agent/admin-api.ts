@@ -25,7 +25,7 @@ export interface AdminState {
 const EXPLAIN_STATUS: Record<string, number> = { ERR_EXPLAIN_QUERY: 400, ERR_EXPLAIN_NOT_FOUND: 404 };
 
 /**
- * The agent's admin API (DESIGN.md §7, 127.0.0.1:15000): what it enrolled,
+ * The agent's admin API (docs/architecture.md §7, 127.0.0.1:15000): what it enrolled,
  * what it knows of the cluster, the policies in force, its certificates
  * (never keys) and its live connections, as JSON for `warren status` & co.
  */

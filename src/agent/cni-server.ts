@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { readBodyText } from '../net/read-body.js';
 
-/** The CNI plugin's request (DESIGN.md §4), validated: it comes from another process. */
+/** The CNI plugin's request (docs/architecture.md §4), validated: it comes from another process. */
 export const cniRequestSchema = z.strictObject({
   podName: z.string().min(1).max(253),
   podNamespace: z.string().min(1).max(63),

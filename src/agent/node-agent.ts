@@ -35,7 +35,7 @@ const PACKAGED_PLUGIN_BINARY = fileURLToPath(new URL('../../warren-cni', import.
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
- * `warren node`: enrolls the pods of its node (DESIGN.md §4). Existing pods
+ * `warren node`: enrolls the pods of its node (docs/architecture.md §4). Existing pods
  * are found by their netns and enrolled in place; new ones arrive through
  * the CNI plugin before their containers start. On SIGTERM the listeners
  * close but rules stay: enrolled pods' traffic fails until the agent is back

@@ -44,7 +44,7 @@ function policyEvent(kind: string, obj: KubernetesObject, reason: string, messag
 }
 
 /**
- * security.warren.io policies, watched and validated (DESIGN.md §6): an
+ * security.warren.io policies, watched and validated (docs/architecture.md §6): an
  * invalid object is left out and so is nothing else; it is logged and its
  * status says why. AuthorizationPolicies that use HTTP-only fields are kept
  * (enforced fail-closed at L4) and their status says a waypoint is needed.

@@ -52,7 +52,7 @@ async function agentGet(target: AdminTarget, address: string, path: string): Pro
   }
 }
 
-/** GET `path` from a node agent's admin API (DESIGN.md §7), parsed as JSON; an error answer's message is passed on. */
+/** GET `path` from a node agent's admin API (docs/architecture.md §7), parsed as JSON; an error answer's message is passed on. */
 export async function getAdmin(target: AdminTarget, path: string): Promise<unknown> {
   const { status, body } = await agentGet(target, target.adminAddress, path);
   if (status !== 200) {

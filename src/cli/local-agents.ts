@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../fs/write-file-atomic.js';
  * the simulator's nodes. The simulator writes `<state dir>/agents.json` when it
  * starts a cluster; the operator commands (status, workloads, certs, …) read it
  * to reach those agents, so they load nothing of the simulator
- * (docs/architecture.md, "The simulator").
+ * (docs/architecture.md §8).
  */
 export interface LocalAgent {
   node: string;

@@ -10,7 +10,7 @@ import { INSPECT_SUMMARIES, runConnections, runPolicies, runServices, runWorkloa
 /**
  * The simulator's commands, imported on use: its module graph (API server, kubelet, demo)
  * stays out of every other command, the agent above all, and the agent image leaves it
- * out (docs/architecture.md, "The simulator").
+ * out (docs/architecture.md §8).
  */
 async function simulatorCommand<T>(load: () => Promise<T>): Promise<T> {
   try {

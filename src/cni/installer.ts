@@ -4,7 +4,7 @@ import { writeFileAtomic } from '../fs/write-file-atomic.js';
 import { PLUGIN_FILE, installPluginFile, removePluginFiles, type PluginSource } from './plugin-file.js';
 
 /**
- * The agent side of DESIGN.md §4's plugin contract: put the `warren-cni`
+ * The agent side of docs/architecture.md §4's plugin contract: put the `warren-cni`
  * binary in the CNI bin dir (./plugin-file.ts) and chain its entry as the last plugin of the
  * network config the runtime will use, keep it there while other CNIs rewrite
  * their files, and take both away on uninstall. Choosing the file and editing

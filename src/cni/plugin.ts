@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { WarrenError } from '../errors/warren-error.js';
 
 /**
- * The chained CNI plugin `warren-cni` (CNI spec 1.0/1.1, DESIGN.md §4) as a
+ * The chained CNI plugin `warren-cni` (CNI spec 1.0/1.1, docs/architecture.md §4) as a
  * function of env + stdin + one side effect (the agent call), so every path
  * is unit-tested without root. ADD fails closed: the pod only gets its
  * network if the local agent confirmed redirection is in place. DEL never

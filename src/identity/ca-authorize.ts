@@ -17,7 +17,7 @@ export type SigningDecision = { allow: true; node: string } | { allow: false; st
 export const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
 
 /**
- * Whether the CA may sign `requested` for this caller (DESIGN.md §5): a
+ * Whether the CA may sign `requested` for this caller (docs/architecture.md §5): a
  * valid token, of an allowed node-agent service account, bound to a pod on a
  * node (the node comes from the token, never from the request), and some pod
  * of that identity scheduled on that node. Pure: the caller looks up

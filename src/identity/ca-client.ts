@@ -27,7 +27,7 @@ const responseSchema = z.object({ certChain: z.array(z.string().min(1).max(16_38
 const MAX_RESPONSE = 64 * 1024;
 
 /**
- * The node agent's client for `warren ca` (DESIGN.md §5): HTTPS verified
+ * The node agent's client for `warren ca` (docs/architecture.md §5): HTTPS verified
  * against the trust bundle (so a CA not signed by our root is never sent
  * a token), the service account token read from its file on every call
  * (projected tokens are rotated by the kubelet), bounded time and size.

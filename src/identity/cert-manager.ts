@@ -58,7 +58,7 @@ export interface CertManagerDeps {
 const keyOf = (id: SpiffeId): string => formatSpiffeId(id);
 
 /**
- * The agent's workload certificates (DESIGN.md §5): one per identity, shared
+ * The agent's workload certificates (docs/architecture.md §5): one per identity, shared
  * by every local pod with that service account, fetched when the first such
  * pod is enrolled, renewed at half-life with jitter, kept while valid when
  * renewal fails (retrying with back-off), dropped with its last pod.

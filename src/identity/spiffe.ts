@@ -1,6 +1,6 @@
 import { WarrenError } from '../errors/warren-error.js';
 
-/** A workload identity (DESIGN.md §5): spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>. */
+/** A workload identity (docs/architecture.md §5): spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>. */
 export interface SpiffeId {
   trustDomain: string;
   namespace: string;

@@ -6,7 +6,7 @@ import type { SpiffeId } from './spiffe.js';
 import type { TrustBundle } from './trust-bundle.js';
 import { verifyPeer } from './verify-peer.js';
 
-/** HBONE's TLS (DESIGN.md §5): 1.3 only, ALPN h2, our workload certificate and chain, the bundle's roots. */
+/** HBONE's TLS (docs/architecture.md §5): 1.3 only, ALPN h2, our workload certificate and chain, the bundle's roots. */
 function common(local: WorkloadCertificate, bundle: TrustBundle) {
   return {
     minVersion: 'TLSv1.3' as const,

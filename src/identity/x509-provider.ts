@@ -7,7 +7,7 @@ type X509Crypto = ReturnType<typeof x509.cryptoProvider.get>;
 // Node's webcrypto is the WebCrypto the library expects; only the lib typings differ.
 x509.cryptoProvider.set(webcrypto as unknown as X509Crypto);
 
-/** ECDSA P-256 with SHA-256: the key type of every workload and CA key (DESIGN.md §5). */
+/** ECDSA P-256 with SHA-256: the key type of every workload and CA key (docs/architecture.md §5). */
 export const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 export { x509, webcrypto };

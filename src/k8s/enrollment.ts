@@ -1,5 +1,5 @@
 /**
- * Who joins the mesh (DESIGN.md §4), as a pure function of plain data: the
+ * Who joins the mesh (docs/architecture.md §4), as a pure function of plain data: the
  * namespace label `warren.io/dataplane-mode=ambient` enrolls its pods, a pod
  * label with the same key wins (`none` opts out), host-network pods and
  * excluded namespaces never do.

@@ -1,5 +1,5 @@
 /**
- * Finding an already-running pod's netns (DESIGN.md §4), the pure half: reading a
+ * Finding an already-running pod's netns (docs/architecture.md §4), the pure half: reading a
  * pod UID out of /proc/<pid>/cgroup, reading `ip -j addr` output, and choosing
  * among the network namespaces found on the node. The scan itself lives in
  * netns-discovery.ts.

@@ -5,7 +5,7 @@ import { systemRunner } from '../redirect/runner.js';
 import { parseIpAddrJson, podUidFromCgroup, resolvePodNetns, type NetnsCandidate } from './netns-candidates.js';
 
 /**
- * Finding an already-running pod's netns (DESIGN.md §4), the side-effect half:
+ * Finding an already-running pod's netns (docs/architecture.md §4), the side-effect half:
  * scan /proc/<pid>/ns/net and the pinned namespaces in /var/run/netns (containerd's
  * cni-<uuid>, the simulator's pods), then let netns-candidates.ts decide.
  */

@@ -1,7 +1,7 @@
 // Sockets owned by this process but living in another network namespace.
 //
 // The node agent must listen and connect *inside* pods' network namespaces
-// (DESIGN.md §2). A socket belongs to the netns of the thread that created it,
+// (docs/architecture.md §2). A socket belongs to the netns of the thread that created it,
 // so we switch this thread with setns(2), create and configure the socket, and
 // switch back before returning. The switch back is mandatory: a thread left in
 // a pod's netns would silently send the agent's own traffic from that pod, so

@@ -73,7 +73,7 @@ export interface L4Request {
 }
 
 /**
- * How a connection was decided, naming the policy and rule (DESIGN.md §6):
+ * How a connection was decided, naming the policy and rule (docs/architecture.md §6):
  * `deny-rule` a DENY rule matched (`http`: the rule has HTTP fields, which
  * L4 cannot see, so its L4 part alone denied); `allow-rule` an ALLOW rule
  * matched; `no-allow-policy` no ALLOW policy applies, so it is allowed;
@@ -288,7 +288,7 @@ const localBucket = (policies: readonly AuthorizationPolicy[], rootNamespace: st
   namespace === rootNamespace ? undefined : indexOf(policies).get(namespace);
 
 /**
- * Istio's L4 authorization for one connection (DESIGN.md §6): any matching
+ * Istio's L4 authorization for one connection (docs/architecture.md §6): any matching
  * DENY rule denies; with no ALLOW policy for the workload it is allowed;
  * otherwise some ALLOW rule must match. Mesh-wide policies live in the root
  * namespace. On the connection path: an allow allocates nothing but the

@@ -1,5 +1,5 @@
 /**
- * warren's CRDs (DESIGN.md §6): group security.warren.io, version v1, with
+ * warren's CRDs (docs/architecture.md §6): group security.warren.io, version v1, with
  * Istio's schema so an Istio manifest works after changing its apiVersion.
  * The simulator installs these objects; deploy/01-crd-*.yaml are generated from them.
  */

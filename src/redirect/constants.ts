@@ -1,6 +1,6 @@
 /**
  * Redirection constants shared by the rule builders, the agent's sockets and
- * the node rules (DESIGN.md §2/§3). They match Istio ambient's so its docs and
+ * the node rules (docs/architecture.md §2, §3). They match Istio ambient's so its docs and
  * tooling carry over.
  */
 export const PORTS = { outbound: 15001, inbound: 15006, hbone: 15008, dns: 15053 } as const;

@@ -44,7 +44,7 @@ export interface HboneInboundOptions {
 }
 
 /**
- * The HBONE server of one pod (:15008 in its netns, DESIGN.md §2): mutual
+ * The HBONE server of one pod (:15008 in its netns, docs/architecture.md §2): mutual
  * TLS 1.3 with the pod's own certificate, then HTTP/2 CONNECT streams, each
  * checked (CONNECT to an address of this pod, peer identity verified,
  * authorized) and delivered to the app from inside the pod with the

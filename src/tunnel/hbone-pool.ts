@@ -36,7 +36,7 @@ export interface HbonePoolOptions {
 }
 
 /**
- * Outbound HBONE connections of one pod (DESIGN.md §2): pooled per
+ * Outbound HBONE connections of one pod (docs/architecture.md §2): pooled per
  * {destination identity, destination IP} (the source identity is the
  * pod's), up to 100 streams each, closed after 5 idle minutes. A new
  * certificate is used for new connections; open ones keep theirs.

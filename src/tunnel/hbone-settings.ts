@@ -1,5 +1,5 @@
 /**
- * HTTP/2 settings for HBONE (DESIGN.md §2, issue 7): windows large enough
+ * HTTP/2 settings for HBONE (docs/architecture.md §2, §12): windows large enough
  * that one stream can fill a fast link without waiting for WINDOW_UPDATEs,
  * at most 100 streams per connection.
  */

@@ -12,7 +12,7 @@ export interface NetnsConnectOptions {
   mark: number;
   /**
    * Source address to present; a foreign one (the original client's) needs
-   * IP_TRANSPARENT and the policy routing of DESIGN.md §3 for the replies.
+   * IP_TRANSPARENT and the policy routing of docs/architecture.md §3 for the replies.
    */
   sourceAddress?: string;
   timeoutMs?: number;

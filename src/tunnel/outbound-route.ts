@@ -7,7 +7,7 @@ export type OutboundRoute =
   | { kind: 'no-endpoints'; service: ServiceRef };
 
 /**
- * Where a captured outbound connection goes (DESIGN.md §2), as a pure
+ * Where a captured outbound connection goes (docs/architecture.md §2), as a pure
  * function: a service VIP first picks a ready endpoint round robin
  * (`cursor` holds each service's position); an enrolled pod behind the
  * target is reached over HBONE expecting its identity; anything else is

@@ -1,5 +1,5 @@
 /**
- * The traffic path of DESIGN.md §2/§3 on the real kernel, for both backends:
+ * The traffic path of docs/architecture.md §2, §3 on the real kernel, for both backends:
  * pod A's rules capture its outbound and inbound TCP; this test process plays
  * the node agent (listeners made in A's netns by the addon), forwards
  * outbound connections from a marked socket and delivers inbound ones with the

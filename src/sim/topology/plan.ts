@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { WarrenError } from '../../errors/warren-error.js';
 
 /**
- * The simulated cluster's network, as plain data (DESIGN.md §8):
+ * The simulated cluster's network, as plain data (docs/architecture.md §8):
  *   wrn-underlay  bridge wrn0 10.255.0.1/16: the API server, cluster DNS,
  *                 and the router between nodes (a route per node pod CIDR)
  *   wrn-<node>    eth0 10.255.1.<i>/16 to the underlay, bridge cni0 made by

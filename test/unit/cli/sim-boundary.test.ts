@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 
-// The simulator is a separate world (docs/architecture.md, "The simulator"): only the CLI's
+// The simulator is a separate world (docs/architecture.md §8): only the CLI's
 // sim and demo commands reach into src/sim, and `warren node` starts without loading it.
 const ROOT = new URL('../../../../', import.meta.url).pathname;
 const SRC = join(ROOT, 'src');

@@ -1,4 +1,4 @@
-/** One case table for both backends and both IP families (DESIGN.md §10). */
+/** One case table for both backends and both IP families (docs/architecture.md §10). */
 import { test } from 'node:test';
 import { assertGolden } from '../../helpers/golden.js';
 import { parseIptablesSave } from '../../../src/redirect/iptables-save.js';
