@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { WarrenError } from '../errors/warren-error.js';
+import { readJsonFile } from '../fs/read-json-file.js';
 import { writeFileAtomic } from '../fs/write-file-atomic.js';
 
 /**
@@ -28,21 +27,5 @@ export function writeLocalAgents(stateDir: string, agents: LocalAgent[]): void {
 
 /** The agents in `stateDir`, or undefined when no simulated cluster was started there. */
 export function readLocalAgents(stateDir: string): LocalAgent[] | undefined {
-  const path = localAgentsPath(stateDir);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new WarrenError('ERR_SIM_STATE', `${path} is not valid JSON: ${(err as Error).message}`);
-  }
-  const parsed = localAgentsSchema.safeParse(json);
-  if (!parsed.success) throw new WarrenError('ERR_SIM_STATE', `${path}: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
-  return parsed.data.agents;
+  return readJsonFile(localAgentsPath(stateDir), localAgentsSchema, 'ERR_SIM_STATE')?.agents;
 }

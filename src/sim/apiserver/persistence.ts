@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { WarrenError } from '../../errors/warren-error.js';
+import { readJsonFile } from '../../fs/read-json-file.js';
 import type { StoreSnapshot } from './store.js';
 import { writeFileAtomic } from '../../fs/write-file-atomic.js';
 
@@ -10,25 +9,7 @@ const snapshotSchema = z.object({
 });
 
 export function loadSnapshot(path: string): StoreSnapshot | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new WarrenError('ERR_SIM_STATE', `${path} is not valid JSON (${(err as Error).message}); move it away to start with an empty cluster`);
-  }
-  const parsed = snapshotSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new WarrenError('ERR_SIM_STATE', `${path}: ${issue.path.join('.')}: ${issue.message}`);
-  }
-  return parsed.data as StoreSnapshot;
+  return readJsonFile(path, snapshotSchema, 'ERR_SIM_STATE', '; move it away to start with an empty cluster') as StoreSnapshot | undefined;
 }
 
 /**
