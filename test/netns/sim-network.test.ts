@@ -17,7 +17,7 @@ import { createTopologyNetwork, destroyTopologyNetwork, listSimNetns, netnsExist
 import { createPodSandbox, destroyPodSandbox, type PodSandbox } from '../../src/sim/runtime/pod-sandbox.js';
 import { startContainer, type RunningContainer } from '../../src/sim/runtime/container.js';
 
-const WARREN = new URL('../../../bin/warren', import.meta.url).pathname;
+const WARREN_MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname; // dist/src/cli/main.js, what bin/warren runs
 
 function httpGetFrom(netnsPath: string, host: string, port: number): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
@@ -68,7 +68,7 @@ rootTest('two nodes, pods wired by the real CNI plugins, pod-to-pod across nodes
     containers.push(
       startContainer({
         netns: server.netns,
-        command: [process.execPath, WARREN, 'sim', 'app', 'http-echo', '--port', '8080'],
+        command: [process.execPath, WARREN_MAIN, 'sim', 'app', 'http-echo', '--port', '8080'],
         env: { POD_NAME: 'server', POD_NAMESPACE: 'demo' },
         logFile: `${stateDir}/server.log`,
       }),
