@@ -31,7 +31,8 @@ const inNamespace = (ns: string, port = 80): Conn => ({ id: `spiffe://td/ns/${ns
 interface Case {
   /** where in ztunnel, and the assertion */
   name: string;
-  policies: AuthorizationPolicy[];
+  /** built per case, so that a policy the parser refuses fails its case, not the file */
+  policies: () => AuthorizationPolicy[];
   conn: Conn;
   destination?: { namespace: string; labels?: Record<string, string> };
   /** ztunnel's decision: the connection is allowed */
@@ -49,27 +50,27 @@ const allowGlobal = (name: string, rules: object[]): AuthorizationPolicy => poli
 const from = (source: object): object => ({ from: [{ source }] });
 
 const cases: Case[] = [];
-const matches = (name: string, p: AuthorizationPolicy, conns: Array<[string, Conn, boolean]>): void => {
-  for (const [label, conn, result] of conns) cases.push({ name: `rbac.rs ${name}: ${label} → ${result}`, policies: [p], conn, ztunnel: result });
+const matches = (name: string, p: () => AuthorizationPolicy, conns: Array<[string, Conn, boolean]>): void => {
+  for (const [label, conn, result] of conns) cases.push({ name: `rbac.rs ${name}: ${label} → ${result}`, policies: () => [p()], conn, ztunnel: result });
 };
 
 // rbac.rs rbac_empty_policy
 cases.push(
-  { name: 'rbac.rs rbac_empty_policy: [[[Match{}]]] from an ALLOW rule of HTTP fields only (istiod omits the rule) → no match', policies: [allowGlobal('empty', [from({ requestPrincipals: ['*'] })])], conn: plaintext, ztunnel: false },
+  { name: 'rbac.rs rbac_empty_policy: [[[Match{}]]] from an ALLOW rule of HTTP fields only (istiod omits the rule) → no match', policies: () => [allowGlobal('empty', [from({ requestPrincipals: ['*'] })])], conn: plaintext, ztunnel: false },
   {
     name: 'rbac.rs rbac_empty_policy: [[[Match{}]]] from a DENY rule of HTTP fields only (istiod keeps the empty match) → no match, not denied',
-    policies: [policy(ROOT, 'empty', { action: 'DENY', rules: [from({ requestPrincipals: ['*'] })] })],
+    policies: () => [policy(ROOT, 'empty', { action: 'DENY', rules: [from({ requestPrincipals: ['*'] })] })],
     conn: plaintext,
     ztunnel: true,
     warren: { allow: false, readme: 'an HTTP-only DENY denies at L4' },
   },
-  { name: 'rbac.rs rbac_empty_policy: [[[]]] (a rule with from: []) → match', policies: [allowGlobal('empty', [{ from: [] }])], conn: plaintext, ztunnel: true },
-  { name: 'rbac.rs rbac_empty_policy: [[]] (rules: [{}]) → match', policies: [allowGlobal('empty', [{}])], conn: plaintext, ztunnel: true },
-  { name: 'rbac.rs rbac_empty_policy: [] (rules: []) → no match', policies: [allowGlobal('empty', [])], conn: plaintext, ztunnel: false },
+  { name: 'rbac.rs rbac_empty_policy: [[[]]] (a rule with from: []) → match', policies: () => [allowGlobal('empty', [{ from: [] }])], conn: plaintext, ztunnel: true },
+  { name: 'rbac.rs rbac_empty_policy: [[]] (rules: [{}]) → match', policies: () => [allowGlobal('empty', [{}])], conn: plaintext, ztunnel: true },
+  { name: 'rbac.rs rbac_empty_policy: [] (rules: []) → no match', policies: () => [allowGlobal('empty', [])], conn: plaintext, ztunnel: false },
 );
 
 // rbac.rs rbac_nesting: one rule, clause 1 "namespace a or b", clause 2 "port 80"
-matches('rbac_nesting', allowGlobal('nested', [{ from: [{ source: { namespaces: ['a'] } }, { source: { namespaces: ['b'] } }], to: [{ operation: { ports: ['80'] } }] }]), [
+matches('rbac_nesting', () => allowGlobal('nested', [{ from: [{ source: { namespaces: ['a'] } }, { source: { namespaces: ['b'] } }], to: [{ operation: { ports: ['80'] } }] }]), [
   ['namespace a, port 80', inNamespace('a'), true],
   ['namespace b, port 80', inNamespace('b'), true],
   ['namespace b, port 80, remote network (warren has one network: the same input)', inNamespace('b'), true],
@@ -78,7 +79,7 @@ matches('rbac_nesting', allowGlobal('nested', [{ from: [{ source: { namespaces: 
 ]);
 
 // rbac.rs rbac_multi_rule: two rules, either matches
-matches('rbac_multi_rule', allowGlobal('nested', [from({ namespaces: ['a'] }), from({ namespaces: ['b'] })]), [
+matches('rbac_multi_rule', () => allowGlobal('nested', [from({ namespaces: ['a'] }), from({ namespaces: ['b'] })]), [
   ['namespace a', inNamespace('a'), true],
   ['namespace b', inNamespace('b'), true],
   ['wrong namespace', inNamespace('bad'), false],
@@ -101,7 +102,7 @@ const fieldCases: Array<[string, object, [boolean, boolean, boolean]]> = [
   ['not_destination_ports', { to: [{ operation: { notPorts: ['8080'] } }] }, [false, false, true]],
 ];
 for (const [name, rule, [p, t, a]] of fieldCases)
-  matches(name, allowGlobal(name, [rule]), [
+  matches(name, () => allowGlobal(name, [rule]), [
     ['plaintext_conn', plaintext, p],
     ['tls_conn', tls, t],
     ['tls_conn_alt', tlsAlt, a],
@@ -122,13 +123,13 @@ const stringCases: Array<[string, string, string, boolean]> = [
   ['presence mismatch', '*', '', false],
 ];
 for (const [name, pattern, matchee, result] of stringCases)
-  cases.push({ name: `rbac.rs string_match ${name}: ${JSON.stringify(pattern)} vs ${JSON.stringify(matchee)}`, policies: [allowGlobal('s', [from({ namespaces: [pattern] })])], conn: matchee === '' ? plaintext : inNamespace(matchee, 8080), ztunnel: result });
+  cases.push({ name: `rbac.rs string_match ${name}: ${JSON.stringify(pattern)} vs ${JSON.stringify(matchee)}`, policies: () => [allowGlobal('s', [from({ namespaces: [pattern] })])], conn: matchee === '' ? plaintext : inNamespace(matchee, 8080), ztunnel: result });
 
 // state.rs: workloads ns1 (192.168.0.1) and ns2 (192.168.0.2), a client 192.168.1.1 of cluster.local/ns/default/sa/<account>, port 8080
 const client = (account: string, dstUid: 1 | 2): Conn => ({ id: `spiffe://cluster.local/ns/default/sa/${account}`, src: '192.168.1.1', dst: `192.168.0.${dstUid}`, port: 8080 });
 const dryRun = { 'istio.io/dry-run': 'true' };
 const principal = (account: string): object => from({ principals: [`cluster.local/ns/default/sa/${account}`] });
-const logicDenyAllow = [
+const logicDenyAllow = (): AuthorizationPolicy[] => [
   policy('ns1', 'wildcard', { action: 'ALLOW', rules: [{}] }, dryRun),
   policy('ns1', 'wildcard-deny', { action: 'DENY', rules: [{}] }, dryRun),
   policy('ns1', 'foo', { action: 'ALLOW', rules: [principal('defaultacct')] }),
@@ -137,7 +138,7 @@ const logicDenyAllow = [
 const decidedBy =
   (basis: string, by?: string) =>
   (c: Case, r: L4Request): void => {
-    const d = authorize(c.policies, ROOT, r);
+    const d = authorize(c.policies(), ROOT, r);
     assert.equal(d.basis, basis);
     if (by !== undefined) assert.equal('policy' in d ? d.policy : undefined, by);
   };
@@ -146,10 +147,10 @@ cases.push(
   { name: 'state.rs assert_rbac_logic_deny_allow: an ALLOW matches → allowed', policies: logicDenyAllow, conn: client('defaultacct', 1), destination: { namespace: 'ns1' }, ztunnel: true, check: decidedBy('allow-rule', 'ns1/foo') },
   { name: 'state.rs assert_rbac_logic_deny_allow: ALLOW policies, none matches → NotAllowed', policies: logicDenyAllow, conn: client('not-defaultacct', 1), destination: { namespace: 'ns1' }, ztunnel: false, check: decidedBy('no-allow-match') },
   { name: 'state.rs assert_rbac_logic_deny_allow: a DENY matches → ExplicitlyDenied(ns1, deny)', policies: logicDenyAllow, conn: client('denyacct', 1), destination: { namespace: 'ns1' }, ztunnel: false, check: decidedBy('deny-rule', 'ns1/deny') },
-  { name: 'state.rs assert_rbac_with_dest_workload_info: no policies → allowed', policies: [], conn: client('defaultacct', 1), destination: { namespace: 'ns1' }, ztunnel: true },
+  { name: 'state.rs assert_rbac_with_dest_workload_info: no policies → allowed', policies: () => [], conn: client('defaultacct', 1), destination: { namespace: 'ns1' }, ztunnel: true },
 );
 
-const withDryRun = [
+const withDryRun = (): AuthorizationPolicy[] => [
   policy('ns1', 'real-deny', { action: 'DENY', rules: [principal('denyacct')] }),
   policy('ns1', 'dry-run-deny', { action: 'DENY', rules: [principal('defaultacct'), principal('denyacct')] }, dryRun),
   policy('ns1', 'real-allow', { action: 'ALLOW', rules: [principal('defaultacct')] }),
@@ -159,7 +160,7 @@ const withDryRun = [
 const dryRunMatch =
   (policyRef: string) =>
   (c: Case, r: L4Request): void => {
-    const e = explainAuthorization(c.policies, ROOT, r);
+    const e = explainAuthorization(c.policies(), ROOT, r);
     const p = e.evaluated.find((x) => x.policy === policyRef);
     assert.equal(p?.dryRun, true, `${policyRef} is evaluated as a dry run`);
     assert.ok(p.rules.some((rule) => rule.matched), `${policyRef} matches`);
@@ -174,10 +175,10 @@ cases.push(
 // state/policy.rs rbac_change_scope: a namespace policy, then the same policy with a workload selector
 const scoped = (spec: object): AuthorizationPolicy => policy('default', 'test-policy', { action: 'ALLOW', rules: [from({ namespaces: ['whatever'] })], ...spec });
 cases.push(
-  { name: 'state/policy.rs rbac_change_scope: Namespace scope applies to the namespace\'s workloads', policies: [scoped({})], conn: inNamespace('other', 8080), destination: { namespace: 'default', labels: { app: 'x' } }, ztunnel: false },
+  { name: 'state/policy.rs rbac_change_scope: Namespace scope applies to the namespace\'s workloads', policies: () => [scoped({})], conn: inNamespace('other', 8080), destination: { namespace: 'default', labels: { app: 'x' } }, ztunnel: false },
   {
     name: 'state/policy.rs rbac_change_scope: changed to WorkloadSelector scope, no longer a namespace policy',
-    policies: [scoped({ selector: { matchLabels: { app: 'selected' } } })],
+    policies: () => [scoped({ selector: { matchLabels: { app: 'selected' } } })],
     conn: inNamespace('other', 8080),
     destination: { namespace: 'default', labels: { app: 'x' } },
     ztunnel: true,
@@ -190,7 +191,7 @@ for (const c of cases) {
       source: { ip: c.conn.src, ...(c.conn.id ? { principal: c.conn.id } : {}) },
       destination: { namespace: c.destination?.namespace ?? 'namespace', labels: c.destination?.labels ?? {}, ip: c.conn.dst, port: c.conn.port },
     };
-    const d = authorize(c.policies, ROOT, r);
+    const d = authorize(c.policies(), ROOT, r);
     assert.equal(d.allow, c.warren?.allow ?? c.ztunnel, d.reason);
     c.check?.(c, r);
   });
