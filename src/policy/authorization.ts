@@ -15,7 +15,7 @@ const L4_WHEN_KEYS = new Set(['source.ip', 'source.namespace', 'source.principal
 /** `when` keys that exist but need a waypoint; any other key is a typo and makes the policy invalid (as Istio's validation). */
 const HTTP_WHEN_KEY = /^(remote\.ip|source\.serviceAccount|request\.auth\.(principal|audiences|presenter)|connection\.sni|(request\.headers|request\.auth\.claims)\[.+\]|experimental\.envoy\.filters\..+)$/;
 /** `istio.io/dry-run: "true"`: evaluated, logged and counted, never enforced (Istio's annotation). */
-export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
+const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
 
 // An empty value would match a plaintext client's empty identity; Istio's validation refuses it too.
 const value = z.string().min(1, 'empty value not allowed');
