@@ -255,9 +255,10 @@ interface Facts {
   r: L4Request;
   /** Istio principals omit the scheme: "cluster.local/ns/foo/sa/bar"; '' for plaintext */
   principal: string;
-  /** the namespace and service account of the principal; '' for plaintext */
+  /** the principal's namespace; '' for plaintext */
   namespace: string;
-  serviceAccount: string;
+  /** the principal's service account, derived on first use (few policies name one) */
+  serviceAccount: string | undefined;
   port: string;
   /** the last IP parsed for an ipBlocks condition (the source's, nearly always), parsed once */
   parsedIp: string | undefined;
@@ -277,8 +278,7 @@ function factsOf(r: L4Request): Facts {
   const principal = id.startsWith('spiffe://') ? id.slice('spiffe://'.length) : id;
   const at = principal.indexOf('/ns/');
   const end = at < 0 ? -1 : principal.indexOf('/', at + 4);
-  const sa = end < 0 || !principal.startsWith('/sa/', end) ? '' : principal.slice(end + 4);
-  return { r, principal, namespace: end < 0 ? '' : principal.slice(at + 4, end), serviceAccount: sa, port: String(r.destination.port), parsedIp: undefined, parsed: undefined };
+  return { r, principal, namespace: end < 0 ? '' : principal.slice(at + 4, end), serviceAccount: undefined, port: String(r.destination.port), parsedIp: undefined, parsed: undefined };
 }
 
 function whenValue(key: string, f: Facts): string | undefined {
@@ -324,6 +324,10 @@ function condition(kind: Kind, patterns: readonly string[] | undefined, negated:
 /** serviceAccounts: the principal's namespace and account, whatever its trust domain (as ztunnel); never a plaintext client. */
 function accountCondition(accounts: readonly ServiceAccount[] | undefined, negated: boolean, f: Facts, trace: Trace, j: number, name: string): boolean {
   if (accounts === undefined) return true;
+  if (f.serviceAccount === undefined) {
+    const at = f.principal.indexOf('/sa/', f.principal.indexOf('/ns/') + 4);
+    f.serviceAccount = at < 0 ? '' : f.principal.slice(at + 4);
+  }
   let hit = false;
   if (f.principal !== '') for (const a of accounts) if (a.namespace === f.namespace && a.name === f.serviceAccount) hit = true;
   if (trace !== undefined) note(trace, 'from', j, name, negated, accounts.map((a) => `${a.namespace}/${a.name}`), hit, f.principal === '' ? '' : `${f.namespace}/${f.serviceAccount}`);
