@@ -240,7 +240,8 @@ async function policyEval(): Promise<void> {
       ]),
     ),
     `parseAuthorizationPolicy per policy (per policy change, not per connection): ${fmt(result.parse.p50Ns / 1000)} µs` +
-      (base ? `; baseline build ${fmt(base.parse.p50Ns / 1000)} µs (${fmt(result.parse.p50Ns / base.parse.p50Ns)}×), baseline build: ${base.dist}` : ''),
+      (base ? `; baseline build ${fmt(base.parse.p50Ns / 1000)} µs (${fmt(result.parse.p50Ns / base.parse.p50Ns)}×)` : ''),
+    `commit ${result.commit}${base ? `; baseline build ${base.commit} (${base.dist})` : ''}`,
   ].join('\n');
   console.log(text);
   console.log(`saved ${saveResult('policy-eval', text, result)}`);

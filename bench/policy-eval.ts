@@ -10,6 +10,7 @@
  * parser and authorize() run interleaved in the same run (e.g. the commit
  * before a parser change: what the change costs per connection and per policy).
  */
+import { execa } from 'execa';
 import * as current from '../src/policy/authorization.js';
 import { authorize, explainAuthorization, parseAuthorizationPolicy, type AuthorizationPolicy, type L4Request } from '../src/policy/authorization.js';
 
@@ -110,8 +111,12 @@ export interface PolicyEvalResult {
   rows: PolicyEvalRow[];
   /** parseAuthorizationPolicy per policy of the 1000-policy set (once per policy change, not per connection) */
   parse: Timing;
-  baselineBuild?: { dist: string; parse: Timing };
+  /** the commit measured (`git describe --always --dirty` of this tree) */
+  commit: string;
+  baselineBuild?: { dist: string; commit: string; parse: Timing };
 }
+
+const commitOf = async (dir: string): Promise<string> => (await execa('git', ['describe', '--always', '--dirty'], { cwd: dir, reject: false })).stdout || 'unknown';
 
 async function baselineModule(): Promise<{ dist: string; m: AuthzModule } | undefined> {
   const dist = process.env.WARREN_BENCH_BASELINE_DIST;
@@ -150,5 +155,7 @@ export async function benchPolicyEval(): Promise<PolicyEvalResult> {
     10,
     20,
   );
-  return { rows, parse: p.parse!, ...(base === undefined ? {} : { baselineBuild: { dist: base.dist, parse: p.baselineBuild! } }) };
+  const commit = await commitOf(new URL('.', import.meta.url).pathname);
+  const baselineBuild = base === undefined ? {} : { baselineBuild: { dist: base.dist, commit: await commitOf(base.dist), parse: p.baselineBuild! } };
+  return { rows, parse: p.parse!, commit, ...baselineBuild };
 }
