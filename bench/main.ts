@@ -223,14 +223,28 @@ async function metricsScrape(): Promise<void> {
 
 
 async function policyEval(): Promise<void> {
-  const rows = await benchPolicyEval();
+  const result = await benchPolicyEval();
   const t = (x: Timing): string => `${fmt(x.p50Ns, 0)} ns  ${fmt(x.opsPerSecond / 1e6, 2)} M/s`;
-  const text = table(
-    ['policies (applicable)', 'request', 'authorize() p50, ops/s', 'applicable only (baseline)', 'vs baseline', 'explain p50, ops/s'],
-    rows.map((r) => [`${r.policies} (${r.applicable})`, r.request, t(r.authorize), t(r.applicableOnly), `${fmt(r.authorize.p50Ns / r.applicableOnly.p50Ns)}×`, t(r.explain)]),
-  );
+  const base = result.baselineBuild;
+  const text = [
+    table(
+      ['policies (applicable)', 'request', 'authorize() p50, ops/s', 'applicable only (baseline)', 'vs baseline', 'explain p50, ops/s', ...(base ? ['baseline build p50', 'vs baseline build'] : [])],
+      result.rows.map((r) => [
+        `${r.policies} (${r.applicable})`,
+        r.request,
+        t(r.authorize),
+        t(r.applicableOnly),
+        `${fmt(r.authorize.p50Ns / r.applicableOnly.p50Ns)}×`,
+        t(r.explain),
+        ...(r.baselineBuild ? [t(r.baselineBuild), `${fmt(r.authorize.p50Ns / r.baselineBuild.p50Ns)}×`] : []),
+      ]),
+    ),
+    `parseAuthorizationPolicy per policy (per policy change, not per connection): ${fmt(result.parse.p50Ns / 1000)} µs` +
+      (base ? `; baseline build ${fmt(base.parse.p50Ns / 1000)} µs (${fmt(result.parse.p50Ns / base.parse.p50Ns)}×)` : ''),
+    `commit ${result.commit}${base ? `; baseline build ${base.commit} (${base.dist})` : ''}`,
+  ].join('\n');
   console.log(text);
-  console.log(`saved ${saveResult('policy-eval', text, rows)}`);
+  console.log(`saved ${saveResult('policy-eval', text, result)}`);
 }
 
 

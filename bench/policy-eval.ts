@@ -6,14 +6,25 @@
  * the root namespace), of which only a few apply to the destination. The
  * baseline, in the same run, is the same request against only the policies
  * that apply to it: what the rest of the cluster's policies add per connection.
+ * With WARREN_BENCH_BASELINE_DIST=<another build's dist/>, that build's
+ * parser and authorize() run interleaved in the same run (e.g. the commit
+ * before a parser change: what the change costs per connection and per policy).
  */
+import { execa } from 'execa';
+import * as current from '../src/policy/authorization.js';
 import { authorize, explainAuthorization, parseAuthorizationPolicy, type AuthorizationPolicy, type L4Request } from '../src/policy/authorization.js';
+
+type AuthzModule = Pick<typeof current, 'authorize' | 'parseAuthorizationPolicy'>;
 
 const ROOT = 'warren-system';
 const NAMESPACES = 50;
 
 /** Policy i lives in ns-(i % 50); its kind cycles every 50 policies, so each namespace gets every kind. */
-function policySet(n: number): AuthorizationPolicy[] {
+function policySet(n: number, parse: (o: unknown) => AuthorizationPolicy = parseAuthorizationPolicy): AuthorizationPolicy[] {
+  return policyObjects(n).map(parse);
+}
+
+function policyObjects(n: number): object[] {
   return Array.from({ length: n }, (_, i) => {
     const m = Math.floor(i / NAMESPACES);
     const ns = i % 250 === 249 ? ROOT : `ns-${i % NAMESPACES}`;
@@ -27,7 +38,7 @@ function policySet(n: number): AuthorizationPolicy[] {
       { selector, action: 'DENY', rules: [{ from: [{ source: { notNamespaces: Array.from({ length: 10 }, (_, k) => `ns-${k}`) } }], to: [{ operation: { notPorts: ['15021'] } }] }] },
     ];
     const spec = ns === ROOT ? { action: 'DENY', rules: [{ from: [{ source: { ipBlocks: ['203.0.113.0/24'] } }] }] } : specs[m % specs.length];
-    return parseAuthorizationPolicy({ metadata: { namespace: ns, name: `policy-${i}` }, spec });
+    return { metadata: { namespace: ns, name: `policy-${i}` }, spec };
   });
 }
 
@@ -92,23 +103,59 @@ export interface PolicyEvalRow {
   /** the same request against only the applicable policies (baseline) */
   applicableOnly: Timing;
   explain: Timing;
+  /** authorize() of the WARREN_BENCH_BASELINE_DIST build, same policies and request */
+  baselineBuild?: Timing;
 }
 
-export async function benchPolicyEval(): Promise<PolicyEvalRow[]> {
+export interface PolicyEvalResult {
+  rows: PolicyEvalRow[];
+  /** parseAuthorizationPolicy per policy of the 1000-policy set (once per policy change, not per connection) */
+  parse: Timing;
+  /** the commit measured (`git describe --always --dirty` of this tree) */
+  commit: string;
+  baselineBuild?: { dist: string; commit: string; parse: Timing };
+}
+
+const commitOf = async (dir: string): Promise<string> => (await execa('git', ['describe', '--always', '--dirty'], { cwd: dir, reject: false })).stdout || 'unknown';
+
+async function baselineModule(): Promise<{ dist: string; m: AuthzModule } | undefined> {
+  const dist = process.env.WARREN_BENCH_BASELINE_DIST;
+  if (!dist) return undefined;
+  return { dist, m: (await import(`${dist.replace(/\/$/, '')}/src/policy/authorization.js`)) as AuthzModule };
+}
+
+export async function benchPolicyEval(): Promise<PolicyEvalResult> {
+  const base = await baselineModule();
   const rows: PolicyEvalRow[] = [];
   for (const n of [1, 100, 1000]) {
     const all = policySet(n);
     const few = applicable(all);
+    const baseAll = base === undefined ? undefined : policySet(n, (o) => base.m.parseAuthorizationPolicy(o));
     for (const [name, request] of Object.entries(REQUESTS)) {
       const expected = authorize(few, ROOT, request).allow;
       if (authorize(all, ROOT, request).allow !== expected) throw new Error(`${n} policies: the decision depends on policies that do not apply`);
+      if (baseAll !== undefined && base!.m.authorize(baseAll, ROOT, request).allow !== expected) throw new Error(`${n} policies: the baseline build decides otherwise`);
       const t = timeInterleaved({
         authorize: () => authorize(all, ROOT, request).allow,
         applicableOnly: () => authorize(few, ROOT, request).allow,
         explain: () => explainAuthorization(all, ROOT, request).decision.allow,
+        ...(baseAll === undefined ? {} : { baselineBuild: () => base!.m.authorize(baseAll, ROOT, request).allow }),
       });
-      rows.push({ policies: n, applicable: few.length, request: name, authorize: t.authorize!, applicableOnly: t.applicableOnly!, explain: t.explain! });
+      rows.push({ policies: n, applicable: few.length, request: name, authorize: t.authorize!, applicableOnly: t.applicableOnly!, explain: t.explain!, ...(t.baselineBuild ? { baselineBuild: t.baselineBuild } : {}) });
     }
   }
-  return rows;
+  const objects = policyObjects(1000);
+  let i = 0;
+  let j = 0;
+  const p = timeInterleaved(
+    {
+      parse: () => parseAuthorizationPolicy(objects[i++ % objects.length]).rules.length > 0,
+      ...(base === undefined ? {} : { baselineBuild: () => base.m.parseAuthorizationPolicy(objects[j++ % objects.length]).rules.length > 0 }),
+    },
+    10,
+    20,
+  );
+  const commit = await commitOf(new URL('.', import.meta.url).pathname);
+  const baselineBuild = base === undefined ? {} : { baselineBuild: { dist: base.dist, commit: await commitOf(base.dist), parse: p.baselineBuild! } };
+  return { rows, parse: p.parse!, commit, ...baselineBuild };
 }

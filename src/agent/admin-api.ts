@@ -34,7 +34,7 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
     s.enrolled().map((p) => ({ pod: p.pod, uid: p.uid, ips: p.ips, identity: formatSpiffeId(p.identity), netns: p.netns }));
   const services = () => s.index().services().map((e) => ({ service: `${e.namespace}/${e.name}`, vips: e.vips, port: e.port, endpoints: e.endpoints.map((x) => `${x.ip}:${x.port}`), ...(e.waypoint ? { waypoint: e.waypoint } : {}) }));
   const policies = () => ({
-    authorizationPolicies: s.policies.authorizationPolicies().map((p) => ({ policy: `${p.namespace}/${p.name}`, action: p.action, selector: p.selector ?? null, rules: p.rules.length, httpFields: p.httpFields })),
+    authorizationPolicies: s.policies.authorizationPolicies().map((p) => ({ policy: `${p.namespace}/${p.name}`, action: p.action, selector: p.selector ?? null, rules: p.rules.length, httpFields: p.httpFields, dryRun: p.dryRun, targeted: p.targeted, ...(p.invalid !== undefined ? { invalid: p.invalid } : {}) })),
     peerAuthentications: s.policies.peerAuthentications().map((p) => ({ policy: `${p.namespace}/${p.name}`, mode: p.mode, selector: p.selector ?? null, portLevel: Object.fromEntries(p.portLevel) })),
   });
   const certs = () => ({ node: s.config.nodeName, trustDomain: s.config.trustDomain, caAddress: s.config.caAddress, trustBundleRoots: s.bundle.pems().length, certificates: s.certs.status() });

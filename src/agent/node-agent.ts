@@ -22,7 +22,7 @@ import type { DataPlane } from '../tunnel/dataplane.js';
 import { startClusterState } from './cluster-state.js';
 import { startPolicyState } from './policy-state.js';
 import { effectiveMtlsMode } from '../policy/peer-authentication.js';
-import { authorize } from '../policy/authorization.js';
+import { authorize, type AuthzDecision, type L4Request } from '../policy/authorization.js';
 import { serveEndpoints } from '../telemetry/http-endpoints.js';
 import { adminRoutes } from './admin-api.js';
 import { agentMetrics } from '../telemetry/agent-metrics.js';
@@ -71,6 +71,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     authorize: (request) => {
       const decision = authorize(policies.authorizationPolicies(), config.rootNamespace, request);
       if (!decision.allow) agent.policyDenials.inc();
+      if (decision.dryRun !== undefined) reportDryRun(decision, request);
       return decision;
     },
     plaintextAllowed: (pod, port) => {
@@ -107,6 +108,15 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   });
   const namespaces = startResilientInformer<V1Namespace>(kc, { path: '/api/v1/namespaces', list: () => core.listNamespace(), onChange: reconcileSoon, log: logFn });
   const namespaceLabels = (): Map<string, Record<string, string>> => new Map(namespaces.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
+
+  /** istio.io/dry-run policies are counted, and logged when enforcing them would change the decision (debug otherwise). */
+  function reportDryRun(d: AuthzDecision, r: L4Request): void {
+    const would = d.dryRun!.allow ? 'allow' : 'deny';
+    agent.policyDryRun.inc({ decision: would });
+    const fields = { source: r.source.principal ?? r.source.ip, destination: `${r.destination.namespace} ${r.destination.ip}:${r.destination.port}`, enforced: d.reason, dryRun: d.dryRun!.reason };
+    if (d.dryRun!.allow !== d.allow) log.info(fields, `dry-run: the dry-run policies would ${would} this connection`);
+    else log.debug(fields, 'dry-run: the dry-run policies agree with the enforced decision');
+  }
 
   /** A policy changed: live inbound connections it now denies are closed. */
   function reauthorize(): void {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { ApiException, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
-import { parseAuthorizationPolicy, type AuthorizationPolicy } from '../policy/authorization.js';
-import { parsePeerAuthentication, type PeerAuthentication } from '../policy/peer-authentication.js';
+import { failClosedPolicy, parseAuthorizationPolicy, type AuthorizationPolicy } from '../policy/authorization.js';
+import { failClosedPeerAuthentication, parsePeerAuthentication, type PeerAuthentication } from '../policy/peer-authentication.js';
 import { coalesced } from './coalesced.js';
 
 export interface PolicyState {
@@ -44,10 +44,14 @@ function policyEvent(kind: string, obj: KubernetesObject, reason: string, messag
 }
 
 /**
- * security.warren.io policies, watched and validated (docs/architecture.md §6): an
- * invalid object is left out and so is nothing else; it is logged and its
+ * security.warren.io policies, watched and validated (docs/architecture.md §6). An
+ * invalid object never widens access: an AuthorizationPolicy stands in as a
+ * DENY of everything it selects, a PeerAuthentication as STRICT (see
+ * failClosedPolicy, failClosedPeerAuthentication); it is logged and its
  * status says why. AuthorizationPolicies that use HTTP-only fields are kept
- * (enforced fail-closed at L4) and their status says a waypoint is needed.
+ * (enforced fail-closed at L4) and their status says a waypoint is needed;
+ * those attaching by targetRef(s) are a waypoint's and the agent leaves them
+ * out (status WaypointRequired); dry-run ones are evaluated, not enforced.
  * Both also get a Warning Event (`kubectl describe` and `kubectl get events`
  * show it), once per generation. `onChange` runs after each rebuild (live
  * connections are re-checked).
@@ -79,7 +83,7 @@ export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void,
     reported.set(id, key);
     const current = (obj as { status?: { conditions?: Condition[] } }).status?.conditions?.find((c) => c.type === 'Accepted');
     const wanted: Condition = condition ?? { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'enforced by warren node agents' };
-    if (condition !== undefined) log(`${kind} ${condition.reason === 'Invalid' ? 'ignored' : 'needs a waypoint'}`, { policy: `${obj.metadata?.namespace}/${obj.metadata?.name}`, reason: condition.message });
+    if (condition?.status === 'False') log(`${kind} ${condition.reason === 'Invalid' ? 'invalid: enforced fail-closed' : 'needs a waypoint'}`, { policy: `${obj.metadata?.namespace}/${obj.metadata?.name}`, reason: condition.message });
     if (current?.reason === wanted.reason && current.message === wanted.message) return;
     void custom
       .patchNamespacedCustomObjectStatus(
@@ -92,28 +96,42 @@ export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void,
   let peerAuthentications: PeerAuthentication[] = [];
   let authorizationPolicies: AuthorizationPolicy[] = [];
   const rebuild = coalesced(20, () => {
-    peerAuthentications = validated(pa, 'peerauthentications', 'PeerAuthentication', parsePeerAuthentication, () => undefined);
-    authorizationPolicies = validated(ap, 'authorizationpolicies', 'AuthorizationPolicy', parseAuthorizationPolicy, (p) =>
-      p.httpFields.length === 0
-        ? undefined
-        : {
-            type: 'Accepted',
-            status: 'False',
-            reason: 'WaypointRequired',
-            message: `HTTP fields need a waypoint (${p.httpFields.join(', ')}); at L4 ${p.action === 'ALLOW' ? 'those ALLOW rules match nothing' : 'those DENY rules deny every connection their L4 part matches'}`,
-          },
+    peerAuthentications = validated(pa, 'peerauthentications', 'PeerAuthentication', parsePeerAuthentication, failClosedPeerAuthentication, 'it counts as STRICT until fixed', () => undefined);
+    authorizationPolicies = validated(ap, 'authorizationpolicies', 'AuthorizationPolicy', parseAuthorizationPolicy, failClosedPolicy, 'it denies every connection to the workloads it selects until fixed', (p) =>
+      p.targeted
+        ? { type: 'Accepted', status: 'False', reason: 'WaypointRequired', message: 'attaches by targetRef(s): a waypoint enforces it, and warren has none yet; the node agent does not apply it' }
+        : p.httpFields.length > 0
+          ? {
+              type: 'Accepted',
+              status: 'False',
+              reason: 'WaypointRequired',
+              message: `HTTP fields need a waypoint (${p.httpFields.join(', ')}); at L4 ${p.action === 'ALLOW' ? 'those ALLOW rules match nothing' : 'those DENY rules deny every connection their L4 part matches'}`,
+            }
+          : p.dryRun
+            ? { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'dry run (istio.io/dry-run): evaluated, logged and counted by warren node agents, not enforced' }
+            : undefined,
     );
     onChange();
   });
-  const validated = <T>(informer: ResilientInformer<KubernetesObject>, plural: string, kind: string, parse: (o: unknown) => T, warn: (t: T) => Condition | undefined): T[] =>
+  const validated = <T>(
+    informer: ResilientInformer<KubernetesObject>,
+    plural: string,
+    kind: string,
+    parse: (o: unknown) => T,
+    failClosed: (o: unknown, message: string) => T | undefined,
+    meaning: string,
+    warn: (t: T) => Condition | undefined,
+  ): T[] =>
     informer.list().flatMap((obj) => {
       try {
         const t = parse(obj);
         report(plural, kind, obj, warn(t));
         return [t];
       } catch (err) {
-        report(plural, kind, obj, { type: 'Accepted', status: 'False', reason: 'Invalid', message: (err as Error).message });
-        return [];
+        const message = (err as Error).message;
+        report(plural, kind, obj, { type: 'Accepted', status: 'False', reason: 'Invalid', message: `${message}; ${meaning}` });
+        const stand = failClosed(obj, message);
+        return stand === undefined ? [] : [stand];
       }
     });
   const watch = (plural: string): ResilientInformer<KubernetesObject> =>

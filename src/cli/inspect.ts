@@ -12,6 +12,14 @@ interface View {
   rows(body: any, node: string): string[][];
 }
 
+/** What the agent does with an AuthorizationPolicy, when it is not simply its rules. */
+const policyNote = (p: { invalid?: string; targeted?: boolean; dryRun?: boolean; httpFields: string[]; rules: number }): string =>
+  p.invalid !== undefined
+    ? 'INVALID: denies all it selects'
+    : p.targeted
+      ? 'targetRefs: for a waypoint, not applied'
+      : `${p.dryRun ? 'dry run: not enforced, ' : ''}${p.httpFields.length ? 'HTTP fields: waypoint needed' : `${p.rules} rule(s)`}`;
+
 const short = (text: string, max: number): string => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
 const id = (spiffe: string): string => spiffe.replace(/^spiffe:\/\/[^/]+\/ns\//, '').replace('/sa/', '/');
 
@@ -35,7 +43,7 @@ const VIEWS: Record<string, View> = {
     more: 'warren policies explain --from NS/POD --to NS/POD:PORT: how a connection would be decided, and by which policy and rule (see its --help)',
     header: ['KIND', 'POLICY', 'ACTION/MODE', 'SELECTOR', 'NOTE'],
     rows: (b) => [
-      ...b.authorizationPolicies.map((p: any) => ['AuthorizationPolicy', short(p.policy, 30), p.action, short(JSON.stringify(p.selector ?? 'namespace'), 18), p.httpFields.length ? 'HTTP fields: waypoint needed' : `${p.rules} rule(s)`]),
+      ...b.authorizationPolicies.map((p: any) => ['AuthorizationPolicy', short(p.policy, 30), p.action, short(JSON.stringify(p.selector ?? 'namespace'), 18), policyNote(p)]),
       ...b.peerAuthentications.map((p: any) => ['PeerAuthentication', short(p.policy, 30), p.mode, short(JSON.stringify(p.selector ?? 'namespace'), 18), Object.keys(p.portLevel).length ? `ports ${JSON.stringify(p.portLevel)}` : '']),
     ],
   },

@@ -39,6 +39,7 @@ function verdict(e: ConnectionExplanation): string[] {
 export function renderExplanation(e: ConnectionExplanation, agent: string): string {
   const pa = e.peerAuthentication;
   const lines = [headline(e), ...verdict(e).map((l) => `  ${l}`)];
+  if (e.dryRun) lines.push(`  dry run: would ${e.dryRun.decision} with the istio.io/dry-run policies enforced (${e.dryRun.reason})`);
   lines.push(`  PeerAuthentication ${pa.mode} (${pa.policy ? `${pa.policy}, ${pa.level} level` : 'default'}); answered by ${agent}'s agent`);
   if (e.evaluated.length > 0) lines.push('', 'evaluated (mesh-wide and destination namespace, DENY first):');
   for (const p of e.evaluated) {

@@ -44,14 +44,41 @@ export const PEER_AUTHENTICATION_CRD = crd('PeerAuthentication', 'peerauthentica
   },
 });
 
-/** Rules are validated by warren itself (errors go to the policy's status), so the schema keeps them as written. */
+const strings = { type: 'array', items: { type: 'string' } };
+const object = (properties: Record<string, object>, required?: string[]): object => ({ type: 'object', properties, ...(required ? { required } : {}) });
+const targetRef = object({ group: { type: 'string' }, kind: { type: 'string' }, name: { type: 'string' }, namespace: { type: 'string' } }, ['kind', 'name']);
+const fields = (names: string[]): Record<string, object> => Object.fromEntries(names.map((n) => [n, strings]));
+
+/**
+ * Istio's AuthorizationPolicy schema, every level declared: no
+ * x-kubernetes-preserve-unknown-fields below spec, so the API server prunes
+ * or (kubectl's default fieldValidation=Strict) refuses an unknown field
+ * such as `form:` for `from:` or `value:` for `values:`, instead of storing
+ * a rule that matches everyone. warren's parser refuses them as well.
+ */
 export const AUTHORIZATION_POLICY_CRD = crd('AuthorizationPolicy', 'authorizationpolicies', 'ap', {
   type: 'object',
   properties: {
     selector,
+    targetRef,
+    targetRefs: { type: 'array', items: targetRef },
     action: { type: 'string', enum: ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'] },
-    provider: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-    rules: { type: 'array', items: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+    provider: object({ name: { type: 'string' } }),
+    rules: {
+      type: 'array',
+      items: object({
+        from: {
+          type: 'array',
+          items: object({
+            source: object(
+              fields(['principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals', 'namespaces', 'notNamespaces', 'serviceAccounts', 'notServiceAccounts', 'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks']),
+            ),
+          }),
+        },
+        to: { type: 'array', items: object({ operation: object(fields(['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'])) }) },
+        when: { type: 'array', items: object({ key: { type: 'string' }, ...fields(['values', 'notValues']) }, ['key']) },
+      }),
+    },
   },
 });
 

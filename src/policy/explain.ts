@@ -27,6 +27,8 @@ export interface ConnectionExplanation {
   policy: string | null;
   rule: number | null;
   reason: string;
+  /** present when an `istio.io/dry-run` policy applies: the decision were the dry-run policies enforced too */
+  dryRun?: { decision: 'allow' | 'deny'; reason: string };
   evaluated: PolicyTrace[];
 }
 
@@ -112,5 +114,7 @@ export function explainConnection(state: ExplainState, query: { from: string | n
   };
   const { decision: d, evaluated } = explainAuthorization(state.authorizationPolicies, state.rootNamespace, request);
   const named = d.basis === 'deny-rule' || d.basis === 'allow-rule';
-  return { ...base, decision: d.allow ? 'allow' : 'deny', basis: d.basis, policy: named ? d.policy : null, rule: named ? d.rule : null, reason: d.reason, evaluated };
+  const dryRun = d.dryRun === undefined ? {} : { dryRun: { decision: d.dryRun.allow ? ('allow' as const) : ('deny' as const), reason: d.dryRun.reason } };
+  const policy = named || d.basis === 'invalid-policy' ? d.policy : null;
+  return { ...base, decision: d.allow ? 'allow' : 'deny', basis: d.basis, policy, rule: named ? d.rule : null, reason: d.reason, ...dryRun, evaluated };
 }

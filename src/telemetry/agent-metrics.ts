@@ -13,6 +13,12 @@ export function agentMetrics(registry: Registry, enrolledPods: () => number) {
   return {
     ruleErrors: new Counter({ name: 'warren_rule_apply_errors_total', help: 'Failed netfilter/routing changes, by operation', labelNames: ['operation'], registers: [registry] }),
     policyDenials: new Counter({ name: 'warren_policy_denials_total', help: 'Inbound connections denied by AuthorizationPolicy or PeerAuthentication', registers: [registry] }),
+    policyDryRun: new Counter({
+      name: 'warren_policy_dry_run_decisions_total',
+      help: 'Authorization decisions (new inbound connections, and re-checks of live ones on a policy change) an istio.io/dry-run AuthorizationPolicy applies to, by the decision were the dry-run policies enforced',
+      labelNames: ['decision'],
+      registers: [registry],
+    }),
     // CNI ADD holds up pod start: buckets from 5 ms (an existing certificate) to 5 s (the plugin's timeout).
     cniAdd: new Histogram({
       name: 'warren_cni_add_duration_seconds',

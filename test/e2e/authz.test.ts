@@ -62,6 +62,8 @@ const ISTIO_EXAMPLES: Record<string, object> = {
   'when-namespace': { metadata: { name: 'when-namespace', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ when: [{ key: 'source.namespace', values: ['bar'] }] }] } },
   'deny-locked': { metadata: { name: 'deny-locked', namespace: 'foo' }, spec: { selector: { matchLabels: { locked: 'yes' } }, action: 'DENY', rules: [{}] } },
   'http-get-only': { metadata: { name: 'http-get-only', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bar'] } }], to: [{ operation: { methods: ['GET'], paths: ['/info*'] } }] }] } },
+  // Not Istio's: an ALLOW the CRD schema accepts and the agent refuses (an empty value, as Istio's validation does).
+  'invalid-allow': { metadata: { name: 'invalid-allow', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bar', ''] } }] }] } },
 };
 
 rootTest('AuthorizationPolicy at L4: Istio examples allow and deny on the simulator; live connections closed on a new DENY', async (t) => {
@@ -161,6 +163,21 @@ rootTest('AuthorizationPolicy at L4: Istio examples allow and deny on the simula
         await remove('http-get-only');
       }
       await expectAccess(true, true, 'http-get-only deleted');
+    });
+
+    await t.test('an ALLOW policy the agent cannot parse denies everyone it selects (never allow-all), with status Invalid naming the field', async () => {
+      await apply('invalid-allow');
+      try {
+        await expectAccess(false, false, 'invalid-allow');
+        await eventually(async () => {
+          const p = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: 'foo', name: 'invalid-allow' })) as { status?: { conditions?: Array<{ reason: string; message: string }> } };
+          const c = p.status?.conditions?.[0];
+          return c?.reason === 'Invalid' && /source\.namespaces\.1: empty value not allowed/.test(c.message);
+        }, 'the Invalid condition');
+      } finally {
+        await remove('invalid-allow');
+      }
+      await expectAccess(true, true, 'invalid-allow deleted');
     });
 
     await t.test('relabeling a running pod changes which policies select it', async () => {

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import { WarrenError } from '../../src/errors/warren-error.js';
 import { buildClusterIndex } from '../../src/k8s/cluster-index.js';
-import { parseAuthorizationPolicy } from '../../src/policy/authorization.js';
+import { renderExplanation } from '../../src/cli/policies-explain.js';
+import { failClosedPolicy, parseAuthorizationPolicy } from '../../src/policy/authorization.js';
 import { explainConnection, type ExplainState } from '../../src/policy/explain.js';
 import { parsePeerAuthentication } from '../../src/policy/peer-authentication.js';
 
@@ -98,4 +99,19 @@ test('explain: a malformed parameter is ERR_EXPLAIN_QUERY naming it; a pod that 
   fails({ from: 'demo/client-a', to: 'demo/nope:8080' }, 'ERR_EXPLAIN_NOT_FOUND', /^to: no pod demo\/nope/);
   fails({ from: 'demo/client-a', to: '10.9.9.9:8080' }, 'ERR_EXPLAIN_NOT_FOUND', /^to: no pod has IP 10\.9\.9\.9/);
   assert.equal(explainConnection(state(), { from: 'demo/client-a', to: '[fd00:10:244:1::2]:8080' }).to.pod, 'demo/client-a', 'bracketed IPv6');
+});
+
+test('explain names an invalid policy as what denies, and shows what dry-run policies would do', () => {
+  const typo = { metadata: { namespace: 'demo', name: 'allow-typo' }, spec: { selector: { matchLabels: { app: 'web' } }, rules: [{ form: [{ source: { namespaces: ['demo'] } }] }] } };
+  const stand = failClosedPolicy(typo, 'spec.rules.0: Unrecognized key: "form"')!;
+  const e = explainConnection(state({ authorizationPolicies: [stand] }), { from: 'demo/client-a', to: 'demo/web:8080' });
+  assert.deepEqual([e.decision, e.basis, e.policy, e.rule], ['deny', 'invalid-policy', 'demo/allow-typo', null]);
+  assert.match(e.evaluated[0]!.note!, /invalid \(spec\.rules\.0: Unrecognized key: "form"\): denies everything it selects until fixed/);
+  assert.match(renderExplanation(e, 'node-2'), /^DENY .*\n {2}denied: AuthorizationPolicy demo\/allow-typo is invalid/);
+
+  const dry = parseAuthorizationPolicy({ metadata: { namespace: 'demo', name: 'dry-deny', annotations: { 'istio.io/dry-run': 'true' } }, spec: { action: 'DENY', rules: [{}] } });
+  const d = explainConnection(state({ authorizationPolicies: [dry] }), { from: 'demo/client-a', to: 'demo/web:8080' });
+  assert.deepEqual([d.decision, d.dryRun?.decision], ['allow', 'deny']);
+  assert.deepEqual([d.evaluated[0]!.dryRun, d.evaluated[0]!.note], [true, 'dry run: evaluated and reported, not enforced']);
+  assert.match(renderExplanation(d, 'node-2'), /\n {2}dry run: would deny with the istio\.io\/dry-run policies enforced \(denied by AuthorizationPolicy demo\/dry-deny rule 0\)/);
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { effectiveMtlsMode, parsePeerAuthentication, resolveMtlsMode } from '../../src/policy/peer-authentication.js';
+import { effectiveMtlsMode, failClosedPeerAuthentication, parsePeerAuthentication, resolveMtlsMode } from '../../src/policy/peer-authentication.js';
 
 const pa = (namespace: string, name: string, spec: object) => parsePeerAuthentication({ apiVersion: 'security.warren.io/v1', kind: 'PeerAuthentication', metadata: { namespace, name }, spec });
 const web = { namespace: 'shop', labels: { app: 'web' } };
@@ -37,4 +37,33 @@ test('invalid objects are refused with the field named', () => {
   assert.throws(() => pa('shop', 'x', { mtls: { mode: 'strict' } }), /: spec\.mtls\.mode: /);
   assert.throws(() => pa('shop', 'x', { portLevelMtls: { http: { mode: 'STRICT' } } }), /portLevelMtls/);
   assert.throws(() => parsePeerAuthentication({ metadata: { name: 'x' } }), /: metadata\.namespace: /);
+});
+
+test('several policies at one level: the oldest by creationTimestamp wins (as istiod), the name only breaks ties', () => {
+  const at = (namespace: string, name: string, created: string, spec: object) =>
+    parsePeerAuthentication({ apiVersion: 'security.warren.io/v1', kind: 'PeerAuthentication', metadata: { namespace, name, creationTimestamp: created }, spec });
+  const older = at('shop', 'zz-strict', '2026-01-01T00:00:00Z', { mtls: { mode: 'STRICT' } });
+  const newer = at('shop', 'aa-permissive', '2026-06-01T00:00:00Z', { mtls: { mode: 'PERMISSIVE' } });
+  assert.deepEqual(resolveMtlsMode([newer, older], 'warren-system', web, 8080), { mode: 'STRICT', level: 'namespace', policy: 'shop/zz-strict' });
+  const wlOld = at('shop', 'zz-web', '2026-01-01T00:00:00Z', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'DISABLE' } });
+  const wlNew = at('shop', 'aa-web', '2026-02-01T00:00:00Z', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' } });
+  assert.equal(effectiveMtlsMode([wlNew, wlOld], 'warren-system', web, 8080), 'DISABLE', 'workload level too');
+  const meshOld = at('warren-system', 'zz', '2025-01-01T00:00:00Z', { mtls: { mode: 'STRICT' } });
+  const meshNew = at('warren-system', 'aa', '2025-03-01T00:00:00Z', { mtls: { mode: 'PERMISSIVE' } });
+  assert.equal(effectiveMtlsMode([meshNew, meshOld], 'warren-system', web, 8080), 'STRICT', 'mesh level too');
+  const tie = at('shop', 'bb-permissive', '2026-01-01T00:00:00Z', { mtls: { mode: 'PERMISSIVE' } });
+  assert.equal(resolveMtlsMode([tie, older], 'warren-system', web, 8080).policy, 'shop/bb-permissive', 'same second: by name');
+  assert.equal(
+    at('shop', 'd', new Date('2026-01-01T00:00:00Z') as unknown as string, {}).created,
+    Date.parse('2026-01-01T00:00:00Z'),
+    'a Date from client-node works as the wire text does',
+  );
+});
+
+test('an unknown field is refused, and an invalid PeerAuthentication counts as STRICT for what it selects', () => {
+  assert.throws(() => pa('shop', 'x', { mtls: { mod: 'PERMISSIVE' } }), /spec\.mtls: Unrecognized key: "mod"/);
+  assert.throws(() => pa('shop', 'x', { mtl: { mode: 'DISABLE' } }), /spec: Unrecognized key: "mtl"/);
+  const stand = failClosedPeerAuthentication({ metadata: { namespace: 'shop', name: 'x' }, spec: { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'DISABLED' } } })!;
+  assert.equal(effectiveMtlsMode([stand], 'warren-system', web, 8080), 'STRICT');
+  assert.equal(effectiveMtlsMode([stand], 'warren-system', { namespace: 'shop', labels: { app: 'db' } }, 8080), 'PERMISSIVE', 'only what its selector picks');
 });

@@ -37,7 +37,7 @@ test('invalid and HTTP-field policies get one Warning Event per generation, howe
     }
     const events = async (): Promise<CoreV1Event[]> => (await core.listNamespacedEvent({ namespace: 'demo' })).items;
     await eventually(async () => (await events()).length >= 2, 'the Events');
-    await eventually(() => seen.filter((l) => / AuthorizationPolicy ignored demo\/deny-typo$/.test(l)).length === 2, 'both agents reporting the invalid policy');
+    await eventually(() => seen.filter((l) => / AuthorizationPolicy invalid: enforced fail-closed demo\/deny-typo$/.test(l)).length === 2, 'both agents reporting the invalid policy');
     await new Promise((r) => setTimeout(r, 300)); // time for a duplicate to show up, were one made
 
     const byReason = new Map((await events()).map((e) => [e.reason, e]));
