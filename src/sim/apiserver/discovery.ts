@@ -31,9 +31,9 @@ function entries(t: ResourceType): object[] {
     name: `${t.resource}/${s}`,
     singularName: '',
     namespaced: t.namespaced,
-    kind: s === 'token' ? 'TokenRequest' : t.kind,
+    kind: s === 'token' ? 'TokenRequest' : s === 'scale' ? 'Scale' : t.kind,
     verbs: s === 'token' ? ['create'] : ['get', 'patch', 'update'],
-    ...(s === 'token' ? { group: 'authentication.k8s.io', version: 'v1' } : {}),
+    ...(s === 'token' ? { group: 'authentication.k8s.io', version: 'v1' } : s === 'scale' ? { group: 'autoscaling', version: 'v1' } : {}),
   }));
   return [main, ...subs];
 }

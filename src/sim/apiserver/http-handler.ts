@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBodyText } from '../../net/read-body.js';
 import { ApiError, statusObject } from './api-error.js';
 import { apiGroupList, apiResourceList, apiVersions } from './discovery.js';
-import type { ApiObjects } from './objects.js';
+import { fieldValidationOf } from './field-validation.js';
+import type { ApiObjects, WriteOptions } from './objects.js';
 import { openApiGroupVersion, openApiRoot } from './openapi.js';
 import { patchTypeOf } from './patch.js';
 import { groupVersion, type ResourceType } from './resource-types.js';
@@ -29,7 +30,13 @@ function checkContentType(req: IncomingMessage): void {
   throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json (got "${ct}"); the warren simulator speaks JSON only, and kubectl's generators (create configmap, run…) send protobuf: write a manifest and use kubectl apply -f`);
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+interface Body {
+  value: unknown;
+  /** the JSON text, for duplicate keys */
+  text?: string;
+}
+
+async function readBody(req: IncomingMessage): Promise<Body> {
   checkContentType(req);
   let text: string;
   try {
@@ -37,18 +44,32 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   } catch (err) {
     throw new ApiError('BadRequest', (err as Error).message);
   }
-  if (text.trim() === '') return undefined;
+  if (text.trim() === '') return { value: undefined };
   try {
-    return JSON.parse(text);
+    return { value: JSON.parse(text), text };
   } catch (err) {
     throw new ApiError('BadRequest', `the request body is not valid JSON: ${(err as Error).message}`);
   }
 }
 
-function send(res: ServerResponse, code: number, body: unknown): void {
+/** RFC 7234 warn-code 299 with the message quoted, as kube-apiserver sends and kubectl prints ("Warning: …"). */
+const warningHeader = (message: string): string => `299 - ${JSON.stringify(message)}`;
+
+function send(res: ServerResponse, code: number, body: unknown, warnings: string[] = []): void {
   const text = JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  const headers: Record<string, string | number | string[]> = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) };
+  if (warnings.length > 0) headers.Warning = warnings.map(warningHeader);
+  res.writeHead(code, headers);
   res.end(text);
+}
+
+/** `dryRun=All` is the only value kube-apiserver accepts; a DELETE may carry it in its DeleteOptions body. */
+function dryRunOf(q: URLSearchParams, deleteOptions: unknown): boolean {
+  const inBody = (deleteOptions as { dryRun?: unknown } | undefined)?.dryRun;
+  const values = [...q.getAll('dryRun'), ...(Array.isArray(inBody) ? inBody.map(String) : [])];
+  if (values.length === 0) return false;
+  if (values.every((v) => v === 'All')) return true;
+  throw new ApiError('BadRequest', `dryRun: Unsupported value: ${JSON.stringify(values.find((v) => v !== 'All'))}: supported values: "All"`);
 }
 
 const flag = (v: string | null): boolean => v === 'true' || v === '1';
@@ -91,10 +112,11 @@ export class ApiHandler {
       return send(res, 200, this.discovery(route));
     }
     const type = this.objects.registry.lookup(route.group, route.version, route.resource);
-    if (url.searchParams.has('dryRun')) throw new ApiError('BadRequest', 'dryRun is not supported by the warren simulator');
-    const body = ['POST', 'PUT', 'PATCH'].includes(req.method ?? '') ? await readBody(req) : undefined;
-    const result = this.verb(req, res, url, route, type, body);
-    if (result !== undefined) send(res, result.code, result.body);
+    const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method ?? '') ? await readBody(req) : { value: undefined };
+    const warnings: string[] = [];
+    const write: WriteOptions = { dryRun: dryRunOf(url.searchParams, req.method === 'DELETE' ? body.value : undefined), fields: { directive: fieldValidationOf(url.searchParams), rawBody: body.text, warnings } };
+    const result = this.verb(req, res, url, route, type, body.value, write);
+    if (result !== undefined) send(res, result.code, result.body, warnings);
   }
 
   /** OpenAPI v3 only: v2 is protobuf-first for kubectl, and it falls back cleanly when v2 is absent. */
@@ -118,7 +140,7 @@ export class ApiHandler {
     }
   }
 
-  private verb(req: IncomingMessage, res: ServerResponse, url: URL, route: Extract<Route, { kind: 'resource' }>, type: ResourceType, body: unknown): { code: number; body: unknown } | undefined {
+  private verb(req: IncomingMessage, res: ServerResponse, url: URL, route: Extract<Route, { kind: 'resource' }>, type: ResourceType, body: unknown, write: WriteOptions): { code: number; body: unknown } | undefined {
     const { namespace, name, subresource } = route;
     const q = url.searchParams;
     const o = this.objects;
@@ -132,7 +154,7 @@ export class ApiHandler {
     const listOptions = { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined };
     switch (req.method) {
       case 'GET':
-        if (name !== undefined) return { code: 200, body: this.present(req, q, type, [o.get(type, namespace, name)], false) };
+        if (name !== undefined) return { code: 200, body: this.present(req, q, type, [o.get(type, namespace, name, subresource)], false) };
         if (flag(q.get('watch'))) {
           const stop = serveWatch(
             o.store,
@@ -157,16 +179,16 @@ export class ApiHandler {
       case 'POST':
         if (subresource === 'token' && name !== undefined) return { code: 201, body: this.tokens.requestToken(namespace ?? '', name, body) };
         if (name !== undefined) throw new ApiError('MethodNotAllowed', 'POST is for collections');
-        return { code: 201, body: o.create(type, namespace, body) };
+        return { code: 201, body: o.create(type, namespace, body, write) };
       case 'PUT':
         if (name === undefined) throw new ApiError('MethodNotAllowed', 'PUT needs an object name');
-        return { code: 200, body: o.update(type, namespace, name, body, subresource) };
+        return { code: 200, body: o.update(type, namespace, name, body, subresource, write) };
       case 'PATCH':
         if (name === undefined) throw new ApiError('MethodNotAllowed', 'PATCH needs an object name');
-        return { code: 200, body: o.patch(type, namespace, name, patchTypeOf(req.headers['content-type']), body, subresource) };
+        return { code: 200, body: o.patch(type, namespace, name, patchTypeOf(req.headers['content-type']), body, subresource, write) };
       case 'DELETE':
-        if (name !== undefined) return { code: 200, body: o.delete(type, namespace, name) };
-        return { code: 200, body: this.listBody(type, o.deleteCollection(type, namespace, listOptions), String(o.store.resourceVersion)) };
+        if (name !== undefined) return { code: 200, body: o.delete(type, namespace, name, write) };
+        return { code: 200, body: this.listBody(type, o.deleteCollection(type, namespace, listOptions, write), String(o.store.resourceVersion)) };
       default:
         throw new ApiError('MethodNotAllowed', `method ${req.method} is not supported`);
     }

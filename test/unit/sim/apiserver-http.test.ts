@@ -15,7 +15,7 @@ after(async () => {
   await api.stop();
 });
 
-async function raw(path: string, init: { method?: string; body?: string; token?: string | null; contentType?: string } = {}): Promise<{ status: number; body: any; text: string }> {
+async function raw(path: string, init: { method?: string; body?: string; token?: string | null; contentType?: string } = {}): Promise<{ status: number; body: any; text: string; warning?: string }> {
   const { request } = await import('node:https');
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { 'Content-Type': init.contentType ?? 'application/json' };
@@ -31,7 +31,7 @@ async function raw(path: string, init: { method?: string; body?: string; token?:
         } catch {
           body = undefined;
         }
-        resolve({ status: res.statusCode ?? 0, body, text });
+        resolve({ status: res.statusCode ?? 0, body, text, ...(res.headers.warning === undefined ? {} : { warning: String(res.headers.warning) }) });
       });
     });
     req.on('error', reject);
@@ -56,6 +56,18 @@ test('malformed requests are 400/404/415 with a Status naming the problem', asyn
   assert.equal(proto.status, 415);
   const rv = await raw('/api/v1/configmaps?watch=1&resourceVersion=abc');
   assert.equal(rv.status, 400);
+});
+
+test('fieldValidation: duplicate fields are a 400 naming them under Strict, a Warning header under Warn', async () => {
+  const body = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup"},"data":{"a":"1","a":"2"}}';
+  const strict = await raw('/api/v1/namespaces/default/configmaps?fieldValidation=Strict', { method: 'POST', body });
+  assert.equal(strict.status, 400);
+  assert.match(strict.body.message, /strict decoding error: duplicate field "data.a"/);
+  const warn = await raw('/api/v1/namespaces/default/configmaps?fieldValidation=Warn&dryRun=All', { method: 'POST', body });
+  assert.equal(warn.status, 201);
+  assert.equal(warn.warning, '299 - "duplicate field \\"data.a\\""');
+  assert.equal(warn.body.data.a, '2', 'the last one wins, as in Go');
+  assert.equal((await raw('/api/v1/namespaces/default/configmaps?fieldValidation=Loose', { method: 'POST', body })).status, 400);
 });
 
 test('a client-node informer sees add, update, delete in order, and relists after an API server restart', async () => {

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { after, before, test } from 'node:test';
+import { exec, kubectlOrSkip } from '../../helpers/kubectl.js';
+import { startTestApiServer, type TestApiServer } from '../../helpers/apiserver.js';
+
+// The machine's kubectl against the embedded API server, each command as a
+// user types it (issue 22): what kubectl sends by default is what is tested.
+let api: TestApiServer;
+let kubectl: string | undefined;
+let kubeconfigPath: string;
+
+before(async () => {
+  api = await startTestApiServer();
+  kubeconfigPath = `${api.dir}/kubeconfig`;
+  await writeFile(kubeconfigPath, api.kubeconfigText);
+});
+after(async () => {
+  await api.stop();
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function k(...args: string[]): Promise<Run> {
+  try {
+    const r = await exec(kubectl!, ['--kubeconfig', kubeconfigPath, ...args], { timeout: 30_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+async function ok(...args: string[]): Promise<string> {
+  const r = await k(...args);
+  assert.equal(r.code, 0, `kubectl ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function manifest(name: string, text: string): Promise<string> {
+  const path = `${api.dir}/${name}`;
+  await writeFile(path, text);
+  return path;
+}
+
+const deployment = (name: string, extra = ''): string =>
+  `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${name}\n  namespace: default\nspec:\n  replicas: 1\n${extra}  selector:\n    matchLabels: {app: ${name}}\n  template:\n    metadata:\n      labels: {app: ${name}}\n    spec:\n      containers:\n      - {name: web, image: http-echo}\n`;
+
+// The AuthorizationPolicy schema as issue 17 makes it: rules are closed objects, so a typo is an unknown field.
+const strictPolicyCrd = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: authorizationpolicies.security.warren.io}
+spec:
+  group: security.warren.io
+  scope: Namespaced
+  names: {kind: AuthorizationPolicy, plural: authorizationpolicies, singular: authorizationpolicy, shortNames: [ap]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              action: {type: string, enum: [ALLOW, DENY, AUDIT]}
+              selector:
+                type: object
+                properties:
+                  matchLabels: {type: object, additionalProperties: {type: string}}
+              rules:
+                type: array
+                items:
+                  type: object
+                  properties:
+                    from:
+                      type: array
+                      items:
+                        type: object
+                        properties:
+                          source:
+                            type: object
+                            properties:
+                              principals: {type: array, items: {type: string}}
+                              namespaces: {type: array, items: {type: string}}
+          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`;
+
+test('fieldValidation: kubectl apply/create reject a misspelt field by name (Strict, kubectl default); Warn and Ignore drop it', async (t) => {
+  kubectl = await kubectlOrSkip(t);
+  if (kubectl === undefined) return;
+  const typo = await manifest('typo.yaml', deployment('typo', '  revisionHistoryLimt: 3\n').replace('image: http-echo}', 'image: http-echo, imagePullPolicyy: Never}'));
+  for (const verb of ['apply', 'create']) {
+    const r = await k(verb, '-f', typo);
+    assert.notEqual(r.code, 0, `${verb} must fail`);
+    assert.match(r.stderr, /BadRequest/);
+    assert.match(r.stderr, /unknown field "spec.revisionHistoryLimt"/);
+    assert.match(r.stderr, /unknown field "spec.template.spec.containers\[0\].imagePullPolicyy"/);
+  }
+  assert.equal((await k('get', 'deploy', 'typo')).code, 1, 'nothing was stored');
+
+  const warn = await k('apply', '--validate=warn', '-f', typo);
+  assert.equal(warn.code, 0, warn.stderr);
+  assert.match(warn.stderr, /Warning: unknown field "spec.revisionHistoryLimt"/);
+  const stored = JSON.parse(await ok('get', 'deploy', 'typo', '-o', 'json'));
+  assert.equal(stored.spec.revisionHistoryLimt, undefined, 'the unknown field was dropped');
+  assert.equal(stored.spec.template.spec.containers[0].imagePullPolicyy, undefined);
+
+  // A known field's update still passes Strict; the typo in an update is named too.
+  const edit = await manifest('typo.yaml', deployment('typo', '  minReadySeconds: 2\n  paused: false\n  spek: {}\n'));
+  const r = await k('apply', '-f', edit);
+  assert.match(r.stderr, /unknown field "spec.spek"/);
+  const ignore = await k('apply', '--validate=false', '-f', edit);
+  assert.equal(ignore.code, 0, ignore.stderr);
+  assert.doesNotMatch(ignore.stderr, /Warning/);
+  assert.equal(JSON.parse(await ok('get', 'deploy', 'typo', '-o', 'json')).spec.minReadySeconds, 2);
+  await ok('delete', 'deploy', 'typo');
+});
+
+test('fieldValidation on a CRD: an AuthorizationPolicy with rules: [{form: ...}] is rejected naming the field (issue 17)', async (t) => {
+  kubectl = await kubectlOrSkip(t);
+  if (kubectl === undefined) return;
+  await ok('apply', '-f', await manifest('crd.yaml', strictPolicyCrd));
+  const policy = (rule: string): string =>
+    `apiVersion: security.warren.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: allow-frontend, namespace: default}\nspec:\n  action: ALLOW\n  rules:\n  - ${rule}\n`;
+  const typo = await manifest('ap.yaml', policy('form: [{source: {principals: ["cluster.local/ns/default/sa/frontend"]}}]'));
+  const r = await k('apply', '-f', typo);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /unknown field "spec.rules\[0\].form"/);
+  assert.equal((await k('get', 'ap', 'allow-frontend')).code, 1, 'the typo never became an allow-all policy');
+  const nested = await manifest('ap.yaml', policy('from: [{source: {principal: ["cluster.local/ns/default/sa/frontend"]}}]'));
+  assert.match((await k('apply', '-f', nested)).stderr, /unknown field "spec.rules\[0\].from\[0\].source.principal"/);
+  await ok('apply', '-f', await manifest('ap.yaml', policy('from: [{source: {principals: ["cluster.local/ns/default/sa/frontend"]}}]')));
+  const stored = JSON.parse(await ok('get', 'ap', 'allow-frontend', '-o', 'json'));
+  assert.deepEqual(stored.spec.rules, [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/frontend'] } }] }]);
+  await ok('delete', 'crd', 'authorizationpolicies.security.warren.io');
+});
+
+test('--dry-run=server validates fully but stores nothing and emits no watch event', async (t) => {
+  kubectl = await kubectlOrSkip(t);
+  if (kubectl === undefined) return;
+  const events: string[] = [];
+  const unsubscribe = api.server.objects.store.subscribe((ev) => events.push(`${ev.type} ${ev.object.metadata.name}`));
+  try {
+    const web = await manifest('dry.yaml', deployment('dry'));
+    assert.match(await ok('apply', '--dry-run=server', '-f', web), /deployment.apps\/dry created \(server dry run\)/);
+    assert.match(await ok('create', '--dry-run=server', '-f', web), /deployment.apps\/dry created \(server dry run\)/);
+    assert.equal((await k('get', 'deploy', 'dry')).code, 1, 'a dry-run create stores nothing');
+    const typo = await k('apply', '--dry-run=server', '-f', await manifest('dry-typo.yaml', deployment('dry', '  spek: {}\n')));
+    assert.match(typo.stderr, /unknown field "spec.spek"/, 'a dry run validates as the real request would');
+    const badName = await k('create', '--dry-run=server', '-f', await manifest('dry-bad.yaml', deployment('Dry')));
+    assert.match(badName.stderr, /metadata.name: Invalid value: "Dry"/);
+    assert.deepEqual(events, []);
+
+    await ok('apply', '-f', web);
+    events.length = 0;
+    const before = await ok('get', 'deploy', 'dry', '-o', 'json');
+    await ok('apply', '--dry-run=server', '-f', await manifest('dry.yaml', deployment('dry').replace('replicas: 1', 'replicas: 5')));
+    await ok('scale', '--dry-run=server', 'deploy', 'dry', '--replicas=4');
+    await ok('label', '--dry-run=server', 'deploy', 'dry', 'tier=web');
+    assert.match(await ok('delete', '--dry-run=server', 'deploy', 'dry'), /deployment.apps "dry" deleted \(server dry run\)/);
+    assert.equal(await ok('get', 'deploy', 'dry', '-o', 'json'), before, 'dry-run update, patch and delete change nothing');
+    assert.deepEqual(events, [], 'no watch events');
+  } finally {
+    unsubscribe();
+    await k('delete', 'deploy', 'dry');
+  }
+});
