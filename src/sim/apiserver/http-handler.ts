@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readBodyText } from '../../net/read-body.js';
+import { readBodyBytes } from '../../net/read-body.js';
 import { ApiError, statusObject } from './api-error.js';
 import { apiGroupList, apiResourceList, apiVersions } from './discovery.js';
 import { fieldValidationOf } from './field-validation.js';
 import type { ApiObjects, WriteOptions } from './objects.js';
 import { openApiGroupVersion, openApiRoot } from './openapi.js';
 import { patchTypeOf } from './patch.js';
+import { decodeProtobufBody, PROTOBUF } from './protobuf-body.js';
 import { groupVersion, type ResourceType } from './resource-types.js';
 import { parseRoute, type Route } from './routes.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -23,11 +24,12 @@ export interface HandlerOptions {
   log: (msg: string, fields: Record<string, unknown>) => void;
 }
 
-/** JSON only: clients that try protobuf first (kubectl, client-go) fall back to JSON on 415. */
-function checkContentType(req: IncomingMessage): void {
+/** JSON, or protobuf for the built-in kinds kubectl's generators send (patches are JSON by their types). */
+function bodyFormat(req: IncomingMessage): 'json' | 'protobuf' {
   const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
-  if (req.method === 'PATCH' || ct === 'application/json' || ct === '') return;
-  throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json (got "${ct}"); the warren simulator speaks JSON only, and kubectl's generators (create configmap, run…) send protobuf: write a manifest and use kubectl apply -f`);
+  if (req.method === 'PATCH' || ct === 'application/json' || ct === '') return 'json';
+  if (ct === PROTOBUF && req.method !== 'DELETE') return 'protobuf';
+  throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, ${PROTOBUF} (got "${ct}")`);
 }
 
 interface Body {
@@ -37,13 +39,15 @@ interface Body {
 }
 
 async function readBody(req: IncomingMessage): Promise<Body> {
-  checkContentType(req);
-  let text: string;
+  const format = bodyFormat(req);
+  let bytes: Buffer;
   try {
-    text = await readBodyText(req, MAX_BODY);
+    bytes = await readBodyBytes(req, MAX_BODY);
   } catch (err) {
     throw new ApiError('BadRequest', (err as Error).message);
   }
+  if (format === 'protobuf') return { value: decodeProtobufBody(bytes) };
+  const text = bytes.toString('utf8');
   if (text.trim() === '') return { value: undefined };
   try {
     return { value: JSON.parse(text), text };

@@ -173,3 +173,43 @@ test('--dry-run=server validates fully but stores nothing and emits no watch eve
     await k('delete', 'deploy', 'dry');
   }
 });
+
+test('imperative commands (protobuf bodies): create namespace|deployment|configmap|secret|serviceaccount|role|pdb, create token, expose', async (t) => {
+  kubectl = await kubectlOrSkip(t);
+  if (kubectl === undefined) return;
+  assert.match(await ok('create', 'namespace', 'shop'), /namespace\/shop created/);
+  try {
+    const n = ['-n', 'shop'];
+    assert.match(await ok(...n, 'create', 'deployment', 'web', '--image=http-echo', '--replicas=2', '--port=8080'), /deployment.apps\/web created/);
+    assert.match(await ok(...n, 'create', 'deployment', 'idle', '--image=http-echo', '--replicas=0'), /created/);
+    assert.match(await ok(...n, 'create', 'configmap', 'cfg', '--from-literal=greeting=hello', '--from-literal=empty='), /configmap\/cfg created/);
+    assert.match(await ok(...n, 'create', 'secret', 'generic', 'pw', '--from-literal=password=s3cr3t'), /secret\/pw created/);
+    assert.match(await ok(...n, 'create', 'serviceaccount', 'bot'), /serviceaccount\/bot created/);
+    assert.match(await ok(...n, 'create', 'role', 'reader', '--verb=get,list', '--resource=pods'), /created/);
+    assert.match(await ok(...n, 'create', 'rolebinding', 'bot-reads', '--role=reader', '--serviceaccount=shop:bot'), /created/);
+    assert.match(await ok(...n, 'create', 'poddisruptionbudget', 'web', '--selector=app=web', '--min-available=1'), /created/);
+    assert.match(await ok(...n, 'expose', 'deployment', 'web', '--port=80', '--target-port=8080'), /service\/web exposed/);
+
+    const d = JSON.parse(await ok(...n, 'get', 'deploy', 'web', '-o', 'json'));
+    assert.equal(d.spec.replicas, 2);
+    assert.deepEqual(d.spec.selector.matchLabels, { app: 'web' });
+    assert.deepEqual(d.spec.template.spec.containers, [{ name: 'http-echo', image: 'http-echo', ports: [{ containerPort: 8080 }], resources: {} }]);
+    assert.equal(d.metadata.creationTimestamp.endsWith('Z'), true);
+    assert.equal(JSON.parse(await ok(...n, 'get', 'deploy', 'idle', '-o', 'json')).spec.replicas, 0, 'an explicit zero survives the wire');
+    assert.deepEqual(JSON.parse(await ok(...n, 'get', 'cm', 'cfg', '-o', 'json')).data, { greeting: 'hello', empty: '' });
+    const secret = JSON.parse(await ok(...n, 'get', 'secret', 'pw', '-o', 'json'));
+    assert.equal(Buffer.from(secret.data.password, 'base64').toString(), 's3cr3t');
+    assert.equal(secret.type, 'Opaque');
+    const role = JSON.parse(await ok(...n, 'get', 'role', 'reader', '-o', 'json'));
+    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] }]);
+    assert.deepEqual(JSON.parse(await ok(...n, 'get', 'pdb', 'web', '-o', 'json')).spec.minAvailable, 1);
+    const svc = JSON.parse(await ok(...n, 'get', 'svc', 'web', '-o', 'json'));
+    assert.deepEqual(svc.spec.ports, [{ port: 80, protocol: 'TCP', targetPort: 8080 }]);
+    const token = (await ok(...n, 'create', 'token', 'bot', '--audience=istio-ca')).trim();
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString());
+    assert.equal(claims.sub, 'system:serviceaccount:shop:bot');
+    assert.deepEqual(claims.aud, ['istio-ca']);
+  } finally {
+    await k('delete', 'namespace', 'shop');
+  }
+});
