@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import yaml from 'js-yaml';
 import { readBodyBytes } from '../../net/read-body.js';
 import { ApiError, statusObject } from './api-error.js';
 import { apiGroupList, apiResourceList, apiVersions } from './discovery.js';
@@ -25,8 +26,9 @@ export interface HandlerOptions {
 }
 
 /** JSON, or protobuf for the built-in kinds kubectl's generators send (patches are JSON by their types). */
-function bodyFormat(req: IncomingMessage): 'json' | 'protobuf' {
+function bodyFormat(req: IncomingMessage): 'json' | 'yaml' | 'protobuf' {
   const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
+  if (req.method === 'PATCH' && ct === 'application/apply-patch+yaml') return 'yaml';
   if (req.method === 'PATCH' || ct === 'application/json' || ct === '') return 'json';
   if (ct === PROTOBUF && req.method !== 'DELETE') return 'protobuf';
   throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, ${PROTOBUF} (got "${ct}")`);
@@ -49,6 +51,14 @@ async function readBody(req: IncomingMessage): Promise<Body> {
   if (format === 'protobuf') return { value: decodeProtobufBody(bytes) };
   const text = bytes.toString('utf8');
   if (text.trim() === '') return { value: undefined };
+  // kubectl and client-go send apply patches as JSON, which YAML includes; other clients send YAML.
+  if (format === 'yaml' && !text.trimStart().startsWith('{')) {
+    try {
+      return { value: yaml.load(text, { schema: yaml.CORE_SCHEMA }) };
+    } catch (err) {
+      throw new ApiError('BadRequest', `the request body is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
   try {
     return { value: JSON.parse(text), text };
   } catch (err) {
@@ -65,6 +75,16 @@ function send(res: ServerResponse, code: number, body: unknown, warnings: string
   if (warnings.length > 0) headers.Warning = warnings.map(warningHeader);
   res.writeHead(code, headers);
   res.end(text);
+}
+
+/** kube-apiserver's rule: the fieldManager parameter, else the client's User-Agent up to its first "/". */
+function fieldManagerOf(q: URLSearchParams, userAgent: string | undefined): string {
+  const m = q.get('fieldManager');
+  if (m !== null && m !== '') {
+    if (m.length > 128) throw new ApiError('BadRequest', 'fieldManager: Too long: may not be longer than 128');
+    return m;
+  }
+  return (userAgent ?? 'unknown').split('/')[0]!.slice(0, 128) || 'unknown';
 }
 
 /** `dryRun=All` is the only value kube-apiserver accepts; a DELETE may carry it in its DeleteOptions body. */
@@ -118,7 +138,11 @@ export class ApiHandler {
     const type = this.objects.registry.lookup(route.group, route.version, route.resource);
     const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method ?? '') ? await readBody(req) : { value: undefined };
     const warnings: string[] = [];
-    const write: WriteOptions = { dryRun: dryRunOf(url.searchParams, req.method === 'DELETE' ? body.value : undefined), fields: { directive: fieldValidationOf(url.searchParams), rawBody: body.text, warnings } };
+    const write: WriteOptions = {
+      dryRun: dryRunOf(url.searchParams, req.method === 'DELETE' ? body.value : undefined),
+      fields: { directive: fieldValidationOf(url.searchParams), rawBody: body.text, warnings },
+      manager: fieldManagerOf(url.searchParams, req.headers['user-agent']),
+    };
     const result = this.verb(req, res, url, route, type, body.value, write);
     if (result !== undefined) send(res, result.code, result.body, warnings);
   }
@@ -187,9 +211,15 @@ export class ApiHandler {
       case 'PUT':
         if (name === undefined) throw new ApiError('MethodNotAllowed', 'PUT needs an object name');
         return { code: 200, body: o.update(type, namespace, name, body, subresource, write) };
-      case 'PATCH':
+      case 'PATCH': {
         if (name === undefined) throw new ApiError('MethodNotAllowed', 'PATCH needs an object name');
-        return { code: 200, body: o.patch(type, namespace, name, patchTypeOf(req.headers['content-type']), body, subresource, write) };
+        const patchType = patchTypeOf(req.headers['content-type']);
+        if (patchType !== 'apply') return { code: 200, body: o.patch(type, namespace, name, patchType, body, subresource, write) };
+        if (subresource !== undefined) throw new ApiError('UnsupportedMediaType', `server-side apply is not supported on the ${subresource} subresource by the warren simulator`);
+        if (!q.get('fieldManager')) throw new ApiError('BadRequest', 'PATCH with application/apply-patch+yaml requires the fieldManager query parameter');
+        const applied = o.apply(type, namespace, name, body, flag(q.get('force')), { ...write, manager: q.get('fieldManager')! });
+        return { code: applied.created ? 201 : 200, body: applied.object };
+      }
       case 'DELETE':
         if (name !== undefined) return { code: 200, body: o.delete(type, namespace, name, write) };
         return { code: 200, body: this.listBody(type, o.deleteCollection(type, namespace, listOptions, write), String(o.store.resourceVersion)) };

@@ -2,12 +2,15 @@ import { ApiError } from './api-error.js';
 import { checkEnvelope, checkName, defaultOnCreate, invalid } from './admission.js';
 import { ClusterIpAllocator } from './cluster-ip.js';
 import { checkFields, unknownPaths, type FieldCheck } from './field-validation.js';
+import { recordUpdate, serverSideApply } from './managed-fields.js';
 import { fromScale, toScale } from './scale.js';
 import { applyPatch, type Json, type PatchType } from './patch.js';
 import type { Registry } from './registry.js';
-import { typeKey, type ResourceType } from './resource-types.js';
+import { groupVersion, typeKey, type ResourceType } from './resource-types.js';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
 import type { KubeObject, Store } from './store.js';
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export interface ListOptions {
   labelSelector?: string | undefined;
@@ -20,6 +23,8 @@ export interface WriteOptions {
   fields?: FieldCheck | undefined;
   /** dryRun=All: validate and admit, store nothing, emit nothing */
   dryRun?: boolean | undefined;
+  /** fieldManager: who owns the fields this write sets (metadata.managedFields) */
+  manager?: string | undefined;
 }
 
 export interface ListResult {
@@ -80,6 +85,7 @@ export class ApiObjects {
     const obj = checkEnvelope(type, structuredClone(decoded), namespace);
     delete obj.metadata.resourceVersion;
     delete obj.metadata.uid;
+    if (opts.manager !== undefined) obj.metadata.managedFields = recordUpdate(undefined, obj, opts.manager, groupVersion(type));
     defaultOnCreate(type, obj, this.clusterIps);
     this.validate(type, obj);
     this.requireNamespace(type, obj.metadata.namespace);
@@ -114,12 +120,34 @@ export class ApiObjects {
   }
 
   update(type: ResourceType, namespace: string | undefined, name: string, body: unknown, subresource?: string, opts: WriteOptions = {}): KubeObject {
-    if (subresource === 'scale') return toScale(this.replace(type, namespace, name, fromScale(this.store.get(type, namespace, name), body), undefined, opts.dryRun === true));
+    if (subresource === 'scale') return toScale(this.replace(type, namespace, name, fromScale(this.store.get(type, namespace, name), body), undefined, opts));
     const decoded = opts.fields === undefined ? body : checkFields(type, body, opts.fields);
-    return this.replace(type, namespace, name, decoded, subresource, opts.dryRun === true);
+    return this.replace(type, namespace, name, decoded, subresource, opts);
   }
 
-  private replace(type: ResourceType, namespace: string | undefined, name: string, body: unknown, subresource: string | undefined, dryRun: boolean): KubeObject {
+  /**
+   * Server-side apply (PATCH application/apply-patch+yaml): creates the object if it is missing;
+   * `created` tells the caller to answer 201.
+   */
+  apply(type: ResourceType, namespace: string | undefined, name: string, body: unknown, force: boolean, opts: WriteOptions & { manager: string }): { object: KubeObject; created: boolean } {
+    const decoded = opts.fields === undefined ? body : checkFields(type, body, opts.fields);
+    if (!isObject(decoded) || decoded.apiVersion === undefined || decoded.kind === undefined) {
+      throw new ApiError('BadRequest', 'an applied configuration must set apiVersion and kind');
+    }
+    const applied = checkEnvelope(type, structuredClone(decoded), namespace);
+    if (applied.metadata.name !== name) {
+      throw new ApiError('BadRequest', `the name of the object (${String(applied.metadata.name)}) does not match the name on the URL (${name})`);
+    }
+    const live = this.store.find(type, namespace, name);
+    const object = serverSideApply(live, applied, opts.manager, force, groupVersion(type));
+    const write = { dryRun: opts.dryRun };
+    if (live === undefined) return { object: this.create(type, namespace, object, write), created: true };
+    object.metadata.resourceVersion = applied.metadata.resourceVersion ?? live.metadata.resourceVersion;
+    return { object: this.replace(type, namespace, name, object, undefined, write), created: false };
+  }
+
+  private replace(type: ResourceType, namespace: string | undefined, name: string, body: unknown, subresource: string | undefined, opts: WriteOptions): KubeObject {
+    const dryRun = opts.dryRun === true;
     const obj = checkEnvelope(type, structuredClone(body), namespace);
     if (obj.metadata.name !== name) {
       throw new ApiError('BadRequest', `the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${name})`);
@@ -131,16 +159,18 @@ export class ApiObjects {
       // ClusterIP is immutable once allocated, as in kube-apiserver.
       obj.spec = { ...obj.spec, clusterIP: current.spec?.clusterIP, clusterIPs: current.spec?.clusterIPs };
     }
+    obj.metadata.managedFields = opts.manager === undefined ? (obj.metadata.managedFields ?? current.metadata.managedFields) : recordUpdate(current, obj, opts.manager, groupVersion(type), subresource);
+    if (obj.metadata.managedFields === undefined) delete obj.metadata.managedFields;
     const updated = this.store.update(type, obj, subresource, dryRun);
     if (!dryRun && typeKey(type) === typeKey(this.crdType())) this.registry.registerCrd(updated);
     return updated;
   }
 
-  patch(type: ResourceType, namespace: string | undefined, name: string, patchType: PatchType, patch: unknown, subresource?: string, opts: WriteOptions = {}): KubeObject {
+  patch(type: ResourceType, namespace: string | undefined, name: string, patchType: Exclude<PatchType, 'apply'>, patch: unknown, subresource?: string, opts: WriteOptions = {}): KubeObject {
     const current = this.store.get(type, namespace, name);
     if (subresource === 'scale') {
       const scaled = fromScale(current, applyPatch(patchType, toScale(current) as unknown as Json, patch));
-      return toScale(this.replace(type, namespace, name, scaled, undefined, opts.dryRun === true));
+      return toScale(this.replace(type, namespace, name, scaled, undefined, opts));
     }
     let next = applyPatch(patchType, current as unknown as Json, patch) as KubeObject;
     if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new ApiError('BadRequest', 'the patch must leave an object');
@@ -148,7 +178,7 @@ export class ApiObjects {
     // A patch applies to the version it was computed against only if it says so.
     const patchRv = (patch as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
     next.metadata = { ...next.metadata, resourceVersion: typeof patchRv === 'string' ? patchRv : current.metadata.resourceVersion };
-    return this.replace(type, namespace, name, next, subresource, opts.dryRun === true);
+    return this.replace(type, namespace, name, next, subresource, opts);
   }
 
   delete(type: ResourceType, namespace: string | undefined, name: string, opts: WriteOptions = {}): KubeObject {

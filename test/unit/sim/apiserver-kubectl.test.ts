@@ -213,3 +213,46 @@ test('imperative commands (protobuf bodies): create namespace|deployment|configm
     await k('delete', 'namespace', 'shop');
   }
 });
+
+test('server-side apply: CRD and objects, re-apply drops what is no longer applied, a second manager conflicts (409 naming field and manager) until forced, diff', async (t) => {
+  kubectl = await kubectlOrSkip(t);
+  if (kubectl === undefined) return;
+  assert.match(await ok('apply', '--server-side', '-f', await manifest('crd.yaml', strictPolicyCrd)), /customresourcedefinition.apiextensions.k8s.io\/authorizationpolicies.security.warren.io serverside-applied/);
+  const policy = await manifest('ap.yaml', `apiVersion: security.warren.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-all, namespace: default}\nspec: {action: DENY}\n`);
+  assert.match(await ok('apply', '--server-side', '-f', policy), /authorizationpolicy.security.warren.io\/deny-all serverside-applied/);
+  assert.equal(JSON.parse(await ok('get', 'ap', 'deny-all', '-o', 'json')).spec.action, 'DENY');
+
+  const web = (replicas: number, labels: string): string => deployment('ssa').replace('replicas: 1', `replicas: ${replicas}`).replace('  namespace: default\n', `  namespace: default\n  labels: {${labels}}\n`);
+  assert.match(await ok('apply', '--server-side', '-f', await manifest('ssa.yaml', web(2, 'tier: web, team: a'))), /deployment.apps\/ssa serverside-applied/);
+  const first = JSON.parse(await ok('get', 'deploy', 'ssa', '-o', 'json', '--show-managed-fields'));
+  assert.deepEqual(
+    first.metadata.managedFields.map((m: { manager: string; operation: string }) => `${m.manager}/${m.operation}`),
+    ['kubectl/Apply'],
+  );
+  assert.deepEqual(first.metadata.managedFields[0].fieldsV1['f:spec']['f:template']['f:spec']['f:containers']['k:{"name":"web"}']['f:image'], {});
+  // Re-apply without the team label: the field this manager owned alone goes.
+  await ok('apply', '--server-side', '-f', await manifest('ssa.yaml', web(2, 'tier: web')));
+  assert.deepEqual(JSON.parse(await ok('get', 'deploy', 'ssa', '-o', 'json')).metadata.labels, { tier: 'web' });
+
+  const diff = await k('diff', '--server-side', '-f', await manifest('ssa3.yaml', web(3, 'tier: web')));
+  assert.equal(diff.code, 1, `diff exits 1 when there are differences: ${diff.stderr}`);
+  assert.match(diff.stdout, /^-\s+replicas: 2$/m);
+  assert.match(diff.stdout, /^\+\s+replicas: 3$/m);
+  assert.equal(JSON.parse(await ok('get', 'deploy', 'ssa', '-o', 'json')).spec.replicas, 2, 'diff changed nothing');
+
+  const conflict = await k('apply', '--server-side', '--field-manager=ci', '-f', await manifest('ssa3.yaml', web(3, 'tier: web')));
+  assert.notEqual(conflict.code, 0);
+  assert.match(conflict.stderr, /Apply failed with 1 conflict: conflict with "kubectl": \.spec\.replicas/);
+  // The same value is shared ownership, not a conflict; forcing takes the field over.
+  await ok('apply', '--server-side', '--field-manager=ci', '-f', await manifest('same.yaml', web(2, 'tier: web')));
+  await ok('apply', '--server-side', '--field-manager=ci', '--force-conflicts', '-f', await manifest('ssa3.yaml', web(3, 'tier: web')));
+  assert.equal(JSON.parse(await ok('get', 'deploy', 'ssa', '-o', 'json')).spec.replicas, 3);
+  // An imperative change is owned too: the next apply with another value conflicts with it.
+  await ok('scale', 'deploy', 'ssa', '--replicas=4');
+  const afterScale = await k('apply', '--server-side', '--field-manager=ci', '-f', await manifest('ssa3.yaml', web(3, 'tier: web')));
+  assert.match(afterScale.stderr, /conflict with "kubectl[^"]*" using apps\/v1: \.spec\.replicas/);
+  assert.match(await ok('apply', '--server-side', '--dry-run=server', '--field-manager=ci', '--force-conflicts', '-f', await manifest('ssa3.yaml', web(3, 'tier: web'))), /serverside-applied \(server dry run\)/);
+  assert.equal(JSON.parse(await ok('get', 'deploy', 'ssa', '-o', 'json')).spec.replicas, 4);
+  await ok('delete', 'deploy', 'ssa');
+  await ok('delete', 'crd', 'authorizationpolicies.security.warren.io');
+});
