@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import yaml from 'js-yaml';
 import { readBodyBytes } from '../../net/read-body.js';
 import { ApiError, statusObject } from './api-error.js';
@@ -7,6 +8,9 @@ import { fieldValidationOf } from './field-validation.js';
 import type { ApiObjects, WriteOptions } from './objects.js';
 import { openApiGroupVersion, openApiRoot } from './openapi.js';
 import { patchTypeOf } from './patch.js';
+import { execRequestOf, serveExec } from './pod-exec.js';
+import { containerOf, logOptionsOf, servePodLog, type PodAccess } from './pod-log.js';
+import type { KubeObject } from './store.js';
 import { decodeProtobufBody, PROTOBUF } from './protobuf-body.js';
 import { groupVersion, type ResourceType } from './resource-types.js';
 import { parseRoute, type Route } from './routes.js';
@@ -23,6 +27,8 @@ export interface HandlerOptions {
   serverAddress: string;
   bookmarkIntervalMs: number;
   log: (msg: string, fields: Record<string, unknown>) => void;
+  /** the nodes' side of pods/log and pods/exec; absent: those answer 404 */
+  pods?: PodAccess | undefined;
 }
 
 /** JSON, or protobuf for the built-in kinds kubectl's generators send (patches are JSON by their types). */
@@ -122,6 +128,42 @@ export class ApiHandler {
     });
   };
 
+  /** HTTP upgrades: `pods/NAME/exec` over WebSocket; anything else is answered with a Status and closed. */
+  upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    try {
+      const url = new URL(req.url ?? '/', 'https://apiserver');
+      const route = parseRoute(url.pathname, (g, v, r) => this.objects.registry.hasNamespaced(g, v, r));
+      if (this.tokens.authenticate(req.headers.authorization) === undefined) throw new ApiError('Unauthorized', 'Unauthorized');
+      if (route.kind !== 'resource' || route.group !== '' || route.resource !== 'pods' || route.subresource !== 'exec' || route.name === undefined) {
+        throw new ApiError('BadRequest', 'only pods/NAME/exec can be upgraded to a WebSocket');
+      }
+      const pod = this.runnablePod(route.namespace, route.name);
+      containerOf(pod, url.searchParams.get('container'));
+      serveExec(req, socket, head, execRequestOf(url.searchParams, (command) => this.options.pods!.execArgv(pod, command)));
+    } catch (err) {
+      const apiErr = err instanceof ApiError ? err : new ApiError('InternalError', `internal error: ${(err as Error).message}`);
+      const body = JSON.stringify(apiErr.toStatus());
+      socket.end(`HTTP/1.1 ${apiErr.code} ${apiErr.reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+  };
+
+  /** A pod whose containers run on a node this server reaches. */
+  private runnablePod(namespace: string | undefined, name: string): KubeObject {
+    if (this.options.pods === undefined) throw new ApiError('NotFound', 'the server could not find the requested resource (no kubelets are attached to this API server)');
+    const pod = this.objects.get(this.objects.registry.lookup('', 'v1', 'pods'), namespace, name);
+    if (!pod.spec?.nodeName) throw new ApiError('BadRequest', `pod ${name} does not have a host assigned`);
+    return pod;
+  }
+
+  private async podLog(res: ServerResponse, namespace: string | undefined, name: string, q: URLSearchParams): Promise<void> {
+    const pod = this.runnablePod(namespace, name);
+    const options = logOptionsOf(pod, q);
+    const podType = this.objects.registry.lookup('', 'v1', 'pods');
+    const uid = pod.metadata.uid;
+    const stillThere = (): boolean => this.objects.store.find(podType, namespace, name)?.metadata.uid === uid;
+    await servePodLog(res, this.options.pods!.logPath(namespace ?? '', name, options.container), options, stillThere);
+  }
+
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://apiserver');
     const route = parseRoute(url.pathname, (g, v, r) => this.objects.registry.hasNamespaced(g, v, r));
@@ -136,6 +178,10 @@ export class ApiHandler {
       return send(res, 200, this.discovery(route));
     }
     const type = this.objects.registry.lookup(route.group, route.version, route.resource);
+    if (route.subresource === 'log' && route.group === '' && route.resource === 'pods' && route.name !== undefined && req.method === 'GET') {
+      return this.podLog(res, route.namespace, route.name, url.searchParams);
+    }
+    if (route.subresource === 'exec') throw new ApiError('BadRequest', 'pods/exec is served over WebSocket (Upgrade: websocket, subprotocol v5.channel.k8s.io)');
     const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method ?? '') ? await readBody(req) : { value: undefined };
     const warnings: string[] = [];
     const write: WriteOptions = {

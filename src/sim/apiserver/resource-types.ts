@@ -34,7 +34,7 @@ const core = (resource: string, kind: string, namespaced: boolean, shortNames: s
 
 const BUILTINS: ResourceType[] = [
   core('namespaces', 'Namespace', false, ['ns'], ['status']),
-  core('pods', 'Pod', true, ['po'], ['status']),
+  core('pods', 'Pod', true, ['po'], ['status', 'log', 'exec']),
   core('services', 'Service', true, ['svc'], ['status']),
   core('serviceaccounts', 'ServiceAccount', true, ['sa'], ['token']),
   core('nodes', 'Node', false, ['no'], ['status']),
