@@ -144,7 +144,6 @@ function upsert(entries: Array<ManagedFieldsEntry & { set: Set<string> }>, manag
     e = { manager, operation, apiVersion, time: now(), fieldsType: 'FieldsV1', fieldsV1: {}, set: new Set(), ...(subresource === undefined ? {} : { subresource }) };
     entries.push(e);
   }
-  e.time = now();
   e.apiVersion = apiVersion;
   return e;
 }
@@ -157,7 +156,11 @@ export function recordUpdate(before: KubeObject | undefined, after: KubeObject, 
   const changed = [...next].filter(([p, v]) => !old.has(p) || !isDeepStrictEqual(old.get(p), v)).map(([p]) => p);
   const removed = [...old.keys()].filter((p) => !next.has(p));
   for (const e of entries) for (const p of [...changed, ...removed]) e.set.delete(p);
-  if (changed.length > 0) for (const p of changed) upsert(entries, manager, 'Update', apiVersion, subresource).set.add(p);
+  if (changed.length > 0) {
+    const mine = upsert(entries, manager, 'Update', apiVersion, subresource);
+    mine.time = now();
+    for (const p of changed) mine.set.add(p);
+  }
   return finish(entries);
 }
 
@@ -189,9 +192,12 @@ export function serverSideApply(live: KubeObject | undefined, applied: KubeObjec
     if (want.has(p) || entries.some((e) => e !== mine && e.set.has(p))) continue;
     removeAt(base, JSON.parse(p) as Path);
   }
-  mine.set = new Set(want.keys());
+  const owned = new Set(want.keys());
   const { status: _ignored, ...intent } = applied;
   const object = merge(base, intent) as KubeObject;
+  // A re-apply that changes nothing leaves the entry, and so the object, as it was.
+  if (!isDeepStrictEqual(owned, mine.set) || !isDeepStrictEqual(leafFields(object), live === undefined ? undefined : leafFields(live))) mine.time = now();
+  mine.set = owned;
   object.metadata = { ...object.metadata, managedFields: finish(entries) };
   return object;
 }

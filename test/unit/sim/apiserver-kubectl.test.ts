@@ -256,3 +256,21 @@ test('server-side apply: CRD and objects, re-apply drops what is no longer appli
   await ok('delete', 'deploy', 'ssa');
   await ok('delete', 'crd', 'authorizationpolicies.security.warren.io');
 });
+
+test('server-side apply: re-applying the same configuration changes nothing (no new resourceVersion, no watch event)', async (t) => {
+  kubectl = await kubectlOrSkip(t);
+  if (kubectl === undefined) return;
+  const file = await manifest('same-again.yaml', deployment('again'));
+  await ok('apply', '--server-side', '-f', file);
+  const rv = JSON.parse(await ok('get', 'deploy', 'again', '-o', 'json')).metadata.resourceVersion;
+  const events: string[] = [];
+  const unsubscribe = api.server.objects.store.subscribe((ev) => events.push(ev.type));
+  try {
+    assert.match(await ok('apply', '--server-side', '-f', file), /serverside-applied/);
+    assert.equal(JSON.parse(await ok('get', 'deploy', 'again', '-o', 'json')).metadata.resourceVersion, rv);
+    assert.deepEqual(events, []);
+  } finally {
+    unsubscribe();
+    await ok('delete', 'deploy', 'again');
+  }
+});
