@@ -41,6 +41,9 @@ function int(q: URLSearchParams, name: string): number | undefined {
 }
 
 export function logOptionsOf(pod: KubeObject, q: URLSearchParams): LogOptions {
+  if (q.get('previous') === 'true') {
+    throw new ApiError('BadRequest', "previous terminated container logs are not kept apart by the warren simulator: a restarted container's output follows the earlier one's in the same log");
+  }
   const sinceSeconds = int(q, 'sinceSeconds');
   const sinceTime = q.get('sinceTime');
   const sinceMs = sinceSeconds !== undefined ? Date.now() - sinceSeconds * 1000 : sinceTime !== null ? Date.parse(sinceTime) : undefined;
