@@ -130,6 +130,7 @@ export class ApiHandler {
 
   /** HTTP upgrades: `pods/NAME/exec` over WebSocket; anything else is answered with a Status and closed. */
   upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy()); // a client gone mid-handshake must not take the server down
     try {
       const url = new URL(req.url ?? '/', 'https://apiserver');
       const route = parseRoute(url.pathname, (g, v, r) => this.objects.registry.hasNamespaced(g, v, r));

@@ -18,7 +18,8 @@ const STDERR = 2;
 const ERROR = 3;
 const CLOSE = 255;
 
-const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => PROTOCOLS.find((p) => offered.has(p)) ?? false });
+// kubectl sends stdin in chunks of at most 32 KiB; the bound keeps one client from buffering without limit.
+const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024, handleProtocols: (offered) => PROTOCOLS.find((p) => offered.has(p)) ?? false });
 
 export interface ExecRequest {
   argv: string[];
