@@ -10,6 +10,7 @@ import { meshInstall, meshUninstall } from '../sim/mesh-lifecycle.js';
 import { runDaemon } from '../sim/daemon.js';
 import { runClusterDns } from '../sim/dns/run-cluster-dns.js';
 import { containerLogPath } from '../sim/kubelet/kubelet.js';
+import { parseLogLines } from '../sim/kubelet/container-log.js';
 import { DEFAULT_STATE_DIR, readClusterFile, statePaths } from '../sim/state-dir.js';
 import { planTopology, podNetnsName } from '../sim/topology/plan.js';
 import { agentPaths } from '../sim/agent-supervisor.js';
@@ -178,7 +179,8 @@ async function logs(argv: string[]): Promise<number> {
     throw new WarrenError('ERR_SIM_POD', `pod ${ref.namespace}/${ref.name} has no container ${JSON.stringify(container)}; it has: ${pod.spec?.containers.map((c) => c.name).join(', ')}`);
   }
   try {
-    process.stdout.write(await readFile(containerLogPath(stateDir, ref.namespace, ref.name, container)));
+    const lines = parseLogLines(await readFile(containerLogPath(stateDir, ref.namespace, ref.name, container), 'utf8'));
+    process.stdout.write(lines.map((l) => `${l.text}\n`).join(''));
   } catch {
     throw new WarrenError('ERR_SIM_POD', `no logs yet for ${ref.namespace}/${ref.name} container ${container} (is it running?)`);
   }

@@ -5,7 +5,7 @@ import { WarrenError } from '../errors/warren-error.js';
  * A request body as text, refused once it passes `maxBytes`: every server
  * here reads from peers it does not trust, so none buffers without bound.
  */
-export async function readBodyText(req: IncomingMessage, maxBytes: number): Promise<string> {
+export async function readBodyBytes(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -16,5 +16,9 @@ export async function readBodyText(req: IncomingMessage, maxBytes: number): Prom
     }
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+export async function readBodyText(req: IncomingMessage, maxBytes: number): Promise<string> {
+  return (await readBodyBytes(req, maxBytes)).toString('utf8');
 }

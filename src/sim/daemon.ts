@@ -10,10 +10,10 @@ import { superviseWarrenPods } from './mesh-supervisor.js';
 import { superviseProcess } from './process-supervisor.js';
 import { installWarrenSystem } from './warren-system.js';
 import { startControllerManager } from './controllers/controller-manager.js';
-import { Kubelet } from './kubelet/kubelet.js';
+import { Kubelet, containerLogPath } from './kubelet/kubelet.js';
 import { startKubeProxySync } from './kube-proxy/sync.js';
 import { readClusterFile, statePaths } from './state-dir.js';
-import { UNDERLAY, planTopology } from './topology/plan.js';
+import { UNDERLAY, planTopology, podNetnsName } from './topology/plan.js';
 import { WarrenError } from '../errors/warren-error.js';
 
 
@@ -43,6 +43,11 @@ export async function runDaemon(stateDir: string): Promise<number> {
     ],
     advertise: { address: UNDERLAY.address, port: UNDERLAY.apiServerPort },
     log: logFn,
+    // kubectl logs/exec: the kubelets' log files, commands run in the pod's netns as `warren sim exec` does.
+    pods: {
+      logPath: (namespace, pod, container) => containerLogPath(stateDir, namespace, pod, container),
+      execArgv: (pod, command) => ['ip', 'netns', 'exec', podNetnsName(pod.spec.nodeName, pod.metadata.namespace, pod.metadata.name), ...command],
+    },
   });
   writeFileAtomic(paths.kubeconfig, kubeconfig(`https://127.0.0.1:${cluster.hostApiPort}`, api.caCertPem, api.adminToken));
   writeFileAtomic(paths.clusterKubeconfig, kubeconfig(`https://${UNDERLAY.address}:${UNDERLAY.apiServerPort}`, api.caCertPem, api.adminToken));

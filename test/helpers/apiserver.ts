@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { kubeconfig } from '../../src/sim/apiserver/kubeconfig.js';
+import type { PodAccess } from '../../src/sim/apiserver/pod-log.js';
 import { startApiServer, type RunningApiServer } from '../../src/sim/apiserver/server.js';
 
 export interface TestApiServer {
@@ -16,7 +17,7 @@ export interface TestApiServer {
 }
 
 /** An API server on loopback with its state in a temp dir; `restart` keeps dir and port. */
-export async function startTestApiServer(options: { bookmarkIntervalMs?: number } = {}): Promise<TestApiServer> {
+export async function startTestApiServer(options: { bookmarkIntervalMs?: number; pods?: PodAccess } = {}): Promise<TestApiServer> {
   const dir = await mkdtemp(`${tmpdir()}/warren-api-`);
   const start = (port: number): Promise<RunningApiServer> =>
     startApiServer({ dir, listen: [{ address: '127.0.0.1', port }], advertise: { address: '127.0.0.1', port: 6443 }, ...options });

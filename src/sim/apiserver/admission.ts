@@ -111,6 +111,9 @@ export function defaultOnCreate(type: ResourceType, obj: KubeObject, ctx: Admiss
       obj.status = { loadBalancer: {} };
       break;
     }
+    case 'Secret':
+      obj.type = obj.type || 'Opaque';
+      break;
     case 'Deployment':
       obj.spec = { replicas: 1, strategy: { type: 'Recreate' }, ...obj.spec };
       obj.status = {};

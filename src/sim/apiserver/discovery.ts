@@ -31,9 +31,9 @@ function entries(t: ResourceType): object[] {
     name: `${t.resource}/${s}`,
     singularName: '',
     namespaced: t.namespaced,
-    kind: s === 'token' ? 'TokenRequest' : t.kind,
-    verbs: s === 'token' ? ['create'] : ['get', 'patch', 'update'],
-    ...(s === 'token' ? { group: 'authentication.k8s.io', version: 'v1' } : {}),
+    kind: s === 'token' ? 'TokenRequest' : s === 'scale' ? 'Scale' : s === 'log' ? 'Pod' : s === 'exec' ? 'PodExecOptions' : t.kind,
+    verbs: s === 'token' ? ['create'] : s === 'log' ? ['get'] : s === 'exec' ? ['create', 'get'] : ['get', 'patch', 'update'],
+    ...(s === 'token' ? { group: 'authentication.k8s.io', version: 'v1' } : s === 'scale' ? { group: 'autoscaling', version: 'v1' } : {}),
   }));
   return [main, ...subs];
 }

@@ -1,10 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readBodyText } from '../../net/read-body.js';
+import type { Duplex } from 'node:stream';
+import yaml from 'js-yaml';
+import { readBodyBytes } from '../../net/read-body.js';
 import { ApiError, statusObject } from './api-error.js';
 import { apiGroupList, apiResourceList, apiVersions } from './discovery.js';
-import type { ApiObjects } from './objects.js';
+import { fieldValidationOf } from './field-validation.js';
+import type { ApiObjects, WriteOptions } from './objects.js';
 import { openApiGroupVersion, openApiRoot } from './openapi.js';
 import { patchTypeOf } from './patch.js';
+import { execRequestOf, serveExec } from './pod-exec.js';
+import { containerOf, logOptionsOf, servePodLog, type PodAccess } from './pod-log.js';
+import type { KubeObject } from './store.js';
+import { decodeProtobufBody, PROTOBUF } from './protobuf-body.js';
 import { groupVersion, type ResourceType } from './resource-types.js';
 import { parseRoute, type Route } from './routes.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -20,35 +27,79 @@ export interface HandlerOptions {
   serverAddress: string;
   bookmarkIntervalMs: number;
   log: (msg: string, fields: Record<string, unknown>) => void;
+  /** the nodes' side of pods/log and pods/exec; absent: those answer 404 */
+  pods?: PodAccess | undefined;
 }
 
-/** JSON only: clients that try protobuf first (kubectl, client-go) fall back to JSON on 415. */
-function checkContentType(req: IncomingMessage): void {
+/** JSON, or protobuf for the built-in kinds kubectl's generators send (patches are JSON by their types). */
+function bodyFormat(req: IncomingMessage): 'json' | 'yaml' | 'protobuf' {
   const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
-  if (req.method === 'PATCH' || ct === 'application/json' || ct === '') return;
-  throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json (got "${ct}"); the warren simulator speaks JSON only, and kubectl's generators (create configmap, run…) send protobuf: write a manifest and use kubectl apply -f`);
+  if (req.method === 'PATCH' && ct === 'application/apply-patch+yaml') return 'yaml';
+  if (req.method === 'PATCH' || ct === 'application/json' || ct === '') return 'json';
+  if (ct === PROTOBUF && req.method !== 'DELETE') return 'protobuf';
+  throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, ${PROTOBUF} (got "${ct}")`);
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
-  checkContentType(req);
-  let text: string;
+interface Body {
+  value: unknown;
+  /** the JSON text, for duplicate keys */
+  text?: string;
+}
+
+async function readBody(req: IncomingMessage): Promise<Body> {
+  const format = bodyFormat(req);
+  let bytes: Buffer;
   try {
-    text = await readBodyText(req, MAX_BODY);
+    bytes = await readBodyBytes(req, MAX_BODY);
   } catch (err) {
     throw new ApiError('BadRequest', (err as Error).message);
   }
-  if (text.trim() === '') return undefined;
+  if (format === 'protobuf') return { value: decodeProtobufBody(bytes) };
+  const text = bytes.toString('utf8');
+  if (text.trim() === '') return { value: undefined };
+  // kubectl and client-go send apply patches as JSON, which YAML includes; other clients send YAML.
+  if (format === 'yaml' && !text.trimStart().startsWith('{')) {
+    try {
+      return { value: yaml.load(text, { schema: yaml.CORE_SCHEMA }) };
+    } catch (err) {
+      throw new ApiError('BadRequest', `the request body is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
   try {
-    return JSON.parse(text);
+    return { value: JSON.parse(text), text };
   } catch (err) {
     throw new ApiError('BadRequest', `the request body is not valid JSON: ${(err as Error).message}`);
   }
 }
 
-function send(res: ServerResponse, code: number, body: unknown): void {
+/** RFC 7234 warn-code 299 with the message quoted, as kube-apiserver sends and kubectl prints ("Warning: …"). */
+const warningHeader = (message: string): string => `299 - ${JSON.stringify(message)}`;
+
+function send(res: ServerResponse, code: number, body: unknown, warnings: string[] = []): void {
   const text = JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  const headers: Record<string, string | number | string[]> = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) };
+  if (warnings.length > 0) headers.Warning = warnings.map(warningHeader);
+  res.writeHead(code, headers);
   res.end(text);
+}
+
+/** kube-apiserver's rule: the fieldManager parameter, else the client's User-Agent up to its first "/". */
+function fieldManagerOf(q: URLSearchParams, userAgent: string | undefined): string {
+  const m = q.get('fieldManager');
+  if (m !== null && m !== '') {
+    if (m.length > 128) throw new ApiError('BadRequest', 'fieldManager: Too long: may not be longer than 128');
+    return m;
+  }
+  return (userAgent ?? 'unknown').split('/')[0]!.slice(0, 128) || 'unknown';
+}
+
+/** `dryRun=All` is the only value kube-apiserver accepts; a DELETE may carry it in its DeleteOptions body. */
+function dryRunOf(q: URLSearchParams, deleteOptions: unknown): boolean {
+  const inBody = (deleteOptions as { dryRun?: unknown } | undefined)?.dryRun;
+  const values = [...q.getAll('dryRun'), ...(Array.isArray(inBody) ? inBody.map(String) : [])];
+  if (values.length === 0) return false;
+  if (values.every((v) => v === 'All')) return true;
+  throw new ApiError('BadRequest', `dryRun: Unsupported value: ${JSON.stringify(values.find((v) => v !== 'All'))}: supported values: "All"`);
 }
 
 const flag = (v: string | null): boolean => v === 'true' || v === '1';
@@ -77,6 +128,43 @@ export class ApiHandler {
     });
   };
 
+  /** HTTP upgrades: `pods/NAME/exec` over WebSocket; anything else is answered with a Status and closed. */
+  upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy()); // a client gone mid-handshake must not take the server down
+    try {
+      const url = new URL(req.url ?? '/', 'https://apiserver');
+      const route = parseRoute(url.pathname, (g, v, r) => this.objects.registry.hasNamespaced(g, v, r));
+      if (this.tokens.authenticate(req.headers.authorization) === undefined) throw new ApiError('Unauthorized', 'Unauthorized');
+      if (route.kind !== 'resource' || route.group !== '' || route.resource !== 'pods' || route.subresource !== 'exec' || route.name === undefined) {
+        throw new ApiError('BadRequest', 'only pods/NAME/exec can be upgraded to a WebSocket');
+      }
+      const pod = this.runnablePod(route.namespace, route.name);
+      containerOf(pod, url.searchParams.get('container'));
+      serveExec(req, socket, head, execRequestOf(url.searchParams, (command) => this.options.pods!.execArgv(pod, command)));
+    } catch (err) {
+      const apiErr = err instanceof ApiError ? err : new ApiError('InternalError', `internal error: ${(err as Error).message}`);
+      const body = JSON.stringify(apiErr.toStatus());
+      socket.end(`HTTP/1.1 ${apiErr.code} ${apiErr.reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+  };
+
+  /** A pod whose containers run on a node this server reaches. */
+  private runnablePod(namespace: string | undefined, name: string): KubeObject {
+    if (this.options.pods === undefined) throw new ApiError('NotFound', 'the server could not find the requested resource (no kubelets are attached to this API server)');
+    const pod = this.objects.get(this.objects.registry.lookup('', 'v1', 'pods'), namespace, name);
+    if (!pod.spec?.nodeName) throw new ApiError('BadRequest', `pod ${name} does not have a host assigned`);
+    return pod;
+  }
+
+  private async podLog(res: ServerResponse, namespace: string | undefined, name: string, q: URLSearchParams): Promise<void> {
+    const pod = this.runnablePod(namespace, name);
+    const options = logOptionsOf(pod, q);
+    const podType = this.objects.registry.lookup('', 'v1', 'pods');
+    const uid = pod.metadata.uid;
+    const stillThere = (): boolean => this.objects.store.find(podType, namespace, name)?.metadata.uid === uid;
+    await servePodLog(res, this.options.pods!.logPath(namespace ?? '', name, options.container), options, stillThere);
+  }
+
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://apiserver');
     const route = parseRoute(url.pathname, (g, v, r) => this.objects.registry.hasNamespaced(g, v, r));
@@ -91,10 +179,19 @@ export class ApiHandler {
       return send(res, 200, this.discovery(route));
     }
     const type = this.objects.registry.lookup(route.group, route.version, route.resource);
-    if (url.searchParams.has('dryRun')) throw new ApiError('BadRequest', 'dryRun is not supported by the warren simulator');
-    const body = ['POST', 'PUT', 'PATCH'].includes(req.method ?? '') ? await readBody(req) : undefined;
-    const result = this.verb(req, res, url, route, type, body);
-    if (result !== undefined) send(res, result.code, result.body);
+    if (route.subresource === 'log' && route.group === '' && route.resource === 'pods' && route.name !== undefined && req.method === 'GET') {
+      return this.podLog(res, route.namespace, route.name, url.searchParams);
+    }
+    if (route.subresource === 'exec') throw new ApiError('BadRequest', 'pods/exec is served over WebSocket (Upgrade: websocket, subprotocol v5.channel.k8s.io)');
+    const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method ?? '') ? await readBody(req) : { value: undefined };
+    const warnings: string[] = [];
+    const write: WriteOptions = {
+      dryRun: dryRunOf(url.searchParams, req.method === 'DELETE' ? body.value : undefined),
+      fields: { directive: fieldValidationOf(url.searchParams), rawBody: body.text, warnings },
+      manager: fieldManagerOf(url.searchParams, req.headers['user-agent']),
+    };
+    const result = this.verb(req, res, url, route, type, body.value, write);
+    if (result !== undefined) send(res, result.code, result.body, warnings);
   }
 
   /** OpenAPI v3 only: v2 is protobuf-first for kubectl, and it falls back cleanly when v2 is absent. */
@@ -118,7 +215,7 @@ export class ApiHandler {
     }
   }
 
-  private verb(req: IncomingMessage, res: ServerResponse, url: URL, route: Extract<Route, { kind: 'resource' }>, type: ResourceType, body: unknown): { code: number; body: unknown } | undefined {
+  private verb(req: IncomingMessage, res: ServerResponse, url: URL, route: Extract<Route, { kind: 'resource' }>, type: ResourceType, body: unknown, write: WriteOptions): { code: number; body: unknown } | undefined {
     const { namespace, name, subresource } = route;
     const q = url.searchParams;
     const o = this.objects;
@@ -132,7 +229,7 @@ export class ApiHandler {
     const listOptions = { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined };
     switch (req.method) {
       case 'GET':
-        if (name !== undefined) return { code: 200, body: this.present(req, q, type, [o.get(type, namespace, name)], false) };
+        if (name !== undefined) return { code: 200, body: this.present(req, q, type, [o.get(type, namespace, name, subresource)], false) };
         if (flag(q.get('watch'))) {
           const stop = serveWatch(
             o.store,
@@ -157,16 +254,22 @@ export class ApiHandler {
       case 'POST':
         if (subresource === 'token' && name !== undefined) return { code: 201, body: this.tokens.requestToken(namespace ?? '', name, body) };
         if (name !== undefined) throw new ApiError('MethodNotAllowed', 'POST is for collections');
-        return { code: 201, body: o.create(type, namespace, body) };
+        return { code: 201, body: o.create(type, namespace, body, write) };
       case 'PUT':
         if (name === undefined) throw new ApiError('MethodNotAllowed', 'PUT needs an object name');
-        return { code: 200, body: o.update(type, namespace, name, body, subresource) };
-      case 'PATCH':
+        return { code: 200, body: o.update(type, namespace, name, body, subresource, write) };
+      case 'PATCH': {
         if (name === undefined) throw new ApiError('MethodNotAllowed', 'PATCH needs an object name');
-        return { code: 200, body: o.patch(type, namespace, name, patchTypeOf(req.headers['content-type']), body, subresource) };
+        const patchType = patchTypeOf(req.headers['content-type']);
+        if (patchType !== 'apply') return { code: 200, body: o.patch(type, namespace, name, patchType, body, subresource, write) };
+        if (subresource !== undefined) throw new ApiError('UnsupportedMediaType', `server-side apply is not supported on the ${subresource} subresource by the warren simulator`);
+        if (!q.get('fieldManager')) throw new ApiError('BadRequest', 'PATCH with application/apply-patch+yaml requires the fieldManager query parameter');
+        const applied = o.apply(type, namespace, name, body, flag(q.get('force')), { ...write, manager: q.get('fieldManager')! });
+        return { code: applied.created ? 201 : 200, body: applied.object };
+      }
       case 'DELETE':
-        if (name !== undefined) return { code: 200, body: o.delete(type, namespace, name) };
-        return { code: 200, body: this.listBody(type, o.deleteCollection(type, namespace, listOptions), String(o.store.resourceVersion)) };
+        if (name !== undefined) return { code: 200, body: o.delete(type, namespace, name, write) };
+        return { code: 200, body: this.listBody(type, o.deleteCollection(type, namespace, listOptions, write), String(o.store.resourceVersion)) };
       default:
         throw new ApiError('MethodNotAllowed', `method ${req.method} is not supported`);
     }

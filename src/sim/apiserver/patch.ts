@@ -81,17 +81,18 @@ export function jsonPatch(target: Json, ops: unknown): Json {
   }
 }
 
-export type PatchType = 'merge' | 'strategic' | 'json';
+export type PatchType = 'merge' | 'strategic' | 'json' | 'apply';
 
 export function patchTypeOf(contentType: string | undefined): PatchType {
   const ct = (contentType ?? '').split(';')[0]!.trim();
   if (ct === 'application/merge-patch+json') return 'merge';
   if (ct === 'application/strategic-merge-patch+json') return 'strategic';
   if (ct === 'application/json-patch+json') return 'json';
-  throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got "${ct}")`);
+  if (ct === 'application/apply-patch+yaml') return 'apply';
+  throw new ApiError('UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got "${ct}")`);
 }
 
-export function applyPatch(type: PatchType, target: Json, patch: unknown): Json {
+export function applyPatch(type: Exclude<PatchType, 'apply'>, target: Json, patch: unknown): Json {
   if (type === 'json') return jsonPatch(target, patch);
   if (!isObject(patch)) throw new ApiError('BadRequest', 'a merge patch must be a JSON object');
   return type === 'merge' ? mergePatch(target, patch) : strategicMergePatch(target, patch);

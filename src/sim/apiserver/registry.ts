@@ -1,5 +1,6 @@
 import { ApiError } from './api-error.js';
 import { BUILTIN_TYPES, groupVersion, typeKey, type ResourceType } from './resource-types.js';
+import { crdSchema } from './field-schema.js';
 import { schemaValidator } from './schema-validate.js';
 import type { KubeObject } from './store.js';
 
@@ -62,6 +63,7 @@ export class Registry {
         shortNames: spec.names.shortNames ?? [],
         subresources: v.subresources?.status === undefined ? [] : ['status'],
         validate: schemaValidator(v.schema?.openAPIV3Schema),
+        fields: crdSchema(v.schema?.openAPIV3Schema),
       };
       this.types.set(typeKey(t), t);
       keys.push(typeKey(t));

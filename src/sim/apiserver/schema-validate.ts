@@ -1,7 +1,7 @@
 /**
  * CRD openAPIV3Schema validation, the part that catches real mistakes:
- * required fields, basic types, enums, and unknown fields where the schema
- * does not preserve them. Errors name the field path as kube-apiserver does
+ * required fields, basic types, enums (unknown fields are fieldValidation's,
+ * in field-validation.ts). Errors name the field path as kube-apiserver does
  * ("spec.action: Unsupported value").
  */
 export interface FieldError {
@@ -16,7 +16,6 @@ interface Schema {
   items?: Schema;
   enum?: unknown[];
   additionalProperties?: Schema | boolean;
-  'x-kubernetes-preserve-unknown-fields'?: boolean;
   'x-kubernetes-int-or-string'?: boolean;
 }
 
@@ -57,9 +56,6 @@ function check(schema: Schema, value: unknown, path: string, out: FieldError[]):
       const prop = schema.properties?.[k];
       if (prop) check(prop, v, `${path}.${k}`, out);
       else if (typeof schema.additionalProperties === 'object') check(schema.additionalProperties, v, `${path}.${k}`, out);
-      else if (schema.properties !== undefined && !schema['x-kubernetes-preserve-unknown-fields'] && schema.additionalProperties !== true) {
-        out.push({ field: `${path}.${k}`, message: 'field not declared in schema' });
-      }
     }
   }
 }

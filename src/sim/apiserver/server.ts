@@ -6,6 +6,7 @@ import { createListener } from '../../native/netns-socket.js';
 import { ApiHandler } from './http-handler.js';
 import { ApiObjects } from './objects.js';
 import { writeFileAtomic } from '../../fs/write-file-atomic.js';
+import type { PodAccess } from './pod-log.js';
 import { SnapshotWriter, loadSnapshot } from './persistence.js';
 import { Registry } from './registry.js';
 import { Store } from './store.js';
@@ -27,6 +28,8 @@ export interface ApiServerOptions {
   /** the address in-cluster clients use; the `kubernetes` Service points at it */
   advertise: ListenAddress;
   bookmarkIntervalMs?: number;
+  /** the kubelets' side of pods/log and pods/exec */
+  pods?: PodAccess;
   log?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
@@ -123,12 +126,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     serverAddress: `${options.advertise.address}:${options.advertise.port}`,
     bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
     log,
+    pods: options.pods,
   });
   const servers: Server[] = [];
   const ports: number[] = [];
   try {
     for (const where of options.listen) {
       const server = createServer({ cert: creds.certPem, key: creds.keyPem }, handler.handle);
+      server.on('upgrade', handler.upgrade);
       servers.push(server);
       ports.push(await listen(server, where));
     }

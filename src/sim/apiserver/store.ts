@@ -72,7 +72,8 @@ export class Store {
     return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
   }
 
-  create(type: ResourceType, obj: KubeObject): KubeObject {
+  /** `dryRun`: the object as it would be stored; nothing is stored or emitted. */
+  create(type: ResourceType, obj: KubeObject, dryRun = false): KubeObject {
     const ns = type.namespaced ? obj.metadata.namespace : undefined;
     const key = `${ns ?? ''}/${obj.metadata.name}`;
     if (this.bucket(type).has(key)) {
@@ -82,18 +83,19 @@ export class Store {
         kind: type.resource,
       });
     }
-    this.rv++;
     const stored: KubeObject = {
       ...obj,
       metadata: {
         ...obj.metadata,
         uid: randomUUID(),
-        resourceVersion: String(this.rv),
+        resourceVersion: dryRun ? '' : String(this.rv + 1),
         creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
         generation: 1,
       },
     };
     if (!type.namespaced) delete stored.metadata.namespace;
+    if (dryRun) return stored;
+    this.rv++;
     this.bucket(type).set(key, stored);
     this.emit(type, 'ADDED', stored);
     return stored;
@@ -105,7 +107,7 @@ export class Store {
    * patches. `subresource` 'status' changes only status; the main resource
    * never changes status when the kind has a status subresource.
    */
-  update(type: ResourceType, obj: KubeObject, subresource?: string): KubeObject {
+  update(type: ResourceType, obj: KubeObject, subresource?: string, dryRun = false): KubeObject {
     const ns = type.namespaced ? obj.metadata.namespace : undefined;
     const current = this.get(type, ns, obj.metadata.name);
     const rv = obj.metadata.resourceVersion;
@@ -140,6 +142,7 @@ export class Store {
     if (!isDeepStrictEqual(specNow, specNext)) next.metadata.generation = (current.metadata.generation ?? 1) + 1;
     next.metadata.resourceVersion = current.metadata.resourceVersion;
     if (isDeepStrictEqual(next, current)) return current; // a no-op write bumps nothing
+    if (dryRun) return next;
     this.rv++;
     next.metadata.resourceVersion = String(this.rv);
     this.bucket(type).set(`${ns ?? ''}/${obj.metadata.name}`, next);

@@ -1,12 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { writeContainerLog } from '../kubelet/container-log.js';
 
 export interface ContainerSpec {
   /** pod netns name (under /var/run/netns) */
   netns: string;
   command: string[];
   env: Record<string, string>;
-  /** stdout and stderr are appended here */
+  /** stdout and stderr are appended here, in the CRI log format (kubelet/container-log.ts) */
   logFile: string;
 }
 
@@ -23,16 +23,12 @@ export interface RunningContainer {
  * the pod's DNS config, as a real runtime gives a container its own /etc.
  */
 export function startContainer(spec: ContainerSpec): RunningContainer {
-  const log = openSync(spec.logFile, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn('ip', ['netns', 'exec', spec.netns, ...spec.command], {
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...spec.env },
-      stdio: ['ignore', log, log],
-    });
-  } finally {
-    closeSync(log);
-  }
+  const child = spawn('ip', ['netns', 'exec', spec.netns, ...spec.command], {
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...spec.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // Not awaited: a grandchild may hold the pipes open after the container's process is gone.
+  void writeContainerLog(spec.logFile, { stdout: child.stdout, stderr: child.stderr });
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => resolve(code));
     child.once('error', () => resolve(null));

@@ -15,7 +15,7 @@ after(async () => {
   await api.stop();
 });
 
-async function raw(path: string, init: { method?: string; body?: string; token?: string | null; contentType?: string } = {}): Promise<{ status: number; body: any; text: string }> {
+async function raw(path: string, init: { method?: string; body?: string; token?: string | null; contentType?: string } = {}): Promise<{ status: number; body: any; text: string; warning?: string }> {
   const { request } = await import('node:https');
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { 'Content-Type': init.contentType ?? 'application/json' };
@@ -31,11 +31,28 @@ async function raw(path: string, init: { method?: string; body?: string; token?:
         } catch {
           body = undefined;
         }
-        resolve({ status: res.statusCode ?? 0, body, text });
+        resolve({ status: res.statusCode ?? 0, body, text, ...(res.headers.warning === undefined ? {} : { warning: String(res.headers.warning) }) });
       });
     });
     req.on('error', reject);
     req.end(init.body);
+  });
+}
+
+async function rawBytes(path: string, body: Buffer): Promise<{ status: number; body: any; text: string }> {
+  const { request } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const headers = { 'Content-Type': 'application/vnd.kubernetes.protobuf', Accept: 'application/vnd.kubernetes.protobuf, application/json', Authorization: `Bearer ${api.server.adminToken}` };
+    const req = request(`${api.url}${path}`, { method: 'POST', ca: api.server.caCertPem, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode ?? 0, body: JSON.parse(text), text });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
   });
 }
 
@@ -52,10 +69,50 @@ test('malformed requests are 400/404/415 with a Status naming the problem', asyn
   assert.match(bad.body.message, /not valid JSON/);
   assert.equal((await raw('/api/v1/namespaces/default/frobs')).status, 404);
   assert.equal((await raw('/api/v1/namespaces/default/configmaps/missing')).body.reason, 'NotFound');
-  const proto = await raw('/api/v1/namespaces/default/configmaps', { method: 'POST', body: 'x', contentType: 'application/vnd.kubernetes.protobuf' });
-  assert.equal(proto.status, 415);
+  const yaml = await raw('/api/v1/namespaces/default/configmaps', { method: 'POST', body: 'x: 1', contentType: 'application/yaml' });
+  assert.equal(yaml.status, 415);
   const rv = await raw('/api/v1/configmaps?watch=1&resourceVersion=abc');
   assert.equal(rv.status, 400);
+});
+
+test('fieldValidation: duplicate fields are a 400 naming them under Strict, a Warning header under Warn', async () => {
+  const body = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup"},"data":{"a":"1","a":"2"}}';
+  const strict = await raw('/api/v1/namespaces/default/configmaps?fieldValidation=Strict', { method: 'POST', body });
+  assert.equal(strict.status, 400);
+  assert.match(strict.body.message, /strict decoding error: duplicate field "data.a"/);
+  const warn = await raw('/api/v1/namespaces/default/configmaps?fieldValidation=Warn&dryRun=All', { method: 'POST', body });
+  assert.equal(warn.status, 201);
+  assert.equal(warn.warning, '299 - "duplicate field \\"data.a\\""');
+  assert.equal(warn.body.data.a, '2', 'the last one wins, as in Go');
+  assert.equal((await raw('/api/v1/namespaces/default/configmaps?fieldValidation=Loose', { method: 'POST', body })).status, 400);
+});
+
+/** A protobuf field: key (number << 3 | wire type 2), length, bytes. */
+const pbField = (n: number, bytes: Buffer): Buffer => Buffer.concat([Buffer.from([(n << 3) | 2, bytes.length]), bytes]);
+const envelope = (apiVersion: string, kind: string, raw: Buffer): Buffer =>
+  Buffer.concat([Buffer.from('k8s\0', 'latin1'), pbField(1, Buffer.concat([pbField(1, Buffer.from(apiVersion)), pbField(2, Buffer.from(kind))])), pbField(2, raw)]);
+
+test('protobuf bodies: corrupt ones are a 400 naming the problem and the server keeps serving; kinds not decoded are a 415 naming the kind', async () => {
+  const post = (body: Buffer, path = '/api/v1/namespaces/default/configmaps') => rawBytes(path, body);
+  const noMagic = await post(Buffer.from('not protobuf'));
+  assert.equal(noMagic.status, 400);
+  assert.match(noMagic.body.message, /protobuf body is corrupt: .*k8s\\x00/);
+  // ConfigMap.metadata (field 1) claims 100 bytes and has 3.
+  const truncated = await post(envelope('v1', 'ConfigMap', Buffer.from([0x0a, 100, 1, 2, 3])));
+  assert.equal(truncated.status, 400);
+  assert.match(truncated.body.message, /protobuf body is corrupt: ConfigMap \(v1\)/);
+  const badEnvelope = await post(Buffer.concat([Buffer.from('k8s\0', 'latin1'), Buffer.from([0x0a, 0xff])]));
+  assert.equal(badEnvelope.status, 400);
+  assert.match(badEnvelope.body.message, /runtime.Unknown envelope/);
+  const job = await post(envelope('batch/v1', 'Job', Buffer.alloc(0)));
+  assert.equal(job.status, 415);
+  assert.match(job.body.message, /does not decode Job \(batch\/v1\) from protobuf/);
+  // A good one after all that: ConfigMap{metadata{name "pb"}, data{"k": "v"}} (data is field 2, a map entry of key 1, value 2).
+  const good = await post(envelope('v1', 'ConfigMap', Buffer.concat([pbField(1, pbField(1, Buffer.from('pb'))), pbField(2, Buffer.concat([pbField(1, Buffer.from('k')), pbField(2, Buffer.from('v'))]))])));
+  assert.equal(good.status, 201, good.text);
+  assert.deepEqual(good.body.data, { k: 'v' });
+  assert.equal(good.body.metadata.name, 'pb');
+  assert.equal((await raw('/api/v1/namespaces/default/configmaps/pb', { method: 'DELETE' })).status, 200);
 });
 
 test('a client-node informer sees add, update, delete in order, and relists after an API server restart', async () => {
