@@ -39,7 +39,10 @@ export function parseRoute(pathname: string, isNamespaced: (group: string, versi
   }
   if (rest.length === 0) return { kind: 'groupVersion', group, version };
   let namespace: string | undefined;
-  if (rest[0] === 'namespaces' && rest.length >= 3 && isNamespaced(group, version, rest[2]!)) {
+  // Only the core group's namespaces have subresources of their own (status, finalize): anything else
+  // under namespaces/NS/ is a namespaced resource, served or not (an unserved one is then named in the 404).
+  const namespaceSubresource = group === '' && !isNamespaced(group, version, rest[2] ?? '') && ['status', 'finalize'].includes(rest[2] ?? '');
+  if (rest[0] === 'namespaces' && rest.length >= 3 && !namespaceSubresource) {
     namespace = rest[1]!;
     rest = rest.slice(2);
   }
