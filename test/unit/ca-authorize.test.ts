@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { NODE_NAME_EXTRA, decideSigning } from '../../src/identity/ca-authorize.js';
+import { NODE_NAME_EXTRA, decideSigning } from '../../src/ca/authorize.js';
 
 const agent = 'system:serviceaccount:warren-system:warren-node';
 const base = {

@@ -6,7 +6,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { after, test } from 'node:test';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { createRootCa, loadCa } from '../../src/identity/ca-signer.js';
+import { createRootCa, loadCa } from '../../src/ca/signer.js';
 import { createWorkloadKey, generateWorkloadKeys, toPkcs8Pem } from '../../src/identity/csr.js';
 import { parseCertificateBundle } from '../../src/identity/pem.js';
 import { formatSpiffeId, type SpiffeId } from '../../src/identity/spiffe.js';

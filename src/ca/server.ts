@@ -8,10 +8,10 @@ import { Counter, Registry } from 'prom-client';
 import { z } from 'zod';
 import { WarrenError } from '../errors/warren-error.js';
 import { readBodyText } from '../net/read-body.js';
-import { decideSigning, type LocalWorkload, type ReviewedToken } from './ca-authorize.js';
-import { signWorkloadCert, type CaMaterial, type LoadedCa } from './ca-signer.js';
-import { CsrError, checkCsr } from './csr.js';
-import { formatSpiffeId, parseSpiffeId, type SpiffeId } from './spiffe.js';
+import { decideSigning, type LocalWorkload, type ReviewedToken } from './authorize.js';
+import { signWorkloadCert, type CaMaterial, type LoadedCa } from './signer.js';
+import { CsrError, checkCsr } from '../identity/csr.js';
+import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../identity/spiffe.js';
 
 export interface CaServerOptions {
   kc: KubeConfig;

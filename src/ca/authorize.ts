@@ -1,4 +1,4 @@
-import { formatSpiffeId, type SpiffeId } from './spiffe.js';
+import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
 
 /** What TokenReview said about the caller's bearer token. */
 export interface ReviewedToken {
