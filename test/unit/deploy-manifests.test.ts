@@ -23,6 +23,7 @@ import { parseCaArgs } from '../../src/cli/ca.js';
 import { parseNodeArgs } from '../../src/cli/node.js';
 import { CA_ENV, loadCaConfig, type CaConfig } from '../../src/ca/config.js';
 import { CA_SECRET } from '../../src/ca/root-store.js';
+import { CA_TOKEN_AUDIENCE } from '../../src/identity/ca-client.js';
 import { BUNDLE_CONFIGMAP } from '../../src/identity/trust-bundle.js';
 import { DEFAULT_NETNS_DIR, DEFAULT_PROC_ROOT } from '../../src/k8s/netns-discovery.js';
 import { crdManifests } from '../../src/policy/crd-manifests.js';
@@ -178,8 +179,8 @@ test('the DaemonSet mounts every host path the agent configuration points at', (
   const token = mountAt(agentPod, agentContainer, dirname(config.caTokenFile));
   const projection = token.volume.projected?.sources?.find((s) => s.serviceAccountToken?.path === basename(config.caTokenFile))?.serviceAccountToken;
   assert.ok(projection, `${config.caTokenFile} must be a projected service account token`);
-  // src/ca/server.ts reviews the token without audiences, i.e. for the API server's own audience.
-  assert.equal(projection.audience, undefined);
+  // src/ca/server.ts reviews the token for this audience only.
+  assert.equal(projection.audience, CA_TOKEN_AUDIENCE);
 
   // deploy/README.md's kustomize patches for other CNI paths address these by index.
   assert.deepEqual(agentPod.volumes?.slice(0, 2).map((v) => v.name), ['cni-conf-dir', 'cni-bin-dir']);
