@@ -8,6 +8,7 @@ import { CA_TOKEN_AUDIENCE } from '../../src/identity/ca-client.js';
 import { loadCa, signServingCert, type CaMaterial } from '../../src/ca/signer.js';
 import { startCaServer, type RunningCaServer } from '../../src/ca/server.js';
 import { loadOrCreateRoot } from '../../src/ca/root-store.js';
+import type { CallerLimits } from '../../src/ca/caller-limits.js';
 import { createWorkloadKey } from '../../src/identity/csr.js';
 import { formatSpiffeId, type SpiffeId } from '../../src/identity/spiffe.js';
 import { verifyPeer } from '../../src/identity/verify-peer.js';
@@ -36,9 +37,14 @@ before(async () => {
   const tr = await core.createNamespacedServiceAccountToken({ namespace: 'warren-system', name: 'warren-node', body: { spec: { audiences: [CA_TOKEN_AUDIENCE], boundObjectRef: { kind: 'Pod', name: 'warren-node-1', uid: agentPod.metadata!.uid! } } } });
   agentToken = tr.status!.token;
   root = await loadOrCreateRoot(core, 'warren-system', 'cluster.local');
+  ca = await startTestCa(api.kc);
+});
+
+/** A CA on loopback signing with `root`, asking the API server of `kc`. */
+async function startTestCa(kc: KubeConfig, callerLimits?: CallerLimits): Promise<RunningCaServer> {
   const loaded = await loadCa(root);
-  ca = await startCaServer({
-    kc: api.kc,
+  return startCaServer({
+    kc,
     ca: loaded,
     trustDomain: 'cluster.local',
     certTtlMs: 3_600_000,
@@ -47,8 +53,9 @@ before(async () => {
     port: 0,
     serving: await signServingCert(loaded, ['localhost'], ['127.0.0.1'], 3_600_000),
     log: () => {},
+    ...(callerLimits ? { callerLimits } : {}),
   });
-});
+}
 
 after(async () => {
   await ca.close();
@@ -131,19 +138,7 @@ describe('with its API server unreachable', () => {
     // Any API call this CA makes fails: what it answers without one is refused early.
     const dead = new KubeConfig();
     dead.loadFromString(kubeconfig('https://127.0.0.1:1', api.server.caCertPem, api.server.adminToken));
-    const loaded = await loadCa(root);
-    lonely = await startCaServer({
-      kc: dead,
-      ca: loaded,
-      trustDomain: 'cluster.local',
-      certTtlMs: 3_600_000,
-      allowedCallers: [AGENT_SA],
-      host: '127.0.0.1',
-      port: 0,
-      serving: await signServingCert(loaded, ['localhost'], ['127.0.0.1'], 3_600_000),
-      log: () => {},
-      callerLimits: { ratePerSecond: 0.01, burst: 8, concurrent: 4 },
-    });
+    lonely = await startTestCa(dead, { ratePerSecond: 0.01, burst: 8, concurrent: 4 });
   });
   after(() => lonely.close());
 
