@@ -13,16 +13,15 @@ import { createPublicKey, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { AuthenticationV1Api, CoreV1Api } from '@kubernetes/client-node';
-import { createCaClient, type CaClient } from '../src/identity/ca-client.js';
-import { startCaServer, type RunningCaServer } from '../src/identity/ca-server.js';
-import { loadCa, signServingCert, signWorkloadCert, type LoadedCa } from '../src/identity/ca-signer.js';
-import { loadOrCreateRoot } from '../src/identity/ca-store.js';
+import { CA_TOKEN_AUDIENCE, createCaClient, type CaClient } from '../src/identity/ca-client.js';
+import { startCaServer, type RunningCaServer } from '../src/ca/server.js';
+import { loadCa, signServingCert, signWorkloadCert, type LoadedCa } from '../src/ca/signer.js';
+import { loadOrCreateRoot } from '../src/ca/root-store.js';
 import { CertManager, type WorkloadCertificate } from '../src/identity/cert-manager.js';
 import { checkCsr, createWorkloadKey } from '../src/identity/csr.js';
 import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../src/identity/spiffe.js';
 import { TrustBundle } from '../src/identity/trust-bundle.js';
 import { verifyPeer } from '../src/identity/verify-peer.js';
-import { ISSUER } from '../src/sim/apiserver/tokens.js';
 import { startTestApiServer, type TestApiServer } from '../test/helpers/apiserver.js';
 import { CLIENT_ID, N as LIBS, SERVER_ID, forgeCa, forgeTlsMaterial, handshakes, stats, type HandshakeStats, type Stats, type TlsMaterial } from './identity-libs.js';
 
@@ -134,7 +133,7 @@ export async function benchCaIssue(): Promise<CaIssueResult> {
       const tr = await core.createNamespacedServiceAccountToken({
         namespace: AGENT_NS,
         name: 'warren-node',
-        body: { spec: { audiences: [ISSUER], boundObjectRef: { kind: 'Pod', name: `warren-node-${n}`, uid: pod.metadata!.uid! } } },
+        body: { spec: { audiences: [CA_TOKEN_AUDIENCE], boundObjectRef: { kind: 'Pod', name: `warren-node-${n}`, uid: pod.metadata!.uid! } } },
       });
       tokens.push(tr.status!.token!);
       await writeFile(`${dir}/token-node-${n}`, tr.status!.token!, { mode: 0o600 });
@@ -157,6 +156,8 @@ export async function benchCaIssue(): Promise<CaIssueResult> {
       port: 0,
       serving: await signServingCert(ca, ['localhost'], ['127.0.0.1'], 3_600_000),
       log: () => {},
+      // Every simulated node calls from 127.0.0.1, so per-caller limits would measure the limiter (its own unit tests cover it).
+      callerLimits: { ratePerSecond: 1e9, burst: 1e9, concurrent: 1e9 },
     });
     const address = `https://127.0.0.1:${caServer.port}`;
     const clients: CaClient[] = Array.from({ length: C.nodes }, (_, n) => createCaClient({ address, tokenFile: `${dir}/token-node-${n}`, bundle, timeoutMs: 30_000 }));

@@ -29,7 +29,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createRootCa, loadCa, signWorkloadCert } from '../src/identity/ca-signer.js';
+import { createRootCa, loadCa, signWorkloadCert } from '../src/ca/signer.js';
 import { checkCsr, createWorkloadKey } from '../src/identity/csr.js';
 import type { SpiffeId } from '../src/identity/spiffe.js';
 import { startChild, type Child } from './child.js';

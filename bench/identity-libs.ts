@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import forge from 'node-forge';
-import { createRootCa, loadCa, signWorkloadCert, type LoadedCa } from '../src/identity/ca-signer.js';
+import { createRootCa, loadCa, signWorkloadCert, type LoadedCa } from '../src/ca/signer.js';
 import { checkCsr, createCsr, generateWorkloadKeys, toPkcs8Pem } from '../src/identity/csr.js';
 import { parseSpiffeId } from '../src/identity/spiffe.js';
 import { x509 } from '../src/identity/x509-provider.js';

@@ -6,12 +6,13 @@ import { Registry } from 'prom-client';
 import { installCniPlugin, watchCniConfig } from '../cni/installer.js';
 import { choosePluginSource } from '../cni/plugin-file.js';
 import { WarrenError } from '../errors/warren-error.js';
-import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION, decideEnrollment, isExcludedNamespace } from '../k8s/enrollment.js';
+import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION } from '../k8s/enrollment.js';
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import { NetnsFinder } from '../k8s/netns-discovery.js';
 import { startResilientInformer } from '../k8s/resilient-informer.js';
 import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
 import { systemRunner } from '../redirect/runner.js';
+import { handleCniAdd } from './cni-add.js';
 import { startCniServer, type CniRequest } from './cni-server.js';
 import type { NodeAgentConfig } from './config.js';
 import { EnrollmentManager, type RedirectionState } from './enrollment-manager.js';
@@ -95,6 +96,8 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     drainMs: config.drainSeconds * 1000,
   });
 
+  // Until every informer has synced, CNI ADDs get "try again later" and reconcile waits.
+  let synced = false;
   // Bursts of informer events coalesce into one pass; a failed enrollment
   // (netns not found yet, rules refused) is retried later, not forgotten.
   const reconcileSoon = coalesced(20, () => reconcile());
@@ -126,6 +129,8 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   }
 
   function reconcile(): void {
+    // Pods enrolled before policies and PeerAuthentications are known would run unprotected.
+    if (!synced) return;
     const views = pods.list().map(podView).filter((p) => p.uid !== '');
     const plan = planEnrollment(views, namespaceLabels(), manager.enrolledUids(), policy);
     const byUid = new Map(views.map((p) => [p.uid, p]));
@@ -146,14 +151,16 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
         const timer = agent.cniAdd.startTimer();
         let result = 'error';
         try {
-          if (isExcludedNamespace(req.podNamespace, policy)) return (result = 'skipped'), { enrolled: false, reason: 'excluded-namespace' };
-          const pod = await readPod(core, req);
-          const view = { ...podView(pod), ips: req.ips };
-          const decision = decideEnrollment(namespaceLabels().get(req.podNamespace) ?? (await namespaceLabelsFromApi(core, req.podNamespace)), view, policy);
-          if (!decision.enroll) return (result = 'skipped'), { enrolled: false, reason: decision.reason };
-          await manager.enroll(view, req.netns);
-          result = 'enrolled';
-          return { enrolled: true };
+          const answer = await handleCniAdd(req, {
+            nodeName: config.nodeName,
+            policy,
+            synced: () => synced,
+            readPod: (r) => readPod(core, r),
+            namespaceLabels: async (ns) => namespaceLabels().get(ns) ?? (await namespaceLabelsFromApi(core, ns)),
+            enroll: (pod, netns) => manager.enroll(pod, netns),
+          });
+          result = answer.enrolled ? 'enrolled' : 'skipped';
+          return answer;
         } finally {
           timer({ result });
         }
@@ -184,6 +191,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), policies, certs: identity.certs, bundle: identity.bundle, backend: backendName }),
   );
   await Promise.all([pods.synced, namespaces.synced, cluster.synced, policies.synced]);
+  synced = true;
   reconcile();
   ready = true;
   log.info({ backend: backendName, cniSocket: config.cniSocket }, 'node agent ready');
@@ -224,9 +232,7 @@ function cniInstallOptions(config: NodeAgentConfig) {
 
 async function readPod(core: CoreV1Api, req: CniRequest): Promise<V1Pod> {
   try {
-    const pod = await core.readNamespacedPod({ namespace: req.podNamespace, name: req.podName });
-    if (pod.metadata?.uid !== req.podUid) throw new WarrenError('ERR_CNI_POD', `pod ${req.podNamespace}/${req.podName} has uid ${pod.metadata?.uid}, not ${req.podUid}`);
-    return pod;
+    return await core.readNamespacedPod({ namespace: req.podNamespace, name: req.podName });
   } catch (err) {
     if (err instanceof ApiException) throw new WarrenError('ERR_CNI_POD', `pod ${req.podNamespace}/${req.podName}: the API server answered ${err.code}`, { retryable: true });
     throw err;

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { CA_ENV, loadCaConfig } from '../identity/ca-config.js';
-import { runCa } from '../identity/ca-process.js';
+import { CA_ENV, loadCaConfig } from '../ca/config.js';
+import { runCa } from '../ca/process.js';
 
 const HELP = `Usage: warren ca [options]
 

@@ -7,14 +7,21 @@ import { readBodyText } from '../net/read-body.js';
 import { formatSpiffeId, type SpiffeId } from './spiffe.js';
 import type { TrustBundle } from './trust-bundle.js';
 
+/**
+ * The audience of the projected token the agent presents to `warren ca`: the
+ * CA reviews tokens for this audience only, so a token it sees cannot be
+ * replayed against the API server, and an API server token is no use here.
+ */
+export const CA_TOKEN_AUDIENCE = 'warren-ca';
+
 export class CaRequestError extends WarrenError {
   constructor(
     message: string,
     /** the CA's HTTP status; undefined when it was not reached */
     readonly status: number | undefined,
   ) {
-    // 4xx is the CA's considered answer; everything else may pass.
-    super('ERR_CA_REQUEST', message, { retryable: status === undefined || status >= 500 });
+    // 4xx is the CA's considered answer, except 429 (its per-caller limits); everything else may pass.
+    super('ERR_CA_REQUEST', message, { retryable: status === undefined || status === 429 || status >= 500 });
   }
 }
 

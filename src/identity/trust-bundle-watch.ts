@@ -1,7 +1,6 @@
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
-import { BUNDLE_CONFIGMAP, BUNDLE_KEY } from './trust-bundle-publisher.js';
-import type { TrustBundle } from './trust-bundle.js';
+import { BUNDLE_CONFIGMAP, BUNDLE_KEY, type TrustBundle } from './trust-bundle.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
 

@@ -1,5 +1,11 @@
 import { parseCertificateBundle } from './pem.js';
 
+/** Where `warren ca` publishes the bundle and agents read it: Istio's name and key, so tooling that reads istio-ca-root-cert finds the same shape here. */
+export const BUNDLE_CONFIGMAP = 'warren-ca-root';
+export const BUNDLE_KEY = 'root-cert.pem';
+/** On every copy, so all of them can be listed and removed at once (uninstall). */
+export const BUNDLE_LABELS: Readonly<Record<string, string>> = { 'app.kubernetes.io/managed-by': 'warren-ca' };
+
 /**
  * The roots this agent trusts (ConfigMap warren-ca-root), replaced as a
  * whole when the ConfigMap changes. A malformed update is refused and the

@@ -32,6 +32,14 @@ interface NativeBinding {
   createSocket(options: NetnsSocketOptions): number;
   originalDst(fd: number): OriginalDestination;
   threadNetnsInode(): number;
+  peerCredentials(fd: number): PeerCredentials;
+}
+
+/** Who is on the other end of a unix socket, as the kernel recorded it at connect(2). */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
 }
 
 /** A system call failed; `errno` is its name (ENOENT…), `operation` what was being done. */
@@ -117,11 +125,16 @@ export function threadNetnsInode(): number {
   return call(() => native().threadNetnsInode());
 }
 
-/** The kernel fd behind a connected or accepted net.Socket (libuv TCP handle). */
+/** SO_PEERCRED of a connected unix socket. */
+export function peerCredentials(fd: number): PeerCredentials {
+  return call(() => native().peerCredentials(fd));
+}
+
+/** The kernel fd behind a connected or accepted net.Socket (libuv TCP or pipe handle). */
 export function socketFd(socket: import('node:net').Socket): number {
   const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) {
-    throw new WarrenError('ERR_NO_FD', 'socket has no file descriptor (closed, or not a TCP socket)');
+    throw new WarrenError('ERR_NO_FD', 'socket has no file descriptor (closed, or not a TCP or unix socket)');
   }
   return fd;
 }

@@ -316,7 +316,30 @@ Napi::Value NetnsInode(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(st.st_ino));
 }
 
+// The process on the other end of a connected unix socket (SO_PEERCRED): the
+// agent's CNI endpoint answers only root, whatever the socket file's mode.
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "peerCredentials(fd) needs a file descriptor").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    ThrowSysError(env, {errno, "reading SO_PEERCRED of fd " + std::to_string(fd)});
+    return env.Undefined();
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("pid", Napi::Number::New(env, cred.pid));
+  result.Set("uid", Napi::Number::New(env, cred.uid));
+  result.Set("gid", Napi::Number::New(env, cred.gid));
+  return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
   exports.Set("createListener", Napi::Function::New(env, CreateListener));
   exports.Set("createSocket", Napi::Function::New(env, CreateSocket));
   exports.Set("originalDst", Napi::Function::New(env, OriginalDst));

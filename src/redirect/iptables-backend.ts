@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { RedirectBackend } from './backend.js';
 import type { CommandRunner } from './runner.js';
 import { buildPodIptables, podIptablesNames, renderIptablesApply, renderIptablesRemove, type IptablesRules } from './iptables-pod.js';
@@ -10,6 +11,8 @@ import { WarrenError } from '../errors/warren-error.js';
 type Names = ReturnType<typeof podIptablesNames>;
 const netnsOpt = (netns: string | undefined): { netns?: string } => (netns === undefined ? {} : { netns });
 const tool = (family: 4 | 6, verb: 'save' | 'restore'): string => `${family === 4 ? 'iptables' : 'ip6tables'}-${verb}`;
+
+const kernelHasIpv6 = (): boolean => existsSync('/proc/sys/net/ipv6');
 
 export function iptablesBackend(runner: CommandRunner): RedirectBackend {
   const save = async (netns: string | undefined, family: 4 | 6): Promise<SavedRuleset> =>
@@ -52,7 +55,8 @@ export function iptablesBackend(runner: CommandRunner): RedirectBackend {
     async applyPod(netns, input) {
       const spec = parsePodRedirectSpec(input);
       try {
-        await apply(netns, buildPodIptables(spec));
+        // A kernel booted without IPv6 has no ip6tables tables, and no IPv6 traffic to capture.
+        await apply(netns, buildPodIptables(spec).filter((r) => r.family === 4 || kernelHasIpv6()));
         await applyPolicyRouting(runner, netns, familiesOf(spec.podIPs));
       } catch (err) {
         // Two families and routing are separate steps: never leave half of them.

@@ -16,11 +16,19 @@ export interface IptablesRules {
 
 const mark = (m: { value: number; mask: number }): string => `${hex(m.value)}/${hex(m.mask)}`;
 
-/** The pod rule set per IP family, same semantics as the nft builder. */
+/**
+ * The pod rule set for both IP families, same semantics as the nft
+ * builder's `inet` tables: a family the pod has no address in still gets
+ * the capture rules, so its TCP (IPv6 to an IPv4-only pod's link-local
+ * address, say) is redirected to a port with no listener of that family
+ * and refused instead of passing uncaptured. Only the kubelet probe
+ * exception is per family present, as in nft.
+ */
 export function buildPodIptables(spec: PodRedirectSpec): IptablesRules[] {
   const f = familiesOf(spec.podIPs);
   const build = (family: 4 | 6): IptablesRules => {
     const { prerouting: PRERT, output: OUTPUT } = IPTABLES_CHAINS;
+    const present = family === 4 ? f.ipv4 : f.ipv6;
     const probe = family === 4 ? `${PROBE_SOURCE.ipv4}/32` : `${PROBE_SOURCE.ipv6}/128`;
     const loopback = family === 4 ? '127.0.0.1/32' : '::1/128';
     const dns = spec.dnsCapture
@@ -38,7 +46,7 @@ export function buildPodIptables(spec: PodRedirectSpec): IptablesRules[] {
             {
               name: PRERT,
               rules: [
-                `-A ${PRERT} -s ${probe} -p tcp -j ACCEPT`,
+                ...(present ? [`-A ${PRERT} -s ${probe} -p tcp -j ACCEPT`] : []),
                 `-A ${PRERT} -p tcp -m tcp --dport ${PORTS.hbone} -j ACCEPT`,
                 `-A ${PRERT} -m mark --mark ${mark(PROXY_MARK)} -j ACCEPT`,
                 `-A ${PRERT} -p tcp -j REDIRECT --to-ports ${PORTS.inbound}`,
@@ -78,7 +86,7 @@ export function buildPodIptables(spec: PodRedirectSpec): IptablesRules[] {
       ],
     };
   };
-  return [...(f.ipv4 ? [build(4)] : []), ...(f.ipv6 ? [build(6)] : [])];
+  return [build(4), build(6)];
 }
 
 const jumpLine = (j: { from: string; to: string }): string => `-A ${j.from} -j ${j.to}`;

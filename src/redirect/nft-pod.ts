@@ -14,7 +14,10 @@ export function resetTable(name: string): string[] {
 
 /**
  * The pod netns rule set as one `nft -f -` script: atomic, and applying it
- * again replaces the tables with identical ones.
+ * again replaces the tables with identical ones. The `inet` tables see both
+ * families, so TCP of a family the pod has no address in (IPv6 to an
+ * IPv4-only pod, e.g. to its link-local address) is redirected to a port
+ * with no listener of that family and refused, never passed uncaptured.
  */
 export function buildPodNftScript(spec: PodRedirectSpec): string {
   const f = familiesOf(spec.podIPs);
@@ -27,8 +30,9 @@ export function buildPodNftScript(spec: PodRedirectSpec): string {
   ];
   const output = [
     `${markIs('meta mark', PROXY_MARK)} accept`,
-    ...(f.ipv4 ? ['ip daddr 127.0.0.1 accept'] : []),
-    ...(f.ipv6 ? ['ip6 daddr ::1 accept'] : []),
+    // Loopback stays inside the pod in both families, whichever the pod has addresses in.
+    'ip daddr 127.0.0.1 accept',
+    'ip6 daddr ::1 accept',
     ...(spec.dnsCapture ? [`udp dport 53 redirect to :${PORTS.dns}`, `tcp dport 53 redirect to :${PORTS.dns}`] : []),
     `meta l4proto tcp redirect to :${PORTS.outbound}`,
   ];

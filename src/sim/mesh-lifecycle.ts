@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, ApiextensionsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { WarrenError } from '../errors/warren-error.js';
-import { BUNDLE_LABELS } from '../identity/trust-bundle-publisher.js';
+import { BUNDLE_LABELS } from '../identity/trust-bundle.js';
 import { CRD_LABELS } from '../policy/crds.js';
 import { agentCommand, agentPaths } from './agent-supervisor.js';
 import { adminKubeConfig } from './client/cluster-client.js';

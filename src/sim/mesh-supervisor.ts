@@ -3,7 +3,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { ApiObjects } from './apiserver/objects.js';
 import type { KubeObject } from './apiserver/store.js';
 import { writeFileAtomic } from '../fs/write-file-atomic.js';
-import { ISSUER } from './apiserver/tokens.js';
+import { CA_TOKEN_AUDIENCE } from '../identity/ca-client.js';
 import { agentPaths, superviseAgent } from './agent-supervisor.js';
 import { superviseProcess, type SupervisedProcess } from './process-supervisor.js';
 import { UNDERLAY, type NodePlan } from './topology/plan.js';
@@ -44,7 +44,7 @@ export function superviseWarrenPods(objects: ApiObjects, kc: KubeConfig, nodes: 
       const tr = await core.createNamespacedServiceAccountToken({
         namespace: SYSTEM_NAMESPACE,
         name: 'warren-node',
-        body: { spec: { audiences: [ISSUER], expirationSeconds: TOKEN_TTL_S, boundObjectRef: { kind: 'Pod', name: pod.name, uid: pod.uid } } },
+        body: { spec: { audiences: [CA_TOKEN_AUDIENCE], expirationSeconds: TOKEN_TTL_S, boundObjectRef: { kind: 'Pod', name: pod.name, uid: pod.uid } } },
       });
       const token = tr.status?.token;
       if (token === undefined) throw new Error('the TokenRequest answer carries no token');

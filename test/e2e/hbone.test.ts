@@ -7,7 +7,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
-import { loadCa, signWorkloadCert } from '../../src/identity/ca-signer.js';
+import { loadCa, signWorkloadCert } from '../../src/ca/signer.js';
 import { checkCsr, createWorkloadKey } from '../../src/identity/csr.js';
 import { httpGetInNetns } from '../../src/net/netns-http.js';
 import { httpGetFromPod } from '../../src/sim/client/pod-http.js';

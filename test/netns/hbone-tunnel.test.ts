@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect as tcpConnect, createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { after, before } from 'node:test';
-import { createRootCa, loadCa, signWorkloadCert } from '../../src/identity/ca-signer.js';
+import { createRootCa, loadCa, signWorkloadCert } from '../../src/ca/signer.js';
 import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
 import { checkCsr, createWorkloadKey } from '../../src/identity/csr.js';
 import type { SpiffeId } from '../../src/identity/spiffe.js';

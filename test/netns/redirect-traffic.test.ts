@@ -15,6 +15,8 @@ import { listenInPod } from '../../src/tunnel/pod-listener.js';
 import { forwardOutbound, deliverInbound, type ForwardResult } from '../../src/tunnel/passthrough.js';
 import { PORTS, PROXY_MARK } from '../../src/redirect/constants.js';
 import { applyPodRules, removePodRules, snapshotRules, BACKENDS } from '../helpers/pod-rules.js';
+import { createBackend } from '../../src/redirect/detect.js';
+import { systemRunner } from '../../src/redirect/runner.js';
 
 interface Peer {
   /** what the server saw as the client address */
@@ -123,6 +125,56 @@ for (const backend of BACKENDS) {
       const directIn = await clientExchange(b, a.ipv4, 80, Buffer.from('in'));
       assert.equal(directIn.toString(), 'inbye');
       assert.equal(inbound.length, 1);
+    } finally {
+      for (const close of closers) close();
+      await topo.destroy();
+    }
+  });
+}
+
+/** How a plain connect from inside `pod` ends: 'connected', or the error code (ECONNREFUSED when something reset it). */
+function connectOutcome(pod: TestPod, host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = new net.Socket({ fd: createSocket({ netns: pod.path, family: net.isIPv6(host) ? 6 : 4 }) });
+    socket.connect(port, host, () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    socket.setTimeout(5000, () => socket.destroy(new Error('timeout')));
+  });
+}
+
+for (const backend of BACKENDS) {
+  rootTest(`[${backend}] an IPv4-only pod: IPv6 TCP from and to it is refused, never passed uncaptured`, async () => {
+    const topo = await createTopology(2);
+    const closers: Array<() => void> = [];
+    try {
+      const [a, b] = topo.pods as [TestPod, TestPod];
+      // The kernel gives A an IPv6 address (as it gives every interface a link-local one),
+      // but the agent enrolls A as IPv4-only: rules for podIPs [A's IPv4], listeners for IPv4 only.
+      const serverB6 = await startServer(b, 8080, 6);
+      const appA6 = await startServer(a, 80, 6);
+      closers.push(() => serverB6.server.close(), () => appA6.server.close());
+      await createBackend(backend, systemRunner).applyPod(a.path, { podIPs: [a.ipv4] });
+      const outbound: ForwardResult[] = [];
+      const out = await listenInPod({ netns: a.path, port: PORTS.outbound, family: 4, mark: PROXY_MARK.value }, (s) => {
+        void forwardOutbound(s, a.path, PROXY_MARK.value).then((r) => outbound.push(r));
+      });
+      closers.push(() => out.close());
+
+      assert.equal(await connectOutcome(a, b.ipv6, 8080), 'ECONNREFUSED', 'A → B over IPv6 is refused');
+      assert.equal(serverB6.peers.length, 0, 'B never saw the IPv6 connection');
+      assert.equal(await connectOutcome(b, a.ipv6, 80), 'ECONNREFUSED', 'B → A over IPv6 is refused');
+      assert.equal(appA6.peers.length, 0, "A's app never saw the IPv6 connection");
+      // IPv6 loopback stays inside the pod and is not captured.
+      assert.equal(await connectOutcome(a, '::1', 80), 'connected');
+      // IPv4 is still captured.
+      const serverB = await startServer(b, 8080);
+      closers.push(() => serverB.server.close());
+      assert.equal((await clientExchange(a, b.ipv4, 8080, Buffer.from('v4'))).toString(), 'v4bye');
+      await waitFor(() => outbound.length === 1);
+      await createBackend(backend, systemRunner).removePod(a.path);
     } finally {
       for (const close of closers) close();
       await topo.destroy();

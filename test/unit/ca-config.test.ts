@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadCaConfig } from '../../src/identity/ca-config.js';
+import { loadCaConfig } from '../../src/ca/config.js';
 import { WarrenError } from '../../src/errors/warren-error.js';
 
 test('warren ca defaults: 24h certificates, the warren-node service account of its namespace, port 15012', () => {

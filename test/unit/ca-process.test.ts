@@ -6,13 +6,13 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { after, test } from 'node:test';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { createRootCa, loadCa } from '../../src/identity/ca-signer.js';
+import { createRootCa, loadCa } from '../../src/ca/signer.js';
 import { createWorkloadKey, generateWorkloadKeys, toPkcs8Pem } from '../../src/identity/csr.js';
 import { parseCertificateBundle } from '../../src/identity/pem.js';
 import { formatSpiffeId, type SpiffeId } from '../../src/identity/spiffe.js';
 import { verifyPeer } from '../../src/identity/verify-peer.js';
 import { EC_P256, x509 } from '../../src/identity/x509-provider.js';
-import { ISSUER } from '../../src/sim/apiserver/tokens.js';
+import { CA_TOKEN_AUDIENCE } from '../../src/identity/ca-client.js';
 import { eventually, startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';
 
 const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname; // dist/src/cli/main.js, as bin/warren runs it
@@ -124,7 +124,7 @@ async function cluster(): Promise<Cluster> {
     core.createNamespacedPod({ namespace, body: { metadata: { name }, spec: { nodeName: 'node-1', serviceAccountName: sa, containers: [{ name: 'c', image: 'sleep' }] } } });
   const agentPod = await pod('warren-system', 'warren-node-1', 'warren-node');
   await pod('shop', 'web-1', 'web');
-  const tr = await core.createNamespacedServiceAccountToken({ namespace: 'warren-system', name: 'warren-node', body: { spec: { audiences: [ISSUER], boundObjectRef: { kind: 'Pod', name: 'warren-node-1', uid: agentPod.metadata!.uid! } } } });
+  const tr = await core.createNamespacedServiceAccountToken({ namespace: 'warren-system', name: 'warren-node', body: { spec: { audiences: [CA_TOKEN_AUDIENCE], boundObjectRef: { kind: 'Pod', name: 'warren-node-1', uid: agentPod.metadata!.uid! } } } });
   return { api, core, kubeconfig, dir, agentToken: tr.status!.token! };
 }
 

@@ -21,9 +21,10 @@ import {
 import { ENV, loadNodeAgentConfig, type NodeAgentConfig } from '../../src/agent/config.js';
 import { parseCaArgs } from '../../src/cli/ca.js';
 import { parseNodeArgs } from '../../src/cli/node.js';
-import { CA_ENV, loadCaConfig, type CaConfig } from '../../src/identity/ca-config.js';
-import { CA_SECRET } from '../../src/identity/ca-store.js';
-import { BUNDLE_CONFIGMAP } from '../../src/identity/trust-bundle-publisher.js';
+import { CA_ENV, loadCaConfig, type CaConfig } from '../../src/ca/config.js';
+import { CA_SECRET } from '../../src/ca/root-store.js';
+import { CA_TOKEN_AUDIENCE } from '../../src/identity/ca-client.js';
+import { BUNDLE_CONFIGMAP } from '../../src/identity/trust-bundle.js';
 import { DEFAULT_NETNS_DIR, DEFAULT_PROC_ROOT } from '../../src/k8s/netns-discovery.js';
 import { crdManifests } from '../../src/policy/crd-manifests.js';
 import { startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';
@@ -191,8 +192,8 @@ test('the DaemonSet mounts every host path the agent configuration points at', (
   const token = mountAt(agentPod, agentContainer, dirname(config.caTokenFile));
   const projection = token.volume.projected?.sources?.find((s) => s.serviceAccountToken?.path === basename(config.caTokenFile))?.serviceAccountToken;
   assert.ok(projection, `${config.caTokenFile} must be a projected service account token`);
-  // ca-server.ts reviews the token without audiences, i.e. for the API server's own audience.
-  assert.equal(projection.audience, undefined);
+  // src/ca/server.ts reviews the token for this audience only.
+  assert.equal(projection.audience, CA_TOKEN_AUDIENCE);
 
   // deploy/README.md's kustomize patches for other CNI paths address these by index.
   assert.deepEqual(agentPod.volumes?.slice(0, 2).map((v) => v.name), ['cni-conf-dir', 'cni-bin-dir']);
@@ -306,12 +307,12 @@ test('warren-node is granted exactly the API calls the agent makes', () => {
 
 test('warren-ca is granted exactly the API calls the CA makes', () => {
   const expected = [
-    // ca-server.ts: TokenReview of the caller's token.
+    // src/ca/server.ts: TokenReview of the caller's token.
     'cluster authentication.k8s.io/tokenreviews create',
-    // ca-server.ts: pods (informer, and a live list by spec.nodeName).
+    // src/ca/server.ts: pods (informer, and a live list by spec.nodeName).
     'cluster core/pods list',
     'cluster core/pods watch',
-    // trust-bundle-publisher.ts: namespaces, and the bundle ConfigMap in each (list/watch by
+    // src/ca/trust-bundle-publisher.ts: namespaces, and the bundle ConfigMap in each (list/watch by
     // field selector, create where missing, replace where drifted).
     'cluster core/namespaces list',
     'cluster core/namespaces watch',
@@ -319,7 +320,7 @@ test('warren-ca is granted exactly the API calls the CA makes', () => {
     `cluster core/configmaps watch name=${BUNDLE_CONFIGMAP}`,
     `cluster core/configmaps update name=${BUNDLE_CONFIGMAP}`,
     'cluster core/configmaps create',
-    // ca-store.ts: the root in Secret warren-ca of the CA's namespace (read, create once).
+    // src/ca/root-store.ts: the root in Secret warren-ca of the CA's namespace (read, create once).
     `warren-system core/secrets get name=${CA_SECRET}`,
     'warren-system core/secrets create',
   ];

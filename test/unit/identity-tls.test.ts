@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { connect, createServer, type ConnectionOptions, type TLSSocket, type TlsOptions } from 'node:tls';
-import { createRootCa, loadCa, signWorkloadCert, type CaMaterial, type LoadedCa } from '../../src/identity/ca-signer.js';
+import { createRootCa, loadCa, signWorkloadCert, type CaMaterial, type LoadedCa } from '../../src/ca/signer.js';
 import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
 import { checkCsr, createWorkloadKey } from '../../src/identity/csr.js';
 import type { SpiffeId } from '../../src/identity/spiffe.js';

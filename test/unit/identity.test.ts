@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createRootCa, loadCa, signWorkloadCert, type LoadedCa } from '../../src/identity/ca-signer.js';
+import { createRootCa, loadCa, signWorkloadCert, type LoadedCa } from '../../src/ca/signer.js';
 import { checkCsr, createWorkloadKey, toPkcs8Pem } from '../../src/identity/csr.js';
 import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../../src/identity/spiffe.js';
 import { verifyPeer } from '../../src/identity/verify-peer.js';

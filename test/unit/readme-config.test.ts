@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { ENV } from '../../src/agent/config.js';
-import { CA_ENV } from '../../src/identity/ca-config.js';
+import { CA_ENV } from '../../src/ca/config.js';
 
 const README = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
 const flag = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;

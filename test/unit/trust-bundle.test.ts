@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { createRootCa } from '../../src/identity/ca-signer.js';
+import { createRootCa } from '../../src/ca/signer.js';
 import { renewalTime, retryDelay } from '../../src/identity/renewal.js';
 import { TrustBundle } from '../../src/identity/trust-bundle.js';
-import { BUNDLE_CONFIGMAP, BUNDLE_KEY, publishTrustBundle } from '../../src/identity/trust-bundle-publisher.js';
+import { publishTrustBundle } from '../../src/ca/trust-bundle-publisher.js';
+import { BUNDLE_CONFIGMAP, BUNDLE_KEY } from '../../src/identity/trust-bundle.js';
 import { watchTrustBundle } from '../../src/identity/trust-bundle-watch.js';
 import { WarrenError } from '../../src/errors/warren-error.js';
 import { eventually, startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';

@@ -1,11 +1,7 @@
 import { ApiException, CoreV1Api, type KubeConfig, type V1ConfigMap, type V1Namespace } from '@kubernetes/client-node';
 import { startResilientInformer } from '../k8s/resilient-informer.js';
+import { BUNDLE_CONFIGMAP, BUNDLE_KEY, BUNDLE_LABELS } from '../identity/trust-bundle.js';
 
-/** Istio's name and key, so tooling that reads istio-ca-root-cert finds the same shape here. */
-export const BUNDLE_CONFIGMAP = 'warren-ca-root';
-export const BUNDLE_KEY = 'root-cert.pem';
-/** On every copy, so all of them can be listed and removed at once (uninstall). */
-export const BUNDLE_LABELS: Readonly<Record<string, string>> = { 'app.kubernetes.io/managed-by': 'warren-ca' };
 
 export interface BundlePublisher {
   /** resolves once every namespace seen at start has the bundle */

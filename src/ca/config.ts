@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { durationMs } from '../config/duration.js';
 import { loadConfig } from '../config/load-config.js';
-import { DEFAULT_TRUST_DOMAIN } from './spiffe.js';
+import { DEFAULT_TRUST_DOMAIN } from '../identity/spiffe.js';
 
 /** `warren ca` settings: flags override these environment variables. */
 export const CA_ENV = {

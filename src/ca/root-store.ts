@@ -1,6 +1,6 @@
 import { ApiException, type CoreV1Api } from '@kubernetes/client-node';
 import { WarrenError } from '../errors/warren-error.js';
-import { createRootCa, type CaMaterial } from './ca-signer.js';
+import { createRootCa, type CaMaterial } from './signer.js';
 
 export const CA_SECRET = 'warren-ca';
 

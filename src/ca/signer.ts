@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type { CheckedCsr } from './csr.js';
-import { toPkcs8Pem } from './csr.js';
-import { formatSpiffeId } from './spiffe.js';
-import { EC_P256, webcrypto, x509 } from './x509-provider.js';
+import type { CheckedCsr } from '../identity/csr.js';
+import { toPkcs8Pem } from '../identity/csr.js';
+import { formatSpiffeId } from '../identity/spiffe.js';
+import { EC_P256, webcrypto, x509 } from '../identity/x509-provider.js';
 
 export interface CaMaterial {
   certPem: string;

@@ -8,10 +8,12 @@ import { Counter, Registry } from 'prom-client';
 import { z } from 'zod';
 import { WarrenError } from '../errors/warren-error.js';
 import { readBodyText } from '../net/read-body.js';
-import { decideSigning, type LocalWorkload, type ReviewedToken } from './ca-authorize.js';
-import { signWorkloadCert, type CaMaterial, type LoadedCa } from './ca-signer.js';
-import { CsrError, checkCsr } from './csr.js';
-import { formatSpiffeId, parseSpiffeId, type SpiffeId } from './spiffe.js';
+import { CA_TOKEN_AUDIENCE } from '../identity/ca-client.js';
+import { decideSigning, precheckToken, type LocalWorkload, type ReviewedToken } from './authorize.js';
+import { CallerLimiter, DEFAULT_CALLER_LIMITS, type CallerLimits } from './caller-limits.js';
+import { signWorkloadCert, type CaMaterial, type LoadedCa } from './signer.js';
+import { CsrError, checkCsr } from '../identity/csr.js';
+import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../identity/spiffe.js';
 
 export interface CaServerOptions {
   kc: KubeConfig;
@@ -23,6 +25,8 @@ export interface CaServerOptions {
   port: number;
   serving: CaMaterial;
   log: (msg: string, fields: Record<string, unknown>) => void;
+  /** per-caller (client IP) bounds; DEFAULT_CALLER_LIMITS unless given */
+  callerLimits?: CallerLimits;
 }
 
 export interface RunningCaServer {
@@ -34,6 +38,8 @@ export interface RunningCaServer {
 
 const requestSchema = z.strictObject({ csr: z.string().min(1).max(16_384), identity: z.string().min(1).max(512) });
 const MAX_BODY = 32 * 1024;
+/** A request is read and answered within this, or its connection is closed (Node's default is 300 s). */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 function reply(res: ServerResponse, status: number, body: object | string, contentType = 'application/json'): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -45,7 +51,11 @@ function reply(res: ServerResponse, status: number, body: object | string, conte
  * `warren ca`'s HTTPS API: POST /v1/certificates signs a workload CSR for a
  * node agent after TokenReview and a check that the identity has a pod on
  * the agent's node; GET /healthz; GET /metrics. Every decision is logged,
- * the token never.
+ * the token never. Cheap refusals come first (README "Security model"): the
+ * caller's rate and concurrency, then a token that cannot be for this CA,
+ * then a malformed body or CSR; only a request that passes all of them
+ * costs API calls. Unexpected failures answer a fixed text (details go to
+ * the log, not to the caller).
  */
 export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer> {
   const auth = o.kc.makeApiClient(AuthenticationV1Api);
@@ -54,9 +64,16 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
   const issued = new Counter({ name: 'warren_ca_certificates_issued_total', help: 'Workload certificates signed', registers: [registry] });
   const refused = new Counter({ name: 'warren_ca_requests_refused_total', help: 'Certificate requests refused, by reason', labelNames: ['reason'], registers: [registry] });
 
+  const limiter = new CallerLimiter(o.callerLimits ?? DEFAULT_CALLER_LIMITS);
+
   const review = async (token: string): Promise<ReviewedToken> => {
-    const r = await auth.createTokenReview({ body: { spec: { token } } });
-    return { authenticated: r.status?.authenticated === true, ...(r.status?.user?.username ? { username: r.status.user.username } : {}), extra: r.status?.user?.extra ?? {} };
+    const r = await auth.createTokenReview({ body: { spec: { token, audiences: [CA_TOKEN_AUDIENCE] } } });
+    return {
+      authenticated: r.status?.authenticated === true,
+      ...(r.status?.user?.username ? { username: r.status.user.username } : {}),
+      extra: r.status?.user?.extra ?? {},
+      audiences: r.status?.audiences ?? [],
+    };
   };
   const workloads = (pods: readonly V1Pod[]): LocalWorkload[] =>
     pods
@@ -79,6 +96,8 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
     };
     const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (token === undefined) return refuse(401, 'a Bearer service account token is required', 'unauthenticated');
+    const unusable = precheckToken(token, CA_TOKEN_AUDIENCE, Date.now());
+    if (unusable !== undefined) return refuse(401, unusable, 'unauthenticated');
     let body: z.infer<typeof requestSchema>;
     try {
       const parsed = requestSchema.safeParse(JSON.parse(await readBodyText(req, MAX_BODY)));
@@ -93,19 +112,20 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
     } catch (err) {
       return refuse(400, (err as Error).message, 'bad_request');
     }
-    const reviewed = await review(token);
-    // One node's pods are looked up only after the token names the node.
-    const node = reviewed.extra?.['authentication.kubernetes.io/node-name']?.[0];
-    const local = node === undefined ? [] : await podsOnNode(node, requested);
-    const decision = decideSigning({ review: reviewed, allowedCallers: o.allowedCallers, trustDomain: o.trustDomain, requested, podsOnNode: () => local });
-    if (!decision.allow) return refuse(decision.status, decision.reason, decision.status === 401 ? 'unauthenticated' : 'forbidden', { identity: body.identity, caller: reviewed.username });
+    // The CSR is checked before TokenReview: a malformed request costs no API call.
     let checked;
     try {
       checked = await checkCsr(body.csr, requested);
     } catch (err) {
-      if (err instanceof CsrError) return refuse(400, err.message, 'bad_csr', { identity: body.identity, node: decision.node });
+      if (err instanceof CsrError) return refuse(400, err.message, 'bad_csr', { identity: body.identity });
       throw err;
     }
+    const reviewed = await review(token);
+    // One node's pods are looked up only after the token names the node.
+    const node = reviewed.authenticated ? reviewed.extra?.['authentication.kubernetes.io/node-name']?.[0] : undefined;
+    const local = node === undefined ? [] : await podsOnNode(node, requested);
+    const decision = decideSigning({ review: reviewed, allowedCallers: o.allowedCallers, audience: CA_TOKEN_AUDIENCE, trustDomain: o.trustDomain, requested, podsOnNode: () => local });
+    if (!decision.allow) return refuse(decision.status, decision.reason, decision.status === 401 ? 'unauthenticated' : 'forbidden', { identity: body.identity, caller: reviewed.username });
     const certPem = await signWorkloadCert(o.ca, checked, o.certTtlMs);
     issued.inc();
     const expiresAt = new Date(Date.now() + o.certTtlMs).toISOString();
@@ -115,17 +135,33 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
 
   const server: Server = createServer({ cert: o.serving.certPem, key: o.serving.keyPem, minVersion: 'TLSv1.3' }, (req, res) => {
     void (async () => {
+      let release: (() => void) | undefined;
       try {
         if (req.method === 'GET' && req.url === '/healthz') return reply(res, 200, 'ok\n', 'text/plain');
         if (req.method === 'GET' && req.url === '/metrics') return reply(res, 200, await registry.metrics(), registry.contentType);
-        if (req.method === 'POST' && req.url === '/v1/certificates') return await sign(req, res);
-        reply(res, 404, { message: `unknown endpoint ${req.method} ${req.url}` });
+        if (req.method !== 'POST' || req.url !== '/v1/certificates') return reply(res, 404, { message: 'unknown endpoint; certificates are requested with POST /v1/certificates' });
+        const caller = req.socket.remoteAddress ?? 'unknown';
+        const admission = limiter.admit(caller);
+        if (!admission.admitted) {
+          refused.inc({ reason: admission.reason === 'rate' ? 'rate_limited' : 'too_many_in_flight' });
+          o.log('certificate request refused: caller over its limit', { caller, limit: admission.reason });
+          res.setHeader('retry-after', String(admission.retryAfterSeconds));
+          // The body is not read: close the connection rather than drain it.
+          res.setHeader('connection', 'close');
+          return reply(res, 429, { message: `too many requests from ${caller} (${admission.reason === 'rate' ? 'rate' : 'requests in flight'}); retry later` });
+        }
+        release = admission.release;
+        return await sign(req, res);
       } catch (err) {
         o.log('certificate request failed', { err: (err as Error).message });
-        if (!res.headersSent) reply(res, 503, { message: `the CA could not decide: ${(err as Error).message}` });
+        if (!res.headersSent) reply(res, 503, { message: 'the CA could not decide; try again later (details are in the CA log)' });
+      } finally {
+        release?.();
       }
     })();
   });
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.headersTimeout = REQUEST_TIMEOUT_MS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => resolve());
