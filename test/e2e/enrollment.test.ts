@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
+import { assertNoWarrenRules, snapshotRules, type RulesSnapshot } from '../helpers/pod-rules.js';
 import { warren } from '../helpers/warren-cli.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -45,7 +47,6 @@ spec:
   containers: [{name: c, image: sleep}]
 `;
 
-const ruleset = async (netns: string): Promise<string> => (await execa('ip', ['netns', 'exec', netns, 'nft', 'list', 'ruleset'])).stdout;
 const pids = async (netns: string): Promise<string> => (await execa('ip', ['netns', 'pids', netns])).stdout.split('\n').sort().join(' ');
 
 /** POSTs raw bytes to the agent's CNI socket, as a misbehaving client would. */
@@ -79,8 +80,8 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
     const echo = pods.get('echo')!;
     const web = pods.get('web')!;
     const system = await core.readNamespacedPod({ namespace: 'kube-system', name: 'system' });
-    const before = new Map<string, { rules: string; pids: string }>();
-    for (const p of [...pods.values(), system]) before.set(netnsOf(p), { rules: await ruleset(netnsOf(p)), pids: await pids(netnsOf(p)) });
+    const before = new Map<string, { rules: RulesSnapshot; pids: string }>();
+    for (const p of [...pods.values(), system]) before.set(netnsOf(p), { rules: await snapshotRules(netnsOf(p)), pids: await pids(netnsOf(p)) });
 
     await t.test('each agent is ready after its initial sync', async () => {
       for (const node of ['wrn-node-1', 'wrn-node-2']) {
@@ -100,7 +101,7 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       assert.ok(Date.now() - labeledAt <= 2000);
       for (const p of [client, echo, web]) {
         assert.equal(await pids(netnsOf(p)), before.get(netnsOf(p))!.pids, `${p.metadata!.name} kept its processes`);
-        assert.match(await ruleset(netnsOf(p)), /table inet warren-nat/);
+        assert.match((await snapshotRules(netnsOf(p))).nft, /table inet warren-nat/);
       }
     });
 
@@ -129,7 +130,7 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
     await t.test('opted-out and excluded pods are untouched', async () => {
       const optout = pods.get('optout')!;
       for (const p of [optout, system]) {
-        assert.equal(await ruleset(netnsOf(p)), before.get(netnsOf(p))!.rules, `${p.metadata!.name} has no warren rules`);
+        assert.deepEqual(await snapshotRules(netnsOf(p)), before.get(netnsOf(p))!.rules, `${p.metadata!.name} has no warren rules`);
         const now = await core.readNamespacedPod({ namespace: p.metadata!.namespace!, name: p.metadata!.name! });
         assert.equal(now.metadata?.annotations?.['warren.io/redirection'], undefined);
       }
@@ -233,8 +234,10 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       assert.equal(await echoed('after'), 'after', 'the proxied connection survives the unlabel');
       open.destroy();
       // The reply routing goes once the drain period (5 s in the sim) is over.
+      // Exactly as before: nft, iptables-save of both families, `ip rule` and table 100 of both.
       for (const p of [client, echo, web]) {
-        await eventually(async () => (await ruleset(netnsOf(p))) === before.get(netnsOf(p))!.rules, `${p.metadata!.name} ruleset restored`, 10_000);
+        await eventually(async () => isDeepStrictEqual(await snapshotRules(netnsOf(p)), before.get(netnsOf(p))!.rules), `${p.metadata!.name} rules restored`, 10_000);
+        assert.deepEqual(await snapshotRules(netnsOf(p)), before.get(netnsOf(p))!.rules);
       }
       const reply = await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080);
       assert.equal(reply.pod, 'web', 'traffic goes direct');
@@ -253,9 +256,9 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       assert.ok(!existsSync(`${node.cniBinDir}/warren-cni`), 'plugin binary removed');
       assert.ok(!existsSync(agentPaths(node).socket), 'CNI socket removed');
       assert.doesNotMatch(readFileSync(`${node.cniConfDir}/10-wrn-pods.conflist`, 'utf8'), /warren-cni/);
-      assert.doesNotMatch(await ruleset(node.netns), /warren/);
+      assertNoWarrenRules(await snapshotRules(node.netns), node.name);
       for (const p of (await ready()).filter((x) => x.spec?.nodeName === 'node-1')) {
-        assert.doesNotMatch(await ruleset(netnsOf(p)), /warren/, `${p.metadata!.name} clean`);
+        assertNoWarrenRules(await snapshotRules(netnsOf(p)), p.metadata!.name!);
         assert.equal(p.metadata?.annotations?.['warren.io/redirection'], undefined, `${p.metadata!.name}: annotation removed`);
       }
     });
