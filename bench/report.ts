@@ -2,12 +2,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { execaSync } from 'execa';
 
-/** The commit measured, `+dirty` when the checkout differs from it outside bench/results/: a number is traceable to code. */
+/** The commit measured, `+dirty` when a tracked file differs from it outside bench/results/: a number is traceable to code. */
 function commitInfo(): string {
   const cwd = new URL('../..', import.meta.url).pathname;
   const head = execaSync('git', ['rev-parse', 'HEAD'], { cwd, reject: false });
   if (head.exitCode !== 0) return 'unknown (not a git checkout)';
-  const dirty = execaSync('git', ['status', '--porcelain', '--', '.', ':(exclude)bench/results'], { cwd, reject: false }).stdout.trim() !== '';
+  const dirty = execaSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)bench/results'], { cwd, reject: false }).stdout.trim() !== '';
   return `${head.stdout.trim()}${dirty ? '+dirty' : ''}`;
 }
 
