@@ -108,3 +108,21 @@ test('a restarted CA keeps the same root from its Secret', async () => {
   const again = await loadOrCreateRoot(api.kc.makeApiClient(CoreV1Api), 'warren-system', 'cluster.local');
   assert.equal(again.certPem, root.certPem);
 });
+
+test("the CA's /metrics count what the tests above asked: one certificate issued, each refusal by reason", async () => {
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: ca.port, path: '/metrics', ca: root.certPem, servername: 'localhost' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const value = (series: string): number => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  assert.equal(value('warren_ca_certificates_issued_total'), 1, text);
+  assert.equal(value('warren_ca_requests_refused_total{reason="unauthenticated"}'), 2, 'forged and missing tokens');
+  assert.equal(value('warren_ca_requests_refused_total{reason="forbidden"}'), 2, 'another node, a workload token');
+  const malformed = ['bad_request', 'bad_csr'].map((r) => value(`warren_ca_requests_refused_total{reason="${r}"}`) || 0).reduce((a, b) => a + b, 0);
+  assert.equal(malformed, 3, 'truncated JSON, a garbage CSR, a CSR for another identity');
+});
