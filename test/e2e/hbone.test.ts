@@ -65,9 +65,12 @@ spec:
 
 /**
  * What B's HBONE port does with a TLS client from a node's netns (an outsider on the
- * network): the error code of the alert the server sent, or `accepted` when the server
- * spoke HTTP/2 after the handshake. In TLS 1.3 the client finishes first and the server
- * judges the client's certificate afterwards, so the outcome is what follows the handshake.
+ * network): the error code of the alert the server sent, `accepted` when the server spoke
+ * HTTP/2 after the handshake, or `closed without an alert` when it dropped the connection
+ * before any byte of HTTP/2. In TLS 1.3 the client finishes first and the server judges
+ * the client's certificate afterwards, so the outcome is what follows the handshake.
+ * (The client's socket half-closes on the server's FIN: 'end' must count, or nothing
+ * would keep the event loop alive.)
  */
 async function hboneHandshake(netns: string, host: string, creds: { key?: string; cert?: string; ca: string }): Promise<string> {
   const tcp = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host, port: 15008, mark: 0, timeoutMs: 3000 });
@@ -77,7 +80,8 @@ async function hboneHandshake(netns: string, host: string, creds: { key?: string
     return await new Promise<string>((resolve) => {
       tls.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
       tls.once('data', () => resolve('accepted')); // the server's HTTP/2 SETTINGS
-      tls.once('close', () => resolve('closed without an alert'));
+      tls.once('end', () => setTimeout(() => resolve('closed without an alert'), 100)); // an alert read with the FIN is reported first
+      tls.once('close', () => setTimeout(() => resolve('closed without an alert'), 100));
       tls.setTimeout(5000, () => resolve('timeout'));
       tls.once('secureConnect', () => tls.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00'));
     });
@@ -140,7 +144,33 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
       const plan = planTopology(stateDir, ['node-1', 'node-2']);
       const scrape = async (node: number) => (await httpGetInNetns({ netns: plan.nodes[node - 1]!.netns, host: '127.0.0.1', port: 15020, path: '/metrics', timeoutMs: 5000 })).body.toString();
       const principal = 'spiffe://cluster.local/ns/mesh/sa/default';
-      const series = (reporter: string) => ({ reporter, source_workload: 'a', source_principal: principal, destination_workload: 'h', destination_principal: principal, destination_workload_namespace: 'mesh', connection_security_policy: 'mutual_tls' });
+      // Every Istio label the README lists, as Istio sets them for pods without app/version labels
+      // (the pod name stands in for app, "latest" for version); a pod IP was dialed, so no service.
+      const series = (reporter: string) => ({
+        reporter,
+        source_workload: 'a',
+        source_workload_namespace: 'mesh',
+        source_principal: principal,
+        source_app: 'a',
+        source_version: 'latest',
+        source_canonical_service: 'a',
+        source_canonical_revision: 'latest',
+        source_cluster: 'Kubernetes',
+        destination_workload: 'h',
+        destination_workload_namespace: 'mesh',
+        destination_principal: principal,
+        destination_app: 'h',
+        destination_version: 'latest',
+        destination_canonical_service: 'h',
+        destination_canonical_revision: 'latest',
+        destination_cluster: 'Kubernetes',
+        destination_service: 'unknown',
+        destination_service_name: 'unknown',
+        destination_service_namespace: 'unknown',
+        request_protocol: 'tcp',
+        response_flags: '-',
+        connection_security_policy: 'mutual_tls',
+      });
       const counts = async () => {
         const [n1, n2] = [await scrape(1), await scrape(2)];
         const of = (text: string, reporter: string) =>
@@ -211,9 +241,10 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
       const key = `${stateDir}/self.key`;
       const cert = `${stateDir}/self.crt`;
       await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=intruder', '-addext', 'subjectAltName=URI:spiffe://cluster.local/ns/mesh/sa/default']);
-      // Self-signed with the right SPIFFE ID: alert unknown_ca (48).
+      // Self-signed with the right SPIFFE ID: Node's TLS server checks the chain once the
+      // TLS 1.3 handshake is done and drops the connection, no alert: never a byte of HTTP/2.
       const self = await hboneHandshake('wrn-node-1', ip('b'), { key: await readFile(key, 'utf8'), cert: await readFile(cert, 'utf8'), ca: root.certPem });
-      assert.equal(self, 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA');
+      assert.equal(self, 'closed without an alert');
       // Signed by the mesh's own root, but for another trust domain: the chain is fine, the identity is not.
       const other = { trustDomain: 'evil.example', namespace: 'mesh', serviceAccount: 'default' };
       const wk = await createWorkloadKey(other);
@@ -243,6 +274,16 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
       const records = (await agentLog(1)).filter((e) => e.pod === 'mesh/a' && e.dst.service === 'mesh/echo');
       const targets = new Set(records.map((e) => `${e.dst.ip}:${e.dst.port}`));
       assert.deepEqual([...targets].sort(), [`${ip('b')}:9000`, `${ip('c')}:9000`].sort());
+      // The dialed Service names the series (source side: the client's agent knows the VIP).
+      const metrics = (await httpGetInNetns({ netns: 'wrn-node-1', host: '127.0.0.1', port: 15020, path: '/metrics', timeoutMs: 5000 })).body.toString();
+      const opened = sample(metrics, 'istio_tcp_connections_opened_total', {
+        reporter: 'source',
+        source_workload: 'a',
+        destination_service: 'echo.mesh.svc.cluster.local',
+        destination_service_name: 'echo',
+        destination_service_namespace: 'mesh',
+      });
+      assert.ok((opened ?? 0) >= 6, `connections to the echo Service counted under its name: ${opened}`);
     });
 
     await t.test('A → an unenrolled pod passes through in plaintext', async () => {
@@ -263,6 +304,58 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
         await custom.deleteNamespacedCustomObject({ group: 'security.warren.io', version: 'v1', namespace: 'mesh', plural: 'peerauthentications', name: 'default' });
       }
       await eventually(async () => (await echoFrom(ns('v'), ip('b'), 9000, Buffer.from('again')).catch(() => Buffer.alloc(0))).toString() === 'again', 'plaintext allowed again', 10_000);
+    });
+
+    await t.test("the agent's admin API and own metrics: workloads, services, a live connection, no key or token anywhere", async () => {
+      const admin = async (node: string, path: string): Promise<string> => {
+        const res = await httpGetInNetns({ netns: node, host: '127.0.0.1', port: 15000, path, timeoutMs: 5000 });
+        assert.equal(res.status, 200, `${path}: ${res.body.toString()}`);
+        return res.body.toString();
+      };
+      // /workloads: node-1 enrolls a and c (v is outside the mesh).
+      const workloads = JSON.parse(await admin('wrn-node-1', '/workloads')) as { node: string; enrolled: Array<Record<string, unknown>> };
+      assert.equal(workloads.node, 'node-1');
+      const enrolledText = JSON.stringify(workloads.enrolled);
+      for (const name of ['a', 'c']) assert.match(enrolledText, new RegExp(`"mesh/${name}"|"name":"${name}"`), `${name} listed: ${enrolledText}`);
+      assert.doesNotMatch(enrolledText, /"plain\/v"|"name":"v"/);
+      // /services: the echo Service with its VIP.
+      const vip = (await core.readNamespacedService({ namespace: 'mesh', name: 'echo' })).spec!.clusterIP!;
+      const services = await admin('wrn-node-1', '/services');
+      assert.ok(services.includes('echo') && services.includes(vip), services.slice(0, 500));
+      // /connections: a connection A → B held open is listed while it lasts.
+      const held = await connectFromNetns({ netns: `/var/run/netns/${ns('a')}`, host: ip('b'), port: 9000, mark: 0, timeoutMs: 3000 });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          held.once('data', () => resolve());
+          held.once('error', reject);
+          held.write('held');
+        });
+        const connections = await admin('wrn-node-1', '/connections');
+        assert.ok(connections.includes(ip('b')), `the held connection to ${ip('b')} is listed: ${connections.slice(0, 500)}`);
+      } finally {
+        held.destroy();
+      }
+      // /config_dump: everything above in one answer, but never a private key or the CA token.
+      const token = (await readFile(`${stateDir}/nodes/node-1/warren/ca-token`, 'utf8')).trim();
+      const dump = await admin('wrn-node-1', '/config_dump');
+      assert.ok(dump.includes(ip('a')) && dump.includes('spiffe://cluster.local/ns/mesh/sa/default'), 'the dump has the node state');
+      assert.ok(token.length > 20 && !dump.includes(token), 'the CA token is not in /config_dump');
+      assert.doesNotMatch(dump, /PRIVATE KEY|BEGIN EC|"privateKey/i);
+      // The agent's own metrics.
+      const m1 = (await httpGetInNetns({ netns: 'wrn-node-1', host: '127.0.0.1', port: 15020, path: '/metrics', timeoutMs: 5000 })).body.toString();
+      const m2 = (await httpGetInNetns({ netns: 'wrn-node-2', host: '127.0.0.1', port: 15020, path: '/metrics', timeoutMs: 5000 })).body.toString();
+      assert.equal(sample(m1, 'warren_enrolled_pods', {}) ?? Number(/^warren_enrolled_pods (\S+)$/m.exec(m1)?.[1]), 2, 'a and c on node-1');
+      assert.equal(Number(/^warren_trust_bundle_roots (\S+)$/m.exec(m1)?.[1]), 1);
+      const expiry = sample(m1, 'warren_workload_certificate_expiry_timestamp_seconds', { identity: 'spiffe://cluster.local/ns/mesh/sa/default' });
+      assert.ok(expiry !== undefined && expiry > Date.now() / 1000, `the certificate expires in the future: ${expiry}`);
+      assert.ok((sample(m1, 'warren_cni_add_duration_seconds_count', { result: 'enrolled' }) ?? 0) >= 2, 'CNI ADDs of a and c, enrolled');
+      // The STRICT test above refused plaintext to B: counted by B's agent.
+      assert.ok(Number(/^warren_policy_denials_total (\S+)$/m.exec(m2)?.[1]) >= 1, 'denials counted on node-2');
+      // No renewal or rule failure happens in this run: the series are declared, with no failures.
+      assert.match(m1, /^# TYPE warren_certificate_renewals_total counter$/m);
+      assert.equal(sample(m1, 'warren_certificate_renewals_total', { result: 'failure' }) ?? 0, 0);
+      assert.match(m1, /^# TYPE warren_rule_apply_errors_total counter$/m);
+      assert.equal(sample(m1, 'warren_rule_apply_errors_total', {}) ?? 0, 0);
     });
 
     await t.test('the pool carries 100 streams on one HBONE connection and opens a second one for the 101st', async () => {
