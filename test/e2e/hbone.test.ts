@@ -228,7 +228,7 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
       assert.ok(wire.includes(Buffer.from([0x17, 0x03, 0x03])), 'TLS application data records are on the wire');
     });
 
-    await t.test('B:15008 refuses a client without a certificate, with a self-signed one, and one from another trust domain', async () => {
+    await t.test('B:15008 refuses a client without a certificate, with a self-signed one, one from another trust domain, and a CONNECT to another pod', async () => {
       const secret = await core.readNamespacedSecret({ namespace: 'warren-system', name: 'warren-ca' });
       const root = { certPem: Buffer.from(secret.data!['ca.crt']!, 'base64').toString(), keyPem: Buffer.from(secret.data!['ca.key']!, 'base64').toString() };
       // Control: a certificate of the mesh's own trust domain is accepted, so the refusals below are the server's judgement.
@@ -249,23 +249,29 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
       const other = { trustDomain: 'evil.example', namespace: 'mesh', serviceAccount: 'default' };
       const wk = await createWorkloadKey(other);
       const otherCert = await signWorkloadCert(await loadCa(root), await checkCsr(wk.csrPem, other), 3_600_000);
-      const tcp = await connectFromNetns({ netns: '/var/run/netns/wrn-node-1', host: ip('b'), port: 15008, mark: 0, timeoutMs: 3000 });
-      const tls = tlsConnect({ socket: tcp, key: wk.privateKeyPem, cert: otherCert, ca: root.certPem, ALPNProtocols: ['h2'], rejectUnauthorized: false, minVersion: 'TLSv1.3' });
-      let session: ClientHttp2Session | undefined;
-      try {
-        await new Promise<void>((resolve, reject) => tls.once('secureConnect', resolve).once('error', reject));
-        session = http2Connect(`https://${ip('b')}:15008`, { createConnection: () => tls });
-        session.on('error', () => {});
-        const status = await new Promise<number>((resolve) => {
-          const s = session!.request({ ':method': 'CONNECT', ':authority': `${ip('b')}:9000` });
-          s.on('response', (h) => resolve(Number(h[':status'])));
-          s.on('error', () => resolve(-1));
-        });
-        assert.equal(status, 401);
-      } finally {
-        session?.destroy();
-        tls.destroy();
-      }
+      /** The status B's HBONE server answers a CONNECT to `authority`, made with this certificate from node-1. */
+      const connectStatus = async (key: string, certPem: string, authority: string): Promise<number> => {
+        const tcp = await connectFromNetns({ netns: '/var/run/netns/wrn-node-1', host: ip('b'), port: 15008, mark: 0, timeoutMs: 3000 });
+        const tls = tlsConnect({ socket: tcp, key, cert: certPem, ca: root.certPem, ALPNProtocols: ['h2'], rejectUnauthorized: false, minVersion: 'TLSv1.3' });
+        let session: ClientHttp2Session | undefined;
+        try {
+          await new Promise<void>((resolve, reject) => tls.once('secureConnect', resolve).once('error', reject));
+          session = http2Connect(`https://${ip('b')}:15008`, { createConnection: () => tls });
+          session.on('error', () => {});
+          return await new Promise<number>((resolve) => {
+            const s = session!.request({ ':method': 'CONNECT', ':authority': authority });
+            s.on('response', (h) => resolve(Number(h[':status'])));
+            s.on('error', () => resolve(-1));
+          });
+        } finally {
+          session?.destroy();
+          tls.destroy();
+        }
+      };
+      assert.equal(await connectStatus(wk.privateKeyPem, otherCert, `${ip('b')}:9000`), 401, 'another trust domain');
+      // A mesh identity may CONNECT only to the pod it reached: B answers for B, never relays to C.
+      assert.equal(await connectStatus(mk.privateKeyPem, mineCert, `${ip('b')}:9000`), 200, 'control: B itself');
+      assert.equal(await connectStatus(mk.privateKeyPem, mineCert, `${ip('c')}:9000`), 400, 'a CONNECT target that is not the pod');
     });
 
     await t.test('A → the service VIP spreads connections over endpoints on both nodes', async () => {
