@@ -90,7 +90,18 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       }
     });
 
-    await t.test('labeling the namespace enrolls its running pods within 2 s, same processes', async () => {
+    /** One echo round trip on an open connection. */
+    const echoOn = (socket: import('node:net').Socket, text: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        socket.once('data', (d: Buffer) => resolve(d.toString()));
+        socket.once('error', reject);
+        socket.write(text);
+      });
+
+    await t.test('labeling the namespace enrolls its running pods within 2 s, same processes, open connections stay', async () => {
+      // A connection opened before enrollment keeps working after it (it was not captured, and nothing cuts it).
+      const early = await connectFromNetns({ netns: `/var/run/netns/${netnsOf(client)}`, host: echo.status!.podIP!, port: 9000, mark: 0, timeoutMs: 3000 });
+      assert.equal(await echoOn(early, 'pre'), 'pre');
       const labeledAt = Date.now();
       await core.patchNamespace({ name: NS, body: { metadata: { labels: { 'warren.io/dataplane-mode': 'ambient' } } } }, mergePatch);
       await eventually(
@@ -103,6 +114,8 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
         assert.equal(await pids(netnsOf(p)), before.get(netnsOf(p))!.pids, `${p.metadata!.name} kept its processes`);
         assert.match((await snapshotRules(netnsOf(p))).nft, /table inet warren-nat/);
       }
+      assert.equal(await echoOn(early, 'post'), 'post', 'the connection opened before enrollment still works');
+      early.destroy();
     });
 
     await t.test('each agent holds one certificate per local identity, from warren ca; no key or token in any log', async () => {
@@ -229,9 +242,17 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
           open.write(text);
         });
       assert.equal(await echoed('before'), 'before');
+      const closed = new Promise<number>((resolve) => open.once('close', () => resolve(Date.now())));
+      open.on('error', () => {}); // the end of the drain may reset it
+      const unlabeledAt = Date.now();
       await core.patchNamespace({ name: NS, body: { metadata: { labels: { 'warren.io/dataplane-mode': null } } } }, mergePatch);
       await eventually(async () => (await ready()).filter((p) => p.metadata?.annotations?.['warren.io/redirection'] === 'enabled').length === 0, 'all pods disabled', 10_000);
       assert.equal(await echoed('after'), 'after', 'the proxied connection survives the unlabel');
+      // ...until the drain period (--drain-seconds 5 in the sim) ends: then the agent closes it.
+      const closedAt = await Promise.race([closed, sleep(15_000).then(() => -1)]);
+      assert.notEqual(closedAt, -1, 'the drained connection is closed when the drain period ends');
+      const after = closedAt - unlabeledAt;
+      assert.ok(after >= 4500 && after <= 10_000, `closed ${after} ms after the unlabel; the drain is 5 s`);
       open.destroy();
       // The reply routing goes once the drain period (5 s in the sim) is over.
       // Exactly as before: nft, iptables-save of both families, `ip rule` and table 100 of both.
