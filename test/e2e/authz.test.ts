@@ -11,7 +11,7 @@ import { eventually } from '../helpers/apiserver.js';
 import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
-import { netnsOf } from '../helpers/sim-pods.js';
+import { connectionOutcome, netnsOf } from '../helpers/sim-pods.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const GROUP = { group: 'security.warren.io', version: 'v1', plural: 'authorizationpolicies' };
@@ -248,35 +248,6 @@ const OWN: Record<string, object> = {
   'http-get-only': { metadata: { name: 'http-get-only', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bar'] } }], to: [{ operation: { methods: ['GET'], paths: ['/info*'] } }] }] } },
 };
 
-/**
- * What a client sees of one connection attempt: `ok` when the server answered, `reset`
- * when the connection was reset (how warren refuses: the client's agent resets the app's
- * socket after a 401 on CONNECT, the server's agent resets a plaintext one), otherwise
- * what else happened (`closed`, `timeout`, an error code) — never counted as a denial.
- */
-async function attempt(netns: string, ip: string, port: number): Promise<string> {
-  const reset = (code: string | undefined): boolean => code === 'ECONNRESET' || code === 'EPIPE';
-  // A reset can arrive before the connect completes in this process (the agent resets a
-  // plaintext connection right after accepting it): the cause's code says which it was.
-  const socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host: ip, port, mark: 0, timeoutMs: 3000 }).catch((err: Error) => {
-    const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
-    return reset(cause?.code) ? 'reset' : `connect: ${err.message}`;
-  });
-  if (typeof socket === 'string') return socket;
-  try {
-    return await new Promise<string>((resolve) => {
-      socket.once('data', () => resolve('ok'));
-      socket.once('error', (err: NodeJS.ErrnoException) => resolve(reset(err.code) ? 'reset' : (err.code ?? err.message)));
-      socket.once('end', () => resolve('closed'));
-      socket.setTimeout(5000, () => resolve('timeout'));
-      // tcp-echo echoes it, http-echo answers it.
-      socket.write('GET / HTTP/1.0\r\n\r\n');
-    });
-  } finally {
-    socket.destroy();
-  }
-}
-
 rootTest('AuthorizationPolicy at L4: Istio\'s documented examples, only apiVersion changed; refusals are resets logged as denied; live connections closed on a new DENY', async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-authz-`);
   try {
@@ -315,7 +286,7 @@ rootTest('AuthorizationPolicy at L4: Istio\'s documented examples, only apiVersi
       await eventually(async () => (await explain(from, to, port)).decision === want, `${what}: the destination agent to hold that policy state`);
       const log = agentPaths(nodeOf(to)).log;
       const linesBefore = (await readAccessLog(log)).length;
-      const outcome = await attempt(netnsOf(podOf(from)), podOf(to).status!.podIP!, port);
+      const outcome = await connectionOutcome(netnsOf(podOf(from)), podOf(to).status!.podIP!, port);
       assert.equal(outcome, want === 'allow' ? 'ok' : 'reset', what);
       if (want === 'allow') return;
       const srcIp = podOf(from).status!.podIP!;

@@ -19,7 +19,7 @@ import { sample } from '../helpers/prometheus.js';
 import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
-import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
+import { connectionOutcome, echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { captureTcp } from '../helpers/wire-capture.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -304,7 +304,17 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
       const body = { apiVersion: 'security.warren.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'mesh' }, spec: { mtls: { mode: 'STRICT' } } };
       await custom.createNamespacedCustomObject({ group: 'security.warren.io', version: 'v1', namespace: 'mesh', plural: 'peerauthentications', body });
       try {
-        await eventually(async () => (await echoFrom(ns('v'), ip('b'), 9000, Buffer.from('strict')).catch(() => Buffer.alloc(0))).length === 0, 'plaintext refused', 10_000);
+        // Settled: B's agent holds the STRICT policy (its explain says so); then the refusal is a reset, logged as denied.
+        const explained = async (): Promise<{ decision: string; basis: string }> =>
+          JSON.parse((await httpGetInNetns({ netns: 'wrn-node-2', host: '127.0.0.1', port: 15000, path: `/explain?from=plain%2Fv&to=${encodeURIComponent('mesh/b:9000')}` })).body.toString());
+        await eventually(async () => (await explained()).basis === 'peer-authentication', "B's agent enforcing STRICT", 10_000);
+        const logged = (await agentLog(2)).length;
+        assert.equal(await connectionOutcome(ns('v'), ip('b'), 9000), 'reset', 'plaintext to B is reset');
+        await eventually(
+          async () => (await agentLog(2)).slice(logged).some((e) => e.outcome === 'denied' && e.src.ip === ip('v') && e.security === 'plaintext' && /STRICT/.test(e.reason ?? '')),
+          "B's agent logging the plaintext connection as denied by STRICT",
+          5000,
+        );
         assert.equal((await echoFrom(ns('a'), ip('b'), 9000, Buffer.from('mtls'))).toString(), 'mtls', 'HBONE is unaffected');
       } finally {
         await custom.deleteNamespacedCustomObject({ group: 'security.warren.io', version: 'v1', namespace: 'mesh', plural: 'peerauthentications', name: 'default' });
