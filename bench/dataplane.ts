@@ -96,10 +96,14 @@ export interface RoundMeasure {
   /** proxy processes' utime + stime per GB sent, iperf3 -P1 / -P8 (NaN for direct) */
   cpuSecondsPerGB1: number;
   cpuSecondsPerGB8: number;
+  /** request/response latency timed from each request's scheduled send (bench/tcp-load.ts rr) */
   p50us: number;
   p99us: number;
   rrAchievedRate: number;
+  /** requests sent more than one interval after their scheduled time */
   rrLate: number;
+  /** the run could not keep the schedule (achieved < 95% of the rate, or > 1% late) */
+  rrBehind: boolean;
   connPerSecond: number;
   connErrors: number;
   /** proxy processes' utime + stime over the rr run, per 1000 requests (NaN for direct) */
@@ -125,6 +129,10 @@ export type PathSummary = Pick<
   /** median over rounds of (this path − direct in the same round) */
   addedP50us: number;
   addedP99us: number;
+  /** the lowest achieved request rate of the rounds, the most late requests, and how many rounds fell behind */
+  rrAchievedRateMin: number;
+  rrLateMax: number;
+  rrRoundsBehind: number;
   rssMiBPer10kIdle: number;
   idleOpenedMin: number;
 };
@@ -264,6 +272,7 @@ interface Rr {
   requests: number;
   achievedRate: number;
   late: number;
+  behind: boolean;
   p50us: number;
   p99us: number;
 }
@@ -374,7 +383,7 @@ async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Pro
   let cpu0 = cpuOf(rig.pids);
   const rr = PHASES.has('rr')
     ? await runJson<Rr>(...inNetns(a, process.execPath, [LOAD, 'rr', rig.host, String(rig.port), String(DATAPLANE.rrRate), String(DATAPLANE.rrRequests), String(DATAPLANE.rrBytes)]))
-    : { requests: 0, achievedRate: NaN, late: 0, p50us: NaN, p99us: NaN };
+    : { requests: 0, achievedRate: NaN, late: 0, behind: false, p50us: NaN, p99us: NaN };
   const rrCpu = cpuOf(rig.pids) - cpu0;
   lap('rr');
 
@@ -402,6 +411,7 @@ async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Pro
     p99us: rr.p99us,
     rrAchievedRate: rr.achievedRate,
     rrLate: rr.late,
+    rrBehind: rr.behind,
     connPerSecond: conn.perSecond,
     connErrors: conn.errors,
     cpuSecondsPer1000Requests: hasProxies ? (rrCpu * 1000) / rr.requests : NaN,
@@ -426,6 +436,9 @@ function summarize(rounds: RoundMeasure[]): PathSummary[] {
       p99us: median(mine.map((r) => r.p99us)),
       addedP50us: added('p50us'),
       addedP99us: added('p99us'),
+      rrAchievedRateMin: Math.min(...mine.map((r) => r.rrAchievedRate)),
+      rrLateMax: Math.max(...mine.map((r) => r.rrLate)),
+      rrRoundsBehind: mine.filter((r) => r.rrBehind).length,
       connPerSecond: median(mine.map((r) => r.connPerSecond)),
       cpuSecondsPer1000Requests: median(mine.map((r) => r.cpuSecondsPer1000Requests)),
       cpuSecondsPer1000Connections: median(mine.map((r) => r.cpuSecondsPer1000Connections)),

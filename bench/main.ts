@@ -177,11 +177,18 @@ async function dataplane(): Promise<void> {
       row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(warren.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel')),
       row('  proxy CPU-seconds per GB sent, iperf3 -P1 (utime+stime of the proxy processes, warm-up included)', 'cpuSecondsPerGB1', 2, '', true),
       row('  the same, iperf3 -P8', 'cpuSecondsPerGB8', 2, '', true),
-      row(`${c.rrBytes} B request/response at ${c.rrRate}/s, one connection (${c.rrRequests}, first tenth dropped), p50 µs`, 'p50us', 0),
+      row(`${c.rrBytes} B request/response at ${c.rrRate}/s, one connection (${c.rrRequests}, first tenth dropped), timed from the scheduled send, p50 µs`, 'p50us', 0),
       row('  the same, p99 µs', 'p99us', 0),
       row('  added latency (path − direct, same round), p50 µs', 'addedP50us', 0, goal(warren.addedP50us <= stunnel.addedP50us, '≤ 1.0× stunnel'), true),
       row('  added latency (path − direct, same round), p99 µs', 'addedP99us', 0, goal(warren.addedP99us <= stunnel.addedP99us, '≤ 1.0× stunnel'), true),
-      row(`new connections/s (${c.connConcurrency} workers × ${c.connSeconds} s: connect, ${c.rrBytes} B req/resp, close)`, 'connPerSecond', 0),
+      row(`  achieved rate, requests/s (lowest round; target ${c.rrRate})`, 'rrAchievedRateMin', 0),
+      row('  requests sent over one interval late (most in a round)', 'rrLateMax', 0),
+      row(`  rounds that fell behind the schedule (of ${c.rounds}: achieved < 95% or > 1% late; their latency includes that queueing)`, 'rrRoundsBehind', 0),
+      row(
+        `new connections/s (${c.connConcurrency} workers × ${c.connSeconds} s: connect, ${c.rrBytes} B req/resp, close; warren: a stream on its pooled HBONE connection, stunnel and node-tls: a TLS handshake each)`,
+        'connPerSecond',
+        0,
+      ),
       row('proxy CPU-seconds per 1000 requests (utime+stime of the proxy processes over the rr run)', 'cpuSecondsPer1000Requests', 3, '', true),
       row('proxy CPU-seconds per 1000 new connections (over the connection-rate run)', 'cpuSecondsPer1000Connections', 3, '', true),
       row(
@@ -198,7 +205,9 @@ async function dataplane(): Promise<void> {
   console.log(`${c.rounds} interleaved rounds (direct, stunnel, node-tls, warren), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`);
   console.log(
     'node-tls: stunnel\'s design in Node (bench/node-tls-proxy.ts), the ceiling of a data path on Node\'s TLS. ' +
-      'direct, idle: RSS per accepted socket of a Node server, what a Node proxy holds per connection and side before any state of its own.',
+      'direct, idle: RSS per accepted socket of a Node server, what a Node proxy holds per connection and side before any state of its own. ' +
+      'stunnel and node-tls are addressed at 127.0.0.1 in A: they skip the NAT capture (REDIRECT) that warren\'s path pays. ' +
+      "warren's proxies run without policies and with the access log counted, not written.",
   );
   // A run narrowed or altered by the DATAPLANE_* knobs is not the benchmark: it is printed, not saved.
   if (dataplaneExperiment()) console.log('not saved: DATAPLANE_* settings are set');

@@ -11,8 +11,13 @@
  *
  * rr: one persistent connection, a `bytes` request echoed back, sent on a
  * fixed schedule (start + i / rate; a request never overlaps the previous
- * answer, a late one goes out as soon as that arrives); each RTT is timed
- * from its send. connrate: `concurrency` workers, each in a loop for
+ * answer, a late one goes out as soon as that arrives). Latency is timed from
+ * each request's scheduled send, as wrk2 does: a slow answer delays the next
+ * sends, and that queueing is the user's wait too (timing from the actual send
+ * would hide it: coordinated omission). Also reported: the achieved rate, how
+ * many requests went out more than one interval late, the RTT from the actual
+ * send, and `behind` when the run could not keep the schedule (achieved rate
+ * below 95% of the target, or more than 1% of the requests late). connrate: `concurrency` workers, each in a loop for
  * `seconds`: connect, a `bytes` request and its echo, close, wait for the
  * close. hold: opens `connections` echo connections (`concurrency` at a time,
  * one byte through each so every one is established end to end), prints one
@@ -137,9 +142,11 @@ async function requestResponse(host: string, port: number, rate: number, request
   socket.write('P');
   const message = Buffer.alloc(bytes, 0x62);
   const intervalNs = BigInt(Math.round(1e9 / rate));
-  const rtts: number[] = [];
+  const fromSchedule: number[] = [];
+  const fromSend: number[] = [];
   let late = 0;
   let pending = 0;
+  let dueAt = 0n;
   let sentAt = 0n;
   const first = process.hrtime.bigint() + 2_000_000n;
   let i = 0;
@@ -152,8 +159,8 @@ async function requestResponse(host: string, port: number, rate: number, request
     };
     const next = (): void => {
       if (i === requests) return resolve();
-      const due = first + BigInt(i++) * intervalNs;
-      const waitNs = due - process.hrtime.bigint();
+      dueAt = first + BigInt(i++) * intervalNs;
+      const waitNs = dueAt - process.hrtime.bigint();
       if (waitNs <= 0n) {
         if (waitNs < -intervalNs) late++;
         send();
@@ -162,7 +169,9 @@ async function requestResponse(host: string, port: number, rate: number, request
     socket.on('data', (d: Buffer) => {
       pending -= d.length;
       if (pending > 0) return;
-      rtts.push(Number(process.hrtime.bigint() - sentAt) / 1000);
+      const now = process.hrtime.bigint();
+      fromSchedule.push(Number(now - dueAt) / 1000);
+      fromSend.push(Number(now - sentAt) / 1000);
       next();
     });
     next();
@@ -170,10 +179,25 @@ async function requestResponse(host: string, port: number, rate: number, request
   const seconds = Number(process.hrtime.bigint() - first) / 1e9;
   socket.destroy();
   // Drop the warm-up tenth: JIT and the first round trips through a fresh path.
-  const sorted = rtts.slice(Math.floor(requests / 10)).sort((a, b) => a - b);
+  const warm = Math.floor(requests / 10);
+  const sorted = fromSchedule.slice(warm).sort((a, b) => a - b);
+  const sortedSend = fromSend.slice(warm).sort((a, b) => a - b);
   const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const achievedRate = requests / seconds;
   process.stdout.write(
-    JSON.stringify({ requests, seconds, achievedRate: requests / seconds, late, p50us: percentile(sorted, 50), p99us: percentile(sorted, 99), meanUs: mean }) + '\n',
+    JSON.stringify({
+      requests,
+      seconds,
+      targetRate: rate,
+      achievedRate,
+      late,
+      behind: achievedRate < 0.95 * rate || late > requests / 100,
+      p50us: percentile(sorted, 50),
+      p99us: percentile(sorted, 99),
+      meanUs: mean,
+      sendP50us: percentile(sortedSend, 50),
+      sendP99us: percentile(sortedSend, 99),
+    }) + '\n',
   );
 }
 

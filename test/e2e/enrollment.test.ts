@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
+import { assertNoWarrenRules, snapshotRules, type RulesSnapshot } from '../helpers/pod-rules.js';
 import { warren } from '../helpers/warren-cli.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -46,7 +48,6 @@ spec:
   containers: [{name: c, image: sleep}]
 `;
 
-const ruleset = async (netns: string): Promise<string> => (await execa('ip', ['netns', 'exec', netns, 'nft', 'list', 'ruleset'])).stdout;
 const pids = async (netns: string): Promise<string> => (await execa('ip', ['netns', 'pids', netns])).stdout.split('\n').sort().join(' ');
 
 /** POSTs raw bytes to the agent's CNI socket, as a misbehaving client would. */
@@ -80,8 +81,8 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
     const echo = pods.get('echo')!;
     const web = pods.get('web')!;
     const system = await core.readNamespacedPod({ namespace: 'kube-system', name: 'system' });
-    const before = new Map<string, { rules: string; pids: string }>();
-    for (const p of [...pods.values(), system]) before.set(netnsOf(p), { rules: await ruleset(netnsOf(p)), pids: await pids(netnsOf(p)) });
+    const before = new Map<string, { rules: RulesSnapshot; pids: string }>();
+    for (const p of [...pods.values(), system]) before.set(netnsOf(p), { rules: await snapshotRules(netnsOf(p)), pids: await pids(netnsOf(p)) });
 
     await t.test('each agent is ready after its initial sync', async () => {
       for (const node of ['wrn-node-1', 'wrn-node-2']) {
@@ -89,6 +90,19 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
         assert.equal(status, 200, `${node} ready`);
       }
     });
+
+    /** One echo round trip on an open connection. */
+    const echoOn = (socket: import('node:net').Socket, text: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        socket.once('data', (d: Buffer) => resolve(d.toString()));
+        socket.once('error', reject);
+        socket.write(text);
+      });
+
+    // A connection opened before enrollment, to check after it (README: "Processes and connections stay").
+    const early = await connectFromNetns({ netns: `/var/run/netns/${netnsOf(client)}`, host: echo.status!.podIP!, port: 9000, mark: 0, timeoutMs: 3000 });
+    early.on('error', () => {}); // judged below
+    assert.equal(await echoOn(early, 'pre'), 'pre');
 
     await t.test('labeling the namespace enrolls its running pods within 2 s, same processes', async () => {
       const labeledAt = Date.now();
@@ -101,7 +115,16 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       assert.ok(Date.now() - labeledAt <= 2000);
       for (const p of [client, echo, web]) {
         assert.equal(await pids(netnsOf(p)), before.get(netnsOf(p))!.pids, `${p.metadata!.name} kept its processes`);
-        assert.match(await ruleset(netnsOf(p)), /table inet warren-nat/);
+        assert.match((await snapshotRules(netnsOf(p))).nft, /table inet warren-nat/);
+      }
+    });
+
+    // Found failing on the simulator (the connection is reset around enrollment): reported, not yet explained.
+    await t.test('a connection opened before enrollment keeps working after it', { todo: 'reset around enrollment on the simulator; under investigation' }, async () => {
+      try {
+        assert.equal(await echoOn(early, 'post'), 'post');
+      } finally {
+        early.destroy();
       }
     });
 
@@ -130,7 +153,7 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
     await t.test('opted-out and excluded pods are untouched', async () => {
       const optout = pods.get('optout')!;
       for (const p of [optout, system]) {
-        assert.equal(await ruleset(netnsOf(p)), before.get(netnsOf(p))!.rules, `${p.metadata!.name} has no warren rules`);
+        assert.deepEqual(await snapshotRules(netnsOf(p)), before.get(netnsOf(p))!.rules, `${p.metadata!.name} has no warren rules`);
         const now = await core.readNamespacedPod({ namespace: p.metadata!.namespace!, name: p.metadata!.name! });
         assert.equal(now.metadata?.annotations?.['warren.io/redirection'], undefined);
       }
@@ -229,13 +252,23 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
           open.write(text);
         });
       assert.equal(await echoed('before'), 'before');
+      const closed = new Promise<number>((resolve) => open.once('close', () => resolve(Date.now())));
+      open.on('error', () => {}); // the end of the drain may reset it
+      const unlabeledAt = Date.now();
       await core.patchNamespace({ name: NS, body: { metadata: { labels: { 'warren.io/dataplane-mode': null } } } }, mergePatch);
       await eventually(async () => (await ready()).filter((p) => p.metadata?.annotations?.['warren.io/redirection'] === 'enabled').length === 0, 'all pods disabled', 10_000);
       assert.equal(await echoed('after'), 'after', 'the proxied connection survives the unlabel');
+      // ...until the drain period (--drain-seconds 5 in the sim) ends: then the agent closes it.
+      const closedAt = await Promise.race([closed, sleep(15_000).then(() => -1)]);
+      assert.notEqual(closedAt, -1, 'the drained connection is closed when the drain period ends');
+      const after = closedAt - unlabeledAt;
+      assert.ok(after >= 4500 && after <= 10_000, `closed ${after} ms after the unlabel; the drain is 5 s`);
       open.destroy();
       // The reply routing goes once the drain period (5 s in the sim) is over.
+      // Exactly as before: nft, iptables-save of both families, `ip rule` and table 100 of both.
       for (const p of [client, echo, web]) {
-        await eventually(async () => (await ruleset(netnsOf(p))) === before.get(netnsOf(p))!.rules, `${p.metadata!.name} ruleset restored`, 10_000);
+        await eventually(async () => isDeepStrictEqual(await snapshotRules(netnsOf(p)), before.get(netnsOf(p))!.rules), `${p.metadata!.name} rules restored`, 10_000);
+        assert.deepEqual(await snapshotRules(netnsOf(p)), before.get(netnsOf(p))!.rules);
       }
       const reply = await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080);
       assert.equal(reply.pod, 'web', 'traffic goes direct');
@@ -254,9 +287,9 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       assert.ok(!existsSync(`${node.cniBinDir}/warren-cni`), 'plugin binary removed');
       assert.ok(!existsSync(agentPaths(node).socket), 'CNI socket removed');
       assert.doesNotMatch(readFileSync(`${node.cniConfDir}/10-wrn-pods.conflist`, 'utf8'), /warren-cni/);
-      assert.doesNotMatch(await ruleset(node.netns), /warren/);
+      assertNoWarrenRules(await snapshotRules(node.netns), node.name);
       for (const p of (await ready()).filter((x) => x.spec?.nodeName === 'node-1')) {
-        assert.doesNotMatch(await ruleset(netnsOf(p)), /warren/, `${p.metadata!.name} clean`);
+        assertNoWarrenRules(await snapshotRules(netnsOf(p)), p.metadata!.name!);
         assert.equal(p.metadata?.annotations?.['warren.io/redirection'], undefined, `${p.metadata!.name}: annotation removed`);
       }
     });

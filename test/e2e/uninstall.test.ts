@@ -10,7 +10,7 @@ import { httpGetFromPod } from '../../src/sim/client/pod-http.js';
 import { listSimNetns } from '../../src/sim/topology/network.js';
 import { UNDERLAY, planTopology } from '../../src/sim/topology/plan.js';
 import { eventually } from '../helpers/apiserver.js';
-import { snapshotRules } from '../helpers/pod-rules.js';
+import { assertNoWarrenRules, snapshotRules } from '../helpers/pod-rules.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
@@ -86,11 +86,7 @@ rootTest('uninstall: after `warren sim mesh uninstall` no warren rule, CNI entry
       const all = await listSimNetns();
       assert.ok(all.length >= 6, `underlay, 2 nodes, 3 pods: ${all.join(', ')}`);
       for (const netns of all) {
-        const rules = await snapshotRules(netns);
-        assert.doesNotMatch(rules.nft, /warren/i, `${netns}: nft ruleset`);
-        assert.doesNotMatch(rules.iptables + rules.ip6tables, /WARREN/i, `${netns}: iptables-save`);
-        assert.doesNotMatch(rules.rules4 + rules.rules6, /fwmark 0x111/, `${netns}: policy rules`);
-        assert.equal((rules.routes4 + rules.routes6).trim(), '', `${netns}: table 100 routes`);
+        assertNoWarrenRules(await snapshotRules(netns), netns);
       }
     });
 

@@ -17,3 +17,32 @@ export async function echoFrom(netns: string, host: string, port: number, payloa
     socket.end(payload);
   });
 }
+
+/**
+ * What a client sees of one connection attempt: `ok` when the server answered, `reset`
+ * when the connection was reset (how warren refuses: the client's agent resets the app's
+ * socket after a 401 on CONNECT, the server's agent resets a plaintext one), otherwise
+ * what else happened (`closed`, `timeout`, an error code) — never counted as a denial.
+ */
+export async function connectionOutcome(netns: string, ip: string, port: number): Promise<string> {
+  const reset = (code: string | undefined): boolean => code === 'ECONNRESET' || code === 'EPIPE';
+  // A reset can arrive before the connect completes in this process (the agent resets a
+  // plaintext connection right after accepting it): the cause's code says which it was.
+  const socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host: ip, port, mark: 0, timeoutMs: 3000 }).catch((err: Error) => {
+    const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+    return reset(cause?.code) ? 'reset' : `connect: ${err.message}`;
+  });
+  if (typeof socket === 'string') return socket;
+  try {
+    return await new Promise<string>((resolve) => {
+      socket.once('data', () => resolve('ok'));
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(reset(err.code) ? 'reset' : (err.code ?? err.message)));
+      socket.once('end', () => resolve('closed'));
+      socket.setTimeout(5000, () => resolve('timeout'));
+      // tcp-echo echoes it, http-echo answers it.
+      socket.write('GET / HTTP/1.0\r\n\r\n');
+    });
+  } finally {
+    socket.destroy();
+  }
+}

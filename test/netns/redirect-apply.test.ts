@@ -90,3 +90,17 @@ for (const name of BACKENDS) {
     }
   });
 }
+
+rootTest('the rules snapshot fails when a part cannot be read, so "nothing left" cannot pass on an empty read', async () => {
+  const topo = await createTopology(1);
+  try {
+    const pod = topo.pods[0]!;
+    const snap = await snapshotRules(pod.netns);
+    // A fresh netns still has its default policy rules: the reads really ran.
+    assert.match(snap.rules4, /lookup main/);
+    assert.match(snap.rules6, /lookup main/);
+    await assert.rejects(snapshotRules(`${pod.netns}-missing`), /netns/);
+  } finally {
+    await topo.destroy();
+  }
+});

@@ -118,6 +118,24 @@ test('a restarted CA keeps the same root from its Secret', async () => {
   assert.equal(again.certPem, root.certPem);
 });
 
+test("the CA's /metrics count what the tests above asked: one certificate issued, each refusal by reason", async () => {
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: ca.port, path: '/metrics', ca: root.certPem, servername: 'localhost' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const value = (series: string): number => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  assert.equal(value('warren_ca_certificates_issued_total'), 1, text);
+  assert.equal(value('warren_ca_requests_refused_total{reason="unauthenticated"}'), 2, 'forged and missing tokens');
+  assert.equal(value('warren_ca_requests_refused_total{reason="forbidden"}'), 2, 'another node, a workload token');
+  const malformed = ['bad_request', 'bad_csr'].map((r) => value(`warren_ca_requests_refused_total{reason="${r}"}`) || 0).reduce((a, b) => a + b, 0);
+  assert.equal(malformed, 3, 'truncated JSON, a garbage CSR, a CSR for another identity');
+});
+
 test("a token of the API server's own audience is refused (401): only projected warren-ca tokens are accepted", async () => {
   const core = api.kc.makeApiClient(CoreV1Api);
   const agentPod = await core.readNamespacedPod({ namespace: 'warren-system', name: 'warren-node-1' });

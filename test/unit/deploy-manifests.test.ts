@@ -391,3 +391,28 @@ test('kubectl installs deploy/ both ways the READMEs show: apply -k deploy/ and 
     }
   }
 });
+
+test('deploy/uninstall/cleanup-daemonset.yaml runs `warren node --uninstall` with the agent\'s paths, from the same host paths, on every node', () => {
+  const cleanup = loadYaml<V1DaemonSet>(readFileSync(join(DEPLOY, 'uninstall', 'cleanup-daemonset.yaml'), 'utf8'));
+  const pod = cleanup.spec!.template.spec!;
+  const init = pod.initContainers?.[0];
+  assert.ok(init, 'the cleanup runs as an init container, so Ready means done');
+  assert.deepEqual(init.command?.slice(0, 2), ['warren', 'node']);
+  const { flags } = parseNodeArgs(init.command!.slice(2));
+  const config = loadNodeAgentConfig(flags, containerEnv(init, cleanup.metadata!.namespace!, Object.values(ENV)));
+  assert.equal(config.uninstall, true);
+  const agentCfg = agentConfig();
+  for (const key of ['cniConfDir', 'cniBinDir', 'cniSocket', 'stateDir'] as const) assert.equal(config[key], agentCfg[key], `${key}: what the agent wrote is what the cleanup removes`);
+  // The same host directories as the agent's, whatever the container paths.
+  const hostPathOf = (p: V1PodSpec, c: V1Container, path: string): string | undefined => mountAt(p, c, path).volume.hostPath?.path;
+  for (const dir of [config.cniConfDir, config.cniBinDir, dirname(config.cniSocket), DEFAULT_NETNS_DIR]) {
+    assert.equal(hostPathOf(pod, init, dir), hostPathOf(agentPod, agentContainer, dir), dir);
+  }
+  assert.equal(mountAt(pod, init, DEFAULT_NETNS_DIR).mount.mountPropagation, 'HostToContainer');
+  assert.equal(pod.hostPID, true, 'pod netns are found through /proc');
+  assert.equal(pod.hostNetwork, true);
+  assert.equal(pod.serviceAccountName, 'warren-node', 'it lists the node\'s pods and removes their annotations, as the agent does');
+  assert.deepEqual(pod.tolerations?.map((t) => ({ ...t })), [{ operator: 'Exists' }], 'every node the agent ran on, tainted ones too');
+  assert.equal(init.image, agentContainer.image);
+  assert.equal(cleanup.metadata!.namespace, agent.metadata!.namespace);
+});

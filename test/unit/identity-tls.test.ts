@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from '../helpers/apiserver.js';
 import { after, before, test } from 'node:test';
 import { connect, createServer, type ConnectionOptions, type TLSSocket, type TlsOptions } from 'node:tls';
 import { createRootCa, loadCa, signWorkloadCert, type CaMaterial, type LoadedCa } from '../../src/ca/signer.js';
@@ -47,6 +47,8 @@ interface EchoServer {
   /** application bytes received, from any connection */
   received: string[];
   handshakeErrors: Error[];
+  /** connections the server has seen end (closed after a handshake, or failed in it): nothing more can arrive on them */
+  ended: number;
   close(): Promise<void>;
 }
 
@@ -60,7 +62,10 @@ async function echoServer(options: TlsOptions, bundle: TrustBundle): Promise<Ech
   const sockets = new Set<TLSSocket>();
   const server = createServer(options, (socket) => {
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => {
+      sockets.delete(socket);
+      s.ended++;
+    });
     socket.on('error', () => {});
     try {
       s.peers.push(verifyTlsPeer(socket, bundle, { trustDomain: TD, expected: [] }));
@@ -72,7 +77,10 @@ async function echoServer(options: TlsOptions, bundle: TrustBundle): Promise<Ech
       socket.write(d);
     });
   });
-  server.on('tlsClientError', (err) => s.handshakeErrors.push(err));
+  server.on('tlsClientError', (err) => {
+    s.handshakeErrors.push(err);
+    s.ended++;
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   let closed: Promise<void> | undefined;
   const s: EchoServer = {
@@ -81,6 +89,7 @@ async function echoServer(options: TlsOptions, bundle: TrustBundle): Promise<Ech
     peerErrors: [],
     received: [],
     handshakeErrors: [],
+    ended: 0,
     close: () =>
       (closed ??= new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();
@@ -130,8 +139,8 @@ function attempt(port: number, options: ConnectionOptions, clientBundle: TrustBu
   });
 }
 
-/** Lets any late bytes reach the server before asserting it saw none. */
-const settle = (): Promise<unknown> => sleep(200);
+/** Waits until the server has seen the refused connection end: then it has received all it ever will. */
+const settle = (server: EchoServer): Promise<void> => eventually(() => server.ended >= 1, 'the server to see the connection end', 5000);
 
 test('mutual TLS between two workloads of one CA: TLS 1.3, ALPN h2, data flows, each side learns the other identity', T, async () => {
   const bundle = new TrustBundle(root.certPem);
@@ -154,7 +163,7 @@ test('the client refuses a server with the expected SPIFFE ID from another CA, a
   const res = await attempt(server.port, clientTlsOptions(await workloadCert(ca, web), clientBundle, { trustDomain: TD, expected: [db] }), clientBundle, [db]);
   assert.equal(res.ok, false, 'the connection must fail');
   assert.equal(res.secureConnected, false);
-  await settle();
+  await settle(server);
   assert.deepEqual(server.received, [], 'the impostor never receives application data');
   assert.deepEqual(server.peers, []);
 });
@@ -170,7 +179,7 @@ test('the client refuses a server of another trust domain even when the bundle h
     assert.match(res.error.message, /trust domain other\.example, not cluster\.local/);
   }
   assert.equal(res.secureConnected, false);
-  await settle();
+  await settle(server);
   assert.deepEqual(server.received, []);
 });
 
@@ -183,7 +192,7 @@ test('the client refuses a server of its trust domain whose identity is not expe
     assert.equal((res.error as { code?: string }).code, 'ERR_PEER_IDENTITY');
     assert.match(res.error.message, /sa\/admin, expected spiffe:\/\/cluster\.local\/ns\/shop\/sa\/db/);
   }
-  await settle();
+  await settle(server);
   assert.deepEqual(server.received, []);
 });
 
@@ -192,7 +201,7 @@ test('the server refuses the handshake of a client whose certificate comes from 
   const server = await echoServer(serverTlsOptions(await workloadCert(ca, db), bundle), bundle);
   const res = await attempt(server.port, clientTlsOptions(await workloadCert(otherCa, web), bundle, { trustDomain: TD, expected: [db] }), bundle, [db]);
   assert.equal(res.ok, false, 'the connection must fail');
-  await settle();
+  await settle(server);
   assert.ok(server.handshakeErrors.length > 0, 'the server reports a failed handshake');
   assert.deepEqual(server.peers, [], 'no connection is accepted');
   assert.deepEqual(server.peerErrors, []);
@@ -206,7 +215,7 @@ test('a TLS 1.2-only client cannot connect', T, async () => {
   const res = await attempt(server.port, options, bundle, [db]);
   assert.equal(res.ok, false, 'the connection must fail');
   assert.equal(res.secureConnected, false);
-  await settle();
+  await settle(server);
   assert.ok(server.handshakeErrors.length > 0);
   assert.deepEqual(server.peers, []);
   assert.deepEqual(server.received, []);

@@ -50,6 +50,12 @@ test('invalid and HTTP-field policies get one Warning Event per generation, howe
     assert.equal(bad.source?.component, 'warren-node');
     assert.equal(bad.reportingComponent, 'warren.io/node');
     assert.match(byReason.get('WaypointRequired')!.message!, /rules\[0\]\.to\[0\]\.operation\.methods/);
+    // The invalid policy's own status says so: condition Accepted=False, reason Invalid, naming the field.
+    type Status = { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } };
+    await eventually(async () => {
+      const c = ((await custom.getNamespacedCustomObject({ ...AP, name: 'deny-typo' })) as Status).status?.conditions?.find((x) => x.type === 'Accepted');
+      return c?.status === 'False' && c.reason === 'Invalid' && /ipBlocks\.1: must be an IP address or CIDR block/.test(c.message);
+    }, 'the Invalid condition on deny-typo');
 
     // A new generation that is still invalid is a new Event; the old one stays.
     await custom.patchNamespacedCustomObject(
