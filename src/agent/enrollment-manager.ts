@@ -43,7 +43,9 @@ export interface EnrollmentDeps {
 export class EnrollmentManager {
   private readonly pods = new Map<string, EnrolledPod>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** the last node-rules write, and the one queued behind it (which reads the pod set only when it starts) */
   private nodeRules: Promise<void> = Promise.resolve();
+  private nodeRulesQueued: Promise<void> | undefined;
 
   constructor(private readonly deps: EnrollmentDeps) {}
 
@@ -142,18 +144,24 @@ export class EnrollmentManager {
     });
   }
 
-  /** The node's probe SNAT follows the set of enrolled pod IPs; writes are serialized and coalesce. */
+  /**
+   * The node's probe SNAT follows the set of enrolled pod IPs. Writes are
+   * serialized and coalesce: a change joins the write queued behind the
+   * running one, which reads the pod set when it starts, so a burst of 110
+   * enrollments costs two writes, not 110.
+   */
   private syncNodeRules(): Promise<void> {
-    this.nodeRules = this.nodeRules
-      .catch(() => undefined)
-      .then(() => {
-        const podIPs = [...this.pods.values()].flatMap((p) => p.ips);
-        return podIPs.length === 0 ? this.deps.backend.removeNode(undefined) : this.deps.backend.applyNode(undefined, { podIPs });
-      });
-    return this.nodeRules.catch((err: Error) => {
-      this.deps.ruleError('node');
-      this.deps.log('node rules failed', { err: err.message });
+    this.nodeRulesQueued ??= this.nodeRules = this.nodeRules.then(async () => {
+      this.nodeRulesQueued = undefined;
+      const podIPs = [...this.pods.values()].flatMap((p) => p.ips);
+      try {
+        await (podIPs.length === 0 ? this.deps.backend.removeNode(undefined) : this.deps.backend.applyNode(undefined, { podIPs }));
+      } catch (err) {
+        this.deps.ruleError('node');
+        this.deps.log('node rules failed', { err: (err as Error).message });
+      }
     });
+    return this.nodeRulesQueued;
   }
 
   /**

@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { installCniPlugin, watchCniConfig } from '../cni/installer.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION, decideEnrollment, isExcludedNamespace } from '../k8s/enrollment.js';
-import { loadKubeConfig } from '../k8s/kubeconfig.js';
+import { loadKubeConfig, withSharedConnections } from '../k8s/kubeconfig.js';
 import { NetnsFinder } from '../k8s/netns-discovery.js';
 import { startResilientInformer } from '../k8s/resilient-informer.js';
 import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
@@ -41,7 +41,7 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const log = pino({ level: config.logLevel, base: { component: 'warren-node', node: config.nodeName } });
   const logFn = (msg: string, fields: Record<string, unknown>): void => log.info(fields, msg);
-  const kc = loadKubeConfig(config.kubeconfig);
+  const kc = withSharedConnections(loadKubeConfig(config.kubeconfig));
   const core = kc.makeApiClient(CoreV1Api);
   if (config.uninstall) return uninstallNode(config, core, logFn);
   const backendName = chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner));
