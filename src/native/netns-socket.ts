@@ -32,6 +32,7 @@ interface NativeBinding {
   createSocket(options: NetnsSocketOptions): number;
   originalDst(fd: number): OriginalDestination;
   threadNetnsInode(): number;
+  netnsAddresses(path: string): string[];
 }
 
 /** A system call failed; `errno` is its name (ENOENT…), `operation` what was being done. */
@@ -110,6 +111,11 @@ export function createSocket(options: NetnsSocketOptions): number {
 /** The destination a connection had before REDIRECT rewrote it. */
 export function originalDestination(fd: number): OriginalDestination {
   return call(() => native().originalDst(fd));
+}
+
+/** Global-scope addresses in the netns at `path` (rtnetlink, no process): what netns discovery matches pods by. */
+export function netnsAddresses(path: string): string[] {
+  return call(() => native().netnsAddresses(path));
 }
 
 /** Inode of the calling thread's netns (to verify the thread is home). */
