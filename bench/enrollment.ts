@@ -20,6 +20,8 @@ export interface EnrollmentBenchResult {
   pluginStartMs: { p50: number; p99: number; trueP50: number; trueP99: number; n: number };
   agentRssIdleMiB: number;
   agentRssEnrolledMiB: number;
+  /** after a full GC in the agent: idle, and with the fleet enrolled */
+  afterGc: { idle: { rssMiB: number; heapMiB: number }; enrolled: { rssMiB: number; heapMiB: number } };
   enrolledOnNode: number;
 }
 
@@ -33,6 +35,20 @@ function percentile(values: number[], p: number): number {
 
 function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+}
+
+interface AgentMemory {
+  collected: boolean;
+  rss: number;
+  heapUsed: number;
+}
+
+/** The agent's memory after a full GC (admin /memory?gc=1; the sim runs with --expose-gc for this bench). */
+async function agentMemoryAfterGc(node: string): Promise<{ rssMiB: number; heapMiB: number }> {
+  const script = "fetch('http://127.0.0.1:15000/memory?gc=1').then((r) => r.text()).then((t) => process.stdout.write(t))";
+  const m = JSON.parse((await execa('ip', ['netns', 'exec', `wrn-${node}`, process.execPath, '-e', script])).stdout) as AgentMemory;
+  if (!m.collected) throw new Error('the agent did not collect garbage: not started with --expose-gc?');
+  return { rssMiB: m.rss / 1024 / 1024, heapMiB: m.heapUsed / 1024 / 1024 };
 }
 
 async function agentPid(node: string): Promise<number> {
@@ -83,7 +99,8 @@ function spawnTimes(file: string, n: number): number[] {
  */
 export async function benchEnrollment(pods = 110, creations = 40): Promise<EnrollmentBenchResult> {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-bench-enroll-`);
-  const run = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { timeout: 300_000 });
+  // --expose-gc reaches the agents: memory is read after a full GC (admin /memory?gc=1).
+  const run = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { timeout: 300_000, env: { NODE_OPTIONS: '--expose-gc' } });
   try {
     // One node, so one agent holds all the pods (a /24 of pod IPs: 110 + 3 × 40 fit).
     await run('sim', 'up', '--nodes', '1', '--state-dir', stateDir, '--api-port', '16644');
@@ -105,6 +122,7 @@ export async function benchEnrollment(pods = 110, creations = 40): Promise<Enrol
     await waitRunning('fleet', pods);
     const agent1 = await agentPid('node-1');
     const agentRssIdleMiB = rssMiB(agent1);
+    const idleAfterGc = await agentMemoryAfterGc('node-1');
 
     const t0 = performance.now();
     await core.patchNamespace({ name: 'fleet', body: { metadata: { labels: { 'warren.io/dataplane-mode': 'ambient' } } } }, mergePatch);
@@ -117,6 +135,7 @@ export async function benchEnrollment(pods = 110, creations = 40): Promise<Enrol
     const enrollSeconds = (performance.now() - t0) / 1000;
     await sleep(1000);
     const agentRssEnrolledMiB = rssMiB(agent1);
+    const enrolledAfterGc = await agentMemoryAfterGc('node-1');
     const enrolledOnNode = (await core.listNamespacedPod({ namespace: 'fleet', fieldSelector: 'spec.nodeName=node-1' })).items.length;
 
     // Agent restart: the supervisor starts a new one (as a DaemonSet would), which re-finds every pod.
@@ -156,7 +175,7 @@ export async function benchEnrollment(pods = 110, creations = 40): Promise<Enrol
       return { p50: percentile(times, 50), p99: percentile(times, 99), n: times.length };
     };
     const cniAddMs = { excluded: await stats('kube-system'), unlabeled: await stats('plain'), enrolled: await stats('meshed') };
-    return { pods, enrollSeconds, cniAddMs, resync, pluginStartMs, agentRssIdleMiB, agentRssEnrolledMiB, enrolledOnNode };
+    return { pods, enrollSeconds, cniAddMs, resync, pluginStartMs, agentRssIdleMiB, agentRssEnrolledMiB, afterGc: { idle: idleAfterGc, enrolled: enrolledAfterGc }, enrolledOnNode };
   } finally {
     await execa(process.execPath, [WARREN, 'sim', 'down', '--state-dir', stateDir], { reject: false });
     await rm(stateDir, { recursive: true, force: true });

@@ -68,6 +68,12 @@ async function enrollment(): Promise<void> {
       [`plugin binary run alone (VERSION), p50 / p99`, `${fmt(r.pluginStartMs.p50)} / ${fmt(r.pluginStartMs.p99)} ms`, `/bin/true spawned alike: ${fmt(r.pluginStartMs.trueP50)} / ${fmt(r.pluginStartMs.trueP99)} ms (n=${r.pluginStartMs.n})`],
       ['agent RSS (node-1), nothing enrolled', `${fmt(r.agentRssIdleMiB, 1)} MiB`, 'baseline'],
       [`agent RSS (node-1), ${r.enrolledOnNode} pods enrolled`, `${fmt(r.agentRssEnrolledMiB, 1)} MiB`, `+${fmt(r.agentRssEnrolledMiB - r.agentRssIdleMiB, 1)} MiB`],
+      ['agent RSS / heap after a full GC, nothing enrolled', `${fmt(r.afterGc.idle.rssMiB, 1)} / ${fmt(r.afterGc.idle.heapMiB, 1)} MiB`, 'baseline'],
+      [
+        `agent RSS / heap after a full GC, ${r.enrolledOnNode} pods enrolled`,
+        `${fmt(r.afterGc.enrolled.rssMiB, 1)} / ${fmt(r.afterGc.enrolled.heapMiB, 1)} MiB`,
+        `+${fmt(((r.afterGc.enrolled.rssMiB - r.afterGc.idle.rssMiB) * 1024) / r.enrolledOnNode, 0)} / +${fmt(((r.afterGc.enrolled.heapMiB - r.afterGc.idle.heapMiB) * 1024) / r.enrolledOnNode, 0)} KiB per pod`,
+      ],
     ],
   );
   console.log(text);
