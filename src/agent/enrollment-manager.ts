@@ -4,6 +4,8 @@ import type { DataPlane } from '../tunnel/dataplane.js';
 import { PodProxy } from '../tunnel/pod-proxy.js';
 import type { ConnectionObserver } from '../telemetry/connection-observer.js';
 import type { PodView } from './enrollment-plan.js';
+import { availableParallelism } from 'node:os';
+import { concurrencyLimit } from './concurrency-limit.js';
 
 export type RedirectionState = 'enabled' | 'disabled' | 'failed';
 
@@ -43,6 +45,11 @@ export interface EnrollmentDeps {
 export class EnrollmentManager {
   private readonly pods = new Map<string, EnrolledPod>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /**
+   * Rules and listeners for a burst of pods: two per core, so each core has
+   * work while another pod waits for its nft/ip child processes.
+   */
+  private readonly programming = concurrencyLimit(2 * availableParallelism());
   /** the last node-rules write, and the one queued behind it (which reads the pod set only when it starts) */
   private nodeRules: Promise<void> = Promise.resolve();
   private nodeRulesQueued: Promise<void> | undefined;
@@ -76,24 +83,26 @@ export class EnrollmentManager {
       let identity: SpiffeId;
       try {
         identity = await this.deps.acquireIdentity(pod);
-        path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips });
-        await this.deps.backend.applyPod(path, { podIPs: pod.ips }).catch((err: unknown) => {
-          this.deps.ruleError('pod-apply');
-          throw err;
-        });
-        const proxy = await PodProxy.start({
-          pod: name,
-          namespace: pod.namespace,
-          labels: pod.labels,
-          netns: path,
-          ips: pod.ips,
-          identity,
-          dataplane: this.deps.dataplane,
-          telemetry: this.deps.telemetry,
-        }).catch(async (err: unknown) => {
-          // Rules without listeners would black-hole the pod: take them back.
-          await this.deps.backend.removePod(path!).catch(() => undefined);
-          throw err;
+        const netnsPath = (path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips }));
+        const proxy = await this.programming(async () => {
+          await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).catch((err: unknown) => {
+            this.deps.ruleError('pod-apply');
+            throw err;
+          });
+          return PodProxy.start({
+            pod: name,
+            namespace: pod.namespace,
+            labels: pod.labels,
+            netns: netnsPath,
+            ips: pod.ips,
+            identity,
+            dataplane: this.deps.dataplane,
+            telemetry: this.deps.telemetry,
+          }).catch(async (err: unknown) => {
+            // Rules without listeners would black-hole the pod: take them back.
+            await this.deps.backend.removePod(netnsPath).catch(() => undefined);
+            throw err;
+          });
         });
         this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, identity, labels: pod.labels, proxy });
       } catch (err) {

@@ -15,6 +15,7 @@ test('only the idempotent answers are accepted: the rule already there on apply,
   assert.deepEqual(unexpectedBatchErrors('apply', exists), []);
   const gone = 'RTNETLINK answers: No such file or directory\nCommand failed -:1\nRTNETLINK answers: No such process\nCommand failed -:2\n';
   assert.deepEqual(unexpectedBatchErrors('remove', gone), []);
+  assert.deepEqual(unexpectedBatchErrors('remove', 'RTNETLINK answers: Address family not supported by protocol\nCommand failed -:1\n'), [], 'IPv6 disabled: nothing to remove');
 
   assert.deepEqual(unexpectedBatchErrors('apply', 'Error: Nexthop device is not up.\nCommand failed -:2\n'), ['line 2: Error: Nexthop device is not up.']);
   assert.deepEqual(unexpectedBatchErrors('apply', 'RTNETLINK answers: File exists\nCommand failed -:2\n'), ['line 2: RTNETLINK answers: File exists'], 'a route that exists is no answer of ours');
