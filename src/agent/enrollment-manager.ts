@@ -38,12 +38,14 @@ export interface EnrollmentDeps {
 /**
  * Performs enrollment: the pod identity's certificate first (no rules for a
  * pod that could not speak mTLS), rules in the pod's netns, then the agent's
- * listeners there, then the node's probe SNAT and the pod's annotation;
+ * listeners there (the node's probe SNAT written alongside), then the pod's annotation;
  * unenrollment in reverse. Work for one pod is serialized (a CNI ADD and an informer
  * event can race), different pods proceed in parallel.
  */
 export class EnrollmentManager {
   private readonly pods = new Map<string, EnrolledPod>();
+  /** IPs of pods being enrolled: the node's probe SNAT is written alongside their own rules, not after */
+  private readonly enrolling = new Map<string, string[]>();
   private readonly queues = new Map<string, Promise<unknown>>();
   /**
    * Rules and listeners for a burst of pods: two per core, so each core has
@@ -84,6 +86,10 @@ export class EnrollmentManager {
       try {
         identity = await this.deps.acquireIdentity(pod);
         const netnsPath = (path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips }));
+        // SNAT of probes to a pod not captured yet changes nothing for it (the app answers the
+        // probe source as any other), so the node's write need not wait for the pod's.
+        this.enrolling.set(pod.uid, pod.ips);
+        const nodeRules = this.syncNodeRules();
         const proxy = await this.programming(async () => {
           await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).catch((err: unknown) => {
             this.deps.ruleError('pod-apply');
@@ -105,14 +111,16 @@ export class EnrollmentManager {
           });
         });
         this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, identity, labels: pod.labels, proxy });
+        this.enrolling.delete(pod.uid);
+        await nodeRules;
       } catch (err) {
+        if (this.enrolling.delete(pod.uid)) void this.syncNodeRules();
         this.deps.releaseIdentity(pod.uid);
         this.deps.log('enrollment failed', { pod: name, err: (err as Error).message });
         await this.deps.annotate(pod, 'failed', (err as Error).message).catch(() => undefined);
         throw err;
       }
       this.deps.log('pod enrolled', { pod: name, netns: path, ips: pod.ips });
-      await this.syncNodeRules();
       await this.deps.annotate(pod, 'enabled').catch((err: Error) => this.deps.log('annotation failed', { pod: name, err: err.message }));
     });
   }
@@ -162,7 +170,7 @@ export class EnrollmentManager {
   private syncNodeRules(): Promise<void> {
     this.nodeRulesQueued ??= this.nodeRules = this.nodeRules.then(async () => {
       this.nodeRulesQueued = undefined;
-      const podIPs = [...this.pods.values()].flatMap((p) => p.ips);
+      const podIPs = [...[...this.pods.values()].map((p) => p.ips), ...this.enrolling.values()].flat();
       try {
         await (podIPs.length === 0 ? this.deps.backend.removeNode(undefined) : this.deps.backend.applyNode(undefined, { podIPs }));
       } catch (err) {
