@@ -15,8 +15,9 @@ export const familyList = (f: Families): RoutingFamily[] => [...(f.ipv4 ? [4 as 
  * one process per family instead of a read and a write per entry. Applying
  * re-adds the rule (the kernel refuses an identical one with "File exists",
  * which is then the answer "already there") and replaces the route; removing
- * deletes exactly that rule and route ("No such file or directory" / "No such
- * process": already gone), so other rules and routes in table 100 stay.
+ * deletes exactly that rule and route ("No such file or directory", "No such
+ * process", "FIB table does not exist": already gone), so other rules and
+ * routes in table 100 stay.
  * Removal runs for both families: the pod's addresses may be unknown by then.
  */
 export function policyRoutingBatch(op: 'apply' | 'remove', family: RoutingFamily): string {
@@ -42,8 +43,10 @@ export function unexpectedBatchErrors(op: 'apply' | 'remove', stderr: string): s
     const text = message.join(' ');
     message = [];
     const n = Number(failed[1]);
-    // Removing from a family the netns does not have (IPv6 disabled) has nothing to remove either.
-    const idempotent = op === 'apply' ? n === 1 && /File exists/.test(text) : /No such file or directory|No such process|Address family not supported/.test(text);
+    // Removing from a table that was never created, or a family the netns does not have
+    // (IPv6 disabled), has nothing to remove either.
+    const idempotent =
+      op === 'apply' ? n === 1 && /File exists/.test(text) : /No such file or directory|No such process|FIB table does not exist|Address family not supported/.test(text);
     if (!idempotent) out.push(`line ${n}: ${text}`);
   }
   // Output after the last "Command failed" (or with none at all) is a failure we cannot place.

@@ -15,6 +15,8 @@ test('only the idempotent answers are accepted: the rule already there on apply,
   assert.deepEqual(unexpectedBatchErrors('apply', exists), []);
   const gone = 'RTNETLINK answers: No such file or directory\nCommand failed -:1\nRTNETLINK answers: No such process\nCommand failed -:2\n';
   assert.deepEqual(unexpectedBatchErrors('remove', gone), []);
+  const neverApplied = 'RTNETLINK answers: No such file or directory\nCommand failed -:1\nError: FIB table does not exist.\nCommand failed -:2\n';
+  assert.deepEqual(unexpectedBatchErrors('remove', neverApplied), [], 'a pod never enrolled: --uninstall finds nothing, fails nothing');
   assert.deepEqual(unexpectedBatchErrors('remove', 'RTNETLINK answers: Address family not supported by protocol\nCommand failed -:1\n'), [], 'IPv6 disabled: nothing to remove');
 
   assert.deepEqual(unexpectedBatchErrors('apply', 'Error: Nexthop device is not up.\nCommand failed -:2\n'), ['line 2: Error: Nexthop device is not up.']);
