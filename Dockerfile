@@ -1,25 +1,23 @@
 # warren: one image for `warren node` (DaemonSet) and `warren ca` (Deployment), see deploy/.
 #   docker build -t ghcr.io/warren-mesh/warren:0.1.0 .
 
-# Build: TypeScript → dist/, the N-API addon (src/native) → build/Release, the CNI plugin → dist/warren-cni.
+# Build: TypeScript → dist/, the N-API addon (src/native) and the static CNI plugin (src/cni/warren-cni.c) → build/Release.
 FROM node:26-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # `npm ci` runs the package's own install script (node-gyp rebuild), which needs
-# binding.gyp and the addon's C++ source; the rest comes later so that a code
-# change does not invalidate the dependency layer.
+# binding.gyp, the addon's C++ source and the plugin's C source; the rest comes later so
+# that a code change does not invalidate the dependency layer. The plugin is linked
+# statically: the agent copies it to the host's CNI bin dir, which needs nothing for it.
 COPY package.json package-lock.json binding.gyp ./
 COPY src/native/ src/native/
+COPY src/cni/warren-cni.c src/cni/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src/ src/
-COPY scripts/build-cni-plugin.mjs scripts/
-# dist/warren-cni: the CNI plugin as a self-contained executable (this image's node with the
-# bundled plugin injected, Node SEA), which the agent copies to the host's CNI bin dir: the
-# host has no Node.js. Built with the official image's node, it needs glibc >= 2.28 on the host.
-RUN npm run build && npm run build:cni && npm prune --omit=dev --no-audit --no-fund
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 # The simulator (`warren sim`, `warren demo`: dist/src/sim, ~0.8 MB) and the two packages only
 # it uses (node-forge for its API server's certificates, fast-json-patch for its PATCH
 # handling, ~2 MB) are not needed by `warren node` or `warren ca`; in the image those two
@@ -40,7 +38,6 @@ ENV NODE_ENV=production
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules/ node_modules/
 COPY --from=build /app/dist/src/ dist/src/
-COPY --from=build /app/dist/warren-cni dist/
-COPY --from=build /app/build/Release/warren_native.node build/Release/
+COPY --from=build /app/build/Release/warren_native.node /app/build/Release/warren-cni build/Release/
 COPY bin/ bin/
 ENTRYPOINT ["/app/bin/warren"]

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { execa } from 'execa';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 
@@ -13,8 +14,14 @@ export interface EnrollmentBenchResult {
   pods: number;
   enrollSeconds: number;
   cniAddMs: Record<'excluded' | 'unlabeled' | 'enrolled', { p50: number; p99: number; n: number }>;
+  /** the replacement agent's first log line → its last "pod enrolled" (and from the kill) */
+  resync: { pods: number; fromStartSeconds: number; fromKillSeconds: number };
+  /** the installed plugin binary run alone (VERSION), and `/bin/true` spawned the same way */
+  pluginStartMs: { p50: number; p99: number; trueP50: number; trueP99: number; n: number };
   agentRssIdleMiB: number;
   agentRssEnrolledMiB: number;
+  /** after a full GC in the agent: idle, and with the fleet enrolled */
+  afterGc: { idle: { rssMiB: number; heapMiB: number }; enrolled: { rssMiB: number; heapMiB: number } };
   enrolledOnNode: number;
 }
 
@@ -30,6 +37,20 @@ function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 }
 
+interface AgentMemory {
+  collected: boolean;
+  rss: number;
+  heapUsed: number;
+}
+
+/** The agent's memory after a full GC (admin /memory?gc=1; the sim runs with --expose-gc for this bench). */
+async function agentMemoryAfterGc(node: string): Promise<{ rssMiB: number; heapMiB: number }> {
+  const script = "fetch('http://127.0.0.1:15000/memory?gc=1').then((r) => r.text()).then((t) => process.stdout.write(t))";
+  const m = JSON.parse((await execa('ip', ['netns', 'exec', `wrn-${node}`, process.execPath, '-e', script])).stdout) as AgentMemory;
+  if (!m.collected) throw new Error('the agent did not collect garbage: not started with --expose-gc?');
+  return { rssMiB: m.rss / 1024 / 1024, heapMiB: m.heapUsed / 1024 / 1024 };
+}
+
 async function agentPid(node: string): Promise<number> {
   const out = (await execa('pgrep', ['-f', `main.js node .*--node-name ${node}( |$)`])).stdout.trim().split('\n')[0];
   return Number(out);
@@ -43,18 +64,45 @@ async function cniTimes(logPath: string, namespace: string): Promise<number[]> {
     .map((l) => (JSON.parse(l) as { cniAddMs: number }).cniAddMs);
 }
 
+interface LogLine {
+  time: number;
+  msg: string;
+}
+
+async function agentLog(stateDir: string, node: string): Promise<LogLine[]> {
+  return (await readFile(`${stateDir}/nodes/${node}/agent.log`, 'utf8'))
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
+/** Wall time of `n` sequential runs of `file`, as a container runtime runs a plugin (bare env, stdin). */
+function spawnTimes(file: string, n: number): number[] {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const res = spawnSync(file, [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}' });
+    times.push(performance.now() - t0);
+    if (res.status !== 0) throw new Error(`${file} exited ${res.status}: ${res.stderr}`);
+  }
+  return times;
+}
+
 /**
- * Label a namespace of 100 running pods on one node and time until all
- * are annotated enabled; then 50 pod creations, one after the other, in each
- * of three namespaces for CNI ADD latency: excluded (the plugin answers without the agent),
+ * Label a namespace of 110 running pods (a full node) on one node and time until all
+ * are annotated enabled; kill the agent and time its replacement re-enrolling
+ * them; then pod creations, one after the other, in each of three namespaces
+ * for CNI ADD latency: excluded (the plugin answers without the agent),
  * unlabeled (the agent is asked and declines) and enrolled (the agent
- * programs rules and listeners before answering); agent RSS before and after.
+ * programs rules and listeners before answering); the plugin binary's own
+ * start; agent RSS before and after.
  */
-export async function benchEnrollment(pods = 100, creations = 50): Promise<EnrollmentBenchResult> {
+export async function benchEnrollment(pods = 110, creations = 40): Promise<EnrollmentBenchResult> {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-bench-enroll-`);
-  const run = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { timeout: 300_000 });
+  // --expose-gc reaches the agents: memory is read after a full GC (admin /memory?gc=1).
+  const run = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { timeout: 300_000, env: { NODE_OPTIONS: '--expose-gc' } });
   try {
-    // One node, so one agent holds all the pods (a /24 of pod IPs: 100 + 3 × 50 fit).
+    // One node, so one agent holds all the pods (a /24 of pod IPs: 110 + 3 × 40 fit).
     await run('sim', 'up', '--nodes', '1', '--state-dir', stateDir, '--api-port', '16644');
     const kc = new KubeConfig();
     kc.loadFromFile(`${stateDir}/kubeconfig`);
@@ -74,6 +122,7 @@ export async function benchEnrollment(pods = 100, creations = 50): Promise<Enrol
     await waitRunning('fleet', pods);
     const agent1 = await agentPid('node-1');
     const agentRssIdleMiB = rssMiB(agent1);
+    const idleAfterGc = await agentMemoryAfterGc('node-1');
 
     const t0 = performance.now();
     await core.patchNamespace({ name: 'fleet', body: { metadata: { labels: { 'warren.io/dataplane-mode': 'ambient' } } } }, mergePatch);
@@ -86,7 +135,31 @@ export async function benchEnrollment(pods = 100, creations = 50): Promise<Enrol
     const enrollSeconds = (performance.now() - t0) / 1000;
     await sleep(1000);
     const agentRssEnrolledMiB = rssMiB(agent1);
+    const enrolledAfterGc = await agentMemoryAfterGc('node-1');
     const enrolledOnNode = (await core.listNamespacedPod({ namespace: 'fleet', fieldSelector: 'spec.nodeName=node-1' })).items.length;
+
+    // Agent restart: the supervisor starts a new one (as a DaemonSet would), which re-finds every pod.
+    const before = (await agentLog(stateDir, 'node-1')).length;
+    const killedAt = Date.now();
+    process.kill(agent1, 'SIGKILL');
+    let resync: EnrollmentBenchResult['resync'] | undefined;
+    while (resync === undefined) {
+      if (Date.now() - killedAt > 120_000) throw new Error('pods not re-enrolled in 120 s after an agent restart');
+      await sleep(100);
+      const lines = (await agentLog(stateDir, 'node-1')).slice(before);
+      const enrolled = lines.filter((l) => l.msg === 'pod enrolled');
+      if (enrolled.length < pods) continue;
+      const last = enrolled[enrolled.length - 1]!.time;
+      resync = { pods: enrolled.length, fromStartSeconds: (last - lines[0]!.time) / 1000, fromKillSeconds: (last - killedAt) / 1000 };
+    }
+    const ready = Number.isFinite(await agentPid('node-1').catch(() => NaN));
+    if (!ready) throw new Error('no agent after the restart');
+
+    const plugin = `${stateDir}/nodes/node-1/cni/bin/warren-cni`;
+    spawnTimes(plugin, 5); // page cache, lazy binding
+    const pluginTimes = spawnTimes(plugin, 100);
+    const trueTimes = spawnTimes('/bin/true', 100);
+    const pluginStartMs = { p50: percentile(pluginTimes, 50), p99: percentile(pluginTimes, 99), trueP50: percentile(trueTimes, 50), trueP99: percentile(trueTimes, 99), n: 100 };
 
     await apply('namespaces', 'apiVersion: v1\nkind: Namespace\nmetadata: {name: plain}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: meshed, labels: {warren.io/dataplane-mode: ambient}}\n');
     // One pod at a time: the latency of one ADD, not of a burst queueing for two cores.
@@ -102,7 +175,7 @@ export async function benchEnrollment(pods = 100, creations = 50): Promise<Enrol
       return { p50: percentile(times, 50), p99: percentile(times, 99), n: times.length };
     };
     const cniAddMs = { excluded: await stats('kube-system'), unlabeled: await stats('plain'), enrolled: await stats('meshed') };
-    return { pods, enrollSeconds, cniAddMs, agentRssIdleMiB, agentRssEnrolledMiB, enrolledOnNode };
+    return { pods, enrollSeconds, cniAddMs, resync, pluginStartMs, agentRssIdleMiB, agentRssEnrolledMiB, afterGc: { idle: idleAfterGc, enrolled: enrolledAfterGc }, enrolledOnNode };
   } finally {
     await execa(process.execPath, [WARREN, 'sim', 'down', '--state-dir', stateDir], { reject: false });
     await rm(stateDir, { recursive: true, force: true });

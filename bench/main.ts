@@ -63,8 +63,17 @@ async function enrollment(): Promise<void> {
       [`CNI ADD chain, excluded namespace (plugin does not ask the agent), p50 / p99`, `${fmt(c.excluded.p50, 0)} / ${fmt(c.excluded.p99, 0)} ms`, `baseline (n=${c.excluded.n})`],
       [`CNI ADD chain, unlabeled namespace (agent asked, declines), p50 / p99`, `${fmt(c.unlabeled.p50, 0)} / ${fmt(c.unlabeled.p99, 0)} ms`, `${fmt(c.unlabeled.p50 / c.excluded.p50)}× p50 (n=${c.unlabeled.n})`],
       [`CNI ADD chain, enrolled namespace (rules + listeners first), p50 / p99`, `${fmt(c.enrolled.p50, 0)} / ${fmt(c.enrolled.p99, 0)} ms`, `${fmt(c.enrolled.p50 / c.excluded.p50)}× p50 (n=${c.enrolled.n})`],
+      ['CNI ADD added by enrollment (enrolled − excluded), p50 / p99', `${fmt(c.enrolled.p50 - c.excluded.p50, 0)} / ${fmt(c.enrolled.p99 - c.excluded.p99, 0)} ms`, ''],
+      [`agent restart: ${r.resync.pods} pods re-enrolled, from the new agent's start`, `${fmt(r.resync.fromStartSeconds)} s`, `${fmt(r.resync.fromKillSeconds)} s from the kill`],
+      [`plugin binary run alone (VERSION), p50 / p99`, `${fmt(r.pluginStartMs.p50)} / ${fmt(r.pluginStartMs.p99)} ms`, `/bin/true spawned alike: ${fmt(r.pluginStartMs.trueP50)} / ${fmt(r.pluginStartMs.trueP99)} ms (n=${r.pluginStartMs.n})`],
       ['agent RSS (node-1), nothing enrolled', `${fmt(r.agentRssIdleMiB, 1)} MiB`, 'baseline'],
       [`agent RSS (node-1), ${r.enrolledOnNode} pods enrolled`, `${fmt(r.agentRssEnrolledMiB, 1)} MiB`, `+${fmt(r.agentRssEnrolledMiB - r.agentRssIdleMiB, 1)} MiB`],
+      ['agent RSS / heap after a full GC, nothing enrolled', `${fmt(r.afterGc.idle.rssMiB, 1)} / ${fmt(r.afterGc.idle.heapMiB, 1)} MiB`, 'baseline'],
+      [
+        `agent RSS / heap after a full GC, ${r.enrolledOnNode} pods enrolled`,
+        `${fmt(r.afterGc.enrolled.rssMiB, 1)} / ${fmt(r.afterGc.enrolled.heapMiB, 1)} MiB`,
+        `+${fmt(((r.afterGc.enrolled.rssMiB - r.afterGc.idle.rssMiB) * 1024) / r.enrolledOnNode, 0)} / +${fmt(((r.afterGc.enrolled.heapMiB - r.afterGc.idle.heapMiB) * 1024) / r.enrolledOnNode, 0)} KiB per pod`,
+      ],
     ],
   );
   console.log(text);

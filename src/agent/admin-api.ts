@@ -55,6 +55,14 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
       }, 0),
     };
   };
+  // Memory as the process sees it; `?gc=1` collects garbage first when node runs with
+  // --expose-gc (bench/enrollment.ts), so growth is measured without what is merely uncollected.
+  const memory: Handler = (req, res) => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    const collect = new URL(req.url ?? '/', 'http://admin').searchParams.get('gc') === '1' && gc !== undefined;
+    if (collect) gc();
+    sendJson(res, 200, { collected: collect, enrolled: s.enrolled().length, ...process.memoryUsage() });
+  };
   const explain: Handler = (req, res) => {
     const query = new URL(req.url ?? '/', 'http://admin').searchParams;
     const state = { index: s.index(), authorizationPolicies: s.policies.authorizationPolicies(), peerAuthentications: s.policies.peerAuthentications(), rootNamespace: s.config.rootNamespace, trustDomain: s.config.trustDomain };
@@ -73,6 +81,7 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
     '/connections': (_q, res) => sendJson(res, 200, connections()),
     '/status': (_q, res) => sendJson(res, 200, status()),
     '/explain': explain,
+    '/memory': memory,
     '/config_dump': (_q, res) => sendJson(res, 200, { config: s.config, status: status(), workloads: workloads(), services: services(), policies: policies(), certs: certs(), connections: connections() }),
   };
 }

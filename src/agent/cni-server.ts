@@ -7,6 +7,10 @@ import { z } from 'zod';
 import { httpStatusForError } from '../errors/http-status.js';
 import { peerCredentials, socketFd } from '../native/netns-socket.js';
 import { readBodyText } from '../net/read-body.js';
+import { runCniPlugin, type CniPluginDeps } from '../cni/plugin.js';
+
+/** The exit code the plugin binary exits with (src/cni/warren-cni.c reads it). */
+export const CNI_EXIT_CODE_HEADER = 'x-cni-exit-code';
 
 /**
  * Where a container runtime keeps pod network namespaces: /proc/<pid>/ns/net
@@ -36,6 +40,18 @@ export interface CniHandlers {
 }
 
 const MAX_BODY = 64 * 1024;
+/** A raw request carries the runtime's whole stdin (network config with prevResult). */
+const MAX_RAW_BODY = 1024 * 1024;
+
+/**
+ * The plugin binary's request (src/cni/warren-cni.c): the CNI variables the
+ * runtime set and its stdin, unparsed. The agent runs the plugin's logic
+ * (src/cni/plugin.ts) on it, so the binary only forwards.
+ */
+const cniRawSchema = z.strictObject({
+  env: z.partialRecord(z.enum(['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH']), z.string().max(4096)),
+  stdin: z.string().max(MAX_RAW_BODY),
+});
 
 function reply(res: ServerResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
@@ -43,8 +59,8 @@ function reply(res: ServerResponse, status: number, body: object): void {
   res.end(text);
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const text = await readBodyText(req, MAX_BODY);
+async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const text = await readBodyText(req, maxBytes);
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -64,26 +80,45 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 export async function startCniServer(socketPath: string, handlers: CniHandlers, log: (msg: string, fields: Record<string, unknown>) => void): Promise<Server> {
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
   rmSync(socketPath, { force: true }); // a stale socket from a previous agent
+  /** One structured call, from HTTP or from a raw request's plugin run: validated, then handled. */
+  const handle = async (op: 'add' | 'del', body: unknown): Promise<{ status: number; body: object }> => {
+    const parsed = (op === 'add' ? cniRequestSchema : cniDelSchema).safeParse(body);
+    if (!parsed.success) return { status: 400, body: { message: `invalid CNI request: ${describeIssue(parsed.error)}` } };
+    try {
+      if (op === 'add') return { status: 200, body: await handlers.add(parsed.data) };
+      await handlers.del(parsed.data);
+      return { status: 200, body: {} };
+    } catch (err) {
+      log('cni request failed', { op, pod: `${parsed.data.podNamespace}/${parsed.data.podName}`, err: (err as Error).message });
+      return { status: httpStatusForError(err), body: { message: (err as Error).message } };
+    }
+  };
+  const callInProcess: CniPluginDeps['callAgent'] = async (path, body) => {
+    const answer = await handle(path === '/v1/cni/add' ? 'add' : 'del', body);
+    return { status: answer.status, body: JSON.stringify(answer.body) };
+  };
   const server = createServer((req, res) => {
     void (async () => {
-      const op = req.url === '/v1/cni/add' ? 'add' : req.url === '/v1/cni/del' ? 'del' : undefined;
-      if (req.method !== 'POST' || op === undefined) return reply(res, 404, { message: `unknown endpoint ${req.method} ${req.url}; the plugin uses POST /v1/cni/add and /v1/cni/del` });
+      const op = req.url === '/v1/cni/add' ? 'add' : req.url === '/v1/cni/del' ? 'del' : req.url === '/v1/cni/raw' ? 'raw' : undefined;
+      if (req.method !== 'POST' || op === undefined) {
+        return reply(res, 404, { message: `unknown endpoint ${req.method} ${req.url}; the plugin uses POST /v1/cni/raw (or /v1/cni/add and /v1/cni/del)` });
+      }
       let body: unknown;
       try {
-        body = await readJson(req);
+        body = await readJson(req, op === 'raw' ? MAX_RAW_BODY + MAX_BODY : MAX_BODY);
       } catch (err) {
         return reply(res, 400, { message: (err as Error).message });
       }
-      const parsed = (op === 'add' ? cniRequestSchema : cniDelSchema).safeParse(body);
-      if (!parsed.success) return reply(res, 400, { message: `invalid CNI request: ${describeIssue(parsed.error)}` });
-      try {
-        if (op === 'add') return reply(res, 200, await handlers.add(parsed.data));
-        await handlers.del(parsed.data);
-        return reply(res, 200, {});
-      } catch (err) {
-        log('cni request failed', { op, pod: `${parsed.data.podNamespace}/${parsed.data.podName}`, err: (err as Error).message });
-        return reply(res, httpStatusForError(err), { message: (err as Error).message });
+      if (op !== 'raw') {
+        const answer = await handle(op, body);
+        return reply(res, answer.status, answer.body);
       }
+      const raw = cniRawSchema.safeParse(body);
+      if (!raw.success) return reply(res, 400, { message: `invalid raw CNI request: ${describeIssue(raw.error)}` });
+      // The plugin's result goes back verbatim: its stdout as the body, its exit code in a header.
+      const result = await runCniPlugin(raw.data.env, raw.data.stdin, { callAgent: callInProcess });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(result.stdout), [CNI_EXIT_CODE_HEADER]: String(result.exitCode) });
+      res.end(result.stdout);
     })();
   });
   server.on('connection', (socket) => {

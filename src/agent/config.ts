@@ -39,7 +39,7 @@ const configSchema = z.strictObject({
   cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
   cniBinDir: z.string().min(1).default('/opt/cni/bin'),
   cniSocket: z.string().min(1).default('/var/run/warren/cni.sock'),
-  /** the self-contained plugin executable to install; unset: dist/warren-cni when the package has one */
+  /** the static plugin executable to install; unset: build/Release/warren-cni of this package */
   cniPluginBinary: z.string().regex(/^\//, 'must be an absolute path').optional(),
   redirectBackend: z.enum(['nft', 'iptables', 'auto']).default('auto'),
   excludeNamespaces: z.array(z.string().min(1)).default(['kube-system']),

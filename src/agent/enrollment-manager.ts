@@ -4,6 +4,8 @@ import type { DataPlane } from '../tunnel/dataplane.js';
 import { PodProxy } from '../tunnel/pod-proxy.js';
 import type { ConnectionObserver } from '../telemetry/connection-observer.js';
 import type { PodView } from './enrollment-plan.js';
+import { availableParallelism } from 'node:os';
+import { concurrencyLimit } from './concurrency-limit.js';
 
 export type RedirectionState = 'enabled' | 'disabled' | 'failed';
 
@@ -36,14 +38,23 @@ export interface EnrollmentDeps {
 /**
  * Performs enrollment: the pod identity's certificate first (no rules for a
  * pod that could not speak mTLS), rules in the pod's netns, then the agent's
- * listeners there, then the node's probe SNAT and the pod's annotation;
+ * listeners there (the node's probe SNAT written alongside), then the pod's annotation;
  * unenrollment in reverse. Work for one pod is serialized (a CNI ADD and an informer
  * event can race), different pods proceed in parallel.
  */
 export class EnrollmentManager {
   private readonly pods = new Map<string, EnrolledPod>();
+  /** IPs of pods being enrolled: the node's probe SNAT is written alongside their own rules, not after */
+  private readonly enrolling = new Map<string, string[]>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /**
+   * Rules and listeners for a burst of pods: two per core, so each core has
+   * work while another pod waits for its nft/ip child processes.
+   */
+  private readonly programming = concurrencyLimit(2 * availableParallelism());
+  /** the last node-rules write, and the one queued behind it (which reads the pod set only when it starts) */
   private nodeRules: Promise<void> = Promise.resolve();
+  private nodeRulesQueued: Promise<void> | undefined;
 
   constructor(private readonly deps: EnrollmentDeps) {}
 
@@ -72,36 +83,58 @@ export class EnrollmentManager {
       const name = `${pod.namespace}/${pod.name}`;
       let path = netns;
       let identity: SpiffeId;
+      // Where an enrollment's time went (logged with "pod enrolled"): what to look at when a node is slow.
+      const ms: Record<'identity' | 'netns' | 'queued' | 'rules' | 'listeners' | 'nodeRules', number> = { identity: 0, netns: 0, queued: 0, rules: 0, listeners: 0, nodeRules: 0 };
+      let mark = performance.now();
+      const lap = (phase: keyof typeof ms): void => {
+        const now = performance.now();
+        ms[phase] = Math.round(now - mark);
+        mark = now;
+      };
       try {
         identity = await this.deps.acquireIdentity(pod);
-        path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips });
-        await this.deps.backend.applyPod(path, { podIPs: pod.ips }).catch((err: unknown) => {
-          this.deps.ruleError('pod-apply');
-          throw err;
+        lap('identity');
+        const netnsPath = (path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips }));
+        lap('netns');
+        // SNAT of probes to a pod not captured yet changes nothing for it (the app answers the
+        // probe source as any other), so the node's write need not wait for the pod's.
+        this.enrolling.set(pod.uid, pod.ips);
+        const nodeRules = this.syncNodeRules();
+        const proxy = await this.programming(async () => {
+          lap('queued');
+          await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).catch((err: unknown) => {
+            this.deps.ruleError('pod-apply');
+            throw err;
+          });
+          lap('rules');
+          return PodProxy.start({
+            pod: name,
+            namespace: pod.namespace,
+            labels: pod.labels,
+            netns: netnsPath,
+            ips: pod.ips,
+            identity,
+            dataplane: this.deps.dataplane,
+            telemetry: this.deps.telemetry,
+          }).catch(async (err: unknown) => {
+            // Rules without listeners would black-hole the pod: take them back.
+            await this.deps.backend.removePod(netnsPath).catch(() => undefined);
+            throw err;
+          });
         });
-        const proxy = await PodProxy.start({
-          pod: name,
-          namespace: pod.namespace,
-          labels: pod.labels,
-          netns: path,
-          ips: pod.ips,
-          identity,
-          dataplane: this.deps.dataplane,
-          telemetry: this.deps.telemetry,
-        }).catch(async (err: unknown) => {
-          // Rules without listeners would black-hole the pod: take them back.
-          await this.deps.backend.removePod(path!).catch(() => undefined);
-          throw err;
-        });
+        lap('listeners');
         this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, identity, labels: pod.labels, proxy });
+        this.enrolling.delete(pod.uid);
+        await nodeRules;
+        lap('nodeRules');
       } catch (err) {
+        if (this.enrolling.delete(pod.uid)) void this.syncNodeRules();
         this.deps.releaseIdentity(pod.uid);
         this.deps.log('enrollment failed', { pod: name, err: (err as Error).message });
         await this.deps.annotate(pod, 'failed', (err as Error).message).catch(() => undefined);
         throw err;
       }
-      this.deps.log('pod enrolled', { pod: name, netns: path, ips: pod.ips });
-      await this.syncNodeRules();
+      this.deps.log('pod enrolled', { pod: name, netns: path, ips: pod.ips, ms });
       await this.deps.annotate(pod, 'enabled').catch((err: Error) => this.deps.log('annotation failed', { pod: name, err: err.message }));
     });
   }
@@ -142,18 +175,24 @@ export class EnrollmentManager {
     });
   }
 
-  /** The node's probe SNAT follows the set of enrolled pod IPs; writes are serialized and coalesce. */
+  /**
+   * The node's probe SNAT follows the set of enrolled pod IPs. Writes are
+   * serialized and coalesce: a change joins the write queued behind the
+   * running one, which reads the pod set when it starts, so a burst of 110
+   * enrollments costs two writes, not 110.
+   */
   private syncNodeRules(): Promise<void> {
-    this.nodeRules = this.nodeRules
-      .catch(() => undefined)
-      .then(() => {
-        const podIPs = [...this.pods.values()].flatMap((p) => p.ips);
-        return podIPs.length === 0 ? this.deps.backend.removeNode(undefined) : this.deps.backend.applyNode(undefined, { podIPs });
-      });
-    return this.nodeRules.catch((err: Error) => {
-      this.deps.ruleError('node');
-      this.deps.log('node rules failed', { err: err.message });
+    this.nodeRulesQueued ??= this.nodeRules = this.nodeRules.then(async () => {
+      this.nodeRulesQueued = undefined;
+      const podIPs = [...[...this.pods.values()].map((p) => p.ips), ...this.enrolling.values()].flat();
+      try {
+        await (podIPs.length === 0 ? this.deps.backend.removeNode(undefined) : this.deps.backend.applyNode(undefined, { podIPs }));
+      } catch (err) {
+        this.deps.ruleError('node');
+        this.deps.log('node rules failed', { err: (err as Error).message });
+      }
     });
+    return this.nodeRulesQueued;
   }
 
   /**

@@ -1,13 +1,11 @@
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { installCniPlugin, watchCniConfig } from '../cni/installer.js';
-import { choosePluginSource } from '../cni/plugin-file.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION } from '../k8s/enrollment.js';
-import { loadKubeConfig } from '../k8s/kubeconfig.js';
+import { loadKubeConfig, withSharedConnections } from '../k8s/kubeconfig.js';
 import { NetnsFinder } from '../k8s/netns-discovery.js';
 import { startResilientInformer } from '../k8s/resilient-informer.js';
 import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
@@ -30,9 +28,8 @@ import { agentMetrics } from '../telemetry/agent-metrics.js';
 import { ConnectionTelemetry } from '../telemetry/connection-telemetry.js';
 import { uninstallNode } from './uninstall.js';
 
-const PLUGIN_ENTRY = fileURLToPath(new URL('../cni/plugin-main.js', import.meta.url));
-/** dist/warren-cni, built by `npm run build:cni`: what the container image ships. */
-const PACKAGED_PLUGIN_BINARY = fileURLToPath(new URL('../../warren-cni', import.meta.url));
+/** The static plugin (src/cni/warren-cni.c) node-gyp builds beside the addon: what the container image ships. */
+const PACKAGED_PLUGIN_BINARY = fileURLToPath(new URL('../../../build/Release/warren-cni', import.meta.url));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
@@ -45,7 +42,7 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const log = pino({ level: config.logLevel, base: { component: 'warren-node', node: config.nodeName } });
   const logFn = (msg: string, fields: Record<string, unknown>): void => log.info(fields, msg);
-  const kc = loadKubeConfig(config.kubeconfig);
+  const kc = withSharedConnections(loadKubeConfig(config.kubeconfig));
   const core = kc.makeApiClient(CoreV1Api);
   if (config.uninstall) return uninstallNode(config, core, logFn);
   const backendName = chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner));
@@ -174,7 +171,6 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const cniOptions = { ...cniInstallOptions(config), log: cniLog };
   if (config.installCni) {
     const installed = installCniPlugin(cniOptions);
-    // Which kind went in says whether pods on a real node can start at all (the shim needs this node on the host).
     log.info({ plugin: cniOptions.plugin, binPath: installed.binPath, confPath: installed.confPath }, 'CNI plugin installed');
   }
   const cniWatch = config.installCni ? watchCniConfig(cniOptions) : undefined;
@@ -221,11 +217,10 @@ function accessLogWriter(log: pino.Logger, level: NodeAgentConfig['accessLogLeve
 }
 
 function cniInstallOptions(config: NodeAgentConfig) {
-  const packaged = existsSync(PACKAGED_PLUGIN_BINARY) ? PACKAGED_PLUGIN_BINARY : undefined;
   return {
     confDir: config.cniConfDir,
     binDir: config.cniBinDir,
-    plugin: choosePluginSource(config.cniPluginBinary, packaged, { nodePath: process.execPath, pluginEntry: PLUGIN_ENTRY }),
+    plugin: config.cniPluginBinary ?? PACKAGED_PLUGIN_BINARY,
     pluginConfig: { agentSocket: config.cniSocket, excludeNamespaces: config.excludeNamespaces, timeoutSeconds: 5 },
   };
 }

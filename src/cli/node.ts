@@ -14,9 +14,9 @@ restarting them. Flags override the environment variables shown.
   --cni-conf-dir DIR           CNI network configs ($${ENV.cniConfDir}; /etc/cni/net.d)
   --cni-bin-dir DIR            CNI plugin binaries ($${ENV.cniBinDir}; /opt/cni/bin)
   --cni-socket PATH            unix socket the plugin calls ($${ENV.cniSocket}; /var/run/warren/cni.sock)
-  --cni-plugin-binary FILE     self-contained warren-cni executable copied into the CNI bin dir
-                               ($${ENV.cniPluginBinary}; dist/warren-cni of this package, built by
-                               \`npm run build:cni\`; without one, a shim that needs this node on the host)
+  --cni-plugin-binary FILE     static warren-cni executable copied into the CNI bin dir
+                               ($${ENV.cniPluginBinary}; build/Release/warren-cni of this package, built
+                               by node-gyp at install)
   --redirect-backend B         nft | iptables | auto ($${ENV.redirectBackend}; auto)
   --exclude-namespaces A,B     never enrolled ($${ENV.excludeNamespaces}; kube-system)
   --state-dir DIR              agent state ($${ENV.stateDir}; /var/run/warren)

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fs/write-file-atomic.js';
-import { PLUGIN_FILE, installPluginFile, removePluginFiles, type PluginSource } from './plugin-file.js';
+import { PLUGIN_FILE, installPluginFile, removePluginFiles } from './plugin-file.js';
 
 /**
  * The agent side of docs/architecture.md §4's plugin contract: put the `warren-cni`
@@ -24,7 +24,8 @@ export interface WarrenPluginConfig {
 export interface InstallOptions {
   confDir: string;
   binDir: string;
-  plugin: PluginSource;
+  /** the plugin binary to copy into binDir */
+  plugin: string;
   pluginConfig: WarrenPluginConfig;
   /** problems that do not stop the install (an unreadable or invalid conf file that is skipped) */
   log?: (msg: string) => void;
@@ -242,7 +243,7 @@ export function watchCniConfig(opts: InstallOptions & { pollMs?: number }): { st
   };
 }
 
-/** Removes the entry from every conflist (stop the watcher first, or it puts the entry back) in confDir (rest re-serialized with 2-space indent) and the plugin (executable or shim). */
+/** Removes the entry from every conflist (stop the watcher first, or it puts the entry back) in confDir (rest re-serialized with 2-space indent) and the plugin binary. */
 export function uninstallCniPlugin(opts: { confDir: string; binDir: string; log?: (msg: string) => void }): { changedFiles: string[] } {
   const log = opts.log ?? (() => undefined);
   const changedFiles: string[] = [];

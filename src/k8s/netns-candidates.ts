@@ -95,38 +95,6 @@ export function canonicalIp(address: string): string {
   }
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
-
-/**
- * Global-scope addresses from `ip -j addr show` output. Anything unexpected (not
- * JSON, empty `{}` entries older iproute2 prints, missing fields) is skipped
- * rather than thrown: a netns torn down mid-scan must not fail the whole scan.
- */
-export function parseIpAddrJson(stdout: string): string[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(stdout);
-  } catch {
-    return [];
-  }
-  if (!Array.isArray(parsed)) return [];
-  const found: string[] = [];
-  for (const link of parsed) {
-    if (!isRecord(link) || !Array.isArray(link.addr_info)) continue;
-    for (const info of link.addr_info) {
-      if (!isRecord(info)) continue;
-      if (info.family !== 'inet' && info.family !== 'inet6') continue;
-      if (info.scope !== 'global') continue;
-      // An address that failed duplicate detection is not usable by the pod.
-      if (info.dadfailed === true) continue;
-      if (typeof info.local !== 'string' || info.local === '') continue;
-      const ip = canonicalIp(info.local);
-      if (!found.includes(ip)) found.push(ip);
-    }
-  }
-  return found;
-}
-
 /**
  * Chooses the pod's netns. A candidate must hold one of the pod's IPs: an IP
  * recycled from a deleted pod may still sit in a stale netns, so a UID alone, or

@@ -1,8 +1,8 @@
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WarrenError } from '../errors/warren-error.js';
-import { systemRunner } from '../redirect/runner.js';
-import { parseIpAddrJson, podUidFromCgroup, resolvePodNetns, type NetnsCandidate } from './netns-candidates.js';
+import { netnsAddresses } from '../native/netns-socket.js';
+import { canonicalIp, podUidFromCgroup, resolvePodNetns, type NetnsCandidate } from './netns-candidates.js';
 
 /**
  * Finding an already-running pod's netns (docs/architecture.md §4), the side-effect half:
@@ -15,7 +15,7 @@ export interface DiscoveryOptions {
   procRoot?: string;
   /** default /var/run/netns */
   netnsDir?: string;
-  /** global-scope addresses in the netns at `path`; default: `nsenter --net=<path> ip -j addr show` */
+  /** global-scope addresses in the netns at `path`; default: read by the native addon over rtnetlink */
   listAddresses?: (path: string) => Promise<string[]>;
 }
 
@@ -65,9 +65,9 @@ async function netnsInode(path: string): Promise<number | undefined> {
   return (await orSkip(stat(path)))?.ino;
 }
 
-/** Default listAddresses: `ip -j addr show` inside the netns, via nsenter. */
+/** Default listAddresses: read over rtnetlink from inside the netns by the native addon (no process per netns). */
 export async function listNetnsAddresses(path: string): Promise<string[]> {
-  return parseIpAddrJson(await systemRunner.run('ip', ['-j', 'addr', 'show'], { netns: path }));
+  return [...new Set(netnsAddresses(path).map(canonicalIp))];
 }
 
 interface Group {
@@ -136,8 +136,8 @@ export async function discoverNetnsCandidates(options: DiscoveryOptions = {}): P
     try {
       addresses = await listAddresses(entry.path);
     } catch (err) {
-      // A missing nsenter/ip breaks every lookup: say so instead of "not found".
-      if (err instanceof WarrenError && err.code === 'ERR_COMMAND_MISSING') throw err;
+      // A missing addon breaks every lookup: say so instead of "not found".
+      if (err instanceof WarrenError && err.code === 'ERR_NATIVE_MISSING') throw err;
       // Otherwise the netns went away mid-scan; without addresses it can never match.
     }
     return { ...entry, addresses };

@@ -33,6 +33,7 @@ interface NativeBinding {
   originalDst(fd: number): OriginalDestination;
   threadNetnsInode(): number;
   peerCredentials(fd: number): PeerCredentials;
+  netnsAddresses(path: string): string[];
 }
 
 /** Who is on the other end of a unix socket, as the kernel recorded it at connect(2). */
@@ -118,6 +119,11 @@ export function createSocket(options: NetnsSocketOptions): number {
 /** The destination a connection had before REDIRECT rewrote it. */
 export function originalDestination(fd: number): OriginalDestination {
   return call(() => native().originalDst(fd));
+}
+
+/** Global-scope addresses in the netns at `path` (rtnetlink, no process): what netns discovery matches pods by. */
+export function netnsAddresses(path: string): string[] {
+  return call(() => native().netnsAddresses(path));
 }
 
 /** Inode of the calling thread's netns (to verify the thread is home). */

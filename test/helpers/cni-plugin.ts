@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 
 /** A bridge plugin's result, the prevResult warren-cni gets in a chain. */
 export const prevResult = {
@@ -71,18 +71,4 @@ export function listen(server: Server, path: string): Promise<void> {
     server.once('error', reject);
     server.listen(path, () => resolve());
   });
-}
-
-/** A node agent's CNI endpoint that confirms every request and records it. */
-export function fakeAgent(): { server: Server; received: Array<{ url: string | undefined; body: unknown }> } {
-  const received: Array<{ url: string | undefined; body: unknown }> = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8').on('data', (d: string) => (body += d));
-    req.on('end', () => {
-      received.push({ url: req.url, body: JSON.parse(body) });
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"enrolled":true}');
-    });
-  });
-  return { server, received };
 }

@@ -16,11 +16,10 @@ import {
   type Conflist,
   type InstallOptions,
 } from '../../src/cni/installer.js';
-import { choosePluginSource, type PluginSource } from '../../src/cni/plugin-file.js';
 import { WarrenError } from '../../src/errors/warren-error.js';
 
-const PLUGIN_MAIN = fileURLToPath(new URL('../../src/cni/plugin-main.js', import.meta.url));
-const shim: PluginSource = { kind: 'shim', nodePath: process.execPath, pluginEntry: PLUGIN_MAIN };
+/** The static plugin node-gyp builds (src/cni/warren-cni.c). */
+const PLUGIN_BINARY = fileURLToPath(new URL('../../../build/Release/warren-cni', import.meta.url));
 const pluginConfig = { agentSocket: '/var/run/warren/cni.sock', excludeNamespaces: ['kube-system'], timeoutSeconds: 5 };
 const entry = { type: 'warren-cni', ...pluginConfig };
 
@@ -44,7 +43,7 @@ function withDirs(fn: (opts: InstallOptions & { logs: string[]; root: string }) 
     mkdirSync(binDir);
     const logs: string[] = [];
     try {
-      await fn({ confDir, binDir, plugin: shim, pluginConfig, log: (m) => logs.push(m), logs, root });
+      await fn({ confDir, binDir, plugin: PLUGIN_BINARY, pluginConfig, log: (m) => logs.push(m), logs, root });
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
@@ -199,11 +198,10 @@ test(
 );
 
 test(
-  'the shim is executable and runs the plugin (VERSION)',
+  'the installed plugin is executable and runs alone (VERSION)',
   withDirs((opts) => {
     const { binPath } = installCniPlugin(opts);
     assert.equal(statSync(binPath).mode & 0o777, 0o755);
-    assert.match(readFileSync(binPath, 'utf8'), /^#!\/bin\/sh\n/);
     // As the runtime runs it: a bare environment, config on stdin.
     const res = spawnSync(binPath, [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', encoding: 'utf8', timeout: 10_000 });
     assert.equal(res.status, 0, res.stderr);
@@ -211,22 +209,15 @@ test(
   }),
 );
 
-test('the self-contained executable is chosen whenever there is one: configured first, then the packaged one', () => {
-  const entry = { nodePath: '/usr/bin/node', pluginEntry: '/app/dist/src/cni/plugin-main.js' };
-  assert.deepEqual(choosePluginSource('/opt/warren/warren-cni', '/app/dist/warren-cni', entry), { kind: 'binary', path: '/opt/warren/warren-cni' });
-  assert.deepEqual(choosePluginSource(undefined, '/app/dist/warren-cni', entry), { kind: 'binary', path: '/app/dist/warren-cni' });
-  assert.deepEqual(choosePluginSource(undefined, undefined, entry), { kind: 'shim', ...entry });
-});
-
 test(
   'the executable is copied with mode 0755, only when it differs, and removed with any partial copy on uninstall',
   withDirs(async (opts) => {
     const source = join(opts.root, 'warren-cni-build');
-    // Stands in for the ~90 MB build: installing is copying bytes, whatever they are.
+    // Stands in for the build: installing is copying bytes, whatever they are.
     writeFileSync(source, '#!/bin/sh\necho release-1\n', { mode: 0o644 });
-    const withBinary = { ...opts, plugin: { kind: 'binary', path: source } as const };
+    const withBinary = { ...opts, plugin: source };
     writeFileSync(join(opts.confDir, '10-bridge.conflist'), BRIDGE_TEXT);
-    installCniPlugin(opts); // a dev agent's shim before
+    installCniPlugin(opts); // another build before
 
     const first = installCniPlugin(withBinary);
     assert.equal(first.binChanged, true);
@@ -258,8 +249,8 @@ test(
     } finally {
       watcher.stop();
     }
-    assert.equal(installCniPlugin(opts).binChanged, true, 'back to the shim');
-    assert.match(readFileSync(first.binPath, 'utf8'), /^#!\/bin\/sh\n# warren-cni/);
+    assert.equal(installCniPlugin(opts).binChanged, true, 'back to the other build');
+    assert.ok(readFileSync(first.binPath).equals(readFileSync(PLUGIN_BINARY)));
 
     installCniPlugin(withBinary);
     writeFileSync(join(opts.binDir, 'warren-cni.tmp-4242'), 'half a copy');
@@ -275,7 +266,7 @@ test(
   withDirs((opts) => {
     const missing = join(opts.root, 'nowhere', 'warren-cni');
     assert.throws(
-      () => installCniPlugin({ ...opts, plugin: { kind: 'binary', path: missing } }),
+      () => installCniPlugin({ ...opts, plugin: missing }),
       (e: unknown) => e instanceof WarrenError && e.code === 'ERR_CNI_INSTALL' && e.message.includes(missing) && e.message.includes('--cni-plugin-binary'),
     );
   }),

@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { CNI_ERROR, parseCniArgs, runCniPlugin, type AgentPath, type AgentResponse, type CniPluginDeps } from '../../src/cni/plugin.js';
-import { addRequestBody, cniEnv as env, fakeAgent, listen, netConf as conf, prevResult, runPlugin as runExecutable } from '../helpers/cni-plugin.js';
-
-const PLUGIN_MAIN = fileURLToPath(new URL('../../src/cni/plugin-main.js', import.meta.url));
+import { addRequestBody, cniEnv as env, netConf as conf, prevResult } from '../helpers/cni-plugin.js';
 
 interface Call {
   path: AgentPath;
@@ -178,42 +171,4 @@ test('parseCniArgs splits K=V pairs, values may hold "="', () => {
   assert.deepEqual(parseCniArgs(undefined), {});
   assert.deepEqual(parseCniArgs(''), {});
   assert.throws(() => parseCniArgs('novalue'), { code: 'ERR_CNI_ENV' });
-});
-
-// plugin-main as the shim runs it.
-const runPlugin = (e: Record<string, string | undefined>, stdin: string) => runExecutable(process.execPath, [PLUGIN_MAIN], e, stdin);
-
-test('plugin-main against a real agent socket: ADD succeeds, agent down or hung fails within the timeout', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'warren-cni-'));
-  const { server: agentServer, received } = fakeAgent();
-  const hungServer = createServer(() => undefined);
-  try {
-    const sock = join(dir, 'cni.sock');
-    const hungSock = join(dir, 'hung.sock');
-    await listen(agentServer, sock);
-    await listen(hungServer, hungSock);
-
-    const added = await runPlugin(env(), JSON.stringify(conf({ agentSocket: sock })));
-    assert.equal(added.code, 0, added.stdout + added.stderr);
-    assert.deepEqual(JSON.parse(added.stdout), prevResult);
-    assert.deepEqual(received, [{ url: '/v1/cni/add', body: addRequestBody }]);
-
-    const missing = await runPlugin(env(), JSON.stringify(conf({ agentSocket: join(dir, 'nobody.sock') })));
-    assert.equal(missing.code, 1);
-    assert.equal(JSON.parse(missing.stdout).code, CNI_ERROR.tryAgainLater);
-    assert.match(JSON.parse(missing.stdout).msg, /ENOENT/);
-
-    const hung = await runPlugin(env(), JSON.stringify(conf({ agentSocket: hungSock, timeoutSeconds: 0.5 })));
-    assert.equal(hung.code, 1);
-    assert.equal(JSON.parse(hung.stdout).code, CNI_ERROR.tryAgainLater);
-    assert.ok(hung.ms < 3000, `took ${hung.ms} ms with a 0.5 s timeout`);
-
-    const deleted = await runPlugin(env({ CNI_COMMAND: 'DEL' }), JSON.stringify(conf({ agentSocket: join(dir, 'nobody.sock') })));
-    assert.deepEqual([deleted.code, deleted.stdout], [0, '']);
-  } finally {
-    hungServer.closeAllConnections();
-    await new Promise((r) => hungServer.close(r));
-    await new Promise((r) => agentServer.close(r));
-    rmSync(dir, { recursive: true, force: true });
-  }
 });

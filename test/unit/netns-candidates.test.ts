@@ -6,7 +6,6 @@ import { test } from 'node:test';
 import {
   canonicalIp,
   matchPodNetns,
-  parseIpAddrJson,
   podUidFromCgroup,
   resolvePodNetns,
   type NetnsCandidate,
@@ -68,37 +67,6 @@ test('podUidFromCgroup: processes outside pod cgroups give undefined', () => {
   assert.equal(podUidFromCgroup(`0::/elsewhere/pod${UID}/x`), undefined, 'a pod<uid> dir outside kubepods');
   assert.equal(podUidFromCgroup('0::/kubepods/besteffort/podnot-a-uid/x'), undefined);
   assert.equal(podUidFromCgroup('garbage without colons'), undefined);
-});
-
-test('parseIpAddrJson keeps global IPv4/IPv6 addresses only', () => {
-  const out = JSON.stringify([
-    {
-      ifname: 'lo',
-      addr_info: [
-        { family: 'inet', local: '127.0.0.1', prefixlen: 8, scope: 'host' },
-        { family: 'inet6', local: '::1', prefixlen: 128, scope: 'host' },
-      ],
-    },
-    {},
-    {
-      ifname: 'eth0',
-      addr_info: [
-        { family: 'inet', local: '10.78.1.2', prefixlen: 24, scope: 'global' },
-        { family: 'inet6', local: 'FD78:0:0::0a', prefixlen: 64, scope: 'global' },
-        { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' },
-        { family: 'inet6', local: 'fd78::bad', prefixlen: 64, scope: 'global', dadfailed: true },
-        { family: 'inet', local: '10.78.1.2', prefixlen: 24, scope: 'global' },
-        { family: 'inet', scope: 'global' },
-        null,
-      ],
-    },
-    { ifname: 'wg0', addr_info: 'nonsense' },
-  ]);
-  assert.deepEqual(parseIpAddrJson(out), ['10.78.1.2', 'fd78::a']);
-  assert.deepEqual(parseIpAddrJson(''), []);
-  assert.deepEqual(parseIpAddrJson('not json'), []);
-  assert.deepEqual(parseIpAddrJson('{"addr_info":[]}'), []);
-  assert.deepEqual(parseIpAddrJson('[]'), []);
 });
 
 test('canonicalIp makes equal addresses compare equal', () => {
@@ -228,7 +196,7 @@ test('discoverNetnsCandidates groups by inode, reads cgroups, prefers pinned pat
   }
 });
 
-test('discoverNetnsCandidates: a missing /proc or netns dir is empty, a missing nsenter is an error', async () => {
+test('discoverNetnsCandidates: a missing /proc or netns dir is empty, a missing native addon is an error', async () => {
   const root = await mkdtemp(join(tmpdir(), 'warren-netns-'));
   try {
     const none = join(root, 'nope');
@@ -239,10 +207,10 @@ test('discoverNetnsCandidates: a missing /proc or netns dir is empty, a missing 
         procRoot: none,
         netnsDir: root,
         listAddresses: async () => {
-          throw new WarrenError('ERR_COMMAND_MISSING', 'nsenter is not installed');
+          throw new WarrenError('ERR_NATIVE_MISSING', 'the native addon build/Release/warren_native.node is missing');
         },
       }),
-      (e: unknown) => e instanceof WarrenError && e.code === 'ERR_COMMAND_MISSING',
+      (e: unknown) => e instanceof WarrenError && e.code === 'ERR_NATIVE_MISSING',
     );
     await writeFile(join(root, 'ns2'), '');
     await assert.rejects(
