@@ -9,10 +9,15 @@ const HEADER = '# Generated from src/policy/crds.ts by `npm run gen:crds`: edit 
  * and a unit test fails when the files and crds.ts disagree.
  */
 export function crdManifests(): Array<{ file: string; text: string }> {
-  return WARREN_CRDS.map((crd) => {
-    // dumpYaml serializes client-node's typed models, whose property names differ from the
-    // wire names (x-kubernetes-preserve-unknown-fields); loading the JSON first maps them.
-    const typed = loadYaml<V1CustomResourceDefinition>(JSON.stringify(crd));
-    return { file: `01-crd-${typed.spec.names.plural}.yaml`, text: HEADER + dumpYaml(typed, { lineWidth: -1, noRefs: true }) };
-  });
+  return typedCrds().map((typed) => ({ file: `01-crd-${typed.spec.names.plural}.yaml`, text: HEADER + dumpYaml(typed, { lineWidth: -1, noRefs: true }) }));
+}
+
+/**
+ * warren's CRDs as client-node's typed models. Its serializer writes model
+ * property names, which differ from the wire names: a plain object's
+ * `x-kubernetes-preserve-unknown-fields` would be dropped on the way out (and
+ * the API server then prunes every policy's status). Loading the JSON maps them.
+ */
+export function typedCrds(): V1CustomResourceDefinition[] {
+  return WARREN_CRDS.map((crd) => loadYaml<V1CustomResourceDefinition>(JSON.stringify(crd)));
 }

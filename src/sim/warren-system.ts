@@ -1,5 +1,5 @@
-import { ApiException, ApiextensionsV1Api, CoreV1Api, type KubeConfig, type V1CustomResourceDefinition, type V1Pod } from '@kubernetes/client-node';
-import { WARREN_CRDS } from '../policy/crds.js';
+import { ApiException, ApiextensionsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { typedCrds } from '../policy/crd-manifests.js';
 import { UNDERLAY, type NodePlan } from './topology/plan.js';
 
 export const SYSTEM_NAMESPACE = 'warren-system';
@@ -26,7 +26,7 @@ const ignoreConflict = (err: unknown): undefined => {
 export async function installWarrenSystem(kc: KubeConfig, nodes: readonly NodePlan[]): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
   const ext = kc.makeApiClient(ApiextensionsV1Api);
-  for (const body of WARREN_CRDS) await ext.createCustomResourceDefinition({ body: body as V1CustomResourceDefinition }).catch(ignoreConflict);
+  for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body }).catch(ignoreConflict);
   await core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } }).catch(ignoreConflict);
   for (const name of ['warren-node', 'warren-ca']) await core.createNamespacedServiceAccount({ namespace: SYSTEM_NAMESPACE, body: { metadata: { name } } }).catch(ignoreConflict);
   // warren ca runs in the underlay netns; its pod names the first node only so the scheduler leaves it alone.

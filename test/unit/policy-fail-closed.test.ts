@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type CoreV1Event, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type CoreV1Event } from '@kubernetes/client-node';
 import { startPolicyState, type PolicyState } from '../../src/agent/policy-state.js';
 import { authorize, failClosedPolicy, parseAuthorizationPolicy, type AuthorizationPolicy, type L4Request } from '../../src/policy/authorization.js';
-import { AUTHORIZATION_POLICY_CRD, WARREN_CRDS } from '../../src/policy/crds.js';
-import { schemaValidator } from '../../src/sim/apiserver/schema-validate.js';
+import { typedCrds } from '../../src/policy/crd-manifests.js';
+import { AUTHORIZATION_POLICY_CRD } from '../../src/policy/crds.js';
+import { crdSchema, pruneUnknown } from '../../src/sim/apiserver/field-schema.js';
 import { eventually, startTestApiServer } from '../helpers/apiserver.js';
 
 const ROOT = 'warren-system';
@@ -30,7 +31,8 @@ const req = (principal: string | undefined, labels: Record<string, string> = web
 const fromDefault = 'spiffe://cluster.local/ns/default/sa/sleep';
 const fromBar = 'spiffe://cluster.local/ns/bar/sa/curl';
 const crdSpec = (AUTHORIZATION_POLICY_CRD as { spec: { versions: Array<{ schema: { openAPIV3Schema: unknown } }> } }).spec.versions[0]!.schema.openAPIV3Schema;
-const validateAgainstCrd = schemaValidator(crdSpec)!;
+/** The fields the API server prunes (or, under fieldValidation=Strict, refuses) with the CRD's structural schema. */
+const unknownToCrd = (obj: object): string[] => pruneUnknown(crdSchema(crdSpec), obj).unknown;
 
 // Finding 2: a typo must not turn a rule into match-all (or drop a condition) with status Accepted.
 const typos: Array<{ name: string; rule: object; field: RegExp; crdField: string }> = [
@@ -44,7 +46,7 @@ for (const t of typos) {
   test(`a typo (${t.name}) is refused by the CRD schema and the parser, and the policy never allows all`, () => {
     const allow = object('allow-default', { selector: { matchLabels: web }, action: 'ALLOW', rules: [t.rule] });
     assert.deepEqual(
-      validateAgainstCrd(allow).map((e) => e.field),
+      unknownToCrd(allow),
       [t.crdField],
       'the API server (structural schema) refuses or prunes the unknown field',
     );
@@ -155,7 +157,7 @@ test('an invalid update of an ALLOW policy makes its workloads deny everything u
   let state: PolicyState | undefined;
   try {
     const ext = api.kc.makeApiClient(ApiextensionsV1Api);
-    for (const body of WARREN_CRDS) await ext.createCustomResourceDefinition({ body: body as V1CustomResourceDefinition });
+    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
     const core = api.kc.makeApiClient(CoreV1Api);
     const custom = api.kc.makeApiClient(CustomObjectsApi);
     await core.createNamespace({ body: { metadata: { name: 'foo' } } });
@@ -163,9 +165,9 @@ test('an invalid update of an ALLOW policy makes its workloads deny everything u
     await custom.createNamespacedCustomObject({ ...AP, body: object('allow-default', { selector: { matchLabels: web }, rules: [{ from: [{ source: { namespaces: ['default'] } }] }] }) });
     await custom.createNamespacedCustomObject({ ...AP, body: object('waypoint-deny', { targetRefs: [{ kind: 'Service', group: '', name: 'web' }], action: 'DENY', rules: [{}] }) });
     await assert.rejects(
-      custom.createNamespacedCustomObject({ ...AP, body: object('typo', { rules: [{ form: [{ source: { namespaces: ['bar'] } }] }] }) }),
+      custom.createNamespacedCustomObject({ ...AP, fieldValidation: 'Strict', body: object('typo', { rules: [{ form: [{ source: { namespaces: ['bar'] } }] }] }) }),
       /form/,
-      'the API server refuses the unknown field',
+      'the API server refuses the unknown field under fieldValidation=Strict (what kubectl sends)',
     );
 
     state = startPolicyState(api.kc, () => {}, () => {}, 'node-1');

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type CoreV1Event, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type CoreV1Event } from '@kubernetes/client-node';
 import { startPolicyState, type PolicyState } from '../../src/agent/policy-state.js';
-import { WARREN_CRDS } from '../../src/policy/crds.js';
+import { typedCrds } from '../../src/policy/crd-manifests.js';
 import { eventually, startTestApiServer } from '../helpers/apiserver.js';
 
 const AP = { group: 'security.warren.io', version: 'v1', plural: 'authorizationpolicies', namespace: 'demo' };
@@ -18,7 +18,7 @@ test('invalid and HTTP-field policies get one Warning Event per generation, howe
   const states: PolicyState[] = [];
   try {
     const ext = api.kc.makeApiClient(ApiextensionsV1Api);
-    for (const body of WARREN_CRDS) await ext.createCustomResourceDefinition({ body: body as V1CustomResourceDefinition });
+    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
     const core = api.kc.makeApiClient(CoreV1Api);
     const custom = api.kc.makeApiClient(CustomObjectsApi);
     await core.createNamespace({ body: { metadata: { name: 'demo' } } });
