@@ -13,12 +13,13 @@ import { startResilientInformer } from '../k8s/resilient-informer.js';
 import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
 import { systemRunner } from '../redirect/runner.js';
 import { startCniServer, type CniRequest } from './cni-server.js';
-import type { NodeAgentConfig } from './config.js';
+import { hboneLimits, type NodeAgentConfig } from './config.js';
 import { EnrollmentManager, type RedirectionState } from './enrollment-manager.js';
 import { planEnrollment, podView } from './enrollment-plan.js';
 import { startWorkloadIdentity } from './workload-identity.js';
 import { coalesced } from './coalesced.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
+import { HboneGuard } from '../tunnel/hbone-limits.js';
 import { startClusterState } from './cluster-state.js';
 import { startPolicyState } from './policy-state.js';
 import { effectiveMtlsMode } from '../policy/peer-authentication.js';
@@ -77,6 +78,14 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
       const allowed = effectiveMtlsMode(policies.peerAuthentications(), config.rootNamespace, pod, port) !== 'STRICT';
       if (!allowed) agent.policyDenials.inc();
       return allowed;
+    },
+    hbone: new HboneGuard(hboneLimits(config), (reason, detail) => {
+      agent.hboneRefused.inc({ reason });
+      log.warn({ reason, peer: detail.peer }, detail.message);
+    }),
+    loopRefused: (path, reason) => {
+      agent.loopRefused.inc({ path });
+      log.warn({ path }, `refused a connection into the agent itself: ${reason}`);
     },
   };
   const telemetry = new ConnectionTelemetry({ registry, index: () => cluster.index(), clusterDomain: config.clusterDomain, accessLog: accessLogWriter(log, config.accessLogLevel) });

@@ -9,6 +9,7 @@ import { TrustBundle } from '../../src/identity/trust-bundle.js';
 import { X509Certificate } from 'node:crypto';
 import { HboneInbound } from '../../src/tunnel/hbone-inbound.js';
 import { HbonePool } from '../../src/tunnel/hbone-pool.js';
+import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../../src/tunnel/hbone-limits.js';
 import { spliceStream } from '../../src/tunnel/stream-splice.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
@@ -40,7 +41,7 @@ before(async () => {
   });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   echoPort = (echo.address() as { port: number }).port;
-  inbound = new HboneInbound({ netns: SELF, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: 'cluster.local', authorize: () => ({ allow: true }), opened: () => ({ closed: () => {} }), refused: () => {} });
+  inbound = new HboneInbound({ netns: SELF, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: 'cluster.local', authorize: () => ({ allow: true }), opened: () => ({ closed: () => {} }), refused: () => {}, guard: new HboneGuard(DEFAULT_HBONE_LIMITS) });
   hbone = createTcpServer((s) => inbound.accept(s));
   await new Promise<void>((r) => hbone.listen(0, '127.0.0.1', r));
   hbonePort = (hbone.address() as { port: number }).port;
@@ -53,7 +54,7 @@ after(() => {
 });
 
 rootTest('200 concurrent streams over the pool all finish and leave nothing open', async () => {
-  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort });
+  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort, limits: DEFAULT_HBONE_LIMITS });
   try {
     const results = await Promise.all(
       Array.from({ length: 200 }, async (_, i) => {
@@ -77,7 +78,7 @@ rootTest('200 concurrent streams over the pool all finish and leave nothing open
 });
 
 rootTest('200 captured connections spliced into streams: echo, then the clients close; every stream and socket is released', async () => {
-  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort });
+  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort, limits: DEFAULT_HBONE_LIMITS });
   let spliced = 0;
   const front = createTcpServer({ allowHalfOpen: true }, (s) => {
     void pool.open('127.0.0.1', id, { ip: '127.0.0.1', port: echoPort }).then((stream) => spliceStream(s, stream)).then(() => spliced++);
@@ -108,7 +109,7 @@ rootTest('200 captured connections spliced into streams: echo, then the clients 
 });
 
 rootTest('a slow reader stalls the sender instead of filling the tunnel’s buffers; once it reads, every byte arrives', async () => {
-  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort });
+  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort, limits: DEFAULT_HBONE_LIMITS });
   const total = 96 << 20;
   let reader: Socket | undefined;
   let received = 0;
