@@ -1,18 +1,17 @@
 import assert from 'node:assert/strict';
 import { connect as tcpConnect, createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { after, before } from 'node:test';
-import { createRootCa, loadCa, signWorkloadCert } from '../../src/identity/ca-signer.js';
+import { createRootCa } from '../../src/identity/ca-signer.js';
 import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
-import { checkCsr, createWorkloadKey } from '../../src/identity/csr.js';
 import type { SpiffeId } from '../../src/identity/spiffe.js';
 import { TrustBundle } from '../../src/identity/trust-bundle.js';
-import { X509Certificate } from 'node:crypto';
 import { HboneInbound } from '../../src/tunnel/hbone-inbound.js';
 import { HbonePool } from '../../src/tunnel/hbone-pool.js';
 import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../../src/tunnel/hbone-limits.js';
 import { spliceStream } from '../../src/tunnel/stream-splice.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
+import { issueWorkloadCert } from '../helpers/workload-certs.js';
 
 const SELF = '/proc/self/ns/net';
 const id: SpiffeId = { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'web' };
@@ -27,12 +26,8 @@ let hbonePort: number;
 
 before(async () => {
   const root = await createRootCa('cluster.local');
-  const ca = await loadCa(root);
   bundle = new TrustBundle(root.certPem);
-  const wk = await createWorkloadKey(id);
-  const leaf = await signWorkloadCert(ca, await checkCsr(wk.csrPem, id), 3_600_000);
-  const x = new X509Certificate(leaf);
-  cert = { identity: id, privateKeyPem: wk.privateKeyPem, chainPem: [leaf, ...ca.chainPem], serial: x.serialNumber, notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo), receivedAt: new Date() };
+  cert = await issueWorkloadCert(root, id);
   echo = createTcpServer({ allowHalfOpen: true }, (s: Socket) => {
     echoConnections.add(s);
     s.once('close', () => echoConnections.delete(s));
