@@ -167,6 +167,9 @@ export class HbonePool {
     const settings = { ...HBONE_HTTP2_SETTINGS, initialWindowSize: this.o.limits.streamBufferBytes };
     const session = http2Connect(`https://${formatAuthority(peerIp, port)}`, { createConnection: () => tls, settings });
     session.on('error', () => {});
+    // The TCP socket is half-open capable (netns-connect.ts): a server that ends the connection
+    // (idle close, or cut because its trust changed) must end the session too, or it lingers.
+    tls.once('end', () => session.destroy());
     session.once('connect', () => session.setLocalWindowSize(HBONE.connectionWindow));
     session.setTimeout(HBONE.idleCloseMs, () => session.close());
     return { session, streams: 0, serial: cert.serial, tls, expected };

@@ -65,12 +65,18 @@ async function tcpServer(onSocket: (s: net.Socket) => void): Promise<{ server: n
   return { server, port: (server.address() as net.AddressInfo).port };
 }
 
-/** A raw TCP connection to the HBONE port from `localAddress`: what happened to it within `waitMs`. */
-function rawConnection(port: number, localAddress: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1', localAddress }, () => resolve(s));
-    s.once('error', reject);
-  });
+/** A raw TCP connection to the HBONE port from `localAddress` (no TLS yet). */
+function rawConnection(port: number, localAddress: string): net.Socket {
+  return net.connect({ port, host: '127.0.0.1', localAddress });
+}
+
+/** A raw connection the agent has accepted and counted. */
+async function admitted(rig: Rig, localAddress: string): Promise<net.Socket> {
+  const before = rig.guard.connections();
+  const s = rawConnection(rig.port, localAddress);
+  s.on('error', () => {});
+  await eventually(() => rig.guard.connections() === before + 1, `the connection from ${localAddress} is accepted`, 2000);
+  return s;
 }
 
 const closedWith = (s: net.Socket, withinMs: number): Promise<string> =>
@@ -102,12 +108,12 @@ rootTest('connections per peer IP and in total are capped: one more is reset bef
   const rig = await hboneServer(serverCert, bundle, { maxConnectionsPerPeer: 3, maxConnections: 5 });
   const open: net.Socket[] = [];
   try {
-    for (let i = 0; i < 3; i++) open.push(await rawConnection(rig.port, '127.0.0.1'));
-    const fourth = await rawConnection(rig.port, '127.0.0.1');
+    for (let i = 0; i < 3; i++) open.push(await admitted(rig, '127.0.0.1'));
+    const fourth = rawConnection(rig.port, '127.0.0.1');
     assert.equal(await closedWith(fourth, 1000), 'ECONNRESET', 'a 4th connection from the same peer is reset');
     assert.deepEqual(rig.refusals, ['peer-connections']);
-    for (const peer of ['127.0.0.2', '127.0.0.2']) open.push(await rawConnection(rig.port, peer));
-    const sixth = await rawConnection(rig.port, '127.0.0.3');
+    for (const peer of ['127.0.0.2', '127.0.0.2']) open.push(await admitted(rig, peer));
+    const sixth = rawConnection(rig.port, '127.0.0.3');
     assert.equal(await closedWith(sixth, 1000), 'ECONNRESET', 'a 6th connection on the node is reset, whoever asks');
     assert.deepEqual(rig.refusals, ['peer-connections', 'total-connections']);
     assert.equal(rig.guard.connections(), 5);
@@ -136,7 +142,7 @@ rootTest('a connection that does not finish its TLS handshake is closed after th
   await setup();
   const rig = await hboneServer(serverCert, bundle, { handshakeTimeoutMs: 300 });
   try {
-    const silent = await rawConnection(rig.port, '127.0.0.1');
+    const silent = await admitted(rig, '127.0.0.1');
     const started = Date.now();
     const outcome = await closedWith(silent, 3000);
     const ms = Date.now() - started;
