@@ -27,6 +27,7 @@ import { REDIRECTION_ANNOTATION } from '../src/k8s/enrollment.js';
 import { authorize } from '../src/policy/authorization.js';
 import type { DataPlane } from '../src/tunnel/dataplane.js';
 import { PodProxy } from '../src/tunnel/pod-proxy.js';
+import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../src/tunnel/hbone-limits.js';
 import { Registry } from 'prom-client';
 import { ConnectionTelemetry } from '../src/telemetry/connection-telemetry.js';
 
@@ -87,6 +88,8 @@ async function main(): Promise<void> {
     certificate: (id) => certs.get(formatSpiffeId(id)),
     authorize: (r) => authorize([], 'warren-system', r), // no policy: allowed, as the agent decides it
     plaintextAllowed: () => true,
+    hbone: new HboneGuard(DEFAULT_HBONE_LIMITS, (reason, d) => process.stderr.write(`dataplane-proxy ${name}: ${reason}: ${d.message}\n`)),
+    loopRefused: (path, reason) => process.stderr.write(`dataplane-proxy ${name}: ${path}: ${reason}\n`),
   };
   // The agent's own telemetry (Istio metrics per connection); access log entries, which the
   // agent would write as JSON lines, are only checked for failures, counted and summed up on

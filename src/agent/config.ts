@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { loadConfig } from '../config/load-config.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/spiffe.js';
+import { durationMs, formatDurationMs } from '../config/duration.js';
+import { DEFAULT_HBONE_LIMITS, type HboneLimits } from '../tunnel/hbone-limits.js';
 
 /**
  * `warren node` configuration: one schema, flags and WARREN_* environment
@@ -28,6 +30,11 @@ export const ENV = {
   clusterDomain: 'WARREN_CLUSTER_DOMAIN',
   logLevel: 'WARREN_LOG_LEVEL',
   accessLogLevel: 'WARREN_ACCESS_LOG_LEVEL',
+  hboneMaxConnectionsPerPeer: 'WARREN_HBONE_MAX_CONNECTIONS_PER_PEER',
+  hboneMaxConnections: 'WARREN_HBONE_MAX_CONNECTIONS',
+  hboneHandshakeTimeout: 'WARREN_HBONE_HANDSHAKE_TIMEOUT',
+  hboneStreamIdleTimeout: 'WARREN_HBONE_STREAM_IDLE_TIMEOUT',
+  hboneStreamBufferBytes: 'WARREN_HBONE_STREAM_BUFFER_BYTES',
 } as const;
 
 const namespace = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name');
@@ -58,6 +65,13 @@ const configSchema = z.strictObject({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** the level access log lines are written at; "off" writes none */
   accessLogLevel: z.enum(['trace', 'debug', 'info', 'warn', 'off']).default('info'),
+  // HBONE bounds (src/tunnel/hbone-limits.ts): what one peer may cost this node.
+  hboneMaxConnectionsPerPeer: z.coerce.number().int().min(1).default(DEFAULT_HBONE_LIMITS.maxConnectionsPerPeer),
+  hboneMaxConnections: z.coerce.number().int().min(1).default(DEFAULT_HBONE_LIMITS.maxConnections),
+  hboneHandshakeTimeout: durationMs.prefault(formatDurationMs(DEFAULT_HBONE_LIMITS.handshakeTimeoutMs)).refine((ms) => ms >= 100 && ms <= 120_000, 'must be between 100ms and 2m'),
+  hboneStreamIdleTimeout: durationMs.prefault(formatDurationMs(DEFAULT_HBONE_LIMITS.streamIdleTimeoutMs)).refine((ms) => ms >= 1000, 'must be at least 1s'),
+  // HTTP/2 allows windows from 65 535 bytes to 2^31 - 1.
+  hboneStreamBufferBytes: z.coerce.number().int().min(65_535).max(2 ** 31 - 1).default(DEFAULT_HBONE_LIMITS.streamBufferBytes),
   installCni: z.boolean().default(true),
   uninstall: z.boolean().default(false),
 });
@@ -69,4 +83,15 @@ export type RawConfig = Partial<Record<keyof NodeAgentConfig, unknown>>;
 export function loadNodeAgentConfig(flags: RawConfig, env: NodeJS.ProcessEnv): NodeAgentConfig {
   const fromEnv = Object.fromEntries(Object.entries(ENV).map(([key, name]) => [key, env[name]]));
   return loadConfig(configSchema, flags, fromEnv, ['excludeNamespaces']);
+}
+
+/** The HBONE bounds of this configuration, as the data path takes them. */
+export function hboneLimits(config: NodeAgentConfig): HboneLimits {
+  return {
+    maxConnectionsPerPeer: config.hboneMaxConnectionsPerPeer,
+    maxConnections: config.hboneMaxConnections,
+    handshakeTimeoutMs: config.hboneHandshakeTimeout,
+    streamIdleTimeoutMs: config.hboneStreamIdleTimeout,
+    streamBufferBytes: config.hboneStreamBufferBytes,
+  };
 }

@@ -12,12 +12,13 @@ import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/de
 import { systemRunner } from '../redirect/runner.js';
 import { handleCniAdd } from './cni-add.js';
 import { startCniServer, type CniRequest } from './cni-server.js';
-import type { NodeAgentConfig } from './config.js';
+import { hboneLimits, type NodeAgentConfig } from './config.js';
 import { EnrollmentManager, type RedirectionState } from './enrollment-manager.js';
 import { planEnrollment, podView } from './enrollment-plan.js';
 import { startWorkloadIdentity } from './workload-identity.js';
 import { coalesced } from './coalesced.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
+import { HboneGuard } from '../tunnel/hbone-limits.js';
 import { startClusterState } from './cluster-state.js';
 import { startPolicyState } from './policy-state.js';
 import { effectiveMtlsMode } from '../policy/peer-authentication.js';
@@ -76,6 +77,14 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
       const allowed = effectiveMtlsMode(policies.peerAuthentications(), config.rootNamespace, pod, port) !== 'STRICT';
       if (!allowed) agent.policyDenials.inc();
       return allowed;
+    },
+    hbone: new HboneGuard(hboneLimits(config), (reason, detail) => {
+      agent.hboneRefused.inc({ reason });
+      log.warn({ reason, peer: detail.peer }, detail.message);
+    }),
+    loopRefused: (path, reason) => {
+      agent.loopRefused.inc({ path });
+      log.warn({ path }, `refused a connection into the agent itself: ${reason}`);
     },
   };
   const telemetry = new ConnectionTelemetry({ registry, index: () => cluster.index(), clusterDomain: config.clusterDomain, accessLog: accessLogWriter(log, config.accessLogLevel) });

@@ -35,6 +35,16 @@ restarting them. Flags override the environment variables shown.
   --log-level L                trace | debug | info | warn | error | fatal ($${ENV.logLevel}; info)
   --access-log-level L         level of the per-connection access log lines, or off
                                ($${ENV.accessLogLevel}; info)
+  --hbone-max-connections-per-peer N
+                               HBONE connections one peer IP may hold to this node's pods
+                               ($${ENV.hboneMaxConnectionsPerPeer}; 256)
+  --hbone-max-connections N    HBONE connections to this node's pods in total ($${ENV.hboneMaxConnections}; 4096)
+  --hbone-handshake-timeout D  an HBONE TLS handshake must finish within D ($${ENV.hboneHandshakeTimeout}; 5s)
+  --hbone-stream-idle-timeout D
+                               an HBONE stream idle for D is reset ($${ENV.hboneStreamIdleTimeout}; 1h)
+  --hbone-stream-buffer-bytes N
+                               bytes one HBONE stream may hold in the agent: its HTTP/2 window
+                               ($${ENV.hboneStreamBufferBytes}; 4194304)
   --no-install-cni             do not install or watch the CNI plugin
   --uninstall                  remove what the agent put on this node (every rule, the CNI entry and
                                plugin, its socket, its pod annotations), then exit; run it once the
@@ -67,6 +77,11 @@ export function parseNodeArgs(argv: string[]): { help: boolean; flags: RawConfig
       'cluster-domain': { type: 'string' },
       'log-level': { type: 'string' },
       'access-log-level': { type: 'string' },
+      'hbone-max-connections-per-peer': { type: 'string' },
+      'hbone-max-connections': { type: 'string' },
+      'hbone-handshake-timeout': { type: 'string' },
+      'hbone-stream-idle-timeout': { type: 'string' },
+      'hbone-stream-buffer-bytes': { type: 'string' },
       'no-install-cni': { type: 'boolean', default: false },
       uninstall: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -94,6 +109,11 @@ export function parseNodeArgs(argv: string[]): { help: boolean; flags: RawConfig
     clusterDomain: values['cluster-domain'],
     logLevel: values['log-level'],
     accessLogLevel: values['access-log-level'],
+    hboneMaxConnectionsPerPeer: values['hbone-max-connections-per-peer'],
+    hboneMaxConnections: values['hbone-max-connections'],
+    hboneHandshakeTimeout: values['hbone-handshake-timeout'],
+    hboneStreamIdleTimeout: values['hbone-stream-idle-timeout'],
+    hboneStreamBufferBytes: values['hbone-stream-buffer-bytes'],
     installCni: !values['no-install-cni'],
     uninstall: values.uninstall,
   };

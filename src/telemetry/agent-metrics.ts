@@ -19,6 +19,8 @@ export function agentMetrics(registry: Registry, enrolledPods: () => number) {
       labelNames: ['decision'],
       registers: [registry],
     }),
+    hboneRefused: new Counter({ name: 'warren_hbone_refused_total', help: 'HBONE connections or streams refused or reset because a peer met a bound (hbone-limits.ts), by reason', labelNames: ['reason'], registers: [registry] }),
+    loopRefused: new Counter({ name: 'warren_agent_loop_refused_total', help: "Connections refused because their destination was the agent's own listener in the pod, by path", labelNames: ['path'], registers: [registry] }),
     // CNI ADD holds up pod start: buckets from 5 ms (an existing certificate) to 5 s (the plugin's timeout).
     cniAdd: new Histogram({
       name: 'warren_cni_add_duration_seconds',

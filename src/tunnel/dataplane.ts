@@ -3,6 +3,7 @@ import type { SpiffeId } from '../identity/spiffe.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
 import type { AuthzDecision, L4Request } from '../policy/authorization.js';
+import type { HboneGuard } from './hbone-limits.js';
 
 /** What every pod's proxy shares from the agent: cluster view, identities, trust, policy hooks. */
 export interface DataPlane {
@@ -14,4 +15,11 @@ export interface DataPlane {
   authorize(request: L4Request): AuthzDecision;
   /** PeerAuthentication: may plaintext reach this pod's port? (false under STRICT) */
   plaintextAllowed(pod: { namespace: string; labels: Record<string, string> }, port: number): boolean;
+  /** the node's HBONE bounds and accounting, shared by every pod's server */
+  hbone: HboneGuard;
+  /** a connection was refused because it would loop into the agent (agent-loop.ts): count it, log it */
+  loopRefused(path: LoopPath, reason: string): void;
 }
+
+/** where a loop into the agent was caught: outbound capture, plaintext inbound capture, HBONE CONNECT */
+export type LoopPath = 'outbound' | 'inbound' | 'hbone';

@@ -6,10 +6,12 @@ import type { SpiffeId } from '../identity/spiffe.js';
 import { serverTlsOptions, verifyTlsPeer } from '../identity/tls-context.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
 import { PROXY_MARK } from '../redirect/constants.js';
-import { HBONE, HBONE_HTTP2_SETTINGS, parseAuthority } from './hbone-settings.js';
+import { HBONE, HBONE_HTTP2_SETTINGS, formatAuthority, parseAuthority } from './hbone-settings.js';
 import { connectFromNetns } from './netns-connect.js';
 import { resetStream, spliceStream } from './stream-splice.js';
 import type { OpenConnection } from '../telemetry/connection-observer.js';
+import { agentLoop } from './agent-loop.js';
+import type { HboneGuard } from './hbone-limits.js';
 
 export interface InboundRequest {
   peer: SpiffeId;
@@ -41,6 +43,10 @@ export interface HboneInboundOptions {
   /** a stream was accepted and reached the app: bytes flow until the handle is closed */
   opened(request: InboundRequest & { sourcePort: number }): OpenConnection;
   refused(refusal: InboundRefusal): void;
+  /** the node's HBONE bounds (hbone-limits.ts): connections per peer and in total, handshake and idle times, stream windows */
+  guard: HboneGuard;
+  /** a CONNECT named one of the agent's own ports in this pod (agent-loop.ts) and got 400 */
+  loopRefused?(reason: string): void;
 }
 
 /**
@@ -49,7 +55,10 @@ export interface HboneInboundOptions {
  * checked (CONNECT to an address of this pod, peer identity verified,
  * authorized) and delivered to the app from inside the pod with the
  * caller's IP as source. 200 ok, 400 bad request, 401 denied, 503 the app
- * is not reachable.
+ * is not reachable. Bounded (hbone-limits.ts): connections per peer IP and
+ * in total, the handshake time, idle streams, the bytes a stream may hold;
+ * and when the trust bundle changes, sessions whose peer no longer verifies
+ * are cut.
  */
 export class HboneInbound {
   private server: Http2SecureServer | undefined;
@@ -60,8 +69,11 @@ export class HboneInbound {
   private readonly peers = new WeakMap<Http2Session, { peer: SpiffeId; until: number }>();
   private readonly live = new Map<ServerHttp2Stream, InboundRequest>();
   private streams = 0;
+  private readonly unsubscribe: () => void;
 
-  constructor(private readonly o: HboneInboundOptions) {}
+  constructor(private readonly o: HboneInboundOptions) {
+    this.unsubscribe = o.bundle.onChange(() => this.reverify());
+  }
 
   /** Takes a raw TCP connection from the pod's :15008 listener. */
   accept(socket: Socket): boolean {
@@ -71,6 +83,15 @@ export class HboneInbound {
       socket.resetAndDestroy();
       return false;
     }
+    // Counted before any TLS work: a peer over its bound costs one accept and one RST.
+    const peer = socket.remoteAddress ?? '';
+    const admitted = this.o.guard.admit(peer);
+    if (typeof admitted === 'string') {
+      socket.resetAndDestroy();
+      this.o.guard.refused(admitted, { peer, message: `HBONE connection from ${peer} refused: ${admitted === 'peer-connections' ? `it has ${this.o.guard.limits.maxConnectionsPerPeer} open` : `this node has ${this.o.guard.limits.maxConnections} open`}` });
+      return false;
+    }
+    socket.once('close', admitted);
     this.ensureServer(cert).emit('connection', socket);
     return true;
   }
@@ -94,19 +115,41 @@ export class HboneInbound {
 
   /** Stops new streams; open ones finish (GOAWAY), or are cut when `force`. */
   close(force: boolean): void {
+    this.unsubscribe();
     for (const s of this.sessions) (force ? s.destroy() : s.close());
     this.server?.close();
+  }
+
+  /** The roots changed: a session whose peer chain no longer leads to one of them is cut, with its streams. */
+  private reverify(): void {
+    for (const session of this.sessions) {
+      const tls = session.socket as TLSSocket | undefined;
+      if (tls === undefined || session.destroyed) continue;
+      this.peers.delete(session);
+      try {
+        this.peerOf(session, tls);
+      } catch (err) {
+        const peer = tls.remoteAddress ?? '';
+        session.destroy();
+        this.o.guard.refused('trust-revoked', { peer, message: `HBONE session from ${peer} cut: ${(err as Error).message}` });
+      }
+    }
   }
 
   private ensureServer(cert: WorkloadCertificate): Http2SecureServer {
     const roots = this.o.bundle.pems();
     if (this.server !== undefined && cert.serial === this.serial && roots === this.roots) return this.server;
-    const tls = { ...serverTlsOptions(cert, this.o.bundle), settings: HBONE_HTTP2_SETTINGS, allowHTTP1: false };
+    const limits = this.o.guard.limits;
+    const tls = { ...serverTlsOptions(cert, this.o.bundle), settings: { ...HBONE_HTTP2_SETTINGS, initialWindowSize: limits.streamBufferBytes }, allowHTTP1: false };
     if (this.server === undefined) {
-      this.server = createSecureServer(tls);
+      this.server = createSecureServer({ ...tls, handshakeTimeout: limits.handshakeTimeoutMs });
       this.server.on('session', (session: ServerHttp2Session) => this.onSession(session));
       this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void this.onStream(stream, headers));
-      this.server.on('tlsClientError', () => {});
+      this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+        if (err.code !== 'ERR_TLS_HANDSHAKE_TIMEOUT') return;
+        const peer = socket.remoteAddress ?? '';
+        this.o.guard.refused('handshake-timeout', { peer, message: `HBONE connection from ${peer} closed: no TLS handshake within ${limits.handshakeTimeoutMs} ms` });
+      });
     } else this.server.setSecureContext(tls);
     [this.serial, this.roots] = [cert.serial, roots];
     return this.server;
@@ -147,6 +190,11 @@ export class HboneInbound {
     if (headers[':method'] !== 'CONNECT') return refuse(400, `method ${String(headers[':method'])} is not CONNECT`, { peer });
     const target = parseAuthority(headers[':authority']);
     if (target === undefined || !this.o.podIps.includes(target.ip)) return refuse(400, `CONNECT target ${String(headers[':authority'])} is not this pod`, { peer });
+    const loop = agentLoop(target, { podIps: this.o.podIps });
+    if (loop !== undefined) {
+      this.o.loopRefused?.(loop);
+      return refuse(400, loop, { peer, target });
+    }
     const request = { peer, sourceIp: source.sourceIp, target };
     const decision = this.o.authorize(request);
     if (!decision.allow) return refuse(401, decision.reason, { peer, target, ...(decision.policy ? { policy: decision.policy } : {}) });
@@ -163,7 +211,16 @@ export class HboneInbound {
     stream.respond({ ':status': 200 });
     const handle = this.o.opened({ ...request, sourcePort: source.sourcePort });
     this.live.set(stream, request);
-    stream.once('close', () => this.live.delete(stream));
+    stream.once('close', () => {
+      this.live.delete(stream);
+      // nghttp2 resets a stream whose peer sent past its window: the per-stream buffer bound.
+      if (stream.rstCode === constants.NGHTTP2_FLOW_CONTROL_ERROR) this.o.guard.refused('stream-buffer', { peer: source.sourceIp, message: `HBONE stream from ${source.sourceIp} reset: it sent past its ${this.o.guard.limits.streamBufferBytes}-byte window` });
+    });
+    // Node's timer counts bytes either way on the stream.
+    stream.setTimeout(this.o.guard.limits.streamIdleTimeoutMs, () => {
+      resetStream(stream, constants.NGHTTP2_CANCEL);
+      this.o.guard.refused('stream-idle', { peer: source.sourceIp, message: `HBONE stream from ${source.sourceIp} to ${formatAuthority(target.ip, target.port)} reset: idle for ${this.o.guard.limits.streamIdleTimeoutMs} ms` });
+    });
     const result = await spliceStream(upstream, stream);
     handle.closed({ bytesSent: result.bytesBtoA, bytesReceived: result.bytesAtoB, ...(result.error ? { error: result.error.message } : {}) });
   }

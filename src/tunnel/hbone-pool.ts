@@ -3,9 +3,10 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { WarrenError } from '../errors/warren-error.js';
 import type { WorkloadCertificate } from '../identity/cert-manager.js';
 import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
-import { clientTlsOptions } from '../identity/tls-context.js';
+import { clientTlsOptions, verifyTlsPeer } from '../identity/tls-context.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
 import { PROXY_MARK } from '../redirect/constants.js';
+import type { HboneLimits } from './hbone-limits.js';
 import { HBONE, HBONE_HTTP2_SETTINGS, formatAuthority } from './hbone-settings.js';
 import { connectFromNetns } from './netns-connect.js';
 
@@ -23,6 +24,8 @@ interface PooledSession {
   session: ClientHttp2Session;
   streams: number;
   serial: string;
+  tls: TLSSocket;
+  expected: SpiffeId;
 }
 
 export interface HbonePoolOptions {
@@ -33,6 +36,8 @@ export interface HbonePoolOptions {
   trustDomain: string;
   /** the peers' HBONE port (15008; tests use another) */
   port?: number;
+  /** the handshake time and per-stream window of hbone-limits.ts, as the servers have them */
+  limits: Pick<HboneLimits, 'handshakeTimeoutMs' | 'streamBufferBytes'>;
 }
 
 /**
@@ -44,8 +49,11 @@ export interface HbonePoolOptions {
 export class HbonePool {
   private readonly pools = new Map<string, PooledSession[]>();
   private readonly pending = new Map<string, Promise<PooledSession>>();
+  private readonly unsubscribe: () => void;
 
-  constructor(private readonly o: HbonePoolOptions) {}
+  constructor(private readonly o: HbonePoolOptions) {
+    this.unsubscribe = o.bundle.onChange(() => this.reverify());
+  }
 
   /** Opens a CONNECT stream to `target` through the agent of `peerIp`, which must prove `expected`. */
   async open(peerIp: string, expected: SpiffeId, target: { ip: string; port: number }, headers: OutgoingHttpHeaders = {}): Promise<ClientHttp2Stream> {
@@ -83,8 +91,22 @@ export class HbonePool {
   }
 
   close(): void {
+    this.unsubscribe();
     for (const list of this.pools.values()) for (const p of list) p.session.destroy();
     this.pools.clear();
+  }
+
+  /** The roots changed: a tunnel whose server chain no longer leads to one of them is cut, with its streams. */
+  private reverify(): void {
+    for (const list of this.pools.values()) {
+      for (const p of list) {
+        try {
+          verifyTlsPeer(p.tls, this.o.bundle, { trustDomain: this.o.trustDomain, expected: [p.expected] });
+        } catch {
+          p.session.destroy();
+        }
+      }
+    }
   }
 
   /** A pooled connection with one stream slot reserved for the caller. */
@@ -127,8 +149,13 @@ export class HbonePool {
     });
     const tls: TLSSocket = await new Promise((resolve, reject) => {
       const s = tlsConnect({ socket: tcp, ...clientTlsOptions(cert, this.o.bundle, { trustDomain: this.o.trustDomain, expected: [expected] }) });
-      s.once('secureConnect', () => resolve(s));
+      const timer = setTimeout(() => s.destroy(new Error(`no handshake within ${this.o.limits.handshakeTimeoutMs} ms`)), this.o.limits.handshakeTimeoutMs);
+      s.once('secureConnect', () => {
+        clearTimeout(timer);
+        resolve(s);
+      });
       s.once('error', (err: Error) => {
+        clearTimeout(timer);
         tcp.destroy();
         reject(new HboneError(`mutual TLS with ${peerIp} failed: ${err.message}`));
       });
@@ -137,10 +164,14 @@ export class HbonePool {
       tls.destroy();
       throw new HboneError(`${peerIp} did not negotiate h2 (got ${String(tls.alpnProtocol)})`);
     }
-    const session = http2Connect(`https://${formatAuthority(peerIp, port)}`, { createConnection: () => tls, settings: HBONE_HTTP2_SETTINGS });
+    const settings = { ...HBONE_HTTP2_SETTINGS, initialWindowSize: this.o.limits.streamBufferBytes };
+    const session = http2Connect(`https://${formatAuthority(peerIp, port)}`, { createConnection: () => tls, settings });
     session.on('error', () => {});
+    // The TCP socket is half-open capable (netns-connect.ts): a server that ends the connection
+    // (idle close, or cut because its trust changed) must end the session too, or it lingers.
+    tls.once('end', () => session.destroy());
     session.once('connect', () => session.setLocalWindowSize(HBONE.connectionWindow));
     session.setTimeout(HBONE.idleCloseMs, () => session.close());
-    return { session, streams: 0, serial: cert.serial };
+    return { session, streams: 0, serial: cert.serial, tls, expected };
   }
 }

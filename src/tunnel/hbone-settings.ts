@@ -1,11 +1,11 @@
 /**
- * HTTP/2 settings for HBONE (docs/architecture.md §2, §12): windows large enough
- * that one stream can fill a fast link without waiting for WINDOW_UPDATEs,
- * at most 100 streams per connection.
+ * HTTP/2 settings for HBONE (docs/architecture.md §2, §12): a connection window
+ * large enough that streams can fill a fast link without waiting for
+ * WINDOW_UPDATEs, at most 100 streams per connection. The per-stream window
+ * is a configurable bound (hbone-limits.ts `streamBufferBytes`).
  */
 export const HBONE = {
   port: 15008,
-  streamWindow: 4 * 1024 * 1024,
   connectionWindow: 16 * 1024 * 1024,
   maxStreams: 100,
   idleCloseMs: 5 * 60_000,
@@ -13,7 +13,6 @@ export const HBONE = {
 } as const;
 
 export const HBONE_HTTP2_SETTINGS = {
-  initialWindowSize: HBONE.streamWindow,
   maxConcurrentStreams: HBONE.maxStreams,
   enablePush: false,
   maxFrameSize: 256 * 1024,

@@ -4,7 +4,8 @@ import { isIPv6 } from 'node:net';
 import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
 import { originalDestination, socketFd } from '../native/netns-socket.js';
 import { PORTS, PROXY_MARK } from '../redirect/constants.js';
-import type { DataPlane } from './dataplane.js';
+import type { DataPlane, LoopPath } from './dataplane.js';
+import { agentLoop } from './agent-loop.js';
 import { denyingPolicy, type L4Request } from '../policy/authorization.js';
 import { HboneInbound } from './hbone-inbound.js';
 import { HbonePool } from './hbone-pool.js';
@@ -47,13 +48,15 @@ export class PodProxy {
   private constructor(private readonly o: PodProxyOptions) {
     this.labels = o.labels;
     const certificate = () => o.dataplane.certificate(o.identity);
-    this.pool = new HbonePool({ netns: o.netns, certificate, bundle: o.dataplane.bundle, trustDomain: o.dataplane.trustDomain });
+    this.pool = new HbonePool({ netns: o.netns, certificate, bundle: o.dataplane.bundle, trustDomain: o.dataplane.trustDomain, limits: o.dataplane.hbone.limits });
     this.inbound = new HboneInbound({
       netns: o.netns,
       podIps: o.ips,
       certificate,
       bundle: o.dataplane.bundle,
       trustDomain: o.dataplane.trustDomain,
+      guard: o.dataplane.hbone,
+      loopRefused: (reason) => o.dataplane.loopRefused('hbone', reason),
       authorize: (r) => {
         const d = o.dataplane.authorize(this.l4Request(r.sourceIp, formatSpiffeId(r.peer), r.target));
         const policy = denyingPolicy(d);
@@ -133,9 +136,26 @@ export class PodProxy {
       .finally(() => this.live.delete(client));
   }
 
+  /**
+   * Refuses (RST, at once) a captured connection whose destination is one of
+   * the agent's own listeners in this pod: forwarding it would be captured
+   * again, and again (agent-loop.ts).
+   */
+  private refuseLoop(client: Socket, path: LoopPath, dst: { ip: string; port: number }, meta: ConnectionMeta): boolean {
+    const listener = { ip: client.localAddress ?? '', port: client.localPort ?? 0 };
+    const loop = agentLoop(dst, { podIps: this.o.ips, listener });
+    if (loop === undefined) return false;
+    client.resetAndDestroy();
+    this.o.dataplane.loopRefused(path, loop);
+    this.o.telemetry.refused(meta, 'error', loop);
+    return true;
+  }
+
   private async outbound(client: Socket, source: ConnectionMeta['source']): Promise<void> {
     const dst = originalDestination(socketFd(client));
-    const route = routeOutbound(this.o.dataplane.index(), { ip: dst.address, port: dst.port }, this.o.dataplane.trustDomain, this.cursor);
+    const dialed = { ip: dst.address, port: dst.port };
+    if (this.refuseLoop(client, 'outbound', dialed, { pod: this.o.pod, direction: 'outbound', reporter: 'source', security: 'plaintext', source, destination: dialed })) return;
+    const route = routeOutbound(this.o.dataplane.index(), dialed, this.o.dataplane.trustDomain, this.cursor);
     const meta = (security: ConnectionMeta['security'], destination: ConnectionMeta['destination']): ConnectionMeta => ({
       pod: this.o.pod,
       direction: 'outbound',
@@ -153,6 +173,8 @@ export class PodProxy {
     if (route.kind === 'passthrough') {
       let open: OpenConnection | undefined;
       const target = { ip: route.target.ip, port: route.target.port };
+      // A Service may name this pod's own agent port as its endpoint.
+      if (this.refuseLoop(client, 'outbound', target, meta('plaintext', target))) return;
       const r = await forwardOutbound(client, this.o.netns, PROXY_MARK.value, { family: dst.family, address: target.ip, port: target.port }, () => {
         open = this.o.telemetry.opened(meta('plaintext', target));
       });
@@ -175,6 +197,7 @@ export class PodProxy {
   private async plaintextInbound(client: Socket, source: ConnectionMeta['source']): Promise<void> {
     const dst = originalDestination(socketFd(client));
     const meta = this.inboundMeta('plaintext', source, { ip: dst.address, port: dst.port });
+    if (this.refuseLoop(client, 'inbound', { ip: dst.address, port: dst.port }, meta)) return;
     if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.labels }, dst.port)) {
       client.resetAndDestroy();
       this.o.telemetry.refused(meta, 'denied', 'plaintext refused: PeerAuthentication STRICT');

@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { connect as tcpConnect, createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { after, before } from 'node:test';
-import { createRootCa, loadCa, signWorkloadCert } from '../../src/ca/signer.js';
+import { createRootCa } from '../../src/ca/signer.js';
 import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
-import { checkCsr, createWorkloadKey } from '../../src/identity/csr.js';
 import type { SpiffeId } from '../../src/identity/spiffe.js';
 import { TrustBundle } from '../../src/identity/trust-bundle.js';
-import { X509Certificate } from 'node:crypto';
 import { HboneInbound } from '../../src/tunnel/hbone-inbound.js';
 import { HbonePool } from '../../src/tunnel/hbone-pool.js';
+import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../../src/tunnel/hbone-limits.js';
 import { spliceStream } from '../../src/tunnel/stream-splice.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
+import { issueWorkloadCert } from '../helpers/workload-certs.js';
 
 const SELF = '/proc/self/ns/net';
 const id: SpiffeId = { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'web' };
@@ -26,12 +26,8 @@ let hbonePort: number;
 
 before(async () => {
   const root = await createRootCa('cluster.local');
-  const ca = await loadCa(root);
   bundle = new TrustBundle(root.certPem);
-  const wk = await createWorkloadKey(id);
-  const leaf = await signWorkloadCert(ca, await checkCsr(wk.csrPem, id), 3_600_000);
-  const x = new X509Certificate(leaf);
-  cert = { identity: id, privateKeyPem: wk.privateKeyPem, chainPem: [leaf, ...ca.chainPem], serial: x.serialNumber, notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo), receivedAt: new Date() };
+  cert = await issueWorkloadCert(root, id);
   echo = createTcpServer({ allowHalfOpen: true }, (s: Socket) => {
     echoConnections.add(s);
     s.once('close', () => echoConnections.delete(s));
@@ -40,7 +36,7 @@ before(async () => {
   });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   echoPort = (echo.address() as { port: number }).port;
-  inbound = new HboneInbound({ netns: SELF, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: 'cluster.local', authorize: () => ({ allow: true }), opened: () => ({ closed: () => {} }), refused: () => {} });
+  inbound = new HboneInbound({ netns: SELF, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: 'cluster.local', authorize: () => ({ allow: true }), opened: () => ({ closed: () => {} }), refused: () => {}, guard: new HboneGuard(DEFAULT_HBONE_LIMITS) });
   hbone = createTcpServer((s) => inbound.accept(s));
   await new Promise<void>((r) => hbone.listen(0, '127.0.0.1', r));
   hbonePort = (hbone.address() as { port: number }).port;
@@ -53,7 +49,7 @@ after(() => {
 });
 
 rootTest('200 concurrent streams over the pool all finish and leave nothing open', async () => {
-  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort });
+  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort, limits: DEFAULT_HBONE_LIMITS });
   try {
     const results = await Promise.all(
       Array.from({ length: 200 }, async (_, i) => {
@@ -77,7 +73,7 @@ rootTest('200 concurrent streams over the pool all finish and leave nothing open
 });
 
 rootTest('200 captured connections spliced into streams: echo, then the clients close; every stream and socket is released', async () => {
-  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort });
+  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort, limits: DEFAULT_HBONE_LIMITS });
   let spliced = 0;
   const front = createTcpServer({ allowHalfOpen: true }, (s) => {
     void pool.open('127.0.0.1', id, { ip: '127.0.0.1', port: echoPort }).then((stream) => spliceStream(s, stream)).then(() => spliced++);
@@ -108,7 +104,7 @@ rootTest('200 captured connections spliced into streams: echo, then the clients 
 });
 
 rootTest('a slow reader stalls the sender instead of filling the tunnel’s buffers; once it reads, every byte arrives', async () => {
-  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort });
+  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort, limits: DEFAULT_HBONE_LIMITS });
   const total = 96 << 20;
   let reader: Socket | undefined;
   let received = 0;

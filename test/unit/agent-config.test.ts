@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadNodeAgentConfig } from '../../src/agent/config.js';
+import { hboneLimits, loadNodeAgentConfig } from '../../src/agent/config.js';
+import { DEFAULT_HBONE_LIMITS } from '../../src/tunnel/hbone-limits.js';
 import { WarrenError } from '../../src/errors/warren-error.js';
 
 test('defaults are what a DaemonSet needs; env fills in; flags win', () => {
@@ -63,4 +64,20 @@ test('the root namespace of mesh-wide policies is its own setting, apart from th
     () => loadNodeAgentConfig({}, { NODE_NAME: 'n', WARREN_ROOT_NAMESPACE: 'Istio_System' }),
     (e: unknown) => e instanceof WarrenError && e.code === 'ERR_CONFIG' && /^--root-namespace: must be a namespace name/.test(e.message),
   );
+});
+
+test('the HBONE bounds: sensible defaults, env and flags set them, nonsense is refused naming the flag', () => {
+  assert.deepEqual(hboneLimits(loadNodeAgentConfig({}, { NODE_NAME: 'n' })), DEFAULT_HBONE_LIMITS);
+  assert.ok(DEFAULT_HBONE_LIMITS.handshakeTimeoutMs <= 10_000, 'a few seconds, not Node’s 120 s');
+  const env = { NODE_NAME: 'n', WARREN_HBONE_MAX_CONNECTIONS_PER_PEER: '8', WARREN_HBONE_HANDSHAKE_TIMEOUT: '2s', WARREN_HBONE_STREAM_IDLE_TIMEOUT: '10m' };
+  const c = hboneLimits(loadNodeAgentConfig({ hboneMaxConnections: '100', hboneStreamBufferBytes: '131072' }, env));
+  assert.deepEqual(c, { maxConnectionsPerPeer: 8, maxConnections: 100, handshakeTimeoutMs: 2000, streamIdleTimeoutMs: 600_000, streamBufferBytes: 131072 });
+  const fails = (flags: Record<string, unknown>, flag: RegExp) =>
+    assert.throws(() => loadNodeAgentConfig(flags, { NODE_NAME: 'n' }), (e: unknown) => e instanceof WarrenError && e.code === 'ERR_CONFIG' && flag.test(e.message));
+  fails({ hboneMaxConnectionsPerPeer: '0' }, /^--hbone-max-connections-per-peer: /);
+  fails({ hboneMaxConnections: 'many' }, /^--hbone-max-connections: /);
+  fails({ hboneHandshakeTimeout: '10m' }, /^--hbone-handshake-timeout: must be between/);
+  fails({ hboneHandshakeTimeout: 'soon' }, /^--hbone-handshake-timeout: /);
+  fails({ hboneStreamIdleTimeout: '10ms' }, /^--hbone-stream-idle-timeout: /);
+  fails({ hboneStreamBufferBytes: '1024' }, /^--hbone-stream-buffer-bytes: /);
 });
