@@ -216,9 +216,11 @@ export class HboneInbound {
       // nghttp2 resets a stream whose peer sent past its window: the per-stream buffer bound.
       if (stream.rstCode === constants.NGHTTP2_FLOW_CONTROL_ERROR) this.o.guard.refused('stream-buffer', { peer: source.sourceIp, message: `HBONE stream from ${source.sourceIp} reset: it sent past its ${this.o.guard.limits.streamBufferBytes}-byte window` });
     });
-    // Node's timer counts bytes either way on the stream.
+    // Node's timer counts bytes either way on the stream. The app side fails and the
+    // splice resets the stream (CONNECT_ERROR), as for any upstream error.
     stream.setTimeout(this.o.guard.limits.streamIdleTimeoutMs, () => {
-      resetStream(stream, constants.NGHTTP2_CANCEL);
+      stream.setTimeout(0);
+      upstream.destroy(new Error('idle stream'));
       this.o.guard.refused('stream-idle', { peer: source.sourceIp, message: `HBONE stream from ${source.sourceIp} to ${formatAuthority(target.ip, target.port)} reset: idle for ${this.o.guard.limits.streamIdleTimeoutMs} ms` });
     });
     const result = await spliceStream(upstream, stream);
