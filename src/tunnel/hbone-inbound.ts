@@ -116,7 +116,13 @@ export class HboneInbound {
   /** Stops new streams; open ones finish (GOAWAY), or are cut when `force`. */
   close(force: boolean): void {
     this.unsubscribe();
-    for (const s of this.sessions) (force ? s.destroy() : s.close());
+    for (const s of this.sessions) {
+      if (!force) s.close();
+      else {
+        s.destroy();
+        s.socket?.destroy();
+      }
+    }
     this.server?.close();
   }
 
@@ -131,6 +137,7 @@ export class HboneInbound {
       } catch (err) {
         const peer = tls.remoteAddress ?? '';
         session.destroy();
+        tls.destroy();
         this.o.guard.refused('trust-revoked', { peer, message: `HBONE session from ${peer} cut: ${(err as Error).message}` });
       }
     }
@@ -159,7 +166,14 @@ export class HboneInbound {
     this.sessions.add(session);
     session.setLocalWindowSize(HBONE.connectionWindow);
     session.setTimeout(HBONE.idleCloseMs, () => session.close());
-    session.on('error', () => {});
+    // nghttp2 ends a session whose peer broke the protocol, e.g. sent past its flow-control
+    // window: Node 26's nghttp2 answers that with GOAWAY FLOW_CONTROL_ERROR for the whole
+    // connection where older ones reset the stream. Either way the peer is refused and counted.
+    session.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ERR_HTTP2_ERROR') return;
+      const peer = session.socket?.remoteAddress ?? '';
+      this.o.guard.refused('protocol-error', { peer, message: `HBONE connection from ${peer} closed: ${err.message}` });
+    });
     session.once('close', () => this.sessions.delete(session));
   }
 

@@ -38,6 +38,7 @@ export type HboneRefusal =
   | 'handshake-timeout'
   | 'stream-idle'
   | 'stream-buffer'
+  | 'protocol-error'
   | 'trust-revoked';
 
 /** How many HBONE connections are open now: on the node, and from the peer asking. */

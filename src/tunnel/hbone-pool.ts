@@ -92,7 +92,12 @@ export class HbonePool {
 
   close(): void {
     this.unsubscribe();
-    for (const list of this.pools.values()) for (const p of list) p.session.destroy();
+    for (const list of this.pools.values()) {
+      for (const p of list) {
+        p.session.destroy();
+        p.tls.destroy();
+      }
+    }
     this.pools.clear();
   }
 
@@ -104,6 +109,7 @@ export class HbonePool {
           verifyTlsPeer(p.tls, this.o.bundle, { trustDomain: this.o.trustDomain, expected: [p.expected] });
         } catch {
           p.session.destroy();
+          p.tls.destroy();
         }
       }
     }
@@ -169,7 +175,10 @@ export class HbonePool {
     session.on('error', () => {});
     // The TCP socket is half-open capable (netns-connect.ts): a server that ends the connection
     // (idle close, or cut because its trust changed) must end the session too, or it lingers.
-    tls.once('end', () => session.destroy());
+    tls.once('end', () => {
+      session.destroy();
+      tls.destroy();
+    });
     session.once('connect', () => session.setLocalWindowSize(HBONE.connectionWindow));
     session.setTimeout(HBONE.idleCloseMs, () => session.close());
     return { session, streams: 0, serial: cert.serial, tls, expected };
