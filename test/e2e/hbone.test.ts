@@ -365,9 +365,6 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
       assert.equal(Number(/^warren_trust_bundle_roots (\S+)$/m.exec(m1)?.[1]), 1);
       const expiry = sample(m1, 'warren_workload_certificate_expiry_timestamp_seconds', { identity: 'spiffe://cluster.local/ns/mesh/sa/default' });
       assert.ok(expiry !== undefined && expiry > Date.now() / 1000, `the certificate expires in the future: ${expiry}`);
-      // a, c and v started on node-1 through the CNI chain: each ADD was answered by the agent (enrolled or skipped).
-      const cniAdds = m1.split('\n').filter((l) => l.startsWith('warren_cni_add_duration_seconds_count'));
-      assert.ok(cniAdds.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0) >= 3, `CNI ADDs of a, c and v: ${cniAdds.join('; ')}`);
       // The STRICT test above refused plaintext to B: counted by B's agent.
       assert.ok(Number(/^warren_policy_denials_total (\S+)$/m.exec(m2)?.[1]) >= 1, 'denials counted on node-2');
       // No renewal or rule failure happens in this run: the series are declared, with no failures.
