@@ -16,7 +16,8 @@ import { WarrenError } from '../../src/errors/warren-error.js';
 import { addRequestBody, cniEnv, netConf, runPlugin } from '../helpers/cni-plugin.js';
 import { rootTest } from '../helpers/root.js';
 
-const PLUGIN_MAIN = fileURLToPath(new URL('../../src/cni/plugin-main.js', import.meta.url));
+/** The static plugin binary node-gyp builds (src/cni/warren-cni.c): what the runtime runs. */
+const PLUGIN_BINARY = fileURLToPath(new URL('../../../build/Release/warren-cni', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'warren-cni-add-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -114,13 +115,13 @@ rootTest('the real plugin prints CNI code 11 while the agent has not synced, the
   let synced = false;
   const f = fakes({ synced: () => synced });
   await withServer('sync', f.deps, async (socket) => {
-    const before = await runPlugin(process.execPath, [PLUGIN_MAIN], cniEnv(), JSON.stringify(netConf({ agentSocket: socket })));
+    const before = await runPlugin(PLUGIN_BINARY, [], cniEnv(), JSON.stringify(netConf({ agentSocket: socket })));
     assert.equal(before.code, 1, before.stdout + before.stderr);
     const err = JSON.parse(before.stdout) as { code: number; msg: string };
     assert.equal(err.code, CNI_ERROR.tryAgainLater);
     assert.match(err.msg, /HTTP 503.*not synced/);
     synced = true;
-    const afterSync = await runPlugin(process.execPath, [PLUGIN_MAIN], cniEnv(), JSON.stringify(netConf({ agentSocket: socket })));
+    const afterSync = await runPlugin(PLUGIN_BINARY, [], cniEnv(), JSON.stringify(netConf({ agentSocket: socket })));
     assert.equal(afterSync.code, 0, afterSync.stdout + afterSync.stderr);
     assert.equal(f.enrolled.length, 1);
   });
@@ -129,7 +130,7 @@ rootTest('the real plugin prints CNI code 11 while the agent has not synced, the
 rootTest('a refusal that retrying cannot fix reaches the kubelet as 999, not 11', async () => {
   const f = fakes({ apiPod: pod({ nodeName: 'node-b' }) });
   await withServer('refused', f.deps, async (socket) => {
-    const out = await runPlugin(process.execPath, [PLUGIN_MAIN], cniEnv(), JSON.stringify(netConf({ agentSocket: socket })));
+    const out = await runPlugin(PLUGIN_BINARY, [], cniEnv(), JSON.stringify(netConf({ agentSocket: socket })));
     assert.equal(out.code, 1);
     assert.equal((JSON.parse(out.stdout) as { code: number }).code, CNI_ERROR.agentRefused);
   });
