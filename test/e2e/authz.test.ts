@@ -307,10 +307,18 @@ rootTest('AuthorizationPolicy at L4: Istio\'s documented examples, only apiVersi
       const text = doc.yaml.replace(/^apiVersion: security\.istio\.io\/v1(beta1)?$/m, 'apiVersion: security.warren.io/v1');
       const obj = loadYaml<KubernetesObject>(text);
       obj.metadata = { ...obj.metadata, namespace: obj.metadata?.namespace ?? doc.namespace };
-      const existing = await objects.read(obj as KubernetesObject & { metadata: { name: string } }).catch(() => undefined);
-      if (existing) await objects.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: existing.metadata!.resourceVersion! } });
-      else await objects.create(obj);
-      return `${obj.metadata.namespace}/${obj.metadata.name}`;
+      // The agents write the policy's status, which moves its resourceVersion: like kubectl,
+      // a replace that meets a 409 reads again and retries (a few times, then fails).
+      for (let attempt = 1; ; attempt++) {
+        const existing = await objects.read(obj as KubernetesObject & { metadata: { name: string } }).catch(() => undefined);
+        try {
+          if (existing) await objects.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: existing.metadata!.resourceVersion! } });
+          else await objects.create(obj);
+          return `${obj.metadata.namespace}/${obj.metadata.name}`;
+        } catch (err) {
+          if (attempt >= 5 || (err as { code?: number }).code !== 409) throw err;
+        }
+      }
     };
     const deleteDoc = async (ref: string): Promise<void> => {
       const [namespace, name] = ref.split('/') as [string, string];
