@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
-import { simClusterWith } from '../helpers/sim-cluster.js';
+import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
@@ -64,10 +64,11 @@ const ISTIO_EXAMPLES: Record<string, object> = {
   'http-get-only': { metadata: { name: 'http-get-only', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bar'] } }], to: [{ operation: { methods: ['GET'], paths: ['/info*'] } }] }] } },
 };
 
-rootTest('AuthorizationPolicy at L4: Istio examples allow and deny on the simulator; live connections closed on a new DENY', async (t) => {
+for (const dataplane of testDataplanes())
+rootTest(`AuthorizationPolicy at L4 (--dataplane ${dataplane}): Istio examples allow and deny on the simulator; live connections closed on a new DENY`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-authz-`);
   try {
-    const kc = await simClusterWith(stateDir, 16546, MANIFEST);
+    const kc = await simClusterWith(stateDir, 16546, MANIFEST, dataplane);
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
     const pods = async (): Promise<V1Pod[]> => (await Promise.all(['foo', 'bar', 'legacy'].map((namespace) => core.listNamespacedPod({ namespace })))).flatMap((l) => l.items);
