@@ -1,9 +1,10 @@
 import type { Handler } from '../telemetry/http-endpoints.js';
-import { sendJson } from '../telemetry/http-endpoints.js';
+import { sendJson } from '../net/respond.js';
 import { formatSpiffeId } from '../identity/spiffe.js';
 import type { CertManager } from '../identity/cert-manager.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
+import { clientErrorStatus } from '../errors/http-status.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { explainConnection } from '../policy/explain.js';
 import type { NodeAgentConfig } from './config.js';
@@ -20,9 +21,6 @@ export interface AdminState {
   /** the redirection backend in use: nft or iptables */
   backend: string;
 }
-
-/** Explain's query errors as HTTP: a bad parameter is the client's mistake, an unknown pod is not found. */
-const EXPLAIN_STATUS: Record<string, number> = { ERR_EXPLAIN_QUERY: 400, ERR_EXPLAIN_NOT_FOUND: 404 };
 
 /**
  * The agent's admin API (docs/architecture.md §7, 127.0.0.1:15000): what it enrolled,
@@ -69,8 +67,10 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
     try {
       sendJson(res, 200, explainConnection(state, { from: query.get('from'), to: query.get('to') }));
     } catch (err) {
-      if (!(err instanceof WarrenError) || !(err.code in EXPLAIN_STATUS)) throw err;
-      sendJson(res, EXPLAIN_STATUS[err.code]!, { message: err.message, code: err.code });
+      // a bad parameter is the client's mistake, an unknown pod is not found; anything else is ours (500)
+      const status = clientErrorStatus(err);
+      if (status === undefined || !(err instanceof WarrenError)) throw err;
+      sendJson(res, status, { message: err.message, code: err.code });
     }
   };
   return {
