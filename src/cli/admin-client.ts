@@ -1,8 +1,10 @@
-import { request } from 'node:http';
 import { WarrenError } from '../errors/warren-error.js';
+import { errorBodyMessage, httpCall, httpUrl } from '../net/http-call.js';
 import { httpGetInNetns } from '../net/netns-http.js';
 import { readLocalAgents } from './local-agents.js';
 import { splitHostPort } from '../telemetry/http-endpoints.js';
+import { PORTS } from '../redirect/constants.js';
+import { ENV } from '../agent/config.js';
 
 export interface AdminTarget {
   /** a simulator node: its agent's admin port is reached inside that node's netns */
@@ -13,16 +15,19 @@ export interface AdminTarget {
 
 export const ADMIN_OPTIONS = {
   node: { type: 'string' as const },
-  'admin-address': { type: 'string' as const, default: process.env.WARREN_ADMIN_ADDRESS ?? '127.0.0.1:15000' },
+  'admin-address': { type: 'string' as const, default: process.env[ENV.adminAddress] ?? `127.0.0.1:${PORTS.admin}` },
   'state-dir': { type: 'string' as const, default: process.env.WARREN_SIM_STATE_DIR ?? '/run/warren-sim' },
   output: { type: 'string' as const, short: 'o', default: 'table' },
 };
 
 export const ADMIN_HELP = `  --node NAME          a simulator node's agent (reached inside that node's netns)
-  --admin-address H:P  the agent's admin API otherwise ($WARREN_ADMIN_ADDRESS; 127.0.0.1:15000;
-                       on a real cluster: kubectl -n warren-system port-forward <agent pod> 15000)
+  --admin-address H:P  the agent's admin API otherwise ($${ENV.adminAddress}; 127.0.0.1:${PORTS.admin};
+                       on a real cluster: kubectl -n warren-system port-forward <agent pod> ${PORTS.admin})
   --state-dir DIR      simulator state ($WARREN_SIM_STATE_DIR; /run/warren-sim)
   -o, --output FORMAT  table | json`;
+
+/** An agent's largest answer (/config_dump of a full node) is a few MB. */
+const MAX_ANSWER = 32 * 1024 * 1024;
 
 /** GET `path` from one of the agent's ports (admin, readiness): inside the simulator node's netns when `node` is set. */
 async function agentGet(target: AdminTarget, address: string, path: string): Promise<{ status: number; body: string }> {
@@ -33,19 +38,11 @@ async function agentGet(target: AdminTarget, address: string, path: string): Pro
       if (agents === undefined) throw new WarrenError('ERR_USAGE', `no simulated cluster in ${target.stateDir} (warren sim up)`);
       const agent = agents.find((a) => a.node === target.node);
       if (agent === undefined) throw new WarrenError('ERR_USAGE', `--node: no node ${target.node}; the cluster has ${agents.map((a) => a.node).join(', ')}`);
-      const res = await httpGetInNetns({ netns: agent.netns, host, port, path, timeoutMs: 5000 });
+      const res = await httpGetInNetns({ netns: agent.netns, host, port, path, timeoutMs: 5000, maxBytes: MAX_ANSWER });
       return { status: res.status, body: res.body.toString() };
     }
-    return await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host, port, path, timeout: 5000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      });
-      req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-      req.on('error', reject);
-      req.end();
-    });
+    const res = await httpCall({ url: httpUrl(host, port, path), timeoutMs: 5000, maxBytes: MAX_ANSWER });
+    return { status: res.status, body: res.body.toString() };
   } catch (err) {
     if (err instanceof WarrenError) throw err;
     throw new WarrenError('ERR_ADMIN', `cannot reach the agent at ${target.node ? `node ${target.node} ` : ''}${address}: ${(err as Error).message}`);
@@ -56,13 +53,7 @@ async function agentGet(target: AdminTarget, address: string, path: string): Pro
 export async function getAdmin(target: AdminTarget, path: string): Promise<unknown> {
   const { status, body } = await agentGet(target, target.adminAddress, path);
   if (status !== 200) {
-    let message = body.slice(0, 200);
-    try {
-      message = (JSON.parse(body) as { message?: string }).message ?? message;
-    } catch {
-      // not JSON: the raw text is the message
-    }
-    throw new WarrenError('ERR_ADMIN', `the agent's admin API answered ${status} for ${path.split('?')[0]}: ${message}`);
+    throw new WarrenError('ERR_ADMIN', `the agent's admin API answered ${status} for ${path.split('?')[0]}: ${errorBodyMessage(body)}`);
   }
   return JSON.parse(body);
 }

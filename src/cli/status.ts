@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { WarrenError } from '../errors/warren-error.js';
 import { ADMIN_HELP, ADMIN_OPTIONS, formatTable, getAdmin, getReadiness, targetNodes, type AdminTarget } from './admin-client.js';
+import { PORTS } from '../redirect/constants.js';
 
 const HELP = `Usage: warren status [options]
 
@@ -13,7 +14,7 @@ Exits 1 when an agent is not ready or cannot be reached, 0 otherwise.
 
 ${ADMIN_HELP}
   --readiness-address H:P
-                       the agent's /healthz/ready (127.0.0.1:15021; inside the node's
+                       the agent's /healthz/ready (127.0.0.1:${PORTS.readiness}; inside the node's
                        netns with --node or on the simulator)`;
 
 /** What the agent's admin /status answers (src/agent/admin-api.ts). */
@@ -54,7 +55,7 @@ export async function runStatus(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     strict: true,
-    options: { ...ADMIN_OPTIONS, 'readiness-address': { type: 'string', default: '127.0.0.1:15021' }, help: { type: 'boolean', short: 'h', default: false } },
+    options: { ...ADMIN_OPTIONS, 'readiness-address': { type: 'string', default: `127.0.0.1:${PORTS.readiness}` }, help: { type: 'boolean', short: 'h', default: false } },
   });
   if (values.help) {
     console.log(HELP);
