@@ -5,6 +5,7 @@ import { readLocalAgents } from './local-agents.js';
 import { splitHostPort } from '../telemetry/http-endpoints.js';
 import { PORTS } from '../redirect/constants.js';
 import { ENV } from '../agent/config.js';
+import type { AdminAnswers } from '../agent/admin-types.js';
 
 export interface AdminTarget {
   /** a simulator node: its agent's admin port is reached inside that node's netns */
@@ -49,13 +50,16 @@ async function agentGet(target: AdminTarget, address: string, path: string): Pro
   }
 }
 
-/** GET `path` from a node agent's admin API (docs/architecture.md §7), parsed as JSON; an error answer's message is passed on. */
-export async function getAdmin(target: AdminTarget, path: string): Promise<unknown> {
-  const { status, body } = await agentGet(target, target.adminAddress, path);
+/**
+ * GET `path` (with `query`) from a node agent's admin API (docs/architecture.md §7), parsed
+ * as JSON of the type the agent writes (admin-types.ts); an error answer's message is passed on.
+ */
+export async function getAdmin<P extends keyof AdminAnswers>(target: AdminTarget, path: P, query?: URLSearchParams): Promise<AdminAnswers[P]> {
+  const { status, body } = await agentGet(target, target.adminAddress, query === undefined ? path : `${path}?${query}`);
   if (status !== 200) {
-    throw new WarrenError('ERR_ADMIN', `the agent's admin API answered ${status} for ${path.split('?')[0]}: ${errorBodyMessage(body)}`);
+    throw new WarrenError('ERR_ADMIN', `the agent's admin API answered ${status} for ${path}: ${errorBodyMessage(body)}`);
   }
-  return JSON.parse(body);
+  return JSON.parse(body) as AdminAnswers[P];
 }
 
 /** The agent's readiness (`/healthz/ready` on `readinessAddress`): true, or why not. */
@@ -82,7 +86,7 @@ export function targetNodes(values: AgentFlags, explicitAddress: boolean): strin
 }
 
 /** `path` from each agent of `targetNodes` (or the one admin address), labeled by node. */
-export async function queryAgents(values: AgentFlags, path: string, explicitAddress: boolean): Promise<Array<{ node: string; body: unknown }>> {
+export async function queryAgents<P extends keyof AdminAnswers>(values: AgentFlags, path: P, explicitAddress: boolean): Promise<Array<{ node: string; body: AdminAnswers[P] }>> {
   const base = { stateDir: values['state-dir'], adminAddress: values['admin-address'] };
   const nodes = targetNodes(values, explicitAddress);
   if (nodes.length === 0) return [{ node: values['admin-address'], body: await getAdmin(base, path) }];
