@@ -3,7 +3,7 @@ import { loadConfig } from '../config/load-config.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/spiffe.js';
 import { durationMs, formatDurationMs } from '../config/duration.js';
 import { DEFAULT_HBONE_LIMITS, type HboneLimits } from '../tunnel/hbone-limits.js';
-import { PORTS } from '../redirect/constants.js';
+import { NODE_PORTS } from '../redirect/constants.js';
 
 /**
  * `warren node` configuration: one schema, flags and WARREN_* environment
@@ -53,10 +53,10 @@ const configSchema = z.strictObject({
   excludeNamespaces: z.array(z.string().min(1)).default(['kube-system']),
   stateDir: z.string().min(1).default('/var/run/warren'),
   drainSeconds: z.coerce.number().int().min(0).max(3600).default(30),
-  readinessAddress: hostPort.default(`0.0.0.0:${PORTS.readiness}`),
-  adminAddress: hostPort.default(`127.0.0.1:${PORTS.admin}`),
-  metricsAddress: hostPort.default(`0.0.0.0:${PORTS.metrics}`),
-  caAddress: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).default(`https://warren-ca.warren-system.svc:${PORTS.ca}`),
+  readinessAddress: hostPort.default(`0.0.0.0:${NODE_PORTS.readiness}`),
+  adminAddress: hostPort.default(`127.0.0.1:${NODE_PORTS.admin}`),
+  metricsAddress: hostPort.default(`0.0.0.0:${NODE_PORTS.metrics}`),
+  caAddress: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).default(`https://warren-ca.warren-system.svc:${NODE_PORTS.ca}`),
   caTokenFile: z.string().min(1).default('/var/run/secrets/tokens/warren-ca-token'),
   systemNamespace: namespace.default('warren-system'),
   /** mesh-wide policies live here (Istio's root namespace); not necessarily where the agent runs */

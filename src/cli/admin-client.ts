@@ -3,7 +3,7 @@ import { errorBodyMessage, httpCall, httpUrl } from '../net/http-call.js';
 import { httpGetInNetns } from '../net/netns-http.js';
 import { readLocalAgents } from './local-agents.js';
 import { splitHostPort } from '../telemetry/http-endpoints.js';
-import { PORTS } from '../redirect/constants.js';
+import { NODE_PORTS } from '../redirect/constants.js';
 import { ENV } from '../agent/config.js';
 import type { AdminAnswers } from '../agent/admin-types.js';
 
@@ -16,14 +16,14 @@ export interface AdminTarget {
 
 export const ADMIN_OPTIONS = {
   node: { type: 'string' as const },
-  'admin-address': { type: 'string' as const, default: process.env[ENV.adminAddress] ?? `127.0.0.1:${PORTS.admin}` },
+  'admin-address': { type: 'string' as const, default: process.env[ENV.adminAddress] ?? `127.0.0.1:${NODE_PORTS.admin}` },
   'state-dir': { type: 'string' as const, default: process.env.WARREN_SIM_STATE_DIR ?? '/run/warren-sim' },
   output: { type: 'string' as const, short: 'o', default: 'table' },
 };
 
 export const ADMIN_HELP = `  --node NAME          a simulator node's agent (reached inside that node's netns)
-  --admin-address H:P  the agent's admin API otherwise ($${ENV.adminAddress}; 127.0.0.1:${PORTS.admin};
-                       on a real cluster: kubectl -n warren-system port-forward <agent pod> ${PORTS.admin})
+  --admin-address H:P  the agent's admin API otherwise ($${ENV.adminAddress}; 127.0.0.1:${NODE_PORTS.admin};
+                       on a real cluster: kubectl -n warren-system port-forward <agent pod> ${NODE_PORTS.admin})
   --state-dir DIR      simulator state ($WARREN_SIM_STATE_DIR; /run/warren-sim)
   -o, --output FORMAT  table | json`;
 

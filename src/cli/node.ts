@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { runNodeAgent } from '../agent/node-agent.js';
 import { ENV, loadNodeAgentConfig, type RawConfig } from '../agent/config.js';
-import { PORTS } from '../redirect/constants.js';
+import { NODE_PORTS } from '../redirect/constants.js';
 
 const HELP = `Usage: warren node [options]
 
@@ -22,10 +22,10 @@ restarting them. Flags override the environment variables shown.
   --exclude-namespaces A,B     never enrolled ($${ENV.excludeNamespaces}; kube-system)
   --state-dir DIR              agent state ($${ENV.stateDir}; /var/run/warren)
   --drain-seconds N            unenrolled pods' open connections may finish for N s ($${ENV.drainSeconds}; 30)
-  --readiness-address H:P      /healthz/ready ($${ENV.readinessAddress}; 0.0.0.0:${PORTS.readiness})
-  --metrics-address H:P        Prometheus /metrics ($${ENV.metricsAddress}; 0.0.0.0:${PORTS.metrics})
-  --admin-address H:P          admin API: /certs ($${ENV.adminAddress}; 127.0.0.1:${PORTS.admin})
-  --ca-address URL             warren ca ($${ENV.caAddress}; https://warren-ca.warren-system.svc:${PORTS.ca})
+  --readiness-address H:P      /healthz/ready ($${ENV.readinessAddress}; 0.0.0.0:${NODE_PORTS.readiness})
+  --metrics-address H:P        Prometheus /metrics ($${ENV.metricsAddress}; 0.0.0.0:${NODE_PORTS.metrics})
+  --admin-address H:P          admin API: /certs ($${ENV.adminAddress}; 127.0.0.1:${NODE_PORTS.admin})
+  --ca-address URL             warren ca ($${ENV.caAddress}; https://warren-ca.warren-system.svc:${NODE_PORTS.ca})
   --ca-token-file FILE         service account token for the CA ($${ENV.caTokenFile};
                                /var/run/secrets/tokens/warren-ca-token)
   --system-namespace NS        where ConfigMap warren-ca-root is read ($${ENV.systemNamespace}; warren-system)

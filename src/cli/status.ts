@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { WarrenError } from '../errors/warren-error.js';
 import type { AdminStatus } from '../agent/admin-types.js';
 import { ADMIN_HELP, ADMIN_OPTIONS, formatTable, getAdmin, getReadiness, targetNodes, type AdminTarget } from './admin-client.js';
-import { PORTS } from '../redirect/constants.js';
+import { NODE_PORTS } from '../redirect/constants.js';
 
 const HELP = `Usage: warren status [options]
 
@@ -15,7 +15,7 @@ Exits 1 when an agent is not ready or cannot be reached, 0 otherwise.
 
 ${ADMIN_HELP}
   --readiness-address H:P
-                       the agent's /healthz/ready (127.0.0.1:${PORTS.readiness}; inside the node's
+                       the agent's /healthz/ready (127.0.0.1:${NODE_PORTS.readiness}; inside the node's
                        netns with --node or on the simulator)`;
 
 export type StatusRow = { node: string; ready: boolean; notReady?: string } & ({ status: AdminStatus } | { error: string });
@@ -46,7 +46,7 @@ export async function runStatus(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     strict: true,
-    options: { ...ADMIN_OPTIONS, 'readiness-address': { type: 'string', default: `127.0.0.1:${PORTS.readiness}` }, help: { type: 'boolean', short: 'h', default: false } },
+    options: { ...ADMIN_OPTIONS, 'readiness-address': { type: 'string', default: `127.0.0.1:${NODE_PORTS.readiness}` }, help: { type: 'boolean', short: 'h', default: false } },
   });
   if (values.help) {
     console.log(HELP);
