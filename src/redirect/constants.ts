@@ -7,7 +7,7 @@
  * every enrolled pod (a connection to one of them is a loop, tunnel/agent-loop.ts);
  * NODE_PORTS, the agent's own on the node (docs/architecture.md §7) and the CA's.
  */
-export const PORTS = { outbound: 15001, inbound: 15006, hbone: 15008, dns: 15053 } as const;
+export const PORTS = { outbound: 15001, inbound: 15006, hbone: 15008 } as const;
 
 export const NODE_PORTS = { admin: 15000, metrics: 15020, readiness: 15021, ca: 15012 } as const;
 
