@@ -46,8 +46,9 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const backend = createBackend(backendName, systemRunner);
   const policy = { excludedNamespaces: new Set(config.excludeNamespaces) };
 
-  // The gauge and the policy watch call back into the manager only after it exists:
-  // on a scrape, and on a policy event (informer events arrive after this function's first await).
+  // The gauge, the policy watch and the reconciler call back into objects made below them
+  // only later: on a scrape, or on an informer event, which cannot arrive before the
+  // synchronous wiring up to startCniServer's await has run.
   const registry = new Registry();
   const metrics = agentMetrics(registry, () => manager.enrolled().length);
   const identity = startWorkloadIdentity(kc, config, registry, logFn);
