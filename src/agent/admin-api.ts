@@ -1,11 +1,13 @@
 import type { Handler } from '../telemetry/http-endpoints.js';
-import { sendJson } from '../telemetry/http-endpoints.js';
+import { sendJson } from '../net/respond.js';
 import { formatSpiffeId } from '../identity/spiffe.js';
 import type { CertManager } from '../identity/cert-manager.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
+import { clientErrorStatus } from '../errors/http-status.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { explainConnection } from '../policy/explain.js';
+import type { AdminAnswers, AdminCerts, AdminConnections, AdminPolicies, AdminService, AdminStatus, AdminWorkload } from './admin-types.js';
 import type { NodeAgentConfig } from './config.js';
 import type { EnrolledPod } from './enrollment-manager.js';
 import type { PolicyState } from './policy-state.js';
@@ -21,25 +23,22 @@ export interface AdminState {
   backend: string;
 }
 
-/** Explain's query errors as HTTP: a bad parameter is the client's mistake, an unknown pod is not found. */
-const EXPLAIN_STATUS: Record<string, number> = { ERR_EXPLAIN_QUERY: 400, ERR_EXPLAIN_NOT_FOUND: 404 };
-
 /**
  * The agent's admin API (docs/architecture.md §7, 127.0.0.1:15000): what it enrolled,
  * what it knows of the cluster, the policies in force, its certificates
  * (never keys) and its live connections, as JSON for `warren status` & co.
  */
 export function adminRoutes(s: AdminState): Record<string, Handler> {
-  const workloads = () =>
+  const workloads = (): AdminWorkload[] =>
     s.enrolled().map((p) => ({ pod: p.pod, uid: p.uid, ips: p.ips, identity: formatSpiffeId(p.identity), netns: p.netns }));
-  const services = () => s.index().services().map((e) => ({ service: `${e.namespace}/${e.name}`, vips: e.vips, port: e.port, endpoints: e.endpoints.map((x) => `${x.ip}:${x.port}`), ...(e.waypoint ? { waypoint: e.waypoint } : {}) }));
-  const policies = () => ({
+  const services = (): AdminService[] => s.index().services().map((e) => ({ service: `${e.namespace}/${e.name}`, vips: e.vips, port: e.port, endpoints: e.endpoints.map((x) => `${x.ip}:${x.port}`), ...(e.waypoint ? { waypoint: e.waypoint } : {}) }));
+  const policies = (): AdminPolicies => ({
     authorizationPolicies: s.policies.authorizationPolicies().map((p) => ({ policy: `${p.namespace}/${p.name}`, action: p.action, selector: p.selector ?? null, rules: p.rules.length, httpFields: p.httpFields, dryRun: p.dryRun, targeted: p.targeted, ...(p.invalid !== undefined ? { invalid: p.invalid } : {}) })),
     peerAuthentications: s.policies.peerAuthentications().map((p) => ({ policy: `${p.namespace}/${p.name}`, mode: p.mode, selector: p.selector ?? null, portLevel: Object.fromEntries(p.portLevel) })),
   });
-  const certs = () => ({ node: s.config.nodeName, trustDomain: s.config.trustDomain, caAddress: s.config.caAddress, trustBundleRoots: s.bundle.pems().length, certificates: s.certs.status() });
-  const connections = () => s.enrolled().map((p) => ({ pod: p.pod, ...p.proxy.connectionStats() }));
-  const status = () => {
+  const certs = (): AdminCerts => ({ node: s.config.nodeName, trustDomain: s.config.trustDomain, caAddress: s.config.caAddress, trustBundleRoots: s.bundle.pems().length, certificates: s.certs.status() });
+  const connections = (): AdminConnections[] => s.enrolled().map((p) => ({ pod: p.pod, ...p.proxy.connectionStats() }));
+  const status = (): AdminStatus => {
     const certificates = s.certs.status();
     const expiries = certificates.flatMap((c) => (c.notAfter ? [c.notAfter] : [])).sort();
     return {
@@ -69,12 +68,14 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
     try {
       sendJson(res, 200, explainConnection(state, { from: query.get('from'), to: query.get('to') }));
     } catch (err) {
-      if (!(err instanceof WarrenError) || !(err.code in EXPLAIN_STATUS)) throw err;
-      sendJson(res, EXPLAIN_STATUS[err.code]!, { message: err.message, code: err.code });
+      // a bad parameter is the client's mistake, an unknown pod is not found; anything else is ours (500)
+      const status = clientErrorStatus(err);
+      if (status === undefined || !(err instanceof WarrenError)) throw err;
+      sendJson(res, status, { message: err.message, code: err.code });
     }
   };
   return {
-    '/workloads': (_q, res) => sendJson(res, 200, { node: s.config.nodeName, enrolled: workloads(), clusterWorkloads: s.index().size.workloads }),
+    '/workloads': (_q, res) => sendJson(res, 200, { node: s.config.nodeName, enrolled: workloads(), clusterWorkloads: s.index().size.workloads } satisfies AdminAnswers['/workloads']),
     '/services': (_q, res) => sendJson(res, 200, services()),
     '/policies': (_q, res) => sendJson(res, 200, policies()),
     '/certs': (_q, res) => sendJson(res, 200, certs()),

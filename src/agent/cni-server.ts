@@ -1,13 +1,17 @@
 import { describeIssue } from '../config/zod-issue.js';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { httpStatusForError } from '../errors/http-status.js';
 import { peerCredentials, socketFd } from '../native/netns-socket.js';
 import { readBodyText } from '../net/read-body.js';
+import { sendJson, sendText } from '../net/respond.js';
 import { runCniPlugin, type CniPluginDeps } from '../cni/plugin.js';
+
+/** Its answers are read by the plugin, not people. */
+const COMPACT = { compact: true };
 
 /** The exit code the plugin binary exits with (src/cni/warren-cni.c reads it). */
 export const CNI_EXIT_CODE_HEADER = 'x-cni-exit-code';
@@ -53,12 +57,6 @@ const cniRawSchema = z.strictObject({
   stdin: z.string().max(MAX_RAW_BODY),
 });
 
-function reply(res: ServerResponse, status: number, body: object): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
 async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   const text = await readBodyText(req, maxBytes);
   try {
@@ -101,24 +99,23 @@ export async function startCniServer(socketPath: string, handlers: CniHandlers, 
     void (async () => {
       const op = req.url === '/v1/cni/add' ? 'add' : req.url === '/v1/cni/del' ? 'del' : req.url === '/v1/cni/raw' ? 'raw' : undefined;
       if (req.method !== 'POST' || op === undefined) {
-        return reply(res, 404, { message: `unknown endpoint ${req.method} ${req.url}; the plugin uses POST /v1/cni/raw (or /v1/cni/add and /v1/cni/del)` });
+        return sendJson(res, 404, { message: `unknown endpoint ${req.method} ${req.url}; the plugin uses POST /v1/cni/raw (or /v1/cni/add and /v1/cni/del)` }, COMPACT);
       }
       let body: unknown;
       try {
         body = await readJson(req, op === 'raw' ? MAX_RAW_BODY + MAX_BODY : MAX_BODY);
       } catch (err) {
-        return reply(res, 400, { message: (err as Error).message });
+        return sendJson(res, 400, { message: (err as Error).message }, COMPACT);
       }
       if (op !== 'raw') {
         const answer = await handle(op, body);
-        return reply(res, answer.status, answer.body);
+        return sendJson(res, answer.status, answer.body, COMPACT);
       }
       const raw = cniRawSchema.safeParse(body);
-      if (!raw.success) return reply(res, 400, { message: `invalid raw CNI request: ${describeIssue(raw.error)}` });
+      if (!raw.success) return sendJson(res, 400, { message: `invalid raw CNI request: ${describeIssue(raw.error)}` }, COMPACT);
       // The plugin's result goes back verbatim: its stdout as the body, its exit code in a header.
       const result = await runCniPlugin(raw.data.env, raw.data.stdin, { callAgent: callInProcess });
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(result.stdout), [CNI_EXIT_CODE_HEADER]: String(result.exitCode) });
-      res.end(result.stdout);
+      sendText(res, 200, result.stdout, 'application/json', { [CNI_EXIT_CODE_HEADER]: String(result.exitCode) });
     })();
   });
   server.on('connection', (socket) => {

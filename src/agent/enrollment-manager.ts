@@ -1,9 +1,9 @@
 import type { SpiffeId } from '../identity/spiffe.js';
 import type { RedirectBackend } from '../redirect/backend.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
-import { PodProxy } from '../tunnel/pod-proxy.js';
+import type { PodProxy, PodProxyOptions } from '../tunnel/pod-proxy.js';
 import type { ConnectionObserver } from '../telemetry/connection-observer.js';
-import type { PodView } from './enrollment-plan.js';
+import { sameLabels, type PodView } from './enrollment-plan.js';
 import { availableParallelism } from 'node:os';
 import { concurrencyLimit } from './concurrency-limit.js';
 
@@ -27,6 +27,8 @@ export interface EnrollmentDeps {
   /** the pod's identity with a valid certificate in hand (fetched if need be); rejects when none can be had */
   acquireIdentity(pod: PodView): Promise<SpiffeId>;
   releaseIdentity(uid: string): void;
+  /** the agent's listeners in the pod (PodProxy.start) */
+  startProxy(options: PodProxyOptions): Promise<PodProxy>;
   dataplane: DataPlane;
   telemetry: ConnectionObserver;
   /** a netfilter/routing change failed (counted in warren_rule_apply_errors_total) */
@@ -107,7 +109,7 @@ export class EnrollmentManager {
             throw err;
           });
           lap('rules');
-          return PodProxy.start({
+          return this.deps.startProxy({
             pod: name,
             namespace: pod.namespace,
             labels: pod.labels,
@@ -204,9 +206,4 @@ export class EnrollmentManager {
     await Promise.all([...this.pods.values()].map((p) => p.proxy.close(drainMs)));
     this.pods.clear();
   }
-}
-
-function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }

@@ -59,3 +59,47 @@ export function planEnrollment(
   for (const uid of enrolled) if (!wanted.has(uid)) plan.unenroll.push(uid);
   return plan;
 }
+
+export interface Unenrollment {
+  uid: string;
+  /** the pod is gone: its netns goes with it, so no rules to remove and no pod to annotate */
+  podGone: boolean;
+  podRef?: { namespace: string; name: string };
+}
+
+export interface ReconcilePlan {
+  enroll: PodView[];
+  unenroll: Unenrollment[];
+  /** enrolled pods whose labels changed: their policies are selected with the new ones */
+  relabel: Array<{ uid: string; labels: Record<string, string> }>;
+}
+
+/**
+ * One reconcile pass as data: the enrollment plan, the unenrollments with
+ * what the manager needs to know of each (pod still there or gone), and the
+ * enrolled pods (UID → labels as enrolled) whose labels changed.
+ */
+export function planReconcile(
+  pods: readonly PodView[],
+  namespaceLabels: ReadonlyMap<string, Record<string, string>>,
+  enrolled: ReadonlyMap<string, Record<string, string>>,
+  policy: EnrollmentPolicy,
+): ReconcilePlan {
+  const views = pods.filter((p) => p.uid !== '');
+  const plan = planEnrollment(views, namespaceLabels, new Set(enrolled.keys()), policy);
+  const byUid = new Map(views.map((p) => [p.uid, p]));
+  const relabel = views.flatMap((p) => {
+    const current = enrolled.get(p.uid);
+    return current === undefined || sameLabels(current, p.labels) ? [] : [{ uid: p.uid, labels: p.labels }];
+  });
+  const unenroll = plan.unenroll.map((uid): Unenrollment => {
+    const pod = byUid.get(uid);
+    return pod === undefined ? { uid, podGone: true } : { uid, podGone: false, podRef: pod };
+  });
+  return { enroll: plan.enroll, unenroll, relabel };
+}
+
+export function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { durationMs } from '../config/duration.js';
 import { loadConfig } from '../config/load-config.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/spiffe.js';
+import { NODE_PORTS } from '../redirect/constants.js';
 
 /** `warren ca` settings: flags override these environment variables. */
 export const CA_ENV = {
@@ -23,7 +24,7 @@ const caConfigSchema = z
   .strictObject({
     kubeconfig: z.string().min(1).optional(),
     namespace: z.string().regex(K8S_NAME, 'must be a namespace name').default('warren-system'),
-    listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+):\d{1,5}$/, 'must be ip:port (e.g. 0.0.0.0:15012)').default('0.0.0.0:15012'),
+    listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+):\d{1,5}$/, `must be ip:port (e.g. 0.0.0.0:${NODE_PORTS.ca})`).default(`0.0.0.0:${NODE_PORTS.ca}`),
     trustDomain: z.string().regex(/^[a-z0-9._-]{1,255}$/, 'must be lowercase letters, digits, dots, dashes').default(DEFAULT_TRUST_DOMAIN),
     certTtl: durationMs.prefault('24h').refine((ms) => ms >= 10_000 && ms <= 90 * 86_400_000, 'must be between 10s and 90d'),
     allowedCallers: z.array(z.string().regex(/^system:serviceaccount:[a-z0-9-]+:[a-z0-9.-]+$/, 'must be system:serviceaccount:<namespace>:<name>')).min(1).optional(),

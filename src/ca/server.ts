@@ -8,6 +8,7 @@ import { Counter, Registry } from 'prom-client';
 import { z } from 'zod';
 import { WarrenError } from '../errors/warren-error.js';
 import { readBodyText } from '../net/read-body.js';
+import { sendJson, sendText } from '../net/respond.js';
 import { CA_TOKEN_AUDIENCE } from '../identity/ca-client.js';
 import { decideSigning, precheckToken, type LocalWorkload, type ReviewedToken } from './authorize.js';
 import { CallerLimiter, DEFAULT_CALLER_LIMITS, type CallerLimits } from './caller-limits.js';
@@ -38,14 +39,11 @@ export interface RunningCaServer {
 
 const requestSchema = z.strictObject({ csr: z.string().min(1).max(16_384), identity: z.string().min(1).max(512) });
 const MAX_BODY = 32 * 1024;
+/** Its answers are read by agents, not people. */
+const COMPACT = { compact: true };
 /** A request is read and answered within this, or its connection is closed (Node's default is 300 s). */
 const REQUEST_TIMEOUT_MS = 10_000;
 
-function reply(res: ServerResponse, status: number, body: object | string, contentType = 'application/json'): void {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
 
 /**
  * `warren ca`'s HTTPS API: POST /v1/certificates signs a workload CSR for a
@@ -92,7 +90,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
     const refuse = (status: number, reason: string, kind: string, fields: Record<string, unknown> = {}): void => {
       refused.inc({ reason: kind });
       o.log('certificate refused', { status, reason, ...fields });
-      reply(res, status, { message: reason });
+      sendJson(res, status, { message: reason }, COMPACT);
     };
     const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (token === undefined) return refuse(401, 'a Bearer service account token is required', 'unauthenticated');
@@ -130,16 +128,16 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
     issued.inc();
     const expiresAt = new Date(Date.now() + o.certTtlMs).toISOString();
     o.log('certificate issued', { identity: formatSpiffeId(checked.identity), node: decision.node, expiresAt });
-    reply(res, 200, { certChain: [certPem, ...o.ca.chainPem], expiresAt });
+    sendJson(res, 200, { certChain: [certPem, ...o.ca.chainPem], expiresAt }, COMPACT);
   };
 
   const server: Server = createServer({ cert: o.serving.certPem, key: o.serving.keyPem, minVersion: 'TLSv1.3' }, (req, res) => {
     void (async () => {
       let release: (() => void) | undefined;
       try {
-        if (req.method === 'GET' && req.url === '/healthz') return reply(res, 200, 'ok\n', 'text/plain');
-        if (req.method === 'GET' && req.url === '/metrics') return reply(res, 200, await registry.metrics(), registry.contentType);
-        if (req.method !== 'POST' || req.url !== '/v1/certificates') return reply(res, 404, { message: 'unknown endpoint; certificates are requested with POST /v1/certificates' });
+        if (req.method === 'GET' && req.url === '/healthz') return sendText(res, 200, 'ok\n', 'text/plain');
+        if (req.method === 'GET' && req.url === '/metrics') return sendText(res, 200, await registry.metrics(), registry.contentType);
+        if (req.method !== 'POST' || req.url !== '/v1/certificates') return sendJson(res, 404, { message: 'unknown endpoint; certificates are requested with POST /v1/certificates' }, COMPACT);
         const caller = req.socket.remoteAddress ?? 'unknown';
         const admission = limiter.admit(caller);
         if (!admission.admitted) {
@@ -148,13 +146,13 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
           res.setHeader('retry-after', String(admission.retryAfterSeconds));
           // The body is not read: close the connection rather than drain it.
           res.setHeader('connection', 'close');
-          return reply(res, 429, { message: `too many requests from ${caller} (${admission.reason === 'rate' ? 'rate' : 'requests in flight'}); retry later` });
+          return sendJson(res, 429, { message: `too many requests from ${caller} (${admission.reason === 'rate' ? 'rate' : 'requests in flight'}); retry later` }, COMPACT);
         }
         release = admission.release;
         return await sign(req, res);
       } catch (err) {
         o.log('certificate request failed', { err: (err as Error).message });
-        if (!res.headersSent) reply(res, 503, { message: 'the CA could not decide; try again later (details are in the CA log)' });
+        if (!res.headersSent) sendJson(res, 503, { message: 'the CA could not decide; try again later (details are in the CA log)' }, COMPACT);
       } finally {
         release?.();
       }

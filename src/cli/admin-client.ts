@@ -1,8 +1,11 @@
-import { request } from 'node:http';
 import { WarrenError } from '../errors/warren-error.js';
+import { errorBodyMessage, httpCall, httpUrl } from '../net/http-call.js';
 import { httpGetInNetns } from '../net/netns-http.js';
 import { readLocalAgents } from './local-agents.js';
 import { splitHostPort } from '../telemetry/http-endpoints.js';
+import { NODE_PORTS } from '../redirect/constants.js';
+import { ENV } from '../agent/config.js';
+import type { AdminAnswers } from '../agent/admin-types.js';
 
 export interface AdminTarget {
   /** a simulator node: its agent's admin port is reached inside that node's netns */
@@ -13,16 +16,19 @@ export interface AdminTarget {
 
 export const ADMIN_OPTIONS = {
   node: { type: 'string' as const },
-  'admin-address': { type: 'string' as const, default: process.env.WARREN_ADMIN_ADDRESS ?? '127.0.0.1:15000' },
+  'admin-address': { type: 'string' as const, default: process.env[ENV.adminAddress] ?? `127.0.0.1:${NODE_PORTS.admin}` },
   'state-dir': { type: 'string' as const, default: process.env.WARREN_SIM_STATE_DIR ?? '/run/warren-sim' },
   output: { type: 'string' as const, short: 'o', default: 'table' },
 };
 
 export const ADMIN_HELP = `  --node NAME          a simulator node's agent (reached inside that node's netns)
-  --admin-address H:P  the agent's admin API otherwise ($WARREN_ADMIN_ADDRESS; 127.0.0.1:15000;
-                       on a real cluster: kubectl -n warren-system port-forward <agent pod> 15000)
+  --admin-address H:P  the agent's admin API otherwise ($${ENV.adminAddress}; 127.0.0.1:${NODE_PORTS.admin};
+                       on a real cluster: kubectl -n warren-system port-forward <agent pod> ${NODE_PORTS.admin})
   --state-dir DIR      simulator state ($WARREN_SIM_STATE_DIR; /run/warren-sim)
   -o, --output FORMAT  table | json`;
+
+/** An agent's largest answer (/config_dump of a full node) is a few MB. */
+const MAX_ANSWER = 32 * 1024 * 1024;
 
 /** GET `path` from one of the agent's ports (admin, readiness): inside the simulator node's netns when `node` is set. */
 async function agentGet(target: AdminTarget, address: string, path: string): Promise<{ status: number; body: string }> {
@@ -33,38 +39,27 @@ async function agentGet(target: AdminTarget, address: string, path: string): Pro
       if (agents === undefined) throw new WarrenError('ERR_USAGE', `no simulated cluster in ${target.stateDir} (warren sim up)`);
       const agent = agents.find((a) => a.node === target.node);
       if (agent === undefined) throw new WarrenError('ERR_USAGE', `--node: no node ${target.node}; the cluster has ${agents.map((a) => a.node).join(', ')}`);
-      const res = await httpGetInNetns({ netns: agent.netns, host, port, path, timeoutMs: 5000 });
+      const res = await httpGetInNetns({ netns: agent.netns, host, port, path, timeoutMs: 5000, maxBytes: MAX_ANSWER });
       return { status: res.status, body: res.body.toString() };
     }
-    return await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host, port, path, timeout: 5000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      });
-      req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-      req.on('error', reject);
-      req.end();
-    });
+    const res = await httpCall({ url: httpUrl(host, port, path), timeoutMs: 5000, maxBytes: MAX_ANSWER });
+    return { status: res.status, body: res.body.toString() };
   } catch (err) {
     if (err instanceof WarrenError) throw err;
     throw new WarrenError('ERR_ADMIN', `cannot reach the agent at ${target.node ? `node ${target.node} ` : ''}${address}: ${(err as Error).message}`);
   }
 }
 
-/** GET `path` from a node agent's admin API (docs/architecture.md §7), parsed as JSON; an error answer's message is passed on. */
-export async function getAdmin(target: AdminTarget, path: string): Promise<unknown> {
-  const { status, body } = await agentGet(target, target.adminAddress, path);
+/**
+ * GET `path` (with `query`) from a node agent's admin API (docs/architecture.md §7), parsed
+ * as JSON of the type the agent writes (admin-types.ts); an error answer's message is passed on.
+ */
+export async function getAdmin<P extends keyof AdminAnswers>(target: AdminTarget, path: P, query?: URLSearchParams): Promise<AdminAnswers[P]> {
+  const { status, body } = await agentGet(target, target.adminAddress, query === undefined ? path : `${path}?${query}`);
   if (status !== 200) {
-    let message = body.slice(0, 200);
-    try {
-      message = (JSON.parse(body) as { message?: string }).message ?? message;
-    } catch {
-      // not JSON: the raw text is the message
-    }
-    throw new WarrenError('ERR_ADMIN', `the agent's admin API answered ${status} for ${path.split('?')[0]}: ${message}`);
+    throw new WarrenError('ERR_ADMIN', `the agent's admin API answered ${status} for ${path}: ${errorBodyMessage(body)}`);
   }
-  return JSON.parse(body);
+  return JSON.parse(body) as AdminAnswers[P];
 }
 
 /** The agent's readiness (`/healthz/ready` on `readinessAddress`): true, or why not. */
@@ -91,7 +86,7 @@ export function targetNodes(values: AgentFlags, explicitAddress: boolean): strin
 }
 
 /** `path` from each agent of `targetNodes` (or the one admin address), labeled by node. */
-export async function queryAgents(values: AgentFlags, path: string, explicitAddress: boolean): Promise<Array<{ node: string; body: unknown }>> {
+export async function queryAgents<P extends keyof AdminAnswers>(values: AgentFlags, path: P, explicitAddress: boolean): Promise<Array<{ node: string; body: AdminAnswers[P] }>> {
   const base = { stateDir: values['state-dir'], adminAddress: values['admin-address'] };
   const nodes = targetNodes(values, explicitAddress);
   if (nodes.length === 0) return [{ node: values['admin-address'], body: await getAdmin(base, path) }];

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { CA_ENV, loadCaConfig } from '../ca/config.js';
 import { runCa } from '../ca/process.js';
+import { NODE_PORTS } from '../redirect/constants.js';
 
 const HELP = `Usage: warren ca [options]
 
@@ -14,7 +15,7 @@ namespace. Flags override the environment variables shown.
 
   --kubeconfig FILE          API server credentials ($${CA_ENV.kubeconfig}; default: in-cluster)
   --namespace NS             where the root Secret lives ($${CA_ENV.namespace}; warren-system)
-  --listen IP:PORT           HTTPS address ($${CA_ENV.listen}; 0.0.0.0:15012)
+  --listen IP:PORT           HTTPS address ($${CA_ENV.listen}; 0.0.0.0:${NODE_PORTS.ca})
   --trust-domain TD          SPIFFE trust domain ($${CA_ENV.trustDomain}; cluster.local)
   --cert-ttl DURATION        workload certificate lifetime, e.g. 24h, 1h, 20s ($${CA_ENV.certTtl}; 24h)
   --allowed-callers A,B      service accounts that may ask ($${CA_ENV.allowedCallers};

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
 import { WarrenError } from '../errors/warren-error.js';
-import type { CertificateStatus } from '../identity/cert-manager.js';
 import { ADMIN_HELP, ADMIN_OPTIONS, formatTable, getAdmin } from './admin-client.js';
 
 const HELP = `Usage: warren certs [options]
@@ -11,14 +10,6 @@ renewal, chain and trust domain. The private keys never leave the agent.
 
 ${ADMIN_HELP}`;
 
-interface CertsReply {
-  node: string;
-  trustDomain: string;
-  caAddress: string;
-  trustBundleRoots: number;
-  certificates: CertificateStatus[];
-}
-
 const short = (iso: string | undefined): string => (iso === undefined ? '-' : iso.replace(/\.\d+Z$/, 'Z'));
 
 export async function runCerts(argv: string[]): Promise<number> {
@@ -28,7 +19,7 @@ export async function runCerts(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.output !== 'table' && values.output !== 'json') throw new WarrenError('ERR_USAGE', `-o: ${values.output} is not table or json`);
-  const reply = (await getAdmin({ ...(values.node ? { node: values.node } : {}), stateDir: values['state-dir'], adminAddress: values['admin-address'] }, '/certs')) as CertsReply;
+  const reply = await getAdmin({ ...(values.node ? { node: values.node } : {}), stateDir: values['state-dir'], adminAddress: values['admin-address'] }, '/certs');
   if (values.output === 'json') {
     console.log(JSON.stringify(reply, null, 2));
     return 0;

@@ -1,19 +1,22 @@
 import { parseArgs } from 'node:util';
 import { WarrenError } from '../errors/warren-error.js';
+import type { AdminAnswers, AdminAuthorizationPolicy } from '../agent/admin-types.js';
 import { ADMIN_HELP, ADMIN_OPTIONS, formatTable, queryAgents } from './admin-client.js';
 import { runPoliciesExplain } from './policies-explain.js';
 
-interface View {
-  path: string;
+interface View<P extends keyof AdminAnswers> {
+  path: P;
   summary: string;
   /** subcommands, for --help */
   more?: string;
   header: string[];
-  rows(body: any, node: string): string[][];
+  rows(body: AdminAnswers[P], node: string): string[][];
 }
 
+type AnyView = { [P in keyof AdminAnswers]: View<P> }[keyof AdminAnswers];
+
 /** What the agent does with an AuthorizationPolicy, when it is not simply its rules. */
-const policyNote = (p: { invalid?: string; targeted?: boolean; dryRun?: boolean; httpFields: string[]; rules: number }): string =>
+const policyNote = (p: AdminAuthorizationPolicy): string =>
   p.invalid !== undefined
     ? 'INVALID: denies all it selects'
     : p.targeted
@@ -24,18 +27,18 @@ const short = (text: string, max: number): string => (text.length <= max ? text 
 const id = (spiffe: string): string => spiffe.replace(/^spiffe:\/\/[^/]+\/ns\//, '').replace('/sa/', '/');
 
 /** What each inspection command shows, one row per item, sized for a 100-column terminal. */
-const VIEWS: Record<string, View> = {
+const VIEWS: Record<string, AnyView> = {
   workloads: {
     path: '/workloads',
     summary: 'pods each agent has enrolled: IPs and SPIFFE identity (ns/sa)',
     header: ['NODE', 'POD', 'IPS', 'IDENTITY'],
-    rows: (b, node) => b.enrolled.map((w: any) => [node, short(w.pod, 40), w.ips.join(','), id(w.identity)]),
+    rows: (b, node) => b.enrolled.map((w) => [node, short(w.pod, 40), w.ips.join(','), id(w.identity)]),
   },
   services: {
     path: '/services',
     summary: 'services as the data plane balances them: VIPs, port, ready endpoints',
     header: ['SERVICE', 'VIP:PORT', 'ENDPOINTS', 'WAYPOINT'],
-    rows: (b) => b.map((s: any) => [short(s.service, 32), `${s.vips[0]}:${s.port}`, short(s.endpoints.join(',') || '(none ready)', 40), s.waypoint ?? '-']),
+    rows: (b) => b.map((s) => [short(s.service, 32), `${s.vips[0]}:${s.port}`, short(s.endpoints.join(',') || '(none ready)', 40), s.waypoint ?? '-']),
   },
   policies: {
     path: '/policies',
@@ -43,20 +46,21 @@ const VIEWS: Record<string, View> = {
     more: 'warren policies explain --from NS/POD --to NS/POD:PORT: how a connection would be decided, and by which policy and rule (see its --help)',
     header: ['KIND', 'POLICY', 'ACTION/MODE', 'SELECTOR', 'NOTE'],
     rows: (b) => [
-      ...b.authorizationPolicies.map((p: any) => ['AuthorizationPolicy', short(p.policy, 30), p.action, short(JSON.stringify(p.selector ?? 'namespace'), 18), policyNote(p)]),
-      ...b.peerAuthentications.map((p: any) => ['PeerAuthentication', short(p.policy, 30), p.mode, short(JSON.stringify(p.selector ?? 'namespace'), 18), Object.keys(p.portLevel).length ? `ports ${JSON.stringify(p.portLevel)}` : '']),
+      ...b.authorizationPolicies.map((p) => ['AuthorizationPolicy', short(p.policy, 30), p.action, short(JSON.stringify(p.selector ?? 'namespace'), 18), policyNote(p)]),
+      ...b.peerAuthentications.map((p) => ['PeerAuthentication', short(p.policy, 30), p.mode, short(JSON.stringify(p.selector ?? 'namespace'), 18), Object.keys(p.portLevel).length ? `ports ${JSON.stringify(p.portLevel)}` : '']),
     ],
   },
   connections: {
     path: '/connections',
     summary: 'live traffic per enrolled pod: captured connections, HBONE tunnels and streams',
     header: ['NODE', 'POD', 'CAPTURED', 'INBOUND', 'TUNNELS (peer: connections/streams)'],
-    rows: (b, node) => b.map((c: any) => [node, short(c.pod, 30), String(c.captured + c.plaintextInbound), String(c.inboundStreams), short(c.outboundTunnels.map((t: any) => `${t.key.split('|')[1]}: ${t.connections}/${t.streams}`).join(' ') || '-', 40)]),
+    rows: (b, node) => b.map((c) => [node, short(c.pod, 30), String(c.captured + c.plaintextInbound), String(c.inboundStreams), short(c.outboundTunnels.map((t) => `${t.key.split('|')[1]}: ${t.connections}/${t.streams}`).join(' ') || '-', 40)]),
   },
 };
 
-async function show(name: string, argv: string[]): Promise<number> {
-  const view = VIEWS[name]!;
+const show = (name: string, argv: string[]): Promise<number> => showView(name, VIEWS[name]!, argv);
+
+async function showView<P extends keyof AdminAnswers>(name: string, view: View<P>, argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: { ...ADMIN_OPTIONS, help: { type: 'boolean', short: 'h', default: false } } });
   if (values.help) {
     console.log(`Usage: warren ${name} [options]\n\n${view.summary}. Without --node, every node of a running simulator.\n\n${ADMIN_HELP}${view.more ? `\n\n${view.more}` : ''}`);

@@ -69,17 +69,17 @@ export async function runPoliciesExplain(argv: string[]): Promise<number> {
   }
   if (values.from === undefined || values.to === undefined) throw new WarrenError('ERR_USAGE', `${values.from === undefined ? '--from' : '--to'} is required (see warren policies explain --help)`);
   if (values.output !== 'table' && values.output !== 'json') throw new WarrenError('ERR_USAGE', `-o: ${values.output} is not table or json`);
-  const path = `/explain?from=${encodeURIComponent(values.from)}&to=${encodeURIComponent(values.to)}`;
+  const query = new URLSearchParams({ from: values.from, to: values.to });
   const base: AdminTarget = { stateDir: values['state-dir'], adminAddress: values['admin-address'] };
   const nodes = targetNodes(values, argv.some((a) => a.startsWith('--admin-address')));
   let agent = nodes[0] ?? values['admin-address'];
-  let reply = (await getAdmin(nodes.length === 0 ? base : { ...base, node: agent }, path)) as ConnectionExplanation;
+  let reply = await getAdmin(nodes.length === 0 ? base : { ...base, node: agent }, '/explain', query);
   // Every agent holds the whole cluster view and every policy, so any can answer; the
   // destination node's agent is asked again when it is another, since it is the one
   // that enforces the decision (and its informers are what count if they lag).
   if (values.node === undefined && nodes.includes(reply.to.node) && reply.to.node !== agent) {
     agent = reply.to.node;
-    reply = (await getAdmin({ ...base, node: agent }, path)) as ConnectionExplanation;
+    reply = await getAdmin({ ...base, node: agent }, '/explain', query);
   }
   console.log(values.output === 'json' ? JSON.stringify(reply, null, 2) : renderExplanation(reply, agent));
   return 0;

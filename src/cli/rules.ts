@@ -7,7 +7,7 @@ import { buildNodeIptables } from '../redirect/iptables-node.js';
 import { parseIptablesSave } from '../redirect/iptables-save.js';
 import { parseNodeRedirectSpec, parsePodRedirectSpec } from '../redirect/spec.js';
 
-const HELP = `Usage: warren rules [--node] --pod-ip IP [--pod-ip IP…] [--backend nft|iptables] [--dns-capture]
+const HELP = `Usage: warren rules [--node] --pod-ip IP [--pod-ip IP…] [--backend nft|iptables]
 
 Prints the redirection rules warren programs, without applying anything:
   (default)  the rules inside a pod's network namespace for the given pod IPs
@@ -17,7 +17,6 @@ Options:
   --pod-ip IP        a pod IP (IPv4 or IPv6); repeat for dual-stack / several pods
   --backend NAME     nft (an \`nft -f -\` script, default) or iptables
                      (\`iptables-restore --noflush\` input, one block per family)
-  --dns-capture      also redirect DNS (port 53) to :15053
   -h, --help         this text`;
 
 export async function runRules(argv: string[]): Promise<number> {
@@ -26,7 +25,6 @@ export async function runRules(argv: string[]): Promise<number> {
     options: {
       'pod-ip': { type: 'string', multiple: true, default: [] },
       backend: { type: 'string', default: 'nft' },
-      'dns-capture': { type: 'boolean', default: false },
       node: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -46,7 +44,7 @@ export async function runRules(argv: string[]): Promise<number> {
     process.stdout.write(backend === 'nft' ? buildNodeNftScript(spec) : iptablesText(buildNodeIptables(spec)));
     return 0;
   }
-  const spec = parsePodRedirectSpec({ podIPs, dnsCapture: values['dns-capture'] });
+  const spec = parsePodRedirectSpec({ podIPs });
   process.stdout.write(backend === 'nft' ? buildPodNftScript(spec) : iptablesText(buildPodIptables(spec)));
   return 0;
 }

@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { WarrenError } from '../errors/warren-error.js';
+import type { AdminStatus } from '../agent/admin-types.js';
 import { ADMIN_HELP, ADMIN_OPTIONS, formatTable, getAdmin, getReadiness, targetNodes, type AdminTarget } from './admin-client.js';
+import { NODE_PORTS } from '../redirect/constants.js';
 
 const HELP = `Usage: warren status [options]
 
@@ -13,20 +15,10 @@ Exits 1 when an agent is not ready or cannot be reached, 0 otherwise.
 
 ${ADMIN_HELP}
   --readiness-address H:P
-                       the agent's /healthz/ready (127.0.0.1:15021; inside the node's
+                       the agent's /healthz/ready (127.0.0.1:${NODE_PORTS.readiness}; inside the node's
                        netns with --node or on the simulator)`;
 
-/** What the agent's admin /status answers (src/agent/admin-api.ts). */
-export interface AgentStatus {
-  node: string;
-  backend: string;
-  enrolled: number;
-  certificates: { count: number; valid: number; soonestExpiry: string | null };
-  policies: { authorization: number; peerAuthentication: number };
-  connections: number;
-}
-
-export type StatusRow = { node: string; ready: boolean; notReady?: string } & ({ status: AgentStatus } | { error: string });
+export type StatusRow = { node: string; ready: boolean; notReady?: string } & ({ status: AdminStatus } | { error: string });
 
 /** "23h 59m", "6d 2h", "expired": how long until `iso`, coarse enough to read at a glance. */
 export function timeLeft(iso: string | null, now: number): string {
@@ -54,7 +46,7 @@ export async function runStatus(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     strict: true,
-    options: { ...ADMIN_OPTIONS, 'readiness-address': { type: 'string', default: '127.0.0.1:15021' }, help: { type: 'boolean', short: 'h', default: false } },
+    options: { ...ADMIN_OPTIONS, 'readiness-address': { type: 'string', default: `127.0.0.1:${NODE_PORTS.readiness}` }, help: { type: 'boolean', short: 'h', default: false } },
   });
   if (values.help) {
     console.log(HELP);
@@ -69,7 +61,7 @@ export async function runStatus(argv: string[]): Promise<number> {
       const [ready, status] = await Promise.all([
         getReadiness(target, values['readiness-address']),
         getAdmin(target, '/status').then(
-          (s) => ({ status: s as AgentStatus }),
+          (s) => ({ status: s }),
           (err: Error) => {
             if (err instanceof WarrenError && err.code === 'ERR_ADMIN') return { error: err.message };
             throw err;

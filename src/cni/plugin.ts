@@ -1,5 +1,6 @@
 import { describeIssue } from '../config/zod-issue.js';
 import { z } from 'zod';
+import type { ErrorCode } from '../errors/error-codes.js';
 import { WarrenError } from '../errors/warren-error.js';
 
 /**
@@ -41,7 +42,7 @@ export interface CniPluginOutput {
   stdout: string;
 }
 
-const WARREN_CODE: Record<number, string> = {
+const WARREN_CODE: Record<number, ErrorCode> = {
   [CNI_ERROR.incompatibleVersion]: 'ERR_CNI_VERSION',
   [CNI_ERROR.invalidEnvironment]: 'ERR_CNI_ENV',
   [CNI_ERROR.decodeFailure]: 'ERR_CNI_DECODE',

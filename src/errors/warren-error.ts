@@ -1,14 +1,16 @@
+import type { ErrorCode } from './error-codes.js';
+
 /**
- * Base of every error warren raises on purpose. `code` is stable and what
- * callers and tests branch on; `retryable` says whether trying the same
+ * Base of every error warren raises on purpose. `code` (one of error-codes.ts) is stable and
+ * what callers and tests branch on; `retryable` says whether trying the same
  * operation again can succeed (the CNI plugin and reconcile loops use it
  * instead of guessing from message text).
  */
 export class WarrenError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly retryable: boolean;
 
-  constructor(code: string, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;

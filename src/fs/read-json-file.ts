@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
+import type { ErrorCode } from '../errors/error-codes.js';
 import { WarrenError } from '../errors/warren-error.js';
 
 /**
@@ -7,7 +8,7 @@ import { WarrenError } from '../errors/warren-error.js';
  * WarrenError with `code` naming the file (and the bad field) when it is not
  * valid JSON or not of that shape; `hint` ends the message with what to do.
  */
-export function readJsonFile<S extends z.ZodType>(path: string, schema: S, code: string, hint = ''): z.infer<S> | undefined {
+export function readJsonFile<S extends z.ZodType>(path: string, schema: S, code: ErrorCode, hint = ''): z.infer<S> | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

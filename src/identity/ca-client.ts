@@ -1,9 +1,8 @@
 import { describeIssue } from '../config/zod-issue.js';
 import { readFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { z } from 'zod';
 import { WarrenError } from '../errors/warren-error.js';
-import { readBodyText } from '../net/read-body.js';
+import { errorBodyMessage, httpCall } from '../net/http-call.js';
 import { formatSpiffeId, type SpiffeId } from './spiffe.js';
 import type { TrustBundle } from './trust-bundle.js';
 
@@ -52,32 +51,15 @@ export function createCaClient(options: { address: string; tokenFile: string; bu
         throw new CaRequestError(`cannot read the service account token ${options.tokenFile}: ${(err as Error).message}`, undefined);
       }
       const body = JSON.stringify({ csr: csrPem, identity: formatSpiffeId(identity) });
-      const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = request(
-          url,
-          {
-            method: 'POST',
-            ca: [...roots],
-            minVersion: 'TLSv1.3',
-            timeout: options.timeoutMs ?? 10_000,
-            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
-          },
-          (res) => readBodyText(res, MAX_RESPONSE).then((text) => resolve({ status: res.statusCode ?? 0, text }), reject),
-        );
-        req.on('timeout', () => req.destroy(new Error(`no answer within ${options.timeoutMs ?? 10_000} ms`)));
-        req.on('error', (err) => reject(new CaRequestError(`the CA at ${options.address} is unreachable: ${err.message}`, undefined)));
-        req.end(body);
+      const timeoutMs = options.timeoutMs ?? 10_000;
+      const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+      const answer = await httpCall({ url, method: 'POST', ca: roots, timeoutMs, maxBytes: MAX_RESPONSE, headers, body }).catch((err: Error) => {
+        if (err instanceof WarrenError) throw err;
+        throw new CaRequestError(`the CA at ${options.address} is unreachable: ${err.message}`, undefined);
       });
-      if (status !== 200) {
-        const message = (() => {
-          try {
-            return String(JSON.parse(text).message);
-          } catch {
-            return text.slice(0, 200);
-          }
-        })();
-        throw new CaRequestError(`the CA refused ${formatSpiffeId(identity)} with ${status}: ${message}`, status);
-      }
+      const status = answer.status;
+      const text = answer.body.toString('utf8');
+      if (status !== 200) throw new CaRequestError(`the CA refused ${formatSpiffeId(identity)} with ${status}: ${errorBodyMessage(text)}`, status);
       let parsed;
       try {
         parsed = responseSchema.safeParse(JSON.parse(text));

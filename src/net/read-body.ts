@@ -2,8 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import { WarrenError } from '../errors/warren-error.js';
 
 /**
- * A request body as text, refused once it passes `maxBytes`: every server
- * here reads from peers it does not trust, so none buffers without bound.
+ * A request's (or an answer's) body, refused once it passes `maxBytes`: every
+ * server and client here reads from peers it does not trust, so none buffers
+ * without bound.
  */
 export async function readBodyBytes(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -12,7 +13,7 @@ export async function readBodyBytes(req: IncomingMessage, maxBytes: number): Pro
     size += chunk.length;
     if (size > maxBytes) {
       req.destroy();
-      throw new WarrenError('ERR_BODY_TOO_LARGE', `the request body is larger than ${maxBytes} bytes`);
+      throw new WarrenError('ERR_BODY_TOO_LARGE', `the ${req.method === undefined ? 'answer' : 'request'} body is larger than ${maxBytes} bytes`);
     }
     chunks.push(chunk);
   }

@@ -2,8 +2,14 @@
  * Redirection constants shared by the rule builders, the agent's sockets and
  * the node rules (docs/architecture.md §2, §3). They match Istio ambient's so its docs and
  * tooling carry over.
+ *
+ * The well-known ports are defined here once: PORTS, the agent's listeners in
+ * every enrolled pod (a connection to one of them is a loop, tunnel/agent-loop.ts);
+ * NODE_PORTS, the agent's own on the node (docs/architecture.md §7) and the CA's.
  */
-export const PORTS = { outbound: 15001, inbound: 15006, hbone: 15008, dns: 15053 } as const;
+export const PORTS = { outbound: 15001, inbound: 15006, hbone: 15008 } as const;
+
+export const NODE_PORTS = { admin: 15000, metrics: 15020, readiness: 15021, ca: 15012 } as const;
 
 /** Set with SO_MARK on every socket the agent makes in a pod: never redirected. */
 export const PROXY_MARK = { value: 0x539, mask: 0xfff } as const;

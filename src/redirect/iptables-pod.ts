@@ -31,12 +31,6 @@ export function buildPodIptables(spec: PodRedirectSpec): IptablesRules[] {
     const present = family === 4 ? f.ipv4 : f.ipv6;
     const probe = family === 4 ? `${PROBE_SOURCE.ipv4}/32` : `${PROBE_SOURCE.ipv6}/128`;
     const loopback = family === 4 ? '127.0.0.1/32' : '::1/128';
-    const dns = spec.dnsCapture
-      ? [
-          `-A ${OUTPUT} -p udp -m udp --dport 53 -j REDIRECT --to-ports ${PORTS.dns}`,
-          `-A ${OUTPUT} -p tcp -m tcp --dport 53 -j REDIRECT --to-ports ${PORTS.dns}`,
-        ]
-      : [];
     return {
       family,
       tables: [
@@ -57,7 +51,6 @@ export function buildPodIptables(spec: PodRedirectSpec): IptablesRules[] {
               rules: [
                 `-A ${OUTPUT} -m mark --mark ${mark(PROXY_MARK)} -j ACCEPT`,
                 `-A ${OUTPUT} -d ${loopback} -j ACCEPT`,
-                ...dns,
                 `-A ${OUTPUT} -p tcp -j REDIRECT --to-ports ${PORTS.outbound}`,
               ],
             },
@@ -133,6 +126,6 @@ export function renderIptablesRemove(tables: ReadonlyArray<{ table: string; chai
 
 /** The names of everything the pod rule set creates, for removal. */
 export function podIptablesNames(): Array<{ table: string; chains: string[]; jumps: Array<{ from: string; to: string }> }> {
-  const any = buildPodIptables({ podIPs: ['0.0.0.0'], dnsCapture: false })[0]!;
+  const any = buildPodIptables({ podIPs: ['0.0.0.0'] })[0]!;
   return any.tables.map((t) => ({ table: t.table, chains: t.chains.map((c) => c.name), jumps: t.jumps }));
 }

@@ -33,7 +33,6 @@ export function buildPodNftScript(spec: PodRedirectSpec): string {
     // Loopback stays inside the pod in both families, whichever the pod has addresses in.
     'ip daddr 127.0.0.1 accept',
     'ip6 daddr ::1 accept',
-    ...(spec.dnsCapture ? [`udp dport 53 redirect to :${PORTS.dns}`, `tcp dport 53 redirect to :${PORTS.dns}`] : []),
     `meta l4proto tcp redirect to :${PORTS.outbound}`,
   ];
   // Route-type chain: changing the mark here re-runs routing, which sends the

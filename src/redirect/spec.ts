@@ -6,7 +6,6 @@ const ipAddress = z.string().refine((s) => isIPv4(s) || isIPv6(s), { error: (i) 
 
 const podSpecSchema = z.strictObject({
   podIPs: z.array(ipAddress).min(1, { error: 'a pod needs at least one IP' }),
-  dnsCapture: z.boolean().default(false),
 });
 
 const nodeSpecSchema = z.strictObject({

@@ -12,6 +12,7 @@ import { listMeshProcesses } from './mesh-processes.js';
 import { readClusterFile, runningDaemonPid, statePaths } from './state-dir.js';
 import { planTopology, type NodePlan } from './topology/plan.js';
 import { CA_ADDRESS, SUPERVISED_ANNOTATION, SYSTEM_NAMESPACE, installWarrenSystem } from './warren-system.js';
+import { NODE_PORTS } from '../redirect/constants.js';
 
 type Progress = (line: string) => void;
 
@@ -86,7 +87,7 @@ export async function meshInstall(stateDir: string, progress: Progress): Promise
   await installWarrenSystem(kc, nodes);
   for (const node of nodes) {
     const ready = async (): Promise<boolean> =>
-      (await httpGetInNetns({ netns: node.netns, host: '127.0.0.1', port: 15021, path: '/healthz/ready', timeoutMs: 1000 }).catch(() => undefined))?.status === 200;
+      (await httpGetInNetns({ netns: node.netns, host: '127.0.0.1', port: NODE_PORTS.readiness, path: '/healthz/ready', timeoutMs: 1000 }).catch(() => undefined))?.status === 200;
     await until(ready, 60_000, () => `the agent of ${node.name} was not ready within 60 s (warren sim logs node/${node.name})`);
     progress(`${node.name}: agent ready`);
   }

@@ -9,6 +9,7 @@ import { superviseProcess, type SupervisedProcess } from './process-supervisor.j
 import { UNDERLAY, type NodePlan } from './topology/plan.js';
 import { WARREN_MAIN } from './warren-main.js';
 import { CA_ADDRESS, CA_POD, SUPERVISED_ANNOTATION, SYSTEM_NAMESPACE, agentPodName } from './warren-system.js';
+import { NODE_PORTS } from '../redirect/constants.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
 
@@ -61,7 +62,7 @@ export function superviseWarrenPods(objects: ApiObjects, kc: KubeConfig, nodes: 
       return superviseProcess({
         name: 'warren ca',
         command: 'ip',
-        args: ['netns', 'exec', UNDERLAY.netns, process.execPath, WARREN_MAIN, 'ca', '--kubeconfig', paths.clusterKubeconfig, '--namespace', SYSTEM_NAMESPACE, '--listen', `${UNDERLAY.address}:15012`],
+        args: ['netns', 'exec', UNDERLAY.netns, process.execPath, WARREN_MAIN, 'ca', '--kubeconfig', paths.clusterKubeconfig, '--namespace', SYSTEM_NAMESPACE, '--listen', `${UNDERLAY.address}:${NODE_PORTS.ca}`],
         logFile: paths.caLog,
         log,
       });

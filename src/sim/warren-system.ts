@@ -1,11 +1,12 @@
 import { ApiException, ApiextensionsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { typedCrds } from '../policy/crd-manifests.js';
 import { UNDERLAY, type NodePlan } from './topology/plan.js';
+import { NODE_PORTS } from '../redirect/constants.js';
 
 export const SYSTEM_NAMESPACE = 'warren-system';
 /** Pods whose process the simulator runs itself (node agents, the CA): the kubelet leaves them alone. */
 export const SUPERVISED_ANNOTATION = 'sim.warren.io/supervised-by';
-export const CA_ADDRESS = `https://${UNDERLAY.address}:15012`;
+export const CA_ADDRESS = `https://${UNDERLAY.address}:${NODE_PORTS.ca}`;
 /** The CA's pod: what the warren-ca Deployment would run. */
 export const CA_POD = 'warren-ca';
 /** A node's agent pod: what the warren-node DaemonSet would run there. */

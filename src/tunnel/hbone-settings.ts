@@ -1,3 +1,5 @@
+import { PORTS } from '../redirect/constants.js';
+
 /**
  * HTTP/2 settings for HBONE (docs/architecture.md §2, §12): a connection window
  * large enough that streams can fill a fast link without waiting for
@@ -5,7 +7,7 @@
  * is a configurable bound (hbone-limits.ts `streamBufferBytes`).
  */
 export const HBONE = {
-  port: 15008,
+  port: PORTS.hbone,
   connectionWindow: 16 * 1024 * 1024,
   maxStreams: 100,
   idleCloseMs: 5 * 60_000,

@@ -7,8 +7,8 @@ import type { TestPod } from './netns.js';
 
 export const BACKENDS: readonly BackendName[] = ['nft', 'iptables'];
 
-export async function applyPodRules(backend: BackendName, pod: TestPod, dnsCapture = false): Promise<void> {
-  await createBackend(backend, systemRunner).applyPod(pod.path, { podIPs: [pod.ipv4, pod.ipv6], dnsCapture });
+export async function applyPodRules(backend: BackendName, pod: TestPod): Promise<void> {
+  await createBackend(backend, systemRunner).applyPod(pod.path, { podIPs: [pod.ipv4, pod.ipv6] });
 }
 
 export async function removePodRules(backend: BackendName, pod: TestPod): Promise<void> {

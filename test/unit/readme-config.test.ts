@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { ENV } from '../../src/agent/config.js';
+import { ENV, loadNodeAgentConfig, SETTINGS, settingDefault, settingFlag, type Setting } from '../../src/agent/config.js';
 import { CA_ENV } from '../../src/ca/config.js';
 
 const README = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
@@ -16,3 +16,25 @@ for (const [component, env] of [['warren node', ENV], ['warren ca', CA_ENV]] as 
     }
   });
 }
+
+/** The README's row for a flag: its cells (flag, environment, default, what). */
+function readmeRow(flagName: string): string[] | undefined {
+  const line = README.split('\n').find((l) => l.startsWith(`| \`${flagName}\` |`));
+  return line?.split('|').slice(1, -1).map((c) => c.trim());
+}
+
+test("the README's warren node table agrees with the settings: environment variable and default of every flag", () => {
+  for (const key of Object.keys(SETTINGS) as Array<keyof typeof SETTINGS>) {
+    const row = readmeRow(settingFlag(key));
+    assert.ok(row !== undefined, `${settingFlag(key)} has no row in README.md`);
+    const s: Setting = SETTINGS[key];
+    assert.equal(row[1], s.env === undefined ? '' : `\`${s.env}\``, `${settingFlag(key)}: environment variable`);
+    const shown = settingDefault(key);
+    if (s.shown === undefined) assert.equal(row[2], shown === undefined ? '' : `\`${shown}\``, `${settingFlag(key)}: default`);
+  }
+});
+
+test('every configuration key of warren node is a setting with a flag (and nothing else is)', () => {
+  const loaded = Object.keys(loadNodeAgentConfig({ nodeName: 'n', kubeconfig: '/k', cniPluginBinary: '/p' }, {}));
+  assert.deepEqual(loaded.sort(), Object.keys(SETTINGS).sort());
+});

@@ -5,7 +5,7 @@ import { ApiException, PatchStrategy, setHeaderOptions, type V1Pod } from '@kube
 import { execa } from 'execa';
 import { WarrenError } from '../../errors/warren-error.js';
 import { DATAPLANE_MODE_LABEL, REDIRECTION_ANNOTATION } from '../../k8s/enrollment.js';
-import { PORTS } from '../../redirect/constants.js';
+import { NODE_PORTS, PORTS } from '../../redirect/constants.js';
 import { readAccessLog, type AccessEntry } from '../../telemetry/access-log-file.js';
 import { agentPaths } from '../agent-supervisor.js';
 import { applyManifests } from '../client/apply.js';
@@ -108,7 +108,7 @@ async function clusterReady(ctx: StoryContext): Promise<void> {
   };
   const agentsReady = async (): Promise<boolean> => {
     for (const node of Object.values(ctx.nodes)) {
-      const res = await httpGetInNetns({ netns: node.netns, host: '127.0.0.1', port: 15021, path: '/healthz/ready', timeoutMs: 1000 }).catch(() => undefined);
+      const res = await httpGetInNetns({ netns: node.netns, host: '127.0.0.1', port: NODE_PORTS.readiness, path: '/healthz/ready', timeoutMs: 1000 }).catch(() => undefined);
       if (res?.status !== 200) return false;
     }
     return true;
@@ -244,7 +244,7 @@ async function explain(ctx: StoryContext, pods: DemoPods): Promise<void> {
 
 async function metrics(ctx: StoryContext): Promise<void> {
   const node = ctx.nodes['node-2'];
-  const res = await httpGetInNetns({ netns: node.netns, host: '127.0.0.1', port: 15020, path: '/metrics', timeoutMs: 5000 }).catch((err: Error) => fail(`node-2's agent metrics (:15020/metrics) did not answer: ${err.message}`));
+  const res = await httpGetInNetns({ netns: node.netns, host: '127.0.0.1', port: NODE_PORTS.metrics, path: '/metrics', timeoutMs: 5000 }).catch((err: Error) => fail(`node-2's agent metrics (:15020/metrics) did not answer: ${err.message}`));
   const text = res.body.toString();
   const flow = { reporter: 'destination', source_workload: 'client', destination_workload: 'web', connection_security_policy: 'mutual_tls' };
   const keep = ['reporter', 'source_workload', 'destination_workload', 'connection_security_policy'];

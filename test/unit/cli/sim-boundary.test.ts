@@ -4,6 +4,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, syml
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
+import { relativeImports, sourceFiles } from '../../helpers/source-imports.js';
 
 // The simulator is a separate world (docs/architecture.md §8): only the CLI's
 // sim and demo commands reach into src/sim, and `warren node` starts without loading it.
@@ -12,20 +13,6 @@ const SRC = join(ROOT, 'src');
 const SIM = join(SRC, 'sim');
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const ALLOWED = new Set(['src/cli/sim.ts', 'src/cli/demo.ts']);
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) return sourceFiles(p);
-    return e.name.endsWith('.ts') ? [p] : [];
-  });
-}
-
-/** Every relative module a TypeScript file imports: static, type-only, re-exports and import(). */
-export function relativeImports(text: string): string[] {
-  const specs = [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"](\.{1,2}\/[^'"]+)['"]/gm)].map((m) => m[1]!);
-  return [...new Set(specs)];
-}
 
 test('the import walk sees static, type-only, side-effect and dynamic imports', () => {
   const text = `import { a } from './a.js';\nimport type { B } from "../b.js";\nimport './c.js';\nexport { d } from './d.js';\nconst e = await import('./e.js');\nimport { x } from 'node:fs';`;

@@ -12,7 +12,6 @@ const POD_CASES: Record<string, unknown> = {
   'pod-ipv4': { podIPs: ['10.244.1.5'] },
   'pod-ipv6': { podIPs: ['fd00:10:244::5'] },
   'pod-dual': { podIPs: ['10.244.1.5', 'fd00:10:244::5'] },
-  'pod-dual-dns': { podIPs: ['10.244.1.5', 'fd00:10:244::5'], dnsCapture: true },
 };
 
 const NODE_CASES: Record<string, unknown> = {

@@ -35,7 +35,7 @@ test('parsing iptables-save: variant, chains, rules', () => {
 });
 
 test('re-applying does not duplicate jumps that already exist', () => {
-  const [v4] = buildPodIptables({ podIPs: ['10.0.0.5'], dnsCapture: false });
+  const [v4] = buildPodIptables({ podIPs: ['10.0.0.5'] });
   const text = renderIptablesApply(v4!, parseIptablesSave(APPLIED));
   assert.doesNotMatch(text, /-I PREROUTING/);
   assert.doesNotMatch(text, /-I OUTPUT/);

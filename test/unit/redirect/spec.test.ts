@@ -17,13 +17,13 @@ test('a malformed IP is an error naming the field and the value', () => {
 test('wrong types, empty lists and unknown fields are refused with the field named', () => {
   rejects({ podIPs: '10.0.0.1' }, /podIPs:/);
   rejects({ podIPs: [] }, /podIPs: a pod needs at least one IP/);
-  rejects({ podIPs: ['10.0.0.1'], dnsCapture: 'yes' }, /dnsCapture:/);
+  rejects({ podIPs: ['10.0.0.1'], dnsCapture: true }, /dnsCapture/);
   rejects({ podIPs: ['10.0.0.1'], podIps: [] }, /podIps/);
   rejects(null, /\(root\)/);
 });
 
 test('defaults and families', () => {
-  assert.deepEqual(parsePodRedirectSpec({ podIPs: ['fd00::1'] }), { podIPs: ['fd00::1'], dnsCapture: false });
+  assert.deepEqual(parsePodRedirectSpec({ podIPs: ['fd00::1'] }), { podIPs: ['fd00::1'] });
   assert.deepEqual(familiesOf(['10.0.0.1']), { ipv4: true, ipv6: false });
   assert.deepEqual(familiesOf(['10.0.0.1', 'fd00::1']), { ipv4: true, ipv6: true });
   assert.deepEqual(parseNodeRedirectSpec({ podIPs: [] }), { podIPs: [] });

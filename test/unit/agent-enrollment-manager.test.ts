@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { EnrollmentManager, type EnrollmentDeps, type RedirectionState } from '../../src/agent/enrollment-manager.js';
+import type { PodView } from '../../src/agent/enrollment-plan.js';
+import type { RedirectBackend } from '../../src/redirect/backend.js';
+import type { DataPlane } from '../../src/tunnel/dataplane.js';
+import type { PodProxy, PodProxyOptions } from '../../src/tunnel/pod-proxy.js';
+import type { ConnectionObserver } from '../../src/telemetry/connection-observer.js';
+
+const pod = (name: string, ips = ['10.244.1.9']): PodView => ({ uid: `uid-${name}`, namespace: 'shop', name, ips, labels: { app: name }, hostNetwork: false, serviceAccount: 'default', phase: 'Running' });
+
+/**
+ * The manager's side effects as a journal: rules (backend), listeners (the
+ * proxy), identities and annotations, in the order they happened. The kernel
+ * side of the same steps is covered by the netns and e2e tiers.
+ */
+function fakes(over: { failApply?: boolean; failProxy?: boolean; failIdentity?: boolean; netns?: string } = {}) {
+  const journal: string[] = [];
+  const annotations: Array<[string, RedirectionState, string | undefined]> = [];
+  const proxies = new Map<string, { relabeled: Array<Record<string, string>>; closedWith?: number }>();
+  const backend: RedirectBackend = {
+    name: 'nft',
+    applyPod: async (netns, spec) => {
+      journal.push(`applyPod ${netns} ${spec.podIPs.join(',')}`);
+      if (over.failApply) throw new Error('nft refused');
+    },
+    removePod: async (netns) => void journal.push(`removePod ${netns}`),
+    removePodCapture: async (netns) => void journal.push(`removePodCapture ${netns}`),
+    applyNode: async (_netns, spec) => void journal.push(`applyNode ${spec.podIPs.join(',')}`),
+    removeNode: async () => void journal.push('removeNode'),
+  };
+  const startProxy = async (o: PodProxyOptions): Promise<PodProxy> => {
+    journal.push(`listen ${o.pod} ${o.netns}`);
+    if (over.failProxy) throw new Error('bind failed');
+    const state: { relabeled: Array<Record<string, string>>; closedWith?: number } = { relabeled: [] };
+    proxies.set(o.pod, state);
+    const fake = {
+      relabel: (labels: Record<string, string>) => (state.relabeled.push(labels), 1),
+      reauthorize: () => 0,
+      close: async (drainMs: number) => {
+        state.closedWith = drainMs;
+        journal.push(`close ${o.pod} ${drainMs}`);
+      },
+    };
+    return fake as unknown as PodProxy;
+  };
+  const ruleErrors: string[] = [];
+  const deps: EnrollmentDeps = {
+    backend,
+    findNetns: async (p) => (journal.push(`findNetns ${p.uid}`), over.netns ?? `/proc/1/ns/net`),
+    annotate: async (p, state, reason) => void annotations.push([p.name, state, reason]),
+    acquireIdentity: async (p) => {
+      journal.push(`identity ${p.serviceAccount}`);
+      if (over.failIdentity) throw new Error('CA unreachable');
+      return { trustDomain: 'cluster.local', namespace: p.namespace, serviceAccount: p.serviceAccount };
+    },
+    releaseIdentity: (uid) => void journal.push(`release ${uid}`),
+    startProxy,
+    dataplane: {} as DataPlane,
+    telemetry: {} as ConnectionObserver,
+    ruleError: (op) => void ruleErrors.push(op),
+    log: () => {},
+    drainMs: 5000,
+  };
+  return { deps, journal, annotations, proxies, ruleErrors };
+}
+
+test('enrollment: certificate first, then rules in the netns the CNI gave, then listeners (the node SNAT written alongside), then the annotation', async () => {
+  const f = fakes();
+  const m = new EnrollmentManager(f.deps);
+  await m.enroll(pod('a'), '/var/run/netns/cni-a');
+  assert.deepEqual(f.journal.filter((j) => !j.startsWith('applyNode')), ['identity default', 'applyPod /var/run/netns/cni-a 10.244.1.9', 'listen shop/a /var/run/netns/cni-a']);
+  assert.ok(f.journal.indexOf('applyNode 10.244.1.9') > 0, 'the node SNAT includes the pod before its enrollment completes');
+  assert.deepEqual(f.annotations, [['a', 'enabled', undefined]]);
+  assert.deepEqual([...m.enrolledUids()], ['uid-a']);
+});
+
+test('a running pod without a CNI call has its netns found; enrolling twice does nothing the second time', async () => {
+  const f = fakes({ netns: '/proc/42/ns/net' });
+  const m = new EnrollmentManager(f.deps);
+  await Promise.all([m.enroll(pod('a')), m.enroll(pod('a'))]);
+  assert.deepEqual(f.journal.filter((j) => j.startsWith('findNetns') || j.startsWith('applyPod')), ['findNetns uid-a', 'applyPod /proc/42/ns/net 10.244.1.9']);
+  assert.equal(m.enrolled()[0]?.netns, '/proc/42/ns/net');
+});
+
+test('rules refused: counted, identity released, pod annotated failed with the reason, nothing enrolled, error passed on', async () => {
+  const f = fakes({ failApply: true });
+  const m = new EnrollmentManager(f.deps);
+  await assert.rejects(m.enroll(pod('a'), '/var/run/netns/a'), /nft refused/);
+  assert.deepEqual(f.ruleErrors, ['pod-apply']);
+  assert.ok(f.journal.includes('release uid-a'));
+  assert.ok(!f.journal.some((j) => j.startsWith('listen')), 'no listeners without rules');
+  assert.deepEqual(f.annotations, [['a', 'failed', 'nft refused']]);
+  assert.deepEqual(m.enrolled(), []);
+});
+
+test('listeners that cannot start take the rules back (rules without listeners would black-hole the pod)', async () => {
+  const f = fakes({ failProxy: true });
+  const m = new EnrollmentManager(f.deps);
+  await assert.rejects(m.enroll(pod('a'), '/var/run/netns/a'), /bind failed/);
+  const i = f.journal.indexOf('listen shop/a /var/run/netns/a');
+  assert.ok(i >= 0 && f.journal.indexOf('removePod /var/run/netns/a') > i, f.journal.join('\n'));
+  assert.deepEqual(m.enrolled(), []);
+  assert.equal(f.annotations.at(-1)?.[1], 'failed');
+});
+
+test('no certificate: no rules at all (a pod that cannot speak mTLS is not captured)', async () => {
+  const f = fakes({ failIdentity: true });
+  const m = new EnrollmentManager(f.deps);
+  await assert.rejects(m.enroll(pod('a'), '/var/run/netns/a'), /CA unreachable/);
+  assert.ok(!f.journal.some((j) => j.startsWith('applyPod') || j.startsWith('applyNode')), f.journal.join('\n'));
+});
+
+test('unenrolling a pod that stays: capture off first, node SNAT without it, annotation, drain, then the rest of the rules', async () => {
+  const f = fakes();
+  const m = new EnrollmentManager(f.deps);
+  await m.enroll(pod('a'), '/var/run/netns/a');
+  await m.enroll(pod('b', ['10.244.1.10']), '/var/run/netns/b');
+  f.journal.length = 0;
+  await m.unenroll('uid-a', { podGone: false, podRef: { namespace: 'shop', name: 'a' } });
+  assert.deepEqual(f.journal, ['removePodCapture /var/run/netns/a', 'applyNode 10.244.1.10', 'close shop/a 5000', 'removePod /var/run/netns/a', 'release uid-a']);
+  assert.deepEqual(f.annotations.at(-1), ['a', 'disabled', undefined]);
+  assert.deepEqual([...m.enrolledUids()], ['uid-b']);
+});
+
+test('a deleted pod: no rules to remove in a netns that is gone, no drain, no annotation; the last one clears the node SNAT', async () => {
+  const f = fakes();
+  const m = new EnrollmentManager(f.deps);
+  await m.enroll(pod('a'), '/var/run/netns/a');
+  f.journal.length = 0;
+  const before = f.annotations.length;
+  await m.unenroll('uid-a', { podGone: true });
+  assert.deepEqual(f.journal, ['removeNode', 'close shop/a 0', 'release uid-a']);
+  assert.equal(f.annotations.length, before);
+  await m.unenroll('uid-a', { podGone: true });
+  assert.equal(f.journal.length, 3, 'unenrolling twice does nothing the second time');
+});
+
+test('relabel reaches the proxy only when the labels changed', async () => {
+  const f = fakes();
+  const m = new EnrollmentManager(f.deps);
+  await m.enroll(pod('a'), '/var/run/netns/a');
+  assert.equal(m.relabel('uid-a', { app: 'a' }), 0);
+  assert.equal(m.relabel('uid-a', { app: 'a', tier: 'web' }), 1);
+  assert.equal(m.relabel('uid-unknown', { app: 'x' }), 0);
+  assert.deepEqual(f.proxies.get('shop/a')?.relabeled, [{ app: 'a', tier: 'web' }]);
+});
+
+test('a burst of enrollments writes the node SNAT far fewer times than once per pod, ending with every pod IP', async () => {
+  const f = fakes();
+  const m = new EnrollmentManager(f.deps);
+  const pods = Array.from({ length: 20 }, (_, i) => pod(`p${i}`, [`10.244.1.${i + 1}`]));
+  await Promise.all(pods.map((p) => m.enroll(p, `/var/run/netns/${p.name}`)));
+  const writes = f.journal.filter((j) => j.startsWith('applyNode'));
+  assert.ok(writes.length <= 3, `${writes.length} node writes`);
+  assert.deepEqual(writes.at(-1)!.slice('applyNode '.length).split(',').sort(), pods.map((p) => p.ips[0]!).sort());
+});
+
+test('shutdown closes every proxy with the drain period and forgets the pods, leaving rules in place', async () => {
+  const f = fakes();
+  const m = new EnrollmentManager(f.deps);
+  await m.enroll(pod('a'), '/var/run/netns/a');
+  f.journal.length = 0;
+  await m.shutdown(7000);
+  assert.deepEqual(f.journal, ['close shop/a 7000']);
+  assert.deepEqual(m.enrolled(), []);
+});

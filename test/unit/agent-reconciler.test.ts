@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PodView, Unenrollment } from '../../src/agent/enrollment-plan.js';
+import { Reconciler, type ReconcilerDeps } from '../../src/agent/reconciler.js';
+
+const pod = (name: string, over: Partial<PodView> = {}): PodView => ({ uid: `uid-${name}`, namespace: 'shop', name, ips: ['10.244.1.9'], labels: {}, hostNetwork: false, serviceAccount: 'default', phase: 'Running', ...over });
+const ambient = new Map([['shop', { 'warren.io/dataplane-mode': 'ambient' }]]);
+
+/** An enrollment manager as a map of UID → labels; `failures` makes the next N enrollments of a pod fail. */
+function fakes(pods: PodView[], failures = new Map<string, number>()) {
+  const enrolled = new Map<string, Record<string, string>>();
+  const calls: string[] = [];
+  const deps: ReconcilerDeps = {
+    pods: () => pods,
+    namespaceLabels: () => ambient,
+    policy: { excludedNamespaces: new Set(['kube-system']) },
+    enrolled: () => enrolled,
+    enroll: async (p) => {
+      calls.push(`enroll ${p.name}`);
+      const left = failures.get(p.uid) ?? 0;
+      if (left > 0) {
+        failures.set(p.uid, left - 1);
+        throw new Error('netns not found yet');
+      }
+      enrolled.set(p.uid, p.labels);
+    },
+    relabel: (uid, labels) => (calls.push(`relabel ${uid}`), enrolled.set(uid, labels), 2),
+    unenroll: async (u: Unenrollment) => void (calls.push(`unenroll ${u.uid} gone=${u.podGone}`), enrolled.delete(u.uid)),
+    log: (msg, fields) => void calls.push(`log ${msg} ${JSON.stringify(fields)}`),
+    coalesceMs: 5,
+    retryMs: 30,
+  };
+  return { deps, enrolled, calls };
+}
+
+test('nothing is enrolled before the initial sync, however many informer events arrive', async () => {
+  const f = fakes([pod('a')]);
+  const r = new Reconciler(f.deps);
+  r.soon();
+  r.pass();
+  await sleep(20);
+  assert.equal(r.synced(), false);
+  assert.deepEqual(f.calls, []);
+  r.markSynced();
+  await sleep(0);
+  assert.equal(r.synced(), true);
+  assert.deepEqual(f.calls, ['enroll a']);
+  r.stop();
+});
+
+test('a burst of informer events becomes one pass', async () => {
+  const pods = [pod('a')];
+  const f = fakes(pods);
+  const r = new Reconciler(f.deps);
+  r.markSynced();
+  await sleep(0);
+  pods.push(pod('b'), pod('c'));
+  for (let i = 0; i < 50; i++) r.soon();
+  await sleep(30);
+  assert.deepEqual(f.calls, ['enroll a', 'enroll b', 'enroll c']);
+  r.stop();
+});
+
+test('a failed enrollment is retried later, not forgotten', async () => {
+  const f = fakes([pod('a')], new Map([['uid-a', 2]]));
+  const r = new Reconciler(f.deps);
+  r.markSynced();
+  for (let i = 0; i < 100 && !f.enrolled.has('uid-a'); i++) await sleep(10);
+  assert.deepEqual(f.calls, ['enroll a', 'enroll a', 'enroll a']);
+  r.stop();
+});
+
+test('relabels and unenrollments are carried out, and closed connections logged', async () => {
+  const f = fakes([pod('a', { labels: { tier: 'web' } })]);
+  f.enrolled.set('uid-a', {});
+  f.enrolled.set('uid-gone', {});
+  const r = new Reconciler(f.deps);
+  r.markSynced();
+  await sleep(0);
+  assert.deepEqual(f.calls, ['relabel uid-a', 'log connections closed: pods were relabeled and a policy now denies them {"closed":2}', 'unenroll uid-gone gone=true']);
+  r.stop();
+});
+
+test('stop cancels a pending pass and a pending retry', async () => {
+  const f = fakes([pod('a')], new Map([['uid-a', 1]]));
+  const r = new Reconciler(f.deps);
+  r.markSynced();
+  await sleep(0);
+  r.soon();
+  r.stop();
+  await sleep(60);
+  assert.deepEqual(f.calls, ['enroll a']);
+});
