@@ -2,7 +2,7 @@ import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type Kube
 
 export interface ResilientInformer<T extends KubernetesObject> {
   list(): readonly T[];
-  /** resolves after the first successful list */
+  /** resolves once a list has succeeded and the watch is started (never after a failed list) */
   synced: Promise<void>;
   stop(): Promise<void>;
 }
@@ -23,13 +23,23 @@ export interface InformerOptions<T extends KubernetesObject> {
  * pattern), so a restarting API server would otherwise leave it dead.
  */
 export function startResilientInformer<T extends KubernetesObject>(kc: KubeConfig, options: InformerOptions<T>): ResilientInformer<T> {
-  const informer = new ListWatch<T>(options.path, new Watch(kc), options.list, false, undefined, options.fieldSelector);
+  // client-node 2.x's start() resolves after a failed list too (it only emits 'error'):
+  // synced means a list of this informer succeeded, not that start() returned.
+  let listed = false;
+  const list = async (): Promise<KubernetesListObject<T>> => {
+    const result = await options.list();
+    listed = true;
+    return result;
+  };
+  const informer = new ListWatch<T>(options.path, new Watch(kc), list, false, undefined, options.fieldSelector);
   let stopped = false;
   let pending: NodeJS.Timeout | undefined;
   let markSynced: () => void = () => {};
   const synced = new Promise<void>((resolve) => (markSynced = resolve));
   const start = (): void => {
-    informer.start().then(markSynced, restart);
+    informer.start().then(() => {
+      if (listed) markSynced();
+    }, restart);
   };
   const restart = (err: unknown): void => {
     // One failure can arrive twice (an 'error' event and a rejected start): restart once.

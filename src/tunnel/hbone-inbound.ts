@@ -69,6 +69,8 @@ export class HboneInbound {
   private readonly peers = new WeakMap<Http2Session, { peer: SpiffeId; until: number }>();
   private readonly live = new Map<ServerHttp2Stream, InboundRequest>();
   private streams = 0;
+  /** set by close(): sessions that start later are closed at once */
+  private closing: 'drain' | 'cut' | undefined;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly o: HboneInboundOptions) {
@@ -78,8 +80,8 @@ export class HboneInbound {
   /** Takes a raw TCP connection from the pod's :15008 listener. */
   accept(socket: Socket): boolean {
     const cert = this.o.certificate();
-    if (cert === undefined) {
-      // Fail closed: no valid certificate, no TLS.
+    if (cert === undefined || this.closing !== undefined) {
+      // Fail closed: no valid certificate, no TLS (and none once closed).
       socket.resetAndDestroy();
       return false;
     }
@@ -113,17 +115,23 @@ export class HboneInbound {
     return n;
   }
 
-  /** Stops new streams; open ones finish (GOAWAY), or are cut when `force`. */
+  /**
+   * Stops new streams; open ones finish (GOAWAY), or are cut when `force`.
+   * Cut streams are reset with CANCEL: a reset with NO_ERROR reaches the peer's
+   * client as a FIN, and a half-open client never notices the RST that follows.
+   * Sessions still in their handshake now are closed (or cut) when they start.
+   */
   close(force: boolean): void {
-    this.unsubscribe();
-    for (const s of this.sessions) {
-      if (!force) s.close();
-      else {
-        s.destroy();
-        s.socket?.destroy();
-      }
-    }
+    if (this.closing === undefined) this.unsubscribe();
+    this.closing = force ? 'cut' : 'drain';
+    for (const s of this.sessions) this.end(s);
     this.server?.close();
+  }
+
+  private end(session: ServerHttp2Session): void {
+    if (this.closing === 'drain') return void session.close();
+    session.destroy(new Error('HBONE session cut'), constants.NGHTTP2_CANCEL);
+    session.socket?.destroy();
   }
 
   /** The roots changed: a session whose peer chain no longer leads to one of them is cut, with its streams. */
@@ -136,7 +144,7 @@ export class HboneInbound {
         this.peerOf(session, tls);
       } catch (err) {
         const peer = tls.remoteAddress ?? '';
-        session.destroy();
+        session.destroy(new Error('HBONE session cut'), constants.NGHTTP2_CANCEL);
         tls.destroy();
         this.o.guard.refused('trust-revoked', { peer, message: `HBONE session from ${peer} cut: ${(err as Error).message}` });
       }
@@ -175,6 +183,7 @@ export class HboneInbound {
       this.o.guard.refused('protocol-error', { peer, message: `HBONE connection from ${peer} closed: ${err.message}` });
     });
     session.once('close', () => this.sessions.delete(session));
+    if (this.closing !== undefined) this.end(session);
   }
 
   private peerOf(session: Http2Session, tls: TLSSocket): SpiffeId {

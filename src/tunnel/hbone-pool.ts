@@ -50,6 +50,7 @@ export class HbonePool {
   private readonly pools = new Map<string, PooledSession[]>();
   private readonly pending = new Map<string, Promise<PooledSession>>();
   private readonly unsubscribe: () => void;
+  private closed = false;
 
   constructor(private readonly o: HbonePoolOptions) {
     this.unsubscribe = o.bundle.onChange(() => this.reverify());
@@ -90,14 +91,15 @@ export class HbonePool {
     return [...this.pools.entries()].map(([key, list]) => ({ key, connections: list.length, streams: list.reduce((n, s) => n + s.streams, 0) }));
   }
 
+  /**
+   * Cuts every tunnel, with CANCEL: a stream reset with NO_ERROR reaches the
+   * peer's app as a FIN. A tunnel still being dialed is cut when it connects.
+   */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.unsubscribe();
-    for (const list of this.pools.values()) {
-      for (const p of list) {
-        p.session.destroy();
-        p.tls.destroy();
-      }
-    }
+    for (const list of this.pools.values()) for (const p of list) cut(p);
     this.pools.clear();
   }
 
@@ -108,8 +110,7 @@ export class HbonePool {
         try {
           verifyTlsPeer(p.tls, this.o.bundle, { trustDomain: this.o.trustDomain, expected: [p.expected] });
         } catch {
-          p.session.destroy();
-          p.tls.destroy();
+          cut(p);
         }
       }
     }
@@ -117,6 +118,7 @@ export class HbonePool {
 
   /** A pooled connection with one stream slot reserved for the caller. */
   private async session(peerIp: string, expected: SpiffeId): Promise<PooledSession> {
+    if (this.closed) throw new HboneError('the pod is leaving the mesh; no new tunnel');
     const key = `${formatSpiffeId(expected)}|${peerIp}`;
     const cert = this.o.certificate();
     if (cert === undefined) throw new HboneError('this pod has no valid certificate; refusing to open a tunnel');
@@ -130,6 +132,10 @@ export class HbonePool {
     let pending = this.pending.get(key);
     if (pending === undefined) {
       pending = this.dial(peerIp, expected, cert).then((p) => {
+        if (this.closed) {
+          cut(p);
+          throw new HboneError('the pod left the mesh while its tunnel was dialed');
+        }
         this.pools.set(key, [...(this.pools.get(key) ?? []), p]);
         p.session.once('close', () => {
           const rest = (this.pools.get(key) ?? []).filter((x) => x !== p);
@@ -183,4 +189,9 @@ export class HbonePool {
     session.setTimeout(HBONE.idleCloseMs, () => session.close());
     return { session, streams: 0, serial: cert.serial, tls, expected };
   }
+}
+
+function cut(p: PooledSession): void {
+  p.session.destroy(new Error('HBONE session cut'), constants.NGHTTP2_CANCEL);
+  p.tls.destroy();
 }

@@ -16,7 +16,8 @@ export interface SpliceResult {
  * passed on as a FIN (half-close), not as a full close. An error on one side
  * resets the other (RST), so the peer sees a failure, never a hang. `pipe`
  * gives backpressure: a slow reader pauses the writer's source socket instead
- * of letting the proxy buffer without bound.
+ * of letting the proxy buffer without bound. A side destroyed before it
+ * finished (a drain deadline) resets the other.
  */
 export function splice(a: Socket, b: Socket): Promise<SpliceResult> {
   return new Promise((resolve) => {
@@ -24,11 +25,7 @@ export function splice(a: Socket, b: Socket): Promise<SpliceResult> {
     let open = 2;
     const fail = (from: Socket, to: Socket) => (err: Error) => {
       error ??= err;
-      // Only a TCP handle can send an RST; a TLS socket (the benchmark's Node TLS tunnel) is closed instead.
-      if (!to.destroyed) {
-        if (to instanceof TLSSocket) to.destroy();
-        else to.resetAndDestroy();
-      }
+      reset(to);
       if (!from.destroyed) from.destroy();
     };
     const closed = (): void => {
@@ -38,10 +35,23 @@ export function splice(a: Socket, b: Socket): Promise<SpliceResult> {
       if (error !== undefined) result.error = error;
       resolve(result);
     };
+    // A side closed before both its directions finished was cut (reset, or destroyed at a
+    // drain deadline): the other is reset too, not left open.
+    const cut = (from: Socket, to: Socket) => (): void => {
+      if (!(from.readableEnded && from.writableFinished)) reset(to);
+      closed();
+    };
+    // A side already gone (its client reset while this leg was still connecting) never closes again.
+    if (a.destroyed || b.destroyed) {
+      reset(a);
+      reset(b);
+      resolve({ bytesAtoB: 0, bytesBtoA: 0, error: new Error('one side closed before the splice began') });
+      return;
+    }
     a.on('error', fail(a, b));
     b.on('error', fail(b, a));
-    a.once('close', closed);
-    b.once('close', closed);
+    a.once('close', cut(a, b));
+    b.once('close', cut(b, a));
     // A side that has both ended and been ended has nothing left to do.
     const finishWhenDone = (s: Socket): void => {
       const check = (): void => {
@@ -55,4 +65,11 @@ export function splice(a: Socket, b: Socket): Promise<SpliceResult> {
     a.pipe(b);
     b.pipe(a);
   });
+}
+
+/** Only a TCP handle can send an RST; a TLS socket (the benchmark's Node TLS tunnel) is closed instead. */
+function reset(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket instanceof TLSSocket) socket.destroy();
+  else socket.resetAndDestroy();
 }

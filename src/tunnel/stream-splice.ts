@@ -8,7 +8,8 @@ import { SOCKET_HIGH_WATER_MARK } from './socket-buffers.js';
  * CONNECT, RFC 9113 §8.5): FIN ↔ END_STREAM (half-close carried both ways),
  * a TCP error or reset ↔ RST_STREAM(CONNECT_ERROR), and bounded write
  * queues plus HTTP/2 flow control for backpressure, so a slow reader stalls
- * the sender instead of growing a buffer. Resolves when both are closed; `bytesAtoB` counts
+ * the sender instead of growing a buffer. A RST_STREAM of any code, even
+ * NO_ERROR, or a socket destroyed before it finished, resets the other side. Resolves when both are closed; `bytesAtoB` counts
  * socket → stream.
  */
 export function spliceStream(socket: Socket, stream: Http2Stream): Promise<SpliceResult> {
@@ -21,6 +22,13 @@ export function spliceStream(socket: Socket, stream: Http2Stream): Promise<Splic
       if (error !== undefined) result.error = error;
       resolve(result);
     };
+    // A side already gone (the client reset while the tunnel was being opened) never closes again.
+    if (socket.destroyed || stream.destroyed || stream.closed) {
+      resetStream(stream, constants.NGHTTP2_CONNECT_ERROR);
+      if (!socket.destroyed) socket.resetAndDestroy();
+      resolve({ bytesAtoB: 0, bytesBtoA: 0, error: new Error('one side closed before the splice began') });
+      return;
+    }
     const pump = coalescingPump(stream, socket);
     socket.on('error', (err: Error) => {
       error ??= err;
@@ -41,7 +49,11 @@ export function spliceStream(socket: Socket, stream: Http2Stream): Promise<Splic
       } else if (socket.writableFinished && socket.readableEnded && !socket.destroyed) socket.destroy();
       closed();
     });
-    socket.once('close', closed);
+    socket.once('close', () => {
+      // Closed before both directions finished: cut (reset, or destroyed at a drain deadline).
+      if (!(socket.readableEnded && socket.writableFinished)) resetStream(stream, constants.NGHTTP2_CONNECT_ERROR);
+      closed();
+    });
     const finishWhenDone = (): void => {
       if (socket.readableEnded && socket.writableFinished && stream.closed && !socket.destroyed) socket.destroy();
     };
@@ -97,7 +109,12 @@ function coalescingPump(stream: Http2Stream, socket: Socket): { discard(): void 
     if (!discarding) stream.resume();
   });
   stream.once('end', () => {
-    if (!discarding && !socket.destroyed) socket.end();
+    if (discarding || socket.destroyed) return;
+    // Node ends the readable side of a stream reset with NO_ERROR too: a stream closed while
+    // this side still sends was reset, not finished (RFC 9113 §8.5: END_STREAM is the FIN),
+    // and a half-open client would never notice an RST after a FIN.
+    if (stream.closed && !stream.writableEnded) socket.resetAndDestroy();
+    else socket.end();
   });
   return {
     discard(): void {

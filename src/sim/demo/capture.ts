@@ -1,12 +1,19 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WarrenError } from '../../errors/warren-error.js';
 import { UNDERLAY } from '../topology/plan.js';
+import { PCAP_HEADER_BYTES, parsePcap, type TcpSegment } from './pcap.js';
 
 export interface RunningCapture {
   file: string;
-  /** stops tcpdump (SIGINT flushes the file) and returns the capture (pcap) */
-  stop(): Promise<Buffer>;
+  /**
+   * Stops tcpdump and returns the capture (pcap). On SIGINT tcpdump leaves at once, and
+   * packets still in the kernel's ring, not yet read on a loaded machine, are lost: with
+   * `until`, tcpdump is stopped only once the packets it has written satisfy it (it writes
+   * each packet as it reads it, `-U`), or after `timeoutMs`.
+   */
+  stop(until?: (segments: TcpSegment[]) => boolean, timeoutMs?: number): Promise<Buffer>;
 }
 
 /**
@@ -39,12 +46,20 @@ export async function startCapture(netns: string, iface: string, file: string): 
   });
   return {
     file,
-    async stop() {
+    async stop(until, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (until !== undefined && Date.now() < deadline && !until(await written(file))) await sleep(50);
       dump.kill('SIGINT');
       await exited;
       return readFile(file);
     },
   };
+}
+
+/** The segments tcpdump has written so far (a packet being written is left out). */
+async function written(file: string): Promise<TcpSegment[]> {
+  const pcap = await readFile(file).catch(() => Buffer.alloc(0));
+  return pcap.length < PCAP_HEADER_BYTES ? [] : parsePcap(pcap);
 }
 
 /** A capture on the underlay bridge, where every node-to-node packet passes. */

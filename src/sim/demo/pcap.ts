@@ -12,6 +12,8 @@ export interface TcpSegment {
 }
 
 const LINKTYPE_ETHERNET = 1;
+/** a pcap file's global header; tcpdump has written it once the file is this long */
+export const PCAP_HEADER_BYTES = 24;
 
 function ipv4(b: Buffer, at: number): string {
   return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
@@ -63,7 +65,7 @@ function tcpOfFrame(frame: Buffer): TcpSegment | undefined {
  * timestamps.
  */
 export function parsePcap(file: Buffer): TcpSegment[] {
-  if (file.length < 24) throw new WarrenError('ERR_PCAP', `not a pcap file: ${file.length} bytes, shorter than its header`);
+  if (file.length < PCAP_HEADER_BYTES) throw new WarrenError('ERR_PCAP', `not a pcap file: ${file.length} bytes, shorter than its header`);
   const magic = file.readUInt32LE(0);
   const little = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
   const big = magic === 0xd4c3b2a1 || magic === 0x4d3cb2a1;
@@ -73,7 +75,7 @@ export function parsePcap(file: Buffer): TcpSegment[] {
   if (linkType !== LINKTYPE_ETHERNET) throw new WarrenError('ERR_PCAP', `pcap link type ${linkType} is not Ethernet (capture on a bridge or veth)`);
   const segments: TcpSegment[] = [];
   // A packet cut off by tcpdump's SIGINT ends the file early: keep what is whole.
-  for (let at = 24; at + 16 <= file.length; ) {
+  for (let at = PCAP_HEADER_BYTES; at + 16 <= file.length; ) {
     const captured = u32(at + 8);
     const start = at + 16;
     if (start + captured > file.length) break;

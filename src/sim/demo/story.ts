@@ -146,19 +146,23 @@ async function resolveService(ctx: StoryContext, pods: DemoPods): Promise<string
   return vip!;
 }
 
-/** One request from the client to the service while the underlay is captured. */
-async function capturedRequest(ctx: StoryContext, pods: DemoPods, vip: string, file: string): Promise<{ marker: string; reply: Reply; summary: CaptureSummary }> {
+/**
+ * One request from the client to the service while the underlay is captured. tcpdump
+ * is stopped once what it wrote shows what the step checks for (`seen`), or after 5 s:
+ * on a loaded machine it may not have read the packets yet when the reply is in.
+ */
+async function capturedRequest(ctx: StoryContext, pods: DemoPods, vip: string, file: string, seen: (summary: CaptureSummary) => boolean): Promise<{ marker: string; reply: Reply; summary: CaptureSummary }> {
   const marker = `/demo-${randomBytes(4).toString('hex')}`;
   const capture = await startUnderlayCapture(`${ctx.captureDir}/${file}`);
   const reply = await get(pods.client, vip, 80, marker); // never throws, so tcpdump is always stopped
-  const segments = parsePcap(await capture.stop());
+  const segments = parsePcap(await capture.stop((s) => seen(summarizeCapture(s, `GET ${marker}`, HBONE_PORT))));
   ctx.say(`  client → http://web${marker}: ${replyText(reply)}`);
   if (!reply.ok || reply.pod !== name(pods.web)) fail(`the client's request to web (${vip}:80) did not get web's answer: ${replyText(reply)}; look at \`warren sim logs ${NS}/${name(pods.web)}\` and \`warren sim logs node/node-1\``);
   return { marker, reply, summary: summarizeCapture(segments, `GET ${marker}`, HBONE_PORT) };
 }
 
 async function plaintextBefore(ctx: StoryContext, pods: DemoPods, vip: string): Promise<void> {
-  const { marker, summary } = await capturedRequest(ctx, pods, vip, 'plaintext.pcap');
+  const { marker, summary } = await capturedRequest(ctx, pods, vip, 'plaintext.pcap', (summary) => summary.markerHits.length > 0);
   const hit = summary.markerHits[0];
   if (hit === undefined) fail(`"GET ${marker}" was not seen on the node-to-node link before enrollment (capture: ${ctx.captureDir}/plaintext.pcap)`);
   ctx.say(`  capture: "GET ${marker}" seen in clear on the node-to-node link (${hit!.src}:${hit!.srcPort} → ${hit!.dst}:${hit!.dstPort})`);
@@ -197,10 +201,11 @@ async function accessEntry(node: NodePlan, match: (e: AccessEntry) => boolean): 
 }
 
 async function mtlsAfter(ctx: StoryContext, pods: DemoPods, vip: string): Promise<void> {
-  const { marker, reply, summary } = await capturedRequest(ctx, pods, vip, 'mtls.pcap');
+  // Waiting for the tunnel's records also gives a plaintext leak (no records) the full 5 s to show.
+  const tlsRecords = (summary: CaptureSummary): number => summary.tls.filter((f) => f.src === ip(pods.client) && f.dst === ip(pods.web)).reduce((n, f) => n + f.records, 0);
+  const { marker, reply, summary } = await capturedRequest(ctx, pods, vip, 'mtls.pcap', (s) => tlsRecords(s) > 0);
   if (reply.ok && reply.clientIp !== ip(pods.client)) fail(`web saw the caller as ${reply.clientIp}, not the client pod's ${ip(pods.client)}`);
-  const records = summary.tls.filter((f) => f.src === ip(pods.client) && f.dst === ip(pods.web));
-  const count = records.reduce((n, f) => n + f.records, 0);
+  const count = tlsRecords(summary);
   ctx.say(`  capture: ${summary.markerHits.length} plaintext markers; ${count} TLS records on ${ip(pods.client)} → ${ip(pods.web)}:${HBONE_PORT} (HBONE)`);
   if (summary.markerHits.length > 0) fail(`"GET ${marker}" crossed the node-to-node link in the clear after enrollment (capture: ${ctx.captureDir}/mtls.pcap)`);
   if (count === 0) fail(`no TLS records to ${ip(pods.web)}:${HBONE_PORT} in the capture after enrollment (capture: ${ctx.captureDir}/mtls.pcap); look at \`warren sim logs node/node-1\``);
