@@ -416,3 +416,17 @@ test('deploy/uninstall/cleanup-daemonset.yaml runs `warren node --uninstall` wit
   assert.equal(init.image, agentContainer.image);
   assert.equal(cleanup.metadata!.namespace, agent.metadata!.namespace);
 });
+
+test('every container warren installs asks for CPU and memory and has a memory limit (bench/results/agent-resources-2026-12-06.md)', () => {
+  const workloads = docs.map((d) => d.obj).filter((o) => ['DaemonSet', 'Deployment', 'Job'].includes(o.kind!));
+  assert.ok(workloads.length >= 2, 'the agent and the CA at least');
+  for (const w of workloads) {
+    const pod = (w as V1Deployment).spec!.template.spec!;
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      const where = `${w.kind}/${w.metadata?.name} container ${c.name}`;
+      assert.ok(c.resources?.requests?.cpu, `${where}: resources.requests.cpu`);
+      assert.ok(c.resources?.requests?.memory, `${where}: resources.requests.memory`);
+      assert.ok(c.resources?.limits?.memory, `${where}: resources.limits.memory (an unbounded agent could take the node's memory)`);
+    }
+  }
+});
