@@ -77,7 +77,8 @@ function loadBinding(): NativeBinding {
 }
 
 let binding: NativeBinding | undefined;
-function native(): NativeBinding {
+/** The loaded addon (src/native/dataplane.ts reaches its data path through it). */
+export function native(): NativeBinding {
   binding ??= loadBinding();
   return binding;
 }
