@@ -19,6 +19,8 @@ export const ENV = {
   excludeNamespaces: 'WARREN_EXCLUDE_NAMESPACES',
   stateDir: 'WARREN_STATE_DIR',
   drainSeconds: 'WARREN_DRAIN_SECONDS',
+  dataplane: 'WARREN_DATAPLANE',
+  dataplaneThreads: 'WARREN_DATAPLANE_THREADS',
   readinessAddress: 'WARREN_READINESS_ADDRESS',
   adminAddress: 'WARREN_ADMIN_ADDRESS',
   metricsAddress: 'WARREN_METRICS_ADDRESS',
@@ -52,6 +54,10 @@ const configSchema = z.strictObject({
   excludeNamespaces: z.array(z.string().min(1)).default(['kube-system']),
   stateDir: z.string().min(1).default('/var/run/warren'),
   drainSeconds: z.coerce.number().int().min(0).max(3600).default(30),
+  /** node: node:tls/node:http2 in this thread; native: the addon's worker threads (DESIGN.md §12) */
+  dataplane: z.enum(['node', 'native']).default('node'),
+  /** native data path worker threads; unset: one per core */
+  dataplaneThreads: z.coerce.number().int().min(1).max(64).optional(),
   readinessAddress: hostPort.default('0.0.0.0:15021'),
   adminAddress: hostPort.default('127.0.0.1:15000'),
   metricsAddress: hostPort.default('0.0.0.0:15020'),

@@ -1,7 +1,9 @@
 import type { SpiffeId } from '../identity/spiffe.js';
 import type { RedirectBackend } from '../redirect/backend.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
-import { PodProxy } from '../tunnel/pod-proxy.js';
+import type { NativeHub } from '../tunnel/native-hub.js';
+import { NativePodProxy } from '../tunnel/native-pod-proxy.js';
+import { PodProxy, type PodProxyOptions } from '../tunnel/pod-proxy.js';
 import type { ConnectionObserver } from '../telemetry/connection-observer.js';
 import type { PodView } from './enrollment-plan.js';
 import { availableParallelism } from 'node:os';
@@ -16,7 +18,7 @@ export interface EnrolledPod {
   ips: string[];
   identity: SpiffeId;
   labels: Record<string, string>;
-  proxy: PodProxy;
+  proxy: PodProxy | NativePodProxy;
 }
 
 export interface EnrollmentDeps {
@@ -28,6 +30,8 @@ export interface EnrollmentDeps {
   acquireIdentity(pod: PodView): Promise<SpiffeId>;
   releaseIdentity(uid: string): void;
   dataplane: DataPlane;
+  /** set: pods' bytes move on the native data path (`--dataplane native`) */
+  native?: NativeHub;
   telemetry: ConnectionObserver;
   /** a netfilter/routing change failed (counted in warren_rule_apply_errors_total) */
   ruleError(operation: 'pod-apply' | 'pod-remove' | 'node'): void;
@@ -107,7 +111,9 @@ export class EnrollmentManager {
             throw err;
           });
           lap('rules');
-          return PodProxy.start({
+          const native = this.deps.native;
+          const start = (o: PodProxyOptions): Promise<PodProxy | NativePodProxy> => (native === undefined ? PodProxy.start(o) : NativePodProxy.start(o, native));
+          return start({
             pod: name,
             namespace: pod.namespace,
             labels: pod.labels,

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
@@ -19,6 +21,7 @@ import { startWorkloadIdentity } from './workload-identity.js';
 import { coalesced } from './coalesced.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
 import { HboneGuard } from '../tunnel/hbone-limits.js';
+import { NativeHub } from '../tunnel/native-hub.js';
 import { startClusterState } from './cluster-state.js';
 import { startPolicyState } from './policy-state.js';
 import { effectiveMtlsMode } from '../policy/peer-authentication.js';
@@ -89,8 +92,10 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   };
   const telemetry = new ConnectionTelemetry({ registry, index: () => cluster.index(), clusterDomain: config.clusterDomain, accessLog: accessLogWriter(log, config.accessLogLevel) });
   const netnsFinder = new NetnsFinder();
+  const native = config.dataplane === 'native' ? new NativeHub(dataplane, config.dataplaneThreads ?? availableParallelism()) : undefined;
   const manager = new EnrollmentManager({
     dataplane,
+    ...(native === undefined ? {} : { native }),
     backend,
     findNetns: (pod) => netnsFinder.find(pod),
     acquireIdentity: (pod) => identity.acquire(pod),
@@ -199,7 +204,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   synced = true;
   reconcile();
   ready = true;
-  log.info({ backend: backendName, cniSocket: config.cniSocket }, 'node agent ready');
+  log.info({ backend: backendName, cniSocket: config.cniSocket, dataplane: config.dataplane }, 'node agent ready');
 
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());
@@ -214,6 +219,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   cniServer.close();
   for (const server of [readiness, metrics, admin]) server.close();
   await manager.shutdown(config.drainSeconds * 1000);
+  native?.stop();
   await identity.stop();
   return 0;
 }

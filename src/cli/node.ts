@@ -21,6 +21,9 @@ restarting them. Flags override the environment variables shown.
   --exclude-namespaces A,B     never enrolled ($${ENV.excludeNamespaces}; kube-system)
   --state-dir DIR              agent state ($${ENV.stateDir}; /var/run/warren)
   --drain-seconds N            unenrolled pods' open connections may finish for N s ($${ENV.drainSeconds}; 30)
+  --dataplane node|native     what moves pods' bytes: node:tls/node:http2 on the event loop, or the
+                               native data path's worker threads ($${ENV.dataplane}; node)
+  --dataplane-threads N        native data path worker threads ($${ENV.dataplaneThreads}; one per core)
   --readiness-address H:P      /healthz/ready ($${ENV.readinessAddress}; 0.0.0.0:15021)
   --metrics-address H:P        Prometheus /metrics ($${ENV.metricsAddress}; 0.0.0.0:15020)
   --admin-address H:P          admin API: /certs ($${ENV.adminAddress}; 127.0.0.1:15000)
@@ -66,6 +69,8 @@ export function parseNodeArgs(argv: string[]): { help: boolean; flags: RawConfig
       'exclude-namespaces': { type: 'string' },
       'state-dir': { type: 'string' },
       'drain-seconds': { type: 'string' },
+      dataplane: { type: 'string' },
+      'dataplane-threads': { type: 'string' },
       'readiness-address': { type: 'string' },
       'metrics-address': { type: 'string' },
       'admin-address': { type: 'string' },
@@ -98,6 +103,8 @@ export function parseNodeArgs(argv: string[]): { help: boolean; flags: RawConfig
     excludeNamespaces: values['exclude-namespaces'],
     stateDir: values['state-dir'],
     drainSeconds: values['drain-seconds'],
+    dataplane: values.dataplane,
+    dataplaneThreads: values['dataplane-threads'],
     readinessAddress: values['readiness-address'],
     metricsAddress: values['metrics-address'],
     adminAddress: values['admin-address'],
