@@ -57,10 +57,19 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     // The agent's other handles keep the process alive; the data path alone must not.
     tsfn_.Unref(env);
     auto tsfn = std::make_shared<Napi::ThreadSafeFunction>(tsfn_);
-    engine_ = std::make_unique<Engine>(Int(o, "threads"), [tsfn] { tsfn->NonBlockingCall(); });
+    engine_ = std::make_unique<Engine>(Int(o, "threads"), [tsfn] { tsfn->NonBlockingCall(CallWake); });
   }
 
   ~Dataplane() override { Shutdown(); }
+
+  // Plain N-API, not Function::Call: an exception thrown by onWake stays a
+  // JavaScript exception (uncaught there), never a C++ one crossing into
+  // the TSFN machinery; at teardown (env gone) nothing is called.
+  static void CallWake(Napi::Env env, Napi::Function fn) {
+    if (env == nullptr || fn.IsEmpty()) return;
+    napi_value result;
+    napi_call_function(env, env.Undefined(), fn, 0, nullptr, &result);
+  }
 
  private:
   void Shutdown() {
