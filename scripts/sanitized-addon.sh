@@ -19,7 +19,11 @@ if [ ! -f "$out/warren_native.node" ] || [ -n "$(find src/native binding.gyp -ne
   cp -r src/native "$work/src/"
   ln -s "$PWD/node_modules" "$work/node_modules"
   gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
-  (cd "$work" && WARREN_SANITIZE=1 node "$gyp" rebuild --nodedir="$(npm config get nodedir 2>/dev/null | grep -v '^undefined$' || true)" >/dev/null)
+  nodedir=$(npm config get nodedir 2>/dev/null | grep -v '^undefined$' || true)
+  if ! (cd "$work" && WARREN_SANITIZE=1 node "$gyp" rebuild ${nodedir:+--nodedir="$nodedir"} >"$work/build.log" 2>&1); then
+    cat "$work/build.log" >&2
+    exit 1
+  fi
   mkdir -p "$out"
   cp "$work/build/Release/warren_native.node" "$out/"
 fi
