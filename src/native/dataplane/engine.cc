@@ -154,6 +154,11 @@ void ResetClose(Fd& fd) {
 class Flow;
 class Session;
 
+std::string PoolKey(const Decision& d) {
+  return d.identity + "|" + d.expected + "|" + d.ip + "|" + std::to_string(d.port) + "|" + d.from.netns + "|" +
+         std::to_string(d.from.mark);
+}
+
 // Something registered with a worker's epoll.
 struct Handler {
   virtual ~Handler() = default;
@@ -188,6 +193,8 @@ class Worker {
 
   // called on the worker thread only
   uint64_t NextId() { return (++seq_ << 6) | static_cast<uint64_t>(index_); }
+  int index() const { return index_; }
+  void AdoptMigrated(uint64_t id, int fd, Decision d);
   void Emit(Event e) { batch_.push_back(std::move(e)); }
   bool Watch(int fd, Handler* h, uint32_t events);
   void Unwatch(int fd) { epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr); }
@@ -455,6 +462,17 @@ void Flow::Decide(Decision d) {
       if (!ConnectUpstream(d, &error)) return Refuse(error, 503);
       return;
     case Decision::Hbone: {
+      // One worker owns each pool, so connections to one peer share its
+      // sessions whichever worker accepted them: the client socket moves there.
+      int owner = w_->engine().PoolOwner(PoolKey(d));
+      if (owner != w_->index()) {
+        w_->Unwatch(sock_[0].get());
+        int fd = sock_[0].release();
+        st_ = Closed;
+        w_->Retire(this);
+        w_->engine().Migrate(owner, id_, fd, std::move(d));
+        return;
+      }
       Session* s = w_->PooledSession(d, &error);
       if (s == nullptr) return Refuse(error, 0);
       authority = d.authority;
@@ -667,6 +685,7 @@ void Flow::Finish(const std::string& error) {
   e.status = status_;
   e.error = error;
   w_->Emit(std::move(e));
+  if (static_cast<int>(id_ & 63) != w_->index()) w_->engine().Forget(id_);
   w_->Retire(this);
 }
 
@@ -1115,8 +1134,7 @@ void Worker::Unpool(Session* s) {
 }
 
 Session* Worker::PooledSession(const Decision& d, std::string* error) {
-  std::string key = d.identity + "|" + d.expected + "|" + d.ip + "|" + std::to_string(d.port) + "|" +
-                    d.from.netns + "|" + std::to_string(d.from.mark);
+  std::string key = PoolKey(d);
   auto it = pool_.find(key);
   if (it != pool_.end())
     for (Session* s : it->second)
@@ -1185,6 +1203,21 @@ void Worker::RemoveListener(uint32_t id) {
 void Worker::Resolve(uint64_t id, Decision d) {
   Flow* f = FindFlow(id);
   if (f != nullptr) f->Decide(std::move(d));
+}
+
+void Worker::AdoptMigrated(uint64_t id, int fd, Decision d) {
+  Fd owned(fd);
+  auto f = std::make_unique<Flow>(this, id, "outbound");
+  if (!f->AdoptClient(std::move(owned))) {
+    f.reset();
+    Event e(Event::Close);
+    e.id = id;
+    e.error = "epoll";
+    Emit(std::move(e));
+    engine_.Forget(id);
+    return;
+  }
+  AddFlow(std::move(f))->Decide(std::move(d));
 }
 
 void Worker::Close(uint64_t id, const std::string& reason) {
@@ -1333,18 +1366,45 @@ std::shared_ptr<Identity> Engine::FindIdentity(const std::string& name) {
   return it == identities_.end() ? nullptr : it->second;
 }
 
-void Engine::Resolve(uint64_t id, Decision d) {
+int Engine::PoolOwner(const std::string& key) const {
+  return static_cast<int>(std::hash<std::string>()(key) % workers_.size());
+}
+
+void Engine::Migrate(int owner, uint64_t id, int fd, Decision d) {
+  {
+    std::lock_guard<std::mutex> g(migratedMu_);
+    migrated_[id] = owner;
+  }
+  Worker* p = workers_[static_cast<size_t>(owner)].get();
+  auto shared = std::make_shared<Decision>(std::move(d));
+  p->Post([p, id, fd, shared] { p->AdoptMigrated(id, fd, std::move(*shared)); });
+}
+
+void Engine::Forget(uint64_t id) {
+  std::lock_guard<std::mutex> g(migratedMu_);
+  migrated_.erase(id);
+}
+
+Worker* Engine::WorkerOf(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> g(migratedMu_);
+    auto it = migrated_.find(id);
+    if (it != migrated_.end()) return workers_[static_cast<size_t>(it->second)].get();
+  }
   size_t w = id & 63;
-  if (w >= workers_.size()) return;
-  Worker* p = workers_[w].get();
+  return w < workers_.size() ? workers_[w].get() : nullptr;
+}
+
+void Engine::Resolve(uint64_t id, Decision d) {
+  Worker* p = WorkerOf(id);
+  if (p == nullptr) return;
   auto shared = std::make_shared<Decision>(std::move(d));
   p->Post([p, id, shared] { p->Resolve(id, std::move(*shared)); });
 }
 
 void Engine::Close(uint64_t id, const std::string& reason) {
-  size_t w = id & 63;
-  if (w >= workers_.size()) return;
-  Worker* p = workers_[w].get();
+  Worker* p = WorkerOf(id);
+  if (p == nullptr) return;
   p->Post([p, id, reason] { p->Close(id, reason); });
 }
 

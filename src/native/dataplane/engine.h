@@ -85,9 +85,17 @@ class Engine {
 
   // Workers
   void Emit(std::vector<Event>& batch);
+  // The worker owning the HBONE pool of `key`, and a flow's move there.
+  int PoolOwner(const std::string& key) const;
+  void Migrate(int owner, uint64_t id, int fd, Decision d);
+  void Forget(uint64_t id);
 
  private:
+  Worker* WorkerOf(uint64_t id);
+
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::mutex migratedMu_;
+  std::unordered_map<uint64_t, int> migrated_;  // flow id → the worker it moved to
   std::function<void()> wake_;
   std::mutex mu_;
   std::vector<Event> events_;
