@@ -3,6 +3,13 @@ import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
 import { Dataplane, type DataplaneEvent, type DataplaneStats, type Decision, type ListenerKind } from '../native/dataplane.js';
 import type { DataPlane } from './dataplane.js';
 
+interface Loaded {
+  id: SpiffeId;
+  users: number;
+  serial?: string;
+  roots?: readonly string[];
+}
+
 /** What a pod's native proxy answers for its listeners' events. */
 export interface NativeListenerOwner {
   onEvent(event: DataplaneEvent): Decision | undefined;
@@ -18,8 +25,8 @@ export class NativeHub {
   private readonly dp: Dataplane;
   private readonly listeners = new Map<number, NativeListenerOwner>();
   private readonly flows = new Map<number, NativeListenerOwner>();
-  /** identity name → serial and bundle its credentials were loaded with */
-  private readonly loaded = new Map<string, { id: SpiffeId; serial: string; roots: readonly string[]; users: number }>();
+  /** identity name → the pods using it, and the serial and bundle its credentials were loaded with */
+  private readonly loaded = new Map<string, Loaded>();
   private readonly refresh: NodeJS.Timeout;
 
   constructor(private readonly plane: DataPlane, threads: number) {
@@ -40,13 +47,17 @@ export class NativeHub {
     this.listeners.delete(id);
   }
 
-  /** Loads (or refreshes) an identity's credentials; false when it has no valid certificate. */
+  /**
+   * Keeps an identity's credentials loaded while a pod uses it (without a
+   * valid certificate yet, they are loaded once there is one); false when
+   * none is loaded now (its HBONE listener refuses handshakes until then).
+   */
   useIdentity(id: SpiffeId): boolean {
     const name = formatSpiffeId(id);
-    const entry = this.loaded.get(name);
-    if (!this.load(id, entry?.users ?? 0)) return false;
-    this.loaded.get(name)!.users++;
-    return true;
+    const entry = this.loaded.get(name) ?? { id, users: 0 };
+    entry.users++;
+    this.loaded.set(name, entry);
+    return this.load(entry);
   }
 
   releaseIdentity(id: SpiffeId): void {
@@ -60,7 +71,7 @@ export class NativeHub {
   /** Is the identity's current certificate loaded? (reloads it when it changed) */
   ready(id: SpiffeId): boolean {
     const entry = this.loaded.get(formatSpiffeId(id));
-    return entry !== undefined && this.load(id, entry.users);
+    return entry !== undefined && this.load(entry);
   }
 
   close(flow: number, reason: string): void {
@@ -76,22 +87,21 @@ export class NativeHub {
     this.dp.stop();
   }
 
-  private load(id: SpiffeId, users: number): boolean {
-    const name = formatSpiffeId(id);
-    const cert = this.plane.certificate(id);
+  private load(entry: Loaded): boolean {
+    const cert = this.plane.certificate(entry.id);
     if (cert === undefined) return false;
     const roots = this.plane.bundle.pems();
-    const entry = this.loaded.get(name);
-    if (entry !== undefined && entry.serial === cert.serial && entry.roots === roots) return true;
-    this.dp.setIdentity(name, cert.privateKeyPem, joinPem(cert.chainPem), roots);
-    this.loaded.set(name, { id, serial: cert.serial, roots, users });
+    if (entry.serial === cert.serial && entry.roots === roots) return true;
+    this.dp.setIdentity(formatSpiffeId(entry.id), cert.privateKeyPem, joinPem(cert.chainPem), roots);
+    entry.serial = cert.serial;
+    entry.roots = roots;
     return true;
   }
 
   private refreshAll(): void {
     for (const entry of this.loaded.values()) {
       try {
-        this.load(entry.id, entry.users);
+        this.load(entry);
       } catch {
         // a refused certificate keeps the previous one loaded until it expires
       }
