@@ -79,7 +79,9 @@ export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'war
  * DATAPLANE_PATHS=stunnel,node-tls,warren (a subset; added latency needs direct),
  * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies),
  * DATAPLANE_PROXY=<path of another build's dist/bench/dataplane-proxy.js> instead of this one,
- * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round.
+ * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round,
+ * DATAPLANE_PROXY_CPUS=0 (a taskset CPU list for warren's proxies; with
+ * DATAPLANE_NATIVE_THREADS=n, the native path's worker threads: one core vs two).
  * Such a run is printed, not saved.
  */
 const env = process.env;
@@ -87,9 +89,11 @@ const ROUNDS = Number(env['DATAPLANE_ROUNDS'] ?? DATAPLANE.rounds);
 const PHASES = new Set((env['DATAPLANE_PHASES'] ?? 'iperf,rr,connrate,idle').split(','));
 const ONLY_PATHS = new Set((env['DATAPLANE_PATHS'] ?? [...PATHS, 'before'].join(',')).split(','));
 const PROXY_NODE_OPTIONS = (env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? '').split(' ').filter((f) => f !== '');
+const PROXY_CPUS = env['DATAPLANE_PROXY_CPUS'];
 
 /** true when any of the knobs above (or DATAPLANE_PROXY) is set */
-export const dataplaneExperiment = (): boolean => ['DATAPLANE_ROUNDS', 'DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_COMPARE'].some((k) => env[k] !== undefined);
+export const dataplaneExperiment = (): boolean =>
+  ['DATAPLANE_ROUNDS', 'DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_COMPARE', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'].some((k) => env[k] !== undefined);
 
 export interface RoundMeasure {
   round: number;
@@ -515,10 +519,11 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     procs.push(stunnelClient);
 
     // Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own process.
+    const pinned = ([file, args]: [string, string[]]): [string, string[]] => (PROXY_CPUS === undefined ? [file, args] : ['taskset', ['-c', PROXY_CPUS, file, ...args]]);
     const startWarren = async (proxy: string, dataplane: 'node' | 'native'): Promise<Child[]> => {
       const pair = [
-        await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir, dataplane])),
-        await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir, dataplane])),
+        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir, dataplane]))),
+        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir, dataplane]))),
       ];
       for (const c of pair) {
         const comm = readFileSync(`/proc/${c.pid}/comm`, 'utf8').trim();
