@@ -550,12 +550,24 @@ void Flow::ReadSock(int side) {
 }
 
 void Flow::Deliver(int to, const char* p, size_t n) {
-  pend_[to].append(p, n);
   if (IsStream(to)) {
+    pend_[to].append(p, n);
     if (sess_ != nullptr) sess_->ResumeData(sid_);
-  } else {
-    FlushSock(to);
+    return;
   }
+  // Nothing queued: write straight from the caller's buffer, queue the rest.
+  if (pend_[to].empty() && st_ == Open && Connected(to)) {
+    ssize_t k = send(sock_[to].get(), p, n, MSG_NOSIGNAL);
+    if (k > 0) {
+      p += k;
+      n -= static_cast<size_t>(k);
+      if (IsStream(1 - to) && sess_ != nullptr) sess_->Consume(sid_, static_cast<size_t>(k));
+    } else if (k < 0 && errno != EAGAIN && errno != EINTR) {
+      return Reset(ErrnoText(to == 0 ? "client" : "upstream", errno));
+    }
+  }
+  if (n > 0) pend_[to].append(p, n);
+  FlushSock(to);
 }
 
 void Flow::DeliverEof(int to) {
@@ -611,8 +623,8 @@ ssize_t Flow::ReadForStream(uint8_t* buf, size_t len, uint32_t* flags) {
 void Flow::StreamData(const uint8_t* p, size_t n) {
   int from = streamSide_;
   bytes_[from] += n;
-  pend_[1 - from].append(reinterpret_cast<const char*>(p), n);
-  if (st_ == Open) FlushSock(1 - from);
+  if (st_ == Open) Deliver(1 - from, reinterpret_cast<const char*>(p), n);
+  else pend_[1 - from].append(reinterpret_cast<const char*>(p), n);
 }
 
 void Flow::StreamEof() {
