@@ -75,6 +75,8 @@ interface NativeDataplane {
   close(id: number, reason?: string): void;
   poll(): DataplaneEvent[];
   stats(): DataplaneStats;
+  ref(): void;
+  unref(): void;
   stop(): void;
 }
 
@@ -89,6 +91,7 @@ type Constructor = new (options: { threads: number; onWake: () => void }) => Nat
 export class Dataplane {
   private readonly engine: NativeDataplane;
   private nextListener = 1;
+  private readonly listening = new Set<number>();
   private stopped = false;
 
   /** `onEvents` runs on the event loop with every batch, in order. */
@@ -102,11 +105,15 @@ export class Dataplane {
   listen(fd: number, kind: ListenerKind, identity?: string): number {
     const id = this.nextListener++;
     this.engine.listen(id, fd, kind, identity);
+    // Like a net.Server: the process stays up while something listens.
+    if (this.listening.size === 0) this.engine.ref();
+    this.listening.add(id);
     return id;
   }
 
   unlisten(id: number): void {
     this.engine.unlisten(id);
+    if (this.listening.delete(id) && this.listening.size === 0) this.engine.unref();
   }
 
   /** Credentials of one identity (new connections use them; live ones keep theirs). The key stays in this process. */

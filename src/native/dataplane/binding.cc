@@ -39,6 +39,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
                         InstanceMethod("dropIdentity", &Dataplane::DropIdentity),
                         InstanceMethod("resolve", &Dataplane::Resolve), InstanceMethod("close", &Dataplane::Close),
                         InstanceMethod("poll", &Dataplane::Poll), InstanceMethod("stats", &Dataplane::GetStats),
+                        InstanceMethod("ref", &Dataplane::Ref), InstanceMethod("unref", &Dataplane::Unref),
                         InstanceMethod("stop", &Dataplane::Stop)});
   }
 
@@ -228,6 +229,17 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     o.Set("sessions", Napi::Number::New(env, static_cast<double>(s.sessions)));
     o.Set("streams", Napi::Number::New(env, static_cast<double>(s.streams)));
     return o;
+  }
+
+  // Like a net.Server: the process stays up while the workers listen.
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (engine_) tsfn_.Ref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (engine_) tsfn_.Unref(info.Env());
+    return info.Env().Undefined();
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
@@ -144,4 +145,21 @@ test('a slow reader stalls the sender: memory stays bounded while 64 MiB wait', 
     await h.until(() => h.dp.stats().flows === 0, 'flows released');
     assert.ok(written < 64 * 1024 * 1024);
   });
+});
+
+test('a listening data path keeps the process alive, as a net.Server does; the process ends once nothing listens', () => {
+  const dataplane = new URL('../../../src/native/dataplane.js', import.meta.url).href;
+  const sockets = new URL('../../../src/native/netns-socket.js', import.meta.url).href;
+  const script = `
+    import { Dataplane } from '${dataplane}';
+    import { createListener } from '${sockets}';
+    const dp = new Dataplane(1, () => {});
+    const id = dp.listen(createListener({ address: '127.0.0.1', port: 0 }), 'outbound');
+    const t0 = Date.now();
+    process.on('exit', () => console.log(Date.now() - t0 >= 400 ? 'stayed' : 'left early'));
+    // the only thing left on the event loop is unref'd: the listener alone must hold the process
+    setTimeout(() => dp.unlisten(id), 400).unref();`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'stayed');
 });
