@@ -57,11 +57,24 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     tsfn_ = Napi::ThreadSafeFunction::New(env, o.Get("onWake").As<Napi::Function>(), "warren-dataplane", 0, 1);
     // The agent's other handles keep the process alive; the data path alone must not.
     tsfn_.Unref(env);
+    // At environment teardown the workers stop and the TSFN is released even
+    // if stop() was never called (Node 26 waits for it at exit otherwise).
+    env_ = env;
+    napi_add_env_cleanup_hook(env, Teardown, this);
     auto tsfn = std::make_shared<Napi::ThreadSafeFunction>(tsfn_);
     engine_ = std::make_unique<Engine>(Int(o, "threads"), [tsfn] { tsfn->NonBlockingCall(CallWake); });
   }
 
-  ~Dataplane() override { Shutdown(); }
+  ~Dataplane() override {
+    if (env_ != nullptr) napi_remove_env_cleanup_hook(env_, Teardown, this);
+    Shutdown();
+  }
+
+  static void Teardown(void* self) {
+    auto* d = static_cast<Dataplane*>(self);
+    d->env_ = nullptr;  // the hook ran; the destructor must not remove it
+    d->Shutdown();
+  }
 
   // Plain N-API, not Function::Call: an exception thrown by onWake stays a
   // JavaScript exception (uncaught there), never a C++ one crossing into
@@ -249,6 +262,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
 
   Napi::ThreadSafeFunction tsfn_;
   std::unique_ptr<Engine> engine_;
+  napi_env env_ = nullptr;
 };
 
 }  // namespace
