@@ -863,9 +863,12 @@ void Session::ReadTls() {
     }
     int e = SSL_get_error(ssl_.get(), rc);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+    unsigned long code = ERR_get_error();
     ERR_clear_error();
-    return Fail(e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? "the peer closed the connection"
-                                                                     : "TLS error");
+    if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) return Fail("the peer closed the connection");
+    char text[160] = "unknown";
+    if (code != 0) ERR_error_string_n(code, text, sizeof(text));
+    return Fail(std::string("TLS error: ") + text);
   }
 }
 
