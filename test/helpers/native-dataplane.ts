@@ -1,8 +1,6 @@
-import { X509Certificate } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createRootCa, loadCa, signWorkloadCert, type LoadedCa } from '../../src/identity/ca-signer.js';
-import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
-import { checkCsr, createWorkloadKey } from '../../src/identity/csr.js';
+import { createRootCa, type CaMaterial } from '../../src/ca/signer.js';
+import { issueWorkloadCert } from './workload-certs.js';
 import { joinPem } from '../../src/identity/pem.js';
 import { formatSpiffeId, type SpiffeId } from '../../src/identity/spiffe.js';
 import { Dataplane, type CloseEvent, type DataplaneEvent, type DecideCaptured, type DecideConnect, type Decision } from '../../src/native/dataplane.js';
@@ -11,16 +9,9 @@ import { createListener } from '../../src/native/netns-socket.js';
 export const CLIENT: SpiffeId = { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'client' };
 export const SERVER: SpiffeId = { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'web' };
 
-export async function testCa(): Promise<{ ca: LoadedCa; rootPem: string }> {
+export async function testCa(): Promise<{ ca: CaMaterial; rootPem: string }> {
   const root = await createRootCa('cluster.local');
-  return { ca: await loadCa(root), rootPem: root.certPem };
-}
-
-export async function workloadCert(ca: LoadedCa, id: SpiffeId): Promise<WorkloadCertificate> {
-  const wk = await createWorkloadKey(id);
-  const leaf = await signWorkloadCert(ca, await checkCsr(wk.csrPem, id), 3_600_000);
-  const x = new X509Certificate(leaf);
-  return { identity: id, privateKeyPem: wk.privateKeyPem, chainPem: [leaf, ...ca.chainPem], serial: x.serialNumber, notBefore: new Date(x.validFrom), notAfter: new Date(x.validTo), receivedAt: new Date() };
+  return { ca: root, rootPem: root.certPem };
 }
 
 /** A free loopback port (bind 0, read, release): the native listeners take fds, not ports. */
@@ -73,10 +64,10 @@ export class LoopbackDataplane {
     this.dp = new Dataplane(o.threads ?? 2, (events) => this.onEvents(events));
   }
 
-  static async start(ca: LoadedCa, rootPem: string, o: LoopbackOptions = {}): Promise<LoopbackDataplane> {
+  static async start(ca: CaMaterial, rootPem: string, o: LoopbackOptions = {}): Promise<LoopbackDataplane> {
     const h = new LoopbackDataplane(o);
     for (const id of [CLIENT, SERVER]) {
-      const c = await workloadCert(ca, id);
+      const c = await issueWorkloadCert(ca, id);
       h.dp.setIdentity(formatSpiffeId(id), c.privateKeyPem, joinPem(c.chainPem), [rootPem]);
     }
     h.outboundPort = await freePort();

@@ -5,7 +5,8 @@ import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, test } from 'node:test';
 import { joinPem } from '../../../src/identity/pem.js';
-import { CLIENT, echoServer, LoopbackDataplane, testCa, workloadCert } from '../../helpers/native-dataplane.js';
+import { CLIENT, echoServer, LoopbackDataplane, testCa } from '../../helpers/native-dataplane.js';
+import { issueWorkloadCert } from '../../helpers/workload-certs.js';
 
 // Every byte a peer sends the native data path is untrusted. This throws
 // FUZZ_CASES hostile conversations at one data path —
@@ -35,7 +36,7 @@ before(async () => {
   echo = await echoServer();
   h = await LoopbackDataplane.start(t.ca, rootPem, { threads: 2 });
   h.target = echo.port;
-  const c = await workloadCert(t.ca, CLIENT);
+  const c = await issueWorkloadCert(t.ca, CLIENT);
   clientKey = c.privateKeyPem;
   clientChain = joinPem(c.chainPem);
   clientHello = await captureClientHello();

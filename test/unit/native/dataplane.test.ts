@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import type { LoadedCa } from '../../../src/identity/ca-signer.js';
+import type { CaMaterial } from '../../../src/ca/signer.js';
 import { formatSpiffeId } from '../../../src/identity/spiffe.js';
 import { CLIENT, echoServer, LoopbackDataplane, testCa } from '../../helpers/native-dataplane.js';
 
@@ -12,7 +12,7 @@ import { CLIENT, echoServer, LoopbackDataplane, testCa } from '../../helpers/nat
 // HBONE client (mutual TLS 1.3, HTTP/2 CONNECT) → HBONE server → app,
 // every decision made here in TypeScript.
 
-let ca: LoadedCa;
+let ca: CaMaterial;
 let rootPem: string;
 let echo: Awaited<ReturnType<typeof echoServer>>;
 

@@ -8,7 +8,8 @@ import { TrustBundle } from '../../../src/identity/trust-bundle.js';
 import { createListener } from '../../../src/native/netns-socket.js';
 import type { DataPlane } from '../../../src/tunnel/dataplane.js';
 import { NativeHub } from '../../../src/tunnel/native-hub.js';
-import { CLIENT, SERVER, freePort, testCa, workloadCert } from '../../helpers/native-dataplane.js';
+import { CLIENT, SERVER, freePort, testCa } from '../../helpers/native-dataplane.js';
+import { issueWorkloadCert } from '../../helpers/workload-certs.js';
 
 /** The ALPN the server chose and the SPIFFE ID it proved, or the handshake's failure. */
 function handshake(port: number, client: WorkloadCertificate, rootPem: string): Promise<string> {
@@ -25,7 +26,7 @@ function handshake(port: number, client: WorkloadCertificate, rootPem: string): 
 
 test('an HBONE listener refuses TLS until its identity has a certificate, then serves it; a rotated certificate reaches new handshakes', async () => {
   const { ca, rootPem } = await testCa();
-  const client = await workloadCert(ca, CLIENT);
+  const client = await issueWorkloadCert(ca, CLIENT);
   let current: WorkloadCertificate | undefined;
   const plane = { trustDomain: 'cluster.local', bundle: new TrustBundle(rootPem), certificate: () => current } as unknown as DataPlane;
   const hub = new NativeHub(plane, 1);
@@ -34,11 +35,11 @@ test('an HBONE listener refuses TLS until its identity has a certificate, then s
     const port = await freePort();
     hub.listen(createListener({ address: '127.0.0.1', port }), 'hbone', { onEvent: () => ({ action: 'reset', reason: 'test' }) }, formatSpiffeId(SERVER));
     assert.match(await handshake(port, client, rootPem), /^failed/);
-    current = await workloadCert(ca, SERVER);
+    current = await issueWorkloadCert(ca, SERVER);
     assert.equal(hub.ready(SERVER), true);
     assert.equal(await handshake(port, client, rootPem), `h2 URI:${formatSpiffeId(SERVER)}`);
     // rotation: a new certificate (another key) is what the next handshake shows
-    const rotated = await workloadCert(ca, SERVER);
+    const rotated = await issueWorkloadCert(ca, SERVER);
     current = rotated;
     assert.equal(hub.ready(SERVER), true);
     const serial = await new Promise<string>((resolve) => {
