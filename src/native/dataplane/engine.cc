@@ -198,7 +198,11 @@ class Worker {
   void Emit(Event e) { batch_.push_back(std::move(e)); }
   bool Watch(int fd, Handler* h, uint32_t events);
   void Unwatch(int fd) { epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr); }
-  char* scratch() { return scratch_.get(); }
+  // Two read buffers: a TLS read's plaintext is still being parsed by nghttp2
+  // when its callbacks open a flow and read that flow's socket (Flow::Opened),
+  // so the socket read must not land in the buffer nghttp2 is reading.
+  char* sockScratch() { return sockScratch_.get(); }
+  char* tlsScratch() { return tlsScratch_.get(); }
   Engine& engine() { return engine_; }
   void Dirty(Session* s) { dirty_.insert(s); }
   void Later(uint64_t flowId) { later_.push_back(flowId); }
@@ -237,7 +241,8 @@ class Worker {
   std::vector<std::function<void()>> cmds_;
   bool stopping_ = false;
   uint64_t seq_ = 0;
-  std::unique_ptr<char[]> scratch_{new char[kScratch]};
+  std::unique_ptr<char[]> sockScratch_{new char[kScratch]};
+  std::unique_ptr<char[]> tlsScratch_{new char[kScratch]};
   std::vector<Event> batch_;
   std::unordered_map<uint64_t, std::unique_ptr<Flow>> flows_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
@@ -311,6 +316,7 @@ class Session : public Handler {
   static int OnDataChunk(nghttp2_session*, uint8_t flags, int32_t sid, const uint8_t* data, size_t len,
                          void* user);
   static int OnStreamClose(nghttp2_session*, int32_t sid, uint32_t code, void* user);
+  static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user);
   Flow* StreamFlow(int32_t sid);
 
   struct Request {
@@ -324,6 +330,7 @@ class Session : public Handler {
   nghttp2_session* ng_ = nullptr;
   State st_ = Handshake;
   bool goingAway_ = false;
+  int64_t goawaySent_ = -1;  // the error code of the GOAWAY nghttp2 sent, named when the session ends
   uint32_t reserved_ = 0;
   int64_t started_ = NowMs(), lastActive_ = NowMs();
   Buf out_;
@@ -525,7 +532,7 @@ void Flow::ReadSock(int side) {
   paused_[side] = false;
   if (st_ != Open || eofFrom_[side] || !Connected(side)) return;
   int to = 1 - side;
-  char* buf = w_->scratch();
+  char* buf = w_->sockScratch();
   while (st_ == Open) {
     size_t room = pend_[to].size() >= kPendCap ? 0 : kPendCap - pend_[to].size();
     if (room == 0) {
@@ -712,6 +719,7 @@ nghttp2_session_callbacks* Session::Callbacks() {
     nghttp2_session_callbacks_set_on_frame_recv_callback(c, OnFrameRecv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, OnDataChunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(c, OnStreamClose);
+    nghttp2_session_callbacks_set_on_frame_send_callback(c, OnFrameSend);
     return c;
   }();
   return cbs;
@@ -851,7 +859,7 @@ void Session::Detach(int32_t sid, bool reset, size_t unconsumed) {
 }
 
 void Session::ReadTls() {
-  char* buf = w_->scratch();
+  char* buf = w_->tlsScratch();
   for (;;) {
     size_t got = 0;
     ERR_clear_error();
@@ -897,7 +905,8 @@ void Session::Flush() {
       return Fail("the peer closed the connection");
     }
   }
-  if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) Fail("closed");
+  if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_))
+    Fail(goawaySent_ < 0 ? "closed" : std::string("HTTP/2 GOAWAY sent: ") + nghttp2_http2_strerror(static_cast<uint32_t>(goawaySent_)));
 }
 
 void Session::Fail(const std::string& reason) {
@@ -1012,6 +1021,11 @@ int Session::OnDataChunk(nghttp2_session* ng, uint8_t, int32_t sid, const uint8_
     return 0;
   }
   f->StreamData(data, len);
+  return 0;
+}
+
+int Session::OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  if (frame->hd.type == NGHTTP2_GOAWAY) static_cast<Session*>(user)->goawaySent_ = frame->goaway.error_code;
   return 0;
 }
 
