@@ -21,6 +21,9 @@ export interface DecideCaptured {
   /** before REDIRECT rewrote it; empty when the connection was not redirected */
   dstIp: string;
   dstPort: number;
+  /** the accepted socket's own address (the listener's, as the client reached it) */
+  localIp: string;
+  localPort: number;
 }
 
 /** A CONNECT on an HBONE listener (:15008), after mutual TLS verified the peer against the bundle. */

@@ -7,6 +7,8 @@ import { createListener } from '../native/netns-socket.js';
 import { denyingPolicy, type L4Request } from '../policy/authorization.js';
 import { PORTS, PROXY_MARK } from '../redirect/constants.js';
 import type { ConnectionMeta, ConnectionResult, OpenConnection } from '../telemetry/connection-observer.js';
+import { agentLoop, type Address } from './agent-loop.js';
+import type { LoopPath } from './dataplane.js';
 import { HBONE, formatAuthority, parseAuthority } from './hbone-settings.js';
 import type { NativeHub } from './native-hub.js';
 import { routeOutbound } from './outbound-route.js';
@@ -139,9 +141,20 @@ export class NativePodProxy {
     return { action: 'reset', reason };
   }
 
+  /** A captured connection whose destination would reach the agent's own listeners in this pod again (agent-loop.ts): refused, as PodProxy does. */
+  private loop(path: LoopPath, dst: Address, meta: ConnectionMeta, e?: DecideCaptured): Decision | undefined {
+    const loop = agentLoop(dst, { podIps: this.o.ips, ...(e === undefined ? {} : { listener: { ip: e.localIp, port: e.localPort } }) });
+    if (loop === undefined) return undefined;
+    this.o.dataplane.loopRefused(path, loop);
+    return this.refuse(meta, 'error', loop);
+  }
+
   private outbound(e: DecideCaptured): Decision {
     const source = { ip: e.srcIp, port: e.srcPort };
     if (e.dstIp === '') return this.refuse({ pod: this.o.pod, direction: 'outbound', reporter: 'source', security: 'plaintext', source, destination: { ip: '', port: 0 } }, 'error', 'not a redirected connection');
+    const dialed = { ip: e.dstIp, port: e.dstPort };
+    const looped = this.loop('outbound', dialed, { pod: this.o.pod, direction: 'outbound', reporter: 'source', security: 'plaintext', source, destination: dialed }, e);
+    if (looped !== undefined) return looped;
     const route = routeOutbound(this.o.dataplane.index(), { ip: e.dstIp, port: e.dstPort }, this.o.dataplane.trustDomain, this.cursor);
     const meta = (security: ConnectionMeta['security'], destination: ConnectionMeta['destination']): ConnectionMeta => ({
       pod: this.o.pod,
@@ -155,7 +168,11 @@ export class NativePodProxy {
     if (route.kind === 'no-endpoints') return this.refuse(meta('plaintext', { ip: e.dstIp, port: e.dstPort }), 'error', `service ${route.service.namespace}/${route.service.name} has no ready endpoints`);
     const from = { netns: this.o.netns, mark: PROXY_MARK.value };
     if (route.kind === 'passthrough') {
-      this.live.set(e.id, { meta: meta('plaintext', { ip: route.target.ip, port: route.target.port }) });
+      const target = { ip: route.target.ip, port: route.target.port };
+      // A Service may name this pod's own agent port as its endpoint.
+      const loopedTarget = this.loop('outbound', target, meta('plaintext', target), e);
+      if (loopedTarget !== undefined) return loopedTarget;
+      this.live.set(e.id, { meta: meta('plaintext', target) });
       return { action: 'connect', ...from, ip: route.target.ip, port: route.target.port };
     }
     const m = meta('mtls', { ip: route.target.ip, port: route.target.port, principal: formatSpiffeId(route.identity) });
@@ -176,6 +193,8 @@ export class NativePodProxy {
   private plaintextInbound(e: DecideCaptured): Decision {
     const meta = this.inboundMeta('plaintext', { ip: e.srcIp, port: e.srcPort }, { ip: e.dstIp, port: e.dstPort });
     if (e.dstIp === '') return this.refuse(meta, 'error', 'not a redirected connection');
+    const looped = this.loop('inbound', { ip: e.dstIp, port: e.dstPort }, meta, e);
+    if (looped !== undefined) return looped;
     if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.labels }, e.dstPort)) return this.refuse(meta, 'denied', 'plaintext refused: PeerAuthentication STRICT');
     const request = this.l4Request(e.srcIp, undefined, { ip: e.dstIp, port: e.dstPort });
     const decision = this.o.dataplane.authorize(request);
@@ -202,6 +221,11 @@ export class NativePodProxy {
     const principal = formatSpiffeId(peer);
     if (e.method !== 'CONNECT') return reject(400, `method ${e.method} is not CONNECT`, principal);
     if (target === undefined || !this.o.ips.includes(target.ip)) return reject(400, `CONNECT target ${e.authority} is not this pod`, principal);
+    const loop = agentLoop(target, { podIps: this.o.ips });
+    if (loop !== undefined) {
+      this.o.dataplane.loopRefused('hbone', loop);
+      return reject(400, loop, principal);
+    }
     const request = this.l4Request(e.srcIp, principal, target);
     const d = this.o.dataplane.authorize(request);
     if (!d.allow) return reject(401, d.reason, principal, denyingPolicy(d));

@@ -218,6 +218,8 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
         } else {
           o.Set("dstIp", e.dstIp);
           o.Set("dstPort", Napi::Number::New(env, e.dstPort));
+          o.Set("localIp", e.localIp);
+          o.Set("localPort", Napi::Number::New(env, e.localPort));
         }
       } else if (e.type == Event::Open) {
         o.Set("type", "open");

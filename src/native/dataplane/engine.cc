@@ -1079,6 +1079,13 @@ void ListenerReg::OnIo(uint32_t) {
     int dstPort = 0;
     // Not redirected: reported without a destination; TypeScript refuses it.
     if (!OriginalDst(c.get(), family, &dstIp, &dstPort)) dstIp.clear();
+    // The accepted socket's own address: an original destination equal to it
+    // means the client dialed the listener itself (agent-loop.ts).
+    sockaddr_storage local;
+    socklen_t localLen = sizeof(local);
+    std::string localIp;
+    int localPort = 0;
+    if (getsockname(c.get(), reinterpret_cast<sockaddr*>(&local), &localLen) == 0) AddressOf(local, &localIp, &localPort);
     auto f = std::make_unique<Flow>(w, w->NextId(), kind == ListenerKind::Outbound ? "outbound" : "inbound");
     if (!f->AdoptClient(std::move(c))) continue;
     Event e(Event::Decide);
@@ -1089,6 +1096,8 @@ void ListenerReg::OnIo(uint32_t) {
     e.srcPort = srcPort;
     e.dstIp = dstIp;
     e.dstPort = dstPort;
+    e.localIp = localIp;
+    e.localPort = localPort;
     w->Emit(std::move(e));
     w->AddFlow(std::move(f));
   }

@@ -31,8 +31,8 @@ struct Event {
   // Decide
   const char* kind = "";  // "outbound" | "inbound" | "connect"
   uint32_t listener = 0;
-  std::string srcIp, dstIp;
-  int srcPort = 0, dstPort = 0;
+  std::string srcIp, dstIp, localIp;
+  int srcPort = 0, dstPort = 0, localPort = 0;
   std::string peer, method, authority;  // connect only
   // Close: bytes sent by the client side / by the server side
   uint64_t fromClient = 0, fromServer = 0;
