@@ -317,6 +317,8 @@ class Session : public Handler {
                          void* user);
   static int OnStreamClose(nghttp2_session*, int32_t sid, uint32_t code, void* user);
   static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                        nghttp2_data_source*, void* user);
   Flow* StreamFlow(int32_t sid);
 
   struct Request {
@@ -384,7 +386,8 @@ class Flow {
   void StreamData(const uint8_t* p, size_t n);
   void StreamEof();
   void StreamClosed(uint32_t code);
-  ssize_t ReadForStream(uint8_t* buf, size_t len, uint32_t* flags);
+  ssize_t ReadForStream(size_t len, uint32_t* flags);
+  void SendStreamData(size_t n, Buf* out);
   void Resume() {
     for (int i = 0; i < 2; i++)
       if (paused_[i]) ReadSock(i);
@@ -609,22 +612,28 @@ void Flow::FlushSock(int side) {
   CheckDone();
 }
 
-ssize_t Flow::ReadForStream(uint8_t* buf, size_t len, uint32_t* flags) {
+// The bytes are not copied here: NGHTTP2_DATA_FLAG_NO_COPY has nghttp2 call
+// Session::OnSendData, which appends them to the TLS batch straight from
+// pend_ (one copy of every outgoing byte less).
+ssize_t Flow::ReadForStream(size_t len, uint32_t* flags) {
   int to = streamSide_;
   size_t n = pend_[to].size() < len ? pend_[to].size() : len;
-  if (n > 0) {
-    memcpy(buf, pend_[to].ptr(), n);
-    pend_[to].consume(n);
-    if (paused_[1 - to] && pend_[to].size() < kPendCap / 2) w_->Later(id_);
-  }
-  if (pend_[to].empty() && eofFrom_[1 - to]) {
+  if (n == pend_[to].size() && eofFrom_[1 - to]) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     eofTo_[to] = true;
     w_->Later(id_);  // may be done now
-    return static_cast<ssize_t>(n);
+  } else if (n == 0) {
+    return NGHTTP2_ERR_DEFERRED;
   }
-  if (n == 0) return NGHTTP2_ERR_DEFERRED;
+  if (n > 0) *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   return static_cast<ssize_t>(n);
+}
+
+void Flow::SendStreamData(size_t n, Buf* out) {
+  int to = streamSide_;
+  out->append(pend_[to].ptr(), n);
+  pend_[to].consume(n);
+  if (paused_[1 - to] && pend_[to].size() < kPendCap / 2) w_->Later(id_);
 }
 
 void Flow::StreamData(const uint8_t* p, size_t n) {
@@ -720,6 +729,7 @@ nghttp2_session_callbacks* Session::Callbacks() {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, OnDataChunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(c, OnStreamClose);
     nghttp2_session_callbacks_set_on_frame_send_callback(c, OnFrameSend);
+    nghttp2_session_callbacks_set_send_data_callback(c, OnSendData);
     return c;
   }();
   return cbs;
@@ -930,12 +940,25 @@ void Session::Fail(const std::string& reason) {
   w_->Retire(this);
 }
 
-ssize_t Session::OnReadData(nghttp2_session*, int32_t sid, uint8_t* buf, size_t len, uint32_t* flags,
+ssize_t Session::OnReadData(nghttp2_session*, int32_t sid, uint8_t*, size_t len, uint32_t* flags,
                             nghttp2_data_source*, void* user) {
   auto* s = static_cast<Session*>(user);
   Flow* f = s->StreamFlow(sid);
   if (f == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  return f->ReadForStream(buf, len, flags);
+  return f->ReadForStream(len, flags);
+}
+
+// Called within nghttp2_session_mem_send right after OnReadData chose this
+// DATA frame (no padding is ever added): its header, then its bytes, in order
+// after every frame mem_send returned before.
+int Session::OnSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                        nghttp2_data_source*, void* user) {
+  auto* s = static_cast<Session*>(user);
+  Flow* f = s->StreamFlow(frame->hd.stream_id);
+  if (f == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  s->out_.append(reinterpret_cast<const char*>(framehd), 9);
+  f->SendStreamData(length, &s->out_);
+  return 0;
 }
 
 int Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
