@@ -79,7 +79,8 @@ export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'war
  * DATAPLANE_PATHS=stunnel,node-tls,warren (a subset; added latency needs direct),
  * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies),
  * DATAPLANE_PROXY=<path of another build's dist/bench/dataplane-proxy.js> instead of this one,
- * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round,
+ * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round
+ * (with DATAPLANE_COMPARE_DATAPLANE=native, on its native data path),
  * DATAPLANE_PROXY_CPUS=0 (a taskset CPU list for warren's proxies; with
  * DATAPLANE_NATIVE_THREADS=n, the native path's worker threads: one core vs two).
  * Such a run is printed, not saved.
@@ -93,7 +94,7 @@ const PROXY_CPUS = env['DATAPLANE_PROXY_CPUS'];
 
 /** true when any of the knobs above (or DATAPLANE_PROXY) is set */
 export const dataplaneExperiment = (): boolean =>
-  ['DATAPLANE_ROUNDS', 'DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_COMPARE', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'].some((k) => env[k] !== undefined);
+  ['DATAPLANE_ROUNDS', 'DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_COMPARE', 'DATAPLANE_COMPARE_DATAPLANE', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'].some((k) => env[k] !== undefined);
 
 export interface RoundMeasure {
   round: number;
@@ -605,7 +606,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
       warrenRig('warren', PROXY),
       warrenRig('native', PROXY, 'native'),
     ];
-    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE']));
+    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE'], env['DATAPLANE_COMPARE_DATAPLANE'] === 'native' ? 'native' : 'node'));
 
     const rounds: RoundMeasure[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
