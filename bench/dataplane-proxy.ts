@@ -5,7 +5,10 @@
  * benchmark's root as trust bundle, its certificate from PEM files, allow-all
  * authorization. The listeners are made inside the pod's netns by the addon.
  *
- *   node dist/bench/dataplane-proxy.js <netns path> <pod name> <cert dir>
+ *   node dist/bench/dataplane-proxy.js <netns path> <pod name> <cert dir> [node|native]
+ *
+ * `native`: NativePodProxy on the native data path (DATAPLANE_NATIVE_THREADS
+ * worker threads; default one per core), as `warren node --dataplane native`.
  *
  * <cert dir> holds pods.json ([{ name, serviceAccount, ips }]), root.pem and,
  * per pod, <name>.pem (leaf first, then the CA chain) and <name>.key.
@@ -26,6 +29,9 @@ import { buildClusterIndex } from '../src/k8s/cluster-index.js';
 import { REDIRECTION_ANNOTATION } from '../src/k8s/enrollment.js';
 import { authorize } from '../src/policy/authorization.js';
 import type { DataPlane } from '../src/tunnel/dataplane.js';
+import { availableParallelism } from 'node:os';
+import { NativeHub } from '../src/tunnel/native-hub.js';
+import { NativePodProxy } from '../src/tunnel/native-pod-proxy.js';
 import { PodProxy } from '../src/tunnel/pod-proxy.js';
 import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../src/tunnel/hbone-limits.js';
 import { Registry } from 'prom-client';
@@ -71,7 +77,7 @@ function loadCertificate(dir: string, pod: BenchPod): WorkloadCertificate {
 const env = process.env;
 
 async function main(): Promise<void> {
-  const [netns, name, dir] = process.argv.slice(2);
+  const [netns, name, dir, mode] = process.argv.slice(2);
   if (netns === undefined || name === undefined || dir === undefined) {
     process.stderr.write('usage: dataplane-proxy <netns path> <pod name> <cert dir>\n');
     process.exit(2);
@@ -105,7 +111,7 @@ async function main(): Promise<void> {
       errors.set(k, (errors.get(k) ?? 0) + 1);
     },
   });
-  const proxy = await PodProxy.start({
+  const options = {
     pod: `${BENCH_NAMESPACE}/${name}`,
     namespace: BENCH_NAMESPACE,
     labels: {},
@@ -114,7 +120,9 @@ async function main(): Promise<void> {
     identity: identityOf(self),
     dataplane,
     telemetry,
-  });
+  };
+  const hub = mode === 'native' ? new NativeHub(dataplane, Number(env['DATAPLANE_NATIVE_THREADS'] ?? availableParallelism())) : undefined;
+  const proxy = hub === undefined ? await PodProxy.start(options) : await NativePodProxy.start(options, hub);
   process.on('SIGUSR2', () => {
     (globalThis as { gc?: () => void }).gc?.();
     // DATAPLANE_MEMLOG=1: where the memory is (JS heap, external, array buffers), for diagnosis.
@@ -138,7 +146,10 @@ async function main(): Promise<void> {
     for (const [kind, g] of gcs) process.stderr.write(`dataplane-proxy ${name}: ${g.n} ${kind} GCs, ${g.ms.toFixed(0)} ms\n`);
     const top = [...errors.entries()].sort((x, y) => y[1] - x[1]).slice(0, 4);
     for (const [k, n] of top) process.stderr.write(`dataplane-proxy ${name}: ${n} × ${k}\n`);
-    void proxy.close(0).finally(() => process.exit(0));
+    void proxy.close(0).finally(() => {
+      hub?.stop();
+      process.exit(0);
+    });
   });
   process.stdout.write('ready\n');
 }

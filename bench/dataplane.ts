@@ -16,6 +16,9 @@
  *            as source; the pod rules (nft + policy routing) are applied to A
  *            and B only while this path is measured, since they capture all
  *            of the pods' TCP
+ *   native   as warren, with the proxies on the native data path
+ *            (`--dataplane native`: the addon's worker threads move the bytes,
+ *            TLS by Node's OpenSSL, HTTP/2 by Node's nghttp2)
  * Each round measures direct, stunnel, node-tls, warren in turn; each measure is the
  * median over the rounds. The load (iperf3, bench/tcp-load.ts) runs in its
  * own processes in A; the servers (iperf3 -s, tcp-load server) in B. On the
@@ -67,8 +70,8 @@ export const DATAPLANE = {
 } as const;
 
 /** 'before': another build's warren (DATAPLANE_COMPARE), measured in the same rounds; never saved */
-export type PathName = 'direct' | 'stunnel' | 'node-tls' | 'warren' | 'before';
-export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'warren'];
+export type PathName = 'direct' | 'stunnel' | 'node-tls' | 'warren' | 'native' | 'before';
+export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'warren', 'native'];
 
 /**
  * For profiling and trying changes (not for the reported numbers):
@@ -76,7 +79,10 @@ export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'war
  * DATAPLANE_PATHS=stunnel,node-tls,warren (a subset; added latency needs direct),
  * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies),
  * DATAPLANE_PROXY=<path of another build's dist/bench/dataplane-proxy.js> instead of this one,
- * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round.
+ * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round
+ * (with DATAPLANE_COMPARE_DATAPLANE=native, on its native data path),
+ * DATAPLANE_PROXY_CPUS=0 (a taskset CPU list for warren's proxies; with
+ * DATAPLANE_NATIVE_THREADS=n, the native path's worker threads: one core vs two).
  * Such a run is printed, not saved.
  */
 const env = process.env;
@@ -84,9 +90,11 @@ const ROUNDS = Number(env['DATAPLANE_ROUNDS'] ?? DATAPLANE.rounds);
 const PHASES = new Set((env['DATAPLANE_PHASES'] ?? 'iperf,rr,connrate,idle').split(','));
 const ONLY_PATHS = new Set((env['DATAPLANE_PATHS'] ?? [...PATHS, 'before'].join(',')).split(','));
 const PROXY_NODE_OPTIONS = (env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? '').split(' ').filter((f) => f !== '');
+const PROXY_CPUS = env['DATAPLANE_PROXY_CPUS'];
 
 /** true when any of the knobs above (or DATAPLANE_PROXY) is set */
-export const dataplaneExperiment = (): boolean => ['DATAPLANE_ROUNDS', 'DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_COMPARE'].some((k) => env[k] !== undefined);
+export const dataplaneExperiment = (): boolean =>
+  ['DATAPLANE_ROUNDS', 'DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_COMPARE', 'DATAPLANE_COMPARE_DATAPLANE', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'].some((k) => env[k] !== undefined);
 
 export interface RoundMeasure {
   round: number;
@@ -512,10 +520,11 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     procs.push(stunnelClient);
 
     // Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own process.
-    const startWarren = async (proxy: string): Promise<Child[]> => {
+    const pinned = ([file, args]: [string, string[]]): [string, string[]] => (PROXY_CPUS === undefined ? [file, args] : ['taskset', ['-c', PROXY_CPUS, file, ...args]]);
+    const startWarren = async (proxy: string, dataplane: 'node' | 'native'): Promise<Child[]> => {
       const pair = [
-        await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir])),
-        await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir])),
+        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir, dataplane]))),
+        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir, dataplane]))),
       ];
       for (const c of pair) {
         const comm = readFileSync(`/proc/${c.pid}/comm`, 'utf8').trim();
@@ -552,7 +561,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
      * process, running (with A's and B's pod rules) only while their path is measured, so that
      * another build (DATAPLANE_COMPARE) can own the pods' ports in its turn.
      */
-    const warrenRig = (name: PathName, proxy: string): PathRig => {
+    const warrenRig = (name: PathName, proxy: string, dataplane: 'node' | 'native' = 'node'): PathRig => {
       let running: Child[] = [];
       const rig: PathRig = {
         name,
@@ -564,7 +573,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         rssPids: [],
         gcPids: [],
         async enter() {
-          running = await startWarren(proxy);
+          running = await startWarren(proxy, dataplane);
           rig.pids = rig.rssPids = rig.gcPids = running.map((c) => c.pid);
           await rules.on();
         },
@@ -595,8 +604,9 @@ export async function benchDataplane(): Promise<DataplaneResult> {
       tunnelPair('stunnel', STUNNEL, [stunnelClient.pid, stunnelServer.pid], []),
       tunnelPair('node-tls', NODE_TLS, [nodeTlsClient.pid, nodeTlsServer.pid], [nodeTlsClient.pid, nodeTlsServer.pid]),
       warrenRig('warren', PROXY),
+      warrenRig('native', PROXY, 'native'),
     ];
-    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE']));
+    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE'], env['DATAPLANE_COMPARE_DATAPLANE'] === 'native' ? 'native' : 'node'));
 
     const rounds: RoundMeasure[] = [];
     for (let round = 1; round <= ROUNDS; round++) {

@@ -164,59 +164,70 @@ async function clusterIndex(): Promise<void> {
 async function dataplane(): Promise<void> {
   const r = await benchDataplane();
   const c = r.config;
-  const [direct, stunnel, nodeTls, warren] = (['direct', 'stunnel', 'node-tls', 'warren'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [PathSummary, PathSummary, PathSummary, PathSummary];
+  const [direct, stunnel, nodeTls, warren, native] = (['direct', 'stunnel', 'node-tls', 'warren', 'native'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [
+    PathSummary,
+    PathSummary,
+    PathSummary,
+    PathSummary,
+    PathSummary,
+  ];
   const x = (a: number, b: number): string => (Number.isFinite(a / b) ? `${fmt(a / b)}×` : 'n/a');
   const goal = (ok: boolean, what: string): string => `${what}: ${ok ? 'met' : 'MISSED'}`;
   type Key = Exclude<keyof PathSummary, 'path'>;
+  // The goals are issue 19's, for the native data path (--dataplane native).
   const row = (label: string, key: Key, digits: number, goalText = '', noDirect = false): string[] => [
     label,
     noDirect ? '—' : fmt(direct[key], digits),
     fmt(stunnel[key], digits),
     fmt(nodeTls[key], digits),
     fmt(warren[key], digits),
+    fmt(native[key], digits),
+    x(native[key], stunnel[key]),
     x(warren[key], stunnel[key]),
     x(nodeTls[key], stunnel[key]),
-    noDirect ? 'n/a' : x(warren[key], direct[key]),
+    noDirect ? 'n/a' : x(native[key], direct[key]),
     goalText,
   ];
   const text = table(
-    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'warren ÷ stunnel', 'node-tls ÷ stunnel', 'warren ÷ direct', 'goal'],
+    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'native', 'native ÷ stunnel', 'warren ÷ stunnel', 'node-tls ÷ stunnel', 'native ÷ direct', 'goal (native)'],
     [
-      row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(warren.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel')),
-      row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(warren.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel')),
-      row('  proxy CPU-seconds per GB sent, iperf3 -P1 (utime+stime of the proxy processes, warm-up included)', 'cpuSecondsPerGB1', 2, '', true),
-      row('  the same, iperf3 -P8', 'cpuSecondsPerGB8', 2, '', true),
+      row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(native.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel')),
+      row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(native.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel')),
+      row('  proxy CPU-seconds per GB sent, iperf3 -P1 (utime+stime of the proxy processes, warm-up included)', 'cpuSecondsPerGB1', 2, goal(native.cpuSecondsPerGB1 <= stunnel.cpuSecondsPerGB1, '≤ stunnel'), true),
+      row('  the same, iperf3 -P8', 'cpuSecondsPerGB8', 2, goal(native.cpuSecondsPerGB8 <= stunnel.cpuSecondsPerGB8, '≤ stunnel'), true),
       row(`${c.rrBytes} B request/response at ${c.rrRate}/s, one connection (${c.rrRequests}, first tenth dropped), timed from the scheduled send, p50 µs`, 'p50us', 0),
       row('  the same, p99 µs', 'p99us', 0),
-      row('  added latency (path − direct, same round), p50 µs', 'addedP50us', 0, goal(warren.addedP50us <= stunnel.addedP50us, '≤ 1.0× stunnel'), true),
-      row('  added latency (path − direct, same round), p99 µs', 'addedP99us', 0, goal(warren.addedP99us <= stunnel.addedP99us, '≤ 1.0× stunnel'), true),
+      row('  added latency (path − direct, same round), p50 µs', 'addedP50us', 0, goal(native.addedP50us <= stunnel.addedP50us, '≤ 1.0× stunnel'), true),
+      row('  added latency (path − direct, same round), p99 µs', 'addedP99us', 0, goal(native.addedP99us <= stunnel.addedP99us, '≤ 1.0× stunnel'), true),
       row(`  achieved rate, requests/s (lowest round; target ${c.rrRate})`, 'rrAchievedRateMin', 0),
       row('  requests sent over one interval late (most in a round)', 'rrLateMax', 0),
       row(`  rounds that fell behind the schedule (of ${c.rounds}: achieved < 95% or > 1% late; their latency includes that queueing)`, 'rrRoundsBehind', 0),
       row(
-        `new connections/s (${c.connConcurrency} workers × ${c.connSeconds} s: connect, ${c.rrBytes} B req/resp, close; warren: a stream on its pooled HBONE connection, stunnel and node-tls: a TLS handshake each)`,
+        `new connections/s (${c.connConcurrency} workers × ${c.connSeconds} s: connect, ${c.rrBytes} B req/resp, close; warren and native: a stream on a pooled HBONE connection, stunnel and node-tls: a TLS handshake each)`,
         'connPerSecond',
         0,
+        goal(native.connPerSecond >= 1.5 * stunnel.connPerSecond, '≥ 1.5× stunnel'),
       ),
       row('proxy CPU-seconds per 1000 requests (utime+stime of the proxy processes over the rr run)', 'cpuSecondsPer1000Requests', 3, '', true),
       row('proxy CPU-seconds per 1000 new connections (over the connection-rate run)', 'cpuSecondsPer1000Connections', 3, '', true),
       row(
-        `proxy RSS per 10 000 idle connections, MiB (rounds ${c.idleRounds.join(', ')}; ${c.idleConnections} asked, fewest held: stunnel ${stunnel.idleOpenedMin}, node-tls ${nodeTls.idleOpenedMin}, warren ${warren.idleOpenedMin}; direct: the tcp-load server in B)`,
+        `proxy RSS per 10 000 idle connections, MiB (rounds ${c.idleRounds.join(', ')}; ${c.idleConnections} asked, fewest held: stunnel ${stunnel.idleOpenedMin}, node-tls ${nodeTls.idleOpenedMin}, warren ${warren.idleOpenedMin}, native ${native.idleOpenedMin}; direct: the tcp-load server in B)`,
         'rssMiBPer10kIdle',
         1,
         '',
         true,
       ),
-      row('  the same per idle connection, KiB', 'rssKiBPerIdleConnection', 2, goal(warren.rssKiBPerIdleConnection <= 4, '≤ 4 KiB')),
+      row('  the same per idle connection, KiB', 'rssKiBPerIdleConnection', 2, goal(native.rssKiBPerIdleConnection <= 4, '≤ 4 KiB')),
     ],
   );
   console.log(text);
-  console.log(`${c.rounds} interleaved rounds (direct, stunnel, node-tls, warren), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`);
+  console.log(`${c.rounds} interleaved rounds (direct, stunnel, node-tls, warren, native), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`);
   console.log(
     'node-tls: stunnel\'s design in Node (bench/node-tls-proxy.ts), the ceiling of a data path on Node\'s TLS. ' +
       'direct, idle: RSS per accepted socket of a Node server, what a Node proxy holds per connection and side before any state of its own. ' +
       'stunnel and node-tls are addressed at 127.0.0.1 in A: they skip the NAT capture (REDIRECT) that warren\'s path pays. ' +
-      "warren's proxies run without policies and with the access log counted, not written.",
+      "warren's proxies run without policies and with the access log counted, not written. " +
+      'native: warren with --dataplane native (the addon\'s worker threads, Node\'s OpenSSL and nghttp2).',
   );
   // A run narrowed or altered by the DATAPLANE_* knobs is not the benchmark: it is printed, not saved.
   if (dataplaneExperiment()) console.log('not saved: DATAPLANE_* settings are set');

@@ -1,6 +1,7 @@
 import type { SpiffeId } from '../identity/spiffe.js';
 import type { RedirectBackend } from '../redirect/backend.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
+import type { NativePodProxy } from '../tunnel/native-pod-proxy.js';
 import type { PodProxy, PodProxyOptions } from '../tunnel/pod-proxy.js';
 import type { ConnectionObserver } from '../telemetry/connection-observer.js';
 import { sameLabels, type PodView } from './enrollment-plan.js';
@@ -16,7 +17,7 @@ export interface EnrolledPod {
   ips: string[];
   identity: SpiffeId;
   labels: Record<string, string>;
-  proxy: PodProxy;
+  proxy: PodProxy | NativePodProxy;
 }
 
 export interface EnrollmentDeps {
@@ -27,8 +28,8 @@ export interface EnrollmentDeps {
   /** the pod's identity with a valid certificate in hand (fetched if need be); rejects when none can be had */
   acquireIdentity(pod: PodView): Promise<SpiffeId>;
   releaseIdentity(uid: string): void;
-  /** the agent's listeners in the pod (PodProxy.start) */
-  startProxy(options: PodProxyOptions): Promise<PodProxy>;
+  /** the agent's listeners in the pod (PodProxy.start, or NativePodProxy.start with `--dataplane native`) */
+  startProxy(options: PodProxyOptions): Promise<PodProxy | NativePodProxy>;
   dataplane: DataPlane;
   telemetry: ConnectionObserver;
   /** a netfilter/routing change failed (counted in warren_rule_apply_errors_total) */

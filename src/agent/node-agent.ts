@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
@@ -14,6 +15,8 @@ import { EnrollmentManager } from './enrollment-manager.js';
 import { podView, type PodView } from './enrollment-plan.js';
 import { startWorkloadIdentity } from './workload-identity.js';
 import { PodProxy } from '../tunnel/pod-proxy.js';
+import { NativeHub } from '../tunnel/native-hub.js';
+import { NativePodProxy } from '../tunnel/native-pod-proxy.js';
 import { startClusterState } from './cluster-state.js';
 import { startPolicyState } from './policy-state.js';
 import { serveEndpoints } from '../telemetry/http-endpoints.js';
@@ -57,6 +60,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const dataplane = agentDataPlane({ config, index: () => cluster.index(), identity, policies, metrics, log });
   const telemetry = new ConnectionTelemetry({ registry, index: () => cluster.index(), clusterDomain: config.clusterDomain, accessLog: accessLogWriter(log, config.accessLogLevel) });
   const netnsFinder = new NetnsFinder();
+  const native = config.dataplane === 'native' ? new NativeHub(dataplane, config.dataplaneThreads ?? availableParallelism()) : undefined;
   const manager = new EnrollmentManager({
     dataplane,
     backend,
@@ -64,7 +68,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     acquireIdentity: (pod) => identity.acquire(pod),
     releaseIdentity: (uid) => identity.release(uid),
     annotate: podAnnotator(core),
-    startProxy: (options) => PodProxy.start(options),
+    startProxy: (options) => (native === undefined ? PodProxy.start(options) : NativePodProxy.start(options, native)),
     telemetry,
     ruleError: (operation) => metrics.ruleErrors.inc({ operation }),
     log: logFn,
@@ -128,7 +132,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   await Promise.all([pods.synced, namespaces.synced, cluster.synced, policies.synced]);
   reconciler.markSynced();
   ready = true;
-  log.info({ backend: backendName, cniSocket: config.cniSocket }, 'node agent ready');
+  log.info({ backend: backendName, cniSocket: config.cniSocket, dataplane: config.dataplane }, 'node agent ready');
 
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());
@@ -142,6 +146,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   cniServer.close();
   for (const server of [readiness, metricsServer, admin]) server.close();
   await manager.shutdown(config.drainSeconds * 1000);
+  native?.stop();
   await identity.stop();
   return 0;
 }

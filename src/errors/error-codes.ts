@@ -33,6 +33,7 @@ export const ERROR_CODES = [
   'ERR_COMMAND_FAILED',
   // netns and the native addon
   'ERR_NATIVE_MISSING',
+  'ERR_NATIVE_IDENTITY',
   'ERR_NETNS_SOCKET',
   'ERR_NETNS_NOT_FOUND',
   'ERR_NETNS_AMBIGUOUS',

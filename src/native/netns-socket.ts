@@ -60,6 +60,9 @@ export class NetnsSocketError extends WarrenError {
 const require = createRequire(import.meta.url);
 
 function loadBinding(): NativeBinding {
+  // scripts/sanitized-addon.sh runs tests against an ASan/UBSan build
+  const override = process.env.WARREN_NATIVE_ADDON;
+  if (override !== undefined && override !== '') return require(override) as NativeBinding;
   try {
     // dist/src/native → package root; src/native (tsx) → package root.
     return require('../../../build/Release/warren_native.node') as NativeBinding;
@@ -77,7 +80,8 @@ function loadBinding(): NativeBinding {
 }
 
 let binding: NativeBinding | undefined;
-function native(): NativeBinding {
+/** The loaded addon (src/native/dataplane.ts reaches its data path through it). */
+export function native(): NativeBinding {
   binding ??= loadBinding();
   return binding;
 }

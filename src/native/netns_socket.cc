@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "netns_socket.h"
+
 // From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>;
 // spelled out because those headers clash with glibc's netinet headers.
 #ifndef SO_ORIGINAL_DST
@@ -36,12 +38,7 @@
 #define IP6T_SO_ORIGINAL_DST 80
 #endif
 
-namespace {
-
-struct SysError {
-  int err;
-  std::string operation;
-};
+namespace warren {
 
 void ThrowSysError(Napi::Env env, const SysError& e) {
   const char* name = strerrorname_np(e.err);
@@ -51,29 +48,6 @@ void ThrowSysError(Napi::Env env, const SysError& e) {
   error.Set("operation", Napi::String::New(env, e.operation));
   error.ThrowAsJavaScriptException();
 }
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void reset(int fd) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
 
 // Enters a netns for its lifetime; the destructor returns the thread home.
 class NetnsGuard {
@@ -116,19 +90,7 @@ class NetnsGuard {
   int home_ = -1;
 };
 
-struct SocketOptions {
-  std::string netns;
-  int family = AF_INET;
-  std::string address;  // empty: wildcard / no bind
-  int port = 0;
-  bool hasMark = false;
-  uint32_t mark = 0;
-  bool reusePort = false;
-  bool transparent = false;
-  bool freebind = false;
-  bool v6Only = true;
-  int backlog = 511;
-};
+namespace {
 
 bool SetInt(int fd, int level, int name, int value, const char* what, SysError* error) {
   if (setsockopt(fd, level, name, &value, sizeof(value)) != 0) {
@@ -195,7 +157,8 @@ bool Bind(int fd, const SocketOptions& o, SysError* error) {
   return true;
 }
 
-// Returns a new fd or -1 with *error set. The thread is back home either way.
+}  // namespace
+
 int MakeSocket(const SocketOptions& o, bool listening, bool bindIt, SysError* error) {
   Fd fd;
   {
@@ -219,6 +182,12 @@ int MakeSocket(const SocketOptions& o, bool listening, bool bindIt, SysError* er
   }
   return fd.release();
 }
+
+}  // namespace warren
+
+namespace {
+
+using namespace warren;
 
 SocketOptions ParseOptions(const Napi::Object& obj) {
   SocketOptions o;
@@ -432,6 +401,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createSocket", Napi::Function::New(env, CreateSocket));
   exports.Set("originalDst", Napi::Function::New(env, OriginalDst));
   exports.Set("threadNetnsInode", Napi::Function::New(env, NetnsInode));
+  warren::InitDataplane(env, exports);
   return exports;
 }
 

@@ -8,7 +8,7 @@ import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { planTopology } from '../../src/sim/topology/plan.js';
 import { readAccessLog } from '../../src/telemetry/access-log-file.js';
 import { eventually } from '../helpers/apiserver.js';
-import { simClusterWith } from '../helpers/sim-cluster.js';
+import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 import { connectionOutcome, netnsOf } from '../helpers/sim-pods.js';
@@ -250,10 +250,11 @@ const OWN: Record<string, object> = {
   'invalid-allow': { metadata: { name: 'invalid-allow', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['bar', ''] } }] }] } },
 };
 
-rootTest('AuthorizationPolicy at L4: Istio\'s documented examples, only apiVersion changed; refusals are resets logged as denied; live connections closed on a new DENY', async (t) => {
+for (const dataplane of testDataplanes())
+rootTest(`AuthorizationPolicy at L4 (--dataplane ${dataplane}): Istio's documented examples, only apiVersion changed; refusals are resets logged as denied; live connections closed on a new DENY`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-authz-`);
   try {
-    const kc = await simClusterWith(stateDir, 16546, MANIFEST);
+    const kc = await simClusterWith(stateDir, 16546, MANIFEST, dataplane);
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
     const objects = KubernetesObjectApi.makeApiClient(kc);

@@ -17,7 +17,7 @@ import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-file.js';
 import { sample } from '../helpers/prometheus.js';
-import { simClusterWith } from '../helpers/sim-cluster.js';
+import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 import { connectionOutcome, echoFrom, netnsOf } from '../helpers/sim-pods.js';
@@ -112,11 +112,12 @@ async function postFrom(netns: string, host: string, bodyBytes: number): Promise
   return { sent: request.length, received: reply.length };
 }
 
-rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passthrough, PeerAuthentication, multiplexing, resets', async (t) => {
+for (const dataplane of testDataplanes())
+rootTest(`HBONE data plane (--dataplane ${dataplane}): mTLS tunnels between pods, service balancing, passthrough, PeerAuthentication, multiplexing, resets`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-hbone-`);
   const capture = `${stateDir}/underlay.pcap`;
   try {
-    const kc = await simClusterWith(stateDir, 16545, MANIFEST);
+    const kc = await simClusterWith(stateDir, 16545, MANIFEST, dataplane);
     const core = kc.makeApiClient(CoreV1Api);
     const all = async (): Promise<V1Pod[]> => [...(await core.listNamespacedPod({ namespace: 'mesh' })).items, ...(await core.listNamespacedPod({ namespace: 'plain' })).items];
     await eventually(
@@ -128,6 +129,10 @@ rootTest('HBONE data plane: mTLS tunnels between pods, service balancing, passth
     const ip = (name: string): string => pod.get(name)!.status!.podIP!;
     const ns = (name: string): string => netnsOf(pod.get(name)!);
     const agentLog = (node: number) => readAccessLog(agentPaths(planTopology(stateDir, ['node-1', 'node-2']).nodes[node - 1]!).log);
+    for (const node of [1, 2]) {
+      const text = await readFile(agentPaths(planTopology(stateDir, ['node-1', 'node-2']).nodes[node - 1]!).log, 'utf8');
+      assert.match(text, new RegExp(`"dataplane":"${dataplane}".*"msg":"node agent ready"`), `agent ${node} runs --dataplane ${dataplane}`);
+    }
 
     await t.test('64 MiB each way arrive byte-exact, A → B across nodes and A → C on the same node, over mTLS', async () => {
       for (const target of ['b', 'c']) {

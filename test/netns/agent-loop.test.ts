@@ -24,6 +24,8 @@ import type { ConnectionObserver } from '../../src/telemetry/connection-observer
 import type { DataPlane, LoopPath } from '../../src/tunnel/dataplane.js';
 import { HboneError, HbonePool } from '../../src/tunnel/hbone-pool.js';
 import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../../src/tunnel/hbone-limits.js';
+import { NativeHub } from '../../src/tunnel/native-hub.js';
+import { NativePodProxy } from '../../src/tunnel/native-pod-proxy.js';
 import { PodProxy } from '../../src/tunnel/pod-proxy.js';
 import { createTopology, type TestPod } from '../helpers/netns.js';
 import { applyPodRules, removePodRules } from '../helpers/pod-rules.js';
@@ -110,7 +112,9 @@ const openDescriptors = (): number => readdirSync('/proc/self/fd').length;
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-rootTest('connections to the agent’s own listeners in a pod are reset within 100 ms on every path; 1000 of them leave no descriptor or CPU behind, and other pods’ traffic flows meanwhile', async () => {
+// Both data paths (the agent's --dataplane): the same refusals, counted the same way.
+for (const mode of ['node', 'native'] as const)
+rootTest(`--dataplane ${mode}: connections to the agent’s own listeners in a pod are reset within 100 ms on every path; 1000 of them leave no descriptor or CPU behind, and other pods’ traffic flows meanwhile`, async () => {
   const topo = await createTopology(3);
   const [a, b, c] = topo.pods as [TestPod, TestPod, TestPod];
   const closers: Array<() => unknown> = [];
@@ -132,10 +136,13 @@ rootTest('connections to the agent’s own listeners in a pod are reset within 1
       loopRefused: (path) => loops.push(path),
     };
     const telemetry: ConnectionObserver = { opened: () => ({ closed: () => {} }), refused: () => {} };
+    const hub = mode === 'native' ? new NativeHub(dataplane, 2) : undefined;
+    if (hub !== undefined) closers.push(() => hub.stop());
     for (const [name, pod] of [['a', a], ['c', c]] as const) {
       await applyPodRules('nft', pod);
       closers.push(() => removePodRules('nft', pod));
-      const proxy = await PodProxy.start({ pod: `loop/${name}`, namespace: 'loop', labels: {}, netns: pod.path, ips: [pod.ipv4, pod.ipv6], identity: idOf(name), dataplane, telemetry });
+      const options = { pod: `loop/${name}`, namespace: 'loop', labels: {}, netns: pod.path, ips: [pod.ipv4, pod.ipv6], identity: idOf(name), dataplane, telemetry };
+      const proxy = hub === undefined ? await PodProxy.start(options) : await NativePodProxy.start(options, hub);
       closers.push(() => proxy.close(0));
     }
     for (const [pod, port] of [[b, 8080], [c, 80]] as const) {

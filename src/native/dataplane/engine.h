@@ -1,0 +1,108 @@
+// The native data path (DESIGN.md §12): worker threads, each with an epoll
+// loop, relaying bytes between captured sockets, upstream sockets and HBONE
+// streams (HTTP/2 CONNECT over mutual TLS 1.3, nghttp2 + OpenSSL as exported
+// by the Node binary). Every decision — where a connection goes, whether a
+// CONNECT is authorized — is asked of TypeScript through events; workers never
+// touch V8.
+#pragma once
+
+#include <stdint.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "../netns_socket.h"
+#include "tls.h"
+
+namespace warren::dp {
+
+enum class ListenerKind { Outbound, Inbound, Hbone };
+
+// What a worker tells TypeScript. Batched; drained by Engine::TakeEvents.
+struct Event {
+  enum Type { Decide, Open, Close } type;
+  explicit Event(Type t) : type(t) {}
+  uint64_t id = 0;
+  // Decide
+  const char* kind = "";  // "outbound" | "inbound" | "connect"
+  uint32_t listener = 0;
+  std::string srcIp, dstIp, localIp;
+  int srcPort = 0, dstPort = 0, localPort = 0;
+  std::string peer, method, authority;  // connect only
+  // Close: bytes sent by the client side / by the server side
+  uint64_t fromClient = 0, fromServer = 0;
+  bool opened = false;
+  int status = 0;  // HTTP status a CONNECT was answered with, when one was
+  std::string error;
+};
+
+// TypeScript's answer to a Decide event.
+struct Decision {
+  enum Action { Reset, Connect, Hbone, Reject } action = Reset;
+  std::string reason;
+  // Connect (plain upstream) and Hbone (the peer agent): where to connect
+  // from (netns, mark, optional transparent source) and to.
+  SocketOptions from;
+  std::string ip;
+  int port = 0;
+  // Hbone
+  std::string identity, expected, authority, forwarded;
+  // Reject (connect flows): the HTTP status to answer
+  int status = 0;
+};
+
+struct Stats {
+  uint64_t flows = 0, sessions = 0, streams = 0;
+};
+
+class Worker;
+
+class Engine {
+ public:
+  // `wake` is called from worker threads when events are waiting and no
+  // earlier wake is pending; it must only schedule a call into JavaScript.
+  Engine(int threads, std::function<void()> wake);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Takes ownership of a listening socket (made in a pod's netns).
+  void Listen(uint32_t id, int fd, ListenerKind kind, const std::string& identity);
+  void Unlisten(uint32_t id);
+  void SetIdentity(const std::string& name, std::shared_ptr<Identity> id);
+  void DropIdentity(const std::string& name);
+  std::shared_ptr<Identity> FindIdentity(const std::string& name);
+  void Resolve(uint64_t id, Decision d);
+  void Close(uint64_t id, const std::string& reason);
+  std::vector<Event> TakeEvents();
+  Stats GetStats();
+  void Stop();
+
+  // Workers
+  void Emit(std::vector<Event>& batch);
+  // The worker owning the HBONE pool of `key`, and a flow's move there.
+  int PoolOwner(const std::string& key) const;
+  void Migrate(int owner, uint64_t id, int fd, Decision d);
+  void Forget(uint64_t id);
+
+ private:
+  Worker* WorkerOf(uint64_t id);
+
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::mutex migratedMu_;
+  std::unordered_map<uint64_t, int> migrated_;  // flow id → the worker it moved to
+  std::function<void()> wake_;
+  std::mutex mu_;
+  std::vector<Event> events_;
+  bool wakePending_ = false;
+  std::mutex idMu_;
+  std::unordered_map<std::string, std::shared_ptr<Identity>> identities_;
+  bool stopped_ = false;
+};
+
+}  // namespace warren::dp

@@ -1,0 +1,70 @@
+// Shared by the socket helpers (netns_socket.cc) and the native data path
+// (dataplane/*.cc): RAII descriptors and sockets made inside a netns.
+#pragma once
+
+#include <napi.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace warren {
+
+struct SysError {
+  int err;
+  std::string operation;
+};
+
+void ThrowSysError(Napi::Env env, const SysError& e);
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    reset(o.release());
+    return *this;
+  }
+  int get() const { return fd_; }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+struct SocketOptions {
+  std::string netns;
+  int family = AF_INET;
+  std::string address;  // empty: wildcard / no bind
+  int port = 0;
+  bool hasMark = false;
+  uint32_t mark = 0;
+  bool reusePort = false;
+  bool transparent = false;
+  bool freebind = false;
+  bool v6Only = true;
+  int backlog = 511;
+};
+
+// A new non-blocking TCP socket made inside o.netns (the calling thread goes
+// there and back), or -1 with *error set.
+int MakeSocket(const SocketOptions& o, bool listening, bool bindIt, SysError* error);
+
+// Adds the native data path's constructor (dataplane/binding.cc).
+void InitDataplane(Napi::Env env, Napi::Object exports);
+
+}  // namespace warren

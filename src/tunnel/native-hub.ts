@@ -1,0 +1,132 @@
+import { joinPem } from '../identity/pem.js';
+import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
+import { Dataplane, type DataplaneEvent, type DataplaneStats, type Decision, type ListenerKind } from '../native/dataplane.js';
+import type { DataPlane } from './dataplane.js';
+
+interface Loaded {
+  id: SpiffeId;
+  users: number;
+  serial?: string;
+  roots?: readonly string[];
+}
+
+/** What a pod's native proxy answers for its listeners' events. */
+export interface NativeListenerOwner {
+  onEvent(event: DataplaneEvent): Decision | undefined;
+}
+
+/**
+ * The agent's one native data path (DESIGN.md §12): its worker threads serve
+ * every pod; events are routed to the pod proxy that owns the listener (or
+ * the connection), and each identity's credentials are kept loaded in the
+ * addon — refreshed when the certificate or the trust bundle changes.
+ */
+export class NativeHub {
+  private readonly dp: Dataplane;
+  private readonly listeners = new Map<number, NativeListenerOwner>();
+  private readonly flows = new Map<number, NativeListenerOwner>();
+  /** identity name → the pods using it, and the serial and bundle its credentials were loaded with */
+  private readonly loaded = new Map<string, Loaded>();
+  private readonly refresh: NodeJS.Timeout;
+
+  constructor(private readonly plane: DataPlane, threads: number) {
+    this.dp = new Dataplane(threads, (events) => this.dispatch(events));
+    // Rotation: new certificates reach new connections within this period;
+    // live ones keep theirs (the addon holds each SSL_CTX by reference).
+    this.refresh = setInterval(() => this.refreshAll(), 5_000).unref();
+  }
+
+  listen(fd: number, kind: ListenerKind, owner: NativeListenerOwner, identity?: string): number {
+    const id = this.dp.listen(fd, kind, identity);
+    this.listeners.set(id, owner);
+    return id;
+  }
+
+  unlisten(id: number): void {
+    this.dp.unlisten(id);
+    this.listeners.delete(id);
+  }
+
+  /**
+   * Keeps an identity's credentials loaded while a pod uses it (without a
+   * valid certificate yet, they are loaded once there is one); false when
+   * none is loaded now (its HBONE listener refuses handshakes until then).
+   */
+  useIdentity(id: SpiffeId): boolean {
+    const name = formatSpiffeId(id);
+    const entry = this.loaded.get(name) ?? { id, users: 0 };
+    entry.users++;
+    this.loaded.set(name, entry);
+    return this.load(entry);
+  }
+
+  releaseIdentity(id: SpiffeId): void {
+    const name = formatSpiffeId(id);
+    const entry = this.loaded.get(name);
+    if (entry === undefined || --entry.users > 0) return;
+    this.loaded.delete(name);
+    this.dp.dropIdentity(name);
+  }
+
+  /** Is the identity's current certificate loaded? (reloads it when it changed) */
+  ready(id: SpiffeId): boolean {
+    const entry = this.loaded.get(formatSpiffeId(id));
+    return entry !== undefined && this.load(entry);
+  }
+
+  close(flow: number, reason: string): void {
+    this.dp.close(flow, reason);
+  }
+
+  stats(): DataplaneStats {
+    return this.dp.stats();
+  }
+
+  stop(): void {
+    clearInterval(this.refresh);
+    this.dp.stop();
+  }
+
+  private load(entry: Loaded): boolean {
+    const cert = this.plane.certificate(entry.id);
+    if (cert === undefined) return false;
+    const roots = this.plane.bundle.pems();
+    if (entry.serial === cert.serial && entry.roots === roots) return true;
+    this.dp.setIdentity(formatSpiffeId(entry.id), cert.privateKeyPem, joinPem(cert.chainPem), roots);
+    entry.serial = cert.serial;
+    entry.roots = roots;
+    return true;
+  }
+
+  private refreshAll(): void {
+    for (const entry of this.loaded.values()) {
+      try {
+        this.load(entry);
+      } catch {
+        // a refused certificate keeps the previous one loaded until it expires
+      }
+    }
+  }
+
+  private dispatch(events: DataplaneEvent[]): void {
+    for (const e of events) {
+      const owner = e.type === 'decide' ? this.listeners.get(e.listener) : this.flows.get(e.id);
+      if (e.type === 'decide') {
+        if (owner === undefined) {
+          this.dp.resolve(e.id, { action: 'reset', reason: 'the pod is no longer enrolled' });
+          continue;
+        }
+        this.flows.set(e.id, owner);
+      }
+      if (e.type === 'close') this.flows.delete(e.id);
+      let decision: Decision | undefined;
+      try {
+        decision = owner?.onEvent(e);
+      } catch (err) {
+        // Fail closed: a decision that threw refuses the connection.
+        decision = e.type === 'decide' ? { action: 'reset', reason: (err as Error).message } : undefined;
+      }
+      if (e.type === 'decide') this.dp.resolve(e.id, decision ?? { action: 'reset', reason: 'no decision' });
+    }
+  }
+}

@@ -1,0 +1,243 @@
+import { closeSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isIPv6 } from 'node:net';
+import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../identity/spiffe.js';
+import type { CloseEvent, DataplaneEvent, DecideCaptured, DecideConnect, Decision } from '../native/dataplane.js';
+import { createListener } from '../native/netns-socket.js';
+import { denyingPolicy, type L4Request } from '../policy/authorization.js';
+import { PORTS, PROXY_MARK } from '../redirect/constants.js';
+import type { ConnectionMeta, ConnectionResult, OpenConnection } from '../telemetry/connection-observer.js';
+import { agentLoop, type Address } from './agent-loop.js';
+import type { LoopPath } from './dataplane.js';
+import { HBONE, formatAuthority, parseAuthority } from './hbone-settings.js';
+import type { NativeHub } from './native-hub.js';
+import { routeOutbound } from './outbound-route.js';
+import type { PodProxyOptions } from './pod-proxy.js';
+
+/** A connection this proxy decided to carry: how to report it, and what authorized it (inbound). */
+interface Tracked {
+  meta: ConnectionMeta;
+  open?: OpenConnection;
+  request?: L4Request;
+}
+
+/**
+ * PodProxy's behaviour on the native data path (`--dataplane native`): the
+ * same listeners in the pod's netns, handed to the addon's workers; the same
+ * decisions (routing, PeerAuthentication, AuthorizationPolicy, telemetry)
+ * taken here, once per connection or CONNECT.
+ */
+export class NativePodProxy {
+  private readonly listeners: number[] = [];
+  private readonly live = new Map<number, Tracked>();
+  private readonly cursor = new Map<string, number>();
+  private labels: Record<string, string>;
+  private readonly name: string;
+
+  private constructor(
+    private readonly o: PodProxyOptions,
+    private readonly hub: NativeHub,
+  ) {
+    this.labels = o.labels;
+    this.name = formatSpiffeId(o.identity);
+  }
+
+  static async start(options: PodProxyOptions, hub: NativeHub): Promise<NativePodProxy> {
+    const proxy = new NativePodProxy(options, hub);
+    hub.useIdentity(options.identity);
+    const families = [...new Set(options.ips.map((ip) => (isIPv6(ip) ? 6 : 4)))] as Array<4 | 6>;
+    const fds: number[] = [];
+    try {
+      for (const family of families) {
+        const base = { netns: options.netns, family, mark: PROXY_MARK.value, reusePort: true };
+        fds.push(createListener({ ...base, port: PORTS.outbound }), createListener({ ...base, port: PORTS.inbound }), createListener({ ...base, port: PORTS.hbone }));
+      }
+    } catch (err) {
+      for (const fd of fds) closeSync(fd);
+      hub.releaseIdentity(options.identity);
+      throw err;
+    }
+    const kinds = ['outbound', 'inbound', 'hbone'] as const;
+    fds.forEach((fd, i) => {
+      const kind = kinds[i % 3]!;
+      proxy.listeners.push(hub.listen(fd, kind, proxy, kind === 'hbone' ? proxy.name : undefined));
+    });
+    return proxy;
+  }
+
+  onEvent(e: DataplaneEvent): Decision | undefined {
+    if (e.type === 'decide') {
+      if (e.kind === 'connect') return this.connect(e);
+      return e.kind === 'outbound' ? this.outbound(e) : this.plaintextInbound(e);
+    }
+    const t = this.live.get(e.id);
+    if (t === undefined) return undefined;
+    if (e.type === 'open') t.open = this.o.telemetry.opened(t.meta);
+    else this.closed(e, t);
+    return undefined;
+  }
+
+  relabel(labels: Record<string, string>): number {
+    this.labels = labels;
+    return this.reauthorize();
+  }
+
+  /** Applies changed policies to live inbound connections: those now denied are reset. */
+  reauthorize(): number {
+    let n = 0;
+    for (const [id, t] of this.live) {
+      if (t.request === undefined || t.open === undefined) continue;
+      if (this.o.dataplane.authorize({ ...t.request, destination: { ...t.request.destination, labels: this.labels } }).allow) continue;
+      delete t.request;
+      this.hub.close(id, 'a policy change denies this connection');
+      n++;
+    }
+    return n;
+  }
+
+  connectionStats(): { captured: number; plaintextInbound: number; inboundStreams: number; outboundTunnels: { key: string; connections: number; streams: number }[] } {
+    let captured = 0;
+    let plaintextInbound = 0;
+    let inboundStreams = 0;
+    const tunnels = new Map<string, number>();
+    for (const t of this.live.values()) {
+      if (t.meta.direction === 'outbound') {
+        captured++;
+        if (t.meta.security === 'mtls') {
+          const key = `${t.meta.destination.principal ?? ''}|${t.meta.destination.ip}`;
+          tunnels.set(key, (tunnels.get(key) ?? 0) + 1);
+        }
+      } else if (t.meta.security === 'plaintext') plaintextInbound++;
+      else inboundStreams++;
+    }
+    // Pooled connections are the workers' (shared per peer); streams are this pod's.
+    return { captured, plaintextInbound, inboundStreams, outboundTunnels: [...tunnels].map(([key, streams]) => ({ key, connections: 0, streams })) };
+  }
+
+  async close(drainMs: number): Promise<void> {
+    for (const id of this.listeners.splice(0)) this.hub.unlisten(id);
+    const deadline = Date.now() + drainMs;
+    while (this.live.size > 0 && Date.now() < deadline) await sleep(100);
+    for (const id of this.live.keys()) this.hub.close(id, 'the pod left the mesh');
+    const until = Date.now() + 2_000;
+    while (this.live.size > 0 && Date.now() < until) await sleep(20);
+    this.hub.releaseIdentity(this.o.identity);
+  }
+
+  private l4Request(sourceIp: string, principal: string | undefined, target: { ip: string; port: number }): L4Request {
+    return {
+      source: { ip: sourceIp, ...(principal === undefined ? {} : { principal }) },
+      destination: { namespace: this.o.namespace, labels: this.labels, ip: target.ip, port: target.port },
+    };
+  }
+
+  private inboundMeta(security: ConnectionMeta['security'], source: ConnectionMeta['source'], target: { ip: string; port: number }): ConnectionMeta {
+    const destination = { ip: target.ip, port: target.port, ...(security === 'mtls' ? { principal: this.name } : {}) };
+    return { pod: this.o.pod, direction: 'inbound', reporter: 'destination', security, source, destination };
+  }
+
+  private refuse(meta: ConnectionMeta, outcome: 'denied' | 'error', reason: string, policy?: string): Decision {
+    this.o.telemetry.refused(meta, outcome, reason, policy);
+    return { action: 'reset', reason };
+  }
+
+  /** A captured connection whose destination would reach the agent's own listeners in this pod again (agent-loop.ts): refused, as PodProxy does. */
+  private loop(path: LoopPath, dst: Address, meta: ConnectionMeta, e?: DecideCaptured): Decision | undefined {
+    const loop = agentLoop(dst, { podIps: this.o.ips, ...(e === undefined ? {} : { listener: { ip: e.localIp, port: e.localPort } }) });
+    if (loop === undefined) return undefined;
+    this.o.dataplane.loopRefused(path, loop);
+    return this.refuse(meta, 'error', loop);
+  }
+
+  private outbound(e: DecideCaptured): Decision {
+    const source = { ip: e.srcIp, port: e.srcPort };
+    if (e.dstIp === '') return this.refuse({ pod: this.o.pod, direction: 'outbound', reporter: 'source', security: 'plaintext', source, destination: { ip: '', port: 0 } }, 'error', 'not a redirected connection');
+    const dialed = { ip: e.dstIp, port: e.dstPort };
+    const looped = this.loop('outbound', dialed, { pod: this.o.pod, direction: 'outbound', reporter: 'source', security: 'plaintext', source, destination: dialed }, e);
+    if (looped !== undefined) return looped;
+    const route = routeOutbound(this.o.dataplane.index(), { ip: e.dstIp, port: e.dstPort }, this.o.dataplane.trustDomain, this.cursor);
+    const meta = (security: ConnectionMeta['security'], destination: ConnectionMeta['destination']): ConnectionMeta => ({
+      pod: this.o.pod,
+      direction: 'outbound',
+      reporter: 'source',
+      security,
+      source: security === 'mtls' ? { ...source, principal: this.name } : source,
+      destination,
+      ...(route.service === undefined ? {} : { service: route.service }),
+    });
+    if (route.kind === 'no-endpoints') return this.refuse(meta('plaintext', { ip: e.dstIp, port: e.dstPort }), 'error', `service ${route.service.namespace}/${route.service.name} has no ready endpoints`);
+    const from = { netns: this.o.netns, mark: PROXY_MARK.value };
+    if (route.kind === 'passthrough') {
+      const target = { ip: route.target.ip, port: route.target.port };
+      // A Service may name this pod's own agent port as its endpoint.
+      const loopedTarget = this.loop('outbound', target, meta('plaintext', target), e);
+      if (loopedTarget !== undefined) return loopedTarget;
+      this.live.set(e.id, { meta: meta('plaintext', target) });
+      return { action: 'connect', ...from, ip: route.target.ip, port: route.target.port };
+    }
+    const m = meta('mtls', { ip: route.target.ip, port: route.target.port, principal: formatSpiffeId(route.identity) });
+    if (!this.hub.ready(this.o.identity)) return this.refuse(m, 'error', 'this pod has no valid certificate; refusing to open a tunnel');
+    this.live.set(e.id, { meta: m });
+    return {
+      action: 'hbone',
+      ...from,
+      ip: route.target.ip,
+      port: HBONE.port,
+      identity: this.name,
+      expected: formatSpiffeId(route.identity),
+      authority: formatAuthority(route.target.ip, route.target.port),
+      forwarded: `for=${e.srcIp}`,
+    };
+  }
+
+  private plaintextInbound(e: DecideCaptured): Decision {
+    const meta = this.inboundMeta('plaintext', { ip: e.srcIp, port: e.srcPort }, { ip: e.dstIp, port: e.dstPort });
+    if (e.dstIp === '') return this.refuse(meta, 'error', 'not a redirected connection');
+    const looped = this.loop('inbound', { ip: e.dstIp, port: e.dstPort }, meta, e);
+    if (looped !== undefined) return looped;
+    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.labels }, e.dstPort)) return this.refuse(meta, 'denied', 'plaintext refused: PeerAuthentication STRICT');
+    const request = this.l4Request(e.srcIp, undefined, { ip: e.dstIp, port: e.dstPort });
+    const decision = this.o.dataplane.authorize(request);
+    if (!decision.allow) return this.refuse(meta, 'denied', decision.reason, denyingPolicy(decision));
+    this.live.set(e.id, { meta, request });
+    return { action: 'connect', netns: this.o.netns, mark: PROXY_MARK.value, ip: e.dstIp, port: e.dstPort, sourceIp: e.srcIp };
+  }
+
+  private connect(e: DecideConnect): Decision {
+    const target = parseAuthority(e.authority);
+    const meta = this.inboundMeta('mtls', { ip: e.srcIp, port: e.srcPort }, target ?? { ip: this.o.ips[0] ?? '', port: 0 });
+    const reject = (status: number, reason: string, peer?: string, policy?: string): Decision => {
+      const m = peer === undefined ? meta : { ...meta, source: { ...meta.source, principal: peer } };
+      this.o.telemetry.refused(m, status === 401 && peer !== undefined ? 'denied' : 'error', `HTTP ${status}: ${reason}`, policy);
+      return { action: 'reject', status, reason };
+    };
+    let peer: SpiffeId;
+    try {
+      peer = parseSpiffeId(e.peer);
+      if (peer.trustDomain !== this.o.dataplane.trustDomain) throw new Error(`peer ${e.peer} is not in trust domain ${this.o.dataplane.trustDomain}`);
+    } catch (err) {
+      return reject(401, (err as Error).message);
+    }
+    const principal = formatSpiffeId(peer);
+    if (e.method !== 'CONNECT') return reject(400, `method ${e.method} is not CONNECT`, principal);
+    if (target === undefined || !this.o.ips.includes(target.ip)) return reject(400, `CONNECT target ${e.authority} is not this pod`, principal);
+    const loop = agentLoop(target, { podIps: this.o.ips });
+    if (loop !== undefined) {
+      this.o.dataplane.loopRefused('hbone', loop);
+      return reject(400, loop, principal);
+    }
+    const request = this.l4Request(e.srcIp, principal, target);
+    const d = this.o.dataplane.authorize(request);
+    if (!d.allow) return reject(401, d.reason, principal, denyingPolicy(d));
+    this.live.set(e.id, { meta: { ...meta, source: { ...meta.source, principal } }, request });
+    return { action: 'connect', netns: this.o.netns, mark: PROXY_MARK.value, ip: target.ip, port: target.port, sourceIp: e.srcIp };
+  }
+
+  private closed(e: CloseEvent, t: Tracked): void {
+    this.live.delete(e.id);
+    const result: ConnectionResult = { bytesSent: e.fromClient, bytesReceived: e.fromServer, ...(e.error ? { error: e.error } : {}) };
+    if (t.open !== undefined) return t.open.closed(result);
+    const reason = e.error ?? 'not connected';
+    this.o.telemetry.refused(t.meta, 'error', e.status === undefined ? reason : `HTTP ${e.status}: ${reason}`);
+  }
+}
