@@ -16,7 +16,12 @@
  *            as source; the pod rules (nft + policy routing) are applied to A
  *            and B only while this path is measured, since they capture all
  *            of the pods' TCP
- * Each round measures direct, stunnel, node-tls, warren in turn; each measure is the
+ *   warren-nopool  warren with the HBONE pool off: a TLS connection per
+ *            CONNECT stream, as stunnel and node-tls make per connection
+ *   warren-real    warren as an agent is configured: AuthorizationPolicies
+ *            loaded (bench/dataplane-proxy.ts benchPolicies; the traffic is
+ *            allowed by an ALLOW rule) and every access log line written
+ * Each round measures direct, stunnel, node-tls, warren, warren-nopool, warren-real in turn; each measure is the
  * median over the rounds. The load (iperf3, bench/tcp-load.ts) runs in its
  * own processes in A; the servers (iperf3 -s, tcp-load server) in B. On the
  * direct path the idle connections weigh the tcp-load server itself (a Node
@@ -34,12 +39,12 @@ import { checkCsr, createWorkloadKey } from '../src/identity/csr.js';
 import type { SpiffeId } from '../src/identity/spiffe.js';
 import { startChild, type Child } from './child.js';
 import { createTopology, type TestPod } from '../test/helpers/netns.js';
-import type { BenchPod } from './dataplane-proxy.js';
+import type { BenchPod, ProxyMode } from './dataplane-proxy.js';
 import { applyBenchPodRules, removeBenchPodRules } from './pod-rules.js';
 
-/** Chosen so that the whole run stays under ~6 minutes on 2 cores. */
+/** Chosen so that the whole run stays under ~10 minutes on 2 cores. */
 export const DATAPLANE = {
-  rounds: 5,
+  rounds: 3,
   /** iperf3 -t, after -O (omitted warm-up) seconds */
   iperfSeconds: 2,
   iperfOmitSeconds: 1,
@@ -59,21 +64,22 @@ export const DATAPLANE = {
    * The rounds that also hold the 10 000 idle connections: opening them is
    * CPU-bound at ~300/s through either proxy on 2 cores (a TLS handshake per
    * connection for stunnel, a peer-chain verification per stream for warren),
-   * ~35 s per path, too long for every round within ~6 minutes.
+   * ~35 s per path, too long for every round within ~10 minutes. Not on warren-nopool: a
+   * TLS connection per idle connection meets the HBONE server's per-peer bound (256) by design.
    */
-  idleRounds: [1, 3, 5],
+  idleRounds: [1, 3],
   /** RLIMIT_NOFILE asked for every server, proxy and client; capped at the hard limit this process may grant */
   nofile: 65_536,
 } as const;
 
 /** 'before': another build's warren (DATAPLANE_COMPARE), measured in the same rounds; never saved */
-export type PathName = 'direct' | 'stunnel' | 'node-tls' | 'warren' | 'before';
-export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'warren'];
+export type PathName = 'direct' | 'stunnel' | 'node-tls' | 'warren' | 'warren-nopool' | 'warren-real' | 'before';
+export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'warren', 'warren-nopool', 'warren-real'];
 
 /**
  * For profiling and trying changes (not for the reported numbers):
  * DATAPLANE_ROUNDS=n, DATAPLANE_PHASES=iperf,rr,connrate,idle (a subset),
- * DATAPLANE_PATHS=stunnel,node-tls,warren (a subset; added latency needs direct),
+ * DATAPLANE_PATHS=stunnel,node-tls,warren,warren-nopool,warren-real (a subset; added latency needs direct),
  * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies),
  * DATAPLANE_PROXY=<path of another build's dist/bench/dataplane-proxy.js> instead of this one,
  * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round.
@@ -512,10 +518,10 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     procs.push(stunnelClient);
 
     // Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own process.
-    const startWarren = async (proxy: string): Promise<Child[]> => {
+    const startWarren = async (proxy: string, mode: ProxyMode): Promise<Child[]> => {
       const pair = [
-        await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir])),
-        await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir])),
+        await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir, mode])),
+        await startChild(...prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir, mode])),
       ];
       for (const c of pair) {
         const comm = readFileSync(`/proc/${c.pid}/comm`, 'utf8').trim();
@@ -552,7 +558,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
      * process, running (with A's and B's pod rules) only while their path is measured, so that
      * another build (DATAPLANE_COMPARE) can own the pods' ports in its turn.
      */
-    const warrenRig = (name: PathName, proxy: string): PathRig => {
+    const warrenRig = (name: PathName, proxy: string, mode: ProxyMode = 'pooled'): PathRig => {
       let running: Child[] = [];
       const rig: PathRig = {
         name,
@@ -564,8 +570,9 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         rssPids: [],
         gcPids: [],
         async enter() {
-          running = await startWarren(proxy);
-          rig.pids = rig.rssPids = rig.gcPids = running.map((c) => c.pid);
+          running = await startWarren(proxy, mode);
+          rig.pids = running.map((c) => c.pid);
+          rig.rssPids = rig.gcPids = mode === 'unpooled' ? [] : rig.pids;
           await rules.on();
         },
         async leave() {
@@ -595,6 +602,8 @@ export async function benchDataplane(): Promise<DataplaneResult> {
       tunnelPair('stunnel', STUNNEL, [stunnelClient.pid, stunnelServer.pid], []),
       tunnelPair('node-tls', NODE_TLS, [nodeTlsClient.pid, nodeTlsServer.pid], [nodeTlsClient.pid, nodeTlsServer.pid]),
       warrenRig('warren', PROXY),
+      warrenRig('warren-nopool', PROXY, 'unpooled'),
+      warrenRig('warren-real', PROXY, 'real'),
     ];
     if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE']));
 

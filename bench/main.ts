@@ -164,7 +164,14 @@ async function clusterIndex(): Promise<void> {
 async function dataplane(): Promise<void> {
   const r = await benchDataplane();
   const c = r.config;
-  const [direct, stunnel, nodeTls, warren] = (['direct', 'stunnel', 'node-tls', 'warren'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [PathSummary, PathSummary, PathSummary, PathSummary];
+  const [direct, stunnel, nodeTls, warren, noPool, real] = (['direct', 'stunnel', 'node-tls', 'warren', 'warren-nopool', 'warren-real'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [
+    PathSummary,
+    PathSummary,
+    PathSummary,
+    PathSummary,
+    PathSummary,
+    PathSummary,
+  ];
   const x = (a: number, b: number): string => (Number.isFinite(a / b) ? `${fmt(a / b)}×` : 'n/a');
   const goal = (ok: boolean, what: string): string => `${what}: ${ok ? 'met' : 'MISSED'}`;
   type Key = Exclude<keyof PathSummary, 'path'>;
@@ -174,13 +181,17 @@ async function dataplane(): Promise<void> {
     fmt(stunnel[key], digits),
     fmt(nodeTls[key], digits),
     fmt(warren[key], digits),
+    fmt(noPool[key], digits),
+    fmt(real[key], digits),
     x(warren[key], stunnel[key]),
+    x(noPool[key], stunnel[key]),
+    x(real[key], stunnel[key]),
     x(nodeTls[key], stunnel[key]),
     noDirect ? 'n/a' : x(warren[key], direct[key]),
     goalText,
   ];
   const text = table(
-    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'warren ÷ stunnel', 'node-tls ÷ stunnel', 'warren ÷ direct', 'goal'],
+    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'pool off', 'real config', 'warren ÷ stunnel', 'pool off ÷ stunnel', 'real config ÷ stunnel', 'node-tls ÷ stunnel', 'warren ÷ direct', 'goal'],
     [
       row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(warren.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel')),
       row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(warren.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel')),
@@ -194,14 +205,14 @@ async function dataplane(): Promise<void> {
       row('  requests sent over one interval late (most in a round)', 'rrLateMax', 0),
       row(`  rounds that fell behind the schedule (of ${c.rounds}: achieved < 95% or > 1% late; their latency includes that queueing)`, 'rrRoundsBehind', 0),
       row(
-        `new connections/s (${c.connConcurrency} workers × ${c.connSeconds} s: connect, ${c.rrBytes} B req/resp, close; warren: a stream on its pooled HBONE connection, stunnel and node-tls: a TLS handshake each)`,
+        `new connections/s (${c.connConcurrency} workers × ${c.connSeconds} s: connect, ${c.rrBytes} B req/resp, close; warren, real config: a stream on the pooled HBONE connection; pool off, stunnel, node-tls: a TLS handshake each)`,
         'connPerSecond',
         0,
       ),
       row('proxy CPU-seconds per 1000 requests (utime+stime of the proxy processes over the rr run)', 'cpuSecondsPer1000Requests', 3, '', true),
       row('proxy CPU-seconds per 1000 new connections (over the connection-rate run)', 'cpuSecondsPer1000Connections', 3, '', true),
       row(
-        `proxy RSS per 10 000 idle connections, MiB (rounds ${c.idleRounds.join(', ')}; ${c.idleConnections} asked, fewest held: stunnel ${stunnel.idleOpenedMin}, node-tls ${nodeTls.idleOpenedMin}, warren ${warren.idleOpenedMin}; direct: the tcp-load server in B)`,
+        `proxy RSS per 10 000 idle connections, MiB (rounds ${c.idleRounds.join(', ')}; ${c.idleConnections} asked, fewest held: stunnel ${stunnel.idleOpenedMin}, node-tls ${nodeTls.idleOpenedMin}, warren ${warren.idleOpenedMin}, real config ${real.idleOpenedMin}; pool off: not measured, the HBONE server's 256 connections per peer; direct: the tcp-load server in B)`,
         'rssMiBPer10kIdle',
         1,
         '',
@@ -211,16 +222,17 @@ async function dataplane(): Promise<void> {
     ],
   );
   console.log(text);
-  console.log(`${c.rounds} interleaved rounds (direct, stunnel, node-tls, warren), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`);
-  console.log(
+  const runLine = `${c.rounds} interleaved rounds (direct, stunnel, node-tls, warren, pool off, real config), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`;
+  const notes =
     'node-tls: stunnel\'s design in Node (bench/node-tls-proxy.ts), the ceiling of a data path on Node\'s TLS. ' +
-      'direct, idle: RSS per accepted socket of a Node server, what a Node proxy holds per connection and side before any state of its own. ' +
-      'stunnel and node-tls are addressed at 127.0.0.1 in A: they skip the NAT capture (REDIRECT) that warren\'s path pays. ' +
-      "warren's proxies run without policies and with the access log counted, not written.",
-  );
+    'direct, idle: RSS per accepted socket of a Node server, what a Node proxy holds per connection and side before any state of its own. ' +
+    'stunnel and node-tls are addressed at 127.0.0.1 in A: they skip the NAT capture (REDIRECT) that every warren path pays. ' +
+    "warren and pool off: no policies, access log counted, not written; real config: 56 AuthorizationPolicies loaded (the traffic allowed by an ALLOW rule) and every access log line written (bench/dataplane-proxy.ts).";
+  console.log(runLine);
+  console.log(notes);
   // A run narrowed or altered by the DATAPLANE_* knobs is not the benchmark: it is printed, not saved.
   if (dataplaneExperiment()) console.log('not saved: DATAPLANE_* settings are set');
-  else console.log(`saved ${saveResult('dataplane', `${text}\n\n${c.rounds} interleaved rounds, ${fmt(r.seconds, 0)} s; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`, r)}`);
+  else console.log(`saved ${saveResult('dataplane', `${text}\n\n${runLine}\n${notes}`, r)}`);
 }
 
 async function metricsScrape(): Promise<void> {
