@@ -322,7 +322,7 @@ async function idle(a: TestPod, b: TestPod, rig: PathRig): Promise<Pick<RoundMea
   let held: Hold | undefined;
   try {
     held = await new Promise<Hold>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('hold: no answer within 120 s')), 120_000);
+      const timer = setTimeout(() => reject(new Error('hold: no answer within 300 s')), 300_000);
       let seen = '';
       proc.stdout?.on('data', (d: Buffer) => {
         seen += d.toString();
