@@ -66,6 +66,25 @@ function payload(bytes: number): Buffer {
   return b;
 }
 
+/**
+ * The agent's part in `pod`: its :15001 and :15006 listeners (both families) forwarding
+ * outbound connections and delivering inbound ones; what each did is recorded.
+ */
+async function playAgent(pod: TestPod, closers: Array<() => void>): Promise<{ outbound: ForwardResult[]; inbound: ForwardResult[] }> {
+  const outbound: ForwardResult[] = [];
+  const inbound: ForwardResult[] = [];
+  for (const family of [4, 6] as const) {
+    const out = await listenInPod({ netns: pod.path, port: PORTS.outbound, family, mark: PROXY_MARK.value }, (s) => {
+      void forwardOutbound(s, pod.path, PROXY_MARK.value).then((r) => outbound.push(r));
+    });
+    const inb = await listenInPod({ netns: pod.path, port: PORTS.inbound, family, mark: PROXY_MARK.value }, (s) => {
+      void deliverInbound(s, pod.path, PROXY_MARK.value).then((r) => inbound.push(r));
+    });
+    closers.push(() => out.close(), () => inb.close());
+  }
+  return { outbound, inbound };
+}
+
 for (const backend of BACKENDS) {
   rootTest(`[${backend}] outbound and inbound capture, original destination, source IPs, half-close, clean removal`, async () => {
     const topo = await createTopology(2);
@@ -79,17 +98,7 @@ for (const backend of BACKENDS) {
       closers.push(() => serverB.server.close(), () => serverB6.server.close(), () => appA.server.close());
 
       await applyPodRules(backend, a);
-      const outbound: ForwardResult[] = [];
-      const inbound: ForwardResult[] = [];
-      for (const family of [4, 6] as const) {
-        const out = await listenInPod({ netns: a.path, port: PORTS.outbound, family, mark: PROXY_MARK.value }, (s) => {
-          void forwardOutbound(s, a.path, PROXY_MARK.value).then((r) => outbound.push(r));
-        });
-        const inb = await listenInPod({ netns: a.path, port: PORTS.inbound, family, mark: PROXY_MARK.value }, (s) => {
-          void deliverInbound(s, a.path, PROXY_MARK.value).then((r) => inbound.push(r));
-        });
-        closers.push(() => out.close(), () => inb.close());
-      }
+      const { outbound, inbound } = await playAgent(a, closers);
 
       // A → B:8080 is captured on :15001, re-made from A, and B sees A's IP.
       const data = payload(3 * 1024 * 1024 + 17);
@@ -235,17 +244,7 @@ for (const backend of BACKENDS) {
       assert.equal(await into.roundTrip('in before'), 'in before');
 
       await applyPodRules(backend, a);
-      const outbound: ForwardResult[] = [];
-      const inbound: ForwardResult[] = [];
-      for (const family of [4, 6] as const) {
-        const o = await listenInPod({ netns: a.path, port: PORTS.outbound, family, mark: PROXY_MARK.value }, (s) => {
-          void forwardOutbound(s, a.path, PROXY_MARK.value).then((r) => outbound.push(r));
-        });
-        const i = await listenInPod({ netns: a.path, port: PORTS.inbound, family, mark: PROXY_MARK.value }, (s) => {
-          void deliverInbound(s, a.path, PROXY_MARK.value).then((r) => inbound.push(r));
-        });
-        closers.push(() => o.close(), () => i.close());
-      }
+      const { outbound, inbound } = await playAgent(a, closers);
 
       for (let n = 0; n < 3; n++) {
         assert.equal(await out.roundTrip(`out after ${n}`), `out after ${n}`, 'the outbound connection opened before the rules still works');
