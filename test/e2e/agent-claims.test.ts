@@ -1,6 +1,7 @@
 /**
  * README claims about the node agent that only a whole cluster shows, each provoked for
- * real on the simulator: readiness answers 503 until the initial sync and 200 after it;
+ * real on the simulator: readiness answers 503 until the initial sync (here: an agent
+ * restarted while the AuthorizationPolicy CRD is missing) and 200 after it;
  * `warren_cni_add_duration_seconds` counts the kubelet's real CNI ADDs; with
  * `--access-log-level off` (here WARREN_ACCESS_LOG_LEVEL, which the simulator's agents
  * inherit) connections are served and counted but no access log line is written; a pod
@@ -13,8 +14,9 @@ import { tmpdir } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { execa } from 'execa';
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { httpGetInNetns } from '../../src/net/netns-http.js';
+import { typedCrds } from '../../src/policy/crd-manifests.js';
 import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { planTopology } from '../../src/sim/topology/plan.js';
 import { eventually } from '../helpers/apiserver.js';
@@ -66,31 +68,34 @@ rootTest('agent claims on a cluster: readiness after the initial sync, CNI ADD h
   const plan = planTopology(stateDir, ['node-1', 'node-2']);
   const node1 = plan.nodes[0]!;
   try {
-    const core = (await simClusterWith(stateDir, 16561, MANIFEST)).makeApiClient(CoreV1Api);
+    const kc = await simClusterWith(stateDir, 16561, MANIFEST);
+    const core = kc.makeApiClient(CoreV1Api);
     const pod = (ns: string, name: string): Promise<V1Pod> => core.readNamespacedPod({ namespace: ns, name });
     const ready = async (ns: string): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: ns })).items;
     await eventually(async () => [...(await ready(NS)), ...(await ready(PLAIN))].every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')), 'pods ready', 60_000);
 
     await t.test('readiness: 503 while the agent cannot complete its initial sync, 200 once it has', async () => {
-      const cluster = new KubeConfig();
-      cluster.loadFromFile(`${stateDir}/kubeconfig.cluster`);
-      const api = new URL(cluster.getCurrentCluster()!.server);
-      const block = `table inet wrt-block-api {\n\tchain out {\n\t\ttype filter hook output priority 0; policy accept;\n\t\tip daddr ${api.hostname} tcp dport ${api.port || 443} reject with tcp reset\n\t}\n}\n`;
+      // An agent (re)started before the AuthorizationPolicy CRD exists cannot list policies, so it
+      // cannot have synced: it must not say ready (it would enroll pods without their policies).
+      const ext = kc.makeApiClient(ApiextensionsV1Api);
+      const crd = typedCrds().find((c) => c.spec.names.plural === 'authorizationpolicies')!;
+      await ext.deleteCustomResourceDefinition({ name: crd.metadata!.name! });
+      await eventually(async () => (await ext.listCustomResourceDefinition()).items.every((c) => c.metadata?.name !== crd.metadata!.name), 'the CRD gone');
       const old = await agentPidOf('node-1');
       assert.ok(old, 'the agent of node-1 runs');
-      try {
-        // The API server refuses node-1 only (a reset, so the agent retries at once); the supervisor restarts the agent into that.
-        await execa('ip', ['netns', 'exec', node1.netns, 'nft', '-f', '-'], { input: block });
-        process.kill(old, 'SIGKILL');
-        await eventually(async () => ((await agentPidOf('node-1')) ?? old) !== old, 'the agent restarted', 15_000);
-        // Positive signal first: the new agent answers (with 503), so the check below is not a connection error.
-        await eventually(async () => (await agentGet('node-1', 15021, '/healthz/ready').catch(() => undefined))?.status === 503, 'the new agent answering 503', 15_000);
-        const notYet = await agentGet('node-1', 15021, '/healthz/ready');
-        assert.equal(notYet.status, 503);
-        assert.match(notYet.body.toString(), /initial sync not done/);
-      } finally {
-        await execa('ip', ['netns', 'exec', node1.netns, 'nft', 'delete', 'table', 'inet', 'wrt-block-api'], { reject: false });
-      }
+      const logFile = agentPaths(node1).log;
+      const logBefore = (await readFile(logFile, 'utf8')).length;
+      process.kill(old, 'SIGKILL');
+      await eventually(async () => ((await agentPidOf('node-1')) ?? old) !== old, 'the agent restarted', 15_000);
+      // Positive signals first: the new agent answers, and has failed to list policies twice.
+      await eventually(async () => (await agentGet('node-1', 15021, '/healthz/ready').catch(() => undefined)) !== undefined, 'the new agent answering', 15_000);
+      const retries = async (): Promise<number> =>
+        (await readFile(logFile, 'utf8')).slice(logBefore).split('\n').filter((l) => l.includes('"msg":"informer stopped, restarting"') && l.includes('authorizationpolicies')).length;
+      await eventually(async () => (await retries()) >= 2, 'the agent retrying the policy list', 15_000);
+      const notYet = await agentGet('node-1', 15021, '/healthz/ready');
+      assert.equal(notYet.status, 503);
+      assert.match(notYet.body.toString(), /initial sync not done/);
+      await ext.createCustomResourceDefinition({ body: crd });
       await eventually(async () => (await agentGet('node-1', 15021, '/healthz/ready').catch(() => undefined))?.status === 200, 'ready after the sync', 30_000);
     });
 
