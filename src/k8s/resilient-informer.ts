@@ -23,13 +23,24 @@ export interface InformerOptions<T extends KubernetesObject> {
  * pattern), so a restarting API server would otherwise leave it dead.
  */
 export function startResilientInformer<T extends KubernetesObject>(kc: KubeConfig, options: InformerOptions<T>): ResilientInformer<T> {
-  const informer = new ListWatch<T>(options.path, new Watch(kc), options.list, false, undefined, options.fieldSelector);
+  // client-node's start() resolves even when its list failed (it reports the failure as an
+  // 'error' event): synced must wait for a list that succeeded, or an agent whose first list
+  // fails would count as synced with nothing known (docs/architecture.md §4).
+  let listed = false;
+  const list = async (): Promise<KubernetesListObject<T>> => {
+    const answer = await options.list();
+    listed = true;
+    return answer;
+  };
+  const informer = new ListWatch<T>(options.path, new Watch(kc), list, false, undefined, options.fieldSelector);
   let stopped = false;
   let pending: NodeJS.Timeout | undefined;
   let markSynced: () => void = () => {};
   const synced = new Promise<void>((resolve) => (markSynced = resolve));
   const start = (): void => {
-    informer.start().then(markSynced, restart);
+    informer.start().then(() => {
+      if (listed) markSynced();
+    }, restart);
   };
   const restart = (err: unknown): void => {
     // One failure can arrive twice (an 'error' event and a rejected start): restart once.
