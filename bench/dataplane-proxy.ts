@@ -5,9 +5,15 @@
  * benchmark's root as trust bundle, its certificate from PEM files, allow-all
  * authorization. The listeners are made inside the pod's netns by the addon.
  *
- *   node dist/bench/dataplane-proxy.js <netns path> <pod name> <cert dir> [node|native]
+ *   node dist/bench/dataplane-proxy.js <netns path> <pod name> <cert dir> [pooled|unpooled|real|native]
  *
- * `native`: NativePodProxy on the native data path (DATAPLANE_NATIVE_THREADS
+ * pooled (the default): allow-all, access log entries counted, not written.
+ * unpooled: the same with the HBONE pool off (a TLS connection per CONNECT stream).
+ * real: the agent's configuration: AuthorizationPolicies loaded (benchPolicies: the pods'
+ * own namespace has ALLOW, DENY and `when` policies, the root namespace a mesh-wide DENY,
+ * 50 other namespaces the policy-eval mix) and every access log entry written as the
+ * agent writes it (pino JSON lines, `log: access`) to <cert dir>/access-<pod name>.log.
+ * native: as pooled, with NativePodProxy on the native data path (DATAPLANE_NATIVE_THREADS
  * worker threads; default one per core), as `warren node --dataplane native`.
  *
  * <cert dir> holds pods.json ([{ name, serviceAccount, ips }]), root.pem and,
@@ -34,7 +40,10 @@ import { NativeHub } from '../src/tunnel/native-hub.js';
 import { NativePodProxy } from '../src/tunnel/native-pod-proxy.js';
 import { PodProxy } from '../src/tunnel/pod-proxy.js';
 import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../src/tunnel/hbone-limits.js';
+import pino from 'pino';
 import { Registry } from 'prom-client';
+import { parseAuthorizationPolicy, type AuthorizationPolicy } from '../src/policy/authorization.js';
+import { policyObjects } from './policy-eval.js';
 import { ConnectionTelemetry } from '../src/telemetry/connection-telemetry.js';
 
 export const BENCH_NAMESPACE = 'bench';
@@ -46,11 +55,33 @@ export interface BenchPod {
   ips: string[];
 }
 
+export type ProxyMode = 'pooled' | 'unpooled' | 'real' | 'native';
+const ROOT_NAMESPACE = 'warren-system';
+
+/**
+ * What a cluster with policies has loaded: in the pods' namespace an ALLOW that admits A's
+ * identity to B's ports (so the benchmark's traffic is allowed by a rule, not by the absence
+ * of policies), DENYs that do not match it and a `when`; a mesh-wide DENY; and 50 policies of
+ * other namespaces (bench/policy-eval.ts), which the index skips.
+ */
+export function benchPolicies(): AuthorizationPolicy[] {
+  const principal = `${TRUST_DOMAIN}/ns/${BENCH_NAMESPACE}/sa/client`;
+  const own = [
+    { name: 'allow-client', spec: { selector: { matchLabels: { app: 'b' } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: [principal] } }], to: [{ operation: { ports: ['8080', '5201'] } }] }] } },
+    { name: 'deny-blocked', spec: { action: 'DENY', rules: [{ from: [{ source: { ipBlocks: ['192.0.2.0/24', '198.51.100.0/24'] } }] }] } },
+    { name: 'deny-foreign', spec: { action: 'DENY', rules: [{ from: [{ source: { notNamespaces: [BENCH_NAMESPACE, ROOT_NAMESPACE, 'monitoring'] } }] }] } },
+    { name: 'allow-scrape', spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['monitoring'] } }], to: [{ operation: { ports: ['15020'] } }] }] } },
+    { name: 'allow-when', spec: { action: 'ALLOW', rules: [{ when: [{ key: 'source.principal', values: [`${TRUST_DOMAIN}/ns/ops/sa/*`] }, { key: 'destination.port', notValues: ['9090'] }] }] } },
+  ].map((p) => ({ metadata: { namespace: BENCH_NAMESPACE, name: p.name }, spec: p.spec }));
+  const mesh = { metadata: { namespace: ROOT_NAMESPACE, name: 'mesh-deny' }, spec: { action: 'DENY', rules: [{ from: [{ source: { ipBlocks: ['203.0.113.0/24'] } }] }] } };
+  return [...own, mesh, ...policyObjects(50)].map(parseAuthorizationPolicy);
+}
+
 export const identityOf = (pod: BenchPod): SpiffeId => ({ trustDomain: TRUST_DOMAIN, namespace: BENCH_NAMESPACE, serviceAccount: pod.serviceAccount });
 
 function v1Pod(pod: BenchPod): V1Pod {
   return {
-    metadata: { name: pod.name, namespace: BENCH_NAMESPACE, uid: `bench-${pod.name}`, annotations: { [REDIRECTION_ANNOTATION]: 'enabled' } },
+    metadata: { name: pod.name, namespace: BENCH_NAMESPACE, uid: `bench-${pod.name}`, labels: { app: pod.name }, annotations: { [REDIRECTION_ANNOTATION]: 'enabled' } },
     spec: { serviceAccountName: pod.serviceAccount, nodeName: `node-${pod.name}`, containers: [] },
     status: { phase: 'Running', podIPs: pod.ips.map((ip) => ({ ip })) },
   };
@@ -77,11 +108,13 @@ function loadCertificate(dir: string, pod: BenchPod): WorkloadCertificate {
 const env = process.env;
 
 async function main(): Promise<void> {
-  const [netns, name, dir, mode] = process.argv.slice(2);
-  if (netns === undefined || name === undefined || dir === undefined) {
-    process.stderr.write('usage: dataplane-proxy <netns path> <pod name> <cert dir>\n');
+  const [netns, name, dir, modeArg = 'pooled'] = process.argv.slice(2);
+  if (netns === undefined || name === undefined || dir === undefined || !['pooled', 'unpooled', 'real', 'native'].includes(modeArg)) {
+    process.stderr.write('usage: dataplane-proxy <netns path> <pod name> <cert dir> [pooled|unpooled|real|native]\n');
     process.exit(2);
   }
+  const mode = modeArg as ProxyMode;
+  const policies = mode === 'real' ? benchPolicies() : [];
   const pods = JSON.parse(readFileSync(join(dir, 'pods.json'), 'utf8')) as BenchPod[];
   const self = pods.find((p) => p.name === name);
   if (self === undefined) throw new Error(`pod ${name} is not in ${dir}/pods.json`);
@@ -92,20 +125,27 @@ async function main(): Promise<void> {
     trustDomain: TRUST_DOMAIN,
     bundle: new TrustBundle(readFileSync(join(dir, 'root.pem'), 'utf8')),
     certificate: (id) => certs.get(formatSpiffeId(id)),
-    authorize: (r) => authorize([], 'warren-system', r), // no policy: allowed, as the agent decides it
+    authorize: (r) => authorize(policies, ROOT_NAMESPACE, r), // no policy (pooled, unpooled): allowed, as the agent decides it
     plaintextAllowed: () => true,
-    hbone: new HboneGuard(DEFAULT_HBONE_LIMITS, (reason, d) => process.stderr.write(`dataplane-proxy ${name}: ${reason}: ${d.message}\n`)),
+    hbone: new HboneGuard({ ...DEFAULT_HBONE_LIMITS, outboundPooling: mode !== 'unpooled' }, (reason, d) => process.stderr.write(`dataplane-proxy ${name}: ${reason}: ${d.message}\n`)),
     loopRefused: (path, reason) => process.stderr.write(`dataplane-proxy ${name}: ${path}: ${reason}\n`),
   };
-  // The agent's own telemetry (Istio metrics per connection); access log entries, which the
-  // agent would write as JSON lines, are only checked for failures, counted and summed up on
-  // exit (iperf3 resets its data connections at the end of every test).
+  // The agent's own telemetry (Istio metrics per connection). Access log entries: in mode real
+  // written as the agent writes them (src/agent/node-agent.ts accessLogWriter: pino, a child
+  // logger `log: access`, level info); otherwise only checked for failures. Failures are counted
+  // and summed up on exit either way (iperf3 resets its data connections at the end of every test).
   const errors = new Map<string, number>();
+  const access = mode === 'real' ? pino({ base: { component: 'warren-node' } }, pino.destination({ dest: join(dir, `access-${name}.log`) })).child({ log: 'access' }) : undefined;
+  let written = 0;
   const telemetry = new ConnectionTelemetry({
     registry: new Registry(),
     index: () => index,
     clusterDomain: 'cluster.local',
     accessLog: (e) => {
+      if (access !== undefined) {
+        access.info(e, 'connection');
+        written++;
+      }
       if (e['outcome'] === 'ok') return;
       const k = `${String(e['direction'])} ${JSON.stringify(e['dst'])}: ${String(e['reason'])}`;
       errors.set(k, (errors.get(k) ?? 0) + 1);
@@ -114,7 +154,7 @@ async function main(): Promise<void> {
   const options = {
     pod: `${BENCH_NAMESPACE}/${name}`,
     namespace: BENCH_NAMESPACE,
-    labels: {},
+    labels: { app: name },
     netns,
     ips: self.ips,
     identity: identityOf(self),
@@ -146,6 +186,7 @@ async function main(): Promise<void> {
     for (const [kind, g] of gcs) process.stderr.write(`dataplane-proxy ${name}: ${g.n} ${kind} GCs, ${g.ms.toFixed(0)} ms\n`);
     const top = [...errors.entries()].sort((x, y) => y[1] - x[1]).slice(0, 4);
     for (const [k, n] of top) process.stderr.write(`dataplane-proxy ${name}: ${n} × ${k}\n`);
+    if (access !== undefined) process.stderr.write(`dataplane-proxy ${name}: ${written} access log entries written\n`);
     void proxy.close(0).finally(() => {
       hub?.stop();
       process.exit(0);

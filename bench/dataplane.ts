@@ -19,7 +19,12 @@
  *   native   as warren, with the proxies on the native data path
  *            (`--dataplane native`: the addon's worker threads move the bytes,
  *            TLS by Node's OpenSSL, HTTP/2 by Node's nghttp2)
- * Each round measures direct, stunnel, node-tls, warren in turn; each measure is the
+ *   warren-nopool  warren with the HBONE pool off: a TLS connection per
+ *            CONNECT stream, as stunnel and node-tls make per connection
+ *   warren-real    warren as an agent is configured: AuthorizationPolicies
+ *            loaded (bench/dataplane-proxy.ts benchPolicies; the traffic is
+ *            allowed by an ALLOW rule) and every access log line written
+ * Each round measures direct, stunnel, node-tls, warren, native, warren-nopool, warren-real in turn; each measure is the
  * median over the rounds. The load (iperf3, bench/tcp-load.ts) runs in its
  * own processes in A; the servers (iperf3 -s, tcp-load server) in B. On the
  * direct path the idle connections weigh the tcp-load server itself (a Node
@@ -37,12 +42,12 @@ import { checkCsr, createWorkloadKey } from '../src/identity/csr.js';
 import type { SpiffeId } from '../src/identity/spiffe.js';
 import { startChild, type Child } from './child.js';
 import { createTopology, type TestPod } from '../test/helpers/netns.js';
-import type { BenchPod } from './dataplane-proxy.js';
+import type { BenchPod, ProxyMode } from './dataplane-proxy.js';
 import { applyBenchPodRules, removeBenchPodRules } from './pod-rules.js';
 
-/** Chosen so that the whole run stays under ~6 minutes on 2 cores. */
+/** Chosen so that the whole run stays under ~10 minutes on 2 cores. */
 export const DATAPLANE = {
-  rounds: 5,
+  rounds: 3,
   /** iperf3 -t, after -O (omitted warm-up) seconds */
   iperfSeconds: 2,
   iperfOmitSeconds: 1,
@@ -62,21 +67,22 @@ export const DATAPLANE = {
    * The rounds that also hold the 10 000 idle connections: opening them is
    * CPU-bound at ~300/s through either proxy on 2 cores (a TLS handshake per
    * connection for stunnel, a peer-chain verification per stream for warren),
-   * ~35 s per path, too long for every round within ~6 minutes.
+   * ~35 s per path, too long for every round within ~10 minutes. Not on warren-nopool: a
+   * TLS connection per idle connection meets the HBONE server's per-peer bound (256) by design.
    */
-  idleRounds: [1, 3, 5],
+  idleRounds: [1, 3],
   /** RLIMIT_NOFILE asked for every server, proxy and client; capped at the hard limit this process may grant */
   nofile: 65_536,
 } as const;
 
 /** 'before': another build's warren (DATAPLANE_COMPARE), measured in the same rounds; never saved */
-export type PathName = 'direct' | 'stunnel' | 'node-tls' | 'warren' | 'native' | 'before';
-export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'warren', 'native'];
+export type PathName = 'direct' | 'stunnel' | 'node-tls' | 'warren' | 'native' | 'warren-nopool' | 'warren-real' | 'before';
+export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'warren', 'native', 'warren-nopool', 'warren-real'];
 
 /**
  * For profiling and trying changes (not for the reported numbers):
  * DATAPLANE_ROUNDS=n, DATAPLANE_PHASES=iperf,rr,connrate,idle (a subset),
- * DATAPLANE_PATHS=stunnel,node-tls,warren (a subset; added latency needs direct),
+ * DATAPLANE_PATHS=stunnel,node-tls,warren,warren-nopool,warren-real (a subset; added latency needs direct),
  * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies),
  * DATAPLANE_PROXY=<path of another build's dist/bench/dataplane-proxy.js> instead of this one,
  * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round
@@ -324,7 +330,7 @@ async function idle(a: TestPod, b: TestPod, rig: PathRig): Promise<Pick<RoundMea
   let held: Hold | undefined;
   try {
     held = await new Promise<Hold>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('hold: no answer within 120 s')), 120_000);
+      const timer = setTimeout(() => reject(new Error('hold: no answer within 300 s')), 300_000);
       let seen = '';
       proc.stdout?.on('data', (d: Buffer) => {
         seen += d.toString();
@@ -521,10 +527,10 @@ export async function benchDataplane(): Promise<DataplaneResult> {
 
     // Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own process.
     const pinned = ([file, args]: [string, string[]]): [string, string[]] => (PROXY_CPUS === undefined ? [file, args] : ['taskset', ['-c', PROXY_CPUS, file, ...args]]);
-    const startWarren = async (proxy: string, dataplane: 'node' | 'native'): Promise<Child[]> => {
+    const startWarren = async (proxy: string, mode: ProxyMode): Promise<Child[]> => {
       const pair = [
-        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir, dataplane]))),
-        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir, dataplane]))),
+        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir, mode]))),
+        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir, mode]))),
       ];
       for (const c of pair) {
         const comm = readFileSync(`/proc/${c.pid}/comm`, 'utf8').trim();
@@ -561,7 +567,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
      * process, running (with A's and B's pod rules) only while their path is measured, so that
      * another build (DATAPLANE_COMPARE) can own the pods' ports in its turn.
      */
-    const warrenRig = (name: PathName, proxy: string, dataplane: 'node' | 'native' = 'node'): PathRig => {
+    const warrenRig = (name: PathName, proxy: string, mode: ProxyMode = 'pooled'): PathRig => {
       let running: Child[] = [];
       const rig: PathRig = {
         name,
@@ -573,8 +579,9 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         rssPids: [],
         gcPids: [],
         async enter() {
-          running = await startWarren(proxy, dataplane);
-          rig.pids = rig.rssPids = rig.gcPids = running.map((c) => c.pid);
+          running = await startWarren(proxy, mode);
+          rig.pids = running.map((c) => c.pid);
+          rig.rssPids = rig.gcPids = mode === 'unpooled' ? [] : rig.pids;
           await rules.on();
         },
         async leave() {
@@ -605,8 +612,10 @@ export async function benchDataplane(): Promise<DataplaneResult> {
       tunnelPair('node-tls', NODE_TLS, [nodeTlsClient.pid, nodeTlsServer.pid], [nodeTlsClient.pid, nodeTlsServer.pid]),
       warrenRig('warren', PROXY),
       warrenRig('native', PROXY, 'native'),
+      warrenRig('warren-nopool', PROXY, 'unpooled'),
+      warrenRig('warren-real', PROXY, 'real'),
     ];
-    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE'], env['DATAPLANE_COMPARE_DATAPLANE'] === 'native' ? 'native' : 'node'));
+    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE'], env['DATAPLANE_COMPARE_DATAPLANE'] === 'native' ? 'native' : 'pooled'));
 
     const rounds: RoundMeasure[] = [];
     for (let round = 1; round <= ROUNDS; round++) {

@@ -164,7 +164,9 @@ async function clusterIndex(): Promise<void> {
 async function dataplane(): Promise<void> {
   const r = await benchDataplane();
   const c = r.config;
-  const [direct, stunnel, nodeTls, warren, native] = (['direct', 'stunnel', 'node-tls', 'warren', 'native'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [
+  const [direct, stunnel, nodeTls, warren, native, noPool, real] = (['direct', 'stunnel', 'node-tls', 'warren', 'native', 'warren-nopool', 'warren-real'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [
+    PathSummary,
+    PathSummary,
     PathSummary,
     PathSummary,
     PathSummary,
@@ -182,14 +184,18 @@ async function dataplane(): Promise<void> {
     fmt(nodeTls[key], digits),
     fmt(warren[key], digits),
     fmt(native[key], digits),
+    fmt(noPool[key], digits),
+    fmt(real[key], digits),
     x(native[key], stunnel[key]),
     x(warren[key], stunnel[key]),
+    x(noPool[key], stunnel[key]),
+    x(real[key], stunnel[key]),
     x(nodeTls[key], stunnel[key]),
     noDirect ? 'n/a' : x(native[key], direct[key]),
     goalText,
   ];
   const text = table(
-    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'native', 'native ÷ stunnel', 'warren ÷ stunnel', 'node-tls ÷ stunnel', 'native ÷ direct', 'goal (native)'],
+    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'native', 'pool off', 'real config', 'native ÷ stunnel', 'warren ÷ stunnel', 'pool off ÷ stunnel', 'real config ÷ stunnel', 'node-tls ÷ stunnel', 'native ÷ direct', 'goal (native)'],
     [
       row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(native.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel')),
       row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(native.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel')),
@@ -203,7 +209,7 @@ async function dataplane(): Promise<void> {
       row('  requests sent over one interval late (most in a round)', 'rrLateMax', 0),
       row(`  rounds that fell behind the schedule (of ${c.rounds}: achieved < 95% or > 1% late; their latency includes that queueing)`, 'rrRoundsBehind', 0),
       row(
-        `new connections/s (${c.connConcurrency} workers × ${c.connSeconds} s: connect, ${c.rrBytes} B req/resp, close; warren and native: a stream on a pooled HBONE connection, stunnel and node-tls: a TLS handshake each)`,
+        `new connections/s (${c.connConcurrency} workers × ${c.connSeconds} s: connect, ${c.rrBytes} B req/resp, close; warren, native, real config: a stream on a pooled HBONE connection; pool off, stunnel, node-tls: a TLS handshake each)`,
         'connPerSecond',
         0,
         goal(native.connPerSecond >= 1.5 * stunnel.connPerSecond, '≥ 1.5× stunnel'),
@@ -211,7 +217,7 @@ async function dataplane(): Promise<void> {
       row('proxy CPU-seconds per 1000 requests (utime+stime of the proxy processes over the rr run)', 'cpuSecondsPer1000Requests', 3, '', true),
       row('proxy CPU-seconds per 1000 new connections (over the connection-rate run)', 'cpuSecondsPer1000Connections', 3, '', true),
       row(
-        `proxy RSS per 10 000 idle connections, MiB (rounds ${c.idleRounds.join(', ')}; ${c.idleConnections} asked, fewest held: stunnel ${stunnel.idleOpenedMin}, node-tls ${nodeTls.idleOpenedMin}, warren ${warren.idleOpenedMin}, native ${native.idleOpenedMin}; direct: the tcp-load server in B)`,
+        `proxy RSS per 10 000 idle connections, MiB (rounds ${c.idleRounds.join(', ')}; ${c.idleConnections} asked, fewest held: stunnel ${stunnel.idleOpenedMin}, node-tls ${nodeTls.idleOpenedMin}, warren ${warren.idleOpenedMin}, native ${native.idleOpenedMin}, real config ${real.idleOpenedMin}; pool off: not measured, the HBONE server's 256 connections per peer; direct: the tcp-load server in B)`,
         'rssMiBPer10kIdle',
         1,
         '',
@@ -221,17 +227,18 @@ async function dataplane(): Promise<void> {
     ],
   );
   console.log(text);
-  console.log(`${c.rounds} interleaved rounds (direct, stunnel, node-tls, warren, native), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`);
-  console.log(
+  const runLine = `${c.rounds} interleaved rounds (direct, stunnel, node-tls, warren, native, pool off, real config), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`;
+  const notes =
     'node-tls: stunnel\'s design in Node (bench/node-tls-proxy.ts), the ceiling of a data path on Node\'s TLS. ' +
-      'direct, idle: RSS per accepted socket of a Node server, what a Node proxy holds per connection and side before any state of its own. ' +
-      'stunnel and node-tls are addressed at 127.0.0.1 in A: they skip the NAT capture (REDIRECT) that warren\'s path pays. ' +
-      "warren's proxies run without policies and with the access log counted, not written. " +
-      'native: warren with --dataplane native (the addon\'s worker threads, Node\'s OpenSSL and nghttp2).',
-  );
+    'direct, idle: RSS per accepted socket of a Node server, what a Node proxy holds per connection and side before any state of its own. ' +
+    'stunnel and node-tls are addressed at 127.0.0.1 in A: they skip the NAT capture (REDIRECT) that every warren path pays. ' +
+    "warren, native and pool off: no policies, access log counted, not written; real config: 56 AuthorizationPolicies loaded (the traffic allowed by an ALLOW rule) and every access log line written (bench/dataplane-proxy.ts). " +
+    'native: warren with --dataplane native (the addon\'s worker threads, Node\'s OpenSSL and nghttp2).';
+  console.log(runLine);
+  console.log(notes);
   // A run narrowed or altered by the DATAPLANE_* knobs is not the benchmark: it is printed, not saved.
   if (dataplaneExperiment()) console.log('not saved: DATAPLANE_* settings are set');
-  else console.log(`saved ${saveResult('dataplane', `${text}\n\n${c.rounds} interleaved rounds, ${fmt(r.seconds, 0)} s; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`, r)}`);
+  else console.log(`saved ${saveResult('dataplane', `${text}\n\n${runLine}\n${notes}`, r)}`);
 }
 
 async function metricsScrape(): Promise<void> {

@@ -24,7 +24,7 @@ function policySet(n: number, parse: (o: unknown) => AuthorizationPolicy = parse
   return policyObjects(n).map(parse);
 }
 
-function policyObjects(n: number): object[] {
+export function policyObjects(n: number): object[] {
   return Array.from({ length: n }, (_, i) => {
     const m = Math.floor(i / NAMESPACES);
     const ns = i % 250 === 249 ? ROOT : `ns-${i % NAMESPACES}`;

@@ -68,11 +68,16 @@ export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void,
     if (reason === undefined || evented.has(key)) return;
     evented.add(key);
     const body = policyEvent(kind, obj, reason, condition!.message, node, new Date());
-    void core.createNamespacedEvent({ namespace: body.metadata.namespace!, body }).catch((err: unknown) => {
-      if (err instanceof ApiException && err.code === 409) return; // another node's agent reported it first
-      evented.delete(key);
-      log('policy event not recorded', { policy: `${obj.metadata?.namespace}/${obj.metadata?.name}`, reason, err: (err as Error).message });
-    });
+    const policy = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+    void core.createNamespacedEvent({ namespace: body.metadata.namespace!, body }).then(
+      () => log('policy event recorded', { policy, reason, event: body.metadata.name }),
+      (err: unknown) => {
+        // Another node's agent reported it first: said once per node, as the outcome of this attempt.
+        if (err instanceof ApiException && err.code === 409) return log('policy event already recorded', { policy, reason, event: body.metadata.name });
+        evented.delete(key);
+        log('policy event not recorded', { policy, reason, err: (err as Error).message });
+      },
+    );
   };
 
   const report = (plural: string, kind: string, obj: KubernetesObject, condition: Condition | undefined): void => {

@@ -23,13 +23,14 @@ export interface InformerOptions<T extends KubernetesObject> {
  * pattern), so a restarting API server would otherwise leave it dead.
  */
 export function startResilientInformer<T extends KubernetesObject>(kc: KubeConfig, options: InformerOptions<T>): ResilientInformer<T> {
-  // client-node 2.x's start() resolves after a failed list too (it only emits 'error'):
-  // synced means a list of this informer succeeded, not that start() returned.
+  // client-node's start() resolves even when its list failed (it reports the failure as an
+  // 'error' event): synced must wait for a list that succeeded, or an agent whose first list
+  // fails would count as synced with nothing known (docs/architecture.md §4).
   let listed = false;
   const list = async (): Promise<KubernetesListObject<T>> => {
-    const result = await options.list();
+    const answer = await options.list();
     listed = true;
-    return result;
+    return answer;
   };
   const informer = new ListWatch<T>(options.path, new Watch(kc), list, false, undefined, options.fieldSelector);
   let stopped = false;

@@ -22,7 +22,8 @@ const mark = (m: { value: number; mask: number }): string => `${hex(m.value)}/${
  * the capture rules, so its TCP (IPv6 to an IPv4-only pod's link-local
  * address, say) is redirected to a port with no listener of that family
  * and refused instead of passing uncaptured. Only the kubelet probe
- * exception is per family present, as in nft.
+ * exception is per family present, as in nft. Only a connection's first
+ * packet (SYN) is redirected, for the reason given at nft-pod.ts SYN.
  */
 export function buildPodIptables(spec: PodRedirectSpec): IptablesRules[] {
   const f = familiesOf(spec.podIPs);
@@ -43,7 +44,7 @@ export function buildPodIptables(spec: PodRedirectSpec): IptablesRules[] {
                 ...(present ? [`-A ${PRERT} -s ${probe} -p tcp -j ACCEPT`] : []),
                 `-A ${PRERT} -p tcp -m tcp --dport ${PORTS.hbone} -j ACCEPT`,
                 `-A ${PRERT} -m mark --mark ${mark(PROXY_MARK)} -j ACCEPT`,
-                `-A ${PRERT} -p tcp -j REDIRECT --to-ports ${PORTS.inbound}`,
+                `-A ${PRERT} -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports ${PORTS.inbound}`,
               ],
             },
             {
@@ -51,7 +52,7 @@ export function buildPodIptables(spec: PodRedirectSpec): IptablesRules[] {
               rules: [
                 `-A ${OUTPUT} -m mark --mark ${mark(PROXY_MARK)} -j ACCEPT`,
                 `-A ${OUTPUT} -d ${loopback} -j ACCEPT`,
-                `-A ${OUTPUT} -p tcp -j REDIRECT --to-ports ${PORTS.outbound}`,
+                `-A ${OUTPUT} -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports ${PORTS.outbound}`,
               ],
             },
           ],

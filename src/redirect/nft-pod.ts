@@ -1,6 +1,14 @@
 import { CONNMARK, NFT_TABLES, PORTS, PROBE_SOURCE, PROXY_MARK, hex } from './constants.js';
 import { familiesOf, type PodRedirectSpec } from './spec.js';
 
+/**
+ * Only a connection's first packet is redirected: a pod netns has no conntrack until its
+ * rules need it, so a connection open before enrollment is first seen mid-stream and picked up
+ * as new; matching it would send it to the agent's listener, which resets it. Matching SYN
+ * leaves such connections flowing outside the capture (docs/architecture.md §3).
+ */
+const SYN = 'tcp flags & (fin|syn|rst|ack) == syn';
+
 const markIs = (what: 'meta mark' | 'ct mark', m: { value: number; mask: number }): string =>
   `${what} & ${hex(m.mask)} == ${hex(m.value)}`;
 /** Sets the masked bits to the value and keeps the others (other CNIs use marks too). */
@@ -26,14 +34,14 @@ export function buildPodNftScript(spec: PodRedirectSpec): string {
     ...(f.ipv6 ? [`ip6 saddr ${PROBE_SOURCE.ipv6} meta l4proto tcp accept`] : []),
     `tcp dport ${PORTS.hbone} accept`,
     `${markIs('meta mark', PROXY_MARK)} accept`,
-    `meta l4proto tcp redirect to :${PORTS.inbound}`,
+    `${SYN} redirect to :${PORTS.inbound}`,
   ];
   const output = [
     `${markIs('meta mark', PROXY_MARK)} accept`,
     // Loopback stays inside the pod in both families, whichever the pod has addresses in.
     'ip daddr 127.0.0.1 accept',
     'ip6 daddr ::1 accept',
-    `meta l4proto tcp redirect to :${PORTS.outbound}`,
+    `${SYN} redirect to :${PORTS.outbound}`,
   ];
   // Route-type chain: changing the mark here re-runs routing, which sends the
   // app's replies to a spoofed client IP back to the agent (table 100).

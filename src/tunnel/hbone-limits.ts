@@ -20,6 +20,12 @@ export interface HboneLimits {
    * it anyway is reset by HTTP/2 (FLOW_CONTROL_ERROR).
    */
   streamBufferBytes: number;
+  /**
+   * Outbound side: false opens a TLS connection per CONNECT stream and closes it with the
+   * stream (no pool), which only the dataplane benchmark's "pool off" row uses, to compare
+   * with a handshake per connection (bench/README.md). Absent: pooled.
+   */
+  outboundPooling?: boolean;
 }
 
 export const DEFAULT_HBONE_LIMITS: HboneLimits = {

@@ -37,7 +37,7 @@ export interface HbonePoolOptions {
   /** the peers' HBONE port (15008; tests use another) */
   port?: number;
   /** the handshake time and per-stream window of hbone-limits.ts, as the servers have them */
-  limits: Pick<HboneLimits, 'handshakeTimeoutMs' | 'streamBufferBytes'>;
+  limits: Pick<HboneLimits, 'handshakeTimeoutMs' | 'streamBufferBytes' | 'outboundPooling'>;
 }
 
 /**
@@ -66,7 +66,10 @@ export class HbonePool {
       pooled.streams--;
       throw new HboneError(`the tunnel to ${peerIp} is gone: ${(err as Error).message}`);
     }
-    stream.once('close', () => pooled.streams--);
+    stream.once('close', () => {
+      pooled.streams--;
+      if (this.o.limits.outboundPooling === false) pooled.session.close();
+    });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         stream.close(constants.NGHTTP2_CANCEL);
@@ -122,6 +125,11 @@ export class HbonePool {
     const key = `${formatSpiffeId(expected)}|${peerIp}`;
     const cert = this.o.certificate();
     if (cert === undefined) throw new HboneError('this pod has no valid certificate; refusing to open a tunnel');
+    if (this.o.limits.outboundPooling === false) {
+      const own = this.track(key, await this.dial(peerIp, expected, cert));
+      own.streams++;
+      return own;
+    }
     const list = this.pools.get(key) ?? [];
     const usable = list.find((p) => p.streams < HBONE.maxStreams && !p.session.closed && !p.session.destroyed && p.serial === cert.serial);
     if (usable) {
@@ -131,19 +139,7 @@ export class HbonePool {
     // Concurrent first connections to one peer share one handshake.
     let pending = this.pending.get(key);
     if (pending === undefined) {
-      pending = this.dial(peerIp, expected, cert).then((p) => {
-        if (this.closed) {
-          cut(p);
-          throw new HboneError('the pod left the mesh while its tunnel was dialed');
-        }
-        this.pools.set(key, [...(this.pools.get(key) ?? []), p]);
-        p.session.once('close', () => {
-          const rest = (this.pools.get(key) ?? []).filter((x) => x !== p);
-          if (rest.length === 0) this.pools.delete(key);
-          else this.pools.set(key, rest);
-        });
-        return p;
-      });
+      pending = this.dial(peerIp, expected, cert).then((p) => this.track(key, p));
       this.pending.set(key, pending);
       void pending.finally(() => this.pending.delete(key)).catch(() => undefined);
     }
@@ -151,6 +147,21 @@ export class HbonePool {
     // The slot is taken here, synchronously, so callers that waited on one handshake never overfill it.
     if (p.streams >= HBONE.maxStreams || p.session.closed) return this.session(peerIp, expected);
     p.streams++;
+    return p;
+  }
+
+  /** Listed under `key` (stats, re-verification, close) until its session closes. */
+  private track(key: string, p: PooledSession): PooledSession {
+    if (this.closed) {
+      cut(p);
+      throw new HboneError('the pod left the mesh while its tunnel was dialed');
+    }
+    this.pools.set(key, [...(this.pools.get(key) ?? []), p]);
+    p.session.once('close', () => {
+      const rest = (this.pools.get(key) ?? []).filter((x) => x !== p);
+      if (rest.length === 0) this.pools.delete(key);
+      else this.pools.set(key, rest);
+    });
     return p;
   }
 

@@ -31,14 +31,22 @@ test('invalid and HTTP-field policies get one Warning Event per generation, howe
     // Two node agents, as on a two-node cluster: both see both policies.
     const seen: string[] = [];
     for (const node of ['node-1', 'node-2']) {
-      const state = startPolicyState(api.kc, (msg, fields) => seen.push(`${node} ${msg} ${fields.policy}`), () => {}, node);
+      const state = startPolicyState(api.kc, (msg, fields) => seen.push(`${node} ${msg} ${fields.policy} ${fields.reason ?? ''}`.trimEnd()), () => {}, node);
       states.push(state);
       await state.synced;
     }
     const events = async (): Promise<CoreV1Event[]> => (await core.listNamespacedEvent({ namespace: 'demo' })).items;
     await eventually(async () => (await events()).length >= 2, 'the Events');
-    await eventually(() => seen.filter((l) => / AuthorizationPolicy invalid: enforced fail-closed demo\/deny-typo$/.test(l)).length === 2, 'both agents reporting the invalid policy');
-    await new Promise((r) => setTimeout(r, 300)); // time for a duplicate to show up, were one made
+    await eventually(() => seen.filter((l) => / AuthorizationPolicy invalid: enforced fail-closed demo\/deny-typo /.test(l)).length === 2, 'both agents reporting the invalid policy');
+    // Settled: every agent's create of each Event has been answered (created, or 409 because the
+    // other agent's came first). Only then does "exactly two Events" rule out a duplicate.
+    const outcome = (node: string, policy: string, reason: string): boolean =>
+      seen.some((l) => l === `${node} policy event recorded demo/${policy} ${reason}` || l === `${node} policy event already recorded demo/${policy} ${reason}`);
+    await eventually(
+      () => ['node-1', 'node-2'].every((n) => outcome(n, 'deny-typo', 'InvalidPolicy') && outcome(n, 'get-only', 'WaypointRequired')),
+      'both agents’ Event creates answered',
+    );
+    assert.equal(seen.filter((l) => / policy event recorded /.test(l)).length, 2, 'one create succeeded per Event; the other agent got 409');
 
     const byReason = new Map((await events()).map((e) => [e.reason, e]));
     assert.equal((await events()).length, 2, 'one Event per policy problem, not one per agent');

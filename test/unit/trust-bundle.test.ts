@@ -54,14 +54,16 @@ test('the agent hot-reloads the bundle from its ConfigMap and refuses a malforme
   const bundle = new TrustBundle();
   const seen: number[] = [];
   bundle.onChange((roots) => seen.push(roots.length));
-  const watch = watchTrustBundle(api.kc, 'agent-ns', bundle, () => {});
+  const logged: string[] = [];
+  const watch = watchTrustBundle(api.kc, 'agent-ns', bundle, (msg) => logged.push(msg));
   try {
     await eventually(() => bundle.pems()[0]?.trim() === rootA.trim(), 'the first bundle');
     // Rotation of the root: both roots trusted during the overlap, then only the new one.
     await core.replaceNamespacedConfigMap({ namespace: 'agent-ns', name: BUNDLE_CONFIGMAP, body: { metadata: { name: BUNDLE_CONFIGMAP }, data: { [BUNDLE_KEY]: rootA + rootB } } });
     await eventually(() => bundle.pems().length === 2, 'both roots');
     await core.replaceNamespacedConfigMap({ namespace: 'agent-ns', name: BUNDLE_CONFIGMAP, body: { metadata: { name: BUNDLE_CONFIGMAP }, data: { [BUNDLE_KEY]: 'not a certificate' } } });
-    await new Promise((r) => setTimeout(r, 300));
+    // Settled: the watcher has seen the malformed update and refused it; only then is "kept" meaningful.
+    await eventually(() => logged.includes('trust bundle refused; keeping the previous roots'), 'the malformed update refused');
     assert.equal(bundle.pems().length, 2, 'a malformed update keeps the previous roots');
     await core.replaceNamespacedConfigMap({ namespace: 'agent-ns', name: BUNDLE_CONFIGMAP, body: { metadata: { name: BUNDLE_CONFIGMAP }, data: { [BUNDLE_KEY]: rootB } } });
     await eventually(() => bundle.pems().length === 1 && bundle.pems()[0]!.trim() === rootB.trim(), 'only the new root');

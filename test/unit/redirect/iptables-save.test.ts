@@ -41,7 +41,7 @@ test('re-applying does not duplicate jumps that already exist', () => {
   assert.doesNotMatch(text, /-I OUTPUT/);
   // the chains are declared (and so flushed) and refilled
   assert.match(text, /:WARREN_PRERT - \[0:0\]\n/);
-  assert.match(text, /-A WARREN_OUTPUT -p tcp -j REDIRECT --to-ports 15001/);
+  assert.match(text, /-A WARREN_OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports 15001/);
   const fresh = renderIptablesApply(v4!, parseIptablesSave(''));
   assert.equal((fresh.match(/-I /g) ?? []).length, 3);
 });
