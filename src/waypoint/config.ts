@@ -30,7 +30,8 @@ export const WAYPOINT_ENV = {
 } as const;
 
 const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a Kubernetes name (RFC 1123 label)').max(63);
-const port = z.coerce.number().int().min(1).max(65535);
+/** 0: the kernel picks one (the ready log line says which); tests run several waypoints on one host */
+const port = z.coerce.number().int().min(0).max(65535);
 
 const schema = z.strictObject({
   kubeconfig: z.string().min(1).optional(),

@@ -1,5 +1,4 @@
-import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { Socket } from 'node:net';
+import { connect, constants, type ClientHttp2Session, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Endpoint } from '../k8s/cluster-index.js';
 import type { RequestOutcome } from './http1-proxy.js';
 import { applyHeaderModifier, planRequest, type ConnectionFacts, type Plan, type Snapshot } from './request-plan.js';
@@ -15,7 +14,8 @@ import { nextEndpoint } from './upstream.js';
  */
 export interface Http2Deps {
   snapshot(): Snapshot;
-  connection(socket: Socket): ConnectionFacts | undefined;
+  /** by session: a session's `socket` is a proxy object, not the socket the listener accepted */
+  connection(session: Http2Session): ConnectionFacts | undefined;
   connectTimeoutMs: number;
   done(o: RequestOutcome): void;
 }
@@ -58,7 +58,7 @@ const header = (h: IncomingHttpHeaders) => (name: string): string | undefined =>
 export function createHttp2StreamHandler(deps: Http2Deps) {
   return async (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> => {
     const started = performance.now();
-    const conn = deps.connection(stream.session?.socket as Socket);
+    const conn = stream.session === undefined ? undefined : deps.connection(stream.session);
     if (conn === undefined) return void stream.close(constants.NGHTTP2_REFUSED_STREAM);
     stream.on('error', () => undefined);
     const get = header(headers);

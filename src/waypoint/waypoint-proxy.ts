@@ -1,5 +1,5 @@
 import { createServer as createHttpServer } from 'node:http';
-import { createServer as createHttp2Server, type ServerHttp2Stream } from 'node:http2';
+import { createServer as createHttp2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Server, Socket } from 'node:net';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -88,7 +88,8 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
   const h1deps = { snapshot, connection: connectionOf, agent, maxRetryBodyBytes: config.maxRetryBodyBytes, connectTimeoutMs: config.connectTimeout, done };
   const onRequest = createHttp1Handler(h1deps);
   const onUpgrade = createUpgradeHandler(h1deps);
-  const onStream = createHttp2StreamHandler({ snapshot, connection: connectionOf, connectTimeoutMs: config.connectTimeout, done });
+  const sessions = new WeakMap<Http2Session, ConnectionFacts>();
+  const onStream = createHttp2StreamHandler({ snapshot, connection: (session) => sessions.get(session), connectTimeoutMs: config.connectTimeout, done });
   const http1 = createHttpServer({ maxHeaderSize: config.maxHeaderBytes, requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 65_000 }, (req, res) => void onRequest(req, res));
   http1.on('upgrade', (req, socket: Socket, head: Buffer) => void onUpgrade(req, socket, head));
   http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -133,8 +134,19 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
       metrics.refused.inc({ reason });
       log.warn({ reason }, 'connection refused on the PROXY port');
     },
-    http1: (socket) => http1.emit('connection', socket),
-    http2: (socket) => http2.emit('connection', socket),
+    http1: (socket) => {
+      http1.emit('connection', socket);
+      // node:http reads the bytes sniffing put back only once the socket flows again
+      socket.resume();
+    },
+    http2: (socket) => {
+      // The server makes the session synchronously inside 'connection'; node:http2 then reads
+      // the bytes sniffing put back itself (so the socket stays paused here).
+      const bind = (session: Http2Session): void => void sessions.set(session, connections.get(socket)!);
+      http2.once('session', bind);
+      http2.emit('connection', socket);
+      http2.removeListener('session', bind);
+    },
     tcp,
   });
   let ready = true;
