@@ -144,6 +144,8 @@ async function forward(deps: Http1Deps, req: IncomingMessage, res: ServerRespons
   const body = retries > 0 ? await readBody(req, deps.maxRetryBodyBytes) : undefined;
   const headers = upstreamHeaders(req.headers, plan, trace, false);
   const deadline = plan.requestTimeoutMs === undefined ? undefined : Date.now() + plan.requestTimeoutMs;
+  const path = plan.path !== undefined ? plan.path + (req.url?.includes('?') ? req.url.slice(req.url.indexOf('?')) : '') : (req.url ?? '/');
+  if (plan.mirror !== undefined && body !== undefined) mirror(deps, plan.mirror, method, path, headers, body);
   const fail = (status: number, flags: string, text: string): void => {
     outcome.status = status;
     outcome.flags = flags;
@@ -162,7 +164,7 @@ async function forward(deps: Http1Deps, req: IncomingMessage, res: ServerRespons
     const perTry = Math.min(left ?? Infinity, plan.backendRequestTimeoutMs ?? Infinity);
     if (perTry <= 0) return fail(504, 'UT', 'upstream request timeout\n');
     if (attempt > 0) headers['x-envoy-attempt-count'] = String(attempt + 1);
-    const result = await tryOnce(deps, endpoint, method, plan.path !== undefined ? plan.path + (req.url?.includes('?') ? req.url.slice(req.url.indexOf('?')) : '') : (req.url ?? '/'), headers, body ?? req, perTry);
+    const result = await tryOnce(deps, endpoint, method, path, headers, body ?? req, perTry);
     const canRetry = attempt < retries && body !== undefined && !res.destroyed;
     if (result.kind === 'error') {
       const sent = result.sent && !IDEMPOTENT.has(method);
@@ -180,6 +182,22 @@ async function forward(deps: Http1Deps, req: IncomingMessage, res: ServerRespons
     }
     return relay(upstream, res, plan, trace, outcome, deadline);
   }
+}
+
+/**
+ * RequestMirror: a copy of the request to the mirror backend, fire and forget (its answer
+ * is dropped), with `-shadow` appended to the host as Envoy does. Only requests whose body
+ * was kept (see readBody) are mirrored; a streamed body is sent once, to the real backend.
+ */
+function mirror(deps: Http1Deps, endpoints: readonly Endpoint[], method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer): void {
+  const ep = nextEndpoint(endpoints);
+  if (ep === undefined) return;
+  const host = String(headers.host ?? '');
+  const copy = httpRequest({ host: ep.ip, port: ep.port, method, path, headers: { ...headers, host: host.replace(/^([^:]*)/, '$1-shadow') }, agent: deps.agent, setHost: false, timeout: 10_000 });
+  copy.on('response', (r) => r.resume());
+  copy.on('timeout', () => copy.destroy());
+  copy.on('error', () => undefined);
+  copy.end(body);
 }
 
 /** Exponential backoff from the route's base, with jitter, as Envoy: base * 2^n, randomized up to that. */

@@ -28,6 +28,7 @@ describe('warren waypoint-proxy', () => {
   const servers: Array<{ close(cb?: () => void): unknown; closeAllConnections?: () => void }> = [];
   const vips = new Map<string, string>();
   let flakyCalls = 0;
+  const seenHosts: string[] = [];
   let custom: CustomObjectsApi;
   const jwt: { token?: string; forged?: string; jwks?: string } = {};
   const dial = (service: string, port = 80, principal = 'spiffe://cluster.local/ns/demo/sa/client'): Dial => ({ destination: { address: vips.get(service)!, port }, principal });
@@ -43,6 +44,7 @@ describe('warren waypoint-proxy', () => {
 
     // Two versions of an app on 127.0.0.2 and 127.0.0.3, same port, answering with their version.
     const app = (version: string) => (req: IncomingMessage, res: ServerResponse) => {
+      seenHosts.push(`${version} ${req.headers.host}`);
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname === '/slow') return void setTimeout(() => res.end('late'), 3000);
       if (url.pathname === '/flaky') {
@@ -106,7 +108,7 @@ describe('warren waypoint-proxy', () => {
     await service('web', [{ ip: '127.0.0.2', port: appPort }, { ip: '127.0.0.3', port: appPort }]);
     await service('web-v1', [{ ip: '127.0.0.2', port: appPort }]);
     await service('web-v2', [{ ip: '127.0.0.3', port: appPort }]);
-    for (const name of ['shift', 'slow', 'flaky', 'secure', 'jwt']) await service(name, [{ ip: '127.0.0.2', port: appPort }]);
+    for (const name of ['shift', 'slow', 'flaky', 'secure', 'jwt', 'mirror']) await service(name, [{ ip: '127.0.0.2', port: appPort }]);
     await service('grpc', [{ ip: '127.0.0.4', port: grpcPort }], 9000);
     await service('ws', [{ ip: '127.0.0.5', port: wsPort }]);
     await service('tcp-echo', [{ ip: '127.0.0.6', port: tcpPort }], 7000);
@@ -119,6 +121,7 @@ describe('warren waypoint-proxy', () => {
     ]);
     await route('HTTPRoute', 'shift', 'shift', [{ backendRefs: [{ name: 'web-v1', port: 80, weight: 80 }, { name: 'web-v2', port: 80, weight: 20 }] }]);
     await route('HTTPRoute', 'slow', 'slow', [{ backendRefs: [{ name: 'slow', port: 80 }], timeouts: { request: '300ms' } }]);
+    await route('HTTPRoute', 'mirror', 'mirror', [{ backendRefs: [{ name: 'web-v1', port: 80 }], filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'web-v2', port: 80 } } }] }]);
     await route('HTTPRoute', 'flaky', 'flaky', [{ backendRefs: [{ name: 'flaky', port: 80 }], retry: { attempts: 2, codes: [500], backoff: '10ms' } }]);
 
     const policy = (kind: 'AuthorizationPolicy' | 'RequestAuthentication', name: string, spec: object) =>
@@ -204,6 +207,15 @@ describe('warren waypoint-proxy', () => {
     agent.destroy();
     assert.equal(r.status, 200);
     assert.equal(flakyCalls, 3);
+  });
+
+  test('RequestMirror: the backend answers, the mirror gets a copy with -shadow on the host', async () => {
+    seenHosts.length = 0;
+    const agent = waypointAgent(wp.ports.listen, dial('mirror'));
+    const r = await send(agent, { method: 'POST', path: '/m', body: 'payload' });
+    agent.destroy();
+    assert.equal(json(r.body).version, 'v1');
+    await eventually(() => seenHosts.includes('v2 web.demo-shadow'), 'the mirrored copy');
   });
 
   test('L7 authorization: GET on the prefix allowed, DELETE 403 (DENY first), other paths 403, header condition', async () => {
