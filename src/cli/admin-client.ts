@@ -24,6 +24,20 @@ export const ADMIN_HELP = `  --node NAME          a simulator node's agent (reac
   --state-dir DIR      simulator state ($WARREN_SIM_STATE_DIR; /run/warren-sim)
   -o, --output FORMAT  table | json`;
 
+/** GET over plain HTTP with a 5 s bound, for warren's local admin ports. */
+export function localGet(host: string, port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, timeout: 5000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** GET `path` from one of the agent's ports (admin, readiness): inside the simulator node's netns when `node` is set. */
 async function agentGet(target: AdminTarget, address: string, path: string): Promise<{ status: number; body: string }> {
   const { host, port } = splitHostPort(address);
@@ -36,16 +50,7 @@ async function agentGet(target: AdminTarget, address: string, path: string): Pro
       const res = await httpGetInNetns({ netns: agent.netns, host, port, path, timeoutMs: 5000 });
       return { status: res.status, body: res.body.toString() };
     }
-    return await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host, port, path, timeout: 5000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      });
-      req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-      req.on('error', reject);
-      req.end();
-    });
+    return await localGet(host, port, path);
   } catch (err) {
     if (err instanceof WarrenError) throw err;
     throw new WarrenError('ERR_ADMIN', `cannot reach the agent at ${target.node ? `node ${target.node} ` : ''}${address}: ${(err as Error).message}`);

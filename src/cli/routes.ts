@@ -1,6 +1,6 @@
-import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { WarrenError } from '../errors/warren-error.js';
+import { localGet } from './admin-client.js';
 import { httpGetInNetns } from '../net/netns-http.js';
 import { splitHostPort } from '../telemetry/http-endpoints.js';
 import type { RouteTableView } from '../waypoint/route-table.js';
@@ -19,16 +19,7 @@ matches in the order they are tried, with backends, filters, timeouts and retrie
 function get(address: string, netns: string | undefined): Promise<{ status: number; body: string }> {
   const { host, port } = splitHostPort(address);
   if (netns !== undefined) return httpGetInNetns({ netns, host, port, path: '/debug/routes', timeoutMs: 5000 }).then((r) => ({ status: r.status, body: r.body.toString() }));
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/debug/routes', timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-    req.end();
-  });
+  return localGet(host, port, '/debug/routes');
 }
 
 export function formatRouteTable(waypoint: string, routes: RouteTableView[]): string {

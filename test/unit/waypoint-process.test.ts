@@ -3,6 +3,9 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { connect as h2connect, createServer as createH2Server, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api } from '@kubernetes/client-node';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -16,6 +19,7 @@ import { dialWaypoint, gatewayRouteCrds, send, startWaypointProcess, waypointAge
  * WebSocket, TCP), clients that send the PROXY v2 header a node agent would.
  * Istio's traffic-management and authorization tasks, reproduced.
  */
+const run = promisify(execFile);
 const NS = 'demo';
 const ROUTES = { group: 'gateway.networking.k8s.io', version: 'v1', namespace: NS };
 const SECURITY = { group: 'security.warren.io', version: 'v1', namespace: NS };
@@ -207,6 +211,13 @@ describe('warren waypoint-proxy', () => {
     agent.destroy();
     assert.equal(r.status, 200);
     assert.equal(flakyCalls, 3);
+  });
+
+  test('warren routes prints the compiled route table from the admin API', async () => {
+    const { stdout } = await run(process.execPath, [fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), 'routes', '--address', `127.0.0.1:${wp.ports.admin}`]);
+    assert.match(stdout, /^waypoint demo\/waypoint$/m);
+    assert.match(stdout, /^Service demo\/shift:80\n {3}1\. PathPrefix \/ {2}→ {2}demo\/web-v1:80 weight 80, demo\/web-v2:80 weight 20$/m);
+    assert.match(stdout, /HTTPRoute demo\/slow rule 0; timeout 300ms/);
   });
 
   test('RequestMirror: the backend answers, the mirror gets a copy with -shadow on the host', async () => {
