@@ -90,15 +90,20 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
   const onUpgrade = createUpgradeHandler(h1deps);
   const sessions = new WeakMap<Http2Session, ConnectionFacts>();
   const onStream = createHttp2StreamHandler({ snapshot, connection: (session) => sessions.get(session), connectTimeoutMs: config.connectTimeout, done });
-  const http1 = createHttpServer({ maxHeaderSize: config.maxHeaderBytes, requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 65_000 }, (req, res) => void onRequest(req, res));
-  http1.on('upgrade', (req, socket: Socket, head: Buffer) => void onUpgrade(req, socket, head));
+  // A request that fails in an unforeseen way costs its own connection, never the process.
+  const contain = (what: string, destroy: () => void) => (err: unknown): void => {
+    log.error({ err: (err as Error).message, what }, 'request failed in the waypoint');
+    destroy();
+  };
+  const http1 = createHttpServer({ maxHeaderSize: config.maxHeaderBytes, requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 65_000 }, (req, res) => void onRequest(req, res).catch(contain('http1', () => res.destroy())));
+  http1.on('upgrade', (req, socket: Socket, head: Buffer) => void onUpgrade(req, socket, head).catch(contain('upgrade', () => socket.destroy())));
   http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) return void socket.destroy();
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
     socket.end(tooLarge ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
   });
   const http2 = createHttp2Server({ maxHeaderListPairs: 256, maxSessionMemory: 16, settings: { maxHeaderListSize: config.maxHeaderBytes } });
-  http2.on('stream', (stream, headers) => void onStream(stream as ServerHttp2Stream, headers));
+  http2.on('stream', (stream, headers) => void onStream(stream as ServerHttp2Stream, headers).catch(contain('http2', () => stream.destroy())));
   http2.on('sessionError', () => undefined);
 
   const tcp = (socket: Socket, header: ProxyV2Header): void => {
