@@ -138,6 +138,7 @@ async function fixedRate(t: Target, rate: number, seconds: number): Promise<{ p5
 }
 
 export async function benchWaypoint(): Promise<WaypointBenchRow[]> {
+  if ((await execa('nginx', ['-v'], { reject: false })).exitCode !== 0) throw new Error('the waypoint benchmark needs nginx as its baseline: apt-get install nginx');
   const dir = await mkdtemp(`${tmpdir()}/warren-bench-waypoint-`);
   const children: Child[] = [];
   try {
