@@ -220,6 +220,34 @@ describe('warren waypoint-proxy', () => {
     assert.match(stdout, /HTTPRoute demo\/slow rule 0; timeout 300ms/);
   });
 
+  test('with --otlp-endpoint, each request is exported as a span of the trace it continued (OTLP/HTTP)', async () => {
+    const bodies: string[] = [];
+    const collector = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push(`${req.url} ${req.headers['content-type']} ${Buffer.concat(chunks).toString('latin1')}`);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    const port = await listen(collector, '127.0.0.1');
+    const traced = await startWaypointProcess(api.kubeconfigText, api.dir, ['--otlp-endpoint', `http://127.0.0.1:${port}/v1/traces`]);
+    try {
+      const agent = waypointAgent(traced.ports.listen, dial('web-v1'));
+      assert.equal((await send(agent, { path: '/traced', headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } })).status, 200);
+      agent.destroy();
+      await eventually(() => bodies.length > 0, 'a span export', 15_000);
+      assert.match(bodies[0]!, /^\/v1\/traces /);
+      const text = bodies.join('\n');
+      const hex = '4bf92f3577b34da6a3ce929d0e0e4736';
+      assert.ok(text.includes(hex) || text.includes(Buffer.from(hex, 'hex').toString('latin1')), 'the exported span carries the trace id');
+      assert.ok(text.includes('/traced'), 'and the request path');
+    } finally {
+      await traced.stop();
+      collector.close();
+    }
+  });
+
   test('RequestMirror: the backend answers, the mirror gets a copy with -shadow on the host', async () => {
     seenHosts.length = 0;
     const agent = waypointAgent(wp.ports.listen, dial('mirror'));
