@@ -8,6 +8,7 @@ import { checkWaypointSupport, policyTargets, type TargetedPolicy } from './l7-a
 import { parseRequestAuthentication, type RequestAuthentication } from './request-authentication.js';
 import { parseGrpcRoute, parseHttpRoute, type Route } from './route-model.js';
 import { buildRouteTable, isGatewayParent, isServiceParent, type Gateway, type RouteTable } from './route-table.js';
+import { serviceExists } from './upstream.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
 interface Condition {
@@ -55,9 +56,8 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
 
   /** A Service is ours when its label (or else its namespace's) names this waypoint. */
   const servesService = (namespace: string, name: string): boolean => {
-    const svc = cluster.index().services().find((s) => s.namespace === namespace && s.name === name);
     const ns = namespaces.list().find((n) => n.metadata?.name === namespace);
-    const own = svc === undefined ? undefined : serviceLabels.get(`${namespace}/${name}`);
+    const own = serviceLabels.get(`${namespace}/${name}`);
     const labels = own?.[USE_WAYPOINT_LABEL] !== undefined ? own : ns?.metadata?.labels;
     const target = labels?.[USE_WAYPOINT_LABEL];
     const targetNs = labels?.[USE_WAYPOINT_NAMESPACE_LABEL] ?? namespace;
@@ -68,7 +68,8 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
   const writeStatus = (plural: string, group: typeof GATEWAY_API, obj: KubernetesObject, status: object): void => {
     const m = obj.metadata!;
     const id = `${plural}/${m.namespace}/${m.name}`;
-    const key = JSON.stringify(status);
+    // compared without the timestamps, so an unchanged status is not written again
+    const key = JSON.stringify(status, (k, v: unknown) => (k === 'lastTransitionTime' ? undefined : v));
     if (reported.get(id) === key) return;
     reported.set(id, key);
     void custom
@@ -78,7 +79,7 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
         log('status update failed', { object: id, err: err.message });
       });
   };
-  const stamp = (c: Condition, generation: number | undefined): Condition & { lastTransitionTime: string } => ({ ...c, ...(generation !== undefined ? { observedGeneration: generation } : {}), lastTransitionTime: new Date(0).toISOString() });
+  const stamp = (c: Condition, generation: number | undefined): Condition & { lastTransitionTime: string } => ({ ...c, ...(generation !== undefined ? { observedGeneration: generation } : {}), lastTransitionTime: new Date().toISOString() });
 
   const routeStatus = (plural: string, obj: KubernetesObject, conditions: Condition[]): void => {
     const spec = (obj as { spec?: { parentRefs?: unknown } }).spec;
@@ -100,7 +101,7 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
       try {
         const route = parse(obj);
         lastGood.set(id, route);
-        const missing = route.rules.flatMap((r) => r.backendRefs).find((b) => b.kind !== 'Service' || !['', 'core'].includes(b.group) || !index.services().some((s) => s.namespace === b.namespace && s.name === b.name));
+        const missing = route.rules.flatMap((r) => r.backendRefs).find((b) => b.kind !== 'Service' || !['', 'core'].includes(b.group) || !serviceExists(index, b.namespace, b.name));
         const resolved: Condition = missing === undefined
           ? { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'all backendRefs resolved' }
           : missing.kind !== 'Service'
