@@ -144,7 +144,11 @@ export function createHttp2StreamHandler(deps: Http2Deps) {
     });
     up.on('data', (c: Buffer) => {
       outcome.responseBytes += c.length;
-      if (!stream.destroyed) stream.write(c);
+      // backpressure: a slow client pauses the upstream stream instead of queueing in memory
+      if (!stream.destroyed && !stream.write(c)) {
+        up.pause();
+        stream.once('drain', () => up.resume());
+      }
     });
     up.on('end', () => {
       clearTimeout(timer);
