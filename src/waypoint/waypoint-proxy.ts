@@ -11,7 +11,7 @@ import { closeUpstreamSessions, createHttp2StreamHandler } from './http2-proxy.j
 import { authorizeL7 } from './l7-authorization.js';
 import { forwardTcp, startInboundListener } from './inbound-listener.js';
 import type { ProxyV2Header } from './proxy-protocol.js';
-import type { ConnectionFacts, Snapshot } from './request-plan.js';
+import { planRequest, type ConnectionFacts, type Snapshot } from './request-plan.js';
 import { startSpanExporter } from './span-export.js';
 import { createUpgradeHandler } from './upgrade-proxy.js';
 import { waypointMetrics } from './waypoint-metrics.js';
@@ -163,6 +163,25 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
         authorizationPolicies: state.authorizationPolicies().map((t) => ({ policy: `${t.policy.namespace}/${t.policy.name}`, action: t.policy.action, targets: t.targets, rules: t.policy.rules.length, ...(t.policy.invalid ? { invalid: t.policy.invalid } : {}) })),
         requestAuthentications: state.requestAuthentications().map((r) => ({ policy: `${r.namespace}/${r.name}`, targets: r.targets, issuers: r.rules.map((x) => x.issuer), ...(r.invalid ? { invalid: true } : {}) })),
       }),
+    // L7 explain: what the waypoint would do with a request, without sending one.
+    '/debug/explain': async (req, res) => {
+      const q = new URL(req.url ?? '/', 'http://admin').searchParams;
+      const [ns, name] = (q.get('service') ?? '').split('/');
+      const port = Number(q.get('port') ?? '80');
+      const svc = state.index().services().find((e) => e.namespace === ns && e.name === name && e.port === port);
+      if (svc === undefined) return sendJson(res, 404, { message: `service=NS/NAME and port=N must name a Service port the waypoint knows (got ${q.get('service')}:${port})` });
+      const headers = new Map(q.getAll('header').map((h) => [h.slice(0, h.indexOf(':')).trim().toLowerCase(), h.slice(h.indexOf(':') + 1).trim()]));
+      const principal = q.get('principal');
+      const conn: ConnectionFacts = { source: { ip: q.get('source-ip') ?? '0.0.0.0', port: 0, ...(principal ? { principal } : {}) }, destination: { ip: svc.vips[0]!, port } };
+      const path = q.get('path') ?? '/';
+      const url = new URL(path, 'http://x');
+      const plan = await planRequest(snapshot(), conn, { method: q.get('method') ?? 'GET', path: url.pathname, query: url.searchParams, authority: headers.get('host') ?? `${name}.${ns}`, header: (h) => headers.get(h), grpc: (headers.get('content-type') ?? '').startsWith('application/grpc') });
+      sendJson(res, 200, {
+        decision: plan.decision,
+        ...(plan.kind === 'respond' ? { response: { status: plan.status, flags: plan.flags } } : { forward: { service: plan.service ? `${plan.service.namespace}/${plan.service.name}:${plan.service.port}` : undefined, endpoints: plan.endpoints.map((e) => `${e.ip}:${e.port}`) } }),
+        ...(plan.route ? { route: plan.route } : {}),
+      });
+    },
     '/ready': (_req, res) => void res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'stopping\n'),
   });
   const readiness = await serveEndpoints(`${config.adminAddress}:${config.readinessPort}`, {

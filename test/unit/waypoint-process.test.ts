@@ -269,6 +269,10 @@ describe('warren waypoint-proxy', () => {
     assert.equal((await send(agent, { path: '/admin', headers: { 'x-team': 'red' } })).status, 403);
     agent.destroy();
     assert.match(wp.log.join('\n'), /"decision":"deny","policy":"demo\/secure-deny-delete"/);
+    const explain = async (q: string) => (await (await fetch(`http://127.0.0.1:${wp.ports.admin}/debug/explain?service=demo/secure&port=80&${q}`)).json()) as { decision: { allow: boolean; policy?: string }; response?: { status: number } };
+    const del = await explain('method=DELETE&path=/api/x');
+    assert.deepEqual([del.decision.allow, del.decision.policy, del.response?.status], [false, 'demo/secure-deny-delete', 403]);
+    assert.equal((await explain('method=GET&path=/admin&header=x-team:blue')).decision.allow, true);
   });
 
   test('JWT: a valid token passes (claim copied to a header, token stripped), a forged one is 401, none is 403', async () => {
