@@ -36,6 +36,11 @@ export function waypointMetrics(registry: Registry, index: () => ClusterIndex, c
   const responseBytes = new Histogram({ name: 'istio_response_bytes', help: 'Response sizes (headers and body)', labelNames, buckets: ISTIO_BYTES_BUCKETS, registers: [registry] });
   const refused = new Counter({ name: 'warren_waypoint_refused_connections_total', help: 'Connections to the PROXY port refused before any request, by reason', labelNames: ['reason'], registers: [registry] });
   const tcp = new Counter({ name: 'warren_waypoint_tcp_connections_total', help: 'Streams forwarded as TCP (no HTTP detected), by outcome', labelNames: ['outcome'], registers: [registry] });
+  // prom-client hashes a label object on every inc/observe (25 labels, four metrics): the
+  // children are kept per label set instead, bounded, so a request pays one string join.
+  type Children = { requests: ReturnType<typeof requests.labels>; duration: ReturnType<typeof duration.labels>; requestBytes: ReturnType<typeof requestBytes.labels>; responseBytes: ReturnType<typeof responseBytes.labels> };
+  const children = new Map<string, Children>();
+  const MAX_CACHED = 10_000;
   return {
     refused,
     tcp,
@@ -49,11 +54,18 @@ export function waypointMetrics(registry: Registry, index: () => ClusterIndex, c
         dst,
         clusterDomain,
       );
-      const labels = { ...base, reporter: 'waypoint', request_protocol: r.protocol, response_flags: r.flags, response_code: String(r.status), grpc_response_status: r.grpcStatus ?? '' };
-      requests.inc(labels);
-      duration.observe(labels, r.durationMs);
-      requestBytes.observe(labels, r.requestBytes);
-      responseBytes.observe(labels, r.responseBytes);
+      const labels: Record<string, string> = { ...base, reporter: 'waypoint', request_protocol: r.protocol, response_flags: r.flags, response_code: String(r.status), grpc_response_status: r.grpcStatus ?? '' };
+      const key = labelNames.map((n) => labels[n]).join('\u0000');
+      let c = children.get(key);
+      if (c === undefined) {
+        if (children.size >= MAX_CACHED) children.clear();
+        c = { requests: requests.labels(labels), duration: duration.labels(labels), requestBytes: requestBytes.labels(labels), responseBytes: responseBytes.labels(labels) };
+        children.set(key, c);
+      }
+      c.requests.inc();
+      c.duration.observe(r.durationMs);
+      c.requestBytes.observe(r.requestBytes);
+      c.responseBytes.observe(r.responseBytes);
     },
   };
 }
