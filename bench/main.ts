@@ -12,6 +12,7 @@ import { benchClusterIndex } from './cluster-index.js';
 import { benchDataplane, dataplaneExperiment, type PathSummary } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
 import { benchPolicyEval, type Timing } from './policy-eval.js';
+import { benchWaypoint } from './waypoint.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
@@ -284,7 +285,28 @@ async function policyEval(): Promise<void> {
 }
 
 
-const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape, 'policy-eval': policyEval };
+async function waypoint(): Promise<void> {
+  const rows = await benchWaypoint();
+  const nginx = rows.find((r) => r.path.startsWith('nginx'));
+  const direct = rows.find((r) => r.path.startsWith('direct'));
+  const text = table(
+    ['path', 'req/s (16 conns)', `p50 ms @${rows[0]?.fixedRate}/s`, 'p99 ms', 'added p99 vs nginx', 'CPU s / 1000 req', 'CPU vs nginx', 'RSS MiB'],
+    rows.map((r) => [
+      r.path,
+      fmt(r.saturationRps, 0),
+      fmt(r.p50Ms, 3),
+      fmt(r.p99Ms, 3),
+      nginx && direct && r !== direct ? `${fmt((r.p99Ms - direct.p99Ms) / (nginx.p99Ms - direct.p99Ms))}×` : '',
+      r.cpuSecondsPer1000 === undefined ? '' : fmt(r.cpuSecondsPer1000, 3),
+      nginx?.cpuSecondsPer1000 && r.cpuSecondsPer1000 !== undefined ? `${fmt(r.cpuSecondsPer1000 / nginx.cpuSecondsPer1000)}×` : '',
+      r.rssMiB === undefined ? '' : fmt(r.rssMiB, 1),
+    ]),
+  );
+  console.log(text);
+  console.log(`saved ${saveResult('waypoint', text, rows)}`);
+}
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape, 'policy-eval': policyEval, waypoint };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));

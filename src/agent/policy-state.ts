@@ -50,8 +50,8 @@ function policyEvent(kind: string, obj: KubernetesObject, reason: string, messag
  * failClosedPolicy, failClosedPeerAuthentication); it is logged and its
  * status says why. AuthorizationPolicies that use HTTP-only fields are kept
  * (enforced fail-closed at L4) and their status says a waypoint is needed;
- * those attaching by targetRef(s) are a waypoint's and the agent leaves them
- * out (status WaypointRequired); dry-run ones are evaluated, not enforced.
+ * those attaching by targetRef(s) are a waypoint's: the agent leaves them
+ * out and leaves their status to the waypoint; dry-run ones are evaluated, not enforced.
  * Both also get a Warning Event (`kubectl describe` and `kubectl get events`
  * show it), once per generation. `onChange` runs after each rebuild (live
  * connections are re-checked).
@@ -103,8 +103,9 @@ export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void,
   const rebuild = coalesced(20, () => {
     peerAuthentications = validated(pa, 'peerauthentications', 'PeerAuthentication', parsePeerAuthentication, failClosedPeerAuthentication, 'it counts as STRICT until fixed', () => undefined);
     authorizationPolicies = validated(ap, 'authorizationpolicies', 'AuthorizationPolicy', parseAuthorizationPolicy, failClosedPolicy, 'it denies every connection to the workloads it selects until fixed', (p) =>
+      // targetRef(s): the waypoint enforces it and writes its status (src/waypoint/waypoint-state.ts)
       p.targeted
-        ? { type: 'Accepted', status: 'False', reason: 'WaypointRequired', message: 'attaches by targetRef(s): a waypoint enforces it, and warren has none yet; the node agent does not apply it' }
+        ? null
         : p.httpFields.length > 0
           ? {
               type: 'Accepted',
@@ -125,17 +126,19 @@ export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void,
     parse: (o: unknown) => T,
     failClosed: (o: unknown, message: string) => T | undefined,
     meaning: string,
-    warn: (t: T) => Condition | undefined,
+    /** the condition to report; null: not the node agents' object, leave its status alone */
+    warn: (t: T) => Condition | undefined | null,
   ): T[] =>
     informer.list().flatMap((obj) => {
       try {
         const t = parse(obj);
-        report(plural, kind, obj, warn(t));
+        const condition = warn(t);
+        if (condition !== null) report(plural, kind, obj, condition);
         return [t];
       } catch (err) {
         const message = (err as Error).message;
-        report(plural, kind, obj, { type: 'Accepted', status: 'False', reason: 'Invalid', message: `${message}; ${meaning}` });
         const stand = failClosed(obj, message);
+        if (!(stand as { targeted?: boolean } | undefined)?.targeted) report(plural, kind, obj, { type: 'Accepted', status: 'False', reason: 'Invalid', message: `${message}; ${meaning}` });
         return stand === undefined ? [] : [stand];
       }
     });

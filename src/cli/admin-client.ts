@@ -30,6 +30,12 @@ export const ADMIN_HELP = `  --node NAME          a simulator node's agent (reac
 /** An agent's largest answer (/config_dump of a full node) is a few MB. */
 const MAX_ANSWER = 32 * 1024 * 1024;
 
+/** GET over plain HTTP with a 5 s bound, for warren's local admin ports (agent, waypoint). */
+export async function localGet(host: string, port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await httpCall({ url: httpUrl(host, port, path), timeoutMs: 5000, maxBytes: MAX_ANSWER });
+  return { status: res.status, body: res.body.toString() };
+}
+
 /** GET `path` from one of the agent's ports (admin, readiness): inside the simulator node's netns when `node` is set. */
 async function agentGet(target: AdminTarget, address: string, path: string): Promise<{ status: number; body: string }> {
   const { host, port } = splitHostPort(address);
@@ -42,8 +48,7 @@ async function agentGet(target: AdminTarget, address: string, path: string): Pro
       const res = await httpGetInNetns({ netns: agent.netns, host, port, path, timeoutMs: 5000, maxBytes: MAX_ANSWER });
       return { status: res.status, body: res.body.toString() };
     }
-    const res = await httpCall({ url: httpUrl(host, port, path), timeoutMs: 5000, maxBytes: MAX_ANSWER });
-    return { status: res.status, body: res.body.toString() };
+    return await localGet(host, port, path);
   } catch (err) {
     if (err instanceof WarrenError) throw err;
     throw new WarrenError('ERR_ADMIN', `cannot reach the agent at ${target.node ? `node ${target.node} ` : ''}${address}: ${(err as Error).message}`);

@@ -69,6 +69,16 @@ export const ERROR_CODES = [
   'ERR_DNS_LISTEN',
   'ERR_DEMO',
   'ERR_PCAP',
+  // the waypoint: PROXY protocol v2 from its node's agent, HTTPRoute/GRPCRoute compilation
+  'ERR_PROXY_SIGNATURE',
+  'ERR_PROXY_VERSION',
+  'ERR_PROXY_COMMAND',
+  'ERR_PROXY_FAMILY',
+  'ERR_PROXY_LENGTH',
+  'ERR_PROXY_ADDRESS',
+  'ERR_PROXY_TLV',
+  'ERR_PROXY_SPIFFE_ID',
+  'ERR_ROUTE_INVALID',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -231,7 +231,7 @@ export function denyingPolicy(d: AuthzDecision): string | undefined {
 }
 
 /** Istio's string match, in istiod's order: "*" (present), "*suffix", "prefix*", exact. */
-const matchString = (pattern: string, value: string): boolean =>
+export const matchString = (pattern: string, value: string): boolean =>
   pattern === '*' ? value !== '' : pattern.startsWith('*') ? value.endsWith(pattern.slice(1)) : pattern.endsWith('*') ? value.startsWith(pattern.slice(0, -1)) : pattern === value;
 
 function matchAny(patterns: readonly string[], value: string): boolean {

@@ -82,4 +82,38 @@ export const AUTHORIZATION_POLICY_CRD = crd('AuthorizationPolicy', 'authorizatio
   },
 });
 
-export const WARREN_CRDS = [PEER_AUTHENTICATION_CRD, AUTHORIZATION_POLICY_CRD];
+/**
+ * Istio's RequestAuthentication schema (JWT rules), enforced by the waypoint
+ * for the targets it names (docs/architecture.md, "The waypoint"). Every
+ * level declared, as above: a misspelled field is pruned or refused, never
+ * stored as a rule that checks nothing.
+ */
+export const REQUEST_AUTHENTICATION_CRD = crd('RequestAuthentication', 'requestauthentications', 'ra', {
+  type: 'object',
+  properties: {
+    selector,
+    targetRef,
+    targetRefs: { type: 'array', items: targetRef },
+    jwtRules: {
+      type: 'array',
+      items: object(
+        {
+          issuer: { type: 'string' },
+          audiences: strings,
+          jwksUri: { type: 'string' },
+          jwks: { type: 'string' },
+          fromHeaders: { type: 'array', items: object({ name: { type: 'string' }, prefix: { type: 'string' } }, ['name']) },
+          fromParams: strings,
+          fromCookies: strings,
+          outputPayloadToHeader: { type: 'string' },
+          forwardOriginalToken: { type: 'boolean' },
+          outputClaimToHeaders: { type: 'array', items: object({ header: { type: 'string' }, claim: { type: 'string' } }, ['header', 'claim']) },
+          timeout: { type: 'string' },
+        },
+        ['issuer'],
+      ),
+    },
+  },
+});
+
+export const WARREN_CRDS = [PEER_AUTHENTICATION_CRD, AUTHORIZATION_POLICY_CRD, REQUEST_AUTHENTICATION_CRD];

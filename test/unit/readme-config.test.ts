@@ -3,12 +3,13 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { ENV, loadNodeAgentConfig, SETTINGS, settingDefault, settingFlag, type Setting } from '../../src/agent/config.js';
 import { CA_ENV } from '../../src/ca/config.js';
+import { WAYPOINT_ENV } from '../../src/waypoint/config.js';
 
 const README = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
 const flag = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** The README's configuration reference is what users read: every setting must be in it. */
-for (const [component, env] of [['warren node', ENV], ['warren ca', CA_ENV]] as const) {
+for (const [component, env] of [['warren node', ENV], ['warren ca', CA_ENV], ['warren waypoint-proxy', WAYPOINT_ENV]] as const) {
   test(`README documents every ${component} flag and environment variable`, () => {
     for (const [key, name] of Object.entries(env)) {
       assert.ok(README.includes(`\`${flag(key)}\``), `${component}: ${flag(key)} is not in README.md`);
@@ -35,6 +36,7 @@ test("the README's warren node table agrees with the settings: environment varia
 });
 
 test('every configuration key of warren node is a setting with a flag (and nothing else is)', () => {
-  const loaded = Object.keys(loadNodeAgentConfig({ nodeName: 'n', kubeconfig: '/k', cniPluginBinary: '/p' }, {}));
+  // dataplaneThreads has no default (one per core), so it is given to appear among the keys.
+  const loaded = Object.keys(loadNodeAgentConfig({ nodeName: 'n', kubeconfig: '/k', cniPluginBinary: '/p', dataplaneThreads: '1' }, {}));
   assert.deepEqual(loaded.sort(), Object.keys(SETTINGS).sort());
 });

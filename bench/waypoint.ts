@@ -1,0 +1,214 @@
+/**
+ * `npm run bench -- waypoint`: HTTP/1.1 keep-alive, 1 KiB responses, through
+ * (a) nothing (client → backend), (b) the waypoint process, (c) nginx as a
+ * reverse proxy on the same path (PROXY v2 in, keep-alive upstream): the
+ * baseline. Requests/s at saturation, p50/p99 at a fixed rate, CPU-seconds
+ * per 1000 requests and RSS of the proxy. All on loopback: the node agents'
+ * HBONE hops around the waypoint are not in this path (bench `dataplane`
+ * measures those).
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
+import { execa } from 'execa';
+
+/** What the bench needs of a child process (execa's types differ per option set). */
+interface Child extends PromiseLike<unknown> {
+  stdout: NodeJS.ReadableStream | null;
+  kill(signal?: NodeJS.Signals): boolean;
+}
+import { kubeconfig } from '../src/sim/apiserver/kubeconfig.js';
+import { encodeProxyV2 } from '../src/waypoint/proxy-protocol.js';
+
+const API_CHILD = fileURLToPath(new URL('./apiserver-child.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const BACKEND = `
+import { createServer } from 'node:http';
+const body = Buffer.alloc(1024, 120);
+const s = createServer((req, res) => { req.resume(); res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length }).end(body); });
+s.keepAliveTimeout = 60000;
+s.listen(0, '127.0.0.2', () => console.log(JSON.stringify({ port: s.address().port })));
+`;
+
+export interface WaypointBenchRow {
+  path: string;
+  saturationRps: number;
+  p50Ms: number;
+  p99Ms: number;
+  fixedRate: number;
+  cpuSecondsPer1000?: number;
+  rssMiB?: number;
+}
+
+function firstJsonLine(child: Child, match: (o: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('child not ready in 30 s')), 30_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      for (const line of buf.split('\n').slice(0, -1)) {
+        try {
+          const o = JSON.parse(line) as Record<string, unknown>;
+          if (match(o)) {
+            clearTimeout(timer);
+            resolve(o);
+          }
+        } catch {
+          // not JSON
+        }
+      }
+      buf = buf.slice(buf.lastIndexOf('\n') + 1);
+    });
+  });
+}
+
+function cpuSeconds(pid: number): Promise<number> {
+  return readFile(`/proc/${pid}/stat`, 'utf8').then((s) => {
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks of 10 ms
+  });
+}
+const rssMiB = async (pid: number): Promise<number> => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+interface Target {
+  port: number;
+  proxyHeader?: Buffer;
+}
+
+function agentFor(t: Target, max: number): Agent {
+  const agent = new Agent({ keepAlive: true, maxSockets: max });
+  (agent as unknown as { createConnection: () => Socket }).createConnection = () => {
+    const s = connect({ host: t.proxyHeader ? '127.0.0.1' : '127.0.0.2', port: t.port, noDelay: true });
+    if (t.proxyHeader) s.write(t.proxyHeader);
+    return s;
+  };
+  return agent;
+}
+
+function once(agent: Agent): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request({ agent, host: 'web.bench', path: '/', timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Closed loop: `concurrency` connections each sending the next request when the last answered. */
+async function saturate(t: Target, concurrency: number, seconds: number): Promise<number> {
+  const agent = agentFor(t, concurrency);
+  const end = Date.now() + seconds * 1000;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) {
+        await once(agent);
+        done++;
+      }
+    }),
+  );
+  agent.destroy();
+  return done / seconds;
+}
+
+/** Open loop at `rate` requests/s: latency percentiles without coordinated omission of slow answers. */
+async function fixedRate(t: Target, rate: number, seconds: number): Promise<{ p50: number; p99: number }> {
+  const agent = agentFor(t, 64);
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  for (let i = 0; i < rate * seconds; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    // measured from when the request was due, so a stalled proxy is not hidden by sending late
+    pending.push(once(agent).then(() => void latencies.push(performance.now() - due)));
+  }
+  await Promise.all(pending);
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return { p50: latencies[Math.floor(latencies.length * 0.5)]!, p99: latencies[Math.floor(latencies.length * 0.99)]! };
+}
+
+export async function benchWaypoint(): Promise<WaypointBenchRow[]> {
+  if ((await execa('nginx', ['-v'], { reject: false })).exitCode !== 0) throw new Error('the waypoint benchmark needs nginx as its baseline: apt-get install nginx');
+  const dir = await mkdtemp(`${tmpdir()}/warren-bench-waypoint-`);
+  const children: Child[] = [];
+  try {
+    const api = execa(process.execPath, [API_CHILD, `${dir}/api`], { buffer: false, cleanup: true, reject: false });
+    children.push(api);
+    const a = await firstJsonLine(api, (o) => o.ready === true);
+    const kcText = kubeconfig(`https://127.0.0.1:${a.port}`, String(a.ca), String(a.token));
+    await writeFile(`${dir}/kubeconfig`, kcText);
+    const kc = new KubeConfig();
+    kc.loadFromString(kcText);
+    const backend = execa(process.execPath, ['--input-type=module', '-e', BACKEND], { buffer: false, cleanup: true, reject: false });
+    children.push(backend);
+    const backendPort = Number((await firstJsonLine(backend, (o) => typeof o.port === 'number')).port);
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: 'bench' } } });
+    const svc = await core.createNamespacedService({ namespace: 'bench', body: { metadata: { name: 'web' }, spec: { ports: [{ name: 'http', port: 80 }] } } });
+    await kc.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
+      namespace: 'bench',
+      body: { metadata: { name: 'web-1', labels: { 'kubernetes.io/service-name': 'web' } }, addressType: 'IPv4', ports: [{ name: 'http', port: backendPort, protocol: 'TCP' }], endpoints: [{ addresses: ['127.0.0.2'], conditions: { ready: true } }] },
+    });
+    const header = encodeProxyV2({ source: { address: '10.244.1.5', port: 40000 }, destination: { address: svc.spec!.clusterIP!, port: 80 }, clientSpiffeId: 'spiffe://cluster.local/ns/bench/sa/client' });
+
+    // Istio's default: no access log (meshConfig.accessLogFile unset); metrics on.
+    const waypoint = execa(process.execPath, [MAIN, 'waypoint-proxy', '--name', 'waypoint', '--namespace', 'bench', '--kubeconfig', `${dir}/kubeconfig`, '--listen-address', '127.0.0.1', '--listen-port', '0', '--admin-port', '0', '--readiness-port', '0', '--admin-address', '127.0.0.1', '--access-log-level', 'off'], { buffer: false, cleanup: true, reject: false });
+    children.push(waypoint);
+    const w = await firstJsonLine(waypoint, (o) => o.msg === 'waypoint ready');
+
+    const nginxPort = 20000 + Math.floor(Math.random() * 20000);
+    await writeFile(
+      `${dir}/nginx.conf`,
+      `worker_processes 1; master_process off; pid ${dir}/nginx.pid; error_log ${dir}/nginx-error.log warn;
+events { worker_connections 4096; }
+http { access_log off;
+  upstream backend { server 127.0.0.2:${backendPort}; keepalive 256; }
+  server { listen 127.0.0.1:${nginxPort} proxy_protocol;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Request-Id $request_id; } } }
+`,
+    );
+    const nginx = execa('nginx', ['-p', dir, '-c', `${dir}/nginx.conf`, '-g', 'daemon off;'], { buffer: false, cleanup: true, reject: false });
+    children.push(nginx);
+    await new Promise((r) => setTimeout(r, 500));
+
+    const targets: Array<{ path: string; target: Target; pid?: number }> = [
+      { path: 'direct (client → backend)', target: { port: backendPort } },
+      { path: 'nginx reverse proxy (baseline)', target: { port: nginxPort, proxyHeader: header }, pid: nginx.pid! },
+      { path: 'warren waypoint', target: { port: Number(w.listen), proxyHeader: header }, pid: waypoint.pid! },
+    ];
+    const rows: WaypointBenchRow[] = [];
+    const rate = 500;
+    for (const t of targets) {
+      for (let i = 0; i < 200; i++) await once(agentFor(t.target, 1)); // warm up (JIT, pools)
+      const cpu0 = t.pid ? await cpuSeconds(t.pid) : 0;
+      const sat = await saturate(t.target, 16, 5);
+      const cpu1 = t.pid ? await cpuSeconds(t.pid) : 0;
+      const lat = await fixedRate(t.target, rate, 4);
+      rows.push({
+        path: t.path,
+        saturationRps: sat,
+        p50Ms: lat.p50,
+        p99Ms: lat.p99,
+        fixedRate: rate,
+        ...(t.pid ? { cpuSecondsPer1000: ((cpu1 - cpu0) / (sat * 5)) * 1000, rssMiB: await rssMiB(t.pid) } : {}),
+      });
+    }
+    return rows;
+  } finally {
+    for (const c of children.reverse()) {
+      c.kill('SIGTERM');
+      await c;
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,282 @@
+import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Endpoint } from '../k8s/cluster-index.js';
+import { applyHeaderModifier, planRequest, type ConnectionFacts, type Forward, type Plan, type PlanRequest, type Snapshot } from './request-plan.js';
+import { formatTraceparent, traceContext, type TraceContext } from './trace-context.js';
+import { nextEndpoint } from './upstream.js';
+
+/**
+ * HTTP/1.1 through the waypoint (docs/architecture.md, "The waypoint"):
+ * keep-alive and chunked bodies both ways, `Upgrade` (WebSocket) passed
+ * through, retries and timeouts from the route. Upstream connections come
+ * from one keep-alive pool per endpoint (node:http's Agent).
+ */
+
+export interface RequestOutcome {
+  source: ConnectionFacts['source'];
+  destination: ConnectionFacts['destination'];
+  plan: Plan;
+  trace: TraceContext;
+  method: string;
+  path: string;
+  authority: string;
+  status: number;
+  flags: string;
+  upstream?: Endpoint;
+  attempts: number;
+  requestBytes: number;
+  responseBytes: number;
+  durationMs: number;
+  grpcStatus?: string;
+}
+
+export interface Http1Deps {
+  snapshot(): Snapshot;
+  connection(socket: Socket): ConnectionFacts | undefined;
+  agent: Agent;
+  maxRetryBodyBytes: number;
+  connectTimeoutMs: number;
+  done(o: RequestOutcome): void;
+}
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and those a proxy must not forward. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** Without a route retry: a connection refused or reset before the request was sent is tried on another endpoint, twice (Istio's default attempts). */
+const DEFAULT_CONNECT_RETRIES = 2;
+
+function forwardHeaders(raw: IncomingHttpHeaders, keepUpgrade: boolean): Record<string, string | string[] | undefined> {
+  const named = new Set((raw.connection ?? '').toLowerCase().split(',').map((s) => s.trim()));
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (keepUpgrade && (k === 'upgrade' || k === 'connection')) continue;
+    if (HOP_BY_HOP.has(k) || named.has(k)) continue;
+    out[k] = v;
+  }
+  if (keepUpgrade && raw.upgrade !== undefined) {
+    out.connection = 'Upgrade';
+    out.upgrade = raw.upgrade;
+  }
+  return out;
+}
+
+export function headerGetter(raw: IncomingHttpHeaders): (name: string) => string | undefined {
+  return (name) => {
+    const v = raw[name];
+    return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : v;
+  };
+}
+
+function headerBytes(h: Record<string, unknown>): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(h)) n += k.length + 4 + (Array.isArray(v) ? v.join(',').length : String(v ?? '').length);
+  return n;
+}
+
+export function planInput(req: IncomingMessage): PlanRequest {
+  const url = new URL(req.url ?? '/', 'http://waypoint');
+  const header = headerGetter(req.headers);
+  return { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, authority: req.headers.host ?? '', header, grpc: (header('content-type') ?? '').startsWith('application/grpc') };
+}
+
+/** The upstream request headers: the client's minus hop-by-hop, plus the plan's edits and the trace headers. */
+export function upstreamHeaders(raw: IncomingHttpHeaders, plan: Forward, trace: TraceContext, keepUpgrade: boolean): Record<string, string | string[] | undefined> {
+  const h = forwardHeaders(raw, keepUpgrade);
+  applyHeaderModifier(h, plan.requestHeaders);
+  if (plan.authority !== undefined) h.host = plan.authority;
+  h['x-request-id'] = trace.requestId;
+  h.traceparent = formatTraceparent(trace);
+  return h;
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined) return undefined;
+  if (length === undefined) return Buffer.alloc(0);
+  if (Number(length) > limit) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export function createHttp1Handler(deps: Http1Deps) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = performance.now();
+    const conn = deps.connection(req.socket);
+    if (conn === undefined) {
+      res.destroy();
+      return;
+    }
+    const input = planInput(req);
+    const trace = traceContext(input.header('traceparent'), input.header('x-request-id'));
+    let plan: Plan;
+    try {
+      plan = await planRequest(deps.snapshot(), conn, input);
+    } catch (err) {
+      plan = { kind: 'respond', status: 500, body: 'waypoint error\n', headers: {}, flags: '-', decision: { allow: false, policy: '-', reason: (err as Error).message } };
+    }
+    const outcome: RequestOutcome = { source: conn.source, destination: conn.destination, plan, trace, method: input.method, path: input.path, authority: input.authority, status: 0, flags: '-', attempts: 0, requestBytes: headerBytes(req.headers), responseBytes: 0, durationMs: 0 };
+    req.on('data', (c: Buffer) => (outcome.requestBytes += c.length));
+    res.on('close', () => {
+      outcome.durationMs = performance.now() - started;
+      if (!res.writableFinished && outcome.flags === '-') outcome.flags = 'DC';
+      deps.done(outcome);
+    });
+    if (plan.kind === 'respond') {
+      outcome.status = plan.status;
+      outcome.flags = plan.flags;
+      const body = Buffer.from(plan.body);
+      outcome.responseBytes = body.length;
+      res.writeHead(plan.status, { 'content-type': 'text/plain', 'content-length': body.length, 'x-request-id': trace.requestId, ...plan.headers }).end(body);
+      req.resume();
+      return;
+    }
+    await forward(deps, req, res, plan, trace, outcome);
+  };
+}
+
+async function forward(deps: Http1Deps, req: IncomingMessage, res: ServerResponse, plan: Forward, trace: TraceContext, outcome: RequestOutcome): Promise<void> {
+  const retry = plan.retry;
+  const method = req.method ?? 'GET';
+  const retries = retry?.attempts ?? DEFAULT_CONNECT_RETRIES;
+  // Retries need the body again: small bodies are kept, others stream once and are never retried.
+  const body = retries > 0 ? await readBody(req, deps.maxRetryBodyBytes) : undefined;
+  const headers = upstreamHeaders(req.headers, plan, trace, false);
+  const deadline = plan.requestTimeoutMs === undefined ? undefined : Date.now() + plan.requestTimeoutMs;
+  const path = plan.path !== undefined ? plan.path + (req.url?.includes('?') ? req.url.slice(req.url.indexOf('?')) : '') : (req.url ?? '/');
+  if (plan.mirror !== undefined && body !== undefined) mirror(deps, plan.mirror, method, path, headers, body);
+  const fail = (status: number, flags: string, text: string): void => {
+    outcome.status = status;
+    outcome.flags = flags;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), 'x-request-id': trace.requestId }).end(text);
+  };
+  for (let attempt = 0; ; attempt++) {
+    const endpoint = nextEndpoint(plan.endpoints);
+    if (endpoint === undefined) return fail(503, 'UH', 'no healthy upstream\n');
+    outcome.upstream = endpoint;
+    outcome.attempts = attempt + 1;
+    const left = deadline === undefined ? undefined : deadline - Date.now();
+    const perTry = Math.min(left ?? Infinity, plan.backendRequestTimeoutMs ?? Infinity);
+    if (perTry <= 0) return fail(504, 'UT', 'upstream request timeout\n');
+    if (attempt > 0) headers['x-envoy-attempt-count'] = String(attempt + 1);
+    const result = await tryOnce(deps, endpoint, method, path, headers, body ?? req, perTry);
+    const canRetry = attempt < retries && body !== undefined && !res.destroyed;
+    if (result.kind === 'error') {
+      const sent = result.sent && !IDEMPOTENT.has(method);
+      if (canRetry && !sent && (retry !== undefined || !result.sent)) {
+        await sleep(backoff(retry?.backoffMs ?? 0, attempt));
+        continue;
+      }
+      return result.timeout ? fail(504, 'UT', 'upstream request timeout\n') : fail(503, result.sent ? 'UC' : 'UF', 'upstream connect error or disconnect/reset before headers\n');
+    }
+    const upstream = result.res;
+    if (canRetry && retry !== undefined && retry.codes.includes(upstream.statusCode ?? 0) && IDEMPOTENT.has(method)) {
+      upstream.resume();
+      await sleep(backoff(retry.backoffMs, attempt));
+      continue;
+    }
+    return relay(upstream, res, plan, trace, outcome, deadline);
+  }
+}
+
+/**
+ * RequestMirror: a copy of the request to the mirror backend, fire and forget (its answer
+ * is dropped), with `-shadow` appended to the host as Envoy does. Only requests whose body
+ * was kept (see readBody) are mirrored; a streamed body is sent once, to the real backend.
+ */
+function mirror(deps: Http1Deps, endpoints: readonly Endpoint[], method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer): void {
+  const ep = nextEndpoint(endpoints);
+  if (ep === undefined) return;
+  const host = String(headers.host ?? '');
+  const copy = httpRequest({ host: ep.ip, port: ep.port, method, path, headers: { ...headers, host: host.replace(/^([^:]*)/, '$1-shadow') }, agent: deps.agent, setHost: false, timeout: 10_000 });
+  copy.on('response', (r) => r.resume());
+  copy.on('timeout', () => copy.destroy());
+  copy.on('error', () => undefined);
+  copy.end(body);
+}
+
+/** Exponential backoff from the route's base, with jitter, as Envoy: base * 2^n, randomized up to that. */
+function backoff(baseMs: number, attempt: number): number {
+  if (baseMs <= 0) return 0;
+  return Math.round(Math.random() * baseMs * 2 ** attempt);
+}
+
+type TryResult = { kind: 'response'; res: IncomingMessage } | { kind: 'error'; sent: boolean; timeout: boolean };
+
+function tryOnce(deps: Http1Deps, ep: Endpoint, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer | IncomingMessage, timeoutMs: number): Promise<TryResult> {
+  return new Promise((resolve) => {
+    let settled = false;
+    let sent = false;
+    const up = httpRequest({ host: ep.ip, port: ep.port, method, path, headers, agent: deps.agent, setHost: false });
+    const timer = Number.isFinite(timeoutMs)
+      ? setTimeout(() => {
+          if (settled) return;
+          settled = true;
+          up.destroy();
+          resolve({ kind: 'error', sent, timeout: true });
+        }, timeoutMs)
+      : undefined;
+    up.once('socket', (s: Socket) => {
+      const connected = (): void => void (sent = true);
+      if (s.connecting) s.once('connect', connected);
+      else connected();
+    });
+    up.once('response', (res) => {
+      if (settled) {
+        res.resume();
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      // The per-try timer stops at the response headers; the request timeout covers the body (relay).
+      resolve({ kind: 'response', res });
+    });
+    up.once('error', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ kind: 'error', sent, timeout: false });
+    });
+    if (Buffer.isBuffer(body)) up.end(body);
+    else body.pipe(up);
+  });
+}
+
+function relay(upstream: IncomingMessage, res: ServerResponse, plan: Forward, trace: TraceContext, outcome: RequestOutcome, deadline: number | undefined): void {
+  const h = forwardHeaders(upstream.headers, false);
+  if (plan.responseHeaders) applyHeaderModifier(h, plan.responseHeaders);
+  h['x-request-id'] = trace.requestId;
+  outcome.status = upstream.statusCode ?? 502;
+  outcome.responseBytes += headerBytes(h);
+  // keep the upstream's framing: a known length stays, otherwise node chunks it
+  res.writeHead(outcome.status, upstream.statusMessage, h as OutgoingHttpHeaders);
+  const timer = deadline === undefined ? undefined : setTimeout(() => {
+    outcome.flags = 'UT';
+    upstream.destroy();
+    res.destroy();
+  }, Math.max(0, deadline - Date.now()));
+  upstream.on('data', (c: Buffer) => (outcome.responseBytes += c.length));
+  upstream.on('end', () => {
+    clearTimeout(timer);
+    if (Object.keys(upstream.trailers).length > 0) res.addTrailers(upstream.trailers);
+  });
+  upstream.on('error', () => {
+    clearTimeout(timer);
+    outcome.flags = 'UC';
+    res.destroy();
+  });
+  res.on('close', () => {
+    clearTimeout(timer);
+    if (!upstream.complete) upstream.destroy();
+  });
+  upstream.pipe(res);
+}
+
+export function upstreamAgent(): Agent {
+  return new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo', timeout: 60_000 });
+}

@@ -1,0 +1,85 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { headerGetter, planInput, upstreamHeaders, type Http1Deps, type RequestOutcome } from './http1-proxy.js';
+import { planRequest, type Plan } from './request-plan.js';
+import { traceContext } from './trace-context.js';
+import { nextEndpoint } from './upstream.js';
+
+/**
+ * `Upgrade` requests (WebSocket): authorized and routed like any request,
+ * then the upstream's 101 and both byte streams are passed through as they
+ * are. A refusal or an upstream that does not switch gets an HTTP answer.
+ */
+function rawResponse(socket: Socket, status: number, reason: string, headers: Record<string, string | string[] | number | undefined>, body: Buffer = Buffer.alloc(0)): void {
+  const lines = [`HTTP/1.1 ${status} ${reason}`];
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) for (const x of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${x}`);
+  socket.end(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), body]));
+}
+
+export function createUpgradeHandler(deps: Http1Deps) {
+  return async (req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> => {
+    const started = performance.now();
+    const conn = deps.connection(socket);
+    if (conn === undefined) return void socket.destroy();
+    socket.on('error', () => socket.destroy());
+    const input = planInput(req);
+    const trace = traceContext(headerGetter(req.headers)('traceparent'), headerGetter(req.headers)('x-request-id'));
+    let plan: Plan;
+    try {
+      plan = await planRequest(deps.snapshot(), conn, input);
+    } catch (err) {
+      plan = { kind: 'respond', status: 500, body: 'waypoint error\n', headers: {}, flags: '-', decision: { allow: false, policy: '-', reason: (err as Error).message } };
+    }
+    const outcome: RequestOutcome = { source: conn.source, destination: conn.destination, plan, trace, method: input.method, path: input.path, authority: input.authority, status: 0, flags: '-', attempts: 1, requestBytes: head.length, responseBytes: 0, durationMs: 0 };
+    socket.once('close', () => {
+      outcome.durationMs = performance.now() - started;
+      deps.done(outcome);
+    });
+    if (plan.kind === 'respond') {
+      outcome.status = plan.status;
+      outcome.flags = plan.flags;
+      const body = Buffer.from(plan.body);
+      return rawResponse(socket, plan.status, plan.status === 403 ? 'Forbidden' : 'Error', { 'content-type': 'text/plain', 'content-length': body.length, connection: 'close', ...plan.headers }, body);
+    }
+    const endpoint = nextEndpoint(plan.endpoints);
+    if (endpoint === undefined) return rawResponse(socket, 503, 'Service Unavailable', { 'content-length': 0, connection: 'close' });
+    outcome.upstream = endpoint;
+    // A dedicated connection: an upgraded one never returns to the pool.
+    const up = httpRequest({ host: endpoint.ip, port: endpoint.port, method: req.method, path: plan.path ?? req.url, headers: upstreamHeaders(req.headers, plan, trace, true), setHost: false, agent: false, timeout: deps.connectTimeoutMs });
+    up.on('upgrade', (res, upSocket, upHead) => {
+      outcome.status = res.statusCode ?? 101;
+      writeSwitchingProtocols(socket, res);
+      if (upHead.length > 0) socket.write(upHead);
+      if (head.length > 0) upSocket.write(head);
+      upSocket.on('data', (c: Buffer) => (outcome.responseBytes += c.length));
+      socket.on('data', (c: Buffer) => (outcome.requestBytes += c.length));
+      upSocket.pipe(socket).pipe(upSocket);
+      upSocket.on('error', () => socket.destroy());
+      upSocket.on('close', () => socket.destroy());
+      socket.on('close', () => upSocket.destroy());
+    });
+    up.on('response', (res) => {
+      outcome.status = res.statusCode ?? 502;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        rawResponse(socket, outcome.status, res.statusMessage ?? '', { ...res.headers, 'content-length': body.length, 'transfer-encoding': undefined, connection: 'close' }, body);
+      });
+    });
+    up.on('timeout', () => up.destroy());
+    up.on('error', () => {
+      outcome.status = 503;
+      outcome.flags = 'UF';
+      if (!socket.destroyed) rawResponse(socket, 503, 'Service Unavailable', { 'content-length': 0, connection: 'close' });
+    });
+    up.end();
+  };
+}
+
+/** Writes the upstream's 101 status line and headers as they came. */
+function writeSwitchingProtocols(socket: Socket, res: IncomingMessage): void {
+  const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? 'Switching Protocols'}`];
+  for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+  socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+}
