@@ -11,6 +11,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
   fieldSelector?: string;
+  labelSelector?: string;
   /** any add, update or delete (and relists) */
   onChange: () => void;
   restartDelayMs?: number;
@@ -23,7 +24,7 @@ export interface InformerOptions<T extends KubernetesObject> {
  * pattern), so a restarting API server would otherwise leave it dead.
  */
 export function startResilientInformer<T extends KubernetesObject>(kc: KubeConfig, options: InformerOptions<T>): ResilientInformer<T> {
-  const informer = new ListWatch<T>(options.path, new Watch(kc), options.list, false, undefined, options.fieldSelector);
+  const informer = new ListWatch<T>(options.path, new Watch(kc), options.list, false, options.labelSelector, options.fieldSelector);
   let stopped = false;
   let pending: NodeJS.Timeout | undefined;
   let markSynced: () => void = () => {};
