@@ -64,6 +64,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const policies = startPolicyState(kc, logFn, () => reauthorize(), config.nodeName);
   const dataplane: DataPlane = {
     index: () => cluster.index(),
+    waypoints: () => cluster.waypoints(),
     trustDomain: config.trustDomain,
     bundle: identity.bundle,
     certificate: (id) => identity.certs.current(id),

@@ -288,6 +288,9 @@ test('warren-node is granted exactly the API calls the agent makes', () => {
     'cluster core/services watch',
     'cluster discovery.k8s.io/endpointslices list',
     'cluster discovery.k8s.io/endpointslices watch',
+    // cluster-state.ts: waypoint Gateways (which Services and workloads use which waypoint).
+    'cluster gateway.networking.k8s.io/gateways list',
+    'cluster gateway.networking.k8s.io/gateways watch',
     // policy-state.ts: the policies (list/watch) and their status (patchNamespacedCustomObjectStatus).
     'cluster security.warren.io/authorizationpolicies list',
     'cluster security.warren.io/authorizationpolicies watch',
