@@ -5,6 +5,7 @@ import { runNode } from './node.js';
 import { runCaCommand } from './ca.js';
 import { runCerts } from './certs.js';
 import { runStatus } from './status.js';
+import { runWaypoint } from './waypoint.js';
 import { INSPECT_SUMMARIES, runConnections, runPolicies, runServices, runWorkloads } from './inspect.js';
 
 /**
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, Command> = {
   services: { summary: INSPECT_SUMMARIES.services!, run: runServices },
   policies: { summary: INSPECT_SUMMARIES.policies!, run: runPolicies },
   connections: { summary: INSPECT_SUMMARIES.connections!, run: runConnections },
+  waypoint: { summary: 'L7 waypoints (Gateway API, class warren-waypoint): apply, list, status, delete', run: runWaypoint },
   rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
   demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: async (args) => (await simulatorCommand(() => import('./demo.js'))).runDemo(args) },
   sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: async (args) => (await simulatorCommand(() => import('./sim.js'))).runSim(args) },
