@@ -194,7 +194,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   });
   const admin = await serveEndpoints(
     config.adminAddress,
-    adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), policies, certs: identity.certs, bundle: identity.bundle, backend: backendName }),
+    adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), waypoints: () => cluster.waypoints(), policies, certs: identity.certs, bundle: identity.bundle, backend: backendName }),
   );
   await Promise.all([pods.synced, namespaces.synced, cluster.synced, policies.synced]);
   synced = true;

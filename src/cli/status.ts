@@ -24,6 +24,8 @@ export interface AgentStatus {
   certificates: { count: number; valid: number; soonestExpiry: string | null };
   policies: { authorization: number; peerAuthentication: number };
   connections: number;
+  /** Services whose waypoint cannot take their traffic (absent from agents older than the waypoint) */
+  waypoints?: Array<{ service: string; waypoint: string; problem: string }>;
 }
 
 export type StatusRow = { node: string; ready: boolean; notReady?: string } & ({ status: AgentStatus } | { error: string });
@@ -47,6 +49,9 @@ export function renderStatus(rows: StatusRow[], now: number): string {
     return [r.node, r.ready ? 'yes' : 'no', s.backend, String(s.enrolled), c.valid === c.count ? String(c.count) : `${c.valid}/${c.count}`, timeLeft(c.soonestExpiry, now), `${s.policies.authorization}/${s.policies.peerAuthentication}`, String(s.connections)];
   });
   const notes = rows.flatMap((r) => [...(r.notReady ? [`${r.node}: not ready: ${r.notReady}`] : []), ...('error' in r ? [`${r.node}: ${r.error}`] : [])]);
+  // Every agent sees the same cluster: each waypoint problem once.
+  const waypoints = new Set(rows.flatMap((r) => ('status' in r ? (r.status.waypoints ?? []) : []).map((w) => `waypoint ${w.waypoint} of Service ${w.service}: ${w.problem}`)));
+  notes.push(...waypoints);
   return [formatTable(header, table), ...(notes.length > 0 ? ['', ...notes] : [])].join('\n');
 }
 

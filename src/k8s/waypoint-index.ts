@@ -41,7 +41,7 @@ export class WaypointIndex {
   }
 
   /** The waypoint a pod runs as, when it is one of a waypoint's pods. */
-  waypointOfPod(pod: { namespace: string; labels: Readonly<Record<string, string>>; serviceAccount: string }): Waypoint | undefined {
+  waypointOf(pod: { namespace: string; labels: Readonly<Record<string, string>>; serviceAccount: string }): Waypoint | undefined {
     const name = pod.labels[GATEWAY_NAME_LABEL];
     const w = name === undefined ? undefined : this.waypoints.get(`${pod.namespace}/${name}`);
     return w !== undefined && w.serviceAccount === pod.serviceAccount ? w : undefined;

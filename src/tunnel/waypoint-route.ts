@@ -36,7 +36,7 @@ export function routeViaWaypoint(index: ClusterIndex, waypoints: WaypointIndex, 
   const binding = svc !== undefined ? waypoints.forService(svc.namespace, svc.name) : workload !== undefined ? waypoints.forWorkload(workload) : undefined;
   if (binding === undefined || binding.state === 'mismatch') return undefined;
   const ref = { namespace: binding.waypoint.namespace, name: binding.waypoint.name };
-  const self = waypoints.waypointOfPod(source);
+  const self = waypoints.waypointOf(source);
   if (self !== undefined && self.namespace === ref.namespace && self.name === ref.name) return undefined;
   const service = svc === undefined ? {} : { service: { namespace: svc.namespace, name: svc.name } };
   if (binding.state === 'missing') return { kind: 'waypoint-unavailable', waypoint: ref, reason: binding.message, ...service };
@@ -55,7 +55,7 @@ export function routeViaWaypoint(index: ClusterIndex, waypoints: WaypointIndex, 
  * (400), so a waypoint pod is no open relay.
  */
 export function servedByWaypoint(index: ClusterIndex, waypoints: WaypointIndex, self: SourcePod, target: Endpoint): WaypointRef | undefined {
-  const mine = waypoints.waypointOfPod(self);
+  const mine = waypoints.waypointOf(self);
   if (mine === undefined) return undefined;
   const svc = index.serviceByVip(target.ip, target.port);
   const workload = svc === undefined ? index.workloadByIp(target.ip) : undefined;

@@ -134,9 +134,9 @@ rootTest('waypoint: the controller runs it, a labelled Service\'s traffic reache
     await t.test('the waypoint gone: the client is reset, never sent around it; the Gateway says Programmed False and a Warning Event says why', async () => {
       await core.patchNamespacedService({ namespace: 'shop', name: 'echo', body: { metadata: { labels: { 'warren.io/use-waypoint': 'waypoint' } } } }, mergePatch);
       await eventually(async () => await echo(), 'through the waypoint again', 20_000);
-      const through = (await headers()).length;
       await apps.patchNamespacedDeployment({ namespace: 'shop', name: 'waypoint', body: { spec: { replicas: 0 } } }, mergePatch);
       await eventually(async () => (await connectionOutcome(clientNs, vip, 9000)) === 'reset', 'connections refused while no waypoint pod is ready', 30_000);
+      const through = (await headers()).length;
       for (let i = 0; i < 5; i++) assert.equal(await connectionOutcome(clientNs, vip, 9000), 'reset');
       assert.equal((await headers()).length, through, 'nothing reached the waypoint');
       await eventually(async () => (await programmed()) === 'False', 'Programmed False', 30_000);
@@ -145,6 +145,8 @@ rootTest('waypoint: the controller runs it, a labelled Service\'s traffic reache
         'a WaypointNotReady Warning Event on the Gateway',
         20_000,
       );
+      const agents = await warren('status', '--state-dir', stateDir);
+      assert.match(agents.stdout, /waypoint shop\/waypoint of Service shop\/echo: no ready waypoint pod: its traffic is refused/, 'warren status shows it');
       const status = await warren('waypoint', 'status', '-n', 'shop', '--kubeconfig', kubeconfig);
       assert.equal(status.exitCode, 1);
       assert.match(status.stdout, /Programmed\s+False\s+Pending\s+no waypoint pod is ready/);
@@ -172,6 +174,7 @@ rootTest('waypoint: the controller runs it, a labelled Service\'s traffic reache
         'a WaypointMissing Event on the Service',
         20_000,
       );
+      assert.match((await warren('status', '--state-dir', stateDir)).stdout, /waypoint shop\/nope of Service shop\/echo: waypoint shop\/nope does not exist/);
     });
 
     await t.test('warren waypoint delete: the Gateway and, with it, what ran it are gone', async () => {

@@ -69,3 +69,18 @@ test('status: Programmed with an address once a pod is ready behind the Service;
   const rejected = gatewayStatus(gateway(), { accepted: false, reason: 'ListenersNotValid', message: 'x' }, undefined, now);
   assert.deepEqual(rejected.conditions!.map((c) => [c.type, c.status, c.reason]), [['Accepted', 'False', 'ListenersNotValid'], ['Programmed', 'False', 'Invalid']]);
 });
+
+test('warren status names each waypoint problem once, whatever number of agents report it', async () => {
+  const { renderStatus } = await import('../../../src/cli/status.js');
+  const status = (node: string) => ({
+    node,
+    backend: 'nft',
+    enrolled: 1,
+    certificates: { count: 1, valid: 1, soonestExpiry: null },
+    policies: { authorization: 0, peerAuthentication: 0 },
+    connections: 0,
+    waypoints: [{ service: 'shop/web', waypoint: 'shop/wp', problem: 'no ready waypoint pod: its traffic is refused' }],
+  });
+  const text = renderStatus([{ node: 'node-1', ready: true, status: status('node-1') }, { node: 'node-2', ready: true, status: status('node-2') }], Date.now());
+  assert.equal(text.split('\n').filter((l) => l === 'waypoint shop/wp of Service shop/web: no ready waypoint pod: its traffic is refused').length, 1);
+});
