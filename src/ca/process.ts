@@ -77,7 +77,7 @@ export async function runCa(config: CaConfig): Promise<number> {
   const renewServing = setInterval(() => void serving().then(server.setServing, (err: Error) => log.error({ err: err.message }, 'serving certificate renewal failed')), SERVING_RENEW_MS);
   const publisher = publishTrustBundle(kc, bundlePem, logFn);
   // In the CA process as istiod runs its waypoint controller: one control-plane Deployment (docs/architecture.md §13).
-  const waypoints = config.waypointController === 'on' ? startWaypointController(kc, { image: config.waypointImage, trustDomain: config.trustDomain }, logFn, process.env.POD_NAME ?? hostname()) : undefined;
+  const waypoints = config.waypointController === 'on' ? startWaypointController(kc, { image: config.waypointImage }, logFn, process.env.POD_NAME ?? hostname()) : undefined;
   log.info(
     { listen: config.listen, trustDomain: config.trustDomain, certTtlMs: config.certTtl, allowedCallers: config.allowedCallers, caSource: source, caSubject: ca.cert.subject, caNotAfter: ca.cert.notAfter.toISOString() },
     'warren ca ready',

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Deployment, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
 import { DATAPLANE_MODE_LABEL } from '../k8s/enrollment.js';
 import { waypointFor } from './attachment.js';
-import { GATEWAY_GROUP, GATEWAY_NAME_LABEL, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_FOR_LABEL, WAYPOINT_PORTS } from './constants.js';
+import { GATEWAY_GROUP, GATEWAY_NAME_LABEL, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_FOR_LABEL, WAYPOINT_PORTS, WAYPOINT_PROXY_ADDRESS } from './constants.js';
 
 /** The fields of a Gateway the controller reads (the CRD's schema guarantees their types). */
 export interface GatewayObject extends KubernetesObject {
@@ -29,7 +29,6 @@ export const TEMPLATE_HASH_ANNOTATION = 'gateway.warren.io/template-hash';
 export interface WaypointSettings {
   /** the image of `warren waypoint-proxy` (the controller's own image by default) */
   image: string;
-  trustDomain: string;
 }
 
 export type Acceptance = { accepted: true } | { accepted: false; reason: 'ListenersNotValid' | 'InvalidParameters'; message: string };
@@ -94,12 +93,12 @@ export function waypointObjects(gw: GatewayObject, settings: WaypointSettings): 
           {
             name: 'waypoint',
             image: settings.image,
-            args: ['waypoint-proxy'],
+            // PROXY v2 on loopback only: nothing but its own node's agent, inside the pod, reaches it (docs/architecture.md §13).
+            args: ['waypoint-proxy', '--listen-address', WAYPOINT_PROXY_ADDRESS, '--listen-port', String(WAYPOINT_PORTS.proxy)],
             env: [
               { name: 'WARREN_WAYPOINT_NAME', value: name },
-              { name: 'WARREN_TRUST_DOMAIN', value: settings.trustDomain },
+              { name: 'WARREN_WAYPOINT_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-              { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
             ],
             ports: [{ name: 'status-port', containerPort: WAYPOINT_PORTS.status }],
             readinessProbe: { httpGet: { path: '/healthz/ready', port: WAYPOINT_PORTS.status }, periodSeconds: 2, failureThreshold: 2 },

@@ -9,7 +9,7 @@ const gateway = (over: { listeners?: GatewayObject['spec']['listeners']; labels?
   spec: { gatewayClassName: 'warren-waypoint', listeners: over.listeners ?? [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
   ...(over.status ? { status: over.status } : {}),
 });
-const settings = { image: 'ghcr.io/warren-mesh/warren:9.9.9', trustDomain: 'example.org' };
+const settings = { image: 'ghcr.io/warren-mesh/warren:9.9.9' };
 
 test('a waypoint gets a ServiceAccount, Deployment and Service named after its Gateway and owned by it', () => {
   const o = waypointObjects(gateway(), settings);
@@ -27,8 +27,9 @@ test('a waypoint gets a ServiceAccount, Deployment and Service named after its G
   assert.deepEqual(o.deployment.spec!.selector.matchLabels, { 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
   const c = pod.spec!.containers[0]!;
   assert.equal(c.image, settings.image);
-  assert.equal(c.args?.[0], 'waypoint-proxy');
-  assert.equal(c.env?.find((e) => e.name === 'WARREN_TRUST_DOMAIN')?.value, 'example.org');
+  assert.deepEqual(c.args, ['waypoint-proxy', '--listen-address', '127.0.0.1', '--listen-port', '15088'], 'PROXY v2 on loopback only');
+  assert.equal(c.env?.find((e) => e.name === 'WARREN_WAYPOINT_NAME')?.value, 'waypoint');
+  assert.deepEqual(c.env?.find((e) => e.name === 'WARREN_WAYPOINT_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
   assert.deepEqual(c.readinessProbe?.httpGet, { path: '/healthz/ready', port: 15021 });
   assert.deepEqual(o.service.spec!.selector, { 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
   assert.deepEqual(o.service.spec!.ports!.map((p) => `${p.name}:${p.port}`), ['mesh:15008', 'status-port:15021']);
