@@ -4,10 +4,12 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   PatchStrategy,
+  RbacAuthorizationV1Api,
   setHeaderOptions,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
+  type V1ClusterRoleBinding,
   type V1Deployment,
   type V1Namespace,
   type V1Service,
@@ -18,7 +20,7 @@ import { startResilientInformer, type ResilientInformer } from '../k8s/resilient
 import { warningEvent } from '../k8s/warning-event.js';
 import { attach, waypointFor, waypointRef, type TrafficKind } from './attachment.js';
 import { GATEWAY_GROUP, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_CONTROLLER_NAME } from './constants.js';
-import { TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, type GatewayObject, type WaypointSettings } from './waypoint-objects.js';
+import { TEMPLATE_HASH_ANNOTATION, WAYPOINT_GATEWAY_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, type GatewayObject, type WaypointSettings } from './waypoint-objects.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
 
@@ -45,7 +47,8 @@ export interface WaypointController {
  * The waypoint controller (docs/architecture.md §13), run by `warren ca` as istiod runs
  * Istio's: for every Gateway of class warren-waypoint it makes the
  * ServiceAccount, Deployment and Service of waypointObjects() (owned by the
- * Gateway: the garbage collector removes them with it), re-applies them
+ * Gateway: the garbage collector removes them with it) and the
+ * ClusterRoleBinding that lets the waypoint read (removed by the controller), re-applies them
  * when what it generates changes (an edit of the Deployment stays until
  * then), and reports Accepted/Programmed and the address in the Gateway's
  * status. A waypoint that is not ready gets a Warning Event; so does a
@@ -58,6 +61,7 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
   const evented = new Set<string>();
   let running: Promise<void> | undefined;
   let again = false;
@@ -95,7 +99,7 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
     }
   }
 
-  async function reconcileGateway(gw: GatewayObject): Promise<void> {
+  async function reconcileGateway(gw: GatewayObject, bindings: readonly V1ClusterRoleBinding[]): Promise<void> {
     const namespace = gw.metadata!.namespace!;
     const name = gw.metadata!.name!;
     const acceptance = acceptGateway(gw);
@@ -111,6 +115,11 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
       await apply<V1Deployment>('Deployment', made.deployment, deployment, {
         create: () => apps.createNamespacedDeployment({ namespace, body: made.deployment }),
         replace: (body) => apps.replaceNamespacedDeployment({ namespace, name, body }),
+      });
+      const binding = bindings.find((b) => b.metadata?.name === made.binding.metadata?.name);
+      await apply<V1ClusterRoleBinding>('ClusterRoleBinding', made.binding, binding, {
+        create: () => rbac.createClusterRoleBinding({ body: made.binding }),
+        replace: (body) => rbac.replaceClusterRoleBinding({ name: body.metadata!.name!, body }),
       });
       await apply<V1Service>('Service', made.service, service, {
         create: () => core.createNamespacedService({ namespace, body: made.service }),
@@ -174,8 +183,18 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
 
   async function pass(): Promise<void> {
     const waypoints = (gateways.list() as GatewayObject[]).filter((g) => g.spec?.gatewayClassName === WAYPOINT_CLASS && g.metadata?.deletionTimestamp === undefined);
+    const bindings = (await rbac.listClusterRoleBinding({ labelSelector: managed })).items;
     for (const gw of waypoints) {
-      await reconcileGateway(gw).catch((err: Error) => log('waypoint reconcile failed (retried on the next change or resync)', { gateway: key(gw), err: err.message }));
+      await reconcileGateway(gw, bindings).catch((err: Error) => log('waypoint reconcile failed (retried on the next change or resync)', { gateway: key(gw), err: err.message }));
+    }
+    // A ClusterRoleBinding cannot be owned by a namespaced Gateway: the rights go when the Gateway does.
+    const live = new Set(waypoints.filter((g) => acceptGateway(g).accepted).map(key));
+    for (const b of bindings) {
+      if (live.has(b.metadata?.annotations?.[WAYPOINT_GATEWAY_ANNOTATION] ?? '')) continue;
+      await rbac.deleteClusterRoleBinding({ name: b.metadata!.name! }).then(
+        () => log('waypoint ClusterRoleBinding deleted: its Gateway is gone', { binding: b.metadata?.name }),
+        (err: unknown) => (isConflict(err, 404) ? undefined : log('waypoint ClusterRoleBinding not deleted', { binding: b.metadata?.name, err: (err as Error).message })),
+      );
     }
     reportAttachments(waypoints);
   }

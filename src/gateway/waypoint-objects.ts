@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { KubernetesObject, V1Deployment, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ClusterRoleBinding, V1Deployment, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
 import { DATAPLANE_MODE_LABEL } from '../k8s/enrollment.js';
 import { waypointFor } from './attachment.js';
 import { GATEWAY_GROUP, GATEWAY_NAME_LABEL, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_FOR_LABEL, WAYPOINT_PORTS, WAYPOINT_PROXY_ADDRESS } from './constants.js';
@@ -57,7 +57,17 @@ export interface WaypointObjects {
   serviceAccount: V1ServiceAccount;
   deployment: V1Deployment;
   service: V1Service;
+  /** cluster-scoped, so it cannot be owned by the Gateway: the controller removes it when the Gateway is gone */
+  binding: V1ClusterRoleBinding;
 }
+
+/** ClusterRole (deploy/10-ca.yaml) of what a waypoint reads: the cluster view, its routes, the policies aimed at it. */
+export const WAYPOINT_CLUSTER_ROLE = 'warren-waypoint';
+/** On a waypoint's ClusterRoleBinding: the Gateway it is for, as namespace/name. */
+export const WAYPOINT_GATEWAY_ANNOTATION = 'gateway.warren.io/gateway';
+
+/** The ClusterRoleBinding's name for a waypoint (a Kubernetes name holds 253 characters; these two hold 63 each). */
+export const waypointBindingName = (namespace: string, name: string): string => `warren-waypoint-${namespace}-${name}`;
 
 /**
  * The objects that run one waypoint (docs/architecture.md §13), all named after the
@@ -114,7 +124,14 @@ export function waypointObjects(gw: GatewayObject, settings: WaypointSettings): 
       { name: 'status-port', port: WAYPOINT_PORTS.status, targetPort: WAYPOINT_PORTS.status, protocol: 'TCP' },
     ],
   };
+  const bindingBody = { roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: WAYPOINT_CLUSTER_ROLE }, subjects: [{ kind: 'ServiceAccount', name, namespace }] };
   return {
+    binding: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: waypointBindingName(namespace, name), labels, annotations: { [WAYPOINT_GATEWAY_ANNOTATION]: `${namespace}/${name}`, [TEMPLATE_HASH_ANNOTATION]: hashOf(bindingBody) } },
+      ...bindingBody,
+    },
     serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta({}) },
     deployment: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(deploymentSpec), spec: deploymentSpec },
     service: { apiVersion: 'v1', kind: 'Service', metadata: { ...meta(serviceSpec), labels: { ...labels, [USE_WAYPOINT_LABEL]: 'none' } }, spec: serviceSpec },

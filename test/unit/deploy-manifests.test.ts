@@ -348,6 +348,12 @@ test('warren-ca is granted exactly the API calls the CA makes', () => {
     'cluster core/serviceaccounts create',
     'cluster core/serviceaccounts update',
     'cluster core/events create',
+    // ...and a ClusterRoleBinding of ClusterRole warren-waypoint per waypoint ServiceAccount.
+    'cluster rbac.authorization.k8s.io/clusterrolebindings list',
+    'cluster rbac.authorization.k8s.io/clusterrolebindings create',
+    'cluster rbac.authorization.k8s.io/clusterrolebindings update',
+    'cluster rbac.authorization.k8s.io/clusterrolebindings delete',
+    'cluster rbac.authorization.k8s.io/clusterroles bind name=warren-waypoint',
   ];
   assert.equal(caConfig().namespace, 'warren-system');
   assert.deepEqual(grants(ca.metadata!.namespace!, caPod.serviceAccountName!), expected.sort());

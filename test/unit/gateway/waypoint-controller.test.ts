@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
 import { startWaypointController } from '../../../src/gateway/waypoint-controller.js';
 import { waypointGateway } from '../../../src/cli/waypoint.js';
 import { typedCrds } from '../../../src/policy/crd-manifests.js';
@@ -36,6 +36,10 @@ test('the controller against an API server: objects made, GatewayClass made, Pro
     assert.equal(deployment.spec?.template.spec?.serviceAccountName, 'waypoint');
     await core.readNamespacedServiceAccount({ namespace: 'shop', name: 'waypoint' });
     const service = await core.readNamespacedService({ namespace: 'shop', name: 'waypoint' });
+    const rbac = api.kc.makeApiClient(RbacAuthorizationV1Api);
+    const bindings = async () => (await rbac.listClusterRoleBinding()).items.filter((b) => b.roleRef.name === 'warren-waypoint');
+    await eventually(async () => (await bindings()).length === 1, 'the ClusterRoleBinding');
+    assert.deepEqual((await bindings())[0]!.subjects?.map((x) => `${x.kind} ${x.namespace}/${x.name}`), ['ServiceAccount shop/waypoint']);
     const gc = (await custom.getClusterCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gatewayclasses', name: 'warren-waypoint' })) as { spec: { controllerName: string } };
     assert.equal(gc.spec.controllerName, 'warren.io/waypoint-controller');
     await eventually(async () => (await programmed())?.reason === 'Pending', 'Programmed False while no pod is ready');
@@ -64,6 +68,9 @@ test('the controller against an API server: objects made, GatewayClass made, Pro
     await custom.patchNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint', body: { spec: { listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] } } }, mergePatch);
     await eventually(async () => (await gateway()).conditions?.find((c) => c.type === 'Accepted')?.reason === 'ListenersNotValid', 'Accepted False');
     await eventually(async () => !(await apps.listNamespacedDeployment({ namespace: 'shop' })).items.some((d) => d.metadata?.name === 'waypoint'), 'the Deployment removed');
+    await eventually(async () => (await bindings()).every((b) => b.subjects?.[0]?.name !== 'waypoint'), "its ServiceAccount's rights removed");
+    await custom.deleteNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'wl' });
+    await eventually(async () => (await bindings()).length === 0, 'no waypoint rights left once the Gateways are gone');
   } finally {
     for (const c of controllers) await c.stop();
     await api.stop();

@@ -33,6 +33,10 @@ test('a waypoint gets a ServiceAccount, Deployment and Service named after its G
   assert.deepEqual(c.readinessProbe?.httpGet, { path: '/healthz/ready', port: 15021 });
   assert.deepEqual(o.service.spec!.selector, { 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
   assert.deepEqual(o.service.spec!.ports!.map((p) => `${p.name}:${p.port}`), ['mesh:15008', 'status-port:15021']);
+  assert.equal(o.binding.metadata?.name, 'warren-waypoint-shop-waypoint');
+  assert.deepEqual(o.binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'warren-waypoint' });
+  assert.deepEqual(o.binding.subjects, [{ kind: 'ServiceAccount', name: 'waypoint', namespace: 'shop' }], 'the waypoint account only');
+  assert.equal(o.binding.metadata?.ownerReferences, undefined, 'cluster-scoped: removed by the controller, not the garbage collector');
 });
 
 test('the template hash changes with what is generated, and only then', () => {
