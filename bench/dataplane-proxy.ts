@@ -32,6 +32,7 @@ import type { WorkloadCertificate } from '../src/identity/cert-manager.js';
 import { formatSpiffeId, type SpiffeId } from '../src/identity/spiffe.js';
 import { TrustBundle } from '../src/identity/trust-bundle.js';
 import { buildClusterIndex } from '../src/k8s/cluster-index.js';
+import { buildWaypointIndex } from '../src/k8s/waypoint-index.js';
 import { REDIRECTION_ANNOTATION } from '../src/k8s/enrollment.js';
 import { authorize } from '../src/policy/authorization.js';
 import type { DataPlane } from '../src/tunnel/dataplane.js';
@@ -120,8 +121,10 @@ async function main(): Promise<void> {
   if (self === undefined) throw new Error(`pod ${name} is not in ${dir}/pods.json`);
   const index = buildClusterIndex(pods.map(v1Pod), [], []);
   const certs = new Map(pods.map((p) => [formatSpiffeId(identityOf(p)), loadCertificate(dir, p)]));
+  const noWaypoints = buildWaypointIndex({ namespaces: [], services: [], pods: [], gateways: [] });
   const dataplane: DataPlane = {
     index: () => index,
+    waypoints: () => noWaypoints,
     trustDomain: TRUST_DOMAIN,
     bundle: new TrustBundle(readFileSync(join(dir, 'root.pem'), 'utf8')),
     certificate: (id) => certs.get(formatSpiffeId(id)),

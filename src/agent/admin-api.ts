@@ -5,6 +5,7 @@ import type { CertManager } from '../identity/cert-manager.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
 import { clientErrorStatus } from '../errors/http-status.js';
+import type { WaypointIndex } from '../k8s/waypoint-index.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { explainConnection } from '../policy/explain.js';
 import type { AdminAnswers, AdminCerts, AdminConnections, AdminPolicies, AdminService, AdminStatus, AdminWorkload } from './admin-types.js';
@@ -16,11 +17,24 @@ export interface AdminState {
   config: NodeAgentConfig;
   enrolled(): EnrolledPod[];
   index(): ClusterIndex;
+  waypoints(): WaypointIndex;
   policies: PolicyState;
   certs: CertManager;
   bundle: TrustBundle;
   /** the redirection backend in use: nft or iptables */
   backend: string;
+}
+
+/**
+ * Services whose waypoint cannot take their traffic (docs/architecture.md §13): missing or
+ * without a ready pod (refused), or not for service traffic (waypoint-for: not used).
+ */
+export function waypointProblems(w: WaypointIndex): Array<{ service: string; waypoint: string; problem: string }> {
+  return w.serviceBindings().flatMap(({ service, binding: b }) => {
+    const waypoint = `${b.waypoint.namespace}/${b.waypoint.name}`;
+    if (b.state === 'bound') return b.waypoint.ready.length > 0 ? [] : [{ service, waypoint, problem: 'no ready waypoint pod: its traffic is refused' }];
+    return [{ service, waypoint, problem: b.state === 'missing' ? `${b.message}: its traffic is refused` : b.message }];
+  });
 }
 
 /**
@@ -47,6 +61,7 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
       enrolled: s.enrolled().length,
       certificates: { count: certificates.length, valid: certificates.filter((c) => c.state === 'valid').length, soonestExpiry: expiries[0] ?? null },
       policies: { authorization: s.policies.authorizationPolicies().length, peerAuthentication: s.policies.peerAuthentications().length },
+      waypoints: waypointProblems(s.waypoints()),
       // each proxied leg once: captured connections (outbound and plaintext inbound) and inbound HBONE streams
       connections: s.enrolled().reduce((n, p) => {
         const c = p.proxy.connectionStats();
@@ -64,7 +79,7 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
   };
   const explain: Handler = (req, res) => {
     const query = new URL(req.url ?? '/', 'http://admin').searchParams;
-    const state = { index: s.index(), authorizationPolicies: s.policies.authorizationPolicies(), peerAuthentications: s.policies.peerAuthentications(), rootNamespace: s.config.rootNamespace, trustDomain: s.config.trustDomain };
+    const state = { index: s.index(), authorizationPolicies: s.policies.authorizationPolicies(), peerAuthentications: s.policies.peerAuthentications(), rootNamespace: s.config.rootNamespace, trustDomain: s.config.trustDomain, waypoints: s.waypoints() };
     try {
       sendJson(res, 200, explainConnection(state, { from: query.get('from'), to: query.get('to') }));
     } catch (err) {

@@ -74,6 +74,8 @@ export interface AdminStatus {
   policies: { authorization: number; peerAuthentication: number };
   /** each proxied leg once: captured connections and inbound HBONE streams */
   connections: number;
+  /** Services whose waypoint cannot take their traffic (absent from agents older than the waypoint) */
+  waypoints?: Array<{ service: string; waypoint: string; problem: string }>;
 }
 
 /** What each GET path answers with 200. */

@@ -3,6 +3,7 @@ import { authorize, type AuthzDecision, type L4Request } from '../policy/authori
 import { effectiveMtlsMode } from '../policy/peer-authentication.js';
 import type { agentMetrics } from '../telemetry/agent-metrics.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
+import type { WaypointIndex } from '../k8s/waypoint-index.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
 import { HboneGuard } from '../tunnel/hbone-limits.js';
 import { hboneLimits, type NodeAgentConfig } from './config.js';
@@ -12,6 +13,7 @@ import type { WorkloadIdentity } from './workload-identity.js';
 export interface AgentDataPlaneDeps {
   config: NodeAgentConfig;
   index(): ClusterIndex;
+  waypoints(): WaypointIndex;
   identity: WorkloadIdentity;
   policies: PolicyState;
   metrics: ReturnType<typeof agentMetrics>;
@@ -19,9 +21,10 @@ export interface AgentDataPlaneDeps {
 }
 
 /** What every pod's proxy shares (tunnel/dataplane.ts), with the agent's metrics and logs on its decisions. */
-export function agentDataPlane({ config, index, identity, policies, metrics, log }: AgentDataPlaneDeps): DataPlane {
+export function agentDataPlane({ config, index, waypoints, identity, policies, metrics, log }: AgentDataPlaneDeps): DataPlane {
   return {
     index,
+    waypoints,
     trustDomain: config.trustDomain,
     bundle: identity.bundle,
     certificate: (id) => identity.certs.current(id),

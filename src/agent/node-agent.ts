@@ -57,7 +57,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const identity = startWorkloadIdentity(kc, config, registry, logFn);
   const cluster = startClusterState(kc, logFn);
   const policies = startPolicyState(kc, logFn, () => reauthorize(manager, log), config.nodeName);
-  const dataplane = agentDataPlane({ config, index: () => cluster.index(), identity, policies, metrics, log });
+  const dataplane = agentDataPlane({ config, index: () => cluster.index(), waypoints: () => cluster.waypoints(), identity, policies, metrics, log });
   const telemetry = new ConnectionTelemetry({ registry, index: () => cluster.index(), clusterDomain: config.clusterDomain, accessLog: accessLogWriter(log, config.accessLogLevel) });
   const netnsFinder = new NetnsFinder();
   const native = config.dataplane === 'native' ? new NativeHub(dataplane, config.dataplaneThreads ?? availableParallelism()) : undefined;
@@ -127,7 +127,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   });
   const admin = await serveEndpoints(
     config.adminAddress,
-    adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), policies, certs: identity.certs, bundle: identity.bundle, backend: backendName }),
+    adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), waypoints: () => cluster.waypoints(), policies, certs: identity.certs, bundle: identity.bundle, backend: backendName }),
   );
   await Promise.all([pods.synced, namespaces.synced, cluster.synced, policies.synced]);
   reconciler.markSynced();

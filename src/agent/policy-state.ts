@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { ApiException, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { warningEvent } from '../k8s/warning-event.js';
 import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
 import { failClosedPolicy, parseAuthorizationPolicy, type AuthorizationPolicy } from '../policy/authorization.js';
 import { failClosedPeerAuthentication, parsePeerAuthentication, type PeerAuthentication } from '../policy/peer-authentication.js';
@@ -19,29 +19,6 @@ const GROUP = { group: 'security.warren.io', version: 'v1' };
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 /** Event reasons, by the condition reason they report. */
 const EVENT_REASON: Record<string, string> = { Invalid: 'InvalidPolicy', WaypointRequired: 'WaypointRequired' };
-
-/**
- * A Warning Event about a policy. Its name is derived from (uid,
- * generation, reason), so when every node's agent reports the same problem
- * the first create wins and the others get 409 AlreadyExists.
- */
-function policyEvent(kind: string, obj: KubernetesObject, reason: string, message: string, node: string, now: Date): CoreV1Event {
-  const m = obj.metadata!;
-  const hash = createHash('sha256').update(`${m.uid}|${m.generation ?? 0}|${reason}`).digest('hex').slice(0, 16);
-  return {
-    metadata: { name: `${m.name!.slice(0, 200)}.${hash}`, namespace: m.namespace! },
-    involvedObject: { apiVersion: `${GROUP.group}/${GROUP.version}`, kind, namespace: m.namespace!, name: m.name!, ...(m.uid ? { uid: m.uid } : {}), ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}) },
-    reason,
-    message,
-    type: 'Warning',
-    source: { component: 'warren-node', host: node },
-    reportingComponent: 'warren.io/node',
-    reportingInstance: node,
-    firstTimestamp: now,
-    lastTimestamp: now,
-    count: 1,
-  };
-}
 
 /**
  * security.warren.io policies, watched and validated (docs/architecture.md §6). An
@@ -67,7 +44,7 @@ export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void,
     const key = `${obj.metadata?.uid}|${obj.metadata?.generation}|${reason}`;
     if (reason === undefined || evented.has(key)) return;
     evented.add(key);
-    const body = policyEvent(kind, obj, reason, condition!.message, node, new Date());
+    const body = warningEvent({ apiVersion: `${GROUP.group}/${GROUP.version}`, kind, object: obj }, reason, condition!.message, { component: 'warren-node', reportingComponent: 'warren.io/node', instance: node }, new Date());
     const policy = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
     void core.createNamespacedEvent({ namespace: body.metadata.namespace!, body }).then(
       () => log('policy event recorded', { policy, reason, event: body.metadata.name }),

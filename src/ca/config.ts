@@ -16,7 +16,12 @@ export const CA_ENV = {
   caKey: 'WARREN_CA_KEY',
   rootCert: 'WARREN_ROOT_CERT',
   servingNames: 'WARREN_CA_SERVING_NAMES',
+  waypointImage: 'WARREN_WAYPOINT_IMAGE',
+  waypointController: 'WARREN_WAYPOINT_CONTROLLER',
 } as const;
+
+/** warren's own image: `warren waypoint-proxy` is one of its commands. */
+export const DEFAULT_WAYPOINT_IMAGE = 'ghcr.io/warren-mesh/warren:0.1.0';
 
 const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -33,6 +38,10 @@ const caConfigSchema = z
     rootCert: z.string().min(1).optional(),
     /** extra DNS names and IPs for the CA's own serving certificate */
     servingNames: z.array(z.string().min(1)).default([]),
+    /** the image waypoint Deployments run (docs/architecture.md §13) */
+    waypointImage: z.string().regex(/^[^\s]+$/, 'must be an image reference').default(DEFAULT_WAYPOINT_IMAGE),
+    /** run the waypoint controller in this process (off: another process runs it, or no waypoints) */
+    waypointController: z.enum(['on', 'off']).default('on'),
   })
   .refine((c) => (c.caCert === undefined) === (c.caKey === undefined), { path: ['caKey'], message: '--ca-cert and --ca-key go together' })
   .refine((c) => c.rootCert === undefined || c.caCert !== undefined, { path: ['rootCert'], message: 'only with --ca-cert/--ca-key' });

@@ -11,6 +11,8 @@ import { loadOrCreateRoot } from './root-store.js';
 import { joinPem, parseCertificateBundle } from '../identity/pem.js';
 import { publishTrustBundle } from './trust-bundle-publisher.js';
 import { x509 } from '../identity/x509-provider.js';
+import { startWaypointController } from '../gateway/waypoint-controller.js';
+import { hostname } from 'node:os';
 
 const SERVING_TTL_MS = 7 * 86_400_000;
 const SERVING_RENEW_MS = 86_400_000;
@@ -74,6 +76,8 @@ export async function runCa(config: CaConfig): Promise<number> {
   const server = await startCaServer({ kc, ca, trustDomain: config.trustDomain, certTtlMs: config.certTtl, allowedCallers: config.allowedCallers, host, port, serving: await serving(), log: logFn });
   const renewServing = setInterval(() => void serving().then(server.setServing, (err: Error) => log.error({ err: err.message }, 'serving certificate renewal failed')), SERVING_RENEW_MS);
   const publisher = publishTrustBundle(kc, bundlePem, logFn);
+  // In the CA process as istiod runs its waypoint controller: one control-plane Deployment (docs/architecture.md §13).
+  const waypoints = config.waypointController === 'on' ? startWaypointController(kc, { image: config.waypointImage }, logFn, process.env.POD_NAME ?? hostname()) : undefined;
   log.info(
     { listen: config.listen, trustDomain: config.trustDomain, certTtlMs: config.certTtl, allowedCallers: config.allowedCallers, caSource: source, caSubject: ca.cert.subject, caNotAfter: ca.cert.notAfter.toISOString() },
     'warren ca ready',
@@ -84,6 +88,7 @@ export async function runCa(config: CaConfig): Promise<number> {
   });
   clearInterval(renewServing);
   await publisher.stop();
+  await waypoints?.stop();
   await server.close();
   return 0;
 }

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { CA_ENV, loadCaConfig } from '../ca/config.js';
+import { CA_ENV, DEFAULT_WAYPOINT_IMAGE, loadCaConfig } from '../ca/config.js';
 import { runCa } from '../ca/process.js';
 import { NODE_PORTS } from '../redirect/constants.js';
 
@@ -24,6 +24,9 @@ namespace. Flags override the environment variables shown.
   --ca-key FILE              its ECDSA P-256 PKCS#8 key ($${CA_ENV.caKey})
   --root-cert FILE           the root(s) workloads trust, if --ca-cert does not end with it ($${CA_ENV.rootCert})
   --serving-names A,B        extra DNS names or IPs for the CA's HTTPS certificate ($${CA_ENV.servingNames})
+  --waypoint-controller on|off  run the waypoint controller: a Deployment, Service and
+                             ServiceAccount per Gateway of class warren-waypoint ($${CA_ENV.waypointController}; on)
+  --waypoint-image IMAGE     what waypoint Deployments run ($${CA_ENV.waypointImage}; ${DEFAULT_WAYPOINT_IMAGE})
 
 Endpoints: POST /v1/certificates, GET /healthz, GET /metrics (on the same port).`;
 
@@ -43,6 +46,8 @@ export function parseCaArgs(argv: string[]): { help: boolean; flags: Record<stri
       'ca-key': { type: 'string' },
       'root-cert': { type: 'string' },
       'serving-names': { type: 'string' },
+      'waypoint-controller': { type: 'string' },
+      'waypoint-image': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -57,6 +62,8 @@ export function parseCaArgs(argv: string[]): { help: boolean; flags: Record<stri
     caKey: values['ca-key'],
     rootCert: values['root-cert'],
     servingNames: values['serving-names'],
+    waypointController: values['waypoint-controller'],
+    waypointImage: values['waypoint-image'],
   };
   return { help: values.help, flags };
 }

@@ -7,6 +7,7 @@ import { runCerts } from './certs.js';
 import { runStatus } from './status.js';
 import { runRoutes } from './routes.js';
 import { runWaypointProxyCommand } from './waypoint-proxy.js';
+import { runWaypoint } from './waypoint.js';
 import { INSPECT_SUMMARIES, runConnections, runPolicies, runServices, runWorkloads } from './inspect.js';
 
 /**
@@ -39,6 +40,7 @@ const COMMANDS: Record<string, Command> = {
   connections: { summary: INSPECT_SUMMARIES.connections!, run: runConnections },
   'waypoint-proxy': { summary: 'the L7 waypoint process in a waypoint pod: PROXY v2 from its node agent, HTTP routing, L7 authorization, request metrics', run: runWaypointProxyCommand },
   routes: { summary: "a waypoint's compiled route table (HTTPRoute/GRPCRoute matches in order, backends, filters)", run: runRoutes },
+  waypoint: { summary: 'L7 waypoints (Gateway API, class warren-waypoint): apply, list, status, delete', run: runWaypoint },
   rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
   demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: async (args) => (await simulatorCommand(() => import('./demo.js'))).runDemo(args) },
   sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: async (args) => (await simulatorCommand(() => import('./sim.js'))).runSim(args) },

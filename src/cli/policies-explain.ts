@@ -40,6 +40,13 @@ export function renderExplanation(e: ConnectionExplanation, agent: string): stri
   const pa = e.peerAuthentication;
   const lines = [headline(e), ...verdict(e).map((l) => `  ${l}`)];
   if (e.dryRun) lines.push(`  dry run: would ${e.dryRun.decision} with the istio.io/dry-run policies enforced (${e.dryRun.reason})`);
+  for (const w of e.waypoints ?? []) {
+    lines.push(
+      w.applied
+        ? `  through waypoint ${w.waypoint} (${w.via}): this pod's L4 policies see the waypoint's identity ${w.principal}, not the client's`
+        : `  traffic addressed to ${w.via} goes through waypoint ${w.waypoint}: there this pod's L4 policies see ${w.principal}, not the client's (explain --from the waypoint's pod for that hop)`,
+    );
+  }
   lines.push(`  PeerAuthentication ${pa.mode} (${pa.policy ? `${pa.policy}, ${pa.level} level` : 'default'}); answered by ${agent}'s agent`);
   if (e.evaluated.length > 0) lines.push('', 'evaluated (mesh-wide and destination namespace, DENY first):');
   for (const p of e.evaluated) {

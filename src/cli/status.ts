@@ -39,6 +39,9 @@ export function renderStatus(rows: StatusRow[], now: number): string {
     return [r.node, r.ready ? 'yes' : 'no', s.backend, String(s.enrolled), c.valid === c.count ? String(c.count) : `${c.valid}/${c.count}`, timeLeft(c.soonestExpiry, now), `${s.policies.authorization}/${s.policies.peerAuthentication}`, String(s.connections)];
   });
   const notes = rows.flatMap((r) => [...(r.notReady ? [`${r.node}: not ready: ${r.notReady}`] : []), ...('error' in r ? [`${r.node}: ${r.error}`] : [])]);
+  // Every agent sees the same cluster: each waypoint problem once.
+  const waypoints = new Set(rows.flatMap((r) => ('status' in r ? (r.status.waypoints ?? []) : []).map((w) => `waypoint ${w.waypoint} of Service ${w.service}: ${w.problem}`)));
+  notes.push(...waypoints);
   return [formatTable(header, table), ...(notes.length > 0 ? ['', ...notes] : [])].join('\n');
 }
 

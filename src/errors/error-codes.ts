@@ -79,6 +79,7 @@ export const ERROR_CODES = [
   'ERR_PROXY_TLV',
   'ERR_PROXY_SPIFFE_ID',
   'ERR_ROUTE_INVALID',
+  'ERR_WAYPOINT',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,4 +1,5 @@
 import type { V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node';
+import { USE_WAYPOINT_LABEL } from '../gateway/constants.js';
 import { REDIRECTION_ANNOTATION } from './enrollment.js';
 import { workloadNames, type WorkloadNames } from './workload-name.js';
 
@@ -28,11 +29,9 @@ export interface ServicePortEntry {
   port: number;
   /** ready endpoints for this port, in a stable order (round robin walks it) */
   endpoints: readonly Endpoint[];
-  /** warren.io/use-waypoint on the service, for the waypoint issue */
+  /** warren.io/use-waypoint on the service itself (what it resolves to: waypoint-index.ts) */
   waypoint?: string;
 }
-
-export const USE_WAYPOINT_LABEL = 'warren.io/use-waypoint';
 
 const key = (ip: string, port: number): string => `${ip}|${port}`;
 

@@ -11,6 +11,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
   fieldSelector?: string;
+  labelSelector?: string;
   /** any add, update or delete (and relists) */
   onChange: () => void;
   restartDelayMs?: number;
@@ -32,7 +33,7 @@ export function startResilientInformer<T extends KubernetesObject>(kc: KubeConfi
     listed = true;
     return answer;
   };
-  const informer = new ListWatch<T>(options.path, new Watch(kc), list, false, undefined, options.fieldSelector);
+  const informer = new ListWatch<T>(options.path, new Watch(kc), list, false, options.labelSelector, options.fieldSelector);
   let stopped = false;
   let pending: NodeJS.Timeout | undefined;
   let markSynced: () => void = () => {};

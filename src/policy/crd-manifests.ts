@@ -1,15 +1,19 @@
 import { dumpYaml, loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { GATEWAY_API_CRDS } from '../gateway/crds.js';
 import { WARREN_CRDS } from './crds.js';
 
-const HEADER = '# Generated from src/policy/crds.ts by `npm run gen:crds`: edit that file, not this one.\n';
+const header = (source: string): string => `# Generated from ${source} by \`npm run gen:crds\`: edit that file, not this one.\n`;
 
 /**
- * deploy/01-crd-<plural>.yaml for each of warren's CRDs: the objects the
+ * deploy/01-crd-<plural>.yaml for each of warren's CRDs (its policies and the Gateway API kinds): the objects the
  * simulator installs, as files for kubectl. `npm run gen:crds` writes them
  * and a unit test fails when the files and crds.ts disagree.
  */
 export function crdManifests(): Array<{ file: string; text: string }> {
-  return typedCrds().map((typed) => ({ file: `01-crd-${typed.spec.names.plural}.yaml`, text: HEADER + dumpYaml(typed, { lineWidth: -1, noRefs: true }) }));
+  return typedCrds().map((typed) => ({
+    file: `01-crd-${typed.spec.names.plural}.yaml`,
+    text: header(typed.spec.group === 'security.warren.io' ? 'src/policy/crds.ts' : 'src/gateway/crds.ts') + dumpYaml(typed, { lineWidth: -1, noRefs: true }),
+  }));
 }
 
 /**
@@ -19,5 +23,5 @@ export function crdManifests(): Array<{ file: string; text: string }> {
  * the API server then prunes every policy's status). Loading the JSON maps them.
  */
 export function typedCrds(): V1CustomResourceDefinition[] {
-  return WARREN_CRDS.map((crd) => loadYaml<V1CustomResourceDefinition>(JSON.stringify(crd)));
+  return [...WARREN_CRDS, ...GATEWAY_API_CRDS].map((crd) => loadYaml<V1CustomResourceDefinition>(JSON.stringify(crd)));
 }

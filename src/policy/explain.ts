@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { WarrenError } from '../errors/warren-error.js';
 import { formatSpiffeId } from '../identity/spiffe.js';
 import type { ClusterIndex, Workload } from '../k8s/cluster-index.js';
+import type { WaypointIndex } from '../k8s/waypoint-index.js';
 import { explainAuthorization, type AuthorizationPolicy, type AuthzDecision, type L4Request, type PolicyTrace } from './authorization.js';
 import { resolveMtlsMode, type MtlsResolution, type PeerAuthentication } from './peer-authentication.js';
 
@@ -12,6 +13,8 @@ export interface ExplainState {
   peerAuthentications: readonly PeerAuthentication[];
   rootNamespace: string;
   trustDomain: string;
+  /** which Services and workloads use which waypoint (docs/architecture.md §13) */
+  waypoints?: WaypointIndex;
 }
 
 export interface ConnectionExplanation {
@@ -30,6 +33,14 @@ export interface ConnectionExplanation {
   /** present when an `istio.io/dry-run` policy applies: the decision were the dry-run policies enforced too */
   dryRun?: { decision: 'allow' | 'deny'; reason: string };
   evaluated: PolicyTrace[];
+  /**
+   * Where a waypoint stands between client and server (docs/architecture.md §13): its
+   * principal is the source the destination's L4 policies see. `applied`: this
+   * pod-addressed connection goes through it (waypoint-for workload), so the decision
+   * above was made for the waypoint's identity; otherwise traffic addressed to the
+   * named Service does.
+   */
+  waypoints?: Array<{ waypoint: string; principal: string; via: string; applied: boolean }>;
 }
 
 const POD_REF = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/;
@@ -108,13 +119,39 @@ export function explainConnection(state: ExplainState, query: { from: string | n
     const reason = `plaintext refused: PeerAuthentication ${peerAuthentication.policy} (${peerAuthentication.level} level) is STRICT, and ${from.pod ?? srcIp} ${src ? 'is not enrolled' : 'is no pod'}, so it has no mesh identity`;
     return { ...base, decision: 'deny', basis: 'peer-authentication', policy: peerAuthentication.policy ?? null, rule: null, reason, evaluated: [] };
   }
+  const waypoints = waypointsBetween(state, src, dst, dstIp, port);
+  const applied = waypoints.find((w) => w.applied);
+  const seen = applied?.principal ?? principal;
   const request: L4Request = {
-    source: { ip: srcIp, ...(principal ? { principal } : {}) },
+    source: { ip: srcIp, ...(seen ? { principal: seen } : {}) },
     destination: { namespace: dst.namespace, labels: dst.labels, ip: dstIp, port },
   };
   const { decision: d, evaluated } = explainAuthorization(state.authorizationPolicies, state.rootNamespace, request);
   const named = d.basis === 'deny-rule' || d.basis === 'allow-rule';
   const dryRun = d.dryRun === undefined ? {} : { dryRun: { decision: d.dryRun.allow ? ('allow' as const) : ('deny' as const), reason: d.dryRun.reason } };
   const policy = named || d.basis === 'invalid-policy' ? d.policy : null;
-  return { ...base, decision: d.allow ? 'allow' : 'deny', basis: d.basis, policy, rule: named ? d.rule : null, reason: d.reason, ...dryRun, evaluated };
+  const reason = applied ? `through waypoint ${applied.waypoint}, seen here as ${applied.principal}: ${d.reason}` : d.reason;
+  return { ...base, decision: d.allow ? 'allow' : 'deny', basis: d.basis, policy, rule: named ? d.rule : null, reason, ...dryRun, evaluated, ...(waypoints.length > 0 ? { waypoints } : {}) };
+}
+
+/**
+ * The waypoints between `src` and the pod `dst`: the pod's own (waypoint-for workload,
+ * applied to this pod-addressed connection) and those of the Services it backs on this
+ * port. None for the waypoint's own upstream traffic, which goes direct.
+ */
+function waypointsBetween(state: ExplainState, src: Workload | undefined, dst: Workload, dstIp: string, port: number): NonNullable<ConnectionExplanation['waypoints']> {
+  const w = state.waypoints;
+  if (w === undefined || src?.enrolled !== true) return [];
+  const self = w.waypointOf({ namespace: src.namespace, labels: src.labels, serviceAccount: src.serviceAccount });
+  const out: NonNullable<ConnectionExplanation['waypoints']> = [];
+  const add = (binding: ReturnType<WaypointIndex['forWorkload']>, via: string, applied: boolean): void => {
+    if (binding?.state !== 'bound' || (self?.namespace === binding.waypoint.namespace && self.name === binding.waypoint.name)) return;
+    const wp = binding.waypoint;
+    out.push({ waypoint: `${wp.namespace}/${wp.name}`, principal: formatSpiffeId({ trustDomain: state.trustDomain, namespace: wp.namespace, serviceAccount: wp.serviceAccount }), via, applied });
+  };
+  add(w.forWorkload(dst), `pod ${dst.namespace}/${dst.name}`, true);
+  for (const svc of state.index.services()) {
+    if (svc.endpoints.some((e) => e.ip === dstIp && e.port === port)) add(w.forService(svc.namespace, svc.name), `Service ${svc.namespace}/${svc.name} (${svc.vips[0]}:${svc.port})`, false);
+  }
+  return out;
 }

@@ -2,12 +2,15 @@ import type { WorkloadCertificate } from '../identity/cert-manager.js';
 import type { SpiffeId } from '../identity/spiffe.js';
 import type { TrustBundle } from '../identity/trust-bundle.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
+import type { WaypointIndex } from '../k8s/waypoint-index.js';
 import type { AuthzDecision, L4Request } from '../policy/authorization.js';
 import type { HboneGuard } from './hbone-limits.js';
 
 /** What every pod's proxy shares from the agent: cluster view, identities, trust, policy hooks. */
 export interface DataPlane {
   index(): ClusterIndex;
+  /** which Services and workloads use which waypoint (docs/architecture.md §13) */
+  waypoints(): WaypointIndex;
   trustDomain: string;
   bundle: TrustBundle;
   certificate(id: SpiffeId): WorkloadCertificate | undefined;

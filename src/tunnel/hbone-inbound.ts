@@ -47,6 +47,14 @@ export interface HboneInboundOptions {
   guard: HboneGuard;
   /** a CONNECT named one of the agent's own ports in this pod (agent-loop.ts) and got 400 */
   loopRefused?(reason: string): void;
+  /**
+   * In a waypoint's pod (docs/architecture.md §13): CONNECTs whose target is an address this
+   * waypoint serves (a Service VIP, not the pod) go to the waypoint process instead.
+   */
+  waypoint?: {
+    serves(target: { ip: string; port: number }): boolean;
+    connect(request: InboundRequest & { sourcePort: number; forwarded: string | string[] | undefined }): Promise<Socket>;
+  };
 }
 
 /**
@@ -212,7 +220,8 @@ export class HboneInbound {
     }
     if (headers[':method'] !== 'CONNECT') return refuse(400, `method ${String(headers[':method'])} is not CONNECT`, { peer });
     const target = parseAuthority(headers[':authority']);
-    if (target === undefined || !this.o.podIps.includes(target.ip)) return refuse(400, `CONNECT target ${String(headers[':authority'])} is not this pod`, { peer });
+    const toWaypoint = target !== undefined && !this.o.podIps.includes(target.ip) && this.o.waypoint?.serves(target) === true;
+    if (target === undefined || (!toWaypoint && !this.o.podIps.includes(target.ip))) return refuse(400, `CONNECT target ${String(headers[':authority'])} is not this pod`, { peer });
     const loop = agentLoop(target, { podIps: this.o.podIps });
     if (loop !== undefined) {
       this.o.loopRefused?.(loop);
@@ -223,7 +232,9 @@ export class HboneInbound {
     if (!decision.allow) return refuse(401, decision.reason, { peer, target, ...(decision.policy ? { policy: decision.policy } : {}) });
     let upstream: Socket;
     try {
-      upstream = await connectFromNetns({ netns: this.o.netns, host: target.ip, port: target.port, mark: PROXY_MARK.value, sourceAddress: source.sourceIp, timeoutMs: HBONE.connectTimeoutMs });
+      upstream = toWaypoint
+        ? await this.o.waypoint!.connect({ ...request, sourcePort: source.sourcePort, forwarded: headers.forwarded })
+        : await connectFromNetns({ netns: this.o.netns, host: target.ip, port: target.port, mark: PROXY_MARK.value, sourceAddress: source.sourceIp, timeoutMs: HBONE.connectTimeoutMs });
     } catch (err) {
       return refuse(503, (err as Error).message, { peer, target });
     }

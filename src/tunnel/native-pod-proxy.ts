@@ -12,6 +12,7 @@ import type { LoopPath } from './dataplane.js';
 import { HBONE, formatAuthority, parseAuthority } from './hbone-settings.js';
 import type { NativeHub } from './native-hub.js';
 import { routeOutbound } from './outbound-route.js';
+import { routeViaWaypoint, type WaypointRoute } from './waypoint-route.js';
 import type { PodProxyOptions } from './pod-proxy.js';
 
 /** A connection this proxy decided to carry: how to report it, and what authorized it (inbound). */
@@ -155,6 +156,8 @@ export class NativePodProxy {
     const dialed = { ip: e.dstIp, port: e.dstPort };
     const looped = this.loop('outbound', dialed, { pod: this.o.pod, direction: 'outbound', reporter: 'source', security: 'plaintext', source, destination: dialed }, e);
     if (looped !== undefined) return looped;
+    const via = routeViaWaypoint(this.o.dataplane.index(), this.o.dataplane.waypoints(), { namespace: this.o.namespace, labels: this.labels, serviceAccount: this.o.identity.serviceAccount }, dialed, this.o.dataplane.trustDomain, this.cursor);
+    if (via !== undefined) return this.viaWaypoint(e, via);
     const route = routeOutbound(this.o.dataplane.index(), { ip: e.dstIp, port: e.dstPort }, this.o.dataplane.trustDomain, this.cursor);
     const meta = (security: ConnectionMeta['security'], destination: ConnectionMeta['destination']): ConnectionMeta => ({
       pod: this.o.pod,
@@ -187,6 +190,26 @@ export class NativePodProxy {
       expected: formatSpiffeId(route.identity),
       authority: formatAuthority(route.target.ip, route.target.port),
       forwarded: `for=${e.srcIp}`,
+    };
+  }
+
+  /** As PodProxy's sendViaWaypoint (waypoint-outbound.ts): to a ready waypoint pod with the dialed address as :authority, or refused, never sent around it. */
+  private viaWaypoint(e: DecideCaptured, via: WaypointRoute): Decision {
+    const base = { pod: this.o.pod, direction: 'outbound' as const, reporter: 'source' as const, source: { ip: e.srcIp, port: e.srcPort, principal: this.name }, ...(via.service === undefined ? {} : { service: via.service }) };
+    if (via.kind === 'waypoint-unavailable') return this.refuse({ ...base, security: 'plaintext', destination: { ip: '', port: 0 } }, 'error', `refused, not bypassed: ${via.reason}`);
+    const m: ConnectionMeta = { ...base, security: 'mtls', destination: { ip: via.authority.ip, port: via.authority.port, principal: formatSpiffeId(via.identity) } };
+    if (!this.hub.ready(this.o.identity)) return this.refuse(m, 'error', 'this pod has no valid certificate; refusing to open a tunnel');
+    this.live.set(e.id, { meta: m });
+    return {
+      action: 'hbone',
+      netns: this.o.netns,
+      mark: PROXY_MARK.value,
+      ip: via.peer,
+      port: HBONE.port,
+      identity: this.name,
+      expected: formatSpiffeId(via.identity),
+      authority: formatAuthority(via.authority.ip, via.authority.port),
+      forwarded: `for="${formatAuthority(e.srcIp, e.srcPort)}"`,
     };
   }
 

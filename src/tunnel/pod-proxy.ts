@@ -10,6 +10,9 @@ import { denyingPolicy, type L4Request } from '../policy/authorization.js';
 import { HboneInbound } from './hbone-inbound.js';
 import { HbonePool } from './hbone-pool.js';
 import { routeOutbound } from './outbound-route.js';
+import { clientPort, connectToWaypoint } from './waypoint-handoff.js';
+import { sendViaWaypoint } from './waypoint-outbound.js';
+import { routeViaWaypoint, servedByWaypoint, type SourcePod } from './waypoint-route.js';
 import { deliverInbound, forwardOutbound } from './passthrough.js';
 import { listenInPod } from './pod-listener.js';
 import { spliceStream } from './stream-splice.js';
@@ -57,6 +60,10 @@ export class PodProxy {
       trustDomain: o.dataplane.trustDomain,
       guard: o.dataplane.hbone,
       loopRefused: (reason) => o.dataplane.loopRefused('hbone', reason),
+      waypoint: {
+        serves: (target) => servedByWaypoint(o.dataplane.index(), o.dataplane.waypoints(), this.self(), target) !== undefined,
+        connect: (r) => connectToWaypoint(o.netns, { peer: r.peer, source: { ip: r.sourceIp, port: clientPort(r.forwarded, r.sourceIp, r.sourcePort) }, target: r.target }),
+      },
       authorize: (r) => {
         const d = o.dataplane.authorize(this.l4Request(r.sourceIp, formatSpiffeId(r.peer), r.target));
         const policy = denyingPolicy(d);
@@ -85,6 +92,11 @@ export class PodProxy {
       throw err;
     }
     return proxy;
+  }
+
+  /** this pod as waypoint routing sees it (waypoint-route.ts) */
+  private self(): SourcePod {
+    return { namespace: this.o.namespace, labels: this.labels, serviceAccount: this.o.identity.serviceAccount };
   }
 
   private l4Request(sourceIp: string, principal: string | undefined, target: { ip: string; port: number }): L4Request {
@@ -155,6 +167,11 @@ export class PodProxy {
     const dst = originalDestination(socketFd(client));
     const dialed = { ip: dst.address, port: dst.port };
     if (this.refuseLoop(client, 'outbound', dialed, { pod: this.o.pod, direction: 'outbound', reporter: 'source', security: 'plaintext', source, destination: dialed })) return;
+    const via = routeViaWaypoint(this.o.dataplane.index(), this.o.dataplane.waypoints(), this.self(), dialed, this.o.dataplane.trustDomain, this.cursor);
+    if (via !== undefined) {
+      const from = { ...source, principal: formatSpiffeId(this.o.identity) };
+      return sendViaWaypoint(client, via, this.pool, this.o.telemetry, { pod: this.o.pod, direction: 'outbound', reporter: 'source', source: from, ...(via.service ? { service: via.service } : {}) });
+    }
     const route = routeOutbound(this.o.dataplane.index(), dialed, this.o.dataplane.trustDomain, this.cursor);
     const meta = (security: ConnectionMeta['security'], destination: ConnectionMeta['destination']): ConnectionMeta => ({
       pod: this.o.pod,

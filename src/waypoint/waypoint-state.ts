@@ -1,7 +1,8 @@
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Namespace } from '@kubernetes/client-node';
 import { coalesced } from '../agent/coalesced.js';
 import { startClusterState } from '../agent/cluster-state.js';
-import { USE_WAYPOINT_LABEL, type ClusterIndex } from '../k8s/cluster-index.js';
+import type { ClusterIndex } from '../k8s/cluster-index.js';
+import { waypointRef } from '../gateway/attachment.js';
 import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
 import { failClosedPolicy, parseAuthorizationPolicy } from '../policy/authorization.js';
 import { checkWaypointSupport, policyTargets, type TargetedPolicy } from './l7-authorization.js';
@@ -32,7 +33,6 @@ export interface WaypointState {
 const GATEWAY_API = { group: 'gateway.networking.k8s.io', version: 'v1' };
 const SECURITY = { group: 'security.warren.io', version: 'v1' };
 export const WAYPOINT_CONTROLLER = 'warren.io/waypoint';
-const USE_WAYPOINT_NAMESPACE_LABEL = 'warren.io/use-waypoint-namespace';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
@@ -54,14 +54,11 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
   let authz: TargetedPolicy[] = [];
   let authn: RequestAuthentication[] = [];
 
-  /** A Service is ours when its label (or else its namespace's) names this waypoint. */
+  /** A Service is ours when its label (or else its namespace's) names this waypoint (src/gateway/attachment.ts). */
   const servesService = (namespace: string, name: string): boolean => {
     const ns = namespaces.list().find((n) => n.metadata?.name === namespace);
-    const own = serviceLabels.get(`${namespace}/${name}`);
-    const labels = own?.[USE_WAYPOINT_LABEL] !== undefined ? own : ns?.metadata?.labels;
-    const target = labels?.[USE_WAYPOINT_LABEL];
-    const targetNs = labels?.[USE_WAYPOINT_NAMESPACE_LABEL] ?? namespace;
-    return target === gateway.name && targetNs === gateway.namespace;
+    const ref = waypointRef({ namespace, labels: serviceLabels.get(`${namespace}/${name}`) ?? {} }, ns?.metadata?.labels);
+    return ref !== undefined && ref.name === gateway.name && ref.namespace === gateway.namespace;
   };
   const serviceLabels = new Map<string, Record<string, string>>();
 

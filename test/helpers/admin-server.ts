@@ -7,6 +7,7 @@ import { createCaClient } from '../../src/identity/ca-client.js';
 import { CertManager } from '../../src/identity/cert-manager.js';
 import { TrustBundle } from '../../src/identity/trust-bundle.js';
 import { buildClusterIndex } from '../../src/k8s/cluster-index.js';
+import { buildWaypointIndex } from '../../src/k8s/waypoint-index.js';
 import { parseAuthorizationPolicy } from '../../src/policy/authorization.js';
 import { serveEndpoints } from '../../src/telemetry/http-endpoints.js';
 
@@ -35,7 +36,8 @@ export async function startTestAdmin(): Promise<TestAdmin> {
   const deny = parseAuthorizationPolicy({ metadata: { namespace: 'demo', name: 'deny-b' }, spec: { action: 'DENY', rules: [{ from: [{ source: { principals: ['cluster.local/ns/demo/sa/client-b'] } }] }] } });
   const policies = { authorizationPolicies: () => [deny], peerAuthentications: () => [], synced: Promise.resolve(), stop: async () => {} };
   const config = loadNodeAgentConfig({ nodeName: 'node-2', adminAddress: '127.0.0.1:0' }, {});
-  const admin = await serveEndpoints(config.adminAddress, adminRoutes({ config, enrolled: () => [], index: () => index, policies, certs, bundle, backend: 'nft' }));
+  const noWaypoints = buildWaypointIndex({ namespaces: [], services: [], pods: [], gateways: [] });
+  const admin = await serveEndpoints(config.adminAddress, adminRoutes({ config, enrolled: () => [], index: () => index, waypoints: () => noWaypoints, policies, certs, bundle, backend: 'nft' }));
   const readiness = await serveEndpoints('127.0.0.1:0', { '/healthz/ready': (_q, res) => void res.writeHead(200).end('ready\n') });
   const address = (s: Server): string => `127.0.0.1:${(s.address() as AddressInfo).port}`;
   return {

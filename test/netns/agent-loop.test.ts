@@ -17,6 +17,7 @@ import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
 import type { SpiffeId } from '../../src/identity/spiffe.js';
 import { TrustBundle } from '../../src/identity/trust-bundle.js';
 import { buildClusterIndex } from '../../src/k8s/cluster-index.js';
+import { buildWaypointIndex } from '../../src/k8s/waypoint-index.js';
 import { REDIRECTION_ANNOTATION } from '../../src/k8s/enrollment.js';
 import { createListener, createSocket } from '../../src/native/netns-socket.js';
 import { authorize } from '../../src/policy/authorization.js';
@@ -125,8 +126,10 @@ rootTest(`--dataplane ${mode}: connections to the agent’s own listeners in a p
     for (const sa of ['a', 'b', 'c']) certs.set(sa, await issueWorkloadCert(root, idOf(sa)));
     const index = buildClusterIndex([v1Pod('a', a, true), v1Pod('b', b, false), v1Pod('c', c, true)], [], []);
     const loops: LoopPath[] = [];
+    const noWaypoints = buildWaypointIndex({ namespaces: [], services: [], pods: [], gateways: [] });
     const dataplane: DataPlane = {
       index: () => index,
+    waypoints: () => noWaypoints,
       trustDomain: TD,
       bundle,
       certificate: (id) => certs.get(id.serviceAccount),

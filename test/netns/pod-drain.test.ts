@@ -31,6 +31,7 @@ import { createTopology, inNetns, type TestPod } from '../helpers/netns.js';
 import { applyPodRules, removePodRules } from '../helpers/pod-rules.js';
 import { rootTest } from '../helpers/root.js';
 import { issueWorkloadCert } from '../helpers/workload-certs.js';
+import { buildWaypointIndex } from '../../src/k8s/waypoint-index.js';
 
 const TD = 'cluster.local';
 const APP_PORT = 9000;
@@ -101,8 +102,10 @@ rootTest('a drained pod: every connection works until the drain deadline, then b
     const certs = new Map<string, WorkloadCertificate>();
     for (const sa of ['a', 'b']) certs.set(sa, await issueWorkloadCert(root, idOf(sa)));
     const index = buildClusterIndex([v1Pod('a', a, true), v1Pod('b', b, true), v1Pod('c', c, false), v1Pod('d', d, false)], [], []);
+    const noWaypoints = buildWaypointIndex({ namespaces: [], services: [], pods: [], gateways: [] });
     const dataplane: DataPlane = {
       index: () => index,
+      waypoints: () => noWaypoints,
       trustDomain: TD,
       bundle,
       certificate: (id) => certs.get(id.serviceAccount),

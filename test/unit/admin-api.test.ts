@@ -32,5 +32,5 @@ test('admin /status: backend, enrolled pods, certificates, policies and live con
   withAdmin(async (get) => {
     const { status, body } = await get('/status');
     assert.equal(status, 200);
-    assert.deepEqual(body, { node: 'node-2', backend: 'nft', enrolled: 0, certificates: { count: 0, valid: 0, soonestExpiry: null }, policies: { authorization: 1, peerAuthentication: 0 }, connections: 0 });
+    assert.deepEqual(body, { node: 'node-2', backend: 'nft', enrolled: 0, certificates: { count: 0, valid: 0, soonestExpiry: null }, policies: { authorization: 1, peerAuthentication: 0 }, waypoints: [], connections: 0 });
   }));

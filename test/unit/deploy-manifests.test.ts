@@ -288,6 +288,9 @@ test('warren-node is granted exactly the API calls the agent makes', () => {
     'cluster core/services watch',
     'cluster discovery.k8s.io/endpointslices list',
     'cluster discovery.k8s.io/endpointslices watch',
+    // cluster-state.ts: waypoint Gateways (which Services and workloads use which waypoint).
+    'cluster gateway.networking.k8s.io/gateways list',
+    'cluster gateway.networking.k8s.io/gateways watch',
     // policy-state.ts: the policies (list/watch) and their status (patchNamespacedCustomObjectStatus).
     'cluster security.warren.io/authorizationpolicies list',
     'cluster security.warren.io/authorizationpolicies watch',
@@ -323,6 +326,34 @@ test('warren-ca is granted exactly the API calls the CA makes', () => {
     // src/ca/root-store.ts: the root in Secret warren-ca of the CA's namespace (read, create once).
     `warren-system core/secrets get name=${CA_SECRET}`,
     'warren-system core/secrets create',
+    // src/gateway/waypoint-controller.ts: Gateways of class warren-waypoint (watch, status), the
+    // class itself (made when missing, status), what runs each waypoint, Services and Namespaces
+    // (their use-waypoint labels), Warning Events.
+    'cluster gateway.networking.k8s.io/gateways list',
+    'cluster gateway.networking.k8s.io/gateways watch',
+    'cluster gateway.networking.k8s.io/gateways/status patch',
+    'cluster gateway.networking.k8s.io/gatewayclasses get',
+    'cluster gateway.networking.k8s.io/gatewayclasses create',
+    'cluster gateway.networking.k8s.io/gatewayclasses/status patch',
+    'cluster apps/deployments list',
+    'cluster apps/deployments watch',
+    'cluster apps/deployments create',
+    'cluster apps/deployments update',
+    'cluster apps/deployments delete',
+    'cluster core/services list',
+    'cluster core/services watch',
+    'cluster core/services create',
+    'cluster core/services update',
+    'cluster core/serviceaccounts get',
+    'cluster core/serviceaccounts create',
+    'cluster core/serviceaccounts update',
+    'cluster core/events create',
+    // ...and a ClusterRoleBinding of ClusterRole warren-waypoint per waypoint ServiceAccount.
+    'cluster rbac.authorization.k8s.io/clusterrolebindings list',
+    'cluster rbac.authorization.k8s.io/clusterrolebindings create',
+    'cluster rbac.authorization.k8s.io/clusterrolebindings update',
+    'cluster rbac.authorization.k8s.io/clusterrolebindings delete',
+    'cluster rbac.authorization.k8s.io/clusterroles bind name=warren-waypoint',
   ];
   assert.equal(caConfig().namespace, 'warren-system');
   assert.deepEqual(grants(ca.metadata!.namespace!, caPod.serviceAccountName!), expected.sort());

@@ -15,7 +15,12 @@ export interface PodFacts {
   ip: string;
   nodeName: string;
   serviceAccount: string;
+  /** what a warren container gets for in-cluster credentials (the simulator mounts no service account token) */
+  kubeconfig?: string;
 }
+
+/** warren's own image (ghcr.io/warren-mesh/warren:<version>): its ENTRYPOINT is bin/warren, so the container runs this build's CLI with the pod's args (a waypoint's `waypoint-proxy`). */
+export const isWarrenImage = (image: string | undefined): boolean => ((image ?? '').split('/').pop() ?? '').split(/[:@]/)[0] === 'warren';
 
 /**
  * Images stand in by name: echo servers and web apps (Istio's samples:
@@ -32,6 +37,7 @@ export function builtinAppFor(image: string, hasPorts: boolean): 'http-echo' | '
 
 export function containerCommand(c: ContainerLike): string[] {
   if (c.command !== undefined && c.command.length > 0) return [...c.command, ...(c.args ?? [])];
+  if (isWarrenImage(c.image)) return [process.execPath, WARREN_MAIN, ...(c.args ?? [])];
   const app = builtinAppFor(c.image ?? '', (c.ports ?? []).length > 0);
   const port = c.ports?.[0]?.containerPort;
   // The image's own args mean nothing to a stand-in, so they are not passed.
@@ -47,7 +53,7 @@ export function containerEnv(c: ContainerLike, pod: PodFacts): Record<string, st
     'spec.nodeName': pod.nodeName,
     'spec.serviceAccountName': pod.serviceAccount,
   };
-  const env: Record<string, string> = { POD_NAME: pod.name, POD_NAMESPACE: pod.namespace, POD_IP: pod.ip, HOSTNAME: pod.name };
+  const env: Record<string, string> = { POD_NAME: pod.name, POD_NAMESPACE: pod.namespace, POD_IP: pod.ip, HOSTNAME: pod.name, ...(isWarrenImage(c.image) && pod.kubeconfig ? { KUBECONFIG: pod.kubeconfig } : {}) };
   for (const e of c.env ?? []) {
     const path = e.valueFrom?.fieldRef?.fieldPath;
     if (e.value !== undefined) env[e.name] = e.value;

@@ -7,6 +7,7 @@ import type { CommandRunner } from '../../redirect/runner.js';
 import { startContainer, type RunningContainer } from '../runtime/container.js';
 import { createPodSandbox, destroyPodSandbox, type PodSandbox } from '../runtime/pod-sandbox.js';
 import type { NodePlan } from '../topology/plan.js';
+import { statePaths } from '../state-dir.js';
 import { SUPERVISED_ANNOTATION } from '../warren-system.js';
 import { containerCommand, containerEnv, type ContainerLike } from './container-command.js';
 import { buildPodStatus, type ContainerState } from './pod-status.js';
@@ -177,7 +178,7 @@ export class Kubelet {
     c.process = startContainer({
       netns: pod.sandbox!.netns,
       command: containerCommand(c.spec),
-      env: containerEnv(c.spec, { name: pod.name, namespace: pod.namespace, ip: podIp, nodeName: this.node.name, serviceAccount: pod.serviceAccount }),
+      env: containerEnv(c.spec, { name: pod.name, namespace: pod.namespace, ip: podIp, nodeName: this.node.name, serviceAccount: pod.serviceAccount, kubeconfig: statePaths(this.stateDir).clusterKubeconfig }),
       logFile: containerLogPath(this.stateDir, pod.namespace, pod.name, c.spec.name),
     });
     c.state = { ...c.state, running: true, ready: c.spec.readinessProbe === undefined, startedAt: nowIso() };

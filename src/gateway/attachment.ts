@@ -1,0 +1,55 @@
+import { USE_WAYPOINT_LABEL, USE_WAYPOINT_NAMESPACE_LABEL, WAYPOINT_FOR_LABEL, WAYPOINT_FOR_VALUES, type WaypointFor } from './constants.js';
+
+/** A waypoint named by a label: the Gateway's namespace and name. */
+export interface WaypointRef {
+  namespace: string;
+  name: string;
+}
+
+/** What traffic is addressed to: a Service (its VIP) or a workload (a pod IP). */
+export type TrafficKind = 'service' | 'workload';
+
+/**
+ * Which waypoint an object uses (docs/architecture.md §13), as Istio decides it: the
+ * object's own `warren.io/use-waypoint` label beats its namespace's, `none`
+ * opts the object out even when its namespace has one, and
+ * `warren.io/use-waypoint-namespace` on the same object names another
+ * namespace's waypoint (default: the object's namespace). Undefined: no
+ * waypoint.
+ */
+export function waypointRef(object: { namespace: string; labels: Readonly<Record<string, string>> }, namespaceLabels: Readonly<Record<string, string>> | undefined): WaypointRef | undefined {
+  const from = object.labels[USE_WAYPOINT_LABEL] !== undefined ? object.labels : namespaceLabels;
+  const name = from?.[USE_WAYPOINT_LABEL];
+  if (name === undefined || name === '' || name === 'none') return undefined;
+  return { namespace: from![USE_WAYPOINT_NAMESPACE_LABEL] || object.namespace, name };
+}
+
+/** A Gateway's `warren.io/waypoint-for` label: `service` when absent; undefined when it is not one of the four values. */
+export function waypointFor(labels: Readonly<Record<string, string>> | undefined): WaypointFor | undefined {
+  const value = labels?.[WAYPOINT_FOR_LABEL];
+  if (value === undefined) return 'service';
+  return (WAYPOINT_FOR_VALUES as readonly string[]).includes(value) ? (value as WaypointFor) : undefined;
+}
+
+export type Attachment =
+  | { state: 'bound'; waypoint: WaypointRef }
+  /** the label names a Gateway of class warren-waypoint that does not exist: traffic fails closed */
+  | { state: 'missing'; waypoint: WaypointRef; message: string }
+  /** the waypoint does not take this kind of traffic (waypoint-for): as Istio, it is not used, and that is reported */
+  | { state: 'mismatch'; waypoint: WaypointRef; message: string };
+
+/**
+ * Whether a waypoint takes traffic of `kind`: waypoint-for `service` takes
+ * traffic to Service VIPs, `workload` traffic to pod IPs, `all` both,
+ * `none` neither. `gateway` is undefined when no waypoint Gateway of that
+ * name exists; its `waypointFor` is undefined when the label is invalid
+ * (nothing is sent to it then).
+ */
+export function attach(ref: WaypointRef, kind: TrafficKind, gateway: { waypointFor: WaypointFor | undefined } | undefined): Attachment {
+  const shown = `${ref.namespace}/${ref.name}`;
+  if (gateway === undefined) return { state: 'missing', waypoint: ref, message: `waypoint ${shown} does not exist (no Gateway of class warren-waypoint with that name)` };
+  const wf = gateway.waypointFor;
+  if (wf === undefined) return { state: 'mismatch', waypoint: ref, message: `waypoint ${shown} has an invalid ${WAYPOINT_FOR_LABEL} label (one of ${WAYPOINT_FOR_VALUES.join(', ')})` };
+  if (wf === 'all' || wf === kind) return { state: 'bound', waypoint: ref };
+  return { state: 'mismatch', waypoint: ref, message: `waypoint ${shown} is for ${wf} traffic (${WAYPOINT_FOR_LABEL}=${wf}), not ${kind} traffic: it is not used` };
+}

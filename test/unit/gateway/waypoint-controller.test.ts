@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
+import { startWaypointController } from '../../../src/gateway/waypoint-controller.js';
+import { waypointGateway } from '../../../src/cli/waypoint.js';
+import { typedCrds } from '../../../src/policy/crd-manifests.js';
+import { eventually, startTestApiServer } from '../../helpers/apiserver.js';
+
+const GATEWAYS = { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' };
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+type Status = { conditions?: Array<{ type: string; status: string; reason: string; message: string }>; addresses?: Array<{ type: string; value: string }> };
+
+test('the controller against an API server: objects made, GatewayClass made, Programmed with the address when ready, False with a Warning Event when not, Events for missing and mismatched waypoints', async () => {
+  const api = await startTestApiServer();
+  const log: string[] = [];
+  const controllers: Array<{ stop(): Promise<void> }> = [];
+  try {
+    const ext = api.kc.makeApiClient(ApiextensionsV1Api);
+    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
+    const core = api.kc.makeApiClient(CoreV1Api);
+    const apps = api.kc.makeApiClient(AppsV1Api);
+    const custom = api.kc.makeApiClient(CustomObjectsApi);
+    await core.createNamespace({ body: { metadata: { name: 'shop' } } });
+    await custom.createNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', body: waypointGateway('shop', 'waypoint', 'service') });
+    // Two replicas, as deploy/10-ca.yaml runs: their writes must not fight.
+    for (const instance of ['ca-1', 'ca-2']) {
+      const c = startWaypointController(api.kc, { image: 'ghcr.io/warren-mesh/warren:0.1.0' }, (msg, f) => log.push(`${instance} ${msg} ${JSON.stringify(f)}`), instance);
+      controllers.push(c);
+      await c.synced;
+    }
+    const gateway = async (): Promise<Status> => ((await custom.getNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint' })) as { status?: Status }).status ?? {};
+    const programmed = async () => (await gateway()).conditions?.find((c) => c.type === 'Programmed');
+
+    await eventually(async () => (await apps.listNamespacedDeployment({ namespace: 'shop' })).items.length === 1, 'the Deployment');
+    const deployment = await apps.readNamespacedDeployment({ namespace: 'shop', name: 'waypoint' });
+    assert.equal(deployment.spec?.template.spec?.serviceAccountName, 'waypoint');
+    await core.readNamespacedServiceAccount({ namespace: 'shop', name: 'waypoint' });
+    const service = await core.readNamespacedService({ namespace: 'shop', name: 'waypoint' });
+    const rbac = api.kc.makeApiClient(RbacAuthorizationV1Api);
+    const bindings = async () => (await rbac.listClusterRoleBinding()).items.filter((b) => b.roleRef.name === 'warren-waypoint');
+    await eventually(async () => (await bindings()).length === 1, 'the ClusterRoleBinding');
+    assert.deepEqual((await bindings())[0]!.subjects?.map((x) => `${x.kind} ${x.namespace}/${x.name}`), ['ServiceAccount shop/waypoint']);
+    const gc = (await custom.getClusterCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gatewayclasses', name: 'warren-waypoint' })) as { spec: { controllerName: string } };
+    assert.equal(gc.spec.controllerName, 'warren.io/waypoint-controller');
+    await eventually(async () => (await programmed())?.reason === 'Pending', 'Programmed False while no pod is ready');
+    assert.equal((await gateway()).conditions?.find((c) => c.type === 'Accepted')?.status, 'True');
+
+    // What the Deployment controller would report once its pod is ready.
+    const setReady = (n: number) => apps.patchNamespacedDeploymentStatus({ namespace: 'shop', name: 'waypoint', body: { status: { replicas: 1, readyReplicas: n } } }, mergePatch);
+    await setReady(1);
+    await eventually(async () => (await programmed())?.status === 'True', 'Programmed');
+    assert.deepEqual((await gateway()).addresses, [{ type: 'IPAddress', value: service.spec!.clusterIP! }]);
+
+    await setReady(0);
+    await eventually(async () => (await programmed())?.status === 'False', 'Programmed False again');
+    assert.match((await programmed())!.message, /no waypoint pod is ready \(0\/1 ready\)/);
+    const events = async () => (await core.listNamespacedEvent({ namespace: 'shop' })).items;
+    await eventually(async () => (await events()).some((e) => e.reason === 'WaypointNotReady' && e.involvedObject.kind === 'Gateway' && e.type === 'Warning'), 'the WaypointNotReady Event');
+    assert.equal((await events()).filter((e) => e.reason === 'WaypointNotReady').length, 1, 'one Event for one transition, whatever the number of replicas');
+
+    await core.createNamespacedService({ namespace: 'shop', body: { metadata: { name: 'ghost', labels: { 'warren.io/use-waypoint': 'nope' } }, spec: { ports: [{ port: 80 }] } } });
+    await custom.createNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', body: waypointGateway('shop', 'wl', 'workload') });
+    await core.createNamespacedService({ namespace: 'shop', body: { metadata: { name: 'mismatched', labels: { 'warren.io/use-waypoint': 'wl' } }, spec: { ports: [{ port: 80 }] } } });
+    await eventually(async () => (await events()).some((e) => e.reason === 'WaypointMissing' && e.involvedObject.name === 'ghost'), 'WaypointMissing on the Service');
+    await eventually(async () => (await events()).some((e) => e.reason === 'WaypointForMismatch' && e.involvedObject.name === 'mismatched' && /for workload traffic/.test(e.message ?? '')), 'WaypointForMismatch on the Service');
+
+    // A Gateway the controller cannot run: not accepted, its Deployment removed, so what uses it fails closed.
+    await custom.patchNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint', body: { spec: { listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] } } }, mergePatch);
+    await eventually(async () => (await gateway()).conditions?.find((c) => c.type === 'Accepted')?.reason === 'ListenersNotValid', 'Accepted False');
+    await eventually(async () => !(await apps.listNamespacedDeployment({ namespace: 'shop' })).items.some((d) => d.metadata?.name === 'waypoint'), 'the Deployment removed');
+    await eventually(async () => (await bindings()).every((b) => b.subjects?.[0]?.name !== 'waypoint'), "its ServiceAccount's rights removed");
+    await custom.deleteNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'wl' });
+    await eventually(async () => (await bindings()).length === 0, 'no waypoint rights left once the Gateways are gone');
+  } finally {
+    for (const c of controllers) await c.stop();
+    await api.stop();
+  }
+});

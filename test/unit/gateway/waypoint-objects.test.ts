@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, type GatewayObject } from '../../../src/gateway/waypoint-objects.js';
+
+const gateway = (over: { listeners?: GatewayObject['spec']['listeners']; labels?: Record<string, string>; status?: GatewayObject['status'] } = {}): GatewayObject => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'Gateway',
+  metadata: { name: 'waypoint', namespace: 'shop', uid: 'gw-uid', generation: 3, ...(over.labels ? { labels: over.labels } : {}) },
+  spec: { gatewayClassName: 'warren-waypoint', listeners: over.listeners ?? [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+  ...(over.status ? { status: over.status } : {}),
+});
+const settings = { image: 'ghcr.io/warren-mesh/warren:9.9.9' };
+
+test('a waypoint gets a ServiceAccount, Deployment and Service named after its Gateway and owned by it', () => {
+  const o = waypointObjects(gateway(), settings);
+  for (const obj of [o.serviceAccount, o.deployment, o.service]) {
+    assert.equal(obj.metadata?.name, 'waypoint');
+    assert.equal(obj.metadata?.namespace, 'shop');
+    assert.deepEqual(obj.metadata?.ownerReferences, [{ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', name: 'waypoint', uid: 'gw-uid', controller: true, blockOwnerDeletion: true }]);
+    assert.equal(obj.metadata?.labels?.['gateway.networking.k8s.io/gateway-name'], 'waypoint');
+    assert.ok(obj.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION]);
+  }
+  const pod = o.deployment.spec!.template;
+  assert.equal(pod.spec?.serviceAccountName, 'waypoint', 'its identity is spiffe://<td>/ns/shop/sa/waypoint');
+  assert.equal(pod.metadata?.labels?.['warren.io/dataplane-mode'], 'ambient', 'enrolled: its agent terminates HBONE for it and captures its upstream');
+  assert.equal(pod.metadata?.labels?.['warren.io/use-waypoint'], 'none');
+  assert.deepEqual(o.deployment.spec!.selector.matchLabels, { 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
+  const c = pod.spec!.containers[0]!;
+  assert.equal(c.image, settings.image);
+  assert.deepEqual(c.args, ['waypoint-proxy', '--listen-address', '127.0.0.1', '--listen-port', '15088'], 'PROXY v2 on loopback only');
+  assert.equal(c.env?.find((e) => e.name === 'WARREN_WAYPOINT_NAME')?.value, 'waypoint');
+  assert.deepEqual(c.env?.find((e) => e.name === 'WARREN_WAYPOINT_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
+  assert.deepEqual(c.readinessProbe?.httpGet, { path: '/healthz/ready', port: 15021 });
+  assert.deepEqual(o.service.spec!.selector, { 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
+  assert.deepEqual(o.service.spec!.ports!.map((p) => `${p.name}:${p.port}`), ['mesh:15008', 'status-port:15021']);
+  assert.equal(o.binding.metadata?.name, 'warren-waypoint-shop-waypoint');
+  assert.deepEqual(o.binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'warren-waypoint' });
+  assert.deepEqual(o.binding.subjects, [{ kind: 'ServiceAccount', name: 'waypoint', namespace: 'shop' }], 'the waypoint account only');
+  assert.equal(o.binding.metadata?.ownerReferences, undefined, 'cluster-scoped: removed by the controller, not the garbage collector');
+});
+
+test('the template hash changes with what is generated, and only then', () => {
+  const hash = (g: GatewayObject, s = settings) => waypointObjects(g, s).deployment.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION];
+  assert.equal(hash(gateway()), hash(gateway({ status: { conditions: [] } })));
+  assert.notEqual(hash(gateway()), hash(gateway(), { ...settings, image: 'other:1' }));
+});
+
+test('a Gateway is accepted with exactly the HBONE listener on 15008 and a valid waypoint-for', () => {
+  assert.deepEqual(acceptGateway(gateway()), { accepted: true });
+  assert.deepEqual(acceptGateway(gateway({ labels: { 'warren.io/waypoint-for': 'all' } })), { accepted: true });
+  const noMesh = acceptGateway(gateway({ listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] }));
+  assert.ok(!noMesh.accepted && noMesh.reason === 'ListenersNotValid' && /http 80\/HTTP/.test(noMesh.message));
+  const extra = acceptGateway(gateway({ listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }, { name: 'http', port: 80, protocol: 'HTTP' }] }));
+  assert.ok(!extra.accepted && /spec\.listeners\[1\]/.test(extra.message));
+  const badFor = acceptGateway(gateway({ labels: { 'warren.io/waypoint-for': 'services' } }));
+  assert.ok(!badFor.accepted && badFor.reason === 'InvalidParameters' && /waypoint-for/.test(badFor.message));
+});
+
+test('status: Programmed with an address once a pod is ready behind the Service; Pending says why; timestamps kept while unchanged', () => {
+  const now = '2026-12-06T10:00:00Z';
+  const ready = gatewayStatus(gateway(), { accepted: true }, { readyReplicas: 1, replicas: 1, address: '10.96.0.50' }, now);
+  assert.deepEqual(ready.addresses, [{ type: 'IPAddress', value: '10.96.0.50' }]);
+  assert.deepEqual(ready.conditions!.map((c) => [c.type, c.status, c.reason, c.observedGeneration]), [['Accepted', 'True', 'Accepted', 3], ['Programmed', 'True', 'Programmed', 3]]);
+  const later = gatewayStatus(gateway({ status: ready }), { accepted: true }, { readyReplicas: 1, replicas: 1, address: '10.96.0.50' }, '2026-12-06T11:00:00Z');
+  assert.deepEqual(later.conditions!.map((c) => c.lastTransitionTime), [now, now]);
+  const down = gatewayStatus(gateway({ status: ready }), { accepted: true }, { readyReplicas: 0, replicas: 1, address: '10.96.0.50' }, '2026-12-06T12:00:00Z');
+  const programmed = down.conditions!.find((c) => c.type === 'Programmed')!;
+  assert.equal(programmed.status, 'False');
+  assert.equal(programmed.reason, 'Pending');
+  assert.match(programmed.message, /no waypoint pod is ready \(0\/1 ready\).*refused/);
+  assert.equal(programmed.lastTransitionTime, '2026-12-06T12:00:00Z');
+  assert.equal(down.conditions![0]!.lastTransitionTime, now, 'Accepted did not change');
+  assert.match(gatewayStatus(gateway(), { accepted: true }, undefined, now).conditions![1]!.message, /Deployment is not created yet/);
+  const rejected = gatewayStatus(gateway(), { accepted: false, reason: 'ListenersNotValid', message: 'x' }, undefined, now);
+  assert.deepEqual(rejected.conditions!.map((c) => [c.type, c.status, c.reason]), [['Accepted', 'False', 'ListenersNotValid'], ['Programmed', 'False', 'Invalid']]);
+});
+
+test('warren status names each waypoint problem once, whatever number of agents report it', async () => {
+  const { renderStatus } = await import('../../../src/cli/status.js');
+  const status = (node: string) => ({
+    node,
+    backend: 'nft',
+    enrolled: 1,
+    certificates: { count: 1, valid: 1, soonestExpiry: null },
+    policies: { authorization: 0, peerAuthentication: 0 },
+    connections: 0,
+    waypoints: [{ service: 'shop/web', waypoint: 'shop/wp', problem: 'no ready waypoint pod: its traffic is refused' }],
+  });
+  const text = renderStatus([{ node: 'node-1', ready: true, status: status('node-1') }, { node: 'node-2', ready: true, status: status('node-2') }], Date.now());
+  assert.equal(text.split('\n').filter((l) => l === 'waypoint shop/wp of Service shop/web: no ready waypoint pod: its traffic is refused').length, 1);
+});
