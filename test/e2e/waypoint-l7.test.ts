@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { httpGetInNetns } from '../../src/net/netns-http.js';
+import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
+import { eventually } from '../helpers/apiserver.js';
+import { sample } from '../helpers/prometheus.js';
+import { rootTest } from '../helpers/root.js';
+import { simClusterWith } from '../helpers/sim-cluster.js';
+import { netnsOf } from '../helpers/sim-pods.js';
+import { warren } from '../helpers/warren-cli.js';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+const deployment = (version: string): string => `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web-${version}, namespace: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web, version: ${version}}}
+  template:
+    metadata: {labels: {app: web, version: ${version}}}
+    spec:
+      nodeName: node-2
+      containers:
+      - name: web
+        image: hashicorp/http-echo
+        ports: [{containerPort: 8080}]
+        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-${version}, namespace: shop}
+spec:
+  selector: {app: web, version: ${version}}
+  ports: [{port: 8080, targetPort: 8080}]
+`;
+
+// Two versions of one app (the simulator's http-echo answers with its pod's name), a Service over both and one per version.
+const MANIFEST = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {warren.io/dataplane-mode: ambient}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{port: 8080, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: shop}
+spec:
+  nodeName: node-1
+  serviceAccountName: client
+  containers: [{name: c, image: sleep}]
+---
+${deployment('v1')}
+---
+${deployment('v2')}
+`;
+
+interface Answer {
+  status: number;
+  /** the pod that served it (http-echo's JSON), when it did */
+  pod?: string;
+  body: string;
+}
+
+/** One HTTP/1.1 request from inside a pod's netns (its agent captures it like any app's). */
+async function call(netns: string, host: string, port: number, method: string, headers: Record<string, string> = {}): Promise<Answer> {
+  const socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host, port, mark: 0, timeoutMs: 3000 });
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: '/', method, headers: { connection: 'close', ...headers }, createConnection: () => socket }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        let pod: string | undefined;
+        try {
+          pod = (JSON.parse(body) as { pod?: string }).pod;
+        } catch {
+          pod = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, body, ...(pod === undefined ? {} : { pod }) });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${host}:${port}: no answer in 5 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+rootTest('waypoint L7 end to end: the real warren waypoint-proxy in its pod counts, routes by header, authorizes by method, and fails closed when gone', async (t) => {
+  const stateDir = await mkdtemp(`${tmpdir()}/warren-waypoint-l7-`);
+  try {
+    const kc = await simClusterWith(stateDir, 16551, MANIFEST);
+    const kubeconfig = `${stateDir}/kubeconfig`;
+    const core = kc.makeApiClient(CoreV1Api);
+    const apps = kc.makeApiClient(AppsV1Api);
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: 'shop' })).items;
+    const ready = (p: V1Pod): boolean => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && p.metadata?.annotations?.['warren.io/redirection'] === 'enabled';
+    await eventually(async () => { const ps = await pods(); return ps.length === 3 && ps.every(ready); }, 'client, web-v1 and web-v2 ready and enrolled', 90_000);
+    const clientNs = netnsOf((await pods()).find((p) => p.metadata!.name === 'client')!);
+    const vip = (await core.readNamespacedService({ namespace: 'shop', name: 'web' })).spec!.clusterIP!;
+    const get = (headers: Record<string, string> = {}): Promise<Answer> => call(clientNs, vip, 8080, 'GET', headers);
+    const waypointPod = async (): Promise<V1Pod | undefined> => (await pods()).find((p) => p.metadata?.labels?.['gateway.networking.k8s.io/gateway-name'] === 'waypoint' && ready(p));
+    /** istio_requests_total{reporter="waypoint"} for the web Service with this response code, read from the waypoint's admin port inside its pod */
+    const counted = async (code: string): Promise<number> => {
+      const pod = await waypointPod();
+      if (pod === undefined) return 0;
+      const metrics = await httpGetInNetns({ netns: netnsOf(pod), host: '127.0.0.1', port: 15020, path: '/metrics' });
+      return sample(metrics.body.toString(), 'istio_requests_total', { reporter: 'waypoint', destination_service_name: 'web', response_code: code }) ?? 0;
+    };
+
+    await t.test('warren waypoint apply runs the real warren waypoint-proxy: Programmed once its pod is ready', async () => {
+      const applied = await warren('waypoint', 'apply', '-n', 'shop', '--kubeconfig', kubeconfig);
+      assert.equal(applied.exitCode, 0, applied.stderr);
+      await eventually(async () => (await waypointPod()) !== undefined, 'the waypoint pod ready', 60_000);
+      const status = await warren('waypoint', 'status', '-n', 'shop', '--kubeconfig', kubeconfig);
+      await eventually(async () => /Programmed\s+True/.test((await warren('waypoint', 'status', '-n', 'shop', '--kubeconfig', kubeconfig)).stdout), `Programmed True (${status.stdout})`, 30_000);
+    });
+
+    await t.test('a request to the labelled Service goes through the waypoint: istio_requests_total{reporter="waypoint"} counts it', async () => {
+      assert.equal((await get()).status, 200, 'direct before the label');
+      assert.equal(await counted('200'), 0, 'the waypoint saw nothing yet');
+      await core.patchNamespacedService({ namespace: 'shop', name: 'web', body: { metadata: { labels: { 'warren.io/use-waypoint': 'waypoint' } } } }, mergePatch);
+      await eventually(async () => (await get().catch(() => undefined))?.status === 200 && (await counted('200')) > 0, 'a request counted by the waypoint', 30_000);
+      const before = await counted('200');
+      const answer = await get();
+      assert.equal(answer.status, 200);
+      assert.match(answer.pod ?? '', /^web-v[12]-/);
+      assert.equal(await counted('200'), before + 1, 'each request counted once');
+    });
+
+    await t.test('an HTTPRoute with a header match sends x-version: v2 to web-v2, the rest to web-v1', async () => {
+      await custom.createNamespacedCustomObject({
+        group: 'gateway.networking.k8s.io',
+        version: 'v1',
+        plural: 'httproutes',
+        namespace: 'shop',
+        body: {
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: 'HTTPRoute',
+          metadata: { name: 'web-by-version', namespace: 'shop' },
+          spec: {
+            parentRefs: [{ group: '', kind: 'Service', name: 'web', port: 8080 }],
+            rules: [
+              { matches: [{ headers: [{ type: 'Exact', name: 'x-version', value: 'v2' }] }], backendRefs: [{ name: 'web-v2', port: 8080 }] },
+              { backendRefs: [{ name: 'web-v1', port: 8080 }] },
+            ],
+          },
+        },
+      });
+      await eventually(async () => {
+        const [v2, v1] = [await get({ 'x-version': 'v2' }).catch(() => undefined), await get().catch(() => undefined)];
+        return /^web-v2-/.test(v2?.pod ?? '') && /^web-v1-/.test(v1?.pod ?? '');
+      }, 'the route applied', 30_000);
+      for (let i = 0; i < 4; i++) {
+        assert.match((await get({ 'x-version': 'v2' })).pod ?? '', /^web-v2-/);
+        assert.match((await get()).pod ?? '', /^web-v1-/);
+        assert.match((await get({ 'x-version': 'v3' })).pod ?? '', /^web-v1-/);
+      }
+    });
+
+    await t.test('an L7 AuthorizationPolicy targeting the Service: GET allowed, DELETE 403 from the waypoint', async () => {
+      await custom.createNamespacedCustomObject({
+        group: 'security.warren.io',
+        version: 'v1',
+        plural: 'authorizationpolicies',
+        namespace: 'shop',
+        body: {
+          apiVersion: 'security.warren.io/v1',
+          kind: 'AuthorizationPolicy',
+          metadata: { name: 'web-read-only', namespace: 'shop' },
+          spec: { targetRefs: [{ group: '', kind: 'Service', name: 'web' }], action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/client'] } }], to: [{ operation: { methods: ['GET', 'HEAD'] } }] }] },
+        },
+      });
+      await eventually(async () => (await call(clientNs, vip, 8080, 'DELETE').catch(() => undefined))?.status === 403, 'DELETE denied', 30_000);
+      const denied = await call(clientNs, vip, 8080, 'DELETE');
+      assert.equal(denied.pod, undefined, 'the denial comes from the waypoint, not the app');
+      assert.equal((await get()).status, 200);
+      assert.ok((await counted('403')) >= 2, 'the waypoint counted its 403s');
+    });
+
+    await t.test('the waypoint scaled to 0: the client gets an error, never a bypass to the app', async () => {
+      await apps.patchNamespacedDeployment({ namespace: 'shop', name: 'waypoint', body: { spec: { replicas: 0 } } }, mergePatch);
+      await eventually(async () => (await get().catch(() => undefined)) === undefined, 'requests fail while no waypoint pod is ready', 30_000);
+      for (let i = 0; i < 5; i++) {
+        const outcome = await get().then((a) => `answered ${a.status} by ${a.pod ?? 'no pod'}`, (err: Error) => `error: ${err.message}`);
+        assert.match(outcome, /^error: /, 'no answer from the app around the waypoint');
+        const deleted = await call(clientNs, vip, 8080, 'DELETE').then((a) => `answered ${a.status}`, () => 'error');
+        assert.equal(deleted, 'error', 'a DELETE does not reach the app either');
+      }
+    });
+  } finally {
+    await warren('sim', 'down', '--state-dir', stateDir);
+    await rm(stateDir, { recursive: true, force: true });
+  }
+});
