@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
@@ -69,7 +69,15 @@ interface Answer {
   status: number;
   /** the pod that served it (http-echo's JSON), when it did */
   pod?: string;
+  /** the address the app saw the request come from */
+  clientIp?: string;
+  /** the request headers as the app received them */
+  headers?: Record<string, string>;
   body: string;
+}
+
+interface Conditioned {
+  status?: { parents?: Array<{ controllerName?: string; conditions?: Array<{ type: string; status: string; reason: string }> }>; conditions?: Array<{ type: string; status: string; reason: string }> };
 }
 
 /** One HTTP/1.1 request from inside a pod's netns (its agent captures it like any app's). */
@@ -81,13 +89,13 @@ async function call(netns: string, host: string, port: number, method: string, h
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const body = Buffer.concat(chunks).toString();
-        let pod: string | undefined;
+        let echo: { pod?: string; client?: { ip?: string }; headers?: Record<string, string> } = {};
         try {
-          pod = (JSON.parse(body) as { pod?: string }).pod;
+          echo = JSON.parse(body) as typeof echo;
         } catch {
-          pod = undefined;
+          echo = {};
         }
-        resolve({ status: res.statusCode ?? 0, body, ...(pod === undefined ? {} : { pod }) });
+        resolve({ status: res.statusCode ?? 0, body, ...(echo.pod === undefined ? {} : { pod: echo.pod, clientIp: echo.client?.ip ?? '', headers: echo.headers ?? {} }) });
       });
       res.on('error', reject);
     });
@@ -138,6 +146,10 @@ rootTest('waypoint L7 end to end: the real warren waypoint-proxy in its pod coun
       assert.equal(answer.status, 200);
       assert.match(answer.pod ?? '', /^web-v[12]-/);
       assert.equal(await counted('200'), before + 1, 'each request counted once');
+      // The waypoint's own upstream connection, tunneled by its agent: the app sees the waypoint pod's address, and the headers the waypoint adds.
+      assert.equal(answer.clientIp, (await waypointPod())?.status?.podIP, 'the app is called by the waypoint');
+      assert.match(answer.headers?.['x-request-id'] ?? '', /./, 'x-request-id added by the waypoint');
+      assert.match(answer.headers?.traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/, 'traceparent started by the waypoint');
     });
 
     await t.test('an HTTPRoute with a header match sends x-version: v2 to web-v2, the rest to web-v1', async () => {
@@ -168,6 +180,11 @@ rootTest('waypoint L7 end to end: the real warren waypoint-proxy in its pod coun
         assert.match((await get()).pod ?? '', /^web-v1-/);
         assert.match((await get({ 'x-version': 'v3' })).pod ?? '', /^web-v1-/);
       }
+      await eventually(async () => {
+        const route = (await custom.getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespace: 'shop', name: 'web-by-version' })) as Conditioned;
+        const parent = route.status?.parents?.find((p) => p.controllerName === 'warren.io/waypoint');
+        return parent?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True') === true && parent.conditions.some((c) => c.type === 'ResolvedRefs' && c.status === 'True');
+      }, 'the waypoint wrote Accepted and ResolvedRefs True on the route', 20_000);
     });
 
     await t.test('an L7 AuthorizationPolicy targeting the Service: GET allowed, DELETE 403 from the waypoint', async () => {
@@ -188,6 +205,10 @@ rootTest('waypoint L7 end to end: the real warren waypoint-proxy in its pod coun
       assert.equal(denied.pod, undefined, 'the denial comes from the waypoint, not the app');
       assert.equal((await get()).status, 200);
       assert.ok((await counted('403')) >= 2, 'the waypoint counted its 403s');
+      await eventually(async () => {
+        const policy = (await custom.getNamespacedCustomObject({ group: 'security.warren.io', version: 'v1', plural: 'authorizationpolicies', namespace: 'shop', name: 'web-read-only' })) as Conditioned;
+        return policy.status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True') === true;
+      }, 'the waypoint wrote Accepted True on the policy', 20_000);
     });
 
     await t.test('the waypoint scaled to 0: the client gets an error, never a bypass to the app', async () => {
@@ -199,6 +220,16 @@ rootTest('waypoint L7 end to end: the real warren waypoint-proxy in its pod coun
         const deleted = await call(clientNs, vip, 8080, 'DELETE').then((a) => `answered ${a.status}`, () => 'error');
         assert.equal(deleted, 'error', 'a DELETE does not reach the app either');
       }
+    });
+
+    await t.test('the waypoint back: routes and policy apply again, and its log has no warning or error', async () => {
+      await apps.patchNamespacedDeployment({ namespace: 'shop', name: 'waypoint', body: { spec: { replicas: 1 } } }, mergePatch);
+      await eventually(async () => /^web-v2-/.test((await get({ 'x-version': 'v2' }).catch(() => undefined))?.pod ?? ''), 'routed through the new waypoint pod', 60_000);
+      assert.equal((await call(clientNs, vip, 8080, 'DELETE')).status, 403);
+      const pod = (await waypointPod())!;
+      const log = await readFile(`${stateDir}/pods/shop/${pod.metadata!.name!}/waypoint.log`, 'utf8');
+      const bad = log.split('\n').filter((l) => /"level":(40|50|60)/.test(l));
+      assert.deepEqual(bad, [], 'warnings or errors in the waypoint log');
     });
   } finally {
     await warren('sim', 'down', '--state-dir', stateDir);
