@@ -8,8 +8,8 @@ import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { sample } from '../helpers/prometheus.js';
 import { rootTest } from '../helpers/root.js';
-import { simClusterWith } from '../helpers/sim-cluster.js';
-import { netnsOf } from '../helpers/sim-pods.js';
+import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
+import { netnsOf, readyAndEnrolled } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -105,21 +105,23 @@ async function call(netns: string, host: string, port: number, method: string, h
   });
 }
 
-rootTest('waypoint L7 end to end: the real warren waypoint-proxy in its pod counts, routes by header, authorizes by method, and fails closed when gone', async (t) => {
+// On --dataplane native the waypoint pod's agent does not hand streams to the waypoint yet
+// (docs/architecture.md §2: refused, fail closed), so only the node data path runs this.
+for (const dataplane of testDataplanes().filter((d) => d === 'node'))
+rootTest(`waypoint L7 end to end (--dataplane ${dataplane}): the real warren waypoint-proxy in its pod counts, routes by header, authorizes by method, and fails closed when gone`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-waypoint-l7-`);
   try {
-    const kc = await simClusterWith(stateDir, 16551, MANIFEST);
+    const kc = await simClusterWith(stateDir, 16551, MANIFEST, dataplane);
     const kubeconfig = `${stateDir}/kubeconfig`;
     const core = kc.makeApiClient(CoreV1Api);
     const apps = kc.makeApiClient(AppsV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
     const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: 'shop' })).items;
-    const ready = (p: V1Pod): boolean => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && p.metadata?.annotations?.['warren.io/redirection'] === 'enabled';
-    await eventually(async () => { const ps = await pods(); return ps.length === 3 && ps.every(ready); }, 'client, web-v1 and web-v2 ready and enrolled', 90_000);
+    await eventually(async () => (await pods()).length === 3 && (await pods()).every(readyAndEnrolled), 'client, web-v1 and web-v2 ready and enrolled', 90_000);
     const clientNs = netnsOf((await pods()).find((p) => p.metadata!.name === 'client')!);
     const vip = (await core.readNamespacedService({ namespace: 'shop', name: 'web' })).spec!.clusterIP!;
     const get = (headers: Record<string, string> = {}): Promise<Answer> => call(clientNs, vip, 8080, 'GET', headers);
-    const waypointPod = async (): Promise<V1Pod | undefined> => (await pods()).find((p) => p.metadata?.labels?.['gateway.networking.k8s.io/gateway-name'] === 'waypoint' && ready(p));
+    const waypointPod = async (): Promise<V1Pod | undefined> => (await pods()).find((p) => p.metadata?.labels?.['gateway.networking.k8s.io/gateway-name'] === 'waypoint' && readyAndEnrolled(p));
     /** istio_requests_total{reporter="waypoint"} for the web Service with this response code, read from the waypoint's admin port inside its pod */
     const counted = async (code: string): Promise<number> => {
       const pod = await waypointPod();
@@ -132,8 +134,7 @@ rootTest('waypoint L7 end to end: the real warren waypoint-proxy in its pod coun
       const applied = await warren('waypoint', 'apply', '-n', 'shop', '--kubeconfig', kubeconfig);
       assert.equal(applied.exitCode, 0, applied.stderr);
       await eventually(async () => (await waypointPod()) !== undefined, 'the waypoint pod ready', 60_000);
-      const status = await warren('waypoint', 'status', '-n', 'shop', '--kubeconfig', kubeconfig);
-      await eventually(async () => /Programmed\s+True/.test((await warren('waypoint', 'status', '-n', 'shop', '--kubeconfig', kubeconfig)).stdout), `Programmed True (${status.stdout})`, 30_000);
+      await eventually(async () => /Programmed\s+True/.test((await warren('waypoint', 'status', '-n', 'shop', '--kubeconfig', kubeconfig)).stdout), 'warren waypoint status: Programmed True', 30_000);
     });
 
     await t.test('a request to the labelled Service goes through the waypoint: istio_requests_total{reporter="waypoint"} counts it', async () => {
