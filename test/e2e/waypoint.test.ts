@@ -8,7 +8,7 @@ import { eventually } from '../helpers/apiserver.js';
 import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
-import { connectionOutcome, echoFrom, netnsOf } from '../helpers/sim-pods.js';
+import { connectionOutcome, echoFrom, netnsOf, readyAndEnrolled } from '../helpers/sim-pods.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const STANDIN = fileURLToPath(new URL('../helpers/waypoint-standin.js', import.meta.url));
@@ -63,8 +63,7 @@ rootTest('waypoint: the controller runs it, a labelled Service\'s traffic reache
     const apps = kc.makeApiClient(AppsV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
     const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: 'shop' })).items;
-    const ready = (p: V1Pod): boolean => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && p.metadata?.annotations?.['warren.io/redirection'] === 'enabled';
-    await eventually(async () => (await pods()).length === 2 && (await pods()).every(ready), 'client and echo ready and enrolled', 90_000);
+    await eventually(async () => (await pods()).length === 2 && (await pods()).every(readyAndEnrolled), 'client and echo ready and enrolled', 90_000);
     const client = (await pods()).find((p) => p.metadata!.name === 'client')!;
     const clientNs = netnsOf(client);
     const vip = (await core.readNamespacedService({ namespace: 'shop', name: 'echo' })).spec!.clusterIP!;

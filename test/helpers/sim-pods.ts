@@ -2,6 +2,10 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { podNetnsName } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 
+/** A pod Ready and enrolled by its node's agent (`warren.io/redirection=enabled`). */
+export const readyAndEnrolled = (p: V1Pod): boolean =>
+  p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && p.metadata?.annotations?.['warren.io/redirection'] === 'enabled';
+
 /** The simulator's netns name of a pod. */
 export const netnsOf = (pod: V1Pod): string => podNetnsName(pod.spec!.nodeName!, pod.metadata!.namespace!, pod.metadata!.name!);
 
