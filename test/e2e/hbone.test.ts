@@ -228,7 +228,8 @@ rootTest(`HBONE data plane (--dataplane ${dataplane}): mTLS tunnels between pods
         await echoFrom(ns('a'), ip('b'), 9000, Buffer.from(secret.repeat(100)));
         await httpGetFromPod(ns('v'), ip('u'), 8080).catch(() => undefined);
         await execa('ip', ['netns', 'exec', ns('v'), 'sh', '-c', `printf 'GET /${control} HTTP/1.0\\r\\n\\r\\n' | timeout 3 socat - TCP:${ip('u')}:8080`], { reject: false });
-      });
+        // The control is sent last: once tcpdump has written it, the tunneled exchange before it is in the capture too.
+      }, (segments) => segments.some((s) => s.payload.includes(control)));
       assert.ok(wire.includes(control), 'the capture sees plaintext where there is plaintext');
       assert.ok(!wire.includes(secret), 'the tunneled bytes never appear in the clear');
       assert.ok(wire.includes(Buffer.from([0x17, 0x03, 0x03])), 'TLS application data records are on the wire');
@@ -419,6 +420,8 @@ rootTest(`HBONE data plane (--dataplane ${dataplane}): mTLS tunnels between pods
         s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
         s.on('close', () => resolve('closed'));
       });
+      // The kill comes once echoed bytes are back: the stream is up end to end, so what ends it is the reset.
+      const flowing = new Promise<void>((resolve) => s.once('data', () => resolve()));
       s.on('data', () => {});
       const chunk = Buffer.alloc(64 * 1024, 1);
       let writing = true;
@@ -427,7 +430,8 @@ rootTest(`HBONE data plane (--dataplane ${dataplane}): mTLS tunnels between pods
           if (!s.write(chunk)) await new Promise((r) => setTimeout(r, 5));
         }
       })();
-      await sleep(300);
+      const before = await Promise.race([flowing.then(() => 'echoed'), outcome, sleep(10_000).then(() => 'nothing echoed within 10 s')]);
+      assert.equal(before, 'echoed', 'the stream carries bytes both ways before the server is killed');
       const pids = (await execa('ip', ['netns', 'pids', ns('b')])).stdout.split('\n').filter(Boolean);
       assert.ok(pids.length > 0, 'the echo server runs in B');
       await execa('kill', ['-9', ...pids]);

@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import { PORTS } from '../../src/redirect/constants.js';
 import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { httpGetFromPod } from '../../src/sim/client/pod-http.js';
 import { listSimNetns } from '../../src/sim/topology/network.js';
@@ -66,7 +67,9 @@ rootTest('uninstall: after `warren sim mesh uninstall` no warren rule, CNI entry
       const marker = `WARREN-MARKER-${randomBytes(8).toString('hex')}`;
       const wire = await captureTcp(UNDERLAY.netns, UNDERLAY.bridge, `${stateDir}/${file}`, async () => {
         assert.equal((await echoFrom(netnsOf(client), echo.status!.podIP!, 9000, Buffer.from(marker))).toString(), marker);
-      });
+        // Stopped once the capture shows the exchange: the marker in the clear, or the echo's answer
+        // coming back through a tunnel (bytes from :15008, the last packet of a tunneled exchange).
+      }, (segments) => segments.some((s) => s.payload.includes(marker) || (s.srcPort === PORTS.hbone && s.payload.length >= marker.length)));
       return wire.includes(marker);
     };
 

@@ -28,6 +28,7 @@ import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../../src/tunnel/hbone-limits.
 import { NativeHub } from '../../src/tunnel/native-hub.js';
 import { NativePodProxy } from '../../src/tunnel/native-pod-proxy.js';
 import { PodProxy } from '../../src/tunnel/pod-proxy.js';
+import { eventually } from '../helpers/apiserver.js';
 import { createTopology, type TestPod } from '../helpers/netns.js';
 import { applyPodRules, removePodRules } from '../helpers/pod-rules.js';
 import { rootTest } from '../helpers/root.js';
@@ -189,7 +190,10 @@ rootTest(`--dataplane ${mode}: connections to the agent’s own listeners in a p
       assert.equal(r.outcome, k.refused, k.name);
       assert.ok(r.ms < 100, `${k.name}: refused after ${r.ms.toFixed(1)} ms`);
     }
-    await sleep(300);
+    // Every warm-up refusal counted (each case once, the HBONE ones twice) before the count restarts.
+    const warmUp = cases.length + cases.filter((x) => x.path === 'hbone').length;
+    await eventually(() => loops.length >= warmUp, `${warmUp} warm-up refusals counted`, 5000);
+    assert.equal(loops.length, warmUp, 'one loop counted per warm-up refusal');
     loops.length = 0;
     const fdsBefore = openDescriptors();
 
@@ -228,7 +232,7 @@ rootTest(`--dataplane ${mode}: connections to the agent’s own listeners in a p
     assert.ok(Math.max(...echoLatencies) < 1000, `other pods' exchanges took up to ${Math.max(...echoLatencies).toFixed(0)} ms`);
 
     // Nothing left behind: descriptors back where they were, and no CPU spent once the attempts are over.
-    await sleep(300);
+    await eventually(() => openDescriptors() - fdsBefore <= 8, 'descriptors closed', 2000).catch(() => undefined);
     assert.ok(openDescriptors() - fdsBefore <= 8, `descriptors: ${fdsBefore} before, ${openDescriptors()} after ${N} attempts`);
     const cpu = process.cpuUsage();
     await sleep(1000);
