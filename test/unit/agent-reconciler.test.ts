@@ -34,16 +34,17 @@ function fakes(pods: PodView[], failures = new Map<string, number>()) {
   return { deps, enrolled, calls };
 }
 
-test('nothing is enrolled before the initial sync, however many informer events arrive', async () => {
+test('nothing is enrolled before the initial sync, however many informer events arrive', async (t) => {
+  // Mocked timers: the coalesced pass has certainly run (and done nothing), not merely had 20 ms to.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   const f = fakes([pod('a')]);
   const r = new Reconciler(f.deps);
   r.soon();
   r.pass();
-  await sleep(20);
+  t.mock.timers.tick(1000);
   assert.equal(r.synced(), false);
   assert.deepEqual(f.calls, []);
   r.markSynced();
-  await sleep(0);
   assert.equal(r.synced(), true);
   assert.deepEqual(f.calls, ['enroll a']);
   r.stop();
@@ -57,7 +58,7 @@ test('a burst of informer events becomes one pass', async () => {
   await sleep(0);
   pods.push(pod('b'), pod('c'));
   for (let i = 0; i < 50; i++) r.soon();
-  await sleep(30);
+  for (let i = 0; i < 100 && !f.calls.includes('enroll c'); i++) await sleep(10);
   assert.deepEqual(f.calls, ['enroll a', 'enroll b', 'enroll c']);
   r.stop();
 });
@@ -82,13 +83,16 @@ test('relabels and unenrollments are carried out, and closed connections logged'
   r.stop();
 });
 
-test('stop cancels a pending pass and a pending retry', async () => {
+test('stop cancels a pending pass and a pending retry', async (t) => {
+  // Mocked timers: time moves past both delays for certain, so nothing ran because nothing was left to run.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   const f = fakes([pod('a')], new Map([['uid-a', 1]]));
   const r = new Reconciler(f.deps);
   r.markSynced();
-  await sleep(0);
+  await new Promise(setImmediate); // the failed enrollment's retry is scheduled
   r.soon();
   r.stop();
-  await sleep(60);
+  t.mock.timers.tick(10_000);
+  await new Promise(setImmediate);
   assert.deepEqual(f.calls, ['enroll a']);
 });

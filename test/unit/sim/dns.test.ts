@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { promises as dnsPromises } from 'node:dns';
@@ -264,8 +263,8 @@ describe('dns-server', () => {
       await send(Buffer.from([...header(1), 0xc0, 12, 0, 1, 0, 1]));
       await send(Buffer.from([0x77, 0x77, 0x81, 0x80, 0, 0, 0, 0, 0, 0, 0, 0]));
       await send(encodeQuery({ id: 0x4242, name: 'kubernetes.default.svc.cluster.local', type: QTYPE.A }));
-      await eventually(() => replies.length >= 2, 'the FORMERR and the answer', 3000);
-      await sleep(100);
+      // The valid query goes last: once it is answered, so would be any garbage before it.
+      await eventually(() => replies.some((r) => r.readUInt16BE(0) === 0x4242), 'the answer to the last query', 3000);
       const got = replies.map(parseMessage);
       assert.deepEqual(
         got.map((m) => [m.header.id, m.header.rcode]),
