@@ -224,7 +224,9 @@ rootTest('enrollment: label → captured without restarts; CNI for new pods, fai
       process.kill(pid, 'SIGSTOP');
       stopped.push(pid);
       await core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'waiting' }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'sleep' }] } } });
-      await sleep(7000); // longer than the plugin's 5 s deadline
+      // The plugin gives up on the stopped agent after its 5 s deadline and the sandbox fails: the pod is then judged.
+      const sandboxFailed = async (): Promise<boolean> => (await core.readNamespacedPod({ namespace: NS, name: 'waiting' })).status?.containerStatuses?.some((c) => c.state?.waiting?.reason === 'CreateContainerError') === true;
+      await eventually(sandboxFailed, 'the waiting pod’s sandbox to fail (CNI ADD refused)', 15_000);
       const waiting = await core.readNamespacedPod({ namespace: NS, name: 'waiting' });
       assert.equal(waiting.status?.phase, 'Pending', 'no pod starts uncaptured while the agent is down');
       const bypass = await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080, 1500).then(() => 'answered', () => 'failed');

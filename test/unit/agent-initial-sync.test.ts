@@ -49,7 +49,9 @@ rootTest('a pod already running when the agent starts is not enrolled before the
 
     // The pod and namespace informers sync at once; the policy ones cannot (no CRD): the agent waits.
     await eventually(async () => /authorizationpolicies.*informer stopped, restarting/.test(await readFile(log, 'utf8')), 'the agent up, its policy informer waiting for the CRD', 15_000);
-    await sleep(3000);
+    // Two more failed lists of the policies (one a second): the agent keeps waiting, with its pod informer long synced.
+    const policyRestarts = async (): Promise<number> => (await readFile(log, 'utf8')).match(/authorizationpolicies.*informer stopped, restarting/g)?.length ?? 0;
+    await eventually(async () => (await policyRestarts()) >= 3, 'two more restarts of the policy informer', 15_000);
     const early = await readFile(log, 'utf8');
     assert.doesNotMatch(early, /node agent ready/, 'the agent is not ready before its initial sync');
     assert.equal(await annotation(), undefined, 'the running pod was enrolled (or tried) before the initial sync');
