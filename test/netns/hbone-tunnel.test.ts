@@ -84,11 +84,13 @@ rootTest('200 captured connections spliced into streams: echo, then the clients 
     // First a stream whose server dies mid-transfer, leaving data in flight on the shared connection.
     const victim = await new Promise<Socket>((resolve, reject) => { const c = tcpConnect(port, '127.0.0.1', () => resolve(c)); c.once('error', reject); });
     victim.on('error', () => {});
+    const flowing = new Promise<string>((r) => victim.once('data', () => r('echoed')));
     victim.on('data', () => {});
     const reset = new Promise<void>((r) => victim.once('close', () => r()));
     const big = Buffer.alloc(1 << 20, 7);
     for (let i = 0; i < 64; i++) victim.write(big);
-    await new Promise((r) => setTimeout(r, 200));
+    // Echoed bytes back: the transfer is under way through the tunnel when its server dies.
+    assert.equal(await Promise.race([flowing, new Promise((r) => setTimeout(r, 10_000, 'nothing echoed within 10 s'))]), 'echoed');
     for (const c of echoConnections) c.resetAndDestroy();
     await reset;
     const sockets = await Promise.all(Array.from({ length: 200 }, () => new Promise<Socket>((resolve, reject) => { const c = tcpConnect(port, '127.0.0.1', () => resolve(c)); c.once('error', reject); })));
