@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "warren_native",
-      "sources": ["src/native/netns_socket.cc"],
+      "sources": ["src/native/netns_socket.cc", "src/native/netns_route.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
       "cflags_cc!": ["-fno-exceptions"],

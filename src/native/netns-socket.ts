@@ -77,12 +77,14 @@ function loadBinding(): NativeBinding {
 }
 
 let binding: NativeBinding | undefined;
-function native(): NativeBinding {
+/** The loaded addon; other modules of src/native type the functions they add to it. */
+export function native(): NativeBinding {
   binding ??= loadBinding();
   return binding;
 }
 
-function call<T>(fn: () => T): T {
+/** Runs an addon call, turning its system-call errors into NetnsSocketError. */
+export function call<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {

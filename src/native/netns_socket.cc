@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "netns_route.h"
+
 // From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>;
 // spelled out because those headers clash with glibc's netinet headers.
 #ifndef SO_ORIGINAL_DST
@@ -432,6 +434,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createSocket", Napi::Function::New(env, CreateSocket));
   exports.Set("originalDst", Napi::Function::New(env, OriginalDst));
   exports.Set("threadNetnsInode", Napi::Function::New(env, NetnsInode));
+  InitNetnsRoute(env, exports);
   return exports;
 }
 
