@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "netns_socket.h"
+#include "netns_route.h"
 
 // From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>;
 // spelled out because those headers clash with glibc's netinet headers.
@@ -402,6 +403,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("originalDst", Napi::Function::New(env, OriginalDst));
   exports.Set("threadNetnsInode", Napi::Function::New(env, NetnsInode));
   warren::InitDataplane(env, exports);
+  InitNetnsRoute(env, exports);
   return exports;
 }
 
