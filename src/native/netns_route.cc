@@ -30,6 +30,7 @@
 #include <string>
 
 #include "netns_route.h"
+#include "netns_socket.h"
 
 namespace {
 
@@ -39,24 +40,9 @@ std::string ErrnoName(int err) {
   return name != nullptr ? name : "EUNKNOWN";
 }
 
-struct Failure {
-  int err;
-  std::string operation;
-};
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+// The descriptor and error types the socket helpers use (netns_socket.h).
+using Failure = warren::SysError;
+using warren::Fd;
 
 // One rtnetlink request with its own buffer for attributes.
 struct Request {
