@@ -3,41 +3,9 @@ import { writeFile } from 'node:fs/promises';
 import { Agent, request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { encodeProxyV2 } from '../../src/waypoint/proxy-protocol.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-
-/**
- * Gateway API route kinds for tests of the waypoint process alone: any
- * spec is stored (the waypoint's own parser is what is under test); the
- * real schemas are installed by deploy/ and the simulator.
- */
-export function gatewayRouteCrds(): V1CustomResourceDefinition[] {
-  return ['HTTPRoute', 'GRPCRoute'].map((kind) =>
-    loadYaml<V1CustomResourceDefinition>(
-      JSON.stringify({
-        apiVersion: 'apiextensions.k8s.io/v1',
-        kind: 'CustomResourceDefinition',
-        metadata: { name: `${kind.toLowerCase()}s.gateway.networking.k8s.io` },
-        spec: {
-          group: 'gateway.networking.k8s.io',
-          names: { kind, plural: `${kind.toLowerCase()}s`, singular: kind.toLowerCase(), listKind: `${kind}List` },
-          scope: 'Namespaced',
-          versions: [
-            {
-              name: 'v1',
-              served: true,
-              storage: true,
-              subresources: { status: {} },
-              schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true }, status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } } },
-            },
-          ],
-        },
-      }),
-    ),
-  );
-}
 
 export interface WaypointProcess {
   child: ChildProcess;

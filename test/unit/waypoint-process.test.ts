@@ -11,7 +11,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { WebSocket, WebSocketServer } from 'ws';
 import { typedCrds } from '../../src/policy/crd-manifests.js';
 import { eventually, startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';
-import { dialWaypoint, gatewayRouteCrds, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess } from '../helpers/waypoint.js';
+import { dialWaypoint, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess } from '../helpers/waypoint.js';
 
 /**
  * The waypoint process end to end on loopback: a real API server, a real
@@ -40,7 +40,7 @@ describe('warren waypoint-proxy', () => {
   before(async () => {
     api = await startTestApiServer();
     const ext = api.kc.makeApiClient(ApiextensionsV1Api);
-    for (const body of [...typedCrds(), ...gatewayRouteCrds()]) await ext.createCustomResourceDefinition({ body });
+    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
     const core = api.kc.makeApiClient(CoreV1Api);
     const discovery = api.kc.makeApiClient(DiscoveryV1Api);
     custom = api.kc.makeApiClient(CustomObjectsApi);
