@@ -148,27 +148,13 @@ bool WriteRouting(const Routing& r, int* ruleAnswer, int* routeAnswer, Failure* 
 }
 
 bool InNetns(const std::string& path, const Routing& r, int* ruleAnswer, int* routeAnswer, Failure* failure) {
-  Fd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (target.get() < 0) {
-    *failure = {errno, "opening netns " + path};
+  if (path.empty()) {
+    *failure = {EINVAL, "a pod's netns path is required"};
     return false;
   }
-  Fd home(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-  if (home.get() < 0) {
-    *failure = {errno, "opening own netns /proc/thread-self/ns/net"};
-    return false;
-  }
-  if (setns(target.get(), CLONE_NEWNET) != 0) {
-    *failure = {errno, "entering netns " + path};
-    return false;
-  }
-  bool ok = WriteRouting(r, ruleAnswer, routeAnswer, failure);
-  if (setns(home.get(), CLONE_NEWNET) != 0) {
-    // Continuing would run the agent inside a pod's network namespace.
-    fprintf(stderr, "warren: fatal: cannot return to own netns: %s\n", strerror(errno));
-    abort();
-  }
-  return ok;
+  warren::NetnsGuard guard;
+  if (!guard.Enter(path, failure)) return false;
+  return WriteRouting(r, ruleAnswer, routeAnswer, failure);
 }
 
 uint32_t U32(const Napi::Object& o, const char* name) { return o.Get(name).As<Napi::Number>().Uint32Value(); }
