@@ -84,7 +84,7 @@ export const AUTHORIZATION_POLICY_CRD = crd('AuthorizationPolicy', 'authorizatio
 
 /**
  * Istio's RequestAuthentication schema (JWT rules), enforced by the waypoint
- * for the targets it names (docs/architecture.md, "The waypoint"). Every
+ * for the targets it names (docs/architecture.md §14). Every
  * level declared, as above: a misspelled field is pruned or refused, never
  * stored as a rule that checks nothing.
  */

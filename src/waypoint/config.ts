@@ -6,7 +6,7 @@ import { isBlock } from '../policy/ip-blocks.js';
 /**
  * `warren waypoint-proxy` configuration: one schema; flags and WARREN_*
  * environment variables map onto it (flags win), defaults are what the
- * waypoint pod needs (docs/architecture.md, "The waypoint").
+ * waypoint pod needs (docs/architecture.md §14).
  */
 export const WAYPOINT_ENV = {
   kubeconfig: 'KUBECONFIG',

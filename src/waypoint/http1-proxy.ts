@@ -7,7 +7,7 @@ import { formatTraceparent, traceContext, type TraceContext } from './trace-cont
 import { nextEndpoint } from './upstream.js';
 
 /**
- * HTTP/1.1 through the waypoint (docs/architecture.md, "The waypoint"):
+ * HTTP/1.1 through the waypoint (docs/architecture.md §14):
  * keep-alive and chunked bodies both ways, `Upgrade` (WebSocket) passed
  * through, retries and timeouts from the route. Upstream connections come
  * from one keep-alive pool per endpoint (node:http's Agent).

@@ -3,8 +3,8 @@ import { inBlock, parseAddress, parseBlocks } from '../policy/ip-blocks.js';
 import { decodeProxyV2, type ProxyV2Header } from './proxy-protocol.js';
 
 /**
- * The waypoint's :15088 (Istio's PROXY/15088 binding; docs/architecture.md,
- * "The waypoint"). Trust: only the node agent of this pod's node hands
+ * The waypoint's :15088 (Istio's PROXY/15088 binding; docs/architecture.md
+ * §14). Trust: only the node agent of this pod's node hands
  * streams over, from inside the pod (loopback), after it terminated HBONE and
  * checked the client's certificate; so a connection from any other address
  * is refused before a byte is read, and the PROXY v2 header is the only

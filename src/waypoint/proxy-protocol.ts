@@ -5,7 +5,7 @@ import { parseAddress } from '../policy/ip-blocks.js';
 /**
  * PROXY protocol v2 (haproxy's proxy-protocol.txt, §2.2), the header the
  * waypoint's node agent puts in front of every stream it hands to the
- * waypoint on :15088 (docs/architecture.md, "The waypoint"). Only what that
+ * waypoint on :15088 (docs/architecture.md §14). Only what that
  * binding needs: command PROXY, TCP over IPv4 or IPv6, and TLV 0xD0 carrying
  * the client's SPIFFE ID as Istio's PROXY/15088 binding does. Everything
  * else a peer sends is refused with a stable code rather than guessed at.

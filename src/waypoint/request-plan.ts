@@ -6,7 +6,7 @@ import { findRoute, pickBackend, type Gateway, type RouteEntry, type RouteTable 
 import { backendService, serviceExists } from './upstream.js';
 
 /**
- * What to do with one HTTP request (docs/architecture.md, "The waypoint"):
+ * What to do with one HTTP request (docs/architecture.md §14):
  * authenticate (RequestAuthentication), authorize (AuthorizationPolicy),
  * route (HTTPRoute/GRPCRoute or the destination Service), as plain data the
  * HTTP/1.1 and HTTP/2 front ends both execute.

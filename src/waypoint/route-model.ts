@@ -5,7 +5,7 @@ import { linearRegex } from './linear-regex.js';
 
 /**
  * HTTPRoute and GRPCRoute (gateway.networking.k8s.io/v1) as the waypoint
- * uses them (docs/architecture.md, "The waypoint"): parsed strictly, every
+ * uses them (docs/architecture.md §14): parsed strictly, every
  * problem an ERR_ROUTE_INVALID naming the field, so the route's status can
  * say what to fix while the last good version keeps serving.
  */

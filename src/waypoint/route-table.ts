@@ -1,7 +1,7 @@
 import type { BackendRef, ParentRef, Route, RouteMatch, RouteRule, ValueMatch } from './route-model.js';
 
 /**
- * The compiled route table (docs/architecture.md, "The waypoint"): for each
+ * The compiled route table (docs/architecture.md §14): for each
  * parent the waypoint serves, every (rule, match) of the routes attached to
  * it, sorted once by Gateway API precedence, so a request walks one list and
  * takes the first hit.

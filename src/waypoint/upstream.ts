@@ -6,7 +6,7 @@ import type { BackendRef } from './route-model.js';
  * (the node agent's index of EndpointSlices), round robin. The waypoint
  * dials the endpoint pod IP:targetPort itself; its own node agent captures
  * that connection and tunnels it with the waypoint's identity
- * (docs/architecture.md, "The waypoint").
+ * (docs/architecture.md §14).
  */
 const byName = new WeakMap<ClusterIndex, Map<string, ServicePortEntry[]>>();
 const cursor = new WeakMap<object, number>();

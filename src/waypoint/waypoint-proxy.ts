@@ -19,8 +19,8 @@ import { startWaypointState } from './waypoint-state.js';
 import { nextEndpoint } from './upstream.js';
 
 /**
- * `warren waypoint-proxy`: the process in a waypoint pod (docs/architecture.md,
- * "The waypoint"). Streams arrive from this node's agent on :15088 behind a
+ * `warren waypoint-proxy`: the process in a waypoint pod (docs/architecture.md
+ * §14). Streams arrive from this node's agent on :15088 behind a
  * PROXY v2 header; HTTP is authenticated, authorized, routed and forwarded
  * to a ready endpoint; other streams go on as TCP. Metrics on :15020
  * (/metrics, /debug/routes), readiness on :15021 (/healthz/ready).

@@ -36,7 +36,7 @@ export const WAYPOINT_CONTROLLER = 'warren.io/waypoint';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
- * The waypoint's view of the API (docs/architecture.md, "The waypoint"):
+ * The waypoint's view of the API (docs/architecture.md §14):
  * Services/EndpointSlices/Pods as the node agent indexes them, HTTPRoutes and
  * GRPCRoutes compiled into one route table, and the AuthorizationPolicies and
  * RequestAuthentications that attach by targetRefs. A route that stops
