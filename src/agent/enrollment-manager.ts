@@ -79,67 +79,79 @@ export class EnrollmentManager {
     return next;
   }
 
-  /** Enrolls a pod; `netns` is known when the CNI plugin asks, found by scanning otherwise. Idempotent. */
+  /**
+   * Enrolls a pod; `netns` is known when the CNI plugin asks, found by scanning otherwise. Idempotent.
+   * Resolves once the redirection and the listeners are in place: a CNI ADD answers then. The
+   * `enabled` annotation (an API write) follows in the pod's queue, before any later work for it.
+   */
   enroll(pod: PodView, netns?: string): Promise<void> {
-    return this.serialize(pod.uid, async () => {
-      if (this.pods.has(pod.uid)) return;
-      const name = `${pod.namespace}/${pod.name}`;
-      let path = netns;
-      let identity: SpiffeId;
-      // Where an enrollment's time went (logged with "pod enrolled"): what to look at when a node is slow.
-      const ms: Record<'identity' | 'netns' | 'queued' | 'rules' | 'listeners' | 'nodeRules', number> = { identity: 0, netns: 0, queued: 0, rules: 0, listeners: 0, nodeRules: 0 };
-      let mark = performance.now();
-      const lap = (phase: keyof typeof ms): void => {
-        const now = performance.now();
-        ms[phase] = Math.round(now - mark);
-        mark = now;
-      };
-      try {
-        identity = await this.deps.acquireIdentity(pod);
-        lap('identity');
-        const netnsPath = (path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips }));
-        lap('netns');
-        // SNAT of probes to a pod not captured yet changes nothing for it (the app answers the
-        // probe source as any other), so the node's write need not wait for the pod's.
-        this.enrolling.set(pod.uid, pod.ips);
-        const nodeRules = this.syncNodeRules();
-        const proxy = await this.programming(async () => {
-          lap('queued');
-          await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).catch((err: unknown) => {
-            this.deps.ruleError('pod-apply');
-            throw err;
-          });
-          lap('rules');
-          return this.deps.startProxy({
-            pod: name,
-            namespace: pod.namespace,
-            labels: pod.labels,
-            netns: netnsPath,
-            ips: pod.ips,
-            identity,
-            dataplane: this.deps.dataplane,
-            telemetry: this.deps.telemetry,
-          }).catch(async (err: unknown) => {
-            // Rules without listeners would black-hole the pod: take them back.
-            await this.deps.backend.removePod(netnsPath).catch(() => undefined);
-            throw err;
-          });
-        });
-        lap('listeners');
-        this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, identity, labels: pod.labels, proxy });
-        this.enrolling.delete(pod.uid);
-        await nodeRules;
-        lap('nodeRules');
-      } catch (err) {
-        if (this.enrolling.delete(pod.uid)) void this.syncNodeRules();
-        this.deps.releaseIdentity(pod.uid);
-        this.deps.log('enrollment failed', { pod: name, err: (err as Error).message });
-        await this.deps.annotate(pod, 'failed', (err as Error).message).catch(() => undefined);
-        throw err;
-      }
-      this.deps.log('pod enrolled', { pod: name, netns: path, ips: pod.ips, ms });
-      await this.deps.annotate(pod, 'enabled').catch((err: Error) => this.deps.log('annotation failed', { pod: name, err: err.message }));
+    const enrolled = this.serialize(pod.uid, () => this.enrollNow(pod, netns));
+    void this.serialize(pod.uid, async () => {
+      if (!(await enrolled.catch(() => false))) return;
+      await this.deps.annotate(pod, 'enabled').catch((err: Error) => this.deps.log('annotation failed', { pod: `${pod.namespace}/${pod.name}`, err: err.message }));
     });
+    return enrolled.then(() => undefined);
+  }
+
+  /** true: enrolled now; false: it already was. */
+  private async enrollNow(pod: PodView, netns: string | undefined): Promise<boolean> {
+    if (this.pods.has(pod.uid)) return false;
+    const name = `${pod.namespace}/${pod.name}`;
+    let path = netns;
+    let identity: SpiffeId;
+    // Where an enrollment's time went (logged with "pod enrolled"): what to look at when a node is slow.
+    const ms: Record<'identity' | 'netns' | 'queued' | 'rules' | 'listeners' | 'nodeRules', number> = { identity: 0, netns: 0, queued: 0, rules: 0, listeners: 0, nodeRules: 0 };
+    let mark = performance.now();
+    const lap = (phase: keyof typeof ms): void => {
+      const now = performance.now();
+      ms[phase] = Math.round(now - mark);
+      mark = now;
+    };
+    try {
+      identity = await this.deps.acquireIdentity(pod);
+      lap('identity');
+      const netnsPath = (path ??= await this.deps.findNetns({ uid: pod.uid, ips: pod.ips }));
+      lap('netns');
+      // SNAT of probes to a pod not captured yet changes nothing for it (the app answers the
+      // probe source as any other), so the node's write need not wait for the pod's.
+      this.enrolling.set(pod.uid, pod.ips);
+      const nodeRules = this.syncNodeRules();
+      const proxy = await this.programming(async () => {
+        lap('queued');
+        await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).catch((err: unknown) => {
+          this.deps.ruleError('pod-apply');
+          throw err;
+        });
+        lap('rules');
+        return this.deps.startProxy({
+          pod: name,
+          namespace: pod.namespace,
+          labels: pod.labels,
+          netns: netnsPath,
+          ips: pod.ips,
+          identity,
+          dataplane: this.deps.dataplane,
+          telemetry: this.deps.telemetry,
+        }).catch(async (err: unknown) => {
+          // Rules without listeners would black-hole the pod: take them back.
+          await this.deps.backend.removePod(netnsPath).catch(() => undefined);
+          throw err;
+        });
+      });
+      lap('listeners');
+      this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, identity, labels: pod.labels, proxy });
+      this.enrolling.delete(pod.uid);
+      await nodeRules;
+      lap('nodeRules');
+    } catch (err) {
+      if (this.enrolling.delete(pod.uid)) void this.syncNodeRules();
+      this.deps.releaseIdentity(pod.uid);
+      this.deps.log('enrollment failed', { pod: name, err: (err as Error).message });
+      await this.deps.annotate(pod, 'failed', (err as Error).message).catch(() => undefined);
+      throw err;
+    }
+    this.deps.log('pod enrolled', { pod: name, netns: path, ips: pod.ips, ms });
+    return true;
   }
 
   /** An enrolled pod's labels changed: its policies are selected with the new ones. Returns connections closed. */

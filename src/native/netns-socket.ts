@@ -80,13 +80,14 @@ function loadBinding(): NativeBinding {
 }
 
 let binding: NativeBinding | undefined;
-/** The loaded addon (src/native/dataplane.ts reaches its data path through it). */
+/** The loaded addon; other modules of src/native (dataplane.ts, netns-route.ts) type the functions they add to it. */
 export function native(): NativeBinding {
   binding ??= loadBinding();
   return binding;
 }
 
-function call<T>(fn: () => T): T {
+/** Runs an addon call, turning its system-call errors into NetnsSocketError. */
+export function call<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {

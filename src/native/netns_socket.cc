@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "netns_socket.h"
+#include "netns_route.h"
 
 // From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>;
 // spelled out because those headers clash with glibc's netinet headers.
@@ -49,46 +50,35 @@ void ThrowSysError(Napi::Env env, const SysError& e) {
   error.ThrowAsJavaScriptException();
 }
 
-// Enters a netns for its lifetime; the destructor returns the thread home.
-class NetnsGuard {
- public:
-  NetnsGuard() = default;
-  NetnsGuard(const NetnsGuard&) = delete;
-  NetnsGuard& operator=(const NetnsGuard&) = delete;
-
-  bool Enter(const std::string& path, SysError* error) {
-    if (path.empty()) return true;
-    Fd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (target.get() < 0) {
-      *error = {errno, "opening netns " + path};
-      return false;
-    }
-    Fd home(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-    if (home.get() < 0) {
-      *error = {errno, "opening own netns /proc/thread-self/ns/net"};
-      return false;
-    }
-    if (setns(target.get(), CLONE_NEWNET) != 0) {
-      *error = {errno, "entering netns " + path};
-      return false;
-    }
-    home_ = home.release();
-    return true;
+bool NetnsGuard::Enter(const std::string& path, SysError* error) {
+  if (path.empty()) return true;
+  Fd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (target.get() < 0) {
+    *error = {errno, "opening netns " + path};
+    return false;
   }
-
-  ~NetnsGuard() {
-    if (home_ < 0) return;
-    if (setns(home_, CLONE_NEWNET) != 0) {
-      // Continuing would run the agent inside a pod's network namespace.
-      fprintf(stderr, "warren: fatal: cannot return to own netns: %s\n", strerror(errno));
-      abort();
-    }
-    close(home_);
+  Fd home(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (home.get() < 0) {
+    *error = {errno, "opening own netns /proc/thread-self/ns/net"};
+    return false;
   }
+  if (setns(target.get(), CLONE_NEWNET) != 0) {
+    *error = {errno, "entering netns " + path};
+    return false;
+  }
+  home_ = home.release();
+  return true;
+}
 
- private:
-  int home_ = -1;
-};
+NetnsGuard::~NetnsGuard() {
+  if (home_ < 0) return;
+  if (setns(home_, CLONE_NEWNET) != 0) {
+    // Continuing would run the agent inside a pod's network namespace.
+    fprintf(stderr, "warren: fatal: cannot return to own netns: %s\n", strerror(errno));
+    abort();
+  }
+  close(home_);
+}
 
 namespace {
 
@@ -402,6 +392,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("originalDst", Napi::Function::New(env, OriginalDst));
   exports.Set("threadNetnsInode", Napi::Function::New(env, NetnsInode));
   warren::InitDataplane(env, exports);
+  InitNetnsRoute(env, exports);
   return exports;
 }
 

@@ -46,6 +46,20 @@ class Fd {
   int fd_;
 };
 
+// Enters a netns for its lifetime (an empty path: stays); the destructor returns
+// the thread home, and aborts the process if it cannot.
+class NetnsGuard {
+ public:
+  NetnsGuard() = default;
+  NetnsGuard(const NetnsGuard&) = delete;
+  NetnsGuard& operator=(const NetnsGuard&) = delete;
+  bool Enter(const std::string& path, SysError* error);
+  ~NetnsGuard();
+
+ private:
+  int home_ = -1;
+};
+
 struct SocketOptions {
   std::string netns;
   int family = AF_INET;

@@ -57,7 +57,7 @@ export function iptablesBackend(runner: CommandRunner): RedirectBackend {
       try {
         // A kernel booted without IPv6 has no ip6tables tables, and no IPv6 traffic to capture.
         await apply(netns, buildPodIptables(spec).filter((r) => r.family === 4 || kernelHasIpv6()));
-        await applyPolicyRouting(runner, netns, familiesOf(spec.podIPs));
+        await applyPolicyRouting(netns, familiesOf(spec.podIPs));
       } catch (err) {
         // Two families and routing are separate steps: never leave half of them.
         await this.removePod(netns).catch(() => undefined);
@@ -70,7 +70,7 @@ export function iptablesBackend(runner: CommandRunner): RedirectBackend {
     },
     async removePod(netns) {
       await remove(netns, podIptablesNames());
-      await removePolicyRouting(runner, netns);
+      await removePolicyRouting(netns);
     },
     async applyNode(netns, input) {
       await apply(netns, buildNodeIptables(parseNodeRedirectSpec(input)));

@@ -16,7 +16,7 @@ export function nftBackend(runner: CommandRunner): RedirectBackend {
       const spec = parsePodRedirectSpec(input);
       await nft(netns, buildPodNftScript(spec));
       try {
-        await applyPolicyRouting(runner, netns, familiesOf(spec.podIPs));
+        await applyPolicyRouting(netns, familiesOf(spec.podIPs));
       } catch (err) {
         // Rules without the reply routing would break inbound delivery: undo.
         await this.removePod(netns).catch(() => undefined);
@@ -28,7 +28,7 @@ export function nftBackend(runner: CommandRunner): RedirectBackend {
     },
     async removePod(netns) {
       await nft(netns, buildPodNftRemoveScript());
-      await removePolicyRouting(runner, netns);
+      await removePolicyRouting(netns);
     },
     async applyNode(netns, input) {
       await nft(netns, buildNodeNftScript(parseNodeRedirectSpec(input)));

@@ -1,16 +1,21 @@
-import type { CommandRunner } from './runner.js';
-import { familyList, policyRoutingBatch, unexpectedBatchErrors, type RoutingFamily } from './policy-routing.js';
+import { WarrenError } from '../errors/warren-error.js';
+import { netnsPolicyRouting } from '../native/netns-route.js';
+import { familyList, policyRoutingRequest, unexpectedRoutingAnswers, type RoutingFamily } from './policy-routing.js';
 import type { Families } from './spec.js';
 
-async function runBatch(runner: CommandRunner, netns: string, op: 'apply' | 'remove', family: RoutingFamily): Promise<void> {
-  const accept = (stderr: string): boolean => unexpectedBatchErrors(op, stderr).length === 0;
-  await runner.run('ip', [`-${family}`, '-force', '-batch', '-'], { netns, input: policyRoutingBatch(op, family), accept });
+function write(netns: string, op: 'apply' | 'remove', family: RoutingFamily): void {
+  const failures = unexpectedRoutingAnswers(op, netnsPolicyRouting(netns, policyRoutingRequest(op, family)));
+  if (failures.length > 0) {
+    throw new WarrenError('ERR_COMMAND_FAILED', `policy routing ${op} (IPv${family}) in ${netns} failed: ${failures.join(', ')}`);
+  }
 }
 
-export async function applyPolicyRouting(runner: CommandRunner, netns: string, families: Families): Promise<void> {
-  for (const family of familyList(families)) await runBatch(runner, netns, 'apply', family);
+/** A pod's reply routing, per family it has an address of (rtnetlink from the addon: no process). */
+export async function applyPolicyRouting(netns: string, families: Families): Promise<void> {
+  for (const family of familyList(families)) write(netns, 'apply', family);
 }
 
-export async function removePolicyRouting(runner: CommandRunner, netns: string): Promise<void> {
-  for (const family of [4, 6] as const) await runBatch(runner, netns, 'remove', family);
+/** Both families: the pod's addresses may be unknown by then. */
+export async function removePolicyRouting(netns: string): Promise<void> {
+  for (const family of [4, 6] as const) write(netns, 'remove', family);
 }

@@ -6,8 +6,6 @@ export interface RunOptions {
   input?: string;
   /** netns file to run in (nsenter --net=…); omit for the caller's netns */
   netns?: string;
-  /** a failed run whose stderr this accepts counts as success (e.g. `ip -force -batch` lines that were already done) */
-  accept?: (stderr: string) => boolean;
 }
 
 /**
@@ -44,7 +42,7 @@ export const systemRunner: CommandRunner = {
         `${binary} is not installed: install the ${PACKAGE_OF[binary] ?? binary} package`,
       );
     }
-    if (res.failed && !(res.exitCode !== undefined && options.accept?.(res.stderr))) {
+    if (res.failed) {
       throw new WarrenError('ERR_COMMAND_FAILED', `${shown} failed (exit ${res.exitCode ?? res.signal}): ${res.stderr.trim()}`, {
         retryable: /resource temporarily unavailable|xtables lock/i.test(res.stderr),
       });

@@ -71,8 +71,31 @@ test('enrollment: certificate first, then rules in the netns the CNI gave, then 
   await m.enroll(pod('a'), '/var/run/netns/cni-a');
   assert.deepEqual(f.journal.filter((j) => !j.startsWith('applyNode')), ['identity default', 'applyPod /var/run/netns/cni-a 10.244.1.9', 'listen shop/a /var/run/netns/cni-a']);
   assert.ok(f.journal.indexOf('applyNode 10.244.1.9') > 0, 'the node SNAT includes the pod before its enrollment completes');
+  await new Promise(setImmediate);
   assert.deepEqual(f.annotations, [['a', 'enabled', undefined]]);
   assert.deepEqual([...m.enrolledUids()], ['uid-a']);
+});
+
+test('enrollment answers (a CNI ADD) once rules and listeners are in place, not after the annotation write; a later unenrollment waits for it', async () => {
+  const f = fakes();
+  let release = (): void => {};
+  const writes: string[] = [];
+  f.deps.annotate = async (_p, state) => {
+    writes.push(`start ${state}`);
+    if (state === 'enabled') await new Promise<void>((resolve) => (release = resolve));
+    writes.push(`done ${state}`);
+  };
+  const m = new EnrollmentManager(f.deps);
+  const answered = await Promise.race([m.enroll(pod('a'), '/var/run/netns/cni-a').then(() => true), new Promise<false>((resolve) => setTimeout(resolve, 2000, false))]);
+  if (!answered) release();
+  assert.ok(answered, 'enroll resolved while the annotation write is still pending');
+  assert.deepEqual([...m.enrolledUids()], ['uid-a']);
+  const unenrolled = m.unenroll('uid-a', { podGone: false, podRef: { namespace: 'shop', name: 'a' } });
+  await new Promise(setImmediate);
+  assert.deepEqual(writes, ['start enabled'], 'the unenrollment waits behind the pending annotation');
+  release();
+  await unenrolled;
+  assert.deepEqual(writes, ['start enabled', 'done enabled', 'start disabled', 'done disabled']);
 });
 
 test('a running pod without a CNI call has its netns found; enrolling twice does nothing the second time', async () => {
@@ -127,6 +150,7 @@ test('a deleted pod: no rules to remove in a netns that is gone, no drain, no an
   const f = fakes();
   const m = new EnrollmentManager(f.deps);
   await m.enroll(pod('a'), '/var/run/netns/a');
+  await new Promise(setImmediate);
   f.journal.length = 0;
   const before = f.annotations.length;
   await m.unenroll('uid-a', { podGone: true });
