@@ -46,6 +46,7 @@ import { Registry } from 'prom-client';
 import { parseAuthorizationPolicy, type AuthorizationPolicy } from '../src/policy/authorization.js';
 import { policyObjects } from './policy-eval.js';
 import { ConnectionTelemetry } from '../src/telemetry/connection-telemetry.js';
+import { ConnectionRegistry } from '../src/tunnel/connection-registry.js';
 
 export const BENCH_NAMESPACE = 'bench';
 export const TRUST_DOMAIN = 'cluster.local';
@@ -157,7 +158,8 @@ async function main(): Promise<void> {
   const options = {
     pod: `${BENCH_NAMESPACE}/${name}`,
     namespace: BENCH_NAMESPACE,
-    labels: { app: name },
+    labels: () => ({ app: name }),
+    connections: new ConnectionRegistry().forPod(),
     netns,
     ips: self.ips,
     identity: identityOf(self),

@@ -51,7 +51,14 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
     peerAuthentications: s.policies.peerAuthentications().map((p) => ({ policy: `${p.namespace}/${p.name}`, mode: p.mode, selector: p.selector ?? null, portLevel: Object.fromEntries(p.portLevel) })),
   });
   const certs = (): AdminCerts => ({ node: s.config.nodeName, trustDomain: s.config.trustDomain, caAddress: s.config.caAddress, trustBundleRoots: s.bundle.pems().length, certificates: s.certs.status() });
-  const connections = (): AdminConnections[] => s.enrolled().map((p) => ({ pod: p.pod, ...p.proxy.connectionStats() }));
+  const connections = (): AdminConnections[] =>
+    s.enrolled().map((p) => ({
+      pod: p.pod,
+      captured: p.connections.count('outbound') + p.connections.count('inbound'),
+      plaintextInbound: p.connections.count('inbound'),
+      inboundStreams: p.connections.count('hbone'),
+      outboundTunnels: p.proxy.outboundTunnels(),
+    }));
   const status = (): AdminStatus => {
     const certificates = s.certs.status();
     const expiries = certificates.flatMap((c) => (c.notAfter ? [c.notAfter] : [])).sort();
@@ -63,10 +70,7 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
       policies: { authorization: s.policies.authorizationPolicies().length, peerAuthentication: s.policies.peerAuthentications().length },
       waypoints: waypointProblems(s.waypoints()),
       // each proxied leg once: captured connections (outbound and plaintext inbound) and inbound HBONE streams
-      connections: s.enrolled().reduce((n, p) => {
-        const c = p.proxy.connectionStats();
-        return n + c.captured + c.inboundStreams;
-      }, 0),
+      connections: s.enrolled().reduce((n, p) => n + p.connections.count(), 0),
     };
   };
   // Memory as the process sees it; `?gc=1` collects garbage first when node runs with

@@ -4,6 +4,7 @@ import type { DataPlane } from '../tunnel/dataplane.js';
 import type { NativePodProxy } from '../tunnel/native-pod-proxy.js';
 import type { PodProxy, PodProxyOptions } from '../tunnel/pod-proxy.js';
 import type { ConnectionObserver } from '../telemetry/connection-observer.js';
+import type { ConnectionRegistry, PodConnections } from '../tunnel/connection-registry.js';
 import { sameLabels, type PodView } from './enrollment-plan.js';
 import { availableParallelism } from 'node:os';
 import { concurrencyLimit } from './concurrency-limit.js';
@@ -16,7 +17,10 @@ export interface EnrolledPod {
   netns: string;
   ips: string[];
   identity: SpiffeId;
+  /** the pod's labels as policies select them: this entry is their one owner, the proxy reads them from here */
   labels: Record<string, string>;
+  /** its live connections, in the agent's registry */
+  connections: PodConnections;
   proxy: PodProxy | NativePodProxy;
 }
 
@@ -32,6 +36,8 @@ export interface EnrollmentDeps {
   startProxy(options: PodProxyOptions): Promise<PodProxy | NativePodProxy>;
   dataplane: DataPlane;
   telemetry: ConnectionObserver;
+  /** the agent's live connections (re-authorization and drain) */
+  connections: ConnectionRegistry;
   /** a netfilter/routing change failed (counted in warren_rule_apply_errors_total) */
   ruleError(operation: 'pod-apply' | 'pod-remove' | 'node'): void;
   log(msg: string, fields: Record<string, unknown>): void;
@@ -116,17 +122,21 @@ export class EnrollmentManager {
       // probe source as any other), so the node's write need not wait for the pod's.
       this.enrolling.set(pod.uid, pod.ips);
       const nodeRules = this.syncNodeRules();
-      const proxy = await this.programming(async () => {
+      // Until the entry exists (listeners up) the labels are the ones enrolled with.
+      let entry: EnrolledPod | undefined;
+      const { proxy, connections } = await this.programming(async () => {
         lap('queued');
         await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).catch((err: unknown) => {
           this.deps.ruleError('pod-apply');
           throw err;
         });
         lap('rules');
-        return this.deps.startProxy({
+        const connections = this.deps.connections.forPod();
+        const proxy = await this.deps.startProxy({
           pod: name,
           namespace: pod.namespace,
-          labels: pod.labels,
+          labels: () => entry?.labels ?? pod.labels,
+          connections,
           netns: netnsPath,
           ips: pod.ips,
           identity,
@@ -134,12 +144,15 @@ export class EnrollmentManager {
           telemetry: this.deps.telemetry,
         }).catch(async (err: unknown) => {
           // Rules without listeners would black-hole the pod: take them back.
+          connections.close('enrollment failed');
           await this.deps.backend.removePod(netnsPath).catch(() => undefined);
           throw err;
         });
+        return { proxy, connections };
       });
       lap('listeners');
-      this.pods.set(pod.uid, { uid: pod.uid, pod: name, netns: path, ips: pod.ips, identity, labels: pod.labels, proxy });
+      entry = { uid: pod.uid, pod: name, netns: netnsPath, ips: pod.ips, identity, labels: pod.labels, connections, proxy };
+      this.pods.set(pod.uid, entry);
       this.enrolling.delete(pod.uid);
       await nodeRules;
       lap('nodeRules');
@@ -154,12 +167,12 @@ export class EnrollmentManager {
     return true;
   }
 
-  /** An enrolled pod's labels changed: its policies are selected with the new ones. Returns connections closed. */
+  /** An enrolled pod's labels changed: its policies are selected with the new ones, its live connections re-checked. Returns connections closed. */
   relabel(uid: string, labels: Record<string, string>): number {
     const entry = this.pods.get(uid);
     if (entry === undefined || sameLabels(entry.labels, labels)) return 0;
     entry.labels = labels;
-    return entry.proxy.relabel(labels);
+    return entry.connections.reauthorize();
   }
 
   /**

@@ -17,6 +17,7 @@ import { startWorkloadIdentity } from './workload-identity.js';
 import { PodProxy } from '../tunnel/pod-proxy.js';
 import { NativeHub } from '../tunnel/native-hub.js';
 import { NativePodProxy } from '../tunnel/native-pod-proxy.js';
+import { ConnectionRegistry } from '../tunnel/connection-registry.js';
 import { startClusterState } from './cluster-state.js';
 import { startPolicyState } from './policy-state.js';
 import { serveEndpoints } from '../telemetry/http-endpoints.js';
@@ -56,7 +57,8 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const metrics = agentMetrics(registry, () => manager.enrolled().length);
   const identity = startWorkloadIdentity(kc, config, registry, logFn);
   const cluster = startClusterState(kc, logFn);
-  const policies = startPolicyState(kc, logFn, () => reauthorize(manager, log), config.nodeName);
+  const connections = new ConnectionRegistry();
+  const policies = startPolicyState(kc, logFn, () => reauthorize(connections, log), config.nodeName);
   const dataplane = agentDataPlane({ config, index: () => cluster.index(), waypoints: () => cluster.waypoints(), identity, policies, metrics, log });
   const telemetry = new ConnectionTelemetry({ registry, index: () => cluster.index(), clusterDomain: config.clusterDomain, accessLog: accessLogWriter(log, config.accessLogLevel) });
   const netnsFinder = new NetnsFinder();
@@ -70,6 +72,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     annotate: podAnnotator(core),
     startProxy: (options) => (native === undefined ? PodProxy.start(options) : NativePodProxy.start(options, native)),
     telemetry,
+    connections,
     ruleError: (operation) => metrics.ruleErrors.inc({ operation }),
     log: logFn,
     drainMs: config.drainSeconds * 1000,
@@ -152,9 +155,8 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
 }
 
 /** A policy changed: live inbound connections it now denies are closed. */
-function reauthorize(manager: EnrollmentManager, log: pino.Logger): void {
-  let closed = 0;
-  for (const p of manager.enrolled()) closed += p.proxy.reauthorize();
+function reauthorize(connections: ConnectionRegistry, log: pino.Logger): void {
+  const closed = connections.reauthorize();
   if (closed > 0) log.info({ closed }, 'connections closed: a policy change denies them');
 }
 

@@ -12,6 +12,7 @@ import { resetStream, spliceStream } from './stream-splice.js';
 import type { OpenConnection } from '../telemetry/connection-observer.js';
 import { agentLoop } from './agent-loop.js';
 import type { HboneGuard } from './hbone-limits.js';
+import type { PodConnections } from './connection-registry.js';
 
 export interface InboundRequest {
   peer: SpiffeId;
@@ -45,6 +46,8 @@ export interface HboneInboundOptions {
   refused(refusal: InboundRefusal): void;
   /** the node's HBONE bounds (hbone-limits.ts): connections per peer and in total, handshake and idle times, stream windows */
   guard: HboneGuard;
+  /** the pod's entry in the agent's connection registry: each stream is tracked there, re-checked with `authorize` when policies change */
+  connections: PodConnections;
   /** a CONNECT named one of the agent's own ports in this pod (agent-loop.ts) and got 400 */
   loopRefused?(reason: string): void;
   /**
@@ -75,8 +78,6 @@ export class HboneInbound {
   private readonly sessions = new Set<ServerHttp2Session>();
   /** the verified peer of each session until its certificate expires: streams reuse the check */
   private readonly peers = new WeakMap<Http2Session, { peer: SpiffeId; until: number }>();
-  private readonly live = new Map<ServerHttp2Stream, InboundRequest>();
-  private streams = 0;
   /** set by close(): sessions that start later are closed at once */
   private closing: 'drain' | 'cut' | undefined;
   private readonly unsubscribe: () => void;
@@ -104,23 +105,6 @@ export class HboneInbound {
     socket.once('close', admitted);
     this.ensureServer(cert).emit('connection', socket);
     return true;
-  }
-
-  /** streams being served (drain waits for them) */
-  active(): number {
-    return this.streams;
-  }
-
-  /** Resets the live streams a new policy no longer allows; returns how many. */
-  revoke(allowed: (request: InboundRequest) => boolean): number {
-    let n = 0;
-    for (const [stream, request] of this.live) {
-      if (allowed(request)) continue;
-      this.live.delete(stream);
-      resetStream(stream, constants.NGHTTP2_CONNECT_ERROR);
-      n++;
-    }
-    return n;
   }
 
   /**
@@ -210,8 +194,8 @@ export class HboneInbound {
       this.o.refused({ ...source, ...extra, status, reason });
     };
     stream.on('error', () => {});
-    this.streams++;
-    stream.once('close', () => this.streams--);
+    const registration = this.o.connections.register('hbone', () => resetStream(stream, constants.NGHTTP2_CONNECT_ERROR));
+    stream.once('close', () => registration.release());
     let peer: SpiffeId;
     try {
       peer = this.peerOf(stream.session!, tls!);
@@ -243,10 +227,9 @@ export class HboneInbound {
       return;
     }
     stream.respond({ ':status': 200 });
+    registration.authorizedBy(() => this.o.authorize(request).allow);
     const handle = this.o.opened({ ...request, sourcePort: source.sourcePort });
-    this.live.set(stream, request);
     stream.once('close', () => {
-      this.live.delete(stream);
       // nghttp2 resets a stream whose peer sent past its window: the per-stream buffer bound.
       if (stream.rstCode === constants.NGHTTP2_FLOW_CONTROL_ERROR) this.o.guard.refused('stream-buffer', { peer: source.sourceIp, message: `HBONE stream from ${source.sourceIp} reset: it sent past its ${this.o.guard.limits.streamBufferBytes}-byte window` });
     });

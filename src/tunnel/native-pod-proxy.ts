@@ -14,12 +14,15 @@ import type { NativeHub } from './native-hub.js';
 import { routeOutbound } from './outbound-route.js';
 import { routeViaWaypoint, type WaypointRoute } from './waypoint-route.js';
 import type { PodProxyOptions } from './pod-proxy.js';
+import type { Registration } from './connection-registry.js';
 
-/** A connection this proxy decided to carry: how to report it, and what authorized it (inbound). */
+/** A connection this proxy decided to carry: how to report it, and its entry in the connection registry. */
 interface Tracked {
   meta: ConnectionMeta;
   open?: OpenConnection;
-  request?: L4Request;
+  registration: Registration;
+  /** what admitted it (inbound), re-run once it is open */
+  check?: () => boolean;
 }
 
 /**
@@ -30,16 +33,15 @@ interface Tracked {
  */
 export class NativePodProxy {
   private readonly listeners: number[] = [];
-  private readonly live = new Map<number, Tracked>();
+  /** the flows this proxy decided to carry, until the workers report them closed (telemetry) */
+  private readonly flows = new Map<number, Tracked>();
   private readonly cursor = new Map<string, number>();
-  private labels: Record<string, string>;
   private readonly name: string;
 
   private constructor(
     private readonly o: PodProxyOptions,
     private readonly hub: NativeHub,
   ) {
-    this.labels = o.labels;
     this.name = formatSpiffeId(o.identity);
   }
 
@@ -71,64 +73,47 @@ export class NativePodProxy {
       if (e.kind === 'connect') return this.connect(e);
       return e.kind === 'outbound' ? this.outbound(e) : this.plaintextInbound(e);
     }
-    const t = this.live.get(e.id);
+    const t = this.flows.get(e.id);
     if (t === undefined) return undefined;
-    if (e.type === 'open') t.open = this.o.telemetry.opened(t.meta);
-    else this.closed(e, t);
+    if (e.type === 'open') {
+      t.open = this.o.telemetry.opened(t.meta);
+      if (t.check !== undefined) t.registration.authorizedBy(t.check);
+    } else this.closed(e, t);
     return undefined;
   }
 
-  relabel(labels: Record<string, string>): number {
-    this.labels = labels;
-    return this.reauthorize();
-  }
-
-  /** Applies changed policies to live inbound connections: those now denied are reset. */
-  reauthorize(): number {
-    let n = 0;
-    for (const [id, t] of this.live) {
-      if (t.request === undefined || t.open === undefined) continue;
-      if (this.o.dataplane.authorize({ ...t.request, destination: { ...t.request.destination, labels: this.labels } }).allow) continue;
-      delete t.request;
-      this.hub.close(id, 'a policy change denies this connection');
-      n++;
-    }
-    return n;
-  }
-
-  connectionStats(): { captured: number; plaintextInbound: number; inboundStreams: number; outboundTunnels: { key: string; connections: number; streams: number }[] } {
-    let captured = 0;
-    let plaintextInbound = 0;
-    let inboundStreams = 0;
+  /** this pod's outbound HBONE streams by peer (pooled connections are the workers', shared per peer) */
+  outboundTunnels(): { key: string; connections: number; streams: number }[] {
     const tunnels = new Map<string, number>();
-    for (const t of this.live.values()) {
-      if (t.meta.direction === 'outbound') {
-        captured++;
-        if (t.meta.security === 'mtls') {
-          const key = `${t.meta.destination.principal ?? ''}|${t.meta.destination.ip}`;
-          tunnels.set(key, (tunnels.get(key) ?? 0) + 1);
-        }
-      } else if (t.meta.security === 'plaintext') plaintextInbound++;
-      else inboundStreams++;
+    for (const t of this.flows.values()) {
+      if (t.meta.direction !== 'outbound' || t.meta.security !== 'mtls') continue;
+      const key = `${t.meta.destination.principal ?? ''}|${t.meta.destination.ip}`;
+      tunnels.set(key, (tunnels.get(key) ?? 0) + 1);
     }
-    // Pooled connections are the workers' (shared per peer); streams are this pod's.
-    return { captured, plaintextInbound, inboundStreams, outboundTunnels: [...tunnels].map(([key, streams]) => ({ key, connections: 0, streams })) };
+    return [...tunnels].map(([key, streams]) => ({ key, connections: 0, streams }));
   }
 
   async close(drainMs: number): Promise<void> {
     for (const id of this.listeners.splice(0)) this.hub.unlisten(id);
-    const deadline = Date.now() + drainMs;
-    while (this.live.size > 0 && Date.now() < deadline) await sleep(100);
-    for (const id of this.live.keys()) this.hub.close(id, 'the pod left the mesh');
+    await this.o.connections.settle(drainMs);
+    this.o.connections.close('the pod left the mesh');
+    // the workers report each closed flow (telemetry) shortly after
     const until = Date.now() + 2_000;
-    while (this.live.size > 0 && Date.now() < until) await sleep(20);
+    while (this.flows.size > 0 && Date.now() < until) await sleep(20);
     this.hub.releaseIdentity(this.o.identity);
+  }
+
+  /** Tracks a flow the workers will carry; once open, `check` re-authorizes it (inbound) when policies or labels change. */
+  private carry(id: number, meta: ConnectionMeta, check?: () => boolean): void {
+    const kind = meta.direction === 'outbound' ? 'outbound' : meta.security === 'mtls' ? 'hbone' : 'inbound';
+    const registration = this.o.connections.register(kind, (reason) => this.hub.close(id, reason));
+    this.flows.set(id, { meta, registration, ...(check === undefined ? {} : { check }) });
   }
 
   private l4Request(sourceIp: string, principal: string | undefined, target: { ip: string; port: number }): L4Request {
     return {
       source: { ip: sourceIp, ...(principal === undefined ? {} : { principal }) },
-      destination: { namespace: this.o.namespace, labels: this.labels, ip: target.ip, port: target.port },
+      destination: { namespace: this.o.namespace, labels: this.o.labels(), ip: target.ip, port: target.port },
     };
   }
 
@@ -156,7 +141,7 @@ export class NativePodProxy {
     const dialed = { ip: e.dstIp, port: e.dstPort };
     const looped = this.loop('outbound', dialed, { pod: this.o.pod, direction: 'outbound', reporter: 'source', security: 'plaintext', source, destination: dialed }, e);
     if (looped !== undefined) return looped;
-    const via = routeViaWaypoint(this.o.dataplane.index(), this.o.dataplane.waypoints(), { namespace: this.o.namespace, labels: this.labels, serviceAccount: this.o.identity.serviceAccount }, dialed, this.o.dataplane.trustDomain, this.cursor);
+    const via = routeViaWaypoint(this.o.dataplane.index(), this.o.dataplane.waypoints(), { namespace: this.o.namespace, labels: this.o.labels(), serviceAccount: this.o.identity.serviceAccount }, dialed, this.o.dataplane.trustDomain, this.cursor);
     if (via !== undefined) return this.viaWaypoint(e, via);
     const route = routeOutbound(this.o.dataplane.index(), { ip: e.dstIp, port: e.dstPort }, this.o.dataplane.trustDomain, this.cursor);
     const meta = (security: ConnectionMeta['security'], destination: ConnectionMeta['destination']): ConnectionMeta => ({
@@ -175,12 +160,12 @@ export class NativePodProxy {
       // A Service may name this pod's own agent port as its endpoint.
       const loopedTarget = this.loop('outbound', target, meta('plaintext', target), e);
       if (loopedTarget !== undefined) return loopedTarget;
-      this.live.set(e.id, { meta: meta('plaintext', target) });
+      this.carry(e.id, meta('plaintext', target));
       return { action: 'connect', ...from, ip: route.target.ip, port: route.target.port };
     }
     const m = meta('mtls', { ip: route.target.ip, port: route.target.port, principal: formatSpiffeId(route.identity) });
     if (!this.hub.ready(this.o.identity)) return this.refuse(m, 'error', 'this pod has no valid certificate; refusing to open a tunnel');
-    this.live.set(e.id, { meta: m });
+    this.carry(e.id, m);
     return {
       action: 'hbone',
       ...from,
@@ -199,7 +184,7 @@ export class NativePodProxy {
     if (via.kind === 'waypoint-unavailable') return this.refuse({ ...base, security: 'plaintext', destination: { ip: '', port: 0 } }, 'error', `refused, not bypassed: ${via.reason}`);
     const m: ConnectionMeta = { ...base, security: 'mtls', destination: { ip: via.authority.ip, port: via.authority.port, principal: formatSpiffeId(via.identity) } };
     if (!this.hub.ready(this.o.identity)) return this.refuse(m, 'error', 'this pod has no valid certificate; refusing to open a tunnel');
-    this.live.set(e.id, { meta: m });
+    this.carry(e.id, m);
     return {
       action: 'hbone',
       netns: this.o.netns,
@@ -218,11 +203,11 @@ export class NativePodProxy {
     if (e.dstIp === '') return this.refuse(meta, 'error', 'not a redirected connection');
     const looped = this.loop('inbound', { ip: e.dstIp, port: e.dstPort }, meta, e);
     if (looped !== undefined) return looped;
-    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.labels }, e.dstPort)) return this.refuse(meta, 'denied', 'plaintext refused: PeerAuthentication STRICT');
+    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.o.labels() }, e.dstPort)) return this.refuse(meta, 'denied', 'plaintext refused: PeerAuthentication STRICT');
     const request = this.l4Request(e.srcIp, undefined, { ip: e.dstIp, port: e.dstPort });
     const decision = this.o.dataplane.authorize(request);
     if (!decision.allow) return this.refuse(meta, 'denied', decision.reason, denyingPolicy(decision));
-    this.live.set(e.id, { meta, request });
+    this.carry(e.id, meta, () => this.o.dataplane.authorize(this.l4Request(e.srcIp, undefined, { ip: e.dstIp, port: e.dstPort })).allow);
     return { action: 'connect', netns: this.o.netns, mark: PROXY_MARK.value, ip: e.dstIp, port: e.dstPort, sourceIp: e.srcIp };
   }
 
@@ -252,12 +237,13 @@ export class NativePodProxy {
     const request = this.l4Request(e.srcIp, principal, target);
     const d = this.o.dataplane.authorize(request);
     if (!d.allow) return reject(401, d.reason, principal, denyingPolicy(d));
-    this.live.set(e.id, { meta: { ...meta, source: { ...meta.source, principal } }, request });
+    this.carry(e.id, { ...meta, source: { ...meta.source, principal } }, () => this.o.dataplane.authorize(this.l4Request(e.srcIp, principal, target)).allow);
     return { action: 'connect', netns: this.o.netns, mark: PROXY_MARK.value, ip: target.ip, port: target.port, sourceIp: e.srcIp };
   }
 
   private closed(e: CloseEvent, t: Tracked): void {
-    this.live.delete(e.id);
+    this.flows.delete(e.id);
+    t.registration.release();
     const result: ConnectionResult = { bytesSent: e.fromClient, bytesReceived: e.fromServer, ...(e.error ? { error: e.error } : {}) };
     if (t.open !== undefined) return t.open.closed(result);
     const reason = e.error ?? 'not connected';

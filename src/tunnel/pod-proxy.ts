@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server, Socket } from 'node:net';
 import { isIPv6 } from 'node:net';
 import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
@@ -17,17 +16,21 @@ import { deliverInbound, forwardOutbound } from './passthrough.js';
 import { listenInPod } from './pod-listener.js';
 import { spliceStream } from './stream-splice.js';
 import type { ConnectionMeta, ConnectionObserver, ConnectionResult, OpenConnection } from '../telemetry/connection-observer.js';
+import type { PodConnections, Registration } from './connection-registry.js';
 
 export interface PodProxyOptions {
   /** namespace/name, for logs */
   pod: string;
   namespace: string;
-  labels: Record<string, string>;
+  /** the pod's labels as policies select them now (the enrollment manager owns them; they may change while it runs) */
+  labels(): Readonly<Record<string, string>>;
   netns: string;
   ips: string[];
   identity: SpiffeId;
   dataplane: DataPlane;
   telemetry: ConnectionObserver;
+  /** this pod's entry in the agent's connection registry: re-authorization and drain go through it */
+  connections: PodConnections;
 }
 
 /**
@@ -39,17 +42,11 @@ export interface PodProxyOptions {
  */
 export class PodProxy {
   private servers: Server[] = [];
-  private readonly live = new Set<Socket>();
-  /** plaintext inbound connections being served, with what authorized them */
-  private readonly plaintext = new Map<Socket, L4Request>();
   private readonly cursor = new Map<string, number>();
-  /** the pod's labels as policies select them; they may change while it runs */
-  private labels: Record<string, string>;
   private readonly pool: HbonePool;
   private readonly inbound: HboneInbound;
 
   private constructor(private readonly o: PodProxyOptions) {
-    this.labels = o.labels;
     const certificate = () => o.dataplane.certificate(o.identity);
     this.pool = new HbonePool({ netns: o.netns, certificate, bundle: o.dataplane.bundle, trustDomain: o.dataplane.trustDomain, limits: o.dataplane.hbone.limits });
     this.inbound = new HboneInbound({
@@ -59,6 +56,7 @@ export class PodProxy {
       bundle: o.dataplane.bundle,
       trustDomain: o.dataplane.trustDomain,
       guard: o.dataplane.hbone,
+      connections: o.connections,
       loopRefused: (reason) => o.dataplane.loopRefused('hbone', reason),
       waypoint: {
         serves: (target) => servedByWaypoint(o.dataplane.index(), o.dataplane.waypoints(), this.self(), target) !== undefined,
@@ -84,7 +82,7 @@ export class PodProxy {
       for (const family of families) {
         const base = { netns: options.netns, family, mark: PROXY_MARK.value };
         proxy.servers.push(await listenInPod({ ...base, port: PORTS.outbound }, (s) => proxy.track(s, 'outbound', (src) => proxy.outbound(s, src))));
-        proxy.servers.push(await listenInPod({ ...base, port: PORTS.inbound }, (s) => proxy.track(s, 'inbound', (src) => proxy.plaintextInbound(s, src))));
+        proxy.servers.push(await listenInPod({ ...base, port: PORTS.inbound }, (s) => proxy.track(s, 'inbound', (src, registration) => proxy.plaintextInbound(s, src, registration))));
         proxy.servers.push(await listenInPod({ ...base, port: PORTS.hbone }, (s) => proxy.inbound.accept(s)));
       }
     } catch (err) {
@@ -96,38 +94,19 @@ export class PodProxy {
 
   /** this pod as waypoint routing sees it (waypoint-route.ts) */
   private self(): SourcePod {
-    return { namespace: this.o.namespace, labels: this.labels, serviceAccount: this.o.identity.serviceAccount };
+    return { namespace: this.o.namespace, labels: this.o.labels(), serviceAccount: this.o.identity.serviceAccount };
   }
 
   private l4Request(sourceIp: string, principal: string | undefined, target: { ip: string; port: number }): L4Request {
     return {
       source: { ip: sourceIp, ...(principal === undefined ? {} : { principal }) },
-      destination: { namespace: this.o.namespace, labels: this.labels, ip: target.ip, port: target.port },
+      destination: { namespace: this.o.namespace, labels: this.o.labels(), ip: target.ip, port: target.port },
     };
   }
 
-  /** The pod was relabeled: policy selectors see the new labels, live connections are re-checked. */
-  relabel(labels: Record<string, string>): number {
-    this.labels = labels;
-    return this.reauthorize();
-  }
-
-  /** Applies changed policies to live inbound connections: those now denied are reset. */
-  reauthorize(): number {
-    const allowed = (r: L4Request): boolean => this.o.dataplane.authorize(r).allow;
-    let n = this.inbound.revoke((r) => allowed(this.l4Request(r.sourceIp, formatSpiffeId(r.peer), r.target)));
-    for (const [socket, request] of this.plaintext) {
-      if (allowed({ ...request, destination: { ...request.destination, labels: this.labels } })) continue;
-      this.plaintext.delete(socket);
-      socket.resetAndDestroy();
-      n++;
-    }
-    return n;
-  }
-
-  /** What this pod's proxy carries now: captured connections, its outbound tunnels, inbound streams. */
-  connectionStats(): { captured: number; plaintextInbound: number; inboundStreams: number; outboundTunnels: ReturnType<HbonePool['stats']> } {
-    return { captured: this.live.size, plaintextInbound: this.plaintext.size, inboundStreams: this.inbound.active(), outboundTunnels: this.pool.stats() };
+  /** this pod's outbound HBONE connections and their streams */
+  outboundTunnels(): ReturnType<HbonePool['stats']> {
+    return this.pool.stats();
   }
 
   private inboundMeta(security: ConnectionMeta['security'], source: ConnectionMeta['source'], target: { ip: string; port: number }): ConnectionMeta {
@@ -136,16 +115,16 @@ export class PodProxy {
   }
 
   /** Runs one captured connection; whatever happens, it ends reported and the client is never left hanging. */
-  private track(client: Socket, direction: ConnectionMeta['direction'], handle: (source: ConnectionMeta['source']) => Promise<void>): void {
+  private track(client: Socket, direction: ConnectionMeta['direction'], handle: (source: ConnectionMeta['source'], registration: Registration) => Promise<void>): void {
     const source = { ip: client.remoteAddress ?? '', port: client.remotePort ?? 0 };
-    this.live.add(client);
-    void handle(source)
+    const registration = this.o.connections.register(direction, () => client.resetAndDestroy());
+    void handle(source, registration)
       .catch((err: Error) => {
         client.resetAndDestroy();
         const reporter = direction === 'outbound' ? 'source' : 'destination';
         this.o.telemetry.refused({ pod: this.o.pod, direction, reporter, security: 'plaintext', source, destination: { ip: '', port: 0 } }, 'error', err.message);
       })
-      .finally(() => this.live.delete(client));
+      .finally(() => registration.release());
   }
 
   /**
@@ -211,11 +190,11 @@ export class PodProxy {
     open.closed(result(r));
   }
 
-  private async plaintextInbound(client: Socket, source: ConnectionMeta['source']): Promise<void> {
+  private async plaintextInbound(client: Socket, source: ConnectionMeta['source'], registration: Registration): Promise<void> {
     const dst = originalDestination(socketFd(client));
     const meta = this.inboundMeta('plaintext', source, { ip: dst.address, port: dst.port });
     if (this.refuseLoop(client, 'inbound', { ip: dst.address, port: dst.port }, meta)) return;
-    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.labels }, dst.port)) {
+    if (!this.o.dataplane.plaintextAllowed({ namespace: this.o.namespace, labels: this.o.labels() }, dst.port)) {
       client.resetAndDestroy();
       this.o.telemetry.refused(meta, 'denied', 'plaintext refused: PeerAuthentication STRICT');
       return;
@@ -227,12 +206,11 @@ export class PodProxy {
       this.o.telemetry.refused(meta, 'denied', decision.reason, denyingPolicy(decision));
       return;
     }
-    this.plaintext.set(client, request);
+    registration.authorizedBy(() => this.o.dataplane.authorize(this.l4Request(source.ip, undefined, { ip: dst.address, port: dst.port })).allow);
     let open: OpenConnection | undefined;
     const r = await deliverInbound(client, this.o.netns, PROXY_MARK.value, dst, () => {
       open = this.o.telemetry.opened(meta);
     });
-    this.plaintext.delete(client);
     report(open, meta, this.o.telemetry, r);
   }
 
@@ -244,10 +222,9 @@ export class PodProxy {
     for (const s of this.servers) s.close();
     this.servers = [];
     this.inbound.close(false);
-    const deadline = Date.now() + drainMs;
-    while (this.live.size + this.inbound.active() > 0 && Date.now() < deadline) await sleep(100);
-    for (const s of this.live) s.resetAndDestroy();
+    await this.o.connections.settle(drainMs);
     this.inbound.close(true);
+    this.o.connections.close('the pod left the mesh');
     this.pool.close();
   }
 }

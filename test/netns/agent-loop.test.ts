@@ -12,19 +12,12 @@ import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1Pod } from '@kubernetes/client-node';
-import { createRootCa } from '../../src/ca/signer.js';
-import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
 import type { SpiffeId } from '../../src/identity/spiffe.js';
-import { TrustBundle } from '../../src/identity/trust-bundle.js';
-import { buildClusterIndex } from '../../src/k8s/cluster-index.js';
-import { buildWaypointIndex } from '../../src/k8s/waypoint-index.js';
 import { REDIRECTION_ANNOTATION } from '../../src/k8s/enrollment.js';
 import { createListener, createSocket } from '../../src/native/netns-socket.js';
-import { authorize } from '../../src/policy/authorization.js';
-import type { ConnectionObserver } from '../../src/telemetry/connection-observer.js';
-import type { DataPlane, LoopPath } from '../../src/tunnel/dataplane.js';
+import type { LoopPath } from '../../src/tunnel/dataplane.js';
 import { HboneError, HbonePool } from '../../src/tunnel/hbone-pool.js';
-import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../../src/tunnel/hbone-limits.js';
+import { DEFAULT_HBONE_LIMITS } from '../../src/tunnel/hbone-limits.js';
 import { NativeHub } from '../../src/tunnel/native-hub.js';
 import { NativePodProxy } from '../../src/tunnel/native-pod-proxy.js';
 import { PodProxy } from '../../src/tunnel/pod-proxy.js';
@@ -32,7 +25,7 @@ import { eventually } from '../helpers/apiserver.js';
 import { createTopology, type TestPod } from '../helpers/netns.js';
 import { applyPodRules, removePodRules } from '../helpers/pod-rules.js';
 import { rootTest } from '../helpers/root.js';
-import { issueWorkloadCert } from '../helpers/workload-certs.js';
+import { proxyOptions, testDataPlane } from '../helpers/test-dataplane.js';
 
 const TD = 'cluster.local';
 const idOf = (sa: string): SpiffeId => ({ trustDomain: TD, namespace: 'loop', serviceAccount: sa });
@@ -121,31 +114,13 @@ rootTest(`--dataplane ${mode}: connections to the agent’s own listeners in a p
   const [a, b, c] = topo.pods as [TestPod, TestPod, TestPod];
   const closers: Array<() => unknown> = [];
   try {
-    const root = await createRootCa(TD);
-    const bundle = new TrustBundle(root.certPem);
-    const certs = new Map<string, WorkloadCertificate>();
-    for (const sa of ['a', 'b', 'c']) certs.set(sa, await issueWorkloadCert(root, idOf(sa)));
-    const index = buildClusterIndex([v1Pod('a', a, true), v1Pod('b', b, false), v1Pod('c', c, true)], [], []);
-    const loops: LoopPath[] = [];
-    const noWaypoints = buildWaypointIndex({ namespaces: [], services: [], pods: [], gateways: [] });
-    const dataplane: DataPlane = {
-      index: () => index,
-    waypoints: () => noWaypoints,
-      trustDomain: TD,
-      bundle,
-      certificate: (id) => certs.get(id.serviceAccount),
-      authorize: (r) => authorize([], 'warren-system', r),
-      plaintextAllowed: () => true,
-      hbone: new HboneGuard(DEFAULT_HBONE_LIMITS),
-      loopRefused: (path) => loops.push(path),
-    };
-    const telemetry: ConnectionObserver = { opened: () => ({ closed: () => {} }), refused: () => {} };
+    const { dataplane, bundle, certs, loops } = await testDataPlane(TD, ['a', 'b', 'c'].map(idOf), [v1Pod('a', a, true), v1Pod('b', b, false), v1Pod('c', c, true)]);
     const hub = mode === 'native' ? new NativeHub(dataplane, 2) : undefined;
     if (hub !== undefined) closers.push(() => hub.stop());
     for (const [name, pod] of [['a', a], ['c', c]] as const) {
       await applyPodRules('nft', pod);
       closers.push(() => removePodRules('nft', pod));
-      const options = { pod: `loop/${name}`, namespace: 'loop', labels: {}, netns: pod.path, ips: [pod.ipv4, pod.ipv6], identity: idOf(name), dataplane, telemetry };
+      const options = proxyOptions(dataplane, { pod: `loop/${name}`, namespace: 'loop', identity: idOf(name), netns: pod });
       const proxy = hub === undefined ? await PodProxy.start(options) : await NativePodProxy.start(options, hub);
       closers.push(() => proxy.close(0));
     }

@@ -19,6 +19,7 @@ import { createListener, createSocket } from '../../src/native/netns-socket.js';
 import { HboneInbound } from '../../src/tunnel/hbone-inbound.js';
 import { DEFAULT_HBONE_LIMITS, HboneGuard, type HboneLimits, type HboneRefusal } from '../../src/tunnel/hbone-limits.js';
 import { HbonePool } from '../../src/tunnel/hbone-pool.js';
+import { ConnectionRegistry } from '../../src/tunnel/connection-registry.js';
 import { eventually } from '../helpers/apiserver.js';
 import { createTopology, inNetns } from '../helpers/netns.js';
 import { rootTest } from '../helpers/root.js';
@@ -47,7 +48,7 @@ process.once('beforeExit', () => process.exit());
 async function hboneServer(cert: WorkloadCertificate, bundle: TrustBundle, limits: Partial<HboneLimits>, netns = SELF): Promise<Rig> {
   const refusals: HboneRefusal[] = [];
   const guard = new HboneGuard({ ...DEFAULT_HBONE_LIMITS, ...limits }, (reason) => refusals.push(reason));
-  const inbound = new HboneInbound({ netns, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: TD, authorize: () => ({ allow: true }), opened: () => ({ closed: () => {} }), refused: () => {}, guard });
+  const inbound = new HboneInbound({ netns, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: TD, authorize: () => ({ allow: true }), opened: () => ({ closed: () => {} }), refused: () => {}, guard, connections: new ConnectionRegistry().forPod() });
   const server = net.createServer((s) => inbound.accept(s));
   await new Promise<void>((resolve) => (netns === SELF ? server.listen(0, '127.0.0.1', resolve) : server.listen({ fd: createListener({ netns, port: 15008, family: 4 }) }, resolve)));
   return {

@@ -8,6 +8,7 @@ import { TrustBundle } from '../../src/identity/trust-bundle.js';
 import { HboneInbound } from '../../src/tunnel/hbone-inbound.js';
 import { HbonePool } from '../../src/tunnel/hbone-pool.js';
 import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../../src/tunnel/hbone-limits.js';
+import { ConnectionRegistry } from '../../src/tunnel/connection-registry.js';
 import { spliceStream } from '../../src/tunnel/stream-splice.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
@@ -20,6 +21,8 @@ let cert: WorkloadCertificate;
 let echo: Server;
 let hbone: Server;
 let inbound: HboneInbound;
+/** the HBONE server's streams, as the agent's connection registry tracks them */
+const connections = new ConnectionRegistry().forPod();
 let echoPort: number;
 const echoConnections = new Set<Socket>();
 let hbonePort: number;
@@ -36,7 +39,7 @@ before(async () => {
   });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   echoPort = (echo.address() as { port: number }).port;
-  inbound = new HboneInbound({ netns: SELF, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: 'cluster.local', authorize: () => ({ allow: true }), opened: () => ({ closed: () => {} }), refused: () => {}, guard: new HboneGuard(DEFAULT_HBONE_LIMITS) });
+  inbound = new HboneInbound({ netns: SELF, podIps: ['127.0.0.1'], certificate: () => cert, bundle, trustDomain: 'cluster.local', authorize: () => ({ allow: true }), opened: () => ({ closed: () => {} }), refused: () => {}, guard: new HboneGuard(DEFAULT_HBONE_LIMITS), connections });
   hbone = createTcpServer((s) => inbound.accept(s));
   await new Promise<void>((r) => hbone.listen(0, '127.0.0.1', r));
   hbonePort = (hbone.address() as { port: number }).port;
@@ -66,7 +69,7 @@ rootTest('200 concurrent streams over the pool all finish and leave nothing open
     );
     assert.deepEqual(results, results.map((_, i) => `stream ${i}`));
     assert.ok(pool.stats()[0]!.connections <= 2, `${pool.stats()[0]!.connections} connections`);
-    await eventually(() => pool.stats().every((s) => s.streams === 0) && inbound.active() === 0, 'every stream closed on both sides', 5000);
+    await eventually(() => pool.stats().every((s) => s.streams === 0) && connections.count() === 0, 'every stream closed on both sides', 5000);
   } finally {
     pool.close();
   }
@@ -98,7 +101,7 @@ rootTest('200 captured connections spliced into streams: echo, then the clients 
     assert.deepEqual(echoed, sockets.map((_, i) => `c${i}`));
     for (const c of sockets) c.destroy();
     await eventually(() => spliced === 201, 'the victim and all 200 splices finished', 5000);
-    await eventually(() => pool.stats().every((x) => x.streams === 0) && inbound.active() === 0, 'every stream closed on both sides', 5000);
+    await eventually(() => pool.stats().every((x) => x.streams === 0) && connections.count() === 0, 'every stream closed on both sides', 5000);
   } finally {
     front.close();
     pool.close();

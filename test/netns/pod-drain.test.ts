@@ -15,23 +15,14 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1Pod } from '@kubernetes/client-node';
-import { createRootCa } from '../../src/ca/signer.js';
-import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
 import type { SpiffeId } from '../../src/identity/spiffe.js';
-import { TrustBundle } from '../../src/identity/trust-bundle.js';
-import { buildClusterIndex } from '../../src/k8s/cluster-index.js';
 import { REDIRECTION_ANNOTATION } from '../../src/k8s/enrollment.js';
 import { createListener, createSocket } from '../../src/native/netns-socket.js';
-import { authorize } from '../../src/policy/authorization.js';
-import type { ConnectionObserver } from '../../src/telemetry/connection-observer.js';
-import type { DataPlane } from '../../src/tunnel/dataplane.js';
-import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../../src/tunnel/hbone-limits.js';
 import { PodProxy } from '../../src/tunnel/pod-proxy.js';
 import { createTopology, inNetns, type TestPod } from '../helpers/netns.js';
 import { applyPodRules, removePodRules } from '../helpers/pod-rules.js';
 import { rootTest } from '../helpers/root.js';
-import { issueWorkloadCert } from '../helpers/workload-certs.js';
-import { buildWaypointIndex } from '../../src/k8s/waypoint-index.js';
+import { proxyOptions, testDataPlane } from '../helpers/test-dataplane.js';
 
 const TD = 'cluster.local';
 const APP_PORT = 9000;
@@ -97,24 +88,7 @@ rootTest('a drained pod: every connection works until the drain deadline, then b
   const [a, b, c, d] = topo.pods as [TestPod, TestPod, TestPod, TestPod];
   const closers: Array<() => unknown> = [];
   try {
-    const root = await createRootCa(TD);
-    const bundle = new TrustBundle(root.certPem);
-    const certs = new Map<string, WorkloadCertificate>();
-    for (const sa of ['a', 'b']) certs.set(sa, await issueWorkloadCert(root, idOf(sa)));
-    const index = buildClusterIndex([v1Pod('a', a, true), v1Pod('b', b, true), v1Pod('c', c, false), v1Pod('d', d, false)], [], []);
-    const noWaypoints = buildWaypointIndex({ namespaces: [], services: [], pods: [], gateways: [] });
-    const dataplane: DataPlane = {
-      index: () => index,
-      waypoints: () => noWaypoints,
-      trustDomain: TD,
-      bundle,
-      certificate: (id) => certs.get(id.serviceAccount),
-      authorize: (r) => authorize([], 'warren-system', r),
-      plaintextAllowed: () => true,
-      hbone: new HboneGuard(DEFAULT_HBONE_LIMITS),
-      loopRefused: () => {},
-    };
-    const telemetry: ConnectionObserver = { opened: () => ({ closed: () => {} }), refused: () => {} };
+    const { dataplane } = await testDataPlane(TD, ['a', 'b'].map(idOf), [v1Pod('a', a, true), v1Pod('b', b, true), v1Pod('c', c, false), v1Pod('d', d, false)]);
     for (const pod of [a, b]) {
       await applyPodRules('nft', pod);
       closers.push(() => removePodRules('nft', pod));
@@ -124,7 +98,7 @@ rootTest('a drained pod: every connection works until the drain deadline, then b
     const appD = await echoApp(d);
     for (const app of [appB, appC, appD]) closers.push(() => app.server.close());
     const start = (name: string, pod: TestPod): Promise<PodProxy> =>
-      PodProxy.start({ pod: `drain/${name}`, namespace: 'drain', labels: {}, netns: pod.path, ips: [pod.ipv4, pod.ipv6], identity: idOf(name), dataplane, telemetry });
+      PodProxy.start(proxyOptions(dataplane, { pod: `drain/${name}`, namespace: 'drain', identity: idOf(name), netns: pod }));
 
     // Each order: the server's agent reaches its deadline first (the e2e's failing case), then the client's.
     for (const [round, firstMs, secondMs] of [['server side first', DRAIN_MS - 300, DRAIN_MS], ['client side first', DRAIN_MS, DRAIN_MS - 300]] as const) {

@@ -6,6 +6,7 @@ import type { RedirectBackend } from '../../src/redirect/backend.js';
 import type { DataPlane } from '../../src/tunnel/dataplane.js';
 import type { PodProxy, PodProxyOptions } from '../../src/tunnel/pod-proxy.js';
 import type { ConnectionObserver } from '../../src/telemetry/connection-observer.js';
+import { ConnectionRegistry } from '../../src/tunnel/connection-registry.js';
 
 const pod = (name: string, ips = ['10.244.1.9']): PodView => ({ uid: `uid-${name}`, namespace: 'shop', name, ips, labels: { app: name }, hostNetwork: false, serviceAccount: 'default', phase: 'Running' });
 
@@ -17,7 +18,7 @@ const pod = (name: string, ips = ['10.244.1.9']): PodView => ({ uid: `uid-${name
 function fakes(over: { failApply?: boolean; failProxy?: boolean; failIdentity?: boolean; netns?: string } = {}) {
   const journal: string[] = [];
   const annotations: Array<[string, RedirectionState, string | undefined]> = [];
-  const proxies = new Map<string, { relabeled: Array<Record<string, string>>; closedWith?: number }>();
+  const proxies = new Map<string, { reset: string[]; closedWith?: number }>();
   const backend: RedirectBackend = {
     name: 'nft',
     applyPod: async (netns, spec) => {
@@ -32,11 +33,11 @@ function fakes(over: { failApply?: boolean; failProxy?: boolean; failIdentity?: 
   const startProxy = async (o: PodProxyOptions): Promise<PodProxy> => {
     journal.push(`listen ${o.pod} ${o.netns}`);
     if (over.failProxy) throw new Error('bind failed');
-    const state: { relabeled: Array<Record<string, string>>; closedWith?: number } = { relabeled: [] };
+    const state: { reset: string[]; closedWith?: number } = { reset: [] };
     proxies.set(o.pod, state);
+    // One live inbound connection, admitted by a policy that denies pods labeled tier=web.
+    o.connections.register('inbound', (reason) => void state.reset.push(reason)).authorizedBy(() => o.labels()['tier'] !== 'web');
     const fake = {
-      relabel: (labels: Record<string, string>) => (state.relabeled.push(labels), 1),
-      reauthorize: () => 0,
       close: async (drainMs: number) => {
         state.closedWith = drainMs;
         journal.push(`close ${o.pod} ${drainMs}`);
@@ -56,6 +57,7 @@ function fakes(over: { failApply?: boolean; failProxy?: boolean; failIdentity?: 
     },
     releaseIdentity: (uid) => void journal.push(`release ${uid}`),
     startProxy,
+    connections: new ConnectionRegistry(),
     dataplane: {} as DataPlane,
     telemetry: {} as ConnectionObserver,
     ruleError: (op) => void ruleErrors.push(op),
@@ -160,14 +162,30 @@ test('a deleted pod: no rules to remove in a netns that is gone, no drain, no an
   assert.equal(f.journal.length, 3, 'unenrolling twice does nothing the second time');
 });
 
-test('relabel reaches the proxy only when the labels changed', async () => {
+test('relabel: the proxy sees the new labels, and the pod\'s live connections they no longer allow are reset; same labels or an unknown pod change nothing', async () => {
   const f = fakes();
   const m = new EnrollmentManager(f.deps);
   await m.enroll(pod('a'), '/var/run/netns/a');
+  await m.enroll(pod('b', ['10.244.1.10']), '/var/run/netns/b');
   assert.equal(m.relabel('uid-a', { app: 'a' }), 0);
+  assert.equal(m.relabel('uid-a', { app: 'a', version: 'v2' }), 0, 'still allowed');
+  assert.deepEqual(f.proxies.get('shop/a')?.reset, []);
   assert.equal(m.relabel('uid-a', { app: 'a', tier: 'web' }), 1);
+  assert.deepEqual(f.proxies.get('shop/a')?.reset, ['a policy change denies this connection']);
+  assert.deepEqual(f.proxies.get('shop/b')?.reset, [], "another pod's connections are not touched");
+  assert.deepEqual(m.enrolled().find((p) => p.uid === 'uid-a')?.labels, { app: 'a', tier: 'web' });
   assert.equal(m.relabel('uid-unknown', { app: 'x' }), 0);
-  assert.deepEqual(f.proxies.get('shop/a')?.relabeled, [{ app: 'a', tier: 'web' }]);
+});
+
+test('a policy change re-checks every enrolled pod\'s connections in the one registry, with each pod\'s current labels', async () => {
+  const f = fakes();
+  const m = new EnrollmentManager(f.deps);
+  await m.enroll(pod('a'), '/var/run/netns/a');
+  await m.enroll(pod('b', ['10.244.1.10']), '/var/run/netns/b');
+  // Labels changed without a re-check (as if the policy that denies tier=web were new): the registry's sweep finds it.
+  m.enrolled().find((p) => p.uid === 'uid-b')!.labels = { app: 'b', tier: 'web' };
+  assert.equal(f.deps.connections.reauthorize(), 1);
+  assert.deepEqual([f.proxies.get('shop/a')?.reset, f.proxies.get('shop/b')?.reset], [[], ['a policy change denies this connection']]);
 });
 
 test('a burst of enrollments writes the node SNAT far fewer times than once per pod, ending with every pod IP', async () => {
