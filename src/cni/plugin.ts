@@ -2,6 +2,8 @@ import { describeIssue } from '../config/zod-issue.js';
 import { z } from 'zod';
 import type { ErrorCode } from '../errors/error-codes.js';
 import { WarrenError } from '../errors/warren-error.js';
+import { cniCodeForAgentStatus } from '../errors/http-status.js';
+import { CNI_ERROR } from './cni-codes.js';
 
 /**
  * The chained CNI plugin `warren-cni` (CNI spec 1.0/1.1, docs/architecture.md §4) as a
@@ -17,16 +19,6 @@ export const DEFAULT_EXCLUDE_NAMESPACES: readonly string[] = ['kube-system'];
 export const DEFAULT_TIMEOUT_SECONDS = 5;
 /** DEL only informs the agent (it also learns of deleted pods from the API server): never hold up teardown long. */
 export const DEL_TIMEOUT_MS = 1000;
-
-/** Error codes of the CNI spec ("Error" section) plus warren's own plugin-specific one. */
-export const CNI_ERROR = {
-  incompatibleVersion: 1,
-  invalidEnvironment: 4,
-  decodeFailure: 6,
-  invalidConfig: 7,
-  tryAgainLater: 11,
-  agentRefused: 999,
-} as const;
 
 export type AgentPath = '/v1/cni/add' | '/v1/cni/del';
 export interface AgentResponse {
@@ -209,7 +201,7 @@ async function add(env: Record<string, string | undefined>, stdin: string, deps:
   if (res.status !== 200) {
     const message = agentMessage(res.body);
     throw new CniPluginError(
-      res.status === 503 ? CNI_ERROR.tryAgainLater : CNI_ERROR.agentRefused,
+      cniCodeForAgentStatus(res.status),
       `warren node agent could not enroll ${who} (HTTP ${res.status})${message === undefined ? '' : `: ${message}`}`,
       message === undefined ? res.body.slice(0, 500) : '',
     );

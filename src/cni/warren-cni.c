@@ -582,6 +582,7 @@ int main(void) {
   if (ans.status != 200 || ans.exit_code < 0) {
     char details[512];
     snprintf(details, sizeof details, "%.*s", (int)(ans.body_len < 500 ? ans.body_len : 500), ans.body);
+    /* 503 (a retryable failure) is "try again later", as cniCodeForAgentStatus in src/errors/http-status.ts */
     return fail(version, ans.status == 503 ? CODE_TRY_AGAIN : CODE_AGENT_REFUSED, details, "warren node agent could not handle %s for %s (HTTP %d)", command, pod, ans.status);
   }
   write_all(1, ans.body, ans.body_len);

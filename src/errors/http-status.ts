@@ -1,3 +1,4 @@
+import { CNI_ERROR } from '../cni/cni-codes.js';
 import type { ErrorCode } from './error-codes.js';
 import { WarrenError } from './warren-error.js';
 
@@ -17,4 +18,14 @@ export function clientErrorStatus(err: unknown): 400 | 404 | undefined {
  */
 export function httpStatusForError(err: unknown): 400 | 404 | 500 | 503 {
   return clientErrorStatus(err) ?? (err instanceof WarrenError && err.retryable ? 503 : 500);
+}
+
+/**
+ * The CNI result code the plugin reports for an agent's non-200 answer: 503 (retryable)
+ * is "try again later", so the kubelet retries the sandbox; anything else refuses the
+ * pod. The static plugin (src/cni/warren-cni.c) does the same; cni-plugin-binary.test.ts
+ * holds the two equal.
+ */
+export function cniCodeForAgentStatus(status: number): typeof CNI_ERROR.tryAgainLater | typeof CNI_ERROR.agentRefused {
+  return status === 503 ? CNI_ERROR.tryAgainLater : CNI_ERROR.agentRefused;
 }

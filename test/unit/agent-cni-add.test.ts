@@ -10,7 +10,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { handleCniAdd, type CniAddDeps } from '../../src/agent/cni-add.js';
 import { startCniServer, type CniRequest } from '../../src/agent/cni-server.js';
 import type { PodView } from '../../src/agent/enrollment-plan.js';
-import { CNI_ERROR } from '../../src/cni/plugin.js';
+import { CNI_ERROR } from '../../src/cni/cni-codes.js';
 import { httpStatusForError } from '../../src/errors/http-status.js';
 import { WarrenError } from '../../src/errors/warren-error.js';
 import { addRequestBody, cniEnv, netConf, runPlugin } from '../helpers/cni-plugin.js';

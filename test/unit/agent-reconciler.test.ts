@@ -3,12 +3,13 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PodView, Unenrollment } from '../../src/agent/enrollment-plan.js';
 import { Reconciler, type ReconcilerDeps } from '../../src/agent/reconciler.js';
+import { WarrenError } from '../../src/errors/warren-error.js';
 
 const pod = (name: string, over: Partial<PodView> = {}): PodView => ({ uid: `uid-${name}`, namespace: 'shop', name, ips: ['10.244.1.9'], labels: {}, hostNetwork: false, serviceAccount: 'default', phase: 'Running', ...over });
 const ambient = new Map([['shop', { 'warren.io/dataplane-mode': 'ambient' }]]);
 
 /** An enrollment manager as a map of UID → labels; `failures` makes the next N enrollments of a pod fail. */
-function fakes(pods: PodView[], failures = new Map<string, number>()) {
+function fakes(pods: PodView[], failures = new Map<string, number>(), error: (p: PodView) => Error = () => new Error('netns not found yet')) {
   const enrolled = new Map<string, Record<string, string>>();
   const calls: string[] = [];
   const deps: ReconcilerDeps = {
@@ -21,7 +22,7 @@ function fakes(pods: PodView[], failures = new Map<string, number>()) {
       const left = failures.get(p.uid) ?? 0;
       if (left > 0) {
         failures.set(p.uid, left - 1);
-        throw new Error('netns not found yet');
+        throw error(p);
       }
       enrolled.set(p.uid, p.labels);
     },
@@ -95,4 +96,28 @@ test('stop cancels a pending pass and a pending retry', async (t) => {
   t.mock.timers.tick(10_000);
   await new Promise(setImmediate);
   assert.deepEqual(f.calls, ['enroll a']);
+});
+
+test("an error's retryable decides the retry: retryable soon, non-retryable only after the hold (not on every informer event meanwhile)", async () => {
+  const failures = new Map([['uid-flaky', 2], ['uid-refused', 1]]);
+  const f = fakes([pod('flaky'), pod('refused')], failures, (p) =>
+    p.name === 'flaky' ? new WarrenError('ERR_NETNS_NOT_FOUND', 'no netns yet', { retryable: true }) : new WarrenError('ERR_COMMAND_FAILED', 'nft: rule refused'),
+  );
+  f.deps.holdMs = 400;
+  const r = new Reconciler(f.deps);
+  const started = Date.now();
+  r.markSynced();
+  for (let i = 0; i < 100 && !f.enrolled.has('uid-flaky'); i++) {
+    r.soon(); // informer events keep coming
+    await sleep(10);
+  }
+  const count = (name: string): number => f.calls.filter((c) => c === `enroll ${name}`).length;
+  assert.equal(count('flaky'), 3, 'the retryable failure was retried until it worked');
+  assert.equal(count('refused'), 1, 'the non-retryable one was not, despite the passes');
+  assert.ok(f.calls.some((c) => c.startsWith('log enrollment not retried') && c.includes('ERR_COMMAND_FAILED')));
+  for (let i = 0; i < 200 && !f.enrolled.has('uid-refused'); i++) await sleep(10);
+  assert.ok(f.enrolled.has('uid-refused'), 'tried again once the hold is over');
+  assert.ok(Date.now() - started >= 390, `held for ${Date.now() - started} ms`);
+  assert.equal(count('refused'), 2);
+  r.stop();
 });

@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startCniServer, type CniRequest } from '../../src/agent/cni-server.js';
 import { installCniPlugin } from '../../src/cni/installer.js';
-import { CNI_ERROR, SUPPORTED_CNI_VERSIONS } from '../../src/cni/plugin.js';
+import { CNI_ERROR } from '../../src/cni/cni-codes.js';
+import { cniCodeForAgentStatus, httpStatusForError } from '../../src/errors/http-status.js';
+import { WarrenError } from '../../src/errors/warren-error.js';
+import { SUPPORTED_CNI_VERSIONS } from '../../src/cni/plugin.js';
 import { addRequestBody, cniEnv, listen, netConf, prevResult, runPlugin } from '../helpers/cni-plugin.js';
 import { fileURLToPath } from 'node:url';
 
@@ -106,6 +109,25 @@ test('ADD fails closed with the agent\'s message when it cannot enroll; bad env 
   assert.match(cniError(noNetns.stdout).msg, /CNI_NETNS is not set/);
   const garbage = await runPlugin(installed, [], cniEnv(), '{"cniVersion": ');
   assert.deepEqual([garbage.code, cniError(garbage.stdout).code], [1, CNI_ERROR.decodeFailure]);
+});
+
+test('the agent\'s failure reaches the kubelet as the one mapping says (error → HTTP status → CNI code): retryable is "try again later", the rest a refusal', async () => {
+  const failures = [new WarrenError('ERR_NETNS_NOT_FOUND', 'sandbox still starting', { retryable: true }), new WarrenError('ERR_COMMAND_FAILED', 'nft exited 1'), new Error('plain')];
+  try {
+    const codes: number[] = [];
+    for (const failure of failures) {
+      onAdd = async () => {
+        throw failure;
+      };
+      const out = await runPlugin(installed, [], cniEnv(), JSON.stringify(netConf({ agentSocket: socket })));
+      assert.equal(out.code, 1);
+      codes.push(cniError(out.stdout).code);
+    }
+    assert.deepEqual(codes, failures.map((f) => cniCodeForAgentStatus(httpStatusForError(f))));
+    assert.deepEqual(codes, [CNI_ERROR.tryAgainLater, CNI_ERROR.agentRefused, CNI_ERROR.agentRefused]);
+  } finally {
+    onAdd = async () => ({ enrolled: true });
+  }
 });
 
 test('agent absent or hung: ADD fails closed with code 11 within the timeout, DEL still succeeds', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CNI_ERROR, parseCniArgs, runCniPlugin, type AgentPath, type AgentResponse, type CniPluginDeps } from '../../src/cni/plugin.js';
+import { CNI_ERROR } from '../../src/cni/cni-codes.js';
+import { parseCniArgs, runCniPlugin, type AgentPath, type AgentResponse, type CniPluginDeps } from '../../src/cni/plugin.js';
 import { addRequestBody, cniEnv as env, netConf as conf, prevResult } from '../helpers/cni-plugin.js';
 
 interface Call {
