@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { httpStatusForError } from '../errors/http-status.js';
+import { WarrenError } from '../errors/warren-error.js';
 import { peerCredentials, socketFd } from '../native/netns-socket.js';
 import { readBodyText } from '../net/read-body.js';
 import { sendJson, sendText } from '../net/respond.js';
@@ -62,7 +63,7 @@ async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new Error(`the request body is not valid JSON: ${(err as Error).message}`);
+    throw new WarrenError('ERR_CNI_DECODE', `the request body is not valid JSON: ${(err as Error).message}`);
   }
 }
 

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, statSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
+import { WarrenError } from '../errors/warren-error.js';
 import { writeFileAtomic } from '../fs/write-file-atomic.js';
 import { PLUGIN_FILE, installPluginFile, removePluginFiles } from './plugin-file.js';
 
@@ -65,24 +66,24 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** Parses one conf file as libcni would; throws an Error saying why the runtime would not use it. */
+/** Parses one conf file as libcni would; throws a WarrenError (ERR_CNI_CONFIG) saying why the runtime would not use it. */
 export function parseConfFile(file: ConfFile): { list: Conflist; fromSingle: boolean } {
   let json: unknown;
   try {
     json = JSON.parse(file.text);
   } catch (err) {
-    throw new Error(`${file.name}: not valid JSON (${(err as Error).message}); skipped`);
+    throw new WarrenError('ERR_CNI_CONFIG', `${file.name}: not valid JSON (${(err as Error).message}); skipped`);
   }
-  if (!isObject(json)) throw new Error(`${file.name}: not a JSON object; skipped`);
+  if (!isObject(json)) throw new WarrenError('ERR_CNI_CONFIG', `${file.name}: not a JSON object; skipped`);
   if (file.name.endsWith('.conflist')) {
     const plugins = json.plugins;
     if (!Array.isArray(plugins) || plugins.length === 0 || !plugins.every(isObject)) {
-      throw new Error(`${file.name}: "plugins" must be a non-empty array of objects; skipped`);
+      throw new WarrenError('ERR_CNI_CONFIG', `${file.name}: "plugins" must be a non-empty array of objects; skipped`);
     }
     return { list: json as Conflist, fromSingle: false };
   }
   // containerd ignores a single-network file without a type.
-  if (typeof json.type !== 'string' || json.type === '') throw new Error(`${file.name}: no "type"; skipped as the runtime does`);
+  if (typeof json.type !== 'string' || json.type === '') throw new WarrenError('ERR_CNI_CONFIG', `${file.name}: no "type"; skipped as the runtime does`);
   return { list: { cniVersion: json.cniVersion, name: json.name, plugins: [json] }, fromSingle: true };
 }
 

@@ -4,6 +4,7 @@ import { isIPv6 } from 'node:net';
 import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../identity/spiffe.js';
 import type { CloseEvent, DataplaneEvent, DecideCaptured, DecideConnect, Decision } from '../native/dataplane.js';
 import { createListener } from '../native/netns-socket.js';
+import { WarrenError } from '../errors/warren-error.js';
 import { denyingPolicy, type L4Request } from '../policy/authorization.js';
 import { PORTS, PROXY_MARK } from '../redirect/constants.js';
 import type { ConnectionMeta, ConnectionResult, OpenConnection } from '../telemetry/connection-observer.js';
@@ -222,7 +223,7 @@ export class NativePodProxy {
     let peer: SpiffeId;
     try {
       peer = parseSpiffeId(e.peer);
-      if (peer.trustDomain !== this.o.dataplane.trustDomain) throw new Error(`peer ${e.peer} is not in trust domain ${this.o.dataplane.trustDomain}`);
+      if (peer.trustDomain !== this.o.dataplane.trustDomain) throw new WarrenError('ERR_PEER_IDENTITY', `peer ${e.peer} is not in trust domain ${this.o.dataplane.trustDomain}`);
     } catch (err) {
       return reject(401, (err as Error).message);
     }
