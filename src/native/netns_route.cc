@@ -34,14 +34,9 @@
 
 namespace {
 
-std::string ErrnoName(int err) {
-  if (err == 0) return "";
-  const char* name = strerrorname_np(err);
-  return name != nullptr ? name : "EUNKNOWN";
-}
-
 // The descriptor and error types the socket helpers use (netns_socket.h).
 using Failure = warren::SysError;
+using warren::ErrnoName;
 using warren::Fd;
 
 // One rtnetlink request with its own buffer for attributes.

@@ -9,14 +9,9 @@
 
 #include <napi.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <string.h>
 #include <linux/if_addr.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -30,20 +25,10 @@
 #include "netns_socket.h"
 #include "netns_route.h"
 
-// From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>;
-// spelled out because those headers clash with glibc's netinet headers.
-#ifndef SO_ORIGINAL_DST
-#define SO_ORIGINAL_DST 80
-#endif
-#ifndef IP6T_SO_ORIGINAL_DST
-#define IP6T_SO_ORIGINAL_DST 80
-#endif
-
 namespace warren {
 
 void ThrowSysError(Napi::Env env, const SysError& e) {
-  const char* name = strerrorname_np(e.err);
-  std::string errname = name != nullptr ? name : "EUNKNOWN";
+  std::string errname = ErrnoName(e.err);
   Napi::Error error = Napi::Error::New(env, errname + " " + e.operation);
   error.Set("errno", Napi::String::New(env, errname));
   error.Set("operation", Napi::String::New(env, e.operation));

@@ -1,15 +1,38 @@
-// Shared by the socket helpers (netns_socket.cc) and the native data path
-// (dataplane/*.cc): RAII descriptors and sockets made inside a netns.
+// Shared by the socket helpers (netns_socket.cc), policy routing (netns_route.cc)
+// and the native data path (dataplane/*.cc): errno names, RAII descriptors and
+// sockets made inside a netns.
 #pragma once
 
 #include <napi.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
 
+// From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>;
+// spelled out because those headers clash with glibc's netinet headers.
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
 namespace warren {
+
+// The errno's symbolic name ("ECONNREFUSED"), what the TypeScript side branches on;
+// "" for 0 and "EUNKNOWN" for a number glibc has no name for.
+inline std::string ErrnoName(int err) {
+  if (err == 0) return "";
+  const char* name = strerrorname_np(err);
+  return name != nullptr ? name : "EUNKNOWN";
+}
 
 struct SysError {
   int err;

@@ -1,12 +1,7 @@
 #include "engine.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -14,13 +9,6 @@
 #include <deque>
 #include <thread>
 #include <unordered_set>
-
-#ifndef SO_ORIGINAL_DST
-#define SO_ORIGINAL_DST 80
-#endif
-#ifndef IP6T_SO_ORIGINAL_DST
-#define IP6T_SO_ORIGINAL_DST 80
-#endif
 
 namespace warren::dp {
 
@@ -48,8 +36,7 @@ int64_t NowMs() {
 }
 
 std::string ErrnoText(const char* what, int err) {
-  const char* name = strerrorname_np(err);
-  return std::string(what) + ": " + (name != nullptr ? name : "EUNKNOWN");
+  return std::string(what) + ": " + ErrnoName(err);
 }
 
 // A FIFO of bytes whose storage is returned as soon as it drains (idle
