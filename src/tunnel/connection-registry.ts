@@ -100,7 +100,7 @@ export class PodConnections {
 
 /**
  * The node agent's one registry of live proxied connections (ztunnel's
- * ConnectionManager, docs/architecture.md §2): each enrolled pod's connections,
+ * ConnectionManager, docs/architecture.md §4): each enrolled pod's connections,
  * re-authorized together when a policy changes, one pod's when its labels change,
  * drained per pod when it leaves the mesh or the agent stops.
  */

@@ -4,6 +4,7 @@ import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
 import type { SpiffeId } from '../../src/identity/spiffe.js';
 import { TrustBundle } from '../../src/identity/trust-bundle.js';
 import { buildClusterIndex } from '../../src/k8s/cluster-index.js';
+import { REDIRECTION_ANNOTATION } from '../../src/k8s/enrollment.js';
 import { buildWaypointIndex } from '../../src/k8s/waypoint-index.js';
 import { authorize } from '../../src/policy/authorization.js';
 import type { ConnectionObserver } from '../../src/telemetry/connection-observer.js';
@@ -14,17 +15,27 @@ import type { PodProxyOptions } from '../../src/tunnel/pod-proxy.js';
 import type { TestPod } from './netns.js';
 import { issueWorkloadCert } from './workload-certs.js';
 
+/** A test pod as the API server would list it: service account and UID named after it, enrolled or not. */
+function v1Pod(namespace: string, name: string, pod: TestPod, enrolled: boolean): V1Pod {
+  return {
+    metadata: { name, namespace, uid: `uid-${name}`, annotations: enrolled ? { [REDIRECTION_ANNOTATION]: 'enabled' } : {} },
+    spec: { serviceAccountName: name, nodeName: 'node-1', containers: [] },
+    status: { phase: 'Running', podIPs: [{ ip: pod.ipv4 }, { ip: pod.ipv6 }] },
+  };
+}
+
 /**
  * What the node agent shares with its pods' proxies, for a test process that is
- * the agent: a fresh root CA, one workload certificate per identity, the given
- * pods in the cluster index, no policy, no waypoint; loops refused are recorded.
+ * the agent: a fresh root CA, a workload certificate for each pod (its service
+ * account is its name), the pods in the cluster index, no policy, no waypoint;
+ * loops refused are recorded.
  */
-export async function testDataPlane(trustDomain: string, identities: readonly SpiffeId[], pods: readonly V1Pod[]) {
+export async function testDataPlane(trustDomain: string, namespace: string, pods: ReadonlyArray<{ name: string; pod: TestPod; enrolled: boolean }>) {
   const root = await createRootCa(trustDomain);
   const bundle = new TrustBundle(root.certPem);
   const certs = new Map<string, WorkloadCertificate>();
-  for (const id of identities) certs.set(id.serviceAccount, await issueWorkloadCert(root, id));
-  const index = buildClusterIndex(pods, [], []);
+  for (const p of pods) certs.set(p.name, await issueWorkloadCert(root, { trustDomain, namespace, serviceAccount: p.name }));
+  const index = buildClusterIndex(pods.map((p) => v1Pod(namespace, p.name, p.pod, p.enrolled)), [], []);
   const noWaypoints = buildWaypointIndex({ namespaces: [], services: [], pods: [], gateways: [] });
   const loops: LoopPath[] = [];
   const dataplane: DataPlane = {

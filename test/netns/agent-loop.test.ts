@@ -11,9 +11,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { V1Pod } from '@kubernetes/client-node';
 import type { SpiffeId } from '../../src/identity/spiffe.js';
-import { REDIRECTION_ANNOTATION } from '../../src/k8s/enrollment.js';
 import { createListener, createSocket } from '../../src/native/netns-socket.js';
 import type { LoopPath } from '../../src/tunnel/dataplane.js';
 import { HboneError, HbonePool } from '../../src/tunnel/hbone-pool.js';
@@ -29,14 +27,6 @@ import { proxyOptions, testDataPlane } from '../helpers/test-dataplane.js';
 
 const TD = 'cluster.local';
 const idOf = (sa: string): SpiffeId => ({ trustDomain: TD, namespace: 'loop', serviceAccount: sa });
-
-function v1Pod(name: string, pod: TestPod, enrolled: boolean): V1Pod {
-  return {
-    metadata: { name, namespace: 'loop', uid: `uid-${name}`, annotations: enrolled ? { [REDIRECTION_ANNOTATION]: 'enabled' } : {} },
-    spec: { serviceAccountName: name, nodeName: 'node-1', containers: [] },
-    status: { phase: 'Running', podIPs: [{ ip: pod.ipv4 }, { ip: pod.ipv6 }] },
-  };
-}
 
 interface Attempt {
   ms: number;
@@ -114,7 +104,7 @@ rootTest(`--dataplane ${mode}: connections to the agent’s own listeners in a p
   const [a, b, c] = topo.pods as [TestPod, TestPod, TestPod];
   const closers: Array<() => unknown> = [];
   try {
-    const { dataplane, bundle, certs, loops } = await testDataPlane(TD, ['a', 'b', 'c'].map(idOf), [v1Pod('a', a, true), v1Pod('b', b, false), v1Pod('c', c, true)]);
+    const { dataplane, bundle, certs, loops } = await testDataPlane(TD, 'loop', [{ name: 'a', pod: a, enrolled: true }, { name: 'b', pod: b, enrolled: false }, { name: 'c', pod: c, enrolled: true }]);
     const hub = mode === 'native' ? new NativeHub(dataplane, 2) : undefined;
     if (hub !== undefined) closers.push(() => hub.stop());
     for (const [name, pod] of [['a', a], ['c', c]] as const) {

@@ -14,9 +14,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { V1Pod } from '@kubernetes/client-node';
 import type { SpiffeId } from '../../src/identity/spiffe.js';
-import { REDIRECTION_ANNOTATION } from '../../src/k8s/enrollment.js';
 import { createListener, createSocket } from '../../src/native/netns-socket.js';
 import { PodProxy } from '../../src/tunnel/pod-proxy.js';
 import { createTopology, inNetns, type TestPod } from '../helpers/netns.js';
@@ -28,14 +26,6 @@ const TD = 'cluster.local';
 const APP_PORT = 9000;
 const DRAIN_MS = 1500;
 const idOf = (sa: string): SpiffeId => ({ trustDomain: TD, namespace: 'drain', serviceAccount: sa });
-
-function v1Pod(name: string, pod: TestPod, enrolled: boolean): V1Pod {
-  return {
-    metadata: { name, namespace: 'drain', uid: `uid-${name}`, annotations: enrolled ? { [REDIRECTION_ANNOTATION]: 'enabled' } : {} },
-    spec: { serviceAccountName: name, nodeName: 'node-1', containers: [] },
-    status: { phase: 'Running', podIPs: [{ ip: pod.ipv4 }, { ip: pod.ipv6 }] },
-  };
-}
 
 /** How one end of a connection ended: a FIN seen ('end'), the error, and when it closed. */
 interface Ending {
@@ -88,7 +78,7 @@ rootTest('a drained pod: every connection works until the drain deadline, then b
   const [a, b, c, d] = topo.pods as [TestPod, TestPod, TestPod, TestPod];
   const closers: Array<() => unknown> = [];
   try {
-    const { dataplane } = await testDataPlane(TD, ['a', 'b'].map(idOf), [v1Pod('a', a, true), v1Pod('b', b, true), v1Pod('c', c, false), v1Pod('d', d, false)]);
+    const { dataplane } = await testDataPlane(TD, 'drain', [{ name: 'a', pod: a, enrolled: true }, { name: 'b', pod: b, enrolled: true }, { name: 'c', pod: c, enrolled: false }, { name: 'd', pod: d, enrolled: false }]);
     for (const pod of [a, b]) {
       await applyPodRules('nft', pod);
       closers.push(() => removePodRules('nft', pod));
