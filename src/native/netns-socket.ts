@@ -141,7 +141,7 @@ export function peerCredentials(fd: number): PeerCredentials {
   return call(() => native().peerCredentials(fd));
 }
 
-/** The kernel fd behind a connected or accepted net.Socket (libuv TCP or pipe handle). */
+/** The kernel fd behind a connected or accepted net.Socket (libuv TCP or pipe handle): Node has no public accessor for it. */
 export function socketFd(socket: import('node:net').Socket): number {
   const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) {
