@@ -32,11 +32,12 @@ function fakes(over: { failApply?: boolean; failProxy?: boolean; failIdentity?: 
   };
   const startProxy = async (o: PodProxyOptions): Promise<PodProxy> => {
     journal.push(`listen ${o.pod} ${o.netns}`);
-    if (over.failProxy) throw new Error('bind failed');
     const state: { reset: string[]; closedWith?: number } = { reset: [] };
     proxies.set(o.pod, state);
-    // One live inbound connection, admitted by a policy that denies pods labeled tier=web.
+    // One live inbound connection, admitted by a policy that denies pods labeled tier=web
+    // (one listener took it before another failed to bind, with failProxy).
     o.connections.register('inbound', (reason) => void state.reset.push(reason)).authorizedBy(() => o.labels()['tier'] !== 'web');
+    if (over.failProxy) throw new Error('bind failed');
     const fake = {
       close: async (drainMs: number) => {
         state.closedWith = drainMs;
@@ -127,6 +128,7 @@ test('listeners that cannot start take the rules back (rules without listeners w
   assert.ok(i >= 0 && f.journal.indexOf('removePod /var/run/netns/a') > i, f.journal.join('\n'));
   assert.deepEqual(m.enrolled(), []);
   assert.equal(f.annotations.at(-1)?.[1], 'failed');
+  assert.deepEqual(f.proxies.get('shop/a')?.reset, ['enrollment failed'], 'what it had accepted is reset');
 });
 
 test('no certificate: no rules at all (a pod that cannot speak mTLS is not captured)', async () => {
