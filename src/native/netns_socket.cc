@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "netns_socket.h"
+#include "netns_nft.h"
 #include "netns_route.h"
 
 // From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>;
@@ -393,6 +394,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threadNetnsInode", Napi::Function::New(env, NetnsInode));
   warren::InitDataplane(env, exports);
   InitNetnsRoute(env, exports);
+  InitNetnsNft(env, exports);
   return exports;
 }
 
