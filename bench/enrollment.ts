@@ -23,6 +23,8 @@ export interface EnrollmentBenchResult {
   /** after a full GC in the agent: idle, and with the fleet enrolled */
   afterGc: { idle: { rssMiB: number; heapMiB: number }; enrolled: { rssMiB: number; heapMiB: number } };
   enrolledOnNode: number;
+  /** p50 / p99 of each phase of the label-driven enrollments, as the agent logged them ("pod enrolled" ms) */
+  phasesMs: Record<string, { p50: number; p99: number }>;
 }
 
 const deployment = (ns: string, name: string, replicas: number): string =>
@@ -67,6 +69,14 @@ async function cniTimes(logPath: string, namespace: string): Promise<number[]> {
 interface LogLine {
   time: number;
   msg: string;
+  ms?: Record<string, number>;
+}
+
+/** Where the enrollments' time went, per phase (src/agent/enrollment-manager.ts logs it). */
+function phases(lines: LogLine[]): Record<string, { p50: number; p99: number }> {
+  const byPhase = new Map<string, number[]>();
+  for (const l of lines) if (l.msg === 'pod enrolled') for (const [k, v] of Object.entries(l.ms ?? {})) byPhase.set(k, [...(byPhase.get(k) ?? []), v]);
+  return Object.fromEntries([...byPhase].map(([k, v]) => [k, { p50: percentile(v, 50), p99: percentile(v, 99) }]));
 }
 
 async function agentLog(stateDir: string, node: string): Promise<LogLine[]> {
@@ -139,7 +149,9 @@ export async function benchEnrollment(pods = 110, creations = 40): Promise<Enrol
     const enrolledOnNode = (await core.listNamespacedPod({ namespace: 'fleet', fieldSelector: 'spec.nodeName=node-1' })).items.length;
 
     // Agent restart: the supervisor starts a new one (as a DaemonSet would), which re-finds every pod.
-    const before = (await agentLog(stateDir, 'node-1')).length;
+    const labelRun = await agentLog(stateDir, 'node-1');
+    const phasesMs = phases(labelRun);
+    const before = labelRun.length;
     const killedAt = Date.now();
     process.kill(agent1, 'SIGKILL');
     let resync: EnrollmentBenchResult['resync'] | undefined;
@@ -175,7 +187,7 @@ export async function benchEnrollment(pods = 110, creations = 40): Promise<Enrol
       return { p50: percentile(times, 50), p99: percentile(times, 99), n: times.length };
     };
     const cniAddMs = { excluded: await stats('kube-system'), unlabeled: await stats('plain'), enrolled: await stats('meshed') };
-    return { pods, enrollSeconds, cniAddMs, resync, pluginStartMs, agentRssIdleMiB, agentRssEnrolledMiB, afterGc: { idle: idleAfterGc, enrolled: enrolledAfterGc }, enrolledOnNode };
+    return { pods, enrollSeconds, cniAddMs, resync, pluginStartMs, agentRssIdleMiB, agentRssEnrolledMiB, afterGc: { idle: idleAfterGc, enrolled: enrolledAfterGc }, enrolledOnNode, phasesMs };
   } finally {
     await execa(process.execPath, [WARREN, 'sim', 'down', '--state-dir', stateDir], { reject: false });
     await rm(stateDir, { recursive: true, force: true });
