@@ -104,8 +104,8 @@ class NftRun : public Napi::AsyncWorker {
     lib.ctxFree(ctx);
   }
 
-  // Never Napi-level errors: every outcome is reported in the resolved value or as a
-  // rejection carrying errno/operation (what netns-socket.ts's call() maps).
+  // Every outcome is the resolved value, or a rejection carrying errno/operation when the
+  // netns could not be entered (netns-socket.ts's nativeError maps it).
   void OnOK() override {
     Napi::Env env = Env();
     if (!missing_.empty()) {
@@ -115,11 +115,7 @@ class NftRun : public Napi::AsyncWorker {
       return;
     }
     if (!ran_) {
-      const char* name = strerrorname_np(failure_.err);
-      Napi::Error error = Napi::Error::New(env, std::string(name != nullptr ? name : "EUNKNOWN") + " " + failure_.operation);
-      error.Set("errno", Napi::String::New(env, name != nullptr ? name : "EUNKNOWN"));
-      error.Set("operation", Napi::String::New(env, failure_.operation));
-      deferred_.Reject(error.Value());
+      deferred_.Reject(warren::SysErrorValue(env, failure_).Value());
       return;
     }
     Napi::Object result = Napi::Object::New(env);

@@ -42,14 +42,16 @@
 
 namespace warren {
 
-void ThrowSysError(Napi::Env env, const SysError& e) {
+Napi::Error SysErrorValue(Napi::Env env, const SysError& e) {
   const char* name = strerrorname_np(e.err);
   std::string errname = name != nullptr ? name : "EUNKNOWN";
   Napi::Error error = Napi::Error::New(env, errname + " " + e.operation);
   error.Set("errno", Napi::String::New(env, errname));
   error.Set("operation", Napi::String::New(env, e.operation));
-  error.ThrowAsJavaScriptException();
+  return error;
 }
+
+void ThrowSysError(Napi::Env env, const SysError& e) { SysErrorValue(env, e).ThrowAsJavaScriptException(); }
 
 bool NetnsGuard::Enter(const std::string& path, SysError* error) {
   if (path.empty()) return true;
