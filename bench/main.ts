@@ -66,6 +66,11 @@ async function enrollment(): Promise<void> {
         Object.values(r.phasesMs).map((p) => `${fmt(p.p50, 0)}/${fmt(p.p99, 0)}`).join('  '),
         '',
       ],
+      [
+        `one pod's nft rules applied + removed, p50 / p99 (n=${r.podNftMs.n}, one netns)`,
+        `${fmt(r.podNftMs.library.p50)} / ${fmt(r.podNftMs.library.p99)} ms`,
+        `nsenter + nft processes: ${fmt(r.podNftMs.process.p50)} / ${fmt(r.podNftMs.process.p99)} ms`,
+      ],
       [`CNI ADD chain, excluded namespace (plugin does not ask the agent), p50 / p99`, `${fmt(c.excluded.p50, 0)} / ${fmt(c.excluded.p99, 0)} ms`, `baseline (n=${c.excluded.n})`],
       [`CNI ADD chain, unlabeled namespace (agent asked, declines), p50 / p99`, `${fmt(c.unlabeled.p50, 0)} / ${fmt(c.unlabeled.p99, 0)} ms`, `${fmt(c.unlabeled.p50 / c.excluded.p50)}× p50 (n=${c.unlabeled.n})`],
       [`CNI ADD chain, enrolled namespace (rules + listeners first), p50 / p99`, `${fmt(c.enrolled.p50, 0)} / ${fmt(c.enrolled.p99, 0)} ms`, `${fmt(c.enrolled.p50 / c.excluded.p50)}× p50 (n=${c.enrolled.n})`],
