@@ -2,9 +2,10 @@
 #   docker build -t ghcr.io/warren-mesh/warren:0.1.0 .
 
 # Build: TypeScript → dist/, the N-API addon (src/native) and the static CNI plugin (src/cni/warren-cni.c) → build/Release.
+# libnftables-dev: the header the addon types its dlopen()ed libnftables calls with (src/native/netns_nft.cc).
 FROM node:26-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
+ && apt-get install -y --no-install-recommends python3 make g++ libnftables-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # `npm ci` runs the package's own install script (node-gyp rebuild), which needs
@@ -25,7 +26,8 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 RUN rm -rf dist/src/sim node_modules/node-forge node_modules/fast-json-patch
 
 # Runtime: Node.js plus the programs the agent runs (src/redirect/runner.ts):
-# nft, iptables-restore/-save, ip, nsenter.
+# nft, iptables-restore/-save, ip, nsenter; nftables also brings libnftables1, which the
+# addon loads to apply pod rules without a process (src/native/netns_nft.cc).
 FROM node:26-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nftables iptables iproute2 util-linux ca-certificates \

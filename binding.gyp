@@ -10,6 +10,7 @@
       "sources": [
         "src/native/netns_socket.cc",
         "src/native/netns_route.cc",
+        "src/native/netns_nft.cc",
         "src/native/dataplane/binding.cc",
         "src/native/dataplane/engine.cc",
         "src/native/dataplane/tls.cc"
@@ -18,6 +19,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE", "OPENSSL_API_COMPAT=0x30000000L", "OPENSSL_NO_DEPRECATED"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],
+      # netns_nft.cc dlopen()s libnftables (it is not linked: see there).
+      "libraries": ["-ldl"],
       "conditions": [
         ["sanitize==1", {
           "cflags_cc": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g", "-O1"],

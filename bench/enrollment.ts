@@ -6,6 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { execa } from 'execa';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { createTopology } from '../test/helpers/netns.js';
+import { buildPodNftRemoveScript, buildPodNftScript } from '../src/redirect/nft-pod.js';
+import { applyNftScript } from '../src/redirect/nft-apply.js';
+import { systemRunner } from '../src/redirect/runner.js';
 
 const WARREN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -23,6 +27,10 @@ export interface EnrollmentBenchResult {
   /** after a full GC in the agent: idle, and with the fleet enrolled */
   afterGc: { idle: { rssMiB: number; heapMiB: number }; enrolled: { rssMiB: number; heapMiB: number } };
   enrolledOnNode: number;
+  /** one pod's nft rules applied and removed, 40 times in one netns: as an `nsenter … nft -f -` process, and through libnftables in the addon */
+  podNftMs: { process: { p50: number; p99: number }; library: { p50: number; p99: number }; n: number };
+  /** p50 / p99 of each phase of the label-driven enrollments, as the agent logged them ("pod enrolled" ms) */
+  phasesMs: Record<string, { p50: number; p99: number }>;
 }
 
 const deployment = (ns: string, name: string, replicas: number): string =>
@@ -67,6 +75,14 @@ async function cniTimes(logPath: string, namespace: string): Promise<number[]> {
 interface LogLine {
   time: number;
   msg: string;
+  ms?: Record<string, number>;
+}
+
+/** Where the enrollments' time went, per phase (src/agent/enrollment-manager.ts logs it). */
+function phases(lines: LogLine[]): Record<string, { p50: number; p99: number }> {
+  const byPhase = new Map<string, number[]>();
+  for (const l of lines) if (l.msg === 'pod enrolled') for (const [k, v] of Object.entries(l.ms ?? {})) byPhase.set(k, [...(byPhase.get(k) ?? []), v]);
+  return Object.fromEntries([...byPhase].map(([k, v]) => [k, { p50: percentile(v, 50), p99: percentile(v, 99) }]));
 }
 
 async function agentLog(stateDir: string, node: string): Promise<LogLine[]> {
@@ -97,7 +113,35 @@ function spawnTimes(file: string, n: number): number[] {
  * programs rules and listeners before answering); the plugin binary's own
  * start; agent RSS before and after.
  */
+/** The rules step alone, both ways, interleaved in one throwaway netns (what the nft backend did per pod before, and does now). */
+async function podNftStep(n: number): Promise<EnrollmentBenchResult['podNftMs']> {
+  const topo = await createTopology(1);
+  try {
+    const pod = topo.pods[0]!;
+    const apply = buildPodNftScript({ podIPs: [pod.ipv4, pod.ipv6] });
+    const remove = buildPodNftRemoveScript();
+    const ways = {
+      process: (script: string) => systemRunner.run('nft', ['-f', '-'], { input: script, netns: pod.path }),
+      library: (script: string) => applyNftScript(pod.path, script),
+    };
+    const times: Record<keyof typeof ways, number[]> = { process: [], library: [] };
+    for (let i = 0; i < n; i++) {
+      for (const way of ['process', 'library'] as const) {
+        const t0 = performance.now();
+        await ways[way](apply);
+        await ways[way](remove);
+        times[way].push(performance.now() - t0);
+      }
+    }
+    const stats = (v: number[]) => ({ p50: percentile(v, 50), p99: percentile(v, 99) });
+    return { process: stats(times.process), library: stats(times.library), n };
+  } finally {
+    await topo.destroy();
+  }
+}
+
 export async function benchEnrollment(pods = 110, creations = 40): Promise<EnrollmentBenchResult> {
+  const podNftMs = await podNftStep(40);
   const stateDir = await mkdtemp(`${tmpdir()}/warren-bench-enroll-`);
   // --expose-gc reaches the agents: memory is read after a full GC (admin /memory?gc=1).
   const run = (...args: string[]) => execa(process.execPath, [WARREN, ...args], { timeout: 300_000, env: { NODE_OPTIONS: '--expose-gc' } });
@@ -139,7 +183,9 @@ export async function benchEnrollment(pods = 110, creations = 40): Promise<Enrol
     const enrolledOnNode = (await core.listNamespacedPod({ namespace: 'fleet', fieldSelector: 'spec.nodeName=node-1' })).items.length;
 
     // Agent restart: the supervisor starts a new one (as a DaemonSet would), which re-finds every pod.
-    const before = (await agentLog(stateDir, 'node-1')).length;
+    const labelRun = await agentLog(stateDir, 'node-1');
+    const phasesMs = phases(labelRun);
+    const before = labelRun.length;
     const killedAt = Date.now();
     process.kill(agent1, 'SIGKILL');
     let resync: EnrollmentBenchResult['resync'] | undefined;
@@ -175,7 +221,7 @@ export async function benchEnrollment(pods = 110, creations = 40): Promise<Enrol
       return { p50: percentile(times, 50), p99: percentile(times, 99), n: times.length };
     };
     const cniAddMs = { excluded: await stats('kube-system'), unlabeled: await stats('plain'), enrolled: await stats('meshed') };
-    return { pods, enrollSeconds, cniAddMs, resync, pluginStartMs, agentRssIdleMiB, agentRssEnrolledMiB, afterGc: { idle: idleAfterGc, enrolled: enrolledAfterGc }, enrolledOnNode };
+    return { pods, enrollSeconds, cniAddMs, resync, pluginStartMs, agentRssIdleMiB, agentRssEnrolledMiB, afterGc: { idle: idleAfterGc, enrolled: enrolledAfterGc }, enrolledOnNode, phasesMs, podNftMs };
   } finally {
     await execa(process.execPath, [WARREN, 'sim', 'down', '--state-dir', stateDir], { reject: false });
     await rm(stateDir, { recursive: true, force: true });

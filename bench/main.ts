@@ -61,6 +61,16 @@ async function enrollment(): Promise<void> {
     ['measure', 'value', 'relative'],
     [
       [`label a namespace of ${r.pods} running pods → all annotated enabled`, `${fmt(r.enrollSeconds)} s`, `${fmt((r.enrollSeconds * 1000) / r.pods, 1)} ms/pod`],
+      [
+        'per pod enrolled by the label, p50 / p99 ms (agent log): ' + Object.keys(r.phasesMs).join(' / '),
+        Object.values(r.phasesMs).map((p) => `${fmt(p.p50, 0)}/${fmt(p.p99, 0)}`).join('  '),
+        '',
+      ],
+      [
+        `one pod's nft rules applied + removed, p50 / p99 (n=${r.podNftMs.n}, one netns)`,
+        `${fmt(r.podNftMs.library.p50)} / ${fmt(r.podNftMs.library.p99)} ms`,
+        `nsenter + nft processes: ${fmt(r.podNftMs.process.p50)} / ${fmt(r.podNftMs.process.p99)} ms`,
+      ],
       [`CNI ADD chain, excluded namespace (plugin does not ask the agent), p50 / p99`, `${fmt(c.excluded.p50, 0)} / ${fmt(c.excluded.p99, 0)} ms`, `baseline (n=${c.excluded.n})`],
       [`CNI ADD chain, unlabeled namespace (agent asked, declines), p50 / p99`, `${fmt(c.unlabeled.p50, 0)} / ${fmt(c.unlabeled.p99, 0)} ms`, `${fmt(c.unlabeled.p50 / c.excluded.p50)}× p50 (n=${c.unlabeled.n})`],
       [`CNI ADD chain, enrolled namespace (rules + listeners first), p50 / p99`, `${fmt(c.enrolled.p50, 0)} / ${fmt(c.enrolled.p99, 0)} ms`, `${fmt(c.enrolled.p50 / c.excluded.p50)}× p50 (n=${c.enrolled.n})`],

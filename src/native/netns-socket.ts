@@ -86,16 +86,18 @@ export function native(): NativeBinding {
   return binding;
 }
 
+/** An addon's system-call error (it carries errno and operation) as NetnsSocketError; anything else as it is. */
+export function nativeError(err: unknown): unknown {
+  const e = err as { errno?: unknown; operation?: unknown };
+  return typeof e.errno === 'string' && typeof e.operation === 'string' ? new NetnsSocketError(e.errno, e.operation) : err;
+}
+
 /** Runs an addon call, turning its system-call errors into NetnsSocketError. */
 export function call<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    const e = err as { errno?: unknown; operation?: unknown };
-    if (typeof e.errno === 'string' && typeof e.operation === 'string') {
-      throw new NetnsSocketError(e.errno, e.operation);
-    }
-    throw err;
+    throw nativeError(err);
   }
 }
 

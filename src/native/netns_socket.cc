@@ -23,17 +23,20 @@
 #include <vector>
 
 #include "netns_socket.h"
+#include "netns_nft.h"
 #include "netns_route.h"
 
 namespace warren {
 
-void ThrowSysError(Napi::Env env, const SysError& e) {
+Napi::Error SysErrorValue(Napi::Env env, const SysError& e) {
   std::string errname = ErrnoName(e.err);
   Napi::Error error = Napi::Error::New(env, errname + " " + e.operation);
   error.Set("errno", Napi::String::New(env, errname));
   error.Set("operation", Napi::String::New(env, e.operation));
-  error.ThrowAsJavaScriptException();
+  return error;
 }
+
+void ThrowSysError(Napi::Env env, const SysError& e) { SysErrorValue(env, e).ThrowAsJavaScriptException(); }
 
 bool NetnsGuard::Enter(const std::string& path, SysError* error) {
   if (path.empty()) return true;
@@ -378,6 +381,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threadNetnsInode", Napi::Function::New(env, NetnsInode));
   warren::InitDataplane(env, exports);
   InitNetnsRoute(env, exports);
+  InitNetnsNft(env, exports);
   return exports;
 }
 

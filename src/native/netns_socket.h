@@ -39,6 +39,8 @@ struct SysError {
   std::string operation;
 };
 
+// The error JavaScript sees (netns-socket.ts turns it into NetnsSocketError): errno's name and the operation.
+Napi::Error SysErrorValue(Napi::Env env, const SysError& e);
 void ThrowSysError(Napi::Env env, const SysError& e);
 
 class Fd {

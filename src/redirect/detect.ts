@@ -68,5 +68,5 @@ export async function gatherBackendFacts(runner: CommandRunner): Promise<Backend
 }
 
 export function createBackend(name: BackendName, runner: CommandRunner): RedirectBackend {
-  return name === 'nft' ? nftBackend(runner) : iptablesBackend(runner);
+  return name === 'nft' ? nftBackend() : iptablesBackend(runner);
 }

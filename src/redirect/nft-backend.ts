@@ -1,15 +1,12 @@
 import type { RedirectBackend } from './backend.js';
-import type { CommandRunner } from './runner.js';
 import { buildPodNftCaptureRemoveScript, buildPodNftRemoveScript, buildPodNftScript } from './nft-pod.js';
 import { buildNodeNftRemoveScript, buildNodeNftScript } from './nft-node.js';
+import { applyNftScript as nft } from './nft-apply.js';
 import { applyPolicyRouting, removePolicyRouting } from './policy-routing-apply.js';
 import { familiesOf, parseNodeRedirectSpec, parsePodRedirectSpec } from './spec.js';
 
-const netnsOpt = (netns: string | undefined): { netns?: string } => (netns === undefined ? {} : { netns });
-
-export function nftBackend(runner: CommandRunner): RedirectBackend {
-  const nft = (netns: string | undefined, script: string): Promise<string> =>
-    runner.run('nft', ['-f', '-'], { input: script, ...netnsOpt(netns) });
+/** Rules through libnftables in the addon, routing over rtnetlink: no process per pod. */
+export function nftBackend(): RedirectBackend {
   return {
     name: 'nft',
     async applyPod(netns, input) {

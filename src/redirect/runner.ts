@@ -27,6 +27,11 @@ const PACKAGE_OF: Record<string, string> = {
   nsenter: 'util-linux',
 };
 
+/** A failure that goes away by trying again (a busy lock), told from the tool's error text. */
+export function retryableFailure(errorText: string): boolean {
+  return /resource temporarily unavailable|xtables lock/i.test(errorText);
+}
+
 export const systemRunner: CommandRunner = {
   async run(file, args, options = {}) {
     const [cmd, argv] =
@@ -44,7 +49,7 @@ export const systemRunner: CommandRunner = {
     }
     if (res.failed) {
       throw new WarrenError('ERR_COMMAND_FAILED', `${shown} failed (exit ${res.exitCode ?? res.signal}): ${res.stderr.trim()}`, {
-        retryable: /resource temporarily unavailable|xtables lock/i.test(res.stderr),
+        retryable: retryableFailure(res.stderr),
       });
     }
     return res.stdout;

@@ -9,6 +9,7 @@ import { BACKENDS, snapshotRules } from '../helpers/pod-rules.js';
 import { createBackend } from '../../src/redirect/detect.js';
 import { systemRunner } from '../../src/redirect/runner.js';
 import { WarrenError } from '../../src/errors/warren-error.js';
+import { applyNftScript } from '../../src/redirect/nft-apply.js';
 
 for (const name of BACKENDS) {
   const backend = createBackend(name, systemRunner);
@@ -100,6 +101,52 @@ rootTest('the rules snapshot fails when a part cannot be read, so "nothing left"
     assert.match(snap.rules4, /lookup main/);
     assert.match(snap.rules6, /lookup main/);
     await assert.rejects(snapshotRules(`${pod.netns}-missing`), /netns/);
+  } finally {
+    await topo.destroy();
+  }
+});
+
+rootTest('[nft] pod rules are applied and removed without starting a process (libnftables and rtnetlink in the addon)', async () => {
+  const topo = await createTopology(1);
+  const path = process.env.PATH;
+  try {
+    const pod = topo.pods[0]!;
+    const before = await snapshotRules(pod.netns);
+    const backend = createBackend('nft', systemRunner);
+    // With no PATH, any nft, nsenter or ip process fails with ERR_COMMAND_MISSING.
+    process.env.PATH = '';
+    try {
+      await backend.applyPod(pod.path, { podIPs: [pod.ipv4, pod.ipv6] });
+    } finally {
+      process.env.PATH = path;
+    }
+    const applied = await snapshotRules(pod.netns);
+    for (const port of ['15001', '15006']) assert.match(applied.nft, new RegExp(port), `redirect to ${port} present`);
+    process.env.PATH = '';
+    try {
+      await backend.removePod(pod.path);
+    } finally {
+      process.env.PATH = path;
+    }
+    assert.deepEqual(await snapshotRules(pod.netns), before);
+  } finally {
+    process.env.PATH = path;
+    await topo.destroy();
+  }
+});
+
+rootTest('[nft] a script nft refuses fails with nft\'s message, typed, and applies none of it', async () => {
+  const topo = await createTopology(1);
+  try {
+    const pod = topo.pods[0]!;
+    const before = await snapshotRules(pod.netns);
+    // The first two lines are valid: one transaction means they do not stay either.
+    const script = ['add table inet wrt-atomic', 'add chain inet wrt-atomic c', 'add rule inet wrt-atomic c tcp dport 99999 accept', ''].join('\n');
+    await assert.rejects(
+      applyNftScript(pod.path, script),
+      (e: unknown) => e instanceof WarrenError && e.code === 'ERR_COMMAND_FAILED' && /: Error: /.test(e.message) && e.message.includes(pod.path),
+    );
+    assert.deepEqual(await snapshotRules(pod.netns), before);
   } finally {
     await topo.destroy();
   }
