@@ -195,6 +195,7 @@ class Worker {
   uint64_t NextId() { return (++seq_ << 6) | static_cast<uint64_t>(index_); }
   int index() const { return index_; }
   void AdoptMigrated(uint64_t id, int fd, Decision d);
+  void AcceptHbone(Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp, int srcPort);
   void Emit(Event e) { batch_.push_back(std::move(e)); }
   bool Watch(int fd, Handler* h, uint32_t events);
   void Unwatch(int fd) { epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr); }
@@ -376,6 +377,8 @@ class Flow {
     streamSide_ = side;
   }
   void Decide(Decision d);
+  // moved here by PoolOwner's choice: uses this worker's pool
+  void Placed() { placed_ = true; }
   void OnSock(int side, uint32_t events);
   void Timeout() {
     if (st_ == Connecting || st_ == Waiting) Refuse("timed out after " + std::to_string(kConnectTimeoutMs) + " ms", 0);
@@ -421,6 +424,7 @@ class Flow {
   Session* sess_ = nullptr;
   int32_t sid_ = -1;
   int streamSide_ = -1;
+  bool placed_ = false;
   Buf pend_[2];
   bool paused_[2] = {false, false};
   bool eofFrom_[2] = {false, false};
@@ -472,9 +476,10 @@ void Flow::Decide(Decision d) {
       if (!ConnectUpstream(d, &error)) return Refuse(error, 503);
       return;
     case Decision::Hbone: {
-      // One worker owns each pool, so connections to one peer share its
-      // sessions whichever worker accepted them: the client socket moves there.
-      int owner = w_->engine().PoolOwner(PoolKey(d));
+      // Each worker has its own pool; a peer's flows are dealt round them
+      // (one TLS session per worker, not one for all of a peer's streams), and
+      // the client socket moves to the worker whose turn it is.
+      int owner = placed_ ? w_->index() : w_->engine().PoolOwner(PoolKey(d));
       if (owner != w_->index()) {
         w_->Unwatch(sock_[0].get());
         int fd = sock_[0].release();
@@ -1084,18 +1089,14 @@ void ListenerReg::OnIo(uint32_t) {
     int srcPort = 0;
     AddressOf(peer, &srcIp, &srcPort);
     if (kind == ListenerKind::Hbone) {
-      auto id = w->engine().FindIdentity(identity);
-      if (!id) continue;  // fail closed: no certificate, no TLS
-      SslPtr ssl(SSL_new(id->server.get()));
-      if (!ssl || SSL_set_fd(ssl.get(), c.get()) != 1) continue;
-      SSL_set_accept_state(ssl.get());
-      int fdNum = c.get();
-      auto s = std::make_unique<Session>(w, true, std::move(c), std::move(ssl));
-      s->listener = this->id;
-      s->srcIp = srcIp;
-      s->srcPort = srcPort;
-      if (!w->Watch(fdNum, s.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) continue;
-      w->AddSession(std::move(s));
+      // Sessions are dealt round the workers rather than left to whichever
+      // one epoll woke: a client spreads a peer's streams over several
+      // sessions (Engine::PoolOwner) so that they decrypt on several threads.
+      int owner = w->engine().NextWorker();
+      if (owner == w->index())
+        w->AcceptHbone(std::move(c), this->id, identity, srcIp, srcPort);
+      else
+        w->engine().HandOffHbone(owner, std::move(c), this->id, identity, srcIp, srcPort);
       continue;
     }
     std::string dstIp;
@@ -1266,6 +1267,21 @@ void Worker::Resolve(uint64_t id, Decision d) {
   if (f != nullptr) f->Decide(std::move(d));
 }
 
+void Worker::AcceptHbone(Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp, int srcPort) {
+  auto id = engine_.FindIdentity(identity);
+  if (!id) return;  // fail closed: no certificate, no TLS
+  SslPtr ssl(SSL_new(id->server.get()));
+  if (!ssl || SSL_set_fd(ssl.get(), c.get()) != 1) return;
+  SSL_set_accept_state(ssl.get());
+  int fdNum = c.get();
+  auto s = std::make_unique<Session>(this, true, std::move(c), std::move(ssl));
+  s->listener = listener;
+  s->srcIp = srcIp;
+  s->srcPort = srcPort;
+  if (!Watch(fdNum, s.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) return;
+  AddSession(std::move(s));
+}
+
 void Worker::AdoptMigrated(uint64_t id, int fd, Decision d) {
   Fd owned(fd);
   auto f = std::make_unique<Flow>(this, id, "outbound");
@@ -1278,7 +1294,9 @@ void Worker::AdoptMigrated(uint64_t id, int fd, Decision d) {
     engine_.Forget(id);
     return;
   }
-  AddFlow(std::move(f))->Decide(std::move(d));
+  Flow* p = AddFlow(std::move(f));
+  p->Placed();
+  p->Decide(std::move(d));
 }
 
 void Worker::Close(uint64_t id, const std::string& reason) {
@@ -1427,8 +1445,22 @@ std::shared_ptr<Identity> Engine::FindIdentity(const std::string& name) {
   return it == identities_.end() ? nullptr : it->second;
 }
 
-int Engine::PoolOwner(const std::string& key) const {
-  return static_cast<int>(std::hash<std::string>()(key) % workers_.size());
+int Engine::PoolOwner(const std::string& key) {
+  size_t h = std::hash<std::string>()(key);
+  uint32_t turn = spread_[h % spread_.size()].fetch_add(1, std::memory_order_relaxed);
+  return static_cast<int>((h + turn) % workers_.size());
+}
+
+int Engine::NextWorker() {
+  return static_cast<int>(nextWorker_.fetch_add(1, std::memory_order_relaxed) % workers_.size());
+}
+
+void Engine::HandOffHbone(int owner, Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp,
+                          int srcPort) {
+  Worker* p = workers_[static_cast<size_t>(owner)].get();
+  // shared_ptr: a command dropped at shutdown still closes the socket
+  auto fd = std::make_shared<Fd>(std::move(c));
+  p->Post([p, fd, listener, identity, srcIp, srcPort] { p->AcceptHbone(std::move(*fd), listener, identity, srcIp, srcPort); });
 }
 
 void Engine::Migrate(int owner, uint64_t id, int fd, Decision d) {

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -85,8 +86,14 @@ class Engine {
 
   // Workers
   void Emit(std::vector<Event>& batch);
-  // The worker owning the HBONE pool of `key`, and a flow's move there.
-  int PoolOwner(const std::string& key) const;
+  // The worker whose HBONE pool of `key` takes the next flow: a peer's flows
+  // are dealt round every worker's pool (at most one session per worker per
+  // 100 streams), so one peer's streams use every thread; and a flow's move there.
+  int PoolOwner(const std::string& key);
+  // The worker that takes the next accepted HBONE session, and the hand-off.
+  int NextWorker();
+  void HandOffHbone(int owner, Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp,
+                    int srcPort);
   void Migrate(int owner, uint64_t id, int fd, Decision d);
   void Forget(uint64_t id);
 
@@ -103,6 +110,8 @@ class Engine {
   std::mutex idMu_;
   std::unordered_map<std::string, std::shared_ptr<Identity>> identities_;
   bool stopped_ = false;
+  std::array<std::atomic<uint32_t>, 64> spread_{};
+  std::atomic<uint32_t> nextWorker_{0};
 };
 
 }  // namespace warren::dp

@@ -77,9 +77,36 @@ test('200 concurrent connections, accepted by either worker, share at most two H
     const st = h.dp.stats();
     assert.equal(st.flows, 0);
     assert.equal(st.streams, 0);
-    // one pool per peer (its worker owns it): ≤ 2 client sessions of ≤ 100 streams, + their server ends
+    // one pool per worker, flows dealt round them: ≤ 2 client sessions of ≤ 100 streams, + their server ends
     assert.ok(st.sessions <= 4, `sessions ${st.sessions}`);
     assert.ok(fds() <= before + st.sessions + 2, `fds ${before} → ${fds()}`);
+  });
+});
+
+test("one peer's concurrent streams are dealt over one HBONE session per worker, not all carried by one TLS connection", async () => {
+  await withDataplane(async (h) => {
+    // held open, so that every stream is live at once
+    const held = await Promise.all(
+      Array.from(
+        { length: 8 },
+        (_, i) =>
+          new Promise<Socket>((resolve, reject) => {
+            const s = connect({ port: h.outboundPort, host: '127.0.0.1' });
+            s.once('error', reject);
+            s.once('data', () => resolve(s));
+            s.write(`conn ${i}`);
+          }),
+      ),
+    );
+    try {
+      const st = h.dp.stats();
+      assert.equal(st.streams, 16, 'both ends of 8 streams');
+      // 2 workers: a client session on each, and each server end dealt to its own worker
+      assert.equal(st.sessions, 4, `sessions ${st.sessions}`);
+    } finally {
+      for (const s of held) s.destroy();
+    }
+    await h.until(() => h.closed.size === 16, 'all 16 flows closed');
   });
 });
 
