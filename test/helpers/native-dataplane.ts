@@ -52,6 +52,9 @@ export interface LoopbackOptions {
 export class LoopbackDataplane {
   readonly decided: DataplaneEvent[] = [];
   readonly closed = new Map<number, CloseEvent>();
+  /** HBONE connections the server end accepted (all admitted here), and those that ended */
+  readonly sessions = new Set<number>();
+  readonly sessionsClosed = new Map<number, CloseEvent>();
   readonly opened = new Set<number>();
   target = 0;
   outboundPort = 0;
@@ -98,10 +101,14 @@ export class LoopbackDataplane {
 
   private onEvents(events: DataplaneEvent[]): void {
     for (const e of events) {
-      if (e.type === 'decide') {
+      if (e.type === 'decide' && e.kind === 'session') {
+        this.sessions.add(e.id);
+        this.dp.resolve(e.id, { action: 'admit' });
+      } else if (e.type === 'decide') {
         this.decided.push(e);
         this.dp.resolve(e.id, e.kind === 'connect' ? (this.o.authorize ?? defaultAuthorize)(e, this) : (this.o.route ?? defaultRoute)(e, this));
       } else if (e.type === 'open') this.opened.add(e.id);
+      else if (this.sessions.has(e.id)) this.sessionsClosed.set(e.id, e);
       else this.closed.set(e.id, e);
     }
     for (const w of this.waiters.splice(0)) w();

@@ -28,7 +28,6 @@ namespace {
 
 // HBONE's HTTP/2 settings, as src/tunnel/hbone-settings.ts: windows large
 // enough that one stream fills a fast link, at most 100 streams a connection.
-constexpr uint32_t kStreamWindow = 4 * 1024 * 1024;
 constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
 constexpr uint32_t kMaxStreams = 100;
 constexpr uint32_t kMaxFrame = 64 * 1024;
@@ -195,6 +194,8 @@ class Worker {
   uint64_t NextId() { return (++seq_ << 6) | static_cast<uint64_t>(index_); }
   int index() const { return index_; }
   void AdoptMigrated(uint64_t id, int fd, Decision d);
+  void Admit(uint64_t id, const Decision& d);
+  void Forget(uint64_t sessionId) { admitting_.erase(sessionId); }
   void AcceptHbone(Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp, int srcPort);
   void Emit(Event e) { batch_.push_back(std::move(e)); }
   bool Watch(int fd, Handler* h, uint32_t events);
@@ -248,6 +249,7 @@ class Worker {
   std::unordered_map<uint64_t, std::unique_ptr<Flow>> flows_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::unordered_map<std::string, std::vector<Session*>> pool_;
+  std::unordered_map<uint64_t, Session*> admitting_;  // server sessions TypeScript has not admitted yet
   std::unordered_map<uint32_t, std::unique_ptr<ListenerReg>> listeners_;
   std::unordered_set<Session*> dirty_;
   std::vector<uint64_t> later_;
@@ -273,7 +275,8 @@ class Session : public Handler {
 
   // client
   std::string poolKey, expected;
-  // server
+  // server: reported to TypeScript as `id` (admission, then its close)
+  uint64_t id = 0;
   uint32_t listener = 0;
   std::string srcIp;
   int srcPort = 0;
@@ -296,11 +299,13 @@ class Session : public Handler {
   }
   void Respond(Flow* f, int status);
   void Flush();
-  void Fail(const std::string& reason);
+  // `refusal`: the HboneGuard reason (hbone-limits.ts) this end counts, when one
+  void Fail(const std::string& reason, const char* refusal = "");
   void OnIo(uint32_t events) override;
   bool Idle(int64_t now) const { return streams_.empty() && waiting_.empty() && now - lastActive_ > kIdleCloseMs; }
-  bool HandshakeExpired(int64_t now) const { return st_ != Ready && st_ != Dead && now - started_ > kConnectTimeoutMs; }
+  bool HandshakeExpired(int64_t now) const;
   bool dead() const { return st_ == Dead; }
+  bool server() const { return server_; }
 
  private:
   enum State { Connecting, Handshake, Ready, Dead };
@@ -395,8 +400,18 @@ class Flow {
     for (int i = 0; i < 2; i++)
       if (paused_[i]) ReadSock(i);
   }
-  void Reset(const std::string& reason);
+  void Reset(const std::string& reason, const char* refusal = "");
   void Refuse(const std::string& reason, int status);
+  // An inbound CONNECT stream that moved no byte either way for `ms` (checked
+  // once a second by the worker's tick).
+  bool IdleStream(int64_t now, int64_t ms) {
+    if (streamSide_ != 0 || sess_ == nullptr || st_ != Open) return false;
+    if (bytes_[0] + bytes_[1] != seenBytes_) {
+      seenBytes_ = bytes_[0] + bytes_[1];
+      seenAt_ = now;
+    }
+    return now - seenAt_ >= ms;
+  }
   void RequestEnded() { eofFrom_[streamSide_] = true; }
   void CheckDone();
   // waiting for a pooled session: what the CONNECT carries
@@ -411,7 +426,7 @@ class Flow {
   void Deliver(int to, const char* p, size_t n);
   void DeliverEof(int to);
   void FlushSock(int side);
-  void Finish(const std::string& error);
+  void Finish(const std::string& error, const char* refusal = "");
   bool ConnectUpstream(const Decision& d, std::string* error);
 
   Worker* w_;
@@ -430,6 +445,8 @@ class Flow {
   bool eofFrom_[2] = {false, false};
   bool eofTo_[2] = {false, false};
   uint64_t bytes_[2] = {0, 0};
+  uint64_t seenBytes_ = 0;
+  int64_t seenAt_ = NowMs();
   int status_ = 0;
   friend class Session;
 };
@@ -472,6 +489,8 @@ void Flow::Decide(Decision d) {
       return Refuse(d.reason, 0);
     case Decision::Reject:
       return Refuse(d.reason, d.status > 0 ? d.status : 403);
+    case Decision::Admit:  // only a session is admitted
+      return Refuse("admitted as a session", 0);
     case Decision::Connect:
       if (!ConnectUpstream(d, &error)) return Refuse(error, 503);
       return;
@@ -680,10 +699,10 @@ void Flow::CheckDone() {
   Finish("");
 }
 
-void Flow::Reset(const std::string& reason) {
+void Flow::Reset(const std::string& reason, const char* refusal) {
   if (st_ == Closed) return;
   for (auto& s : sock_) ResetClose(s);
-  Finish(reason);
+  Finish(reason, refusal);
 }
 
 void Flow::Refuse(const std::string& reason, int status) {
@@ -698,7 +717,7 @@ void Flow::Refuse(const std::string& reason, int status) {
   Reset(reason);
 }
 
-void Flow::Finish(const std::string& error) {
+void Flow::Finish(const std::string& error, const char* refusal) {
   bool opened = st_ == Open;
   st_ = Closed;
   w_->Untimed(id_);
@@ -717,6 +736,7 @@ void Flow::Finish(const std::string& error) {
   e.opened = opened;
   e.status = status_;
   e.error = error;
+  e.refusal = refusal;
   w_->Emit(std::move(e));
   if (static_cast<int>(id_ & 63) != w_->index()) w_->engine().Forget(id_);
   w_->Retire(this);
@@ -745,6 +765,11 @@ Flow* Session::StreamFlow(int32_t sid) {
   if (it == streams_.end()) return nullptr;
   Flow* f = w_->FindFlow(it->second);
   return f != nullptr && f->state() != Flow::Closed ? f : nullptr;
+}
+
+bool Session::HandshakeExpired(int64_t now) const {
+  if (st_ == Ready || st_ == Dead) return false;
+  return now - started_ > (server_ ? w_->engine().limits().handshakeMs : kConnectTimeoutMs);
 }
 
 void Session::OnIo(uint32_t events) {
@@ -797,7 +822,7 @@ void Session::Handshaken() {
   if (rc != 0) return Fail("nghttp2 session");
   nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxStreams},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, w_->engine().limits().streamWindow},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, kMaxFrame},
   };
@@ -881,7 +906,7 @@ void Session::ReadTls() {
     int rc = SSL_read_ex(ssl_.get(), buf, kScratch, &got);
     if (rc == 1) {
       ssize_t used = nghttp2_session_mem_recv(ng_, reinterpret_cast<uint8_t*>(buf), got);
-      if (used < 0) return Fail(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)));
+      if (used < 0) return Fail(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)), server_ ? "protocol-error" : "");
       continue;
     }
     int e = SSL_get_error(ssl_.get(), rc);
@@ -921,12 +946,22 @@ void Session::Flush() {
     }
   }
   if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_))
-    Fail(goawaySent_ < 0 ? "closed" : std::string("HTTP/2 GOAWAY sent: ") + nghttp2_http2_strerror(static_cast<uint32_t>(goawaySent_)));
+    Fail(goawaySent_ < 0 ? "closed" : std::string("HTTP/2 GOAWAY sent: ") + nghttp2_http2_strerror(static_cast<uint32_t>(goawaySent_)),
+         server_ && goawaySent_ > 0 ? "protocol-error" : "");
 }
 
-void Session::Fail(const std::string& reason) {
+void Session::Fail(const std::string& reason, const char* refusal) {
   if (st_ == Dead) return;
   st_ = Dead;
+  if (server_) {
+    w_->Forget(id);
+    Event e(Event::Close);
+    e.id = id;
+    e.opened = ng_ != nullptr;
+    e.error = reason;
+    e.refusal = refusal;
+    w_->Emit(std::move(e));
+  }
   w_->Unpool(this);
   std::vector<uint64_t> flows = waiting_;
   for (auto& [sid, id] : streams_) flows.push_back(id);
@@ -1264,7 +1299,8 @@ void Worker::RemoveListener(uint32_t id) {
 
 void Worker::Resolve(uint64_t id, Decision d) {
   Flow* f = FindFlow(id);
-  if (f != nullptr) f->Decide(std::move(d));
+  if (f != nullptr) return f->Decide(std::move(d));
+  Admit(id, d);
 }
 
 void Worker::AcceptHbone(Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp, int srcPort) {
@@ -1273,13 +1309,37 @@ void Worker::AcceptHbone(Fd c, uint32_t listener, const std::string& identity, c
   SslPtr ssl(SSL_new(id->server.get()));
   if (!ssl || SSL_set_fd(ssl.get(), c.get()) != 1) return;
   SSL_set_accept_state(ssl.get());
-  int fdNum = c.get();
   auto s = std::make_unique<Session>(this, true, std::move(c), std::move(ssl));
+  s->id = NextId();
   s->listener = listener;
   s->srcIp = srcIp;
   s->srcPort = srcPort;
-  if (!Watch(fdNum, s.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) return;
+  // TypeScript admits it (HboneGuard's per-peer and total caps) before a
+  // byte of TLS is read; until then the socket is not watched.
+  Event e(Event::Decide);
+  e.id = s->id;
+  e.kind = "session";
+  e.listener = listener;
+  e.srcIp = srcIp;
+  e.srcPort = srcPort;
+  Emit(std::move(e));
+  admitting_[s->id] = s.get();
   AddSession(std::move(s));
+}
+
+void Worker::Admit(uint64_t id, const Decision& d) {
+  auto it = admitting_.find(id);
+  if (it == admitting_.end()) return;
+  Session* s = it->second;
+  admitting_.erase(it);
+  if (d.action != Decision::Admit) {
+    // refused before any TLS: the peer gets an RST, as from HboneInbound
+    linger l{1, 0};
+    setsockopt(s->fd(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    return s->Fail(d.reason.empty() ? "refused" : d.reason);
+  }
+  // edge-triggered: bytes that arrived meanwhile are reported on EPOLL_CTL_ADD
+  if (!Watch(s->fd(), s, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) s->Fail("epoll");
 }
 
 void Worker::AdoptMigrated(uint64_t id, int fd, Decision d) {
@@ -1331,7 +1391,21 @@ void Worker::Tick() {
   std::vector<Session*> stale;
   for (auto& [p, s] : sessions_)
     if (s->Idle(now) || s->HandshakeExpired(now)) stale.push_back(p);
-  for (Session* s : stale) s->Fail(s->HandshakeExpired(now) ? "TLS handshake timed out" : "idle");
+  for (Session* s : stale) {
+    if (s->HandshakeExpired(now))
+      s->Fail("no TLS handshake within " + std::to_string(s->server() ? engine_.limits().handshakeMs : kConnectTimeoutMs) + " ms",
+              s->server() ? "handshake-timeout" : "");
+    else
+      s->Fail("idle");
+  }
+  // Inbound CONNECT streams that carried no byte either way for too long.
+  std::vector<uint64_t> idle;
+  for (auto& [id, f] : flows_)
+    if (f->IdleStream(now, engine_.limits().streamIdleMs)) idle.push_back(id);
+  for (uint64_t id : idle) {
+    Flow* f = FindFlow(id);
+    if (f != nullptr) f->Reset("idle for " + std::to_string(engine_.limits().streamIdleMs) + " ms", "stream-idle");
+  }
 }
 
 void Worker::Run() {
@@ -1395,7 +1469,7 @@ void Worker::Shutdown() {
 
 // --- Engine -----------------------------------------------------------------
 
-Engine::Engine(int threads, std::function<void()> wake) : wake_(std::move(wake)) {
+Engine::Engine(int threads, Limits limits, std::function<void()> wake) : limits_(limits), wake_(std::move(wake)) {
   if (threads < 1) threads = 1;
   if (threads > 64) threads = 64;
   for (int i = 0; i < threads; i++) workers_.push_back(std::make_unique<Worker>(*this, i));
