@@ -65,7 +65,7 @@ export interface CloseEvent {
   status?: number;
   error?: string;
   /** an HBONE connection or inbound stream ended by one of the server's bounds (HboneRefusal in tunnel/hbone-limits.ts) */
-  refusal?: 'handshake-timeout' | 'stream-idle' | 'protocol-error';
+  refusal?: 'handshake-timeout' | 'stream-idle' | 'protocol-error' | 'trust-revoked';
 }
 
 /** Where a connection is made from: the pod's netns, the agent's mark, the client's IP (transparent). */

@@ -32,12 +32,16 @@ export class NativeHub {
   /** identity name → the pods using it, and the serial and bundle its credentials were loaded with */
   private readonly loaded = new Map<string, Loaded>();
   private readonly refresh: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
 
   constructor(private readonly plane: DataPlane, threads: number) {
     this.dp = new Dataplane(threads, (events) => this.dispatch(events), plane.hbone.limits);
     // Rotation: new certificates reach new connections within this period;
     // live ones keep theirs (the addon holds each SSL_CTX by reference).
     this.refresh = setInterval(() => this.refreshAll(), 5_000).unref();
+    // A new trust bundle is loaded at once: the addon then cuts live sessions
+    // whose peer chain it no longer accepts ("trust-revoked" on the server side).
+    this.unsubscribe = plane.bundle.onChange(() => this.refreshAll());
   }
 
   listen(fd: number, kind: ListenerKind, owner: NativeListenerOwner, identity?: string): number {
@@ -88,6 +92,7 @@ export class NativeHub {
 
   stop(): void {
     clearInterval(this.refresh);
+    this.unsubscribe();
     this.dp.stop();
   }
 

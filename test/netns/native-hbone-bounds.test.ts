@@ -49,10 +49,10 @@ async function setup(): Promise<void> {
 }
 
 /** The native HBONE server of a pod at 127.0.0.1 with these bounds; every CONNECT to 127.0.0.1 is allowed. */
-async function nativeServer(limits: Partial<HboneLimits>): Promise<Rig> {
+async function nativeServer(limits: Partial<HboneLimits>, trust = bundle): Promise<Rig> {
   const refusals: HboneRefusal[] = [];
   const guard = new HboneGuard({ ...DEFAULT_HBONE_LIMITS, ...limits }, (reason) => refusals.push(reason));
-  const plane = { trustDomain: TD, bundle, certificate: () => serverCert, hbone: guard } as unknown as DataPlane;
+  const plane = { trustDomain: TD, bundle: trust, certificate: () => serverCert, hbone: guard } as unknown as DataPlane;
   const hub = new NativeHub(plane, 2);
   hub.useIdentity(serverId);
   const port = await freePort();
@@ -199,5 +199,38 @@ rootTest('native: a peer that breaks HTTP/2 after mutual TLS is closed, counted 
     await eventually(() => rig.refusals.includes('protocol-error') && rig.guard.connections() === 0, 'counted as protocol-error and released', 2000);
   } finally {
     rig.close();
+  }
+});
+
+rootTest('native: when the trust bundle drops a root, live sessions whose peer chains to it are cut and counted; the others carry on', async () => {
+  await setup();
+  const other = await createRootCa(TD);
+  const trust = new TrustBundle(`${root.certPem}${other.certPem}`);
+  const echo = await tcpServer((s) => s.pipe(s));
+  const rig = await nativeServer({}, trust);
+  const otherClient = await issueWorkloadCert(other, clientId);
+  const pools = [clientCert, otherClient].map((cert) => new HbonePool({ netns: SELF, certificate: () => cert, bundle: new TrustBundle(`${root.certPem}${other.certPem}`), trustDomain: TD, port: rig.port, limits: DEFAULT_HBONE_LIMITS }));
+  let streams: Awaited<ReturnType<HbonePool['open']>>[] = [];
+  try {
+    streams = await Promise.all(pools.map((p) => p.open('127.0.0.1', serverId, { ip: '127.0.0.1', port: echo.port })));
+    const closed = streams.map(() => false);
+    streams.forEach((s, i) => {
+      s.on('error', () => {});
+      s.on('data', () => {});
+      s.once('close', () => (closed[i] = true));
+    });
+    trust.update(root.certPem, 'test');
+    await eventually(() => closed[1] === true, 'the session of the dropped root is cut', 3000);
+    const echoed = new Promise<string>((resolve) => streams[0]!.once('data', (d: Buffer) => resolve(d.toString())));
+    streams[0]!.write('still here');
+    assert.equal(await echoed, 'still here');
+    assert.equal(closed[0], false, 'the session of the kept root carries on');
+    await eventually(() => rig.refusals.includes('trust-revoked'), 'counted as trust-revoked', 2000);
+    assert.deepEqual(rig.refusals, ['trust-revoked']);
+  } finally {
+    for (const s of streams) s.destroy();
+    for (const p of pools) p.close();
+    rig.close();
+    echo.server.close();
   }
 });

@@ -195,6 +195,7 @@ class Worker {
   int index() const { return index_; }
   void AdoptMigrated(uint64_t id, int fd, Decision d);
   void Admit(uint64_t id, const Decision& d);
+  void Reverify(const std::string& name, const Identity& id);
   void Forget(uint64_t sessionId) { admitting_.erase(sessionId); }
   void AcceptHbone(Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp, int srcPort);
   void Emit(Event e) { batch_.push_back(std::move(e)); }
@@ -273,6 +274,8 @@ class Session : public Handler {
     w_->nSessions--;
   }
 
+  // the local identity whose credentials it was made with
+  std::string identity;
   // client
   std::string poolKey, expected;
   // server: reported to TypeScript as `id` (admission, then its close)
@@ -306,6 +309,12 @@ class Session : public Handler {
   bool HandshakeExpired(int64_t now) const;
   bool dead() const { return st_ == Dead; }
   bool server() const { return server_; }
+  // A new trust bundle of `identity` no longer accepts the peer: the session
+  // is cut, as HboneInbound and HbonePool cut theirs (hbone-limits.ts).
+  void Reverify(SSL_CTX* ctx) {
+    if (st_ == Ready && !PeerStillTrusted(ssl_.get(), ctx))
+      Fail("the trust bundle no longer accepts the peer's certificate chain", server_ ? "trust-revoked" : "");
+  }
 
  private:
   enum State { Connecting, Handshake, Ready, Dead };
@@ -1262,6 +1271,7 @@ Session* Worker::PooledSession(const Decision& d, std::string* error) {
   int fdNum = fd.get();
   auto s = std::make_unique<Session>(this, false, std::move(fd), std::move(ssl));
   s->poolKey = key;
+  s->identity = d.identity;
   s->expected = d.expected;
   s->SetConnecting();
   if (!Watch(fdNum, s.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) {
@@ -1311,6 +1321,7 @@ void Worker::AcceptHbone(Fd c, uint32_t listener, const std::string& identity, c
   SSL_set_accept_state(ssl.get());
   auto s = std::make_unique<Session>(this, true, std::move(c), std::move(ssl));
   s->id = NextId();
+  s->identity = identity;
   s->listener = listener;
   s->srcIp = srcIp;
   s->srcPort = srcPort;
@@ -1325,6 +1336,13 @@ void Worker::AcceptHbone(Fd c, uint32_t listener, const std::string& identity, c
   Emit(std::move(e));
   admitting_[s->id] = s.get();
   AddSession(std::move(s));
+}
+
+void Worker::Reverify(const std::string& name, const Identity& id) {
+  std::vector<Session*> mine;
+  for (auto& [p, s] : sessions_)
+    if (s->identity == name) mine.push_back(p);
+  for (Session* s : mine) s->Reverify(s->server() ? id.server.get() : id.client.get());
 }
 
 void Worker::Admit(uint64_t id, const Decision& d) {
@@ -1504,8 +1522,15 @@ void Engine::Unlisten(uint32_t id) {
 }
 
 void Engine::SetIdentity(const std::string& name, std::shared_ptr<Identity> id) {
-  std::lock_guard<std::mutex> g(idMu_);
-  identities_[name] = std::move(id);
+  {
+    std::lock_guard<std::mutex> g(idMu_);
+    identities_[name] = id;
+  }
+  // Live sessions of this identity are checked against its (perhaps new) bundle.
+  for (auto& w : workers_) {
+    Worker* p = w.get();
+    p->Post([p, name, id] { p->Reverify(name, *id); });
+  }
 }
 
 void Engine::DropIdentity(const std::string& name) {
