@@ -8,7 +8,21 @@ import { native } from './netns-socket.js';
  * every inbound CONNECT arrives here once as a `decide` event and waits for
  * `resolve()`; `open`/`close` events report what happened, in batches.
  */
-export type DataplaneEvent = DecideCaptured | DecideConnect | { type: 'open'; id: number } | CloseEvent;
+export type DataplaneEvent = DecideCaptured | DecideConnect | DecideSession | { type: 'open'; id: number } | CloseEvent;
+
+/**
+ * A TCP connection accepted on an HBONE listener, before any TLS: admitted
+ * (`{ action: 'admit' }`, HboneGuard's connection caps) or reset. Its `close`
+ * event comes when the HBONE connection ends.
+ */
+export interface DecideSession {
+  type: 'decide';
+  id: number;
+  kind: 'session';
+  listener: number;
+  srcIp: string;
+  srcPort: number;
+}
 
 /** A connection accepted on a capture listener (:15001 outbound, :15006 plaintext inbound). */
 export interface DecideCaptured {
@@ -50,6 +64,8 @@ export interface CloseEvent {
   /** the HTTP status a CONNECT was answered with (either side), when one was */
   status?: number;
   error?: string;
+  /** an HBONE connection or inbound stream ended by one of the server's bounds (HboneRefusal in tunnel/hbone-limits.ts) */
+  refusal?: 'handshake-timeout' | 'stream-idle' | 'protocol-error' | 'trust-revoked';
 }
 
 /** Where a connection is made from: the pod's netns, the agent's mark, the client's IP (transparent). */
@@ -62,6 +78,8 @@ interface From {
 
 export type Decision =
   | { action: 'reset'; reason: string }
+  /** a `session` may go on to its TLS handshake */
+  | { action: 'admit' }
   /** inbound CONNECT only: answer this HTTP status (400, 401, 503) */
   | { action: 'reject'; status: number; reason: string }
   | ({ action: 'connect'; ip: string; port: number } & From)
@@ -89,7 +107,15 @@ export interface DataplaneStats {
   streams: number;
 }
 
-type Constructor = new (options: { threads: number; onWake: () => void }) => NativeDataplane;
+/** The HBONE server's bounds the workers enforce (the same fields as HboneLimits in tunnel/hbone-limits.ts). */
+export interface DataplaneLimits {
+  handshakeTimeoutMs: number;
+  streamIdleTimeoutMs: number;
+  /** each inbound stream's HTTP/2 receive window */
+  streamBufferBytes: number;
+}
+
+type Constructor = new (options: { threads: number; onWake: () => void; handshakeTimeoutMs?: number; streamIdleTimeoutMs?: number; streamWindow?: number }) => NativeDataplane;
 
 export class Dataplane {
   private readonly engine: NativeDataplane;
@@ -98,10 +124,10 @@ export class Dataplane {
   private stopped = false;
 
   /** `onEvents` runs on the event loop with every batch, in order. */
-  constructor(threads: number, private readonly onEvents: (events: DataplaneEvent[]) => void) {
+  constructor(threads: number, private readonly onEvents: (events: DataplaneEvent[]) => void, limits?: DataplaneLimits) {
     const Ctor = (native() as unknown as { Dataplane?: Constructor }).Dataplane;
     if (Ctor === undefined) throw new WarrenError('ERR_NATIVE_MISSING', 'the native addon has no data path; rebuild it (`npm rebuild`)');
-    this.engine = new Ctor({ threads, onWake: () => this.drain() });
+    this.engine = new Ctor({ threads, onWake: () => this.drain(), ...(limits === undefined ? {} : { handshakeTimeoutMs: limits.handshakeTimeoutMs, streamIdleTimeoutMs: limits.streamIdleTimeoutMs, streamWindow: limits.streamBufferBytes }) });
   }
 
   /** Hands a listening socket (made in a pod's netns) to the workers; they own it from now on. */

@@ -99,7 +99,7 @@ export class HboneInbound {
     const admitted = this.o.guard.admit(peer);
     if (typeof admitted === 'string') {
       socket.resetAndDestroy();
-      this.o.guard.refused(admitted, { peer, message: `HBONE connection from ${peer} refused: ${admitted === 'peer-connections' ? `it has ${this.o.guard.limits.maxConnectionsPerPeer} open` : `this node has ${this.o.guard.limits.maxConnections} open`}` });
+      this.o.guard.refused(admitted, { peer, message: this.o.guard.refusedMessage(peer, admitted) });
       return false;
     }
     socket.once('close', admitted);

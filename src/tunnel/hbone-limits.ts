@@ -93,6 +93,11 @@ export class HboneGuard {
     };
   }
 
+  /** The log line of a connection `admit` refused. */
+  refusedMessage(peer: string, refusal: HboneRefusal): string {
+    return `HBONE connection from ${peer} refused: ${refusal === 'peer-connections' ? `it has ${this.limits.maxConnectionsPerPeer} open` : `this node has ${this.limits.maxConnections} open`}`;
+  }
+
   /** open HBONE connections on this node */
   connections(): number {
     return this.total;

@@ -1,6 +1,6 @@
 import { joinPem } from '../identity/pem.js';
 import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
-import { Dataplane, type DataplaneEvent, type DataplaneStats, type Decision, type ListenerKind } from '../native/dataplane.js';
+import { Dataplane, type CloseEvent, type DataplaneEvent, type DataplaneStats, type Decision, type DecideSession, type ListenerKind } from '../native/dataplane.js';
 import type { DataPlane } from './dataplane.js';
 
 interface Loaded {
@@ -10,9 +10,9 @@ interface Loaded {
   roots?: readonly string[];
 }
 
-/** What a pod's native proxy answers for its listeners' events. */
+/** What a pod's native proxy answers for its listeners' events (HBONE connections are the hub's). */
 export interface NativeListenerOwner {
-  onEvent(event: DataplaneEvent): Decision | undefined;
+  onEvent(event: Exclude<DataplaneEvent, DecideSession>): Decision | undefined;
 }
 
 /**
@@ -25,15 +25,23 @@ export class NativeHub {
   private readonly dp: Dataplane;
   private readonly listeners = new Map<number, NativeListenerOwner>();
   private readonly flows = new Map<number, NativeListenerOwner>();
+  /** the source IP of each inbound CONNECT, named when one of the HBONE bounds resets it */
+  private readonly streamPeers = new Map<number, string>();
+  /** admitted HBONE connections: their peer and their release from the node's HboneGuard */
+  private readonly sessions = new Map<number, { peer: string; release: () => void }>();
   /** identity name → the pods using it, and the serial and bundle its credentials were loaded with */
   private readonly loaded = new Map<string, Loaded>();
   private readonly refresh: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
 
   constructor(private readonly plane: DataPlane, threads: number) {
-    this.dp = new Dataplane(threads, (events) => this.dispatch(events));
+    this.dp = new Dataplane(threads, (events) => this.dispatch(events), plane.hbone.limits);
     // Rotation: new certificates reach new connections within this period;
     // live ones keep theirs (the addon holds each SSL_CTX by reference).
     this.refresh = setInterval(() => this.refreshAll(), 5_000).unref();
+    // A new trust bundle is loaded at once: the addon then cuts live sessions
+    // whose peer chain it no longer accepts ("trust-revoked" on the server side).
+    this.unsubscribe = plane.bundle.onChange(() => this.refreshAll());
   }
 
   listen(fd: number, kind: ListenerKind, owner: NativeListenerOwner, identity?: string): number {
@@ -84,6 +92,7 @@ export class NativeHub {
 
   stop(): void {
     clearInterval(this.refresh);
+    this.unsubscribe();
     this.dp.stop();
   }
 
@@ -108,8 +117,40 @@ export class NativeHub {
     }
   }
 
+  /** HBONE connections are the node's to count (HboneGuard, shared with the Node data path's servers). */
+  private admit(e: DecideSession): Decision {
+    if (!this.listeners.has(e.listener)) return { action: 'reset', reason: 'the pod is no longer enrolled' };
+    const admitted = this.plane.hbone.admit(e.srcIp);
+    if (typeof admitted === 'string') {
+      this.plane.hbone.refused(admitted, { peer: e.srcIp, message: this.plane.hbone.refusedMessage(e.srcIp, admitted) });
+      return { action: 'reset', reason: admitted };
+    }
+    this.sessions.set(e.id, { peer: e.srcIp, release: admitted });
+    return { action: 'admit' };
+  }
+
+  /** A closed HBONE connection or inbound stream: released, and counted when one of the bounds ended it. */
+  private ended(e: CloseEvent): boolean {
+    const session = this.sessions.get(e.id);
+    if (session !== undefined) {
+      this.sessions.delete(e.id);
+      session.release();
+    }
+    const peer = session?.peer ?? this.streamPeers.get(e.id);
+    this.streamPeers.delete(e.id);
+    if (e.refusal !== undefined && peer !== undefined)
+      this.plane.hbone.refused(e.refusal, { peer, message: `HBONE ${session === undefined ? 'stream' : 'connection'} from ${peer} closed: ${e.error ?? e.refusal}` });
+    return session !== undefined;
+  }
+
   private dispatch(events: DataplaneEvent[]): void {
     for (const e of events) {
+      if (e.type === 'decide' && e.kind === 'session') {
+        this.dp.resolve(e.id, this.admit(e));
+        continue;
+      }
+      if (e.type === 'close' && this.ended(e)) continue;
+      if (e.type === 'decide' && e.kind === 'connect') this.streamPeers.set(e.id, e.srcIp);
       const owner = e.type === 'decide' ? this.listeners.get(e.listener) : this.flows.get(e.id);
       if (e.type === 'decide') {
         if (owner === undefined) {

@@ -2,7 +2,7 @@ import { closeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isIPv6 } from 'node:net';
 import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../identity/spiffe.js';
-import type { CloseEvent, DataplaneEvent, DecideCaptured, DecideConnect, Decision } from '../native/dataplane.js';
+import type { CloseEvent, DataplaneEvent, DecideCaptured, DecideConnect, DecideSession, Decision } from '../native/dataplane.js';
 import { createListener } from '../native/netns-socket.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { denyingPolicy, type L4Request } from '../policy/authorization.js';
@@ -69,7 +69,7 @@ export class NativePodProxy {
     return proxy;
   }
 
-  onEvent(e: DataplaneEvent): Decision | undefined {
+  onEvent(e: Exclude<DataplaneEvent, DecideSession>): Decision | undefined {
     if (e.type === 'decide') {
       if (e.kind === 'connect') return this.connect(e);
       return e.kind === 'outbound' ? this.outbound(e) : this.plaintextInbound(e);

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { after, before } from 'node:test';
 import { createRootCa, type CaMaterial } from '../../src/ca/signer.js';
 import { issueWorkloadCert } from './workload-certs.js';
 import { joinPem } from '../../src/identity/pem.js';
@@ -23,7 +24,9 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function echoServer(): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
+export type EchoServer = { server: Server; port: number; sockets: Set<Socket> };
+
+export async function echoServer(): Promise<EchoServer> {
   const sockets = new Set<Socket>();
   const server = createServer({ allowHalfOpen: true }, (s) => {
     sockets.add(s);
@@ -52,6 +55,9 @@ export interface LoopbackOptions {
 export class LoopbackDataplane {
   readonly decided: DataplaneEvent[] = [];
   readonly closed = new Map<number, CloseEvent>();
+  /** HBONE connections the server end accepted (all admitted here), and those that ended */
+  readonly sessions = new Set<number>();
+  readonly sessionsClosed = new Map<number, CloseEvent>();
   readonly opened = new Set<number>();
   target = 0;
   outboundPort = 0;
@@ -98,10 +104,14 @@ export class LoopbackDataplane {
 
   private onEvents(events: DataplaneEvent[]): void {
     for (const e of events) {
-      if (e.type === 'decide') {
+      if (e.type === 'decide' && e.kind === 'session') {
+        this.sessions.add(e.id);
+        this.dp.resolve(e.id, { action: 'admit' });
+      } else if (e.type === 'decide') {
         this.decided.push(e);
         this.dp.resolve(e.id, e.kind === 'connect' ? (this.o.authorize ?? defaultAuthorize)(e, this) : (this.o.route ?? defaultRoute)(e, this));
       } else if (e.type === 'open') this.opened.add(e.id);
+      else if (this.sessions.has(e.id)) this.sessionsClosed.set(e.id, e);
       else this.closed.set(e.id, e);
     }
     for (const w of this.waiters.splice(0)) w();
@@ -116,4 +126,41 @@ function defaultAuthorize(e: DecideConnect): Decision {
   const m = /^127\.0\.0\.1:(\d+)$/.exec(e.authority);
   if (e.method !== 'CONNECT' || m === null) return { action: 'reject', status: 400, reason: `bad CONNECT ${e.method} ${e.authority}` };
   return { action: 'connect', netns: '', ip: '127.0.0.1', port: Number(m[1]) };
+}
+
+/** What a test file of the native data path shares: one CA and one echo server (the CONNECT target). */
+export interface NativeFixture {
+  ca: CaMaterial;
+  rootPem: string;
+  echo: EchoServer;
+}
+
+/**
+ * Registers the file's before/after hooks that make and close the fixture; its
+ * fields are set once `before` ran (a file's own `before` may not run after
+ * this one: it awaits `ready()`).
+ */
+export function nativeFixture(): NativeFixture & { ready(): Promise<void> } {
+  let made: Promise<void> | undefined;
+  const f = {
+    ready: () =>
+      (made ??= (async () => {
+        Object.assign(f, await testCa());
+        f.echo = await echoServer();
+      })()),
+  } as NativeFixture & { ready(): Promise<void> };
+  before(() => f.ready());
+  after(() => f.echo.server.close());
+  return f;
+}
+
+/** A loopback data path delivering to the fixture's echo server for the length of `fn`. */
+export async function withLoopback(f: NativeFixture, fn: (h: LoopbackDataplane) => Promise<void>, o: LoopbackOptions = {}): Promise<void> {
+  const h = await LoopbackDataplane.start(f.ca, f.rootPem, o);
+  h.target = f.echo.port;
+  try {
+    await fn(h);
+  } finally {
+    h.stop();
+  }
 }

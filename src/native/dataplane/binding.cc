@@ -62,7 +62,11 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     env_ = env;
     napi_add_env_cleanup_hook(env, Teardown, this);
     auto tsfn = std::make_shared<Napi::ThreadSafeFunction>(tsfn_);
-    engine_ = std::make_unique<Engine>(Int(o, "threads"), [tsfn] { tsfn->NonBlockingCall(CallWake); });
+    dp::Limits limits;
+    if (Int(o, "handshakeTimeoutMs") > 0) limits.handshakeMs = Int(o, "handshakeTimeoutMs");
+    if (Int(o, "streamIdleTimeoutMs") > 0) limits.streamIdleMs = Int(o, "streamIdleTimeoutMs");
+    if (Int(o, "streamWindow") > 0) limits.streamWindow = static_cast<uint32_t>(Int(o, "streamWindow"));
+    engine_ = std::make_unique<Engine>(Int(o, "threads"), limits, [tsfn] { tsfn->NonBlockingCall(CallWake); });
   }
 
   ~Dataplane() override {
@@ -165,6 +169,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     d.action = action == "connect" ? Decision::Connect
                : action == "hbone" ? Decision::Hbone
                : action == "reject" ? Decision::Reject
+               : action == "admit"  ? Decision::Admit
                                     : Decision::Reset;
     d.reason = Str(o, "reason");
     d.from.netns = Str(o, "netns");
@@ -211,7 +216,9 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
         o.Set("listener", Napi::Number::New(env, e.listener));
         o.Set("srcIp", e.srcIp);
         o.Set("srcPort", Napi::Number::New(env, e.srcPort));
-        if (std::string(e.kind) == "connect") {
+        if (std::string(e.kind) == "session") {
+          // an accepted HBONE connection: its source is all there is yet
+        } else if (std::string(e.kind) == "connect") {
           o.Set("peer", e.peer);
           o.Set("method", e.method);
           o.Set("authority", e.authority);
@@ -230,6 +237,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
         o.Set("opened", Napi::Boolean::New(env, e.opened));
         if (e.status != 0) o.Set("status", Napi::Number::New(env, e.status));
         if (!e.error.empty()) o.Set("error", e.error);
+        if (e.refusal[0] != '\0') o.Set("refusal", e.refusal);
       }
       out.Set(static_cast<uint32_t>(i), o);
     }

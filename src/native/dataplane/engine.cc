@@ -16,7 +16,6 @@ namespace {
 
 // HBONE's HTTP/2 settings, as src/tunnel/hbone-settings.ts: windows large
 // enough that one stream fills a fast link, at most 100 streams a connection.
-constexpr uint32_t kStreamWindow = 4 * 1024 * 1024;
 constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
 constexpr uint32_t kMaxStreams = 100;
 constexpr uint32_t kMaxFrame = 64 * 1024;
@@ -182,6 +181,10 @@ class Worker {
   uint64_t NextId() { return (++seq_ << 6) | static_cast<uint64_t>(index_); }
   int index() const { return index_; }
   void AdoptMigrated(uint64_t id, int fd, Decision d);
+  void Admit(uint64_t id, const Decision& d);
+  void Reverify(const std::string& name, const Identity& id);
+  void Forget(uint64_t sessionId) { admitting_.erase(sessionId); }
+  void AcceptHbone(Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp, int srcPort);
   void Emit(Event e) { batch_.push_back(std::move(e)); }
   bool Watch(int fd, Handler* h, uint32_t events);
   void Unwatch(int fd) { epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr); }
@@ -234,6 +237,7 @@ class Worker {
   std::unordered_map<uint64_t, std::unique_ptr<Flow>> flows_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::unordered_map<std::string, std::vector<Session*>> pool_;
+  std::unordered_map<uint64_t, Session*> admitting_;  // server sessions TypeScript has not admitted yet
   std::unordered_map<uint32_t, std::unique_ptr<ListenerReg>> listeners_;
   std::unordered_set<Session*> dirty_;
   std::vector<uint64_t> later_;
@@ -257,9 +261,12 @@ class Session : public Handler {
     w_->nSessions--;
   }
 
+  // the local identity whose credentials it was made with
+  std::string identity;
   // client
   std::string poolKey, expected;
-  // server
+  // server: reported to TypeScript as `id` (admission, then its close)
+  uint64_t id = 0;
   uint32_t listener = 0;
   std::string srcIp;
   int srcPort = 0;
@@ -282,11 +289,19 @@ class Session : public Handler {
   }
   void Respond(Flow* f, int status);
   void Flush();
-  void Fail(const std::string& reason);
+  // `refusal`: the HboneGuard reason (hbone-limits.ts) this end counts, when one
+  void Fail(const std::string& reason, const char* refusal = "");
   void OnIo(uint32_t events) override;
   bool Idle(int64_t now) const { return streams_.empty() && waiting_.empty() && now - lastActive_ > kIdleCloseMs; }
-  bool HandshakeExpired(int64_t now) const { return st_ != Ready && st_ != Dead && now - started_ > kConnectTimeoutMs; }
+  bool HandshakeExpired(int64_t now) const;
   bool dead() const { return st_ == Dead; }
+  bool server() const { return server_; }
+  // A new trust bundle of `identity` no longer accepts the peer: the session
+  // is cut, as HboneInbound and HbonePool cut theirs (hbone-limits.ts).
+  void Reverify(SSL_CTX* ctx) {
+    if (st_ == Ready && !PeerStillTrusted(ssl_.get(), ctx))
+      Fail("the trust bundle no longer accepts the peer's certificate chain", server_ ? "trust-revoked" : "");
+  }
 
  private:
   enum State { Connecting, Handshake, Ready, Dead };
@@ -363,6 +378,8 @@ class Flow {
     streamSide_ = side;
   }
   void Decide(Decision d);
+  // moved here by PoolOwner's choice: uses this worker's pool
+  void Placed() { placed_ = true; }
   void OnSock(int side, uint32_t events);
   void Timeout() {
     if (st_ == Connecting || st_ == Waiting) Refuse("timed out after " + std::to_string(kConnectTimeoutMs) + " ms", 0);
@@ -379,8 +396,18 @@ class Flow {
     for (int i = 0; i < 2; i++)
       if (paused_[i]) ReadSock(i);
   }
-  void Reset(const std::string& reason);
+  void Reset(const std::string& reason, const char* refusal = "");
   void Refuse(const std::string& reason, int status);
+  // An inbound CONNECT stream that moved no byte either way for `ms` (checked
+  // once a second by the worker's tick).
+  bool IdleStream(int64_t now, int64_t ms) {
+    if (streamSide_ != 0 || sess_ == nullptr || st_ != Open) return false;
+    if (bytes_[0] + bytes_[1] != seenBytes_) {
+      seenBytes_ = bytes_[0] + bytes_[1];
+      seenAt_ = now;
+    }
+    return now - seenAt_ >= ms;
+  }
   void RequestEnded() { eofFrom_[streamSide_] = true; }
   void CheckDone();
   // waiting for a pooled session: what the CONNECT carries
@@ -395,7 +422,7 @@ class Flow {
   void Deliver(int to, const char* p, size_t n);
   void DeliverEof(int to);
   void FlushSock(int side);
-  void Finish(const std::string& error);
+  void Finish(const std::string& error, const char* refusal = "");
   bool ConnectUpstream(const Decision& d, std::string* error);
 
   Worker* w_;
@@ -408,11 +435,14 @@ class Flow {
   Session* sess_ = nullptr;
   int32_t sid_ = -1;
   int streamSide_ = -1;
+  bool placed_ = false;
   Buf pend_[2];
   bool paused_[2] = {false, false};
   bool eofFrom_[2] = {false, false};
   bool eofTo_[2] = {false, false};
   uint64_t bytes_[2] = {0, 0};
+  uint64_t seenBytes_ = 0;
+  int64_t seenAt_ = NowMs();
   int status_ = 0;
   friend class Session;
 };
@@ -455,13 +485,16 @@ void Flow::Decide(Decision d) {
       return Refuse(d.reason, 0);
     case Decision::Reject:
       return Refuse(d.reason, d.status > 0 ? d.status : 403);
+    case Decision::Admit:  // only a session is admitted
+      return Refuse("admitted as a session", 0);
     case Decision::Connect:
       if (!ConnectUpstream(d, &error)) return Refuse(error, 503);
       return;
     case Decision::Hbone: {
-      // One worker owns each pool, so connections to one peer share its
-      // sessions whichever worker accepted them: the client socket moves there.
-      int owner = w_->engine().PoolOwner(PoolKey(d));
+      // Each worker has its own pool; a peer's flows are dealt round them
+      // (one TLS session per worker, not one for all of a peer's streams), and
+      // the client socket moves to the worker whose turn it is.
+      int owner = placed_ ? w_->index() : w_->engine().PoolOwner(PoolKey(d));
       if (owner != w_->index()) {
         w_->Unwatch(sock_[0].get());
         int fd = sock_[0].release();
@@ -662,10 +695,10 @@ void Flow::CheckDone() {
   Finish("");
 }
 
-void Flow::Reset(const std::string& reason) {
+void Flow::Reset(const std::string& reason, const char* refusal) {
   if (st_ == Closed) return;
   for (auto& s : sock_) ResetClose(s);
-  Finish(reason);
+  Finish(reason, refusal);
 }
 
 void Flow::Refuse(const std::string& reason, int status) {
@@ -680,7 +713,7 @@ void Flow::Refuse(const std::string& reason, int status) {
   Reset(reason);
 }
 
-void Flow::Finish(const std::string& error) {
+void Flow::Finish(const std::string& error, const char* refusal) {
   bool opened = st_ == Open;
   st_ = Closed;
   w_->Untimed(id_);
@@ -699,6 +732,7 @@ void Flow::Finish(const std::string& error) {
   e.opened = opened;
   e.status = status_;
   e.error = error;
+  e.refusal = refusal;
   w_->Emit(std::move(e));
   if (static_cast<int>(id_ & 63) != w_->index()) w_->engine().Forget(id_);
   w_->Retire(this);
@@ -727,6 +761,11 @@ Flow* Session::StreamFlow(int32_t sid) {
   if (it == streams_.end()) return nullptr;
   Flow* f = w_->FindFlow(it->second);
   return f != nullptr && f->state() != Flow::Closed ? f : nullptr;
+}
+
+bool Session::HandshakeExpired(int64_t now) const {
+  if (st_ == Ready || st_ == Dead) return false;
+  return now - started_ > (server_ ? w_->engine().limits().handshakeMs : kConnectTimeoutMs);
 }
 
 void Session::OnIo(uint32_t events) {
@@ -779,7 +818,7 @@ void Session::Handshaken() {
   if (rc != 0) return Fail("nghttp2 session");
   nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxStreams},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, w_->engine().limits().streamWindow},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, kMaxFrame},
   };
@@ -863,7 +902,7 @@ void Session::ReadTls() {
     int rc = SSL_read_ex(ssl_.get(), buf, kScratch, &got);
     if (rc == 1) {
       ssize_t used = nghttp2_session_mem_recv(ng_, reinterpret_cast<uint8_t*>(buf), got);
-      if (used < 0) return Fail(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)));
+      if (used < 0) return Fail(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)), server_ ? "protocol-error" : "");
       continue;
     }
     int e = SSL_get_error(ssl_.get(), rc);
@@ -903,12 +942,22 @@ void Session::Flush() {
     }
   }
   if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_))
-    Fail(goawaySent_ < 0 ? "closed" : std::string("HTTP/2 GOAWAY sent: ") + nghttp2_http2_strerror(static_cast<uint32_t>(goawaySent_)));
+    Fail(goawaySent_ < 0 ? "closed" : std::string("HTTP/2 GOAWAY sent: ") + nghttp2_http2_strerror(static_cast<uint32_t>(goawaySent_)),
+         server_ && goawaySent_ > 0 ? "protocol-error" : "");
 }
 
-void Session::Fail(const std::string& reason) {
+void Session::Fail(const std::string& reason, const char* refusal) {
   if (st_ == Dead) return;
   st_ = Dead;
+  if (server_) {
+    w_->Forget(id);
+    Event e(Event::Close);
+    e.id = id;
+    e.opened = ng_ != nullptr;
+    e.error = reason;
+    e.refusal = refusal;
+    w_->Emit(std::move(e));
+  }
   w_->Unpool(this);
   std::vector<uint64_t> flows = waiting_;
   for (auto& [sid, id] : streams_) flows.push_back(id);
@@ -1071,18 +1120,14 @@ void ListenerReg::OnIo(uint32_t) {
     int srcPort = 0;
     AddressOf(peer, &srcIp, &srcPort);
     if (kind == ListenerKind::Hbone) {
-      auto id = w->engine().FindIdentity(identity);
-      if (!id) continue;  // fail closed: no certificate, no TLS
-      SslPtr ssl(SSL_new(id->server.get()));
-      if (!ssl || SSL_set_fd(ssl.get(), c.get()) != 1) continue;
-      SSL_set_accept_state(ssl.get());
-      int fdNum = c.get();
-      auto s = std::make_unique<Session>(w, true, std::move(c), std::move(ssl));
-      s->listener = this->id;
-      s->srcIp = srcIp;
-      s->srcPort = srcPort;
-      if (!w->Watch(fdNum, s.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) continue;
-      w->AddSession(std::move(s));
+      // Sessions are dealt round the workers rather than left to whichever
+      // one epoll woke: a client spreads a peer's streams over several
+      // sessions (Engine::PoolOwner) so that they decrypt on several threads.
+      int owner = w->engine().NextWorker();
+      if (owner == w->index())
+        w->AcceptHbone(std::move(c), this->id, identity, srcIp, srcPort);
+      else
+        w->engine().HandOffHbone(owner, std::move(c), this->id, identity, srcIp, srcPort);
       continue;
     }
     std::string dstIp;
@@ -1213,6 +1258,7 @@ Session* Worker::PooledSession(const Decision& d, std::string* error) {
   int fdNum = fd.get();
   auto s = std::make_unique<Session>(this, false, std::move(fd), std::move(ssl));
   s->poolKey = key;
+  s->identity = d.identity;
   s->expected = d.expected;
   s->SetConnecting();
   if (!Watch(fdNum, s.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) {
@@ -1250,7 +1296,55 @@ void Worker::RemoveListener(uint32_t id) {
 
 void Worker::Resolve(uint64_t id, Decision d) {
   Flow* f = FindFlow(id);
-  if (f != nullptr) f->Decide(std::move(d));
+  if (f != nullptr) return f->Decide(std::move(d));
+  Admit(id, d);
+}
+
+void Worker::AcceptHbone(Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp, int srcPort) {
+  auto id = engine_.FindIdentity(identity);
+  if (!id) return;  // fail closed: no certificate, no TLS
+  SslPtr ssl(SSL_new(id->server.get()));
+  if (!ssl || SSL_set_fd(ssl.get(), c.get()) != 1) return;
+  SSL_set_accept_state(ssl.get());
+  auto s = std::make_unique<Session>(this, true, std::move(c), std::move(ssl));
+  s->id = NextId();
+  s->identity = identity;
+  s->listener = listener;
+  s->srcIp = srcIp;
+  s->srcPort = srcPort;
+  // TypeScript admits it (HboneGuard's per-peer and total caps) before a
+  // byte of TLS is read; until then the socket is not watched.
+  Event e(Event::Decide);
+  e.id = s->id;
+  e.kind = "session";
+  e.listener = listener;
+  e.srcIp = srcIp;
+  e.srcPort = srcPort;
+  Emit(std::move(e));
+  admitting_[s->id] = s.get();
+  AddSession(std::move(s));
+}
+
+void Worker::Reverify(const std::string& name, const Identity& id) {
+  std::vector<Session*> mine;
+  for (auto& [p, s] : sessions_)
+    if (s->identity == name) mine.push_back(p);
+  for (Session* s : mine) s->Reverify(s->server() ? id.server.get() : id.client.get());
+}
+
+void Worker::Admit(uint64_t id, const Decision& d) {
+  auto it = admitting_.find(id);
+  if (it == admitting_.end()) return;
+  Session* s = it->second;
+  admitting_.erase(it);
+  if (d.action != Decision::Admit) {
+    // refused before any TLS: the peer gets an RST, as from HboneInbound
+    linger l{1, 0};
+    setsockopt(s->fd(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    return s->Fail(d.reason.empty() ? "refused" : d.reason);
+  }
+  // edge-triggered: bytes that arrived meanwhile are reported on EPOLL_CTL_ADD
+  if (!Watch(s->fd(), s, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) s->Fail("epoll");
 }
 
 void Worker::AdoptMigrated(uint64_t id, int fd, Decision d) {
@@ -1265,7 +1359,9 @@ void Worker::AdoptMigrated(uint64_t id, int fd, Decision d) {
     engine_.Forget(id);
     return;
   }
-  AddFlow(std::move(f))->Decide(std::move(d));
+  Flow* p = AddFlow(std::move(f));
+  p->Placed();
+  p->Decide(std::move(d));
 }
 
 void Worker::Close(uint64_t id, const std::string& reason) {
@@ -1300,7 +1396,21 @@ void Worker::Tick() {
   std::vector<Session*> stale;
   for (auto& [p, s] : sessions_)
     if (s->Idle(now) || s->HandshakeExpired(now)) stale.push_back(p);
-  for (Session* s : stale) s->Fail(s->HandshakeExpired(now) ? "TLS handshake timed out" : "idle");
+  for (Session* s : stale) {
+    if (s->HandshakeExpired(now))
+      s->Fail("no TLS handshake within " + std::to_string(s->server() ? engine_.limits().handshakeMs : kConnectTimeoutMs) + " ms",
+              s->server() ? "handshake-timeout" : "");
+    else
+      s->Fail("idle");
+  }
+  // Inbound CONNECT streams that carried no byte either way for too long.
+  std::vector<uint64_t> idle;
+  for (auto& [id, f] : flows_)
+    if (f->IdleStream(now, engine_.limits().streamIdleMs)) idle.push_back(id);
+  for (uint64_t id : idle) {
+    Flow* f = FindFlow(id);
+    if (f != nullptr) f->Reset("idle for " + std::to_string(engine_.limits().streamIdleMs) + " ms", "stream-idle");
+  }
 }
 
 void Worker::Run() {
@@ -1364,7 +1474,7 @@ void Worker::Shutdown() {
 
 // --- Engine -----------------------------------------------------------------
 
-Engine::Engine(int threads, std::function<void()> wake) : wake_(std::move(wake)) {
+Engine::Engine(int threads, Limits limits, std::function<void()> wake) : limits_(limits), wake_(std::move(wake)) {
   if (threads < 1) threads = 1;
   if (threads > 64) threads = 64;
   for (int i = 0; i < threads; i++) workers_.push_back(std::make_unique<Worker>(*this, i));
@@ -1399,8 +1509,15 @@ void Engine::Unlisten(uint32_t id) {
 }
 
 void Engine::SetIdentity(const std::string& name, std::shared_ptr<Identity> id) {
-  std::lock_guard<std::mutex> g(idMu_);
-  identities_[name] = std::move(id);
+  {
+    std::lock_guard<std::mutex> g(idMu_);
+    identities_[name] = id;
+  }
+  // Live sessions of this identity are checked against its (perhaps new) bundle.
+  for (auto& w : workers_) {
+    Worker* p = w.get();
+    p->Post([p, name, id] { p->Reverify(name, *id); });
+  }
 }
 
 void Engine::DropIdentity(const std::string& name) {
@@ -1414,8 +1531,22 @@ std::shared_ptr<Identity> Engine::FindIdentity(const std::string& name) {
   return it == identities_.end() ? nullptr : it->second;
 }
 
-int Engine::PoolOwner(const std::string& key) const {
-  return static_cast<int>(std::hash<std::string>()(key) % workers_.size());
+int Engine::PoolOwner(const std::string& key) {
+  size_t h = std::hash<std::string>()(key);
+  uint32_t turn = spread_[h % spread_.size()].fetch_add(1, std::memory_order_relaxed);
+  return static_cast<int>((h + turn) % workers_.size());
+}
+
+int Engine::NextWorker() {
+  return static_cast<int>(nextWorker_.fetch_add(1, std::memory_order_relaxed) % workers_.size());
+}
+
+void Engine::HandOffHbone(int owner, Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp,
+                          int srcPort) {
+  Worker* p = workers_[static_cast<size_t>(owner)].get();
+  // shared_ptr: a command dropped at shutdown still closes the socket
+  auto fd = std::make_shared<Fd>(std::move(c));
+  p->Post([p, fd, listener, identity, srcIp, srcPort] { p->AcceptHbone(std::move(*fd), listener, identity, srcIp, srcPort); });
 }
 
 void Engine::Migrate(int owner, uint64_t id, int fd, Decision d) {

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -29,7 +30,7 @@ struct Event {
   explicit Event(Type t) : type(t) {}
   uint64_t id = 0;
   // Decide
-  const char* kind = "";  // "outbound" | "inbound" | "connect"
+  const char* kind = "";  // "outbound" | "inbound" | "connect" | "session" (an HBONE connection accepted)
   uint32_t listener = 0;
   std::string srcIp, dstIp, localIp;
   int srcPort = 0, dstPort = 0, localPort = 0;
@@ -39,11 +40,15 @@ struct Event {
   bool opened = false;
   int status = 0;  // HTTP status a CONNECT was answered with, when one was
   std::string error;
+  // Close of an HBONE server session or stream: the bound it met, as
+  // HboneRefusal in src/tunnel/hbone-limits.ts ("" when none)
+  const char* refusal = "";
 };
 
 // TypeScript's answer to a Decide event.
 struct Decision {
-  enum Action { Reset, Connect, Hbone, Reject } action = Reset;
+  // Admit: a "session" may go on to its TLS handshake
+  enum Action { Reset, Connect, Hbone, Reject, Admit } action = Reset;
   std::string reason;
   // Connect (plain upstream) and Hbone (the peer agent): where to connect
   // from (netns, mark, optional transparent source) and to.
@@ -56,6 +61,14 @@ struct Decision {
   int status = 0;
 };
 
+// The HBONE server's bounds that the workers enforce (HboneLimits in
+// src/tunnel/hbone-limits.ts; the connection counts are TypeScript's).
+struct Limits {
+  int64_t handshakeMs = 5'000;
+  int64_t streamIdleMs = 3'600'000;
+  uint32_t streamWindow = 4 * 1024 * 1024;
+};
+
 struct Stats {
   uint64_t flows = 0, sessions = 0, streams = 0;
 };
@@ -66,7 +79,7 @@ class Engine {
  public:
   // `wake` is called from worker threads when events are waiting and no
   // earlier wake is pending; it must only schedule a call into JavaScript.
-  Engine(int threads, std::function<void()> wake);
+  Engine(int threads, Limits limits, std::function<void()> wake);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -81,12 +94,19 @@ class Engine {
   void Close(uint64_t id, const std::string& reason);
   std::vector<Event> TakeEvents();
   Stats GetStats();
+  const Limits& limits() const { return limits_; }
   void Stop();
 
   // Workers
   void Emit(std::vector<Event>& batch);
-  // The worker owning the HBONE pool of `key`, and a flow's move there.
-  int PoolOwner(const std::string& key) const;
+  // The worker whose HBONE pool of `key` takes the next flow: a peer's flows
+  // are dealt round every worker's pool (at most one session per worker per
+  // 100 streams), so one peer's streams use every thread; and a flow's move there.
+  int PoolOwner(const std::string& key);
+  // The worker that takes the next accepted HBONE session, and the hand-off.
+  int NextWorker();
+  void HandOffHbone(int owner, Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp,
+                    int srcPort);
   void Migrate(int owner, uint64_t id, int fd, Decision d);
   void Forget(uint64_t id);
 
@@ -96,6 +116,7 @@ class Engine {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::mutex migratedMu_;
   std::unordered_map<uint64_t, int> migrated_;  // flow id → the worker it moved to
+  Limits limits_;
   std::function<void()> wake_;
   std::mutex mu_;
   std::vector<Event> events_;
@@ -103,6 +124,8 @@ class Engine {
   std::mutex idMu_;
   std::unordered_map<std::string, std::shared_ptr<Identity>> identities_;
   bool stopped_ = false;
+  std::array<std::atomic<uint32_t>, 64> spread_{};
+  std::atomic<uint32_t> nextWorker_{0};
 };
 
 }  // namespace warren::dp

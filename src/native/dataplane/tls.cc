@@ -162,4 +162,13 @@ std::string PeerSpiffeId(SSL* ssl) {
   return uri;
 }
 
+bool PeerStillTrusted(SSL* ssl, SSL_CTX* ctx) {
+  X509Ptr leaf(SSL_get1_peer_certificate(ssl));
+  if (!leaf) return false;
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> check(X509_STORE_CTX_new(), X509_STORE_CTX_free);
+  if (!check || X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(ctx), leaf.get(), SSL_get_peer_cert_chain(ssl)) != 1)
+    return false;
+  return X509_verify_cert(check.get()) == 1;
+}
+
 }  // namespace warren

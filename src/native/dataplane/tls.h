@@ -38,4 +38,8 @@ std::shared_ptr<Identity> BuildIdentity(std::string& keyPem, const std::string& 
 // it carries zero or several URI SANs.
 std::string PeerSpiffeId(SSL* ssl);
 
+// Does the peer chain this connection verified at its handshake still chain
+// to a root of `ctx`'s trust store (a trust bundle swapped in since)?
+bool PeerStillTrusted(SSL* ssl, SSL_CTX* ctx);
+
 }  // namespace warren

@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, test } from 'node:test';
 import { joinPem } from '../../../src/identity/pem.js';
-import { CLIENT, echoServer, LoopbackDataplane, testCa } from '../../helpers/native-dataplane.js';
+import { CLIENT, LoopbackDataplane, nativeFixture } from '../../helpers/native-dataplane.js';
 import { issueWorkloadCert } from '../../helpers/workload-certs.js';
 
 // Every byte a peer sends the native data path is untrusted. This throws
@@ -21,31 +21,25 @@ import { issueWorkloadCert } from '../../helpers/workload-certs.js';
 const CASES = Number(process.env.FUZZ_CASES ?? 2_000);
 const PARALLEL = 32;
 
+const fx = nativeFixture();
 let h: LoopbackDataplane;
-let echo: Awaited<ReturnType<typeof echoServer>>;
 let clientKey: string;
 let clientChain: string;
-let rootPem: string;
 let clientHello: Buffer;
 
 const fds = (): number => readdirSync('/proc/self/fd').length;
 
 before(async () => {
-  const t = await testCa();
-  rootPem = t.rootPem;
-  echo = await echoServer();
-  h = await LoopbackDataplane.start(t.ca, rootPem, { threads: 2 });
-  h.target = echo.port;
-  const c = await issueWorkloadCert(t.ca, CLIENT);
+  await fx.ready();
+  h = await LoopbackDataplane.start(fx.ca, fx.rootPem, { threads: 2 });
+  h.target = fx.echo.port;
+  const c = await issueWorkloadCert(fx.ca, CLIENT);
   clientKey = c.privateKeyPem;
   clientChain = joinPem(c.chainPem);
   clientHello = await captureClientHello();
 });
 
-after(() => {
-  h.stop();
-  echo.server.close();
-});
+after(() => h.stop());
 
 /** The first flight of a real client, to mutate. */
 async function captureClientHello(): Promise<Buffer> {
@@ -102,7 +96,7 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 function randomAuthority(): string {
   switch (randomInt(6)) {
     case 0:
-      return `127.0.0.1:${echo.port}`;
+      return `127.0.0.1:${fx.echo.port}`;
     case 1:
       return `127.0.0.1:${randomInt(70000)}`;
     case 2:
@@ -176,7 +170,7 @@ async function rawCase(bytes: Buffer): Promise<void> {
 }
 
 async function h2Case(): Promise<void> {
-  const s = tlsConnect({ port: h.hbonePort, host: '127.0.0.1', key: clientKey, cert: clientChain, ca: [rootPem], ALPNProtocols: ['h2'], checkServerIdentity: () => undefined, minVersion: 'TLSv1.3' });
+  const s = tlsConnect({ port: h.hbonePort, host: '127.0.0.1', key: clientKey, cert: clientChain, ca: [fx.rootPem], ALPNProtocols: ['h2'], checkServerIdentity: () => undefined, minVersion: 'TLSv1.3' });
   s.on('error', () => {});
   s.once('secureConnect', () => {
     const bytes = h2Conversation();
@@ -231,13 +225,13 @@ test(`${CASES} hostile conversations: no crash, nothing left open, still serving
         } else {
           kinds.captured++;
           // targets change under the captured connections too
-          h.target = randomInt(4) === 0 ? randomInt(1, 65536) : echo.port;
+          h.target = randomInt(4) === 0 ? randomInt(1, 65536) : fx.echo.port;
           await capturedCase();
         }
       }
     }),
   );
-  h.target = echo.port;
+  h.target = fx.echo.port;
   await h.until(() => h.dp.stats().flows === 0, 'every flow released', 30_000);
   // idle pooled client sessions may stay (≤ 1 a worker); server sessions end with their clients
   await h.until(() => h.dp.stats().sessions <= 4, 'sessions released', 30_000);

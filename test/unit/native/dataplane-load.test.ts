@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import { after, before, test } from 'node:test';
-import type { CaMaterial } from '../../../src/ca/signer.js';
-import { echoServer, LoopbackDataplane, testCa } from '../../helpers/native-dataplane.js';
+import { test } from 'node:test';
+import { nativeFixture, withLoopback } from '../../helpers/native-dataplane.js';
 
 // Many streams with large transfers at once through one pooled HBONE session:
 // every byte must arrive in order (sha256 at the receiver), no session may fail.
@@ -12,15 +11,7 @@ import { echoServer, LoopbackDataplane, testCa } from '../../helpers/native-data
 const STREAMS = Number(process.env.LOAD_STREAMS ?? 16);
 const MIB = Number(process.env.LOAD_MIB ?? 8);
 
-let ca: CaMaterial;
-let rootPem: string;
-let echo: Awaited<ReturnType<typeof echoServer>>;
-
-before(async () => {
-  ({ ca, rootPem } = await testCa());
-  echo = await echoServer();
-});
-after(() => echo.server.close());
+const fx = nativeFixture();
 
 /** Streams `size` random bytes in 64 KiB writes (backpressure honoured), half-closes, hashes what comes back. */
 function pump(port: number, size: number): Promise<{ sent: string; received: string; bytes: number }> {
@@ -53,20 +44,20 @@ function pump(port: number, size: number): Promise<{ sent: string; received: str
 }
 
 test(`${STREAMS} streams × ${MIB} MiB each way at once over pooled HBONE arrive byte-exact, no session fails`, { timeout: 300_000 }, async () => {
-  const h = await LoopbackDataplane.start(ca, rootPem, { threads: 2 });
-  h.target = echo.port;
-  try {
-    const settled = await Promise.allSettled(Array.from({ length: STREAMS }, () => pump(h.outboundPort, MIB * 1024 * 1024)));
-    await h.until(() => h.closed.size === 2 * STREAMS, 'every flow closed', 60_000);
-    const errors = [...new Set([...h.closed.values()].map((c) => c.error).filter((e) => e !== undefined))];
-    assert.deepEqual(errors, [], 'no flow ended with an error');
-    for (const r of settled) {
-      assert.equal(r.status, 'fulfilled', 'every client got its bytes back and a clean end');
-      if (r.status !== 'fulfilled') continue;
-      assert.equal(r.value.bytes, MIB * 1024 * 1024);
-      assert.equal(r.value.received, r.value.sent);
-    }
-  } finally {
-    h.stop();
-  }
+  await withLoopback(
+    fx,
+    async (h) => {
+      const settled = await Promise.allSettled(Array.from({ length: STREAMS }, () => pump(h.outboundPort, MIB * 1024 * 1024)));
+      await h.until(() => h.closed.size === 2 * STREAMS, 'every flow closed', 60_000);
+      const errors = [...new Set([...h.closed.values()].map((c) => c.error).filter((e) => e !== undefined))];
+      assert.deepEqual(errors, [], 'no flow ended with an error');
+      for (const r of settled) {
+        assert.equal(r.status, 'fulfilled', 'every client got its bytes back and a clean end');
+        if (r.status !== 'fulfilled') continue;
+        assert.equal(r.value.bytes, MIB * 1024 * 1024);
+        assert.equal(r.value.received, r.value.sent);
+      }
+    },
+    { threads: 2 },
+  );
 });

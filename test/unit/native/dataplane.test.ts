@@ -3,24 +3,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { after, before, test } from 'node:test';
-import type { CaMaterial } from '../../../src/ca/signer.js';
+import { test } from 'node:test';
 import { formatSpiffeId } from '../../../src/identity/spiffe.js';
-import { CLIENT, echoServer, LoopbackDataplane, testCa } from '../../helpers/native-dataplane.js';
+import { CLIENT, LoopbackDataplane, nativeFixture, withLoopback, type LoopbackOptions } from '../../helpers/native-dataplane.js';
 
 // The native data path end to end on loopback: captured connection →
 // HBONE client (mutual TLS 1.3, HTTP/2 CONNECT) → HBONE server → app,
 // every decision made here in TypeScript.
 
-let ca: CaMaterial;
-let rootPem: string;
-let echo: Awaited<ReturnType<typeof echoServer>>;
-
-before(async () => {
-  ({ ca, rootPem } = await testCa());
-  echo = await echoServer();
-});
-after(() => echo.server.close());
+const fx = nativeFixture();
 
 const fds = (): number => readdirSync('/proc/self/fd').length;
 
@@ -39,15 +30,7 @@ function roundTrip(port: number, data: Buffer): Promise<Buffer> {
   });
 }
 
-async function withDataplane(fn: (h: LoopbackDataplane) => Promise<void>, o: Parameters<typeof LoopbackDataplane.start>[2] = {}): Promise<void> {
-  const h = await LoopbackDataplane.start(ca, rootPem, o);
-  h.target = echo.port;
-  try {
-    await fn(h);
-  } finally {
-    h.stop();
-  }
-}
+const withDataplane = (fn: (h: LoopbackDataplane) => Promise<void>, o: LoopbackOptions = {}): Promise<void> => withLoopback(fx, fn, o);
 
 test('bytes and half-close cross the tunnel both ways; the CONNECT carries the client identity and the app target', async () => {
   await withDataplane(async (h) => {
@@ -57,7 +40,7 @@ test('bytes and half-close cross the tunnel both ways; the CONNECT carries the c
     const connect = h.decided.find((e) => e.type === 'decide' && e.kind === 'connect');
     assert.ok(connect !== undefined && connect.type === 'decide' && connect.kind === 'connect');
     assert.equal(connect.peer, formatSpiffeId(CLIENT));
-    assert.equal(connect.authority, `127.0.0.1:${echo.port}`);
+    assert.equal(connect.authority, `127.0.0.1:${fx.echo.port}`);
     await h.until(() => h.closed.size === 2, 'both flows closed');
     for (const c of h.closed.values()) {
       assert.equal(c.opened, true);
@@ -77,23 +60,50 @@ test('200 concurrent connections, accepted by either worker, share at most two H
     const st = h.dp.stats();
     assert.equal(st.flows, 0);
     assert.equal(st.streams, 0);
-    // one pool per peer (its worker owns it): ≤ 2 client sessions of ≤ 100 streams, + their server ends
+    // one pool per worker, flows dealt round them: ≤ 2 client sessions of ≤ 100 streams, + their server ends
     assert.ok(st.sessions <= 4, `sessions ${st.sessions}`);
     assert.ok(fds() <= before + st.sessions + 2, `fds ${before} → ${fds()}`);
+  });
+});
+
+test("one peer's concurrent streams are dealt over one HBONE session per worker, not all carried by one TLS connection", async () => {
+  await withDataplane(async (h) => {
+    // held open, so that every stream is live at once
+    const held = await Promise.all(
+      Array.from(
+        { length: 8 },
+        (_, i) =>
+          new Promise<Socket>((resolve, reject) => {
+            const s = connect({ port: h.outboundPort, host: '127.0.0.1' });
+            s.once('error', reject);
+            s.once('data', () => resolve(s));
+            s.write(`conn ${i}`);
+          }),
+      ),
+    );
+    try {
+      const st = h.dp.stats();
+      assert.equal(st.streams, 16, 'both ends of 8 streams');
+      // 2 workers: a client session on each, and each server end dealt to its own worker
+      assert.equal(st.sessions, 4, `sessions ${st.sessions}`);
+    } finally {
+      for (const s of held) s.destroy();
+    }
+    await h.until(() => h.closed.size === 16, 'all 16 flows closed');
   });
 });
 
 test('a denied CONNECT resets the client and both ends report the 401; the app is never reached', async () => {
   await withDataplane(
     async (h) => {
-      const accepted = echo.sockets.size;
+      const accepted = fx.echo.sockets.size;
       await assert.rejects(roundTrip(h.outboundPort, Buffer.from('x')), /ECONNRESET|socket hang up/);
       await h.until(() => h.closed.size === 2, 'both ends closed');
       for (const c of h.closed.values()) {
         assert.equal(c.opened, false);
         assert.equal(c.status, 401);
       }
-      assert.equal(echo.sockets.size, accepted);
+      assert.equal(fx.echo.sockets.size, accepted);
     },
     { authorize: () => ({ action: 'reject', status: 401, reason: 'denied by test' }) },
   );
@@ -124,7 +134,7 @@ test('closing a live connection by id resets it at both ends', async () => {
     assert.equal(await gone, 'ECONNRESET');
     await h.until(() => h.closed.size === 2, 'both ends closed');
     assert.equal(h.closed.get(outbound.id)?.error, 'policy changed');
-    await h.until(() => echo.sockets.size === 0, 'the app connection closed');
+    await h.until(() => fx.echo.sockets.size === 0, 'the app connection closed');
   });
 });
 

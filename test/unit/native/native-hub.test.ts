@@ -7,6 +7,7 @@ import { formatSpiffeId } from '../../../src/identity/spiffe.js';
 import { TrustBundle } from '../../../src/identity/trust-bundle.js';
 import { createListener } from '../../../src/native/netns-socket.js';
 import type { DataPlane } from '../../../src/tunnel/dataplane.js';
+import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../../../src/tunnel/hbone-limits.js';
 import { NativeHub } from '../../../src/tunnel/native-hub.js';
 import { CLIENT, SERVER, freePort, testCa } from '../../helpers/native-dataplane.js';
 import { issueWorkloadCert } from '../../helpers/workload-certs.js';
@@ -28,7 +29,7 @@ test('an HBONE listener refuses TLS until its identity has a certificate, then s
   const { ca, rootPem } = await testCa();
   const client = await issueWorkloadCert(ca, CLIENT);
   let current: WorkloadCertificate | undefined;
-  const plane = { trustDomain: 'cluster.local', bundle: new TrustBundle(rootPem), certificate: () => current } as unknown as DataPlane;
+  const plane = { trustDomain: 'cluster.local', bundle: new TrustBundle(rootPem), certificate: () => current, hbone: new HboneGuard(DEFAULT_HBONE_LIMITS) } as unknown as DataPlane;
   const hub = new NativeHub(plane, 1);
   try {
     assert.equal(hub.useIdentity(SERVER), false);
