@@ -19,6 +19,8 @@
 
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 // The header defines _GNU_SOURCE itself; binding.gyp already does.
 #pragma push_macro("_GNU_SOURCE")
@@ -71,6 +73,15 @@ const Library& Lib() {
   return lib;
 }
 
+// Contexts whose script has run, still open. Closing a context's netlink socket waits
+// until the kernel has finished the transaction's deletions (the `delete table` of the
+// reset, nf_tables' destroy work: an RCU grace period, ~25 ms here), and that wait is
+// for all pending deletions at once: closing them in batches (netnsNftRelease) pays it
+// once per batch instead of once per pod. An open socket also keeps its netns alive,
+// so the caller releases soon (src/redirect/nft-apply.ts).
+std::mutex retiredMutex;
+std::vector<nft_ctx*> retired;
+
 // Runs one script in the netns at `path` ("" = the agent's own). The context is
 // made after setns: its netlink socket belongs to the netns it was opened in.
 class NftRun : public Napi::AsyncWorker {
@@ -101,7 +112,9 @@ class NftRun : public Napi::AsyncWorker {
     status_ = lib.runFromBuffer(ctx, script_.c_str());
     const char* text = lib.errorBuffer(ctx);
     if (text != nullptr) errors_ = text;
-    lib.ctxFree(ctx);
+    std::lock_guard<std::mutex> lock(retiredMutex);
+    retired.push_back(ctx);
+    retiredCount_ = retired.size();
   }
 
   // Every outcome is the resolved value, or a rejection carrying errno/operation when the
@@ -121,6 +134,7 @@ class NftRun : public Napi::AsyncWorker {
     Napi::Object result = Napi::Object::New(env);
     result.Set("status", Napi::Number::New(env, status_));
     result.Set("errors", Napi::String::New(env, errors_));
+    result.Set("retired", Napi::Number::New(env, static_cast<double>(retiredCount_)));
     deferred_.Resolve(result);
   }
 
@@ -133,9 +147,33 @@ class NftRun : public Napi::AsyncWorker {
   bool ran_ = false;
   int status_ = 0;
   std::string errors_;
+  size_t retiredCount_ = 0;
 };
 
-// netnsNft(path, script) → Promise<{ status, errors } | { missing }>; rejects with
+// Frees every retired context (see `retired`); resolves with how many.
+class NftRelease : public Napi::AsyncWorker {
+ public:
+  explicit NftRelease(Napi::Env env) : Napi::AsyncWorker(env, "warren:nft-release"), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    std::vector<nft_ctx*> batch;
+    {
+      std::lock_guard<std::mutex> lock(retiredMutex);
+      batch.swap(retired);
+    }
+    for (nft_ctx* ctx : batch) Lib().ctxFree(ctx);
+    freed_ = batch.size();
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(freed_))); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  size_t freed_ = 0;
+};
+
+// netnsNft(path, script) → Promise<{ status, errors, retired } | { missing }>; rejects with
 // errno/operation when the netns cannot be entered.
 Napi::Value NetnsNft(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -149,6 +187,17 @@ Napi::Value NetnsNft(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// netnsNftRelease() → Promise<number>: closes the contexts of the scripts run so far.
+Napi::Value NetnsNftRelease(const Napi::CallbackInfo& info) {
+  auto* worker = new NftRelease(info.Env());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 }  // namespace
 
-void InitNetnsNft(Napi::Env env, Napi::Object exports) { exports.Set("netnsNft", Napi::Function::New(env, NetnsNft)); }
+void InitNetnsNft(Napi::Env env, Napi::Object exports) {
+  exports.Set("netnsNft", Napi::Function::New(env, NetnsNft));
+  exports.Set("netnsNftRelease", Napi::Function::New(env, NetnsNftRelease));
+}
