@@ -12,7 +12,6 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRootCa, type CaMaterial } from '../../src/ca/signer.js';
 import type { WorkloadCertificate } from '../../src/identity/cert-manager.js';
-import type { SpiffeId } from '../../src/identity/spiffe.js';
 import { clientTlsOptions } from '../../src/identity/tls-context.js';
 import { TrustBundle } from '../../src/identity/trust-bundle.js';
 import { createListener, createSocket } from '../../src/native/netns-socket.js';
@@ -22,13 +21,11 @@ import { HbonePool } from '../../src/tunnel/hbone-pool.js';
 import { ConnectionRegistry } from '../../src/tunnel/connection-registry.js';
 import { eventually } from '../helpers/apiserver.js';
 import { createTopology, inNetns } from '../helpers/netns.js';
+import { admitted, boundsCerts, clientId, closedWith, echoThrough, rawConnection, serverId, tcpServer, TD } from '../helpers/hbone-bounds.js';
 import { rootTest } from '../helpers/root.js';
 import { issueWorkloadCert } from '../helpers/workload-certs.js';
 
 const SELF = '/proc/self/ns/net';
-const TD = 'cluster.local';
-const serverId: SpiffeId = { trustDomain: TD, namespace: 'shop', serviceAccount: 'server' };
-const clientId: SpiffeId = { trustDomain: TD, namespace: 'shop', serviceAccount: 'client' };
 
 interface Rig {
   port: number;
@@ -63,51 +60,14 @@ async function hboneServer(cert: WorkloadCertificate, bundle: TrustBundle, limit
   };
 }
 
-async function tcpServer(onSocket: (s: net.Socket) => void): Promise<{ server: net.Server; port: number }> {
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    s.on('error', () => s.destroy());
-    onSocket(s);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as net.AddressInfo).port };
-}
-
-/** A raw TCP connection to the HBONE port from `localAddress` (no TLS yet). */
-function rawConnection(port: number, localAddress: string): net.Socket {
-  return net.connect({ port, host: '127.0.0.1', localAddress });
-}
-
 /** A raw connection the agent has accepted and counted. */
-async function admitted(rig: Rig, localAddress: string): Promise<net.Socket> {
-  const before = rig.guard.connections();
-  const s = rawConnection(rig.port, localAddress);
-  s.on('error', () => {});
-  await eventually(() => rig.guard.connections() === before + 1, `the connection from ${localAddress} is accepted`, 2000);
-  return s;
-}
-
-const closedWith = (s: net.Socket, withinMs: number): Promise<string> =>
-  new Promise((resolve) => {
-    let outcome = 'closed';
-    const timer = setTimeout(() => resolve('open'), withinMs);
-    s.on('error', (err: NodeJS.ErrnoException) => (outcome = err.code ?? err.message));
-    s.once('close', () => {
-      clearTimeout(timer);
-      resolve(outcome);
-    });
-  });
-
 let root: CaMaterial;
 let bundle: TrustBundle;
 let serverCert: WorkloadCertificate;
 let clientCert: WorkloadCertificate;
 
 async function setup(): Promise<void> {
-  if (root !== undefined) return;
-  root = await createRootCa(TD);
-  bundle = new TrustBundle(root.certPem);
-  serverCert = await issueWorkloadCert(root, serverId);
-  clientCert = await issueWorkloadCert(root, clientId);
+  ({ root, bundle, serverCert, clientCert } = await boundsCerts());
 }
 
 rootTest('connections per peer IP and in total are capped: one more is reset before any TLS, counted, and a closed one frees its slot', async () => {
@@ -115,11 +75,11 @@ rootTest('connections per peer IP and in total are capped: one more is reset bef
   const rig = await hboneServer(serverCert, bundle, { maxConnectionsPerPeer: 3, maxConnections: 5 });
   const open: net.Socket[] = [];
   try {
-    for (let i = 0; i < 3; i++) open.push(await admitted(rig, '127.0.0.1'));
+    for (let i = 0; i < 3; i++) open.push(await admitted(rig.port, rig.guard, '127.0.0.1'));
     const fourth = rawConnection(rig.port, '127.0.0.1');
     assert.equal(await closedWith(fourth, 1000), 'ECONNRESET', 'a 4th connection from the same peer is reset');
     assert.deepEqual(rig.refusals, ['peer-connections']);
-    for (const peer of ['127.0.0.2', '127.0.0.2']) open.push(await admitted(rig, peer));
+    for (const peer of ['127.0.0.2', '127.0.0.2']) open.push(await admitted(rig.port, rig.guard, peer));
     const sixth = rawConnection(rig.port, '127.0.0.3');
     assert.equal(await closedWith(sixth, 1000), 'ECONNRESET', 'a 6th connection on the node is reset, whoever asks');
     assert.deepEqual(rig.refusals, ['peer-connections', 'total-connections']);
@@ -127,18 +87,7 @@ rootTest('connections per peer IP and in total are capped: one more is reset bef
     open.shift()!.destroy();
     await eventually(() => rig.guard.connections() === 4, 'the closed connection is released', 2000);
     // A real HBONE client from the peer that had its slot freed gets through.
-    const pool = new HbonePool({ netns: SELF, certificate: () => clientCert, bundle, trustDomain: TD, port: rig.port, limits: DEFAULT_HBONE_LIMITS });
-    const echo = await tcpServer((s) => s.pipe(s));
-    try {
-      const stream = await pool.open('127.0.0.1', serverId, { ip: '127.0.0.1', port: echo.port });
-      stream.end('hi');
-      const answer: Buffer[] = [];
-      for await (const chunk of stream) answer.push(chunk as Buffer);
-      assert.equal(Buffer.concat(answer).toString(), 'hi');
-    } finally {
-      pool.close();
-      echo.server.close();
-    }
+    await echoThrough(new HbonePool({ netns: SELF, certificate: () => clientCert, bundle, trustDomain: TD, port: rig.port, limits: DEFAULT_HBONE_LIMITS }));
   } finally {
     for (const s of open) s.destroy();
     rig.close();
@@ -149,7 +98,7 @@ rootTest('a connection that does not finish its TLS handshake is closed after th
   await setup();
   const rig = await hboneServer(serverCert, bundle, { handshakeTimeoutMs: 300 });
   try {
-    const silent = await admitted(rig, '127.0.0.1');
+    const silent = await admitted(rig.port, rig.guard, '127.0.0.1');
     const started = Date.now();
     const outcome = await closedWith(silent, 3000);
     const ms = Date.now() - started;
