@@ -9,6 +9,7 @@ import { eventually } from '../helpers/apiserver.js';
 import { sample } from '../helpers/prometheus.js';
 import { rootTest } from '../helpers/root.js';
 import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
+import { ambientNamespaceWithClient } from '../helpers/mesh-pods.js';
 import { netnsOf, readyAndEnrolled } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
 
@@ -41,9 +42,7 @@ spec:
 
 // Two versions of one app (the simulator's http-echo answers with its pod's name), a Service over both and one per version.
 const MANIFEST = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {warren.io/dataplane-mode: ambient}}
+${ambientNamespaceWithClient('shop')}
 ---
 apiVersion: v1
 kind: Service
@@ -51,14 +50,6 @@ metadata: {name: web, namespace: shop}
 spec:
   selector: {app: web}
   ports: [{port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: shop}
-spec:
-  nodeName: node-1
-  serviceAccountName: client
-  containers: [{name: c, image: sleep}]
 ---
 ${deployment('v1')}
 ---
