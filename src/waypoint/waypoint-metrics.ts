@@ -22,6 +22,8 @@ export interface RequestRecord {
   durationMs: number;
   requestBytes: number;
   responseBytes: number;
+  /** upstream attempts made (1 without a retry, 0 when none was made) */
+  attempts: number;
 }
 
 /**
@@ -36,6 +38,8 @@ export function waypointMetrics(registry: Registry, index: () => ClusterIndex, c
   const responseBytes = new Histogram({ name: 'istio_response_bytes', help: 'Response sizes (headers and body)', labelNames, buckets: ISTIO_BYTES_BUCKETS, registers: [registry] });
   const refused = new Counter({ name: 'warren_waypoint_refused_connections_total', help: 'Connections to the PROXY port refused before any request, by reason', labelNames: ['reason'], registers: [registry] });
   const tcp = new Counter({ name: 'warren_waypoint_tcp_connections_total', help: 'Streams forwarded as TCP (no HTTP detected), by outcome', labelNames: ['outcome'], registers: [registry] });
+  // Envoy counts these per cluster (upstream_rq_retry); per destination Service is the same grain here.
+  const retries = new Counter({ name: 'warren_waypoint_upstream_retries_total', help: 'Upstream attempts after the first (route retries and connect retries), by destination Service', labelNames: ['destination_service'], registers: [registry] });
   // prom-client hashes a label object on every inc/observe (25 labels, four metrics): the
   // children are kept per label set instead, bounded, so a request pays one string join.
   type Children = { requests: ReturnType<typeof requests.labels>; duration: ReturnType<typeof duration.labels>; requestBytes: ReturnType<typeof requestBytes.labels>; responseBytes: ReturnType<typeof responseBytes.labels> };
@@ -66,6 +70,7 @@ export function waypointMetrics(registry: Registry, index: () => ClusterIndex, c
       c.duration.observe(r.durationMs);
       c.requestBytes.observe(r.requestBytes);
       c.responseBytes.observe(r.responseBytes);
+      if (r.attempts > 1) retries.inc({ destination_service: labels.destination_service ?? 'unknown' }, r.attempts - 1);
     },
   };
 }

@@ -58,6 +58,7 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
       durationMs: o.durationMs,
       requestBytes: o.requestBytes,
       responseBytes: o.responseBytes,
+      attempts: o.attempts,
     });
     spans?.record(o);
     accessLog?.(

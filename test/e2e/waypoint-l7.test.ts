@@ -1,14 +1,19 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { WebSocket } from 'ws';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { httpGetInNetns } from '../../src/net/netns-http.js';
+import { parseLogLines } from '../../src/sim/kubelet/container-log.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { sample } from '../helpers/prometheus.js';
 import { rootTest } from '../helpers/root.js';
 import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
+import { ambientNamespaceWithClient } from '../helpers/mesh-pods.js';
 import { netnsOf, readyAndEnrolled } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
 
@@ -41,9 +46,7 @@ spec:
 
 // Two versions of one app (the simulator's http-echo answers with its pod's name), a Service over both and one per version.
 const MANIFEST = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {warren.io/dataplane-mode: ambient}}
+${ambientNamespaceWithClient('shop')}
 ---
 apiVersion: v1
 kind: Service
@@ -51,14 +54,6 @@ metadata: {name: web, namespace: shop}
 spec:
   selector: {app: web}
   ports: [{port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: shop}
-spec:
-  nodeName: node-1
-  serviceAccountName: client
-  containers: [{name: c, image: sleep}]
 ---
 ${deployment('v1')}
 ---
@@ -73,33 +68,64 @@ interface Answer {
   clientIp?: string;
   /** the request headers as the app received them */
   headers?: Record<string, string>;
+  /** http-echo's /flaky: how many tries of this request id the app saw */
+  attempt?: number;
   body: string;
 }
 
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message?: string;
+}
+
 interface Conditioned {
-  status?: { parents?: Array<{ controllerName?: string; conditions?: Array<{ type: string; status: string; reason: string }> }>; conditions?: Array<{ type: string; status: string; reason: string }> };
+  status?: { parents?: Array<{ controllerName?: string; conditions?: Condition[] }>; conditions?: Condition[] };
+}
+
+interface Call {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
 }
 
 /** One HTTP/1.1 request from inside a pod's netns (its agent captures it like any app's). */
-async function call(netns: string, host: string, port: number, method: string, headers: Record<string, string> = {}): Promise<Answer> {
+async function call(netns: string, host: string, port: number, method: string, headers: Record<string, string> = {}, path = '/'): Promise<Answer> {
   const socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host, port, mark: 0, timeoutMs: 3000 });
+  return send(host, port, { method, path, headers: { connection: 'close', ...headers } }, { createConnection: () => socket });
+}
+
+/** An agent whose connections are made inside the pod's netns, kept alive and reused one at a time. */
+function keepAliveFrom(netns: string): Agent {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  type Done = (err: Error | null, socket?: unknown) => void;
+  (agent as unknown as { createConnection: (o: { host: string; port: number }, cb: Done) => undefined }).createConnection = (o, cb) => {
+    connectFromNetns({ netns: `/var/run/netns/${netns}`, host: o.host, port: Number(o.port), mark: 0, timeoutMs: 3000 }).then((s) => cb(null, s), (err: Error) => cb(err));
+    return undefined;
+  };
+  return agent;
+}
+
+function send(host: string, port: number, c: Call, transport: { agent?: Agent; createConnection?: () => Socket }): Promise<Answer> {
+  const method = c.method ?? 'GET';
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/', method, headers: { connection: 'close', ...headers }, createConnection: () => socket }, (res) => {
+    const req = request({ host, port, path: c.path ?? '/', method, headers: c.headers ?? {}, ...transport }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
         const body = Buffer.concat(chunks).toString();
-        let echo: { pod?: string; client?: { ip?: string }; headers?: Record<string, string> } = {};
+        let echo: { pod?: string; client?: { ip?: string }; headers?: Record<string, string>; attempt?: number } = {};
         try {
           echo = JSON.parse(body) as typeof echo;
         } catch {
           echo = {};
         }
-        resolve({ status: res.statusCode ?? 0, body, ...(echo.pod === undefined ? {} : { pod: echo.pod, clientIp: echo.client?.ip ?? '', headers: echo.headers ?? {} }) });
+        resolve({ status: res.statusCode ?? 0, body, ...(echo.pod === undefined ? {} : { pod: echo.pod, clientIp: echo.client?.ip ?? '', headers: echo.headers ?? {} }), ...(echo.attempt !== undefined ? { attempt: echo.attempt } : {}) });
       });
       res.on('error', reject);
     });
-    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${host}:${port}: no answer in 5 s`)));
+    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${host}:${port}${c.path ?? '/'}: no answer in 5 s`)));
     req.on('error', reject);
     req.end();
   });
@@ -108,7 +134,7 @@ async function call(netns: string, host: string, port: number, method: string, h
 // On --dataplane native the waypoint pod's agent does not hand streams to the waypoint yet
 // (docs/architecture.md §2: refused, fail closed), so only the node data path runs this.
 for (const dataplane of testDataplanes().filter((d) => d === 'node'))
-rootTest(`waypoint L7 end to end (--dataplane ${dataplane}): the real warren waypoint-proxy in its pod counts, routes by header, authorizes by method, and fails closed when gone`, async (t) => {
+rootTest(`waypoint L7 end to end (--dataplane ${dataplane}): the real warren waypoint-proxy in its pod counts, routes by header and weight, times out, retries, upgrades, keeps the last good route, authorizes by method and JWT, and fails closed when gone`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-waypoint-l7-`);
   try {
     const kc = await simClusterWith(stateDir, 16551, MANIFEST, dataplane);
@@ -122,12 +148,27 @@ rootTest(`waypoint L7 end to end (--dataplane ${dataplane}): the real warren way
     const vip = (await core.readNamespacedService({ namespace: 'shop', name: 'web' })).spec!.clusterIP!;
     const get = (headers: Record<string, string> = {}): Promise<Answer> => call(clientNs, vip, 8080, 'GET', headers);
     const waypointPod = async (): Promise<V1Pod | undefined> => (await pods()).find((p) => p.metadata?.labels?.['gateway.networking.k8s.io/gateway-name'] === 'waypoint' && readyAndEnrolled(p));
-    /** istio_requests_total{reporter="waypoint"} for the web Service with this response code, read from the waypoint's admin port inside its pod */
-    const counted = async (code: string): Promise<number> => {
+    /** a sample of the waypoint's metrics, read from its admin port inside its pod (0 while there is none) */
+    const metric = async (name: string, labels: Record<string, string>): Promise<number> => {
       const pod = await waypointPod();
       if (pod === undefined) return 0;
       const metrics = await httpGetInNetns({ netns: netnsOf(pod), host: '127.0.0.1', port: 15020, path: '/metrics' });
-      return sample(metrics.body.toString(), 'istio_requests_total', { reporter: 'waypoint', destination_service_name: 'web', response_code: code }) ?? 0;
+      return sample(metrics.body.toString(), name, labels) ?? 0;
+    };
+    /** istio_requests_total{reporter="waypoint"} for the web Service with this response code */
+    const counted = (code: string): Promise<number> => metric('istio_requests_total', { reporter: 'waypoint', destination_service_name: 'web', response_code: code });
+    /** the access-log lines of the waypoint pod now serving */
+    const accessLog = async (): Promise<Array<Record<string, unknown>>> => {
+      const pod = (await waypointPod())!;
+      const log = await readFile(`${stateDir}/pods/shop/${pod.metadata!.name!}/waypoint.log`, 'utf8');
+      return parseLogLines(log).filter((l) => l.text.includes('"msg":"request"')).map((l) => JSON.parse(l.text) as Record<string, unknown>);
+    };
+    const httpRoute = (name: string, spec: object): Promise<unknown> =>
+      custom.createNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespace: 'shop', body: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace: 'shop' }, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'web', port: 8080 }], ...spec } } });
+    /** the Accepted condition the waypoint wrote on an HTTPRoute */
+    const routeAccepted = async (name: string): Promise<{ status: string; reason: string; message?: string } | undefined> => {
+      const route = (await custom.getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespace: 'shop', name })) as Conditioned;
+      return route.status?.parents?.find((p) => p.controllerName === 'warren.io/waypoint')?.conditions?.find((c) => c.type === 'Accepted');
     };
 
     await t.test('warren waypoint apply runs the real warren waypoint-proxy: Programmed once its pod is ready', async () => {
@@ -188,6 +229,98 @@ rootTest(`waypoint L7 end to end (--dataplane ${dataplane}): the real warren way
       }, 'the waypoint wrote Accepted and ResolvedRefs True on the route', 20_000);
     });
 
+    await t.test('traffic shifting: an HTTPRoute weighting web-v1 80 and web-v2 20 splits 1000 keep-alive requests within ±5 %', async () => {
+      await httpRoute('web-canary', { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/canary' } }], backendRefs: [{ name: 'web-v1', port: 8080, weight: 80 }, { name: 'web-v2', port: 8080, weight: 20 }] }] });
+      const agent = keepAliveFrom(clientNs);
+      try {
+        const canary = (): Promise<Answer> => send(vip, 8080, { path: '/canary' }, { agent });
+        await eventually(async () => {
+          const pods = new Set<string>();
+          for (let i = 0; i < 20; i++) pods.add(((await canary().catch(() => undefined))?.pod ?? '').replace(/-[^-]+-[^-]+$/, ''));
+          return pods.size === 2 && pods.has('web-v1') && pods.has('web-v2');
+        }, 'the split applied', 30_000);
+        // 1000 draws at p = 0.8: one standard deviation is 1.3 %, so ±5 % fails about once in 30 000 runs.
+        let v1 = 0;
+        for (let i = 0; i < 1000; i++) {
+          const a = await canary();
+          assert.equal(a.status, 200);
+          if (/^web-v1-/.test(a.pod ?? '')) v1++;
+          else assert.match(a.pod ?? '', /^web-v2-/);
+        }
+        assert.ok(v1 >= 750 && v1 <= 850, `web-v1 served ${v1} of 1000 (80 % ± 5 % expected)`);
+      } finally {
+        agent.destroy();
+      }
+    });
+
+    await t.test('request timeout: a backend slower than the route\'s timeouts.request gets 504 with response flag UT at the timeout', async () => {
+      await httpRoute('web-timeout', { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/delay' } }], backendRefs: [{ name: 'web-v1', port: 8080 }], timeouts: { request: '500ms' } }] });
+      const slow = (seconds: string): Promise<Answer> => call(clientNs, vip, 8080, 'GET', {}, `/delay/${seconds}`);
+      await eventually(async () => (await slow('3').catch(() => undefined))?.status === 504, 'the timeout applied', 30_000);
+      const timedOut = (): Promise<number> => metric('istio_requests_total', { reporter: 'waypoint', destination_service_name: 'web-v1', response_code: '504', response_flags: 'UT' });
+      const before = await timedOut();
+      const t0 = performance.now();
+      const late = await slow('3');
+      const took = performance.now() - t0;
+      assert.equal(late.status, 504);
+      assert.equal(late.pod, undefined, 'answered by the waypoint, not the app');
+      assert.match(late.body, /upstream request timeout/);
+      assert.ok(took >= 450 && took < 2500, `504 after ${Math.round(took)} ms, the route says 500 ms and the app 3 s`);
+      assert.equal(await timedOut(), before + 1, 'counted with response_flags UT');
+      assert.equal((await slow('0.1')).status, 200, 'a backend within the timeout answers');
+    });
+
+    await t.test('retries: a backend failing the first 2 tries answers 200 on the 3rd through the route\'s retry, and the retries are counted', async () => {
+      await httpRoute('web-retry', { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/flaky' } }], backendRefs: [{ name: 'web-v1', port: 8080 }], retry: { attempts: 2, codes: [503], backoff: '10ms' } }] });
+      const attempt = (fails: number, id: string): Promise<Answer> => call(clientNs, vip, 8080, 'GET', { 'x-request-id': id }, `/flaky/${fails}`);
+      await eventually(async () => (await attempt(2, `warm-${Date.now()}-${Math.random()}`).catch(() => undefined))?.status === 200, 'the retry applied', 30_000);
+      const retried = (): Promise<number> => metric('warren_waypoint_upstream_retries_total', { destination_service: 'web-v1.shop.svc.cluster.local' });
+      const before = await retried();
+      const id = `retry-${Date.now()}`;
+      const ok = await attempt(2, id);
+      assert.equal(ok.status, 200);
+      assert.equal(ok.attempt, 3, 'the app saw the request 3 times');
+      assert.equal(ok.headers?.['x-envoy-attempt-count'], '3');
+      assert.equal(await retried(), before + 2, 'two retries counted');
+      await eventually(async () => (await accessLog()).some((l) => l.request_id === id && l.attempts === 3 && l.status === 200), 'the access log says attempts: 3', 10_000);
+      const exhausted = await attempt(3, `${id}-3`);
+      assert.equal(exhausted.status, 503, 'a backend failing 3 tries: the last failure is passed on after 2 retries');
+      assert.equal(exhausted.attempt, 3);
+    });
+
+    await t.test('WebSocket: the upgrade goes through the waypoint to the routed backend and messages echo', async () => {
+      const socket = await connectFromNetns({ netns: `/var/run/netns/${clientNs}`, host: vip, port: 8080, mark: 0, timeoutMs: 3000 });
+      const ws = new WebSocket(`ws://${vip}:8080/`, { createConnection: () => socket } as unknown as WebSocket.ClientOptions);
+      try {
+        const reply = await new Promise<string>((resolve, reject) => {
+          ws.once('open', () => ws.send('ping'));
+          ws.once('message', (m: Buffer) => resolve(m.toString()));
+          ws.once('error', reject);
+          setTimeout(() => reject(new Error('no WebSocket echo in 5 s')), 5000).unref();
+        });
+        assert.match(reply, /^web-v1-.*: ping$/, 'echoed by web-v1, where the route sends requests without x-version');
+      } finally {
+        ws.terminate();
+      }
+    });
+
+    await t.test('a malformed HTTPRoute update: Accepted False naming the field, and the waypoint keeps serving the last good version', async () => {
+      await eventually(async () => (await routeAccepted('web-timeout'))?.status === 'True', 'web-timeout Accepted', 20_000);
+      // Valid for the CRD schema, refused by the waypoint: a backreference has no linear-time match.
+      await custom.patchNamespacedCustomObject(
+        { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespace: 'shop', name: 'web-timeout', body: { spec: { rules: [{ matches: [{ path: { type: 'RegularExpression', value: '/delay/(a+)\\1' } }], backendRefs: [{ name: 'web-v1', port: 8080 }], timeouts: { request: '500ms' } }] } } },
+        mergePatch,
+      );
+      await eventually(async () => (await routeAccepted('web-timeout'))?.status === 'False', 'Accepted False', 20_000);
+      const c = (await routeAccepted('web-timeout'))!;
+      assert.equal(c.reason, 'UnsupportedValue');
+      assert.match(c.message ?? '', /spec\.rules\.0\.matches\.0\.path\.value/, 'the message names the field');
+      assert.match(c.message ?? '', /keeps serving generation 1/);
+      const slow = await call(clientNs, vip, 8080, 'GET', {}, '/delay/3');
+      assert.equal(slow.status, 504, 'the last good version (PathPrefix /delay, 500 ms) still applies');
+      assert.equal((await get()).status, 200, 'other routes unaffected');
+    });
+
     await t.test('an L7 AuthorizationPolicy targeting the Service: GET allowed, DELETE 403 from the waypoint', async () => {
       await custom.createNamespacedCustomObject({
         group: 'security.warren.io',
@@ -210,6 +343,33 @@ rootTest(`waypoint L7 end to end (--dataplane ${dataplane}): the real warren way
         const policy = (await custom.getNamespacedCustomObject({ group: 'security.warren.io', version: 'v1', plural: 'authorizationpolicies', namespace: 'shop', name: 'web-read-only' })) as Conditioned;
         return policy.status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True') === true;
       }, 'the waypoint wrote Accepted True on the policy', 20_000);
+    });
+
+    await t.test('JWT: a RequestAuthentication on the Service; /private needs a valid token (claim passed on as a header), a forged one is 401, none is 403', async () => {
+      const { publicKey, privateKey } = await generateKeyPair('ES256');
+      const other = await generateKeyPair('ES256');
+      const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] });
+      const sign = (key: CryptoKey): Promise<string> => new SignJWT({ group: 'admins' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('https://issuer.shop').setSubject('alice').setAudience('web').setExpirationTime('10m').sign(key);
+      const [token, forged] = [await sign(privateKey), await sign(other.privateKey)];
+      const security = { group: 'security.warren.io', version: 'v1', namespace: 'shop' };
+      const web = [{ group: '', kind: 'Service', name: 'web' }];
+      await custom.createNamespacedCustomObject({ ...security, plural: 'requestauthentications', body: { apiVersion: 'security.warren.io/v1', kind: 'RequestAuthentication', metadata: { name: 'web-jwt', namespace: 'shop' }, spec: { targetRefs: web, jwtRules: [{ issuer: 'https://issuer.shop', audiences: ['web'], jwks, outputClaimToHeaders: [{ header: 'x-jwt-group', claim: 'group' }] }] } } });
+      await custom.createNamespacedCustomObject({ ...security, plural: 'authorizationpolicies', body: { apiVersion: 'security.warren.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'private-needs-jwt', namespace: 'shop' }, spec: { targetRefs: web, action: 'DENY', rules: [{ from: [{ source: { notRequestPrincipals: ['*'] } }], to: [{ operation: { paths: ['/private*'] } }] }] } } });
+      const privately = (headers: Record<string, string>): Promise<Answer> => call(clientNs, vip, 8080, 'GET', headers, '/private/data');
+      await eventually(async () => (await privately({}).catch(() => undefined))?.status === 403 && (await privately({ authorization: `Bearer ${forged}` }).catch(() => undefined))?.status === 401, 'the JWT policies applied', 30_000);
+      const ok = await privately({ authorization: `Bearer ${token}` });
+      assert.equal(ok.status, 200);
+      assert.match(ok.pod ?? '', /^web-v1-/);
+      assert.equal(ok.headers?.['x-jwt-group'], 'admins', 'outputClaimToHeaders');
+      assert.equal(ok.headers?.authorization, undefined, 'the token is not passed on (forwardOriginalToken unset)');
+      const forgedAnswer = await privately({ authorization: `Bearer ${forged}` });
+      assert.equal(forgedAnswer.status, 401);
+      assert.equal(forgedAnswer.pod, undefined);
+      const none = await privately({});
+      assert.equal(none.status, 403);
+      assert.equal(none.pod, undefined);
+      assert.equal((await get()).status, 200, 'a path that needs no token is served without one');
+      assert.equal((await get({ authorization: 'Bearer not-a-jwt' })).status, 401, 'an invalid token is refused anywhere on the Service');
     });
 
     await t.test('the waypoint scaled to 0: the client gets an error, never a bypass to the app', async () => {

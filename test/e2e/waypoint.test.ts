@@ -8,6 +8,7 @@ import { eventually } from '../helpers/apiserver.js';
 import { simClusterWith } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
+import { ambientNamespaceWithClient } from '../helpers/mesh-pods.js';
 import { connectionOutcome, echoFrom, netnsOf, readyAndEnrolled } from '../helpers/sim-pods.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -15,9 +16,7 @@ const STANDIN = fileURLToPath(new URL('../helpers/waypoint-standin.js', import.m
 const GATEWAYS = { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' };
 
 const MANIFEST = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {warren.io/dataplane-mode: ambient}}
+${ambientNamespaceWithClient('shop')}
 ---
 apiVersion: v1
 kind: Service
@@ -25,14 +24,6 @@ metadata: {name: echo, namespace: shop}
 spec:
   selector: {app: echo}
   ports: [{port: 9000, targetPort: 9000}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: shop}
-spec:
-  nodeName: node-1
-  serviceAccountName: client
-  containers: [{name: c, image: sleep}]
 ---
 apiVersion: v1
 kind: Pod

@@ -30,3 +30,19 @@ spec:
     image: http-echo
     ports: [{containerPort: 8080}]
     readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}`;
+
+/**
+ * Namespace `ns` in ambient mode and its `client` pod (sleep, service account `client`,
+ * on node-1), as YAML documents: the start of the waypoint tests' manifests.
+ */
+export const ambientNamespaceWithClient = (ns: string): string => `apiVersion: v1
+kind: Namespace
+metadata: {name: ${ns}, labels: {warren.io/dataplane-mode: ambient}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: ${ns}}
+spec:
+  nodeName: node-1
+  serviceAccountName: client
+  containers: [{name: c, image: sleep}]`;

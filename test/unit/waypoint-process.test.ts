@@ -211,6 +211,8 @@ describe('warren waypoint-proxy', () => {
     agent.destroy();
     assert.equal(r.status, 200);
     assert.equal(flakyCalls, 3);
+    const metrics = await (await fetch(`http://127.0.0.1:${wp.ports.admin}/metrics`)).text();
+    assert.match(metrics, /warren_waypoint_upstream_retries_total\{destination_service="flaky\.demo\.svc\.cluster\.local"\} 2/, 'the two retries counted');
   });
 
   test('warren routes prints the compiled route table from the admin API', async () => {

@@ -9,7 +9,10 @@ const HELP = `Usage: warren sim app <http-echo|tcp-echo|sleep> [--port N]
 
 Built-in container stand-ins for simulated pods:
   http-echo   HTTP on --port (default 8080, or $PORT): answers with JSON naming the pod
-              ($POD_NAME, $POD_NAMESPACE), the request and the client address
+              ($POD_NAME, $POD_NAMESPACE), the request and the client address;
+              /delay/N answers after N s (at most 10), /status/N with code N,
+              /flaky/N 503 to the first N requests with one x-request-id;
+              a WebSocket gets each message back prefixed with the pod name
   tcp-echo    TCP echo on --port (default 9000, or $PORT)
   sleep       does nothing until stopped`;
 
