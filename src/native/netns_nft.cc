@@ -16,6 +16,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 
 #include <mutex>
 #include <string>
@@ -165,6 +166,10 @@ class NftRelease : public Napi::AsyncWorker {
     }
     for (nft_ctx* ctx : batch) Lib().ctxFree(ctx);
     freed_ = batch.size();
+    // A context holds about a megabyte (parser and cache), allocated on whichever worker
+    // thread ran its script; glibc keeps freed memory in those threads' arenas, so without
+    // a trim 110 enrollments left the agent ~100 MiB larger for good.
+    if (freed_ > 0) malloc_trim(0);
   }
   void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(freed_))); }
 

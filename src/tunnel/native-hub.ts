@@ -93,6 +93,9 @@ export class NativeHub {
   stop(): void {
     clearInterval(this.refresh);
     this.unsubscribe();
+    // no close event follows stop(): the node's counts are released here
+    for (const session of this.sessions.values()) session.release();
+    this.sessions.clear();
     this.dp.stop();
   }
 
