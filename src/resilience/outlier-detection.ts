@@ -24,6 +24,11 @@ export const endpointKey = (e: Endpoint): string => `${e.ip}:${e.port}`;
 /** What a try ended with: an HTTP status, or no response (connect failure, reset, timeout). */
 export type TryResult = { status: number } | { failure: 'connect' | 'reset' | 'timeout' };
 
+/** A try that got no response, as the detector counts it. */
+export function tryResult(e: { sent: boolean; timeout: boolean }): TryResult {
+  return { failure: e.timeout ? 'timeout' : e.sent ? 'reset' : 'connect' };
+}
+
 function health(state: OutlierState, key: string): EndpointHealth {
   let h = state.get(key);
   if (h === undefined) {

@@ -43,7 +43,7 @@ const stringMatch = z
   .strictObject({ exact: z.string().max(4096).optional(), prefix: z.string().max(4096).optional(), regex: z.string().max(1024).optional() })
   .refine((m) => [m.exact, m.prefix, m.regex].filter((v) => v !== undefined).length === 1, 'set exactly one of exact, prefix and regex');
 /** gRPC status names as Istio's abort.grpcStatus takes them. */
-const GRPC_STATUS = ['CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'] as const;
+export const GRPC_STATUS = ['CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'] as const;
 const fault = z.strictObject({
   delay: z.strictObject({ fixedDelay: istioDuration, percentage: percentage.optional() }).optional(),
   abort: z
