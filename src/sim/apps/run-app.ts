@@ -9,7 +9,8 @@ const HELP = `Usage: warren sim app <http-echo|tcp-echo|sleep> [--port N]
 
 Built-in container stand-ins for simulated pods:
   http-echo   HTTP on --port (default 8080, or $PORT): answers with JSON naming the pod
-              ($POD_NAME, $POD_NAMESPACE), the request and the client address
+              ($POD_NAME, $POD_NAMESPACE), the request and the client address;
+              /delay/<s> answers after s seconds (≤ 10), $ECHO_STATUS sets the status
   tcp-echo    TCP echo on --port (default 9000, or $PORT)
   sleep       does nothing until stopped`;
 
@@ -34,7 +35,9 @@ export async function runApp(argv: string[]): Promise<number> {
     process.once('SIGINT', resolve);
   });
   if (app === 'http-echo') {
-    const server = startHttpEcho(port, process.env.POD_NAME ?? 'unknown', process.env.POD_NAMESPACE ?? 'default');
+    const status = Number(process.env.ECHO_STATUS ?? '200');
+    if (!Number.isInteger(status) || status < 200 || status > 599) throw new WarrenError('ERR_USAGE', `$ECHO_STATUS must be an HTTP status 200-599, got ${JSON.stringify(process.env.ECHO_STATUS)}`);
+    const server = startHttpEcho(port, process.env.POD_NAME ?? 'unknown', process.env.POD_NAMESPACE ?? 'default', status);
     await stop;
     server.close();
   } else if (app === 'tcp-echo') {
