@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint } from '../k8s/cluster-index.js';
 import type { ConnectionFacts, Forward, Plan, PlanRequest, Snapshot } from '../waypoint/request-plan.js';
 import { backendService } from '../waypoint/upstream.js';
@@ -6,7 +7,7 @@ import { faultAction, selectHttpRule } from './fault-decision.js';
 import { resolveHost } from './istio-fields.js';
 import type { ResilienceTable } from './resilience-table.js';
 import { takeToken, newBucket, type Bucket } from './token-bucket.js';
-import { createUpstreamCluster, type ClusterClock, type ClusterPolicy, type UpstreamCluster } from './upstream-cluster.js';
+import { createUpstreamCluster, type ClusterClock, type ClusterPolicy, type Lease, type UpstreamCluster } from './upstream-cluster.js';
 import { GRPC_STATUS } from './virtual-service.js';
 
 /**
@@ -111,4 +112,28 @@ export function applyResilience(r: Resilience, s: Snapshot, c: ConnectionFacts, 
     r.clusters.set(key, cluster);
   } else cluster.update(policy);
   return { ...plan, cluster };
+}
+
+export const OVERFLOW_BODY = 'upstream connect error or disconnect/reset before headers. reset reason: overflow\n';
+
+/**
+ * What both forwarders do before the first upstream try: the fault delay
+ * (then `delayed()`: flag DI), then admission to the DestinationRule's pool,
+ * the lease held until the client's side closes. 'overflow' → 503 UO;
+ * 'gone' → the client left while waiting.
+ */
+export async function beforeUpstream(plan: Forward, client: { readonly closed: boolean; once(event: 'close', fn: () => void): unknown }, delayed: () => void): Promise<{ lease?: Lease } | 'overflow' | 'gone'> {
+  if (plan.delayMs !== undefined) {
+    await sleep(plan.delayMs);
+    delayed();
+  }
+  if (plan.cluster === undefined) return {};
+  const lease = await plan.cluster.admit();
+  if (lease === undefined) return 'overflow';
+  if (client.closed) {
+    lease.release();
+    return 'gone';
+  }
+  client.once('close', () => lease.release());
+  return { lease };
 }

@@ -2,7 +2,7 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingM
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint } from '../k8s/cluster-index.js';
-import { applyResilience } from '../resilience/request-hooks.js';
+import { applyResilience, beforeUpstream, OVERFLOW_BODY } from '../resilience/request-hooks.js';
 import { tryResult } from '../resilience/outlier-detection.js';
 import { applyHeaderModifier, planRequest, type ConnectionFacts, type Forward, type Plan, type PlanRequest, type Snapshot } from './request-plan.js';
 import { formatTraceparent, traceContext, type TraceContext } from './trace-context.js';
@@ -159,17 +159,10 @@ async function forward(deps: Http1Deps, req: IncomingMessage, res: ServerRespons
     }
     res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), 'x-request-id': trace.requestId }).end(text);
   };
-  if (plan.delayMs !== undefined) {
-    await sleep(plan.delayMs);
-    outcome.flags = 'DI';
-  }
-  // DestinationRule: admission to the upstream's pool (503 UO beyond it), held until the response ends
-  const lease = plan.cluster === undefined ? undefined : await plan.cluster.admit();
-  if (plan.cluster !== undefined && lease === undefined) return fail(503, 'UO', 'upstream connect error or disconnect/reset before headers. reset reason: overflow\n');
-  if (lease !== undefined) {
-    if (res.closed) return lease.release();
-    res.once('close', () => lease.release());
-  }
+  const admitted = await beforeUpstream(plan, res, () => void (outcome.flags = 'DI'));
+  if (admitted === 'overflow') return fail(503, 'UO', OVERFLOW_BODY);
+  if (admitted === 'gone') return;
+  const lease = admitted.lease;
   const header = headerGetter(req.headers);
   for (let attempt = 0; ; attempt++) {
     const endpoint = lease === undefined ? nextEndpoint(plan.endpoints) : lease.pick(plan.endpoints, header);

@@ -1,9 +1,8 @@
 import { connect, constants, type ClientHttp2Session, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint } from '../k8s/cluster-index.js';
 import type { RequestOutcome } from './http1-proxy.js';
 import { tryResult } from '../resilience/outlier-detection.js';
-import { applyResilience } from '../resilience/request-hooks.js';
+import { applyResilience, beforeUpstream, OVERFLOW_BODY } from '../resilience/request-hooks.js';
 import { applyHeaderModifier, planRequest, type ConnectionFacts, type Plan, type Snapshot } from './request-plan.js';
 import { formatTraceparent, traceContext } from './trace-context.js';
 import { nextEndpoint } from './upstream.js';
@@ -100,16 +99,10 @@ export function createHttp2StreamHandler(deps: Http2Deps) {
       stream.resume();
     };
     if (plan.kind === 'respond') return local(plan.status, plan.body, plan.flags, plan.headers);
-    if (plan.delayMs !== undefined) {
-      await sleep(plan.delayMs);
-      outcome.flags = 'DI';
-    }
-    const lease = plan.cluster === undefined ? undefined : await plan.cluster.admit();
-    if (plan.cluster !== undefined && lease === undefined) return local(503, 'upstream connect error or disconnect/reset before headers. reset reason: overflow\n', 'UO');
-    if (lease !== undefined) {
-      if (stream.closed) return lease.release();
-      stream.once('close', () => lease.release());
-    }
+    const admitted = await beforeUpstream(plan, stream, () => void (outcome.flags = 'DI'));
+    if (admitted === 'overflow') return local(503, OVERFLOW_BODY, 'UO');
+    if (admitted === 'gone') return;
+    const lease = admitted.lease;
     const endpoint = lease === undefined ? nextEndpoint(plan.endpoints) : lease.pick(plan.endpoints, get);
     if (endpoint === undefined) return local(503, 'no healthy upstream\n', 'UH');
     const report = (r: Parameters<NonNullable<typeof lease>['report']>[2]): void => lease?.report(endpoint, plan.endpoints, r);

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { httpGetInNetns } from '../../src/net/netns-http.js';
-import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { sample } from '../helpers/prometheus.js';
 import { rootTest } from '../helpers/root.js';
 import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
+import { httpFromPod } from '../helpers/sim-http.js';
 import { netnsOf, readyAndEnrolled } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
 
@@ -80,29 +79,16 @@ interface Conditioned {
   status?: { parents?: Array<{ controllerName?: string; conditions?: Array<{ type: string; status: string; reason: string }> }>; conditions?: Array<{ type: string; status: string; reason: string }> };
 }
 
-/** One HTTP/1.1 request from inside a pod's netns (its agent captures it like any app's). */
+/** One HTTP/1.1 request from inside a pod's netns, read as http-echo's JSON when it is. */
 async function call(netns: string, host: string, port: number, method: string, headers: Record<string, string> = {}): Promise<Answer> {
-  const socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host, port, mark: 0, timeoutMs: 3000 });
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/', method, headers: { connection: 'close', ...headers }, createConnection: () => socket }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString();
-        let echo: { pod?: string; client?: { ip?: string }; headers?: Record<string, string> } = {};
-        try {
-          echo = JSON.parse(body) as typeof echo;
-        } catch {
-          echo = {};
-        }
-        resolve({ status: res.statusCode ?? 0, body, ...(echo.pod === undefined ? {} : { pod: echo.pod, clientIp: echo.client?.ip ?? '', headers: echo.headers ?? {} }) });
-      });
-      res.on('error', reject);
-    });
-    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${host}:${port}: no answer in 5 s`)));
-    req.on('error', reject);
-    req.end();
-  });
+  const { status, body } = await httpFromPod(netns, host, port, { method, headers });
+  let echo: { pod?: string; client?: { ip?: string }; headers?: Record<string, string> } = {};
+  try {
+    echo = JSON.parse(body) as typeof echo;
+  } catch {
+    echo = {};
+  }
+  return { status, body, ...(echo.pod === undefined ? {} : { pod: echo.pod, clientIp: echo.client?.ip ?? '', headers: echo.headers ?? {} }) };
 }
 
 // On --dataplane native the waypoint pod's agent does not hand streams to the waypoint yet

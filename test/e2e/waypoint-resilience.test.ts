@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { httpGetInNetns } from '../../src/net/netns-http.js';
-import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { sample } from '../helpers/prometheus.js';
 import { rootTest } from '../helpers/root.js';
 import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
+import { httpFromPod, type PodAnswer } from '../helpers/sim-http.js';
 import { netnsOf, readyAndEnrolled } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
 
@@ -72,26 +71,7 @@ ${app('reviews-ok', 'app: reviews, health: ok', 2)}
 ${app('reviews-bad', 'app: reviews, health: bad', 1, 'env: [{name: ECHO_STATUS, value: "500"}]')}
 `;
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-/** One HTTP/1.1 request from inside the client pod's netns (its agent captures it like any app's). */
-async function call(netns: string, host: string, port: number, path: string, headers: Record<string, string> = {}, timeoutMs = 5000): Promise<Answer> {
-  const socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host, port, mark: 0, timeoutMs: 3000 });
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, headers: { connection: 'close', ...headers }, createConnection: () => socket }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${host}:${port}${path}: no answer in ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
+type Answer = PodAnswer;
 
 for (const dataplane of testDataplanes().filter((d) => d === 'node'))
 rootTest(`waypoint resilience end to end (--dataplane ${dataplane}): Istio's fault injection, circuit breaking, outlier detection and a local rate limit in the real waypoint`, async (t) => {
@@ -113,7 +93,7 @@ rootTest(`waypoint resilience end to end (--dataplane ${dataplane}): Istio's fau
     };
     let clientNs = '';
     const vip = new Map<string, string>();
-    const get = (service: string, path = '/', headers: Record<string, string> = {}, timeoutMs = 5000): Promise<Answer> => call(clientNs, vip.get(service)!, 8000, path, headers, timeoutMs);
+    const get = (service: string, path = '/', headers: Record<string, string> = {}, timeoutMs = 5000): Promise<Answer> => httpFromPod(clientNs, vip.get(service)!, 8000, { path, headers, timeoutMs });
 
     await t.test('the waypoint runs and serves the namespace', async () => {
       assert.equal((await warren('waypoint', 'apply', '-n', 'shop', '--kubeconfig', kubeconfig)).exitCode, 0);
@@ -163,7 +143,7 @@ rootTest(`waypoint resilience end to end (--dataplane ${dataplane}): Istio's fau
       await create('destinationrules', 'DestinationRule', 'ratings', { host: 'ratings', trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 } } } });
       let replies: Answer[] = [];
       await eventually(async () => {
-        replies = await Promise.all(Array.from({ length: 20 }, () => get('ratings', '/delay/0.5').catch(() => ({ status: 0, body: '' }))));
+        replies = await Promise.all(Array.from({ length: 20 }, () => get('ratings', '/delay/0.5').catch((): Answer => ({ status: 0, headers: {}, body: '' }))));
         return replies.some((r) => r.status === 503);
       }, 'overflow under 20 concurrent clients', 30_000);
       const ok = replies.filter((r) => r.status === 200).length;
