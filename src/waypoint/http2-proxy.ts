@@ -89,7 +89,7 @@ export function createHttp2StreamHandler(deps: Http2Deps) {
       outcome.flags = flags;
       if (stream.destroyed || stream.headersSent) return void stream.close(constants.NGHTTP2_INTERNAL_ERROR);
       if (grpc) {
-        grpcStatus = String(GRPC_FOR_HTTP[status] ?? 2);
+        grpcStatus = extra['grpc-status'] ?? String(GRPC_FOR_HTTP[status] ?? 2);
         outcome.status = 200;
         stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': grpcStatus, 'grpc-message': encodeURIComponent(body.trim()), 'x-request-id': trace.requestId }, { endStream: true });
       } else {

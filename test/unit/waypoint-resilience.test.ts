@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { typedCrds } from '../../src/policy/crd-manifests.js';
 import { eventually, startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';
-import { send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess } from '../helpers/waypoint.js';
+import { dialWaypoint, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess } from '../helpers/waypoint.js';
 
 /**
  * Resilience policies through the real `warren waypoint-proxy` process on
@@ -58,7 +59,7 @@ describe('waypoint resilience policies', () => {
         body: { metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4', ports: [{ name: 'http', port, protocol: 'TCP' }], endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })) },
       });
     };
-    for (const name of ['ratings', 'httpbin', 'limited', 'plain']) await service(name, ['127.0.1.1']);
+    for (const name of ['ratings', 'httpbin', 'limited', 'plain', 'grpc']) await service(name, ['127.0.1.1']);
     await service('reviews', ['127.0.1.1', '127.0.1.2', '127.0.1.3']);
 
     await create('virtualservices', 'VirtualService', 'ratings', {
@@ -72,6 +73,7 @@ describe('waypoint resilience policies', () => {
     await create('destinationrules', 'DestinationRule', 'httpbin', { host: 'httpbin', trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 } } } });
     await create('destinationrules', 'DestinationRule', 'reviews', { host: 'reviews.demo.svc.cluster.local', trafficPolicy: { outlierDetection: { consecutive5xxErrors: 1, interval: '1s', baseEjectionTime: '2s', maxEjectionPercent: 100 } } });
     await create('backendtrafficpolicies', 'BackendTrafficPolicy', 'limited', { targetRefs: [{ group: '', kind: 'Service', name: 'limited' }], rateLimit: { type: 'Local', local: { rules: [{ limit: { requests: 10, unit: 'Second', burst: 5 } }] } } });
+    await create('virtualservices', 'VirtualService', 'grpc', { hosts: ['grpc'], http: [{ fault: { abort: { grpcStatus: 'UNAVAILABLE' } }, route: [{ destination: { host: 'grpc' } }] }] });
     wp = await startWaypointProcess(api.kubeconfigText, api.dir);
   });
 
@@ -114,6 +116,20 @@ describe('waypoint resilience policies', () => {
     const m = await metrics();
     const counted = [...m.matchAll(/istio_requests_total\{[^}]*response_flags="FI"[^}]*response_code="500"[^}]*\} (\d+)/g)].reduce((n, x) => n + Number(x[1]), 0);
     assert.equal(counted, aborted);
+  });
+
+  test('fault abort with grpcStatus: a gRPC call over h2c ends with that status (14 UNAVAILABLE), flag FI', async () => {
+    const session = h2connect('http://grpc.demo', { createConnection: () => dialWaypoint(wp.ports.listen, dial('grpc')) });
+    const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/echo.Echo/Say', 'content-type': 'application/grpc' });
+      req.on('response', (h) => resolve(h as Record<string, unknown>));
+      req.on('error', reject);
+      req.end(Buffer.alloc(5));
+    });
+    session.close();
+    assert.equal(headers[':status'], 200);
+    assert.equal(headers['grpc-status'], '14');
+    assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="grpc\.demo\.svc\.cluster\.local"[^}]*response_flags="FI"[^}]*grpc_response_status="14"/);
   });
 
   test('circuit breaking: maxConnections 1, http1MaxPendingRequests 1, 20 concurrent clients → some 503 UO, counted', async () => {
