@@ -5,9 +5,9 @@ import { backendService } from '../waypoint/upstream.js';
 import { effectivePolicy } from './destination-rule.js';
 import { faultAction, selectHttpRule } from './fault-decision.js';
 import { resolveHost } from './istio-fields.js';
-import type { ResilienceTable } from './resilience-table.js';
-import { takeToken, newBucket, type Bucket } from './token-bucket.js';
-import { createUpstreamCluster, type ClusterClock, type ClusterPolicy, type Lease, type UpstreamCluster } from './upstream-cluster.js';
+import { newBucket, takeToken } from './token-bucket.js';
+import type { Resilience } from './resilience-context.js';
+import { createUpstreamCluster, type Lease } from './upstream-cluster.js';
 import { GRPC_STATUS } from './virtual-service.js';
 
 /**
@@ -17,18 +17,6 @@ import { GRPC_STATUS } from './virtual-service.js';
  * and subset) and the DestinationRule's upstream cluster the forwarder
  * admits through, picks endpoints from and reports results to.
  */
-export interface Resilience {
-  table(): ResilienceTable;
-  clusterDomain: string;
-  buckets: Map<string, Bucket>;
-  clusters: Map<string, UpstreamCluster & { update(p: ClusterPolicy): void }>;
-  clock: ClusterClock;
-}
-
-export function createResilience(table: () => ResilienceTable, clusterDomain: string, clock: ClusterClock): Resilience {
-  return { table, clusterDomain, buckets: new Map(), clusters: new Map(), clock };
-}
-
 const MAX_STATE = 10_000;
 
 function routeRef(plan: Forward): { namespace: string; name: string } | undefined {

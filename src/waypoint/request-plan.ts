@@ -3,7 +3,7 @@ import { authorizeL7, type JwtAuth, type L7Decision, type TargetedPolicy } from 
 import { authenticate, type RequestAuthentication } from './request-authentication.js';
 import type { HeaderModifier, PathRewrite, RetryPolicy, RouteFilter } from './route-model.js';
 import { findRoute, pickBackend, type Gateway, type RouteEntry, type RouteTable } from './route-table.js';
-import type { Resilience } from '../resilience/request-hooks.js';
+import type { Resilience } from '../resilience/resilience-context.js';
 import type { UpstreamCluster } from '../resilience/upstream-cluster.js';
 import { backendService, serviceExists } from './upstream.js';
 

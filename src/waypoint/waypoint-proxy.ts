@@ -16,7 +16,7 @@ import { planRequest, type ConnectionFacts, type Snapshot } from './request-plan
 import { createUpgradeHandler } from './upgrade-proxy.js';
 import { waypointMetrics } from './waypoint-metrics.js';
 import { startWaypointState } from './waypoint-state.js';
-import { createResilience } from '../resilience/request-hooks.js';
+import { createResilience } from '../resilience/resilience-context.js';
 import { startResilienceState } from '../resilience/resilience-state.js';
 import { nextEndpoint } from './upstream.js';
 
