@@ -61,6 +61,18 @@ describe('waypoint resilience policies', () => {
     };
     for (const name of ['ratings', 'httpbin', 'limited', 'plain', 'grpc']) await service(name, ['127.0.1.1']);
     await service('reviews', ['127.0.1.1', '127.0.1.2', '127.0.1.3']);
+    await service('details', ['127.0.1.1', '127.0.1.2']);
+    // subsets select endpoints by their pods' labels
+    for (const [name, ip, version] of [['details-v1', '127.0.1.1', 'v1'], ['details-v2', '127.0.1.2', 'v2']] as const) {
+      const spec = { containers: [{ name: 'c', image: 'details' }] };
+      await core.createNamespacedPod({ namespace: NS, body: { metadata: { name, labels: { app: 'details', version } }, spec } });
+      await core.replaceNamespacedPodStatus({ namespace: NS, name, body: { metadata: { name, namespace: NS }, spec, status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } } });
+    }
+    await create('destinationrules', 'DestinationRule', 'details', { host: 'details', subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] });
+    await create('virtualservices', 'VirtualService', 'details', {
+      hosts: ['details'],
+      http: [{ match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ destination: { host: 'details', subset: 'v2' } }] }, { route: [{ destination: { host: 'details', subset: 'v1' } }] }],
+    });
 
     await create('virtualservices', 'VirtualService', 'ratings', {
       hosts: ['ratings'],
@@ -130,6 +142,17 @@ describe('waypoint resilience policies', () => {
     assert.equal(headers[':status'], 200);
     assert.equal(headers['grpc-status'], '14');
     assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="grpc\.demo\.svc\.cluster\.local"[^}]*response_flags="FI"[^}]*grpc_response_status="14"/);
+  });
+
+  test('subsets: a VirtualService route to a DestinationRule subset reaches only the pods with its labels', async () => {
+    const agent = waypointAgent(wp.ports.listen, dial('details'));
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      assert.equal((await send(agent, { headers: { 'end-user': 'jason' } })).body, '127.0.1.2');
+      seen.add((await send(agent, {})).body);
+    }
+    agent.destroy();
+    assert.deepEqual([...seen], ['127.0.1.1']);
   });
 
   test('circuit breaking: maxConnections 1, http1MaxPendingRequests 1, 20 concurrent clients → some 503 UO, counted', async () => {
