@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { formatResilience } from '../../src/cli/resilience-format.js';
 import { effectivePolicy, parseDestinationRule } from '../../src/resilience/destination-rule.js';
+import { buildResilienceTable } from '../../src/resilience/resilience-table.js';
 import { resolveHost } from '../../src/resilience/istio-fields.js';
 import { parseBackendTrafficPolicy } from '../../src/resilience/traffic-policy.js';
 import { parseVirtualService } from '../../src/resilience/virtual-service.js';
+import { parseHttpRoute } from '../../src/waypoint/route-model.js';
+import { buildRouteTable } from '../../src/waypoint/route-table.js';
 
 const meta = { name: 'r', namespace: 'demo', generation: 3 };
 const rejects = (parse: (o: unknown) => unknown, spec: unknown, code: string, field: RegExp) =>
@@ -95,4 +99,30 @@ test('hosts resolve as Istio does: short names in the object\'s namespace, FQDNs
   assert.deepEqual(resolveHost('ratings.prod.svc.cluster.local', 'demo', 'cluster.local'), { namespace: 'prod', name: 'ratings' });
   assert.equal(resolveHost('*.example.com', 'demo', 'cluster.local'), undefined);
   assert.equal(resolveHost('www.example.com', 'demo', 'cluster.local'), undefined);
+});
+
+test('the resilience table: rate limits by HTTPRoute, then Service, then Gateway; conflicts are reported; warren routes prints it', () => {
+  const dr = (name: string, host: string) => parseDestinationRule({ metadata: { name, namespace: 'demo' }, spec: { host, trafficPolicy: { connectionPool: { tcp: { maxConnections: 2 } } } } });
+  const btp = (name: string, kind: string, target: string, requests: number) =>
+    parseBackendTrafficPolicy({ metadata: { name, namespace: 'demo' }, spec: { targetRefs: [{ kind, name: target }], rateLimit: { type: 'Local', local: { rules: [{ limit: { requests, unit: 'Second' } }] } } } });
+  const vs = (name: string, host: string) => parseVirtualService({ metadata: { name, namespace: 'demo' }, spec: { hosts: [host], http: [{ route: [{ destination: { host } }] }] } });
+  const routed = buildRouteTable([parseHttpRoute({ metadata: { name: 'web', namespace: 'demo' }, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'web' }], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] } })], { namespace: 'demo', name: 'waypoint' });
+  const table = buildResilienceTable(
+    { destinationRules: [dr('b', 'api'), dr('a', 'api.demo.svc.cluster.local')], virtualServices: [vs('web', 'web'), vs('api', 'api')], trafficPolicies: [btp('svc', 'Service', 'api', 10), btp('route', 'HTTPRoute', 'api', 20), btp('gw', 'Gateway', 'waypoint', 30)] },
+    routed,
+    () => [80],
+    { namespace: 'demo', name: 'waypoint' },
+    'cluster.local',
+  );
+  const api = { namespace: 'demo', name: 'api' };
+  assert.equal(table.destinationRule(api)?.name, 'a', 'first by name wins');
+  assert.deepEqual(table.rejected.map((r) => `${r.kind} ${r.name} ${r.reason}`), ['DestinationRule b Conflicted', 'VirtualService web Conflicted']);
+  assert.equal(table.virtualService({ namespace: 'demo', name: 'web' }), undefined, 'an HTTPRoute routes web');
+  assert.equal(table.virtualService(api)?.name, 'api');
+  assert.equal(table.rateLimit(api, api)?.limit.requests, 20);
+  assert.equal(table.rateLimit(api, undefined)?.limit.requests, 10);
+  assert.equal(table.rateLimit({ namespace: 'demo', name: 'other' }, undefined)?.limit.requests, 30);
+  const text = formatResilience(table.describe());
+  assert.match(text, /DestinationRule demo\/a → demo\/api\n {2}port 80: pool maxConnections 2 /);
+  assert.match(text, /BackendTrafficPolicy demo\/route → HTTPRoute demo\/api: local rate limit 20\/Second burst 20/);
 });
