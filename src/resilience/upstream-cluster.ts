@@ -61,9 +61,8 @@ export function createUpstreamCluster(key: string, initial: ClusterPolicy, clock
       if (a === 'overflow') return undefined;
       if (a === 'queue') {
         counters.pending++;
-        // woken by a release that hands its slot over (active stays counted)
+        // woken by a release that hands its slot over (active stays counted, pending already taken off)
         await new Promise<void>((resolve) => waiting.push(resolve));
-        counters.pending--;
       } else counters.active++;
       let retries = 0;
       let released = false;
@@ -101,8 +100,10 @@ export function createUpstreamCluster(key: string, initial: ClusterPolicy, clock
           counters.retries -= retries;
           // a freed connection goes to the oldest waiting request, else back to the pool
           const next = waiting.shift();
-          if (next !== undefined) next();
-          else counters.active--;
+          if (next !== undefined) {
+            counters.pending--;
+            next();
+          } else counters.active--;
         },
       };
     },

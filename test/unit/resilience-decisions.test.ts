@@ -6,6 +6,7 @@ import { faultAction, selectHttpRule } from '../../src/resilience/fault-decision
 import { pickEndpoint, type PickContext } from '../../src/resilience/load-balancer.js';
 import { healthyEndpoints, isEjected, recordResult, sweep, type OutlierState } from '../../src/resilience/outlier-detection.js';
 import { newBucket, takeToken } from '../../src/resilience/token-bucket.js';
+import { createUpstreamCluster } from '../../src/resilience/upstream-cluster.js';
 import { parseVirtualService } from '../../src/resilience/virtual-service.js';
 
 test('token bucket: burst requests pass at once, then the refill rate; x-ratelimit-* inputs are right', () => {
@@ -111,4 +112,24 @@ test('fault decision: header match selects the rule; each fault rolls its percen
   const lcg = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
   const aborted = Array.from({ length: 1000 }, () => faultAction(other?.fault, lcg)).filter((a) => a.abort).length;
   assert.ok(aborted >= 450 && aborted <= 550, `aborted ${aborted} of 1000`);
+});
+
+test('upstream cluster: a released slot goes to the oldest waiter, never to a newcomer as well', async () => {
+  const clock = { now: () => 0, random: () => 0, onEject: () => undefined };
+  const c = createUpstreamCluster('k', { connectionPool: pool({ maxConnections: 1, http1MaxPendingRequests: 1 }) }, clock);
+  const a = await c.admit();
+  assert.ok(a);
+  const b = c.admit();
+  assert.equal(await c.admit(), undefined, 'one waiting: the third overflows');
+  a.release();
+  a.release();
+  // between the release and the waiter running, a newcomer must wait, not run beside it
+  let dRan = false;
+  const d = c.admit().then((l) => ((dRan = true), l));
+  const lease = await b;
+  assert.ok(lease, 'the waiter got the slot');
+  assert.equal(dRan, false, 'the newcomer waits');
+  assert.equal(await c.admit(), undefined, 'one running, one waiting: overflow');
+  lease.release();
+  assert.ok(await d, 'then it gets the slot');
 });
