@@ -312,8 +312,15 @@ async function waypoint(): Promise<void> {
       r.rssMiB === undefined ? '' : fmt(r.rssMiB, 1),
     ]),
   );
-  console.log(text);
-  console.log(`saved ${saveResult('waypoint', text, rows)}`);
+  // each resilience policy against the same waypoint path without it, same run
+  const plain = rows.find((r) => r.path === 'warren waypoint');
+  const policyCost = rows
+    .filter((r) => r.path.startsWith('warren waypoint +') && plain)
+    .map((r) => `${r.path.slice('warren waypoint + '.length)}: ${fmt(r.saturationRps / plain!.saturationRps)}× req/s, p50 ${fmt(r.p50Ms - plain!.p50Ms, 3)} ms added, CPU ${r.cpuSecondsPer1000 && plain!.cpuSecondsPer1000 ? `${fmt(r.cpuSecondsPer1000 / plain!.cpuSecondsPer1000)}×` : '-'}`)
+    .join('\n');
+  const full = policyCost ? `${text}\n\nresilience policies vs the same waypoint path without them:\n${policyCost}` : text;
+  console.log(full);
+  console.log(`saved ${saveResult('waypoint', full, rows)}`);
 }
 
 const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape, 'policy-eval': policyEval, waypoint };

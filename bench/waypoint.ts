@@ -5,14 +5,16 @@
  * baseline. Requests/s at saturation, p50/p99 at a fixed rate, CPU-seconds
  * per 1000 requests and RSS of the proxy. All on loopback: the node agents'
  * HBONE hops around the waypoint are not in this path (bench `dataplane`
- * measures those).
+ * measures those). The resilience rows (docs/architecture.md §15) send the
+ * same requests through the same waypoint to a Service of the same backend
+ * with one policy attached, set so it never refuses: the cost of applying it.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import { execa } from 'execa';
 
 /** What the bench needs of a child process (execa's types differ per option set). */
@@ -20,6 +22,7 @@ interface Child extends PromiseLike<unknown> {
   stdout: NodeJS.ReadableStream | null;
   kill(signal?: NodeJS.Signals): boolean;
 }
+import { typedCrds } from '../src/policy/crd-manifests.js';
 import { kubeconfig } from '../src/sim/apiserver/kubeconfig.js';
 import { encodeProxyV2 } from '../src/waypoint/proxy-protocol.js';
 
@@ -154,12 +157,25 @@ export async function benchWaypoint(): Promise<WaypointBenchRow[]> {
     const backendPort = Number((await firstJsonLine(backend, (o) => typeof o.port === 'number')).port);
     const core = kc.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: 'bench' } } });
-    const svc = await core.createNamespacedService({ namespace: 'bench', body: { metadata: { name: 'web' }, spec: { ports: [{ name: 'http', port: 80 }] } } });
-    await kc.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
-      namespace: 'bench',
-      body: { metadata: { name: 'web-1', labels: { 'kubernetes.io/service-name': 'web' } }, addressType: 'IPv4', ports: [{ name: 'http', port: backendPort, protocol: 'TCP' }], endpoints: [{ addresses: ['127.0.0.2'], conditions: { ready: true } }] },
-    });
-    const header = encodeProxyV2({ source: { address: '10.244.1.5', port: 40000 }, destination: { address: svc.spec!.clusterIP!, port: 80 }, clientSpiffeId: 'spiffe://cluster.local/ns/bench/sa/client' });
+    const ext = kc.makeApiClient(ApiextensionsV1Api);
+    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
+    const service = async (name: string): Promise<Buffer> => {
+      const svc = await core.createNamespacedService({ namespace: 'bench', body: { metadata: { name }, spec: { ports: [{ name: 'http', port: 80 }] } } });
+      await kc.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
+        namespace: 'bench',
+        body: { metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4', ports: [{ name: 'http', port: backendPort, protocol: 'TCP' }], endpoints: [{ addresses: ['127.0.0.2'], conditions: { ready: true } }] },
+      });
+      return encodeProxyV2({ source: { address: '10.244.1.5', port: 40000 }, destination: { address: svc.spec!.clusterIP!, port: 80 }, clientSpiffeId: 'spiffe://cluster.local/ns/bench/sa/client' });
+    };
+    const header = await service('web');
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const policy = (plural: string, kind: string, name: string, spec: object) => custom.createNamespacedCustomObject({ group: 'networking.warren.io', version: 'v1', namespace: 'bench', plural, body: { apiVersion: 'networking.warren.io/v1', kind, metadata: { name, namespace: 'bench' }, spec } });
+    const rateLimited = await service('web-rl');
+    await policy('backendtrafficpolicies', 'BackendTrafficPolicy', 'web-rl', { targetRefs: [{ group: '', kind: 'Service', name: 'web-rl' }], rateLimit: { type: 'Local', local: { rules: [{ limit: { requests: 1_000_000_000, unit: 'Second' } }] } } });
+    const breaker = await service('web-cb');
+    await policy('destinationrules', 'DestinationRule', 'web-cb', { host: 'web-cb', trafficPolicy: { connectionPool: { tcp: { maxConnections: 1024 }, http: { http1MaxPendingRequests: 1024 } } } });
+    const outlier = await service('web-od');
+    await policy('destinationrules', 'DestinationRule', 'web-od', { host: 'web-od', trafficPolicy: { outlierDetection: { consecutive5xxErrors: 5, interval: '10s', baseEjectionTime: '30s' } } });
 
     // Istio's default: no access log (meshConfig.accessLogFile unset); metrics on.
     const waypoint = execa(process.execPath, [MAIN, 'waypoint-proxy', '--name', 'waypoint', '--namespace', 'bench', '--kubeconfig', `${dir}/kubeconfig`, '--listen-address', '127.0.0.1', '--listen-port', '0', '--admin-port', '0', '--readiness-port', '0', '--admin-address', '127.0.0.1', '--access-log-level', 'off'], { buffer: false, cleanup: true, reject: false });
@@ -185,6 +201,9 @@ http { access_log off;
       { path: 'direct (client → backend)', target: { port: backendPort } },
       { path: 'nginx reverse proxy (baseline)', target: { port: nginxPort, proxyHeader: header }, pid: nginx.pid! },
       { path: 'warren waypoint', target: { port: Number(w.listen), proxyHeader: header }, pid: waypoint.pid! },
+      { path: 'warren waypoint + rate limit', target: { port: Number(w.listen), proxyHeader: rateLimited }, pid: waypoint.pid! },
+      { path: 'warren waypoint + circuit breaker', target: { port: Number(w.listen), proxyHeader: breaker }, pid: waypoint.pid! },
+      { path: 'warren waypoint + outlier detection', target: { port: Number(w.listen), proxyHeader: outlier }, pid: waypoint.pid! },
     ];
     const rows: WaypointBenchRow[] = [];
     const rate = 500;

@@ -3,13 +3,16 @@ import { WarrenError } from '../errors/warren-error.js';
 import { localGet } from './admin-client.js';
 import { httpGetInNetns } from '../net/netns-http.js';
 import { splitHostPort } from '../telemetry/http-endpoints.js';
+import type { ResilienceView } from '../resilience/resilience-table.js';
 import type { RouteTableView } from '../waypoint/route-table.js';
+import { formatResilience } from './resilience-format.js';
 
 const HELP = `Usage: warren routes [--address H:P] [--netns PATH] [-o table|json]
 
 A waypoint's compiled route table (its admin API /debug/routes): for each
 parent (a Service, GAMMA, or the waypoint Gateway) the HTTPRoute/GRPCRoute
-matches in the order they are tried, with backends, filters, timeouts and retries.
+matches in the order they are tried, with backends, filters, timeouts and retries,
+then the DestinationRules, VirtualServices and rate limits in force.
 
   --address H:P        the waypoint's admin port ($WARREN_WAYPOINT_ADMIN; 127.0.0.1:15020;
                        on a real cluster: kubectl port-forward <waypoint pod> 15020)
@@ -58,7 +61,7 @@ export async function runRoutes(argv: string[]): Promise<number> {
     throw new WarrenError('ERR_ADMIN', `cannot reach the waypoint at ${values.address}: ${(err as Error).message}`);
   }
   if (answer.status !== 200) throw new WarrenError('ERR_ADMIN', `the waypoint at ${values.address} answered ${answer.status}: ${answer.body.slice(0, 200)}`);
-  const data = JSON.parse(answer.body) as { waypoint: string; routes: RouteTableView[] };
-  console.log(values.output === 'json' ? JSON.stringify(data, null, 2) : formatRouteTable(data.waypoint, data.routes));
+  const data = JSON.parse(answer.body) as { waypoint: string; routes: RouteTableView[]; resilience?: ResilienceView };
+  console.log(values.output === 'json' ? JSON.stringify(data, null, 2) : formatRouteTable(data.waypoint, data.routes) + formatResilience(data.resilience));
   return 0;
 }

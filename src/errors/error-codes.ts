@@ -80,6 +80,10 @@ export const ERROR_CODES = [
   'ERR_PROXY_SPIFFE_ID',
   'ERR_ROUTE_INVALID',
   'ERR_WAYPOINT',
+  // waypoint resilience policies: DestinationRule, VirtualService faults, BackendTrafficPolicy
+  'ERR_DESTINATION_RULE_INVALID',
+  'ERR_VIRTUAL_SERVICE_INVALID',
+  'ERR_TRAFFIC_POLICY_INVALID',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

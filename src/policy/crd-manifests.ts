@@ -1,5 +1,6 @@
 import { dumpYaml, loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { GATEWAY_API_CRDS } from '../gateway/crds.js';
+import { NETWORKING_GROUP, RESILIENCE_CRDS } from '../resilience/crds.js';
 import { WARREN_CRDS } from './crds.js';
 
 const header = (source: string): string => `# Generated from ${source} by \`npm run gen:crds\`: edit that file, not this one.\n`;
@@ -12,7 +13,7 @@ const header = (source: string): string => `# Generated from ${source} by \`npm 
 export function crdManifests(): Array<{ file: string; text: string }> {
   return typedCrds().map((typed) => ({
     file: `01-crd-${typed.spec.names.plural}.yaml`,
-    text: header(typed.spec.group === 'security.warren.io' ? 'src/policy/crds.ts' : 'src/gateway/crds.ts') + dumpYaml(typed, { lineWidth: -1, noRefs: true }),
+    text: header(typed.spec.group === 'security.warren.io' ? 'src/policy/crds.ts' : typed.spec.group === NETWORKING_GROUP ? 'src/resilience/crds.ts' : 'src/gateway/crds.ts') + dumpYaml(typed, { lineWidth: -1, noRefs: true }),
   }));
 }
 
@@ -23,5 +24,5 @@ export function crdManifests(): Array<{ file: string; text: string }> {
  * the API server then prunes every policy's status). Loading the JSON maps them.
  */
 export function typedCrds(): V1CustomResourceDefinition[] {
-  return [...WARREN_CRDS, ...GATEWAY_API_CRDS].map((crd) => loadYaml<V1CustomResourceDefinition>(JSON.stringify(crd)));
+  return [...WARREN_CRDS, ...GATEWAY_API_CRDS, ...RESILIENCE_CRDS].map((crd) => loadYaml<V1CustomResourceDefinition>(JSON.stringify(crd)));
 }

@@ -2,6 +2,8 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingM
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint } from '../k8s/cluster-index.js';
+import { applyResilience, beforeUpstream, OVERFLOW_BODY } from '../resilience/request-hooks.js';
+import { tryResult } from '../resilience/outlier-detection.js';
 import { applyHeaderModifier, planRequest, type ConnectionFacts, type Forward, type Plan, type PlanRequest, type Snapshot } from './request-plan.js';
 import { formatTraceparent, traceContext, type TraceContext } from './trace-context.js';
 import { nextEndpoint } from './upstream.js';
@@ -112,7 +114,9 @@ export function createHttp1Handler(deps: Http1Deps) {
     const trace = traceContext(input.header('traceparent'), input.header('x-request-id'));
     let plan: Plan;
     try {
-      plan = await planRequest(deps.snapshot(), conn, input);
+      const snap = deps.snapshot();
+      plan = await planRequest(snap, conn, input);
+      if (snap.resilience !== undefined) plan = applyResilience(snap.resilience, snap, conn, input, plan);
     } catch (err) {
       plan = { kind: 'respond', status: 500, body: 'waypoint error\n', headers: {}, flags: '-', decision: { allow: false, policy: '-', reason: (err as Error).message } };
     }
@@ -155,8 +159,13 @@ async function forward(deps: Http1Deps, req: IncomingMessage, res: ServerRespons
     }
     res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), 'x-request-id': trace.requestId }).end(text);
   };
+  const admitted = await beforeUpstream(plan, res, () => void (outcome.flags = 'DI'));
+  if (admitted === 'overflow') return fail(503, 'UO', OVERFLOW_BODY);
+  if (admitted === 'gone') return;
+  const lease = admitted.lease;
+  const header = headerGetter(req.headers);
   for (let attempt = 0; ; attempt++) {
-    const endpoint = nextEndpoint(plan.endpoints);
+    const endpoint = lease === undefined ? nextEndpoint(plan.endpoints) : lease.pick(plan.endpoints, header);
     if (endpoint === undefined) return fail(503, 'UH', 'no healthy upstream\n');
     outcome.upstream = endpoint;
     outcome.attempts = attempt + 1;
@@ -165,17 +174,18 @@ async function forward(deps: Http1Deps, req: IncomingMessage, res: ServerRespons
     if (perTry <= 0) return fail(504, 'UT', 'upstream request timeout\n');
     if (attempt > 0) headers['x-envoy-attempt-count'] = String(attempt + 1);
     const result = await tryOnce(deps, endpoint, method, path, headers, body ?? req, perTry);
+    lease?.report(endpoint, plan.endpoints, result.kind === 'error' ? tryResult(result) : { status: result.res.statusCode ?? 502 });
     const canRetry = attempt < retries && body !== undefined && !res.destroyed;
     if (result.kind === 'error') {
       const sent = result.sent && !IDEMPOTENT.has(method);
-      if (canRetry && !sent && (retry !== undefined || !result.sent)) {
+      if (canRetry && !sent && (retry !== undefined || !result.sent) && (lease?.retry() ?? true)) {
         await sleep(backoff(retry?.backoffMs ?? 0, attempt));
         continue;
       }
       return result.timeout ? fail(504, 'UT', 'upstream request timeout\n') : fail(503, result.sent ? 'UC' : 'UF', 'upstream connect error or disconnect/reset before headers\n');
     }
     const upstream = result.res;
-    if (canRetry && retry !== undefined && retry.codes.includes(upstream.statusCode ?? 0) && IDEMPOTENT.has(method)) {
+    if (canRetry && retry !== undefined && retry.codes.includes(upstream.statusCode ?? 0) && IDEMPOTENT.has(method) && (lease?.retry() ?? true)) {
       upstream.resume();
       await sleep(backoff(retry.backoffMs, attempt));
       continue;

@@ -1,6 +1,8 @@
 import { connect, constants, type ClientHttp2Session, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Endpoint } from '../k8s/cluster-index.js';
 import type { RequestOutcome } from './http1-proxy.js';
+import { tryResult } from '../resilience/outlier-detection.js';
+import { applyResilience, beforeUpstream, OVERFLOW_BODY } from '../resilience/request-hooks.js';
 import { applyHeaderModifier, planRequest, type ConnectionFacts, type Plan, type Snapshot } from './request-plan.js';
 import { formatTraceparent, traceContext } from './trace-context.js';
 import { nextEndpoint } from './upstream.js';
@@ -68,7 +70,9 @@ export function createHttp2StreamHandler(deps: Http2Deps) {
     const trace = traceContext(get('traceparent'), get('x-request-id'));
     let plan: Plan;
     try {
-      plan = await planRequest(deps.snapshot(), conn, input);
+      const snap = deps.snapshot();
+      plan = await planRequest(snap, conn, input);
+      if (snap.resilience !== undefined) plan = applyResilience(snap.resilience, snap, conn, input, plan);
     } catch (err) {
       plan = { kind: 'respond', status: 500, body: 'waypoint error\n', headers: {}, flags: '-', decision: { allow: false, policy: '-', reason: (err as Error).message } };
     }
@@ -85,7 +89,7 @@ export function createHttp2StreamHandler(deps: Http2Deps) {
       outcome.flags = flags;
       if (stream.destroyed || stream.headersSent) return void stream.close(constants.NGHTTP2_INTERNAL_ERROR);
       if (grpc) {
-        grpcStatus = String(GRPC_FOR_HTTP[status] ?? 2);
+        grpcStatus = extra['grpc-status'] ?? String(GRPC_FOR_HTTP[status] ?? 2);
         outcome.status = 200;
         stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': grpcStatus, 'grpc-message': encodeURIComponent(body.trim()), 'x-request-id': trace.requestId }, { endStream: true });
       } else {
@@ -95,8 +99,13 @@ export function createHttp2StreamHandler(deps: Http2Deps) {
       stream.resume();
     };
     if (plan.kind === 'respond') return local(plan.status, plan.body, plan.flags, plan.headers);
-    const endpoint = nextEndpoint(plan.endpoints);
+    const admitted = await beforeUpstream(plan, stream, () => void (outcome.flags = 'DI'));
+    if (admitted === 'overflow') return local(503, OVERFLOW_BODY, 'UO');
+    if (admitted === 'gone') return;
+    const lease = admitted.lease;
+    const endpoint = lease === undefined ? nextEndpoint(plan.endpoints) : lease.pick(plan.endpoints, get);
     if (endpoint === undefined) return local(503, 'no healthy upstream\n', 'UH');
+    const report = (r: Parameters<NonNullable<typeof lease>['report']>[2]): void => lease?.report(endpoint, plan.endpoints, r);
     outcome.upstream = endpoint;
     const out: OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(headers)) if (!HOP.has(k) && !k.startsWith(':') && v !== undefined) out[k] = v;
@@ -128,6 +137,7 @@ export function createHttp2StreamHandler(deps: Http2Deps) {
       if (plan.responseHeaders) applyHeaderModifier(resHeaders as Record<string, string | string[] | undefined>, plan.responseHeaders);
       resHeaders['x-request-id'] = trace.requestId;
       outcome.status = Number(h[':status'] ?? 502);
+      report({ status: outcome.status });
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
       if (stream.destroyed) return;
       const ended = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
@@ -156,6 +166,7 @@ export function createHttp2StreamHandler(deps: Http2Deps) {
     });
     up.on('error', () => {
       clearTimeout(timer);
+      if (outcome.status === 0) report(tryResult({ sent: true, timeout: false }));
       if (!stream.headersSent) local(503, 'upstream connect error or disconnect/reset before headers\n', outcome.status === 0 ? 'UF' : 'UC');
       else stream.close(constants.NGHTTP2_INTERNAL_ERROR);
     });

@@ -3,6 +3,8 @@ import { authorizeL7, type JwtAuth, type L7Decision, type TargetedPolicy } from 
 import { authenticate, type RequestAuthentication } from './request-authentication.js';
 import type { HeaderModifier, PathRewrite, RetryPolicy, RouteFilter } from './route-model.js';
 import { findRoute, pickBackend, type Gateway, type RouteEntry, type RouteTable } from './route-table.js';
+import type { Resilience } from '../resilience/resilience-context.js';
+import type { UpstreamCluster } from '../resilience/upstream-cluster.js';
 import { backendService, serviceExists } from './upstream.js';
 
 /**
@@ -32,6 +34,8 @@ export interface Snapshot {
   authorizationPolicies: readonly TargetedPolicy[];
   requestAuthentications: readonly RequestAuthentication[];
   gateway: Gateway;
+  /** DestinationRule, VirtualService faults, rate limits (docs/architecture.md §15) */
+  resilience?: Resilience;
 }
 
 export interface Forward {
@@ -49,6 +53,10 @@ export interface Forward {
   backendRequestTimeoutMs?: number;
   retry?: RetryPolicy;
   mirror?: readonly Endpoint[];
+  /** a DestinationRule's connection pool, outlier detection and load balancer for this upstream */
+  cluster?: UpstreamCluster;
+  /** a VirtualService fault delay before forwarding */
+  delayMs?: number;
 }
 
 export interface Respond {

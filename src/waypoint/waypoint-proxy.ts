@@ -2,7 +2,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttp2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Server, Socket } from 'node:net';
 import pino from 'pino';
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { loadKubeConfig, withSharedConnections } from '../k8s/kubeconfig.js';
 import { sendJson } from '../net/respond.js';
 import { serveEndpoints } from '../telemetry/http-endpoints.js';
@@ -16,6 +16,8 @@ import { planRequest, type ConnectionFacts, type Snapshot } from './request-plan
 import { createUpgradeHandler } from './upgrade-proxy.js';
 import { waypointMetrics } from './waypoint-metrics.js';
 import { startWaypointState } from './waypoint-state.js';
+import { createResilience } from '../resilience/resilience-context.js';
+import { startResilienceState } from '../resilience/resilience-state.js';
 import { nextEndpoint } from './upstream.js';
 
 /**
@@ -41,7 +43,17 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
   // Loaded only when asked for: the OpenTelemetry SDK adds ~28 MiB of RSS to the process.
   const spans = config.otlpEndpoint === undefined ? undefined : (await import('./span-export.js')).startSpanExporter(config.otlpEndpoint, `${config.name}.${config.namespace}`);
   const connections = new WeakMap<Socket, ConnectionFacts>();
-  const snapshot = (): Snapshot => ({ index: state.index(), routes: state.routes(), authorizationPolicies: state.authorizationPolicies(), requestAuthentications: state.requestAuthentications(), gateway });
+  const resilienceState = startResilienceState(kc, gateway, config.clusterDomain, { routes: () => state.routes(), index: () => state.index() }, logFn);
+  const ejections = new Counter({ name: 'warren_waypoint_outlier_ejections_total', help: 'Endpoints ejected by a DestinationRule outlierDetection, by upstream cluster', labelNames: ['cluster'], registers: [registry] });
+  const resilience = createResilience(() => resilienceState.table(), config.clusterDomain, {
+    now: Date.now,
+    random: Math.random,
+    onEject: (cluster, endpoint) => {
+      ejections.labels(cluster).inc();
+      log.warn({ cluster, endpoint }, 'endpoint ejected (outlier detection)');
+    },
+  });
+  const snapshot = (): Snapshot => ({ index: state.index(), routes: state.routes(), authorizationPolicies: state.authorizationPolicies(), requestAuthentications: state.requestAuthentications(), gateway, resilience });
   const accessLog = config.accessLogLevel === 'off' ? undefined : log[config.accessLogLevel].bind(log);
 
   const done = (o: RequestOutcome): void => {
@@ -129,6 +141,7 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
   };
 
   await state.synced;
+  await resilienceState.synced;
   const inbound: Server = await startInboundListener(config.listenAddress, config.listenPort, {
     trustedSources: config.trustedSources,
     detectionTimeoutMs: config.protocolDetectionTimeout,
@@ -159,7 +172,7 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
   let ready = true;
   const admin = await serveEndpoints(`${config.adminAddress}:${config.adminPort}`, {
     '/metrics': async (_req, res) => void res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics()),
-    '/debug/routes': (_req, res) => sendJson(res, 200, { waypoint: `${config.namespace}/${config.name}`, routes: state.routes().describe() }),
+    '/debug/routes': (_req, res) => sendJson(res, 200, { waypoint: `${config.namespace}/${config.name}`, routes: state.routes().describe(), resilience: resilienceState.table().describe() }),
     '/debug/policies': (_req, res) =>
       sendJson(res, 200, {
         authorizationPolicies: state.authorizationPolicies().map((t) => ({ policy: `${t.policy.namespace}/${t.policy.name}`, action: t.policy.action, targets: t.targets, rules: t.policy.rules.length, ...(t.policy.invalid ? { invalid: t.policy.invalid } : {}) })),
@@ -202,7 +215,7 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
       agent.destroy();
       closeUpstreamSessions();
       await spans?.shutdown();
-      await state.stop();
+      await Promise.all([state.stop(), resilienceState.stop()]);
     },
   };
 }

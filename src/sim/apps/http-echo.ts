@@ -16,15 +16,17 @@ const MAX_DELAY_SECONDS = 10;
  * `/flaky/N` answers 503 to the first N requests carrying the same
  * x-request-id (a proxy keeps the id across its retries). A WebSocket
  * upgrade gets each text message back, prefixed with the pod's name.
+ * `defaultStatus` ($ECHO_STATUS) is every other answer's status (an endpoint
+ * that fails, for outlier detection).
  */
-export function startHttpEcho(port: number, podName: string, namespace: string): http.Server {
+export function startHttpEcho(port: number, podName: string, namespace: string, defaultStatus = 200): http.Server {
   const seen = new Map<string, number>();
   const server = http.createServer((req, res) => {
     let bytes = 0;
     req.on('data', (d: Buffer) => (bytes += d.length));
     req.on('end', () => {
       const [, kind, arg] = /^\/(delay|status|flaky)\/(\d+(?:\.\d+)?)(?:[/?]|$)/.exec(req.url ?? '') ?? [];
-      let status = 200;
+      let status = defaultStatus;
       let delayMs = 0;
       let attempt: number | undefined;
       if (kind === 'delay') delayMs = Math.min(Number(arg), MAX_DELAY_SECONDS) * 1000;

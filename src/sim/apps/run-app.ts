@@ -12,7 +12,8 @@ Built-in container stand-ins for simulated pods:
               ($POD_NAME, $POD_NAMESPACE), the request and the client address;
               /delay/N answers after N s (at most 10), /status/N with code N,
               /flaky/N 503 to the first N requests with one x-request-id;
-              a WebSocket gets each message back prefixed with the pod name
+              a WebSocket gets each message back prefixed with the pod name;
+              $ECHO_STATUS sets every other answer's status
   tcp-echo    TCP echo on --port (default 9000, or $PORT)
   sleep       does nothing until stopped`;
 
@@ -37,7 +38,9 @@ export async function runApp(argv: string[]): Promise<number> {
     process.once('SIGINT', resolve);
   });
   if (app === 'http-echo') {
-    const server = startHttpEcho(port, process.env.POD_NAME ?? 'unknown', process.env.POD_NAMESPACE ?? 'default');
+    const status = Number(process.env.ECHO_STATUS ?? '200');
+    if (!Number.isInteger(status) || status < 200 || status > 599) throw new WarrenError('ERR_USAGE', `$ECHO_STATUS must be an HTTP status 200-599, got ${JSON.stringify(process.env.ECHO_STATUS)}`);
+    const server = startHttpEcho(port, process.env.POD_NAME ?? 'unknown', process.env.POD_NAMESPACE ?? 'default', status);
     await stop;
     server.close();
   } else if (app === 'tcp-echo') {

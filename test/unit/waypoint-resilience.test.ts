@@ -1,0 +1,243 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect as h2connect } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { typedCrds } from '../../src/policy/crd-manifests.js';
+import { eventually, startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';
+import { dialWaypoint, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess } from '../helpers/waypoint.js';
+
+/**
+ * Resilience policies through the real `warren waypoint-proxy` process on
+ * loopback (docs/architecture.md §15): Istio's fault-injection, circuit
+ * breaking and outlier-detection tasks and a local rate limit, with the
+ * DestinationRule, VirtualService and BackendTrafficPolicy objects a user writes.
+ */
+const NS = 'demo';
+const NET = { group: 'networking.warren.io', version: 'v1', namespace: NS };
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+describe('waypoint resilience policies', () => {
+  let api: TestApiServer;
+  let wp: WaypointProcess;
+  let custom: CustomObjectsApi;
+  const servers: Server[] = [];
+  const vips = new Map<string, string>();
+  const dial = (service: string): Dial => ({ destination: { address: vips.get(service)!, port: 80 }, principal: 'spiffe://cluster.local/ns/demo/sa/client' });
+  const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${wp.ports.admin}/metrics`)).text();
+  const create = (plural: string, kind: string, name: string, spec: object) => custom.createNamespacedCustomObject({ ...NET, plural, body: { apiVersion: 'networking.warren.io/v1', kind, metadata: { name, namespace: NS }, spec } });
+  const debugRoutes = async (): Promise<{ resilience: { destinationRules: Array<{ rule: string; ports: Record<string, { connectionPool?: { maxConnections: number } }> }>; rateLimits: Array<{ target: string; limit: string }> } }> =>
+    (await fetch(`http://127.0.0.1:${wp.ports.admin}/debug/routes`)).json() as never;
+
+  before(async () => {
+    api = await startTestApiServer();
+    const ext = api.kc.makeApiClient(ApiextensionsV1Api);
+    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
+    const core = api.kc.makeApiClient(CoreV1Api);
+    const discovery = api.kc.makeApiClient(DiscoveryV1Api);
+    custom = api.kc.makeApiClient(CustomObjectsApi);
+    await core.createNamespace({ body: { metadata: { name: NS } } });
+    // Backends on 127.0.1.x: /slow waits 300 ms; 127.0.1.3 answers 500 (the outlier).
+    const app = (ip: string) => (req: IncomingMessage, res: ServerResponse) => {
+      if (ip === '127.0.1.3') return void res.writeHead(500).end('broken');
+      if (req.url === '/slow') return void setTimeout(() => res.end(ip), 300);
+      res.end(ip);
+    };
+    let port = 0;
+    for (const ip of ['127.0.1.1', '127.0.1.2', '127.0.1.3']) {
+      const s = createServer(app(ip));
+      servers.push(s);
+      port = await new Promise<number>((resolve) => s.listen(port, ip, () => resolve((s.address() as AddressInfo).port)));
+    }
+    const service = async (name: string, ips: string[]): Promise<void> => {
+      const svc = await core.createNamespacedService({ namespace: NS, body: { metadata: { name, labels: { 'warren.io/use-waypoint': 'waypoint' } }, spec: { ports: [{ port: 80, name: 'http' }] } } });
+      vips.set(name, svc.spec!.clusterIP!);
+      await discovery.createNamespacedEndpointSlice({
+        namespace: NS,
+        body: { metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4', ports: [{ name: 'http', port, protocol: 'TCP' }], endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })) },
+      });
+    };
+    for (const name of ['ratings', 'httpbin', 'limited', 'plain', 'grpc']) await service(name, ['127.0.1.1']);
+    await service('reviews', ['127.0.1.1', '127.0.1.2', '127.0.1.3']);
+    await service('details', ['127.0.1.1', '127.0.1.2']);
+    // subsets select endpoints by their pods' labels
+    for (const [name, ip, version] of [['details-v1', '127.0.1.1', 'v1'], ['details-v2', '127.0.1.2', 'v2']] as const) {
+      const spec = { containers: [{ name: 'c', image: 'details' }] };
+      await core.createNamespacedPod({ namespace: NS, body: { metadata: { name, labels: { app: 'details', version } }, spec } });
+      await core.replaceNamespacedPodStatus({ namespace: NS, name, body: { metadata: { name, namespace: NS }, spec, status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } } });
+    }
+    await create('destinationrules', 'DestinationRule', 'details', { host: 'details', subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] });
+    await create('virtualservices', 'VirtualService', 'details', {
+      hosts: ['details'],
+      http: [{ match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ destination: { host: 'details', subset: 'v2' } }] }, { route: [{ destination: { host: 'details', subset: 'v1' } }] }],
+    });
+
+    await create('virtualservices', 'VirtualService', 'ratings', {
+      hosts: ['ratings'],
+      http: [
+        { match: [{ headers: { 'end-user': { exact: 'jason' } } }], fault: { delay: { percentage: { value: 100.0 }, fixedDelay: '1s' } }, route: [{ destination: { host: 'ratings' } }] },
+        { match: [{ headers: { 'x-abort': { exact: 'half' } } }], fault: { abort: { percentage: { value: 50 }, httpStatus: 500 } }, route: [{ destination: { host: 'ratings' } }] },
+        { route: [{ destination: { host: 'ratings' } }] },
+      ],
+    });
+    await create('destinationrules', 'DestinationRule', 'httpbin', { host: 'httpbin', trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 } } } });
+    await create('destinationrules', 'DestinationRule', 'reviews', { host: 'reviews.demo.svc.cluster.local', trafficPolicy: { outlierDetection: { consecutive5xxErrors: 1, interval: '1s', baseEjectionTime: '2s', maxEjectionPercent: 100 } } });
+    await create('backendtrafficpolicies', 'BackendTrafficPolicy', 'limited', { targetRefs: [{ group: '', kind: 'Service', name: 'limited' }], rateLimit: { type: 'Local', local: { rules: [{ limit: { requests: 10, unit: 'Second', burst: 5 } }] } } });
+    await create('virtualservices', 'VirtualService', 'grpc', { hosts: ['grpc'], http: [{ fault: { abort: { grpcStatus: 'UNAVAILABLE' } }, route: [{ destination: { host: 'grpc' } }] }] });
+    wp = await startWaypointProcess(api.kubeconfigText, api.dir);
+  });
+
+  after(async () => {
+    if (process.env.WAYPOINT_TEST_LOG) console.error(wp?.log.join('\n'));
+    await wp?.stop();
+    for (const s of servers) {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(() => r(undefined)));
+    }
+    await api?.stop();
+  });
+
+  test('fault delay: end-user jason waits the fixedDelay, others do not (Istio fault-injection task)', async () => {
+    const agent = waypointAgent(wp.ports.listen, dial('ratings'));
+    let t0 = performance.now();
+    const jason = await send(agent, { headers: { 'end-user': 'jason' } });
+    const jasonMs = performance.now() - t0;
+    t0 = performance.now();
+    const other = await send(agent, { headers: { 'end-user': 'alice' } });
+    const otherMs = performance.now() - t0;
+    agent.destroy();
+    assert.equal(jason.status, 200);
+    assert.equal(other.status, 200);
+    assert.ok(jasonMs >= 1000, `jason waited ${jasonMs} ms`);
+    assert.ok(otherMs < 500, `alice waited ${otherMs} ms`);
+    assert.match(wp.log.join('\n'), /"status":200,"flags":"DI"/);
+  });
+
+  test('fault abort: 500 for 50 % of 1000 requests (45–55 %), counted with response_flags FI', async () => {
+    const agent = waypointAgent(wp.ports.listen, dial('ratings'));
+    let aborted = 0;
+    for (let i = 0; i < 1000; i++) {
+      const r = await send(agent, { headers: { 'x-abort': 'half' } });
+      if (r.status === 500) aborted++;
+      else assert.equal(r.status, 200);
+    }
+    agent.destroy();
+    assert.ok(aborted >= 450 && aborted <= 550, `aborted ${aborted} of 1000`);
+    const m = await metrics();
+    const counted = [...m.matchAll(/istio_requests_total\{[^}]*response_flags="FI"[^}]*response_code="500"[^}]*\} (\d+)/g)].reduce((n, x) => n + Number(x[1]), 0);
+    assert.equal(counted, aborted);
+  });
+
+  test('fault abort with grpcStatus: a gRPC call over h2c ends with that status (14 UNAVAILABLE), flag FI', async () => {
+    const session = h2connect('http://grpc.demo', { createConnection: () => dialWaypoint(wp.ports.listen, dial('grpc')) });
+    const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/echo.Echo/Say', 'content-type': 'application/grpc' });
+      req.on('response', (h) => resolve(h as Record<string, unknown>));
+      req.on('error', reject);
+      req.end(Buffer.alloc(5));
+    });
+    session.close();
+    assert.equal(headers[':status'], 200);
+    assert.equal(headers['grpc-status'], '14');
+    assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="grpc\.demo\.svc\.cluster\.local"[^}]*response_flags="FI"[^}]*grpc_response_status="14"/);
+  });
+
+  test('subsets: a VirtualService route to a DestinationRule subset reaches only the pods with its labels', async () => {
+    const agent = waypointAgent(wp.ports.listen, dial('details'));
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      assert.equal((await send(agent, { headers: { 'end-user': 'jason' } })).body, '127.0.1.2');
+      seen.add((await send(agent, {})).body);
+    }
+    agent.destroy();
+    assert.deepEqual([...seen], ['127.0.1.1']);
+  });
+
+  test('circuit breaking: maxConnections 1, http1MaxPendingRequests 1, 20 concurrent clients → some 503 UO, counted', async () => {
+    const agents = Array.from({ length: 20 }, () => waypointAgent(wp.ports.listen, dial('httpbin')));
+    const replies = await Promise.all(agents.map((a) => send(a, { path: '/slow' })));
+    for (const a of agents) a.destroy();
+    const ok = replies.filter((r) => r.status === 200).length;
+    const overflow = replies.filter((r) => r.status === 503).length;
+    assert.equal(ok + overflow, 20);
+    assert.ok(ok >= 2 && overflow >= 10, `${ok} passed, ${overflow} overflowed`);
+    assert.match(replies.find((r) => r.status === 503)!.body, /overflow/);
+    const m = await metrics();
+    const counted = [...m.matchAll(/istio_requests_total\{[^}]*destination_service="httpbin\.demo\.svc\.cluster\.local"[^}]*response_flags="UO"[^}]*response_code="503"[^}]*\} (\d+)/g)].reduce((n, x) => n + Number(x[1]), 0);
+    assert.equal(counted, overflow);
+    // the pool is free again: one request at a time passes
+    const a = waypointAgent(wp.ports.listen, dial('httpbin'));
+    assert.equal((await send(a, { path: '/slow' })).status, 200);
+    a.destroy();
+  });
+
+  test('outlier detection: the endpoint answering 500 is ejected, then ≥ 99 % succeed; it comes back after baseEjectionTime', async () => {
+    const agent = waypointAgent(wp.ports.listen, dial('reviews'));
+    const round = async (n: number): Promise<number> => {
+      let ok = 0;
+      for (let i = 0; i < n; i++) if ((await send(agent, {})).status === 200) ok++;
+      return ok;
+    };
+    await round(6); // round robin reaches the broken endpoint within three requests
+    assert.ok((await round(200)) >= 198, 'ejected: traffic goes to the two healthy endpoints');
+    const m = await metrics();
+    assert.match(m, /warren_waypoint_outlier_ejections_total\{cluster="demo\/reviews demo\/reviews:80"\} 1/);
+    await sleep(2100);
+    const failedAfter = 30 - (await round(30));
+    agent.destroy();
+    assert.ok(failedAfter >= 1, 'after baseEjectionTime the endpoint is tried again');
+  });
+
+  test('rate limit: 10/s with burst 5 → 429 with x-ratelimit-* and RL, at the expected rate ±10 %', async () => {
+    const agent = waypointAgent(wp.ports.listen, dial('limited'));
+    const first = await send(agent, {});
+    assert.equal(first.status, 200);
+    assert.equal(first.headers['x-ratelimit-limit'], '10');
+    // 40 requests/s for 2 s: 4 tokens left after the first, + 10/s refill → about 24 pass
+    const t0 = performance.now();
+    let passed = 0;
+    let limited: Awaited<ReturnType<typeof send>> | undefined;
+    for (let i = 0; i < 80; i++) {
+      const r = await send(agent, {});
+      if (r.status === 200) passed++;
+      else limited = r;
+      await sleep(Math.max(0, t0 + (i + 1) * 25 - performance.now()));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    agent.destroy();
+    const expected = 4 + 10 * seconds;
+    assert.ok(Math.abs(passed - expected) <= expected * 0.1, `${passed} passed in ${seconds.toFixed(2)} s, expected ${expected.toFixed(1)}`);
+    assert.equal(limited?.status, 429);
+    assert.equal(limited?.headers['x-ratelimit-remaining'], '0');
+    assert.equal(limited?.headers['x-ratelimit-reset'], '1');
+    assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="limited\.demo\.svc\.cluster\.local"[^}]*response_flags="RL"[^}]*response_code="429"/);
+  });
+
+  test('an invalid change keeps the last good policy in force and the status names the field; a valid change applies to the next request', async () => {
+    await custom.patchNamespacedCustomObject({ ...NET, plural: 'destinationrules', name: 'httpbin', body: { spec: { trafficPolicy: { connectionPool: { tcp: { maxConnections: -1 } } } } } }, mergePatch);
+    const condition = async (plural: string, name: string) => ((await custom.getNamespacedCustomObject({ ...NET, plural, name })) as { status?: { conditions?: Array<{ status: string; reason: string; message: string }> } }).status?.conditions?.[0];
+    await eventually(async () => (await condition('destinationrules', 'httpbin'))?.status === 'False', 'the DestinationRule reported invalid');
+    assert.match((await condition('destinationrules', 'httpbin'))!.message, /^spec\.trafficPolicy\.connectionPool\.tcp\.maxConnections: .*keeps applying generation 1/);
+    const view = await debugRoutes();
+    assert.equal(view.resilience.destinationRules.find((d) => d.rule === 'demo/httpbin')?.ports['80']?.connectionPool?.maxConnections, 1, 'the last good rule is still in force');
+    await custom.patchNamespacedCustomObject({ ...NET, plural: 'backendtrafficpolicies', name: 'limited', body: { spec: { rateLimit: { local: { rules: [{ limit: { requests: 1, unit: 'Hour', burst: 1 } }] } } } } }, mergePatch);
+    await eventually(async () => (await debugRoutes()).resilience.rateLimits.find((r) => r.target === 'Service demo/limited')?.limit === '1/Hour burst 1', 'the new limit in force');
+    const agent = waypointAgent(wp.ports.listen, dial('limited'));
+    const statuses = [(await send(agent, {})).status, (await send(agent, {})).status];
+    agent.destroy();
+    assert.deepEqual(statuses, [200, 429], 'a new bucket of one token');
+  });
+
+  test('a VirtualService for a host an HTTPRoute routes is rejected with a status condition', async () => {
+    await custom.createNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', namespace: NS, plural: 'httproutes', body: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'plain', namespace: NS }, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'plain', port: 80 }], rules: [{ backendRefs: [{ name: 'plain', port: 80 }] }] } } });
+    await create('virtualservices', 'VirtualService', 'plain', { hosts: ['plain'], http: [{ fault: { abort: { httpStatus: 503 } }, route: [{ destination: { host: 'plain' } }] }] });
+    const agent = waypointAgent(wp.ports.listen, dial('plain'));
+    const condition = async () => ((await custom.getNamespacedCustomObject({ ...NET, plural: 'virtualservices', name: 'plain' })) as { status?: { conditions?: Array<{ reason: string; message: string }> } }).status?.conditions?.[0];
+    await eventually(async () => (await condition())?.reason === 'Conflicted', 'the VirtualService reported Conflicted');
+    assert.match((await condition())!.message, /^spec\.hosts\.0: an HTTPRoute already routes demo\/plain/);
+    assert.equal((await send(agent, {})).status, 200, 'the HTTPRoute serves, the fault is not applied');
+    agent.destroy();
+  });
+});
