@@ -13,6 +13,7 @@ import { benchDataplane, dataplaneExperiment, type PathSummary } from './datapla
 import { benchMetricsScrape } from './metrics-scrape.js';
 import { benchPolicyEval, type Timing } from './policy-eval.js';
 import { benchWaypoint } from './waypoint.js';
+import { benchReliability } from './reliability.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
@@ -323,7 +324,15 @@ async function waypoint(): Promise<void> {
   console.log(`saved ${saveResult('waypoint', full, rows)}`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape, 'policy-eval': policyEval, waypoint };
+async function reliability(): Promise<void> {
+  const r = await benchReliability();
+  const rows = r.figures.map(({ scenario, ...rest }) => [scenario, JSON.stringify(rest)]);
+  const text = `${table(['scenario', 'figures'], rows)}\n\ndata path: ${r.dataplane}; every scenario held: ${r.exitCode === 0 ? 'yes' : `no (node --test exit ${r.exitCode}; see the run's output)`}`;
+  console.log(text);
+  console.log(`saved ${saveResult(`reliability-${r.dataplane}`, text, r)}`);
+}
+
+const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape, 'policy-eval': policyEval, waypoint, reliability };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));

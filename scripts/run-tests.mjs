@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // Runs the compiled node:test suites tier by tier (test/README.md).
-// Usage: node scripts/run-tests.mjs [--unit-only] [unit|netns|e2e ...]   (default: all tiers)
+// Usage: node scripts/run-tests.mjs [--unit-only] [unit|netns|e2e|reliability ...]   (default: all tiers)
 // Files run one at a time: root tiers share kernel state (iptables lock,
 // sysctls, the CNI plugins' host-local IPAM) and unit tests are fast anyway.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-const TIERS = ['unit', 'netns', 'e2e'];
-const ROOT_TIERS = ['netns', 'e2e'];
+const TIERS = ['unit', 'netns', 'e2e', 'reliability'];
+const ROOT_TIERS = ['netns', 'e2e', 'reliability'];
 const root = new URL('..', import.meta.url).pathname;
 const argv = process.argv.slice(2);
 // Without root the netns and e2e tests only register as skipped, and a green summary

@@ -108,7 +108,7 @@ export async function startCaServer(o: CaServerOptions): Promise<RunningCaServer
     try {
       requested = parseSpiffeId(body.identity);
     } catch (err) {
-      return refuse(400, (err as Error).message, 'bad_request');
+      return refuse(400, `identity: ${(err as Error).message}`, 'bad_request');
     }
     // The CSR is checked before TokenReview: a malformed request costs no API call.
     let checked;

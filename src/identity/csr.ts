@@ -58,7 +58,12 @@ export async function checkCsr(csrPem: string, requested: SpiffeId): Promise<Che
   } catch (err) {
     throw new CsrError(`the CSR does not parse as PKCS#10 PEM: ${(err as Error).message}`);
   }
-  if (!(await request.verify())) throw new CsrError('the CSR signature does not verify with its own public key');
+  // A key whose algorithm parameters are damaged parses but makes WebCrypto throw on import:
+  // that is the requester's malformed CSR (400), not the CA failing to decide (503).
+  const verified = await request.verify().catch((err: Error) => {
+    throw new CsrError(`the CSR's public key cannot be used: ${err.message}`);
+  });
+  if (!verified) throw new CsrError('the CSR signature does not verify with its own public key');
   const alg = request.publicKey.algorithm as { name?: string; namedCurve?: string };
   if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') throw new CsrError(`the CSR key must be ECDSA P-256, not ${alg.name ?? '?'} ${alg.namedCurve ?? ''}`.trim());
   if (request.subject !== '') throw new CsrError(`the CSR must not ask for a subject (got "${request.subject}")`);

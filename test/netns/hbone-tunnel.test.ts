@@ -167,3 +167,32 @@ rootTest('a slow reader stalls the sender instead of filling the tunnel’s buff
     pool.close();
   }
 });
+
+rootTest('the pool off (outboundPooling: false): a fresh HBONE connection per stream, closed with it; on: one connection for them all', async () => {
+  const accepted = { n: 0 };
+  const count = (): void => void accepted.n++;
+  hbone.on('connection', count);
+  /** 5 streams open at once through a pool with `outboundPooling`: the TCP connections the server accepted for them. */
+  const connectionsFor = async (outboundPooling: boolean): Promise<number> => {
+    const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort, limits: { ...DEFAULT_HBONE_LIMITS, outboundPooling } });
+    const before = accepted.n;
+    try {
+      const streams = await Promise.all(Array.from({ length: 5 }, () => pool.open('127.0.0.1', id, { ip: '127.0.0.1', port: echoPort })));
+      const echoed = await Promise.all(streams.map((s, i) => new Promise<string>((resolve, reject) => { s.once('data', (d: Buffer) => resolve(d.toString())); s.once('error', reject); s.write(`s${i}`); })));
+      assert.deepEqual(echoed, ['s0', 's1', 's2', 's3', 's4']);
+      for (const s of streams) s.end();
+      // off: each connection goes with its stream; on: the idle connection stays for the next stream
+      await eventually(() => inbound.active() === 0, 'every stream closed at the server', 5000);
+      if (!outboundPooling) await eventually(() => pool.stats().every((x) => x.connections === 0), 'every connection closed with its stream', 5000);
+      return accepted.n - before;
+    } finally {
+      pool.close();
+    }
+  };
+  try {
+    assert.equal(await connectionsFor(true), 1, 'pooled: one connection carries the 5 streams');
+    assert.equal(await connectionsFor(false), 5, 'pool off: one connection per stream');
+  } finally {
+    hbone.off('connection', count);
+  }
+});

@@ -43,6 +43,12 @@ test('CSRs: the agent asks for exactly its SPIFFE ID; the CA refuses garbage, ex
   const rsa = await x509.Pkcs10CertificateRequestGenerator.create({ keys: rsaKeys, signingAlgorithm: rsaAlg, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: formatSpiffeId(shop) }])] });
   await assert.rejects(checkCsr(rsa.toString('pem'), shop), code('ERR_BAD_CSR', /ECDSA P-256/));
   assert.ok((await toPkcs8Pem(keys.privateKey)).includes('PRIVATE KEY'));
+  // A curve OID damaged in transit (found by the reliability tier's hostile inputs): WebCrypto
+  // throws a TypeError on import, which the CA answered as its own failure (503), not a bad CSR.
+  const der = Buffer.from(key.csrPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const p256 = Buffer.from('06082a8648ce3d030107', 'hex');
+  der[der.indexOf(p256) + p256.length - 1] = 0x08;
+  await assert.rejects(checkCsr(`-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----`, shop), code('ERR_BAD_CSR', /public key cannot be used/));
 });
 
 test('issued certificates verify against the bundle as the expected identity; other CAs, trust domains and windows do not', async () => {
