@@ -182,7 +182,7 @@ rootTest('the pool off (outboundPooling: false): a fresh HBONE connection per st
       assert.deepEqual(echoed, ['s0', 's1', 's2', 's3', 's4']);
       for (const s of streams) s.end();
       // off: each connection goes with its stream; on: the idle connection stays for the next stream
-      await eventually(() => inbound.active() === 0, 'every stream closed at the server', 5000);
+      await eventually(() => connections.count() === 0, 'every stream closed at the server', 5000);
       if (!outboundPooling) await eventually(() => pool.stats().every((x) => x.connections === 0), 'every connection closed with its stream', 5000);
       return accepted.n - before;
     } finally {
