@@ -1,5 +1,6 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint } from '../k8s/cluster-index.js';
 import { applyResilience, beforeUpstream, OVERFLOW_BODY } from '../resilience/request-hooks.js';
@@ -173,7 +174,7 @@ async function forward(deps: Http1Deps, req: IncomingMessage, res: ServerRespons
     const perTry = Math.min(left ?? Infinity, plan.backendRequestTimeoutMs ?? Infinity);
     if (perTry <= 0) return fail(504, 'UT', 'upstream request timeout\n');
     if (attempt > 0) headers['x-envoy-attempt-count'] = String(attempt + 1);
-    const result = await tryOnce(deps, endpoint, method, path, headers, body ?? req, perTry);
+    const result = await tryOnce(deps, endpoint, method, path, headers, body ?? req, perTry, plan.cluster?.policy.connectionPool?.maxRequestsPerConnection ?? 0);
     lease?.report(endpoint, plan.endpoints, result.kind === 'error' ? tryResult(result) : { status: result.res.statusCode ?? 502 });
     const canRetry = attempt < retries && body !== undefined && !res.destroyed;
     if (result.kind === 'error') {
@@ -218,7 +219,7 @@ function backoff(baseMs: number, attempt: number): number {
 
 type TryResult = { kind: 'response'; res: IncomingMessage } | { kind: 'error'; sent: boolean; timeout: boolean };
 
-function tryOnce(deps: Http1Deps, ep: Endpoint, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer | IncomingMessage, timeoutMs: number): Promise<TryResult> {
+function tryOnce(deps: Http1Deps, ep: Endpoint, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer | IncomingMessage, timeoutMs: number, maxRequestsPerConnection: number): Promise<TryResult> {
   return new Promise((resolve) => {
     let settled = false;
     let sent = false;
@@ -232,6 +233,7 @@ function tryOnce(deps: Http1Deps, ep: Endpoint, method: string, path: string, he
         }, timeoutMs)
       : undefined;
     up.once('socket', (s: Socket) => {
+      countRequest(s, maxRequestsPerConnection);
       const connected = (): void => void (sent = true);
       if (s.connecting) s.once('connect', connected);
       else connected();
@@ -287,6 +289,32 @@ function relay(upstream: IncomingMessage, res: ServerResponse, plan: Forward, tr
   upstream.pipe(res);
 }
 
+/** Requests each upstream socket has carried, and those that reached their DestinationRule's maxRequestsPerConnection. */
+const requestsOn = new WeakMap<Duplex, number>();
+const retiring = new WeakSet<Duplex>();
+
+/** maxRequestsPerConnection (0: unlimited) is read per request, so a changed rule applies to the sockets' next requests. */
+function countRequest(socket: Socket, maxRequestsPerConnection: number): void {
+  const n = (requestsOn.get(socket) ?? 0) + 1;
+  requestsOn.set(socket, n);
+  if (maxRequestsPerConnection > 0 && n >= maxRequestsPerConnection) retiring.add(socket);
+}
+
+/**
+ * One keep-alive pool for every endpoint; a socket that served its cluster's
+ * maxRequestsPerConnection is closed when its request ends instead of going
+ * back to the pool (Envoy's max_requests_per_connection), through node's
+ * documented keepSocketAlive hook: a falsy answer destroys the socket.
+ */
+class UpstreamAgent extends Agent {
+  override keepSocketAlive(socket: Duplex): boolean {
+    if (retiring.has(socket)) return false;
+    // @types/node declares void; node returns whether the socket was kept
+    const kept: unknown = super.keepSocketAlive(socket);
+    return kept !== false;
+  }
+}
+
 export function upstreamAgent(): Agent {
-  return new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo', timeout: 60_000 });
+  return new UpstreamAgent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo', timeout: 60_000 });
 }

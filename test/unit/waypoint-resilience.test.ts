@@ -173,6 +173,31 @@ describe('waypoint resilience policies', () => {
     a.destroy();
   });
 
+  test('maxRequestsPerConnection 1: each request to httpbin opens a new upstream connection; without it the waypoint reuses one', async () => {
+    const backend = servers[0]!;
+    const opened = { n: 0 };
+    const count = (): void => void opened.n++;
+    backend.on('connection', count);
+    try {
+      const upstreamConnectionsFor = async (service: string): Promise<number> => {
+        const a = waypointAgent(wp.ports.listen, dial(service));
+        const before = opened.n;
+        try {
+          for (let i = 0; i < 5; i++) assert.equal((await send(a, {})).status, 200);
+        } finally {
+          a.destroy();
+        }
+        return opened.n - before;
+      };
+      assert.ok((await upstreamConnectionsFor('plain')) <= 1, 'no DestinationRule: the upstream connection is kept for the next request');
+      // the pool is per endpoint: the first request may take a socket another Service's request left kept
+      const fresh = await upstreamConnectionsFor('httpbin');
+      assert.ok(fresh >= 4, `maxRequestsPerConnection 1: a connection per request, ${fresh} opened for 5`);
+    } finally {
+      backend.off('connection', count);
+    }
+  });
+
   test('outlier detection: the endpoint answering 500 is ejected, then ≥ 99 % succeed; it comes back after baseEjectionTime', async () => {
     const agent = waypointAgent(wp.ports.listen, dial('reviews'));
     const round = async (n: number): Promise<number> => {
