@@ -388,4 +388,32 @@ describe('warren waypoint-proxy', () => {
       ['PathPrefix /, header end-user=jason', 'PathPrefix /'],
     );
   });
+
+  test("allowedRoutes: a route from a namespace the Gateway's listener does not admit is NotAllowedByListeners and unused until the listener admits it", async () => {
+    const plural = 'httproutes';
+    type Status = { status?: { parents?: Array<{ controllerName: string; conditions: Array<{ type: string; status: string; reason: string; message: string }> }> } };
+    const accepted = async (namespace: string, name: string) => ((await custom.getNamespacedCustomObject({ ...ROUTES, namespace, plural, name })) as Status).status?.parents?.find((p) => p.controllerName === 'warren.io/waypoint')?.conditions.find((c) => c.type === 'Accepted');
+    await api.kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'other', labels: { team: 'blue' } } } });
+    await custom.createNamespacedCustomObject({ ...ROUTES, plural: 'gateways', body: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'waypoint', namespace: NS }, spec: { gatewayClassName: 'warren-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] } } });
+    const redirect = (namespace: string, name: string, path: string) =>
+      custom.createNamespacedCustomObject({ ...ROUTES, namespace, plural, body: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace }, spec: { parentRefs: [{ name: 'waypoint', namespace: NS }], rules: [{ matches: [{ path: { type: 'Exact', value: path } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: `${name}.example` } }] }] } } });
+    await redirect(NS, 'gw-same', '/same');
+    await redirect('other', 'gw-cross', '/cross');
+    const agent = waypointAgent(wp.ports.listen, dial('web-v1'));
+    try {
+      await eventually(async () => (await accepted(NS, 'gw-same'))?.status === 'True', 'the same-namespace route is Accepted (Same is the default)');
+      await eventually(async () => (await accepted('other', 'gw-cross'))?.reason === 'NotAllowedByListeners', 'the other-namespace route is NotAllowedByListeners');
+      assert.equal((await accepted('other', 'gw-cross'))!.status, 'False');
+      assert.equal((await send(agent, { path: '/same' })).status, 302, 'the same-namespace route applies');
+      assert.notEqual((await send(agent, { path: '/cross' })).status, 302, 'the refused route is not used');
+      // The listener admits namespaces labelled team=blue: the route attaches.
+      await custom.patchNamespacedCustomObject({ ...ROUTES, plural: 'gateways', name: 'waypoint', body: [{ op: 'add', path: '/spec/listeners/0/allowedRoutes', value: { namespaces: { from: 'Selector', selector: { matchLabels: { team: 'blue' } } } } }] });
+      await eventually(async () => (await accepted('other', 'gw-cross'))?.status === 'True', 'admitted by the selector');
+      await eventually(async () => (await send(agent, { path: '/cross' })).status === 302, 'the admitted route is used');
+    } finally {
+      agent.destroy();
+      await custom.deleteNamespacedCustomObject({ ...ROUTES, plural, name: 'gw-same' });
+      await custom.deleteNamespacedCustomObject({ ...ROUTES, namespace: 'other', plural, name: 'gw-cross' });
+    }
+  });
 });
