@@ -5,8 +5,7 @@ import type { ClusterIndex } from '../k8s/cluster-index.js';
 import { admitsRoute, type RouteAdmission } from '../gateway/allowed-routes.js';
 import { waypointRef } from '../gateway/attachment.js';
 import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
-import { failClosedPolicy, parseAuthorizationPolicy } from '../policy/authorization.js';
-import { checkWaypointSupport, policyTargets, type TargetedPolicy } from './l7-authorization.js';
+import { policyTargets, waypointPolicy, type TargetedPolicy } from './l7-authorization.js';
 import { parseRequestAuthentication, type RequestAuthentication } from './request-authentication.js';
 import { parseGrpcRoute, parseHttpRoute, type Route } from './route-model.js';
 import { buildRouteTable, isGatewayParent, isServiceParent, type Gateway, type RouteTable } from './route-table.js';
@@ -148,22 +147,12 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
     for (const id of lastGood.keys()) if (!live.has(id)) lastGood.delete(id);
     table = buildRouteTable([...compileRoutes(httpRoutes, 'httproutes', parseHttpRoute, index), ...compileRoutes(grpcRoutes, 'grpcroutes', parseGrpcRoute, index)], gateway);
     authz = authorizationPolicies.list().flatMap((obj): TargetedPolicy[] => {
-      const o = obj as { spec?: { targetRef?: unknown; targetRefs?: unknown[] } };
-      if (o.spec?.targetRef === undefined && !(o.spec?.targetRefs?.length ?? 0)) return []; // a node agent's policy
-      const ns = obj.metadata?.namespace ?? '';
-      let targets: ReturnType<typeof policyTargets> = [];
-      try {
-        targets = policyTargets(obj);
-        const policy = parseAuthorizationPolicy(obj);
-        checkWaypointSupport(policy);
-        policyStatus('authorizationpolicies', obj, { type: 'Accepted', status: 'True', reason: 'Accepted', message: `enforced by waypoint ${gateway.namespace}/${gateway.name}` }, targetsMe(targets, ns));
-        return [{ policy, targets }];
-      } catch (err) {
-        const message = (err as Error).message;
-        const stand = failClosedPolicy(obj, message);
-        policyStatus('authorizationpolicies', obj, { type: 'Accepted', status: 'False', reason: 'Invalid', message: `${message}; the waypoint denies every request it applies to until fixed` }, targetsMe(targets, ns));
-        return stand === undefined ? [] : [{ policy: stand, targets }];
-      }
+      const held = waypointPolicy(obj);
+      if (held === undefined) return []; // a node agent's policy
+      const mine = targetsMe(held.targets, obj.metadata?.namespace ?? '');
+      if (held.error === undefined) policyStatus('authorizationpolicies', obj, { type: 'Accepted', status: 'True', reason: 'Accepted', message: `enforced by waypoint ${gateway.namespace}/${gateway.name}` }, mine);
+      else policyStatus('authorizationpolicies', obj, { type: 'Accepted', status: 'False', reason: 'Invalid', message: `${held.error}; the waypoint denies every request it applies to until fixed` }, mine);
+      return held.policy === undefined ? [] : [held.policy];
     });
     authn = requestAuthentications.list().flatMap((obj): RequestAuthentication[] => {
       const ns = obj.metadata?.namespace ?? '';
