@@ -1,9 +1,7 @@
-import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CustomObjectsApi, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { WarrenError } from '../errors/warren-error.js';
 import type { ConnectionExplanation } from '../policy/explain.js';
-import { statePaths } from '../sim/state-dir.js';
 import { waypointPolicy } from '../waypoint/l7-authorization.js';
 import { explainL7, parseHttpProbe, type HttpProbe, type L7Explanation } from '../waypoint/l7-explain.js';
 import { ADMIN_HELP, ADMIN_OPTIONS, getAdmin, targetNodes, type AdminTarget } from './admin-client.js';
@@ -28,7 +26,8 @@ L7, through a waypoint (any of these asks for it; defaults GET /):
   --path /P            the request's path (must start with /; the query is ignored)
   --header NAME=VALUE  a request header (repeatable; host= sets the authority)
   --kubeconfig FILE    where the AuthorizationPolicies with targetRefs are read
-                       ($KUBECONFIG; the simulator's under --state-dir; ~/.kube/config)
+                       ($KUBECONFIG, then ~/.kube/config; on the simulator the
+                       kubeconfig \`warren sim up\` printed)
 Each waypoint on the path decides the request as the waypoint does (its
 /debug/explain agrees), naming the policy and rule; no JWT is verified here,
 so the request has no request principal.
@@ -87,9 +86,8 @@ export function renderL7(l7: readonly L7Explanation[], probe: HttpProbe): string
 }
 
 /** The AuthorizationPolicies a waypoint enforces (those with targetRefs), read from the API as the waypoint reads them. */
-async function waypointPolicies(file: string | undefined, stateDir: string) {
-  const sim = statePaths(stateDir).kubeconfig;
-  const kc = kubeConfig(file ?? (process.env.KUBECONFIG === undefined && existsSync(sim) ? sim : undefined));
+async function waypointPolicies(file: string | undefined) {
+  const kc = kubeConfig(file);
   const list = (await kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: 'security.warren.io', version: 'v1', plural: 'authorizationpolicies' })) as KubernetesListObject<KubernetesObject>;
   return list.items.flatMap((obj) => waypointPolicy(obj)?.policy ?? []);
 }
@@ -134,7 +132,7 @@ export async function runPoliciesExplain(argv: string[]): Promise<number> {
     console.log(values.output === 'json' ? JSON.stringify(reply, null, 2) : renderExplanation(reply, agent));
     return 0;
   }
-  const decided = explainL7(reply, (reply.waypoints ?? []).length === 0 ? [] : await waypointPolicies(values.kubeconfig, values['state-dir']), probe);
+  const decided = explainL7(reply, (reply.waypoints ?? []).length === 0 ? [] : await waypointPolicies(values.kubeconfig), probe);
   console.log(values.output === 'json' ? JSON.stringify({ ...reply, l7: decided }, null, 2) : `${renderExplanation(reply, agent)}\n\n${renderL7(decided, probe)}`);
   return 0;
 }
