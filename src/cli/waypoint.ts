@@ -47,7 +47,8 @@ export function waypointGateway(namespace: string, name: string, waypointFor: Wa
   };
 }
 
-function kubeConfig(file: string | undefined): KubeConfig {
+/** The cluster for CLI commands that talk to the API: --kubeconfig, then $KUBECONFIG, then ~/.kube/config. */
+export function kubeConfig(file: string | undefined): KubeConfig {
   if (file !== undefined || process.env.KUBECONFIG === undefined) {
     if (file !== undefined) return loadKubeConfig(file);
     const kc = new KubeConfig();

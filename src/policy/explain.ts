@@ -17,6 +17,13 @@ export interface ExplainState {
   waypoints?: WaypointIndex;
 }
 
+/** What a request through a waypoint is addressed to, as the waypoint sees it: a Service VIP and port, or the pod's IP. */
+export interface WaypointDestination {
+  ip: string;
+  port: number;
+  service?: { namespace: string; name: string };
+}
+
 export interface ConnectionExplanation {
   from: { pod?: string; ip: string; serviceAccount?: string; enrolled: boolean; principal?: string };
   to: { pod: string; ip: string; port: number; node: string; enrolled: boolean; labels: Readonly<Record<string, string>> };
@@ -40,7 +47,7 @@ export interface ConnectionExplanation {
    * above was made for the waypoint's identity; otherwise traffic addressed to the
    * named Service does.
    */
-  waypoints?: Array<{ waypoint: string; principal: string; via: string; applied: boolean }>;
+  waypoints?: Array<{ waypoint: string; principal: string; via: string; applied: boolean; destination: WaypointDestination }>;
 }
 
 const POD_REF = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/;
@@ -144,14 +151,14 @@ function waypointsBetween(state: ExplainState, src: Workload | undefined, dst: W
   if (w === undefined || src?.enrolled !== true) return [];
   const self = w.waypointOf({ namespace: src.namespace, labels: src.labels, serviceAccount: src.serviceAccount });
   const out: NonNullable<ConnectionExplanation['waypoints']> = [];
-  const add = (binding: ReturnType<WaypointIndex['forWorkload']>, via: string, applied: boolean): void => {
+  const add = (binding: ReturnType<WaypointIndex['forWorkload']>, via: string, applied: boolean, destination: WaypointDestination): void => {
     if (binding?.state !== 'bound' || (self?.namespace === binding.waypoint.namespace && self.name === binding.waypoint.name)) return;
     const wp = binding.waypoint;
-    out.push({ waypoint: `${wp.namespace}/${wp.name}`, principal: formatSpiffeId({ trustDomain: state.trustDomain, namespace: wp.namespace, serviceAccount: wp.serviceAccount }), via, applied });
+    out.push({ waypoint: `${wp.namespace}/${wp.name}`, principal: formatSpiffeId({ trustDomain: state.trustDomain, namespace: wp.namespace, serviceAccount: wp.serviceAccount }), via, applied, destination });
   };
-  add(w.forWorkload(dst), `pod ${dst.namespace}/${dst.name}`, true);
+  add(w.forWorkload(dst), `pod ${dst.namespace}/${dst.name}`, true, { ip: dstIp, port });
   for (const svc of state.index.services()) {
-    if (svc.endpoints.some((e) => e.ip === dstIp && e.port === port)) add(w.forService(svc.namespace, svc.name), `Service ${svc.namespace}/${svc.name} (${svc.vips[0]}:${svc.port})`, false);
+    if (svc.endpoints.some((e) => e.ip === dstIp && e.port === port)) add(w.forService(svc.namespace, svc.name), `Service ${svc.namespace}/${svc.name} (${svc.vips[0]}:${svc.port})`, false, { ip: svc.vips[0]!, port: svc.port, service: { namespace: svc.namespace, name: svc.name } });
   }
   return out;
 }

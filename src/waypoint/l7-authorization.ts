@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { WarrenError } from '../errors/warren-error.js';
-import { matchString, type AuthorizationPolicy } from '../policy/authorization.js';
+import { failClosedPolicy, matchString, parseAuthorizationPolicy, type AuthorizationPolicy } from '../policy/authorization.js';
 import { inBlock, parseAddress, parseBlocks } from '../policy/ip-blocks.js';
 import { linearRegex } from './linear-regex.js';
 
@@ -76,6 +76,28 @@ export function checkWaypointSupport(p: AuthorizationPolicy): void {
       if (!WHEN_KEY.test(w.key)) throw invalid(`spec.rules.${i}.when.${j}.key: ${JSON.stringify(w.key)} is not evaluated by warren's waypoint`);
     }),
   );
+}
+
+/**
+ * An AuthorizationPolicy object as the waypoint holds it (undefined for a node
+ * agent's policy, one without targetRefs): parsed, or when it cannot be read
+ * its fail-closed stand-in with `error` saying why. The waypoint and
+ * `warren policies explain --path/--method` both read policies through this.
+ */
+export function waypointPolicy(obj: unknown): { policy?: TargetedPolicy; targets: PolicyTarget[]; error?: string } | undefined {
+  const o = obj as { spec?: { targetRef?: unknown; targetRefs?: unknown[] } } | null;
+  if (o?.spec?.targetRef === undefined && !(o?.spec?.targetRefs?.length ?? 0)) return undefined;
+  let targets: PolicyTarget[] = [];
+  try {
+    targets = policyTargets(obj);
+    const policy = parseAuthorizationPolicy(obj);
+    checkWaypointSupport(policy);
+    return { policy: { policy, targets }, targets };
+  } catch (err) {
+    const error = (err as Error).message;
+    const stand = failClosedPolicy(obj, error);
+    return { ...(stand === undefined ? {} : { policy: { policy: stand, targets } }), targets, error };
+  }
 }
 
 export function appliesTo(t: TargetedPolicy, gateway: { namespace: string; name: string }, r: L7Request): boolean {

@@ -2,10 +2,10 @@ import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type Kube
 import { coalesced } from '../agent/coalesced.js';
 import { startClusterState } from '../agent/cluster-state.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
+import { admitsRoute, type RouteAdmission } from '../gateway/allowed-routes.js';
 import { waypointRef } from '../gateway/attachment.js';
 import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
-import { failClosedPolicy, parseAuthorizationPolicy } from '../policy/authorization.js';
-import { checkWaypointSupport, policyTargets, type TargetedPolicy } from './l7-authorization.js';
+import { policyTargets, waypointPolicy, type TargetedPolicy } from './l7-authorization.js';
 import { parseRequestAuthentication, type RequestAuthentication } from './request-authentication.js';
 import { parseGrpcRoute, parseHttpRoute, type Route } from './route-model.js';
 import { buildRouteTable, isGatewayParent, isServiceParent, type Gateway, type RouteTable } from './route-table.js';
@@ -78,7 +78,8 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
   };
   const stamp = (c: Condition, generation: number | undefined): Condition & { lastTransitionTime: string } => ({ ...c, ...(generation !== undefined ? { observedGeneration: generation } : {}), lastTransitionTime: new Date().toISOString() });
 
-  const routeStatus = (plural: string, obj: KubernetesObject, conditions: Condition[]): void => {
+  /** `conditions` for the parents this waypoint serves; `gatewayConditions`, when given, for the waypoint Gateway parent instead. */
+  const routeStatus = (plural: string, obj: KubernetesObject, conditions: Condition[], gatewayConditions?: Condition[]): void => {
     const spec = (obj as { spec?: { parentRefs?: unknown } }).spec;
     const refs = Array.isArray(spec?.parentRefs) ? (spec.parentRefs as Array<Record<string, unknown>>) : [];
     const ns = obj.metadata!.namespace!;
@@ -89,29 +90,45 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
     if (mine.length === 0) return;
     const others = ((obj as { status?: { parents?: Array<{ controllerName?: string }> } }).status?.parents ?? []).filter((p) => p.controllerName !== WAYPOINT_CONTROLLER);
     const generation = obj.metadata?.generation;
-    writeStatus(plural, GATEWAY_API, obj, { parents: [...others, ...mine.map((parentRef) => ({ parentRef, controllerName: WAYPOINT_CONTROLLER, conditions: conditions.map((c) => stamp(c, generation)) }))] });
+    const isGateway = (r: Record<string, unknown>): boolean => ((r.kind as string | undefined) ?? 'Gateway') === 'Gateway';
+    const conditionsOf = (r: Record<string, unknown>): Condition[] => (gatewayConditions !== undefined && isGateway(r) ? gatewayConditions : conditions);
+    writeStatus(plural, GATEWAY_API, obj, { parents: [...others, ...mine.map((parentRef) => ({ parentRef, controllerName: WAYPOINT_CONTROLLER, conditions: conditionsOf(parentRef).map((c) => stamp(c, generation)) }))] });
+  };
+
+  /**
+   * Gateway API consent (src/gateway/allowed-routes.ts): a route the waypoint
+   * Gateway's listeners do not admit loses that parent; its Service parents
+   * (GAMMA) are unaffected.
+   */
+  const attachable = (route: Route): { route: Route; admission: RouteAdmission } => {
+    if (!route.parentRefs.some((p) => isGatewayParent(p, gateway))) return { route, admission: { allowed: true } };
+    const ns = namespaces.list().find((n) => n.metadata?.name === route.namespace);
+    const admission = admitsRoute(ownGateway(), gateway.namespace, route.namespace, ns === undefined ? undefined : (ns.metadata?.labels ?? {}));
+    return { route: admission.allowed ? route : { ...route, parentRefs: route.parentRefs.filter((p) => !isGatewayParent(p, gateway)) }, admission };
   };
 
   const compileRoutes = (informer: ResilientInformer<KubernetesObject>, plural: string, parse: (o: unknown) => Route, index: ClusterIndex): Route[] =>
     informer.list().flatMap((obj) => {
       const id = `${plural}/${obj.metadata?.namespace}/${obj.metadata?.name}`;
       try {
-        const route = parse(obj);
-        lastGood.set(id, route);
+        const parsed = parse(obj);
+        lastGood.set(id, parsed);
+        const { route, admission } = attachable(parsed);
         const missing = route.rules.flatMap((r) => r.backendRefs).find((b) => b.kind !== 'Service' || !['', 'core'].includes(b.group) || !serviceExists(index, b.namespace, b.name));
         const resolved: Condition = missing === undefined
           ? { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'all backendRefs resolved' }
           : missing.kind !== 'Service'
             ? { type: 'ResolvedRefs', status: 'False', reason: 'InvalidKind', message: `backendRef ${missing.kind} ${missing.namespace}/${missing.name}: only Services are supported` }
             : { type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', message: `backendRef Service ${missing.namespace}/${missing.name} not found: its share of requests gets 500` };
-        routeStatus(plural, obj, [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'compiled into the waypoint route table' }, resolved]);
+        const refused: Condition[] | undefined = admission.allowed ? undefined : [{ type: 'Accepted', status: 'False', reason: 'NotAllowedByListeners', message: `${admission.message}; its rules are not used for this Gateway` }, resolved];
+        routeStatus(plural, obj, [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'compiled into the waypoint route table' }, resolved], refused);
         return [route];
       } catch (err) {
         const kept = lastGood.get(id);
         const message = `${(err as Error).message}; ${kept ? `the waypoint keeps serving generation ${kept.generation} (the last valid one)` : 'the route is not served'}`;
         log('route invalid', { route: id, reason: message });
         routeStatus(plural, obj, [{ type: 'Accepted', status: 'False', reason: 'UnsupportedValue', message }]);
-        return kept ? [kept] : [];
+        return kept ? [attachable(kept).route] : [];
       }
     });
 
@@ -130,22 +147,12 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
     for (const id of lastGood.keys()) if (!live.has(id)) lastGood.delete(id);
     table = buildRouteTable([...compileRoutes(httpRoutes, 'httproutes', parseHttpRoute, index), ...compileRoutes(grpcRoutes, 'grpcroutes', parseGrpcRoute, index)], gateway);
     authz = authorizationPolicies.list().flatMap((obj): TargetedPolicy[] => {
-      const o = obj as { spec?: { targetRef?: unknown; targetRefs?: unknown[] } };
-      if (o.spec?.targetRef === undefined && !(o.spec?.targetRefs?.length ?? 0)) return []; // a node agent's policy
-      const ns = obj.metadata?.namespace ?? '';
-      let targets: ReturnType<typeof policyTargets> = [];
-      try {
-        targets = policyTargets(obj);
-        const policy = parseAuthorizationPolicy(obj);
-        checkWaypointSupport(policy);
-        policyStatus('authorizationpolicies', obj, { type: 'Accepted', status: 'True', reason: 'Accepted', message: `enforced by waypoint ${gateway.namespace}/${gateway.name}` }, targetsMe(targets, ns));
-        return [{ policy, targets }];
-      } catch (err) {
-        const message = (err as Error).message;
-        const stand = failClosedPolicy(obj, message);
-        policyStatus('authorizationpolicies', obj, { type: 'Accepted', status: 'False', reason: 'Invalid', message: `${message}; the waypoint denies every request it applies to until fixed` }, targetsMe(targets, ns));
-        return stand === undefined ? [] : [{ policy: stand, targets }];
-      }
+      const held = waypointPolicy(obj);
+      if (held === undefined) return []; // a node agent's policy
+      const mine = targetsMe(held.targets, obj.metadata?.namespace ?? '');
+      if (held.error === undefined) policyStatus('authorizationpolicies', obj, { type: 'Accepted', status: 'True', reason: 'Accepted', message: `enforced by waypoint ${gateway.namespace}/${gateway.name}` }, mine);
+      else policyStatus('authorizationpolicies', obj, { type: 'Accepted', status: 'False', reason: 'Invalid', message: `${held.error}; the waypoint denies every request it applies to until fixed` }, mine);
+      return held.policy === undefined ? [] : [held.policy];
     });
     authn = requestAuthentications.list().flatMap((obj): RequestAuthentication[] => {
       const ns = obj.metadata?.namespace ?? '';
@@ -174,13 +181,15 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
       onChange: rebuild,
       log,
     });
+  const gateways = watchCustom(GATEWAY_API, 'gateways');
+  const ownGateway = (): KubernetesObject | undefined => gateways.list().find((g) => g.metadata?.namespace === gateway.namespace && g.metadata?.name === gateway.name);
   const httpRoutes = watchCustom(GATEWAY_API, 'httproutes');
   const grpcRoutes = watchCustom(GATEWAY_API, 'grpcroutes');
   const authorizationPolicies = watchCustom(SECURITY, 'authorizationpolicies');
   const requestAuthentications = watchCustom(SECURITY, 'requestauthentications');
   const namespaces = startResilientInformer<V1Namespace>(kc, { path: '/api/v1/namespaces', list: () => core.listNamespace(), onChange: rebuild, log });
   const services = startResilientInformer<KubernetesObject>(kc, { path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() as Promise<KubernetesListObject<KubernetesObject>>, onChange: rebuild, log });
-  const informers = [httpRoutes, grpcRoutes, authorizationPolicies, requestAuthentications, namespaces, services];
+  const informers = [gateways, httpRoutes, grpcRoutes, authorizationPolicies, requestAuthentications, namespaces, services];
   // Endpoint changes can resolve a backendRef: recompile shortly after the index moves.
   const clusterTick = setInterval(() => {
     if (cluster.index() !== lastIndex) {

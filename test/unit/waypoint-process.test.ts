@@ -10,6 +10,8 @@ import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api } from 
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { WebSocket, WebSocketServer } from 'ws';
 import { typedCrds } from '../../src/policy/crd-manifests.js';
+import { waypointPolicy } from '../../src/waypoint/l7-authorization.js';
+import { explainL7, parseHttpProbe } from '../../src/waypoint/l7-explain.js';
 import { eventually, startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';
 import { dialWaypoint, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess } from '../helpers/waypoint.js';
 
@@ -387,5 +389,55 @@ describe('warren waypoint-proxy', () => {
       table.routes.find((r) => r.parent === 'Service demo/web:80')!.entries.map((e) => e.match),
       ['PathPrefix /, header end-user=jason', 'PathPrefix /'],
     );
+  });
+
+  test('policies explain --method/--path/--header agrees with the waypoint\'s /debug/explain, policy and rule included', async () => {
+    const list = (await custom.listClusterCustomObject({ group: 'security.warren.io', version: 'v1', plural: 'authorizationpolicies' })) as { items: unknown[] };
+    const policies = list.items.flatMap((o) => waypointPolicy(o)?.policy ?? []);
+    const principal = 'spiffe://cluster.local/ns/demo/sa/client';
+    const from = { ip: '127.0.0.9', principal, enrolled: true };
+    const waypoints = [{ waypoint: 'demo/waypoint', principal: '', via: 'Service demo/secure', applied: false, destination: { ip: vips.get('secure')!, port: 80, service: { namespace: NS, name: 'secure' } } }];
+    const cases: Array<{ method: string; path: string; headers: string[] }> = [
+      { method: 'GET', path: '/api/items', headers: [] },
+      { method: 'DELETE', path: '/api/items', headers: [] },
+      { method: 'POST', path: '/api/items', headers: [] },
+      { method: 'GET', path: '/admin', headers: ['x-team=blue'] },
+      { method: 'GET', path: '/admin', headers: ['x-team=red'] },
+    ];
+    for (const c of cases) {
+      const q = new URLSearchParams({ service: `${NS}/secure`, port: '80', method: c.method, path: c.path, principal, 'source-ip': from.ip });
+      for (const h of c.headers) q.append('header', h.replace('=', ':'));
+      const reference = ((await (await fetch(`http://127.0.0.1:${wp.ports.admin}/debug/explain?${q}`)).json()) as { decision: unknown }).decision;
+      const ours = explainL7({ from, waypoints }, policies, parseHttpProbe(c))[0]!.decision;
+      assert.deepEqual(ours, reference, `${c.method} ${c.path} ${c.headers.join(' ')}`);
+    }
+  });
+
+  test("allowedRoutes: a route from a namespace the Gateway's listener does not admit is NotAllowedByListeners and unused until the listener admits it", async () => {
+    const plural = 'httproutes';
+    type Status = { status?: { parents?: Array<{ controllerName: string; conditions: Array<{ type: string; status: string; reason: string; message: string }> }> } };
+    const accepted = async (namespace: string, name: string) => ((await custom.getNamespacedCustomObject({ ...ROUTES, namespace, plural, name })) as Status).status?.parents?.find((p) => p.controllerName === 'warren.io/waypoint')?.conditions.find((c) => c.type === 'Accepted');
+    await api.kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'other', labels: { team: 'blue' } } } });
+    await custom.createNamespacedCustomObject({ ...ROUTES, plural: 'gateways', body: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'waypoint', namespace: NS }, spec: { gatewayClassName: 'warren-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] } } });
+    const redirect = (namespace: string, name: string, path: string) =>
+      custom.createNamespacedCustomObject({ ...ROUTES, namespace, plural, body: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name, namespace }, spec: { parentRefs: [{ name: 'waypoint', namespace: NS }], rules: [{ matches: [{ path: { type: 'Exact', value: path } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: `${name}.example` } }] }] } } });
+    await redirect(NS, 'gw-same', '/same');
+    await redirect('other', 'gw-cross', '/cross');
+    const agent = waypointAgent(wp.ports.listen, dial('web-v1'));
+    try {
+      await eventually(async () => (await accepted(NS, 'gw-same'))?.status === 'True', 'the same-namespace route is Accepted (Same is the default)');
+      await eventually(async () => (await accepted('other', 'gw-cross'))?.reason === 'NotAllowedByListeners', 'the other-namespace route is NotAllowedByListeners');
+      assert.equal((await accepted('other', 'gw-cross'))!.status, 'False');
+      assert.equal((await send(agent, { path: '/same' })).status, 302, 'the same-namespace route applies');
+      assert.notEqual((await send(agent, { path: '/cross' })).status, 302, 'the refused route is not used');
+      // The listener admits namespaces labelled team=blue: the route attaches.
+      await custom.patchNamespacedCustomObject({ ...ROUTES, plural: 'gateways', name: 'waypoint', body: [{ op: 'add', path: '/spec/listeners/0/allowedRoutes', value: { namespaces: { from: 'Selector', selector: { matchLabels: { team: 'blue' } } } } }] });
+      await eventually(async () => (await accepted('other', 'gw-cross'))?.status === 'True', 'admitted by the selector');
+      await eventually(async () => (await send(agent, { path: '/cross' })).status === 302, 'the admitted route is used');
+    } finally {
+      agent.destroy();
+      await custom.deleteNamespacedCustomObject({ ...ROUTES, plural, name: 'gw-same' });
+      await custom.deleteNamespacedCustomObject({ ...ROUTES, namespace: 'other', plural, name: 'gw-cross' });
+    }
   });
 });

@@ -21,6 +21,11 @@ test('warren policies explain: the decision, the policy and rule and what matche
   const json = await warren('policies', 'explain', '--from', 'demo/web', '--to', 'demo/client-b:9000', '--admin-address', admin.adminAddress, '-o', 'json');
   assert.equal(json.exitCode, 0, json.stderr);
   assert.deepEqual(JSON.parse(json.stdout).basis, 'no-allow-policy');
+  // L7 asked on a path without a waypoint: the L4 answer stands, and it says HTTP rules are not enforced
+  const l7 = await warren('policies', 'explain', '--from', 'demo/client-b', '--to', 'demo/web:8080', '--method', 'POST', '--path', '/x', '--admin-address', admin.adminAddress);
+  assert.equal(l7.exitCode, 0, l7.stderr);
+  assert.equal(l7.stdout.split('\n')[0], lines[0]);
+  assert.match(l7.stdout, /\nL7 POST \/x: no waypoint on this path, so HTTP rules are not enforced/);
 });
 
 test('warren policies explain: errors name what is wrong and exit non-zero; the list view still works', async () => {
@@ -33,6 +38,12 @@ test('warren policies explain: errors name what is wrong and exit non-zero; the 
   const bad = await warren('policies', 'explain', '--from', 'demo/client-b', '--to', 'demo/web', '--admin-address', admin.adminAddress);
   assert.equal(bad.exitCode, 1);
   assert.match(bad.stderr, /answered 400 for \/explain: to: "demo\/web" is not NS\/POD:PORT/);
+  const method = await warren('policies', 'explain', '--from', 'demo/client-b', '--to', 'demo/web:8080', '--method', 'GE T', '--admin-address', admin.adminAddress);
+  assert.equal(method.exitCode, 2);
+  assert.match(method.stderr, /--method: "GE T" is not an HTTP method/);
+  const path = await warren('policies', 'explain', '--from', 'demo/client-b', '--to', 'demo/web:8080', '--path', 'admin', '--admin-address', admin.adminAddress);
+  assert.equal(path.exitCode, 2);
+  assert.match(path.stderr, /--path: "admin" must start with '\/'/);
   const list = await warren('policies', '--admin-address', admin.adminAddress);
   assert.equal(list.exitCode, 0, list.stderr);
   assert.match(list.stdout, /^AuthorizationPolicy\s+demo\/deny-b\s+DENY\s/m);
