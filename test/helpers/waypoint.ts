@@ -3,7 +3,10 @@ import { writeFile } from 'node:fs/promises';
 import { Agent, request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api } from '@kubernetes/client-node';
+import { typedCrds } from '../../src/policy/crd-manifests.js';
 import { encodeProxyV2 } from '../../src/waypoint/proxy-protocol.js';
+import { startTestApiServer, type TestApiServer } from './apiserver.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -12,6 +15,23 @@ export interface WaypointProcess {
   ports: { listen: number; admin: number; readiness: number };
   log: string[];
   stop(): Promise<void>;
+}
+
+export interface WaypointWorld {
+  api: TestApiServer;
+  core: CoreV1Api;
+  discovery: DiscoveryV1Api;
+  custom: CustomObjectsApi;
+}
+
+/** The embedded API server with warren's CRDs (Gateway API and networking.warren.io included) and one namespace: where a waypoint process test starts. */
+export async function waypointWorld(namespace: string): Promise<WaypointWorld> {
+  const api = await startTestApiServer();
+  const ext = api.kc.makeApiClient(ApiextensionsV1Api);
+  for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
+  const core = api.kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  return { api, core, discovery: api.kc.makeApiClient(DiscoveryV1Api), custom: api.kc.makeApiClient(CustomObjectsApi) };
 }
 
 /** `warren waypoint-proxy` as a real process on loopback, ports chosen by the kernel. */

@@ -6,14 +6,13 @@ import { after, before, describe, test } from 'node:test';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { WebSocket, WebSocketServer } from 'ws';
-import { typedCrds } from '../../src/policy/crd-manifests.js';
 import { waypointPolicy } from '../../src/waypoint/l7-authorization.js';
 import { explainL7, parseHttpProbe } from '../../src/waypoint/l7-explain.js';
-import { eventually, startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';
-import { dialWaypoint, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess } from '../helpers/waypoint.js';
+import { eventually, type TestApiServer } from '../helpers/apiserver.js';
+import { dialWaypoint, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess, waypointWorld } from '../helpers/waypoint.js';
 
 /**
  * The waypoint process end to end on loopback: a real API server, a real
@@ -40,13 +39,9 @@ describe('warren waypoint-proxy', () => {
   const dial = (service: string, port = 80, principal = 'spiffe://cluster.local/ns/demo/sa/client'): Dial => ({ destination: { address: vips.get(service)!, port }, principal });
 
   before(async () => {
-    api = await startTestApiServer();
-    const ext = api.kc.makeApiClient(ApiextensionsV1Api);
-    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
-    const core = api.kc.makeApiClient(CoreV1Api);
-    const discovery = api.kc.makeApiClient(DiscoveryV1Api);
-    custom = api.kc.makeApiClient(CustomObjectsApi);
-    await core.createNamespace({ body: { metadata: { name: NS } } });
+    const world = await waypointWorld(NS);
+    ({ api, custom } = world);
+    const { core, discovery } = world;
 
     // Two versions of an app on 127.0.0.2 and 127.0.0.3, same port, answering with their version.
     const app = (version: string) => (req: IncomingMessage, res: ServerResponse) => {

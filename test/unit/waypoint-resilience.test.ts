@@ -4,10 +4,9 @@ import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { typedCrds } from '../../src/policy/crd-manifests.js';
-import { eventually, startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';
-import { dialWaypoint, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess } from '../helpers/waypoint.js';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { eventually, type TestApiServer } from '../helpers/apiserver.js';
+import { dialWaypoint, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess, waypointWorld } from '../helpers/waypoint.js';
 
 /**
  * Resilience policies through the real `warren waypoint-proxy` process on
@@ -32,13 +31,9 @@ describe('waypoint resilience policies', () => {
     (await fetch(`http://127.0.0.1:${wp.ports.admin}/debug/routes`)).json() as never;
 
   before(async () => {
-    api = await startTestApiServer();
-    const ext = api.kc.makeApiClient(ApiextensionsV1Api);
-    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
-    const core = api.kc.makeApiClient(CoreV1Api);
-    const discovery = api.kc.makeApiClient(DiscoveryV1Api);
-    custom = api.kc.makeApiClient(CustomObjectsApi);
-    await core.createNamespace({ body: { metadata: { name: NS } } });
+    const world = await waypointWorld(NS);
+    ({ api, custom } = world);
+    const { core, discovery } = world;
     // Backends on 127.0.1.x: /slow waits 300 ms; 127.0.1.3 answers 500 (the outlier).
     const app = (ip: string) => (req: IncomingMessage, res: ServerResponse) => {
       if (ip === '127.0.1.3') return void res.writeHead(500).end('broken');
