@@ -137,6 +137,12 @@ rootTest(`waypoint resilience end to end (--dataplane ${dataplane}): Istio's fau
       assert.ok(slowest < 7000, `no other request delayed (slowest ${slowest} ms)`);
       assert.ok((await counted('ratings', 'FI')) >= aborted, 'aborts counted with response_flags FI');
       await remove('virtualservices', 'ratings');
+      // The next case starts once the waypoint dropped the abort: 20 answers in a row are 200
+      // (1 in a million while a 50 % abort still applies).
+      await eventually(async () => {
+        for (let i = 0; i < 20; i++) if ((await get('ratings')).status !== 200) return false;
+        return true;
+      }, 'the VirtualService gone from the waypoint', 30_000);
     });
 
     await t.test('circuit breaking: maxConnections 1, http1MaxPendingRequests 1, 20 concurrent clients → some 503 UO, counted', async () => {
