@@ -3,9 +3,10 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint } from '../k8s/cluster-index.js';
-import { applyResilience, beforeUpstream, OVERFLOW_BODY } from '../resilience/request-hooks.js';
+import { beforeUpstream, OVERFLOW_BODY } from '../resilience/request-hooks.js';
 import { tryResult } from '../resilience/outlier-detection.js';
-import { applyHeaderModifier, planRequest, type ConnectionFacts, type Forward, type Plan, type PlanRequest, type Snapshot } from './request-plan.js';
+import { planStep } from './plan-step.js';
+import { applyHeaderModifier, type ConnectionFacts, type Forward, type Plan, type PlanRequest, type Snapshot } from './request-plan.js';
 import { formatTraceparent, traceContext, type TraceContext } from './trace-context.js';
 import { nextEndpoint } from './upstream.js';
 
@@ -113,14 +114,7 @@ export function createHttp1Handler(deps: Http1Deps) {
     }
     const input = planInput(req);
     const trace = traceContext(input.header('traceparent'), input.header('x-request-id'));
-    let plan: Plan;
-    try {
-      const snap = deps.snapshot();
-      plan = await planRequest(snap, conn, input);
-      if (snap.resilience !== undefined) plan = applyResilience(snap.resilience, snap, conn, input, plan);
-    } catch (err) {
-      plan = { kind: 'respond', status: 500, body: 'waypoint error\n', headers: {}, flags: '-', decision: { allow: false, policy: '-', reason: (err as Error).message } };
-    }
+    const plan = await planStep(deps.snapshot(), conn, input);
     const outcome: RequestOutcome = { source: conn.source, destination: conn.destination, plan, trace, method: input.method, path: input.path, authority: input.authority, status: 0, flags: '-', attempts: 0, requestBytes: headerBytes(req.headers), responseBytes: 0, durationMs: 0 };
     req.on('data', (c: Buffer) => (outcome.requestBytes += c.length));
     res.on('close', () => {

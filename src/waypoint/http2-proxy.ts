@@ -2,8 +2,9 @@ import { connect, constants, type ClientHttp2Session, type Http2Session, type In
 import type { Endpoint } from '../k8s/cluster-index.js';
 import type { RequestOutcome } from './http1-proxy.js';
 import { tryResult } from '../resilience/outlier-detection.js';
-import { applyResilience, beforeUpstream, OVERFLOW_BODY } from '../resilience/request-hooks.js';
-import { applyHeaderModifier, planRequest, type ConnectionFacts, type Plan, type Snapshot } from './request-plan.js';
+import { beforeUpstream, OVERFLOW_BODY } from '../resilience/request-hooks.js';
+import { planStep } from './plan-step.js';
+import { applyHeaderModifier, type ConnectionFacts, type Snapshot } from './request-plan.js';
 import { formatTraceparent, traceContext } from './trace-context.js';
 import { nextEndpoint } from './upstream.js';
 
@@ -68,14 +69,7 @@ export function createHttp2StreamHandler(deps: Http2Deps) {
     const grpc = (get('content-type') ?? '').startsWith('application/grpc');
     const input = { method: get(':method') ?? 'GET', path: url.pathname, query: url.searchParams, authority: get(':authority') ?? get('host') ?? '', header: get, grpc };
     const trace = traceContext(get('traceparent'), get('x-request-id'));
-    let plan: Plan;
-    try {
-      const snap = deps.snapshot();
-      plan = await planRequest(snap, conn, input);
-      if (snap.resilience !== undefined) plan = applyResilience(snap.resilience, snap, conn, input, plan);
-    } catch (err) {
-      plan = { kind: 'respond', status: 500, body: 'waypoint error\n', headers: {}, flags: '-', decision: { allow: false, policy: '-', reason: (err as Error).message } };
-    }
+    const plan = await planStep(deps.snapshot(), conn, input);
     const outcome: RequestOutcome = { source: conn.source, destination: conn.destination, plan, trace, method: input.method, path: input.path, authority: input.authority, status: 0, flags: '-', attempts: 1, requestBytes: 0, responseBytes: 0, durationMs: 0 };
     let grpcStatus: string | undefined;
     stream.on('close', () => {

@@ -1,7 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { headerGetter, planInput, upstreamHeaders, type Http1Deps, type RequestOutcome } from './http1-proxy.js';
-import { planRequest, type Plan } from './request-plan.js';
+import { planStep } from './plan-step.js';
 import { traceContext } from './trace-context.js';
 import { nextEndpoint } from './upstream.js';
 
@@ -24,12 +24,7 @@ export function createUpgradeHandler(deps: Http1Deps) {
     socket.on('error', () => socket.destroy());
     const input = planInput(req);
     const trace = traceContext(headerGetter(req.headers)('traceparent'), headerGetter(req.headers)('x-request-id'));
-    let plan: Plan;
-    try {
-      plan = await planRequest(deps.snapshot(), conn, input);
-    } catch (err) {
-      plan = { kind: 'respond', status: 500, body: 'waypoint error\n', headers: {}, flags: '-', decision: { allow: false, policy: '-', reason: (err as Error).message } };
-    }
+    const plan = await planStep(deps.snapshot(), conn, input, false);
     const outcome: RequestOutcome = { source: conn.source, destination: conn.destination, plan, trace, method: input.method, path: input.path, authority: input.authority, status: 0, flags: '-', attempts: 1, requestBytes: head.length, responseBytes: 0, durationMs: 0 };
     socket.once('close', () => {
       outcome.durationMs = performance.now() - started;
