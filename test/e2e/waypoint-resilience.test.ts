@@ -147,11 +147,10 @@ rootTest(`waypoint resilience end to end (--dataplane ${dataplane}): Istio's fau
 
     await t.test('circuit breaking: maxConnections 1, http1MaxPendingRequests 1, 20 concurrent clients → some 503 UO, counted', async () => {
       await create('destinationrules', 'DestinationRule', 'ratings', { host: 'ratings', trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 } } } });
-      let replies: Answer[] = [];
-      await eventually(async () => {
-        replies = await Promise.all(Array.from({ length: 20 }, () => get('ratings', '/delay/0.5').catch((): Answer => ({ status: 0, headers: {}, body: '' }))));
-        return replies.some((r) => r.status === 503);
-      }, 'overflow under 20 concurrent clients', 30_000);
+      // The batch starts once the waypoint holds the rule: 3 overlapping requests → the third overflows.
+      await eventually(async () => (await Promise.all(Array.from({ length: 3 }, () => get('ratings', '/delay/1', {}, 10_000).catch((): Answer => ({ status: 0, headers: {}, body: '' }))))).some((r) => r.status === 503), 'the DestinationRule in force at the waypoint', 30_000);
+      // Each request holds the one connection 3 s, longer than the 20 clients take to arrive through their agent and HBONE.
+      const replies = await Promise.all(Array.from({ length: 20 }, () => get('ratings', '/delay/3', {}, 10_000).catch((): Answer => ({ status: 0, headers: {}, body: '' }))));
       const ok = replies.filter((r) => r.status === 200).length;
       const overflow = replies.filter((r) => r.status === 503).length;
       assert.equal(ok + overflow, 20, `every request answered (${replies.map((r) => r.status).join(',')})`);
