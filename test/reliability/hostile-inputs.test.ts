@@ -145,7 +145,8 @@ rootTest(`hostile inputs (${CASES} cases per boundary, seed ${SEED}): 0 crashes,
 
     // The agent checks CNI_NETNS and CNI_CONTAINERID as its request's fields; a plugin that cannot
     // reach the socket named by agentSocket says which socket it tried.
-    const cniAliases = { CNI_NETNS: 'netns', CNI_CONTAINERID: 'containerId', agentSocket: 'warren node agent at' };
+    // stdin is the CNI spec's network configuration: a whole stdin that is not a config object is refused as one
+    const cniAliases = { CNI_NETNS: 'netns', CNI_CONTAINERID: 'containerId', agentSocket: 'warren node agent at', stdin: 'network config' };
 
     await t.test('CNI plugin: stdin and environment', async () => {
       const tally = new Tally(cniAliases);
