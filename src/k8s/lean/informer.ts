@@ -16,6 +16,8 @@ const SHORT_WATCH_MS = 1000;
 const objectMeta = z.looseObject({ metadata: z.looseObject({ name: z.string().min(1), namespace: z.string().optional(), resourceVersion: z.string().optional() }) });
 const watchEvent = z.object({ type: z.enum(['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR']), object: z.record(z.string(), z.unknown()) });
 const listAnswer = z.object({ metadata: z.looseObject({ resourceVersion: z.string().min(1) }), items: z.array(z.unknown()) });
+/** A bookmark's object has only a version; so may others, for this purpose. */
+const versionOnly = z.looseObject({ metadata: z.looseObject({ resourceVersion: z.string().min(1) }) });
 const errorStatus = z.looseObject({ code: z.number().optional(), message: z.string().optional() });
 
 export interface LeanInformerOptions<T extends KubernetesObject> {
@@ -99,10 +101,10 @@ export function startLeanInformer<T extends KubernetesObject>(options: LeanInfor
       if (code === 410) throw new Expired(status.data?.message ?? 'resource version expired');
       throw new WarrenError('ERR_K8S_API', `watch of ${options.path}: the API server sent an error${code === undefined ? '' : ` (${code})`}: ${status.data?.message ?? ''}`);
     }
-    const rv = objectMeta.safeParse(event.object);
+    const rv = versionOnly.safeParse(event.object);
     if (event.type === 'BOOKMARK') {
       // A bookmark carries only a version: resuming from it skips what this watcher had no interest in.
-      if (rv.success && rv.data.metadata.resourceVersion !== undefined) version = rv.data.metadata.resourceVersion;
+      if (rv.success) version = rv.data.metadata.resourceVersion;
       return;
     }
     let object: T;
@@ -114,7 +116,7 @@ export function startLeanInformer<T extends KubernetesObject>(options: LeanInfor
     const key = keyOf(event.object);
     if (event.type === 'DELETED') cache.delete(key);
     else cache.set(key, object);
-    if (rv.success && rv.data.metadata.resourceVersion !== undefined) version = rv.data.metadata.resourceVersion;
+    if (rv.success) version = rv.data.metadata.resourceVersion;
     changed();
   };
 
