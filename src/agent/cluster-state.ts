@@ -1,5 +1,6 @@
 import type { KubernetesObject, V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
 import { GATEWAY_GROUP, GATEWAY_VERSION } from '../gateway/constants.js';
+import { parseAgentNamespace, parseAgentPod } from '../k8s/lean/agent-objects.js';
 import { buildClusterIndex, type ClusterIndex } from '../k8s/cluster-index.js';
 import type { Watcher } from '../k8s/watcher.js';
 import { buildWaypointIndex, type WaypointIndex } from '../k8s/waypoint-index.js';
@@ -27,10 +28,10 @@ export function startClusterState(watch: Watcher): ClusterState {
     waypoints = buildWaypointIndex({ namespaces: namespaces.list(), services: services.list(), pods: pods.list(), gateways: gateways.list() });
   };
   const rebuild = coalesced(20, build);
-  const pods = watch<V1Pod>({ path: '/api/v1/pods', onChange: rebuild });
+  const pods = watch<V1Pod>({ path: '/api/v1/pods', parse: parseAgentPod, onChange: rebuild });
   const services = watch<V1Service>({ path: '/api/v1/services', onChange: rebuild });
   const slices = watch<V1EndpointSlice>({ path: '/apis/discovery.k8s.io/v1/endpointslices', onChange: rebuild });
-  const namespaces = watch<V1Namespace>({ path: '/api/v1/namespaces', onChange: rebuild });
+  const namespaces = watch<V1Namespace>({ path: '/api/v1/namespaces', parse: parseAgentNamespace, onChange: rebuild });
   const gateways = watch<KubernetesObject>({ path: `/apis/${GATEWAY_GROUP}/${GATEWAY_VERSION}/gateways`, onChange: rebuild });
   const all = [pods, services, slices, namespaces, gateways];
   return {

@@ -7,6 +7,7 @@ import { installCniPlugin, watchCniConfig } from '../cni/installer.js';
 import { KubeApi } from '../k8s/lean/api-client.js';
 import { loadApiCredentials } from '../k8s/lean/credentials.js';
 import { leanWatcher } from '../k8s/lean/watcher.js';
+import { parseAgentNamespace, parseAgentPod } from '../k8s/lean/agent-objects.js';
 import { NetnsFinder } from '../k8s/netns-discovery.js';
 import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
 import { systemRunner } from '../redirect/runner.js';
@@ -98,8 +99,8 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
     unenroll: ({ uid, ...options }) => manager.unenroll(uid, options),
     log: logFn,
   });
-  const pods = watch<V1Pod>({ path: '/api/v1/pods', fieldSelector: `spec.nodeName=${config.nodeName}`, onChange: reconciler.soon });
-  const namespaces = watch<V1Namespace>({ path: '/api/v1/namespaces', onChange: reconciler.soon });
+  const pods = watch<V1Pod>({ path: '/api/v1/pods', fieldSelector: `spec.nodeName=${config.nodeName}`, parse: parseAgentPod, onChange: reconciler.soon });
+  const namespaces = watch<V1Namespace>({ path: '/api/v1/namespaces', parse: parseAgentNamespace, onChange: reconciler.soon });
   const namespaceLabels = (): Map<string, Record<string, string>> => new Map(namespaces.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
 
   const cniServer = await startCniServer(
