@@ -1,11 +1,14 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { WarrenError } from '../../errors/warren-error.js';
+import { readBodyText } from '../../net/read-body.js';
 import type { ApiCredentials } from './credentials.js';
 
 /** A request that is not a watch and has no answer by then failed (the API server is slow or gone). */
 const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_ERROR_BODY = 64 * 1024;
+/** A list of every pod of a large cluster is tens of MiB; an answer past this is refused, not buffered. */
+const MAX_ANSWER = 512 * 1024 * 1024;
 
 /** The API server answered with a status other than 2xx; `status` is the HTTP status (404, 409, 410…). */
 export class KubeApiError extends WarrenError {
@@ -64,7 +67,7 @@ export class KubeApi {
   private async json<T>(method: string, path: string, query: Query, body?: unknown, contentType?: string): Promise<T> {
     const res = await this.send(method, path, query, body === undefined ? undefined : JSON.stringify(body), contentType, REQUEST_TIMEOUT_MS);
     if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) throw await this.failure(res, `${method} ${path}`);
-    return JSON.parse(await readAll(res, Number.POSITIVE_INFINITY)) as T;
+    return JSON.parse(await readBodyText(res, MAX_ANSWER)) as T;
   }
 
   private send(method: string, path: string, query: Query, body: string | undefined, contentType: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
@@ -87,7 +90,7 @@ export class KubeApi {
   }
 
   private async failure(res: IncomingMessage, what: string): Promise<KubeApiError> {
-    const text = await readAll(res, MAX_ERROR_BODY).catch(() => '');
+    const text = await readBodyText(res, MAX_ERROR_BODY).catch(() => '');
     let message = '';
     try {
       const status = JSON.parse(text) as { message?: unknown };
@@ -97,18 +100,4 @@ export class KubeApi {
     }
     return new KubeApiError(res.statusCode ?? 0, what, message);
   }
-}
-
-async function readAll(res: IncomingMessage, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      res.destroy();
-      break;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
