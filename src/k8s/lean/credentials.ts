@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { z } from 'zod';
 import { WarrenError } from '../../errors/warren-error.js';
@@ -25,7 +26,7 @@ const clusterSchema = z.object({
   'certificate-authority-data': z.string().optional(),
   'insecure-skip-tls-verify': z.boolean().optional(),
 });
-const userSchema = z.object({
+const userSchema = z.looseObject({
   token: z.string().optional(),
   tokenFile: z.string().optional(),
   'client-certificate': z.string().optional(),
@@ -71,8 +72,13 @@ function fromKubeconfig(file: string): ApiCredentials {
   const cluster = config.clusters.find((c) => c.name === context.cluster)?.cluster;
   if (cluster === undefined) throw new WarrenError('ERR_CONFIG', `--kubeconfig ${file}: context ${config['current-context']} names cluster ${context.cluster}, which it does not define`);
   const user = config.users.find((u) => u.name === context.user)?.user ?? {};
+  // Credential plugins (cloud CLIs) are for people's kubeconfigs; the agent runs with a token or certificate.
+  for (const plugin of ['exec', 'auth-provider']) {
+    if (plugin in user) throw new WarrenError('ERR_CONFIG', `--kubeconfig ${file}: user ${context.user} authenticates with ${plugin}, which the node agent does not run; give it a token, token file or client certificate`);
+  }
+  // As kubectl does: relative paths in a kubeconfig are relative to the file.
   const material = (data: string | undefined, path: string | undefined): Buffer | undefined =>
-    data !== undefined ? Buffer.from(data, 'base64') : path !== undefined ? readFileSync(path) : undefined;
+    data !== undefined ? Buffer.from(data, 'base64') : path !== undefined ? readFileSync(resolve(dirname(file), path)) : undefined;
   const fixed = user.token;
   return {
     server: new URL(cluster.server),
@@ -80,7 +86,7 @@ function fromKubeconfig(file: string): ApiCredentials {
     cert: material(user['client-certificate-data'], user['client-certificate']),
     key: material(user['client-key-data'], user['client-key']),
     insecureSkipTlsVerify: cluster['insecure-skip-tls-verify'] ?? false,
-    token: fixed !== undefined ? () => fixed : user.tokenFile !== undefined ? tokenFromFile(user.tokenFile) : () => undefined,
+    token: fixed !== undefined ? () => fixed : user.tokenFile !== undefined ? tokenFromFile(resolve(dirname(file), user.tokenFile)) : () => undefined,
   };
 }
 
