@@ -129,6 +129,10 @@ test('lean informer: deletes and updates reach the cache; stop ends the watch', 
     await eventually(() => informer.list()[0]?.data?.v === '2', 'the update');
     await core.deleteNamespacedConfigMap({ namespace: 'watched', name: 'a' });
     await eventually(() => names().length === 0, 'the delete');
+    await informer.stop();
+    await core.createNamespacedConfigMap({ namespace: 'watched', body: cm('late') });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(names(), [], 'a stopped informer follows nothing');
   } finally {
     await informer.stop();
     await api.stop();

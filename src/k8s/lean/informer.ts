@@ -128,6 +128,8 @@ export function startLeanInformer<T extends KubernetesObject>(options: LeanInfor
       { ...selectors, watch: 'true', allowWatchBookmarks: 'true', resourceVersion: version, timeoutSeconds: String(timeoutSeconds) },
       (timeoutSeconds + 60) * 1000,
     );
+    // stop() came while the server was answering: it could not cut this stream yet.
+    if (stopped) return void res.destroy();
     current = res;
     try {
       let pending = '';
@@ -162,6 +164,7 @@ export function startLeanInformer<T extends KubernetesObject>(options: LeanInfor
       const started = Date.now();
       try {
         if (version === undefined) await relist();
+        if (stopped) break;
         delay = base;
         await watchOnce();
         if (Date.now() - started < SHORT_WATCH_MS) await pause(base);
