@@ -53,7 +53,7 @@ export function startLeanInformer<T extends KubernetesObject>(options: LeanInfor
   const maxDelay = options.maxRestartDelayMs ?? 30_000;
   const selectors: Query = { fieldSelector: options.fieldSelector, labelSelector: options.labelSelector };
   const cache = new Map<string, T>();
-  let snapshot: (T)[] | undefined;
+  let snapshot: T[] | undefined;
   let version: string | undefined;
   let stopped = false;
   let current: IncomingMessage | undefined;
@@ -65,8 +65,7 @@ export function startLeanInformer<T extends KubernetesObject>(options: LeanInfor
     snapshot = undefined;
     options.onChange();
   };
-  const dropped = (what: string, err: unknown): void =>
-    options.log('watch event dropped', { path: options.path, code: 'ERR_K8S_WATCH_EVENT', err: new WarrenError('ERR_K8S_WATCH_EVENT', `${what}: ${describe(err)}`).message });
+  const dropped = (what: string, err: unknown): void => options.log('watch event dropped', { path: options.path, code: 'ERR_K8S_WATCH_EVENT', err: `${what}: ${describe(err)}` });
   const keyOf = (o: unknown): string => {
     const m = objectMeta.parse(o).metadata;
     return `${m.namespace ?? ''}/${m.name}`;
@@ -78,7 +77,7 @@ export function startLeanInformer<T extends KubernetesObject>(options: LeanInfor
     cache.clear();
     for (const item of answer.items) {
       try {
-        cache.set(keyOf(item), parse(item) as T);
+        cache.set(keyOf(item), parse(item));
       } catch (err) {
         dropped(`list of ${options.path}`, err);
       }
@@ -108,12 +107,13 @@ export function startLeanInformer<T extends KubernetesObject>(options: LeanInfor
       return;
     }
     let object: T;
+    let key: string;
     try {
-      object = parse(event.object) as T;
+      object = parse(event.object);
+      key = keyOf(event.object);
     } catch (err) {
       return dropped(`${event.type} in the watch of ${options.path}`, err);
     }
-    const key = keyOf(event.object);
     if (event.type === 'DELETED') cache.delete(key);
     else cache.set(key, object);
     if (rv.success) version = rv.data.metadata.resourceVersion;
