@@ -1,7 +1,8 @@
-import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1EndpointSlice, type V1Namespace, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1EndpointSlice, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
 import { GATEWAY_GROUP, GATEWAY_VERSION } from '../gateway/constants.js';
+import { parseAgentNamespace, parseAgentPod } from '../k8s/lean/agent-objects.js';
 import { buildClusterIndex, type ClusterIndex } from '../k8s/cluster-index.js';
-import { startResilientInformer } from '../k8s/resilient-informer.js';
+import type { Watcher } from '../k8s/watcher.js';
 import { buildWaypointIndex, type WaypointIndex } from '../k8s/waypoint-index.js';
 import { coalesced } from './coalesced.js';
 
@@ -13,18 +14,13 @@ export interface ClusterState {
   stop(): Promise<void>;
 }
 
-type Log = (msg: string, fields: Record<string, unknown>) => void;
-
 /**
  * The cluster as the data plane sees it: every pod, Service,
  * EndpointSlice, Namespace and waypoint Gateway, watched, and immutable
  * indexes rebuilt (coalesced) after changes, so lookups on the connection
  * path never wait for the API.
  */
-export function startClusterState(kc: KubeConfig, log: Log): ClusterState {
-  const core = kc.makeApiClient(CoreV1Api);
-  const discovery = kc.makeApiClient(DiscoveryV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
+export function startClusterState(watch: Watcher): ClusterState {
   let current = buildClusterIndex([], [], []);
   let waypoints = buildWaypointIndex({ namespaces: [], services: [], pods: [], gateways: [] });
   const build = (): void => {
@@ -32,21 +28,11 @@ export function startClusterState(kc: KubeConfig, log: Log): ClusterState {
     waypoints = buildWaypointIndex({ namespaces: namespaces.list(), services: services.list(), pods: pods.list(), gateways: gateways.list() });
   };
   const rebuild = coalesced(20, build);
-  const pods = startResilientInformer<V1Pod>(kc, { path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), onChange: rebuild, log });
-  const services = startResilientInformer<V1Service>(kc, { path: '/api/v1/services', list: () => core.listServiceForAllNamespaces(), onChange: rebuild, log });
-  const slices = startResilientInformer<V1EndpointSlice>(kc, {
-    path: '/apis/discovery.k8s.io/v1/endpointslices',
-    list: () => discovery.listEndpointSliceForAllNamespaces(),
-    onChange: rebuild,
-    log,
-  });
-  const namespaces = startResilientInformer<V1Namespace>(kc, { path: '/api/v1/namespaces', list: () => core.listNamespace(), onChange: rebuild, log });
-  const gateways = startResilientInformer<KubernetesObject>(kc, {
-    path: `/apis/${GATEWAY_GROUP}/${GATEWAY_VERSION}/gateways`,
-    list: () => custom.listClusterCustomObject({ group: GATEWAY_GROUP, version: GATEWAY_VERSION, plural: 'gateways' }) as Promise<KubernetesListObject<KubernetesObject>>,
-    onChange: rebuild,
-    log,
-  });
+  const pods = watch<V1Pod>({ path: '/api/v1/pods', parse: parseAgentPod, onChange: rebuild });
+  const services = watch<V1Service>({ path: '/api/v1/services', onChange: rebuild });
+  const slices = watch<V1EndpointSlice>({ path: '/apis/discovery.k8s.io/v1/endpointslices', onChange: rebuild });
+  const namespaces = watch<V1Namespace>({ path: '/api/v1/namespaces', parse: parseAgentNamespace, onChange: rebuild });
+  const gateways = watch<KubernetesObject>({ path: `/apis/${GATEWAY_GROUP}/${GATEWAY_VERSION}/gateways`, onChange: rebuild });
   const all = [pods, services, slices, namespaces, gateways];
   return {
     index: () => current,

@@ -1,6 +1,8 @@
-import { ApiException, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import { WarrenError } from '../errors/warren-error.js';
 import type { EnrollmentPolicy } from '../k8s/enrollment.js';
+import { KubeApiError, type KubeApi } from '../k8s/lean/api-client.js';
+import { podPath } from '../k8s/lean/paths.js';
 import { handleCniAdd } from './cni-add.js';
 import type { CniHandlers, CniRequest } from './cni-server.js';
 import type { PodView } from './enrollment-plan.js';
@@ -9,7 +11,7 @@ export interface CniEndpointDeps {
   nodeName: string;
   policy: EnrollmentPolicy;
   synced(): boolean;
-  core: CoreV1Api;
+  api: KubeApi;
   /** the namespace's labels from the informer cache, when it has the namespace */
   cachedNamespaceLabels(namespace: string): Record<string, string> | undefined;
   enroll(pod: PodView, netns: string): Promise<void>;
@@ -33,8 +35,8 @@ export function cniEndpoint(deps: CniEndpointDeps): CniHandlers {
           nodeName: deps.nodeName,
           policy: deps.policy,
           synced: deps.synced,
-          readPod: (r) => readPod(deps.core, r),
-          namespaceLabels: async (ns) => deps.cachedNamespaceLabels(ns) ?? (await namespaceLabelsFromApi(deps.core, ns)),
+          readPod: (r) => readPod(deps.api, r),
+          namespaceLabels: async (ns) => deps.cachedNamespaceLabels(ns) ?? (await namespaceLabelsFromApi(deps.api, ns)),
           enroll: deps.enroll,
         });
         result = answer.enrolled ? 'enrolled' : 'skipped';
@@ -47,15 +49,15 @@ export function cniEndpoint(deps: CniEndpointDeps): CniHandlers {
   };
 }
 
-async function readPod(core: CoreV1Api, req: CniRequest): Promise<V1Pod> {
+async function readPod(api: KubeApi, req: CniRequest): Promise<V1Pod> {
   try {
-    return await core.readNamespacedPod({ namespace: req.podNamespace, name: req.podName });
+    return await api.get<V1Pod>(podPath(req.podNamespace, req.podName));
   } catch (err) {
-    if (err instanceof ApiException) throw new WarrenError('ERR_CNI_POD', `pod ${req.podNamespace}/${req.podName}: the API server answered ${err.code}`, { retryable: true });
+    if (err instanceof KubeApiError) throw new WarrenError('ERR_CNI_POD', `pod ${req.podNamespace}/${req.podName}: the API server answered ${err.status}`, { retryable: true });
     throw err;
   }
 }
 
-async function namespaceLabelsFromApi(core: CoreV1Api, namespace: string): Promise<Record<string, string>> {
-  return (await core.readNamespace({ name: namespace })).metadata?.labels ?? {};
+async function namespaceLabelsFromApi(api: KubeApi, namespace: string): Promise<Record<string, string>> {
+  return (await api.get<V1Namespace>(`/api/v1/namespaces/${encodeURIComponent(namespace)}`)).metadata?.labels ?? {};
 }

@@ -1,12 +1,14 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
+import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { installCniPlugin, watchCniConfig } from '../cni/installer.js';
-import { loadKubeConfig, withSharedConnections } from '../k8s/kubeconfig.js';
+import { KubeApi } from '../k8s/lean/api-client.js';
+import { loadApiCredentials } from '../k8s/lean/credentials.js';
+import { leanWatcher } from '../k8s/lean/watcher.js';
+import { parseAgentNamespace, parseAgentPod } from '../k8s/lean/agent-objects.js';
 import { NetnsFinder } from '../k8s/netns-discovery.js';
-import { startResilientInformer } from '../k8s/resilient-informer.js';
 import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
 import { systemRunner } from '../redirect/runner.js';
 import { startCniServer } from './cni-server.js';
@@ -43,9 +45,18 @@ const PACKAGED_PLUGIN_BINARY = fileURLToPath(new URL('../../../build/Release/war
 export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   const log = pino({ level: config.logLevel, base: { component: 'warren-node', node: config.nodeName } });
   const logFn = (msg: string, fields: Record<string, unknown>): void => log.info(fields, msg);
-  const kc = withSharedConnections(loadKubeConfig(config.kubeconfig));
-  const core = kc.makeApiClient(CoreV1Api);
-  if (config.uninstall) return uninstallNode(config, core, logFn);
+  // The agent's own client, not @kubernetes/client-node: that one costs ≥ 75 MiB RSS (docs/architecture.md §4).
+  const api = new KubeApi(loadApiCredentials(config.kubeconfig));
+  try {
+    return await runAgent(config, api, log, logFn);
+  } finally {
+    api.close();
+  }
+}
+
+async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger, logFn: (msg: string, fields: Record<string, unknown>) => void): Promise<number> {
+  if (config.uninstall) return uninstallNode(config, api, logFn);
+  const watch = leanWatcher(api, logFn);
   const backendName = chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner));
   const backend = createBackend(backendName, systemRunner);
   const policy = { excludedNamespaces: new Set(config.excludeNamespaces) };
@@ -55,10 +66,10 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   // synchronous wiring up to startCniServer's await has run.
   const registry = new Registry();
   const metrics = agentMetrics(registry, () => manager.enrolled().length);
-  const identity = startWorkloadIdentity(kc, config, registry, logFn);
-  const cluster = startClusterState(kc, logFn);
+  const identity = startWorkloadIdentity(watch, config, registry, logFn);
+  const cluster = startClusterState(watch);
   const connections = new ConnectionRegistry();
-  const policies = startPolicyState(kc, logFn, () => reauthorize(connections, log), config.nodeName);
+  const policies = startPolicyState(api, watch, logFn, () => reauthorize(connections, log), config.nodeName);
   const dataplane = agentDataPlane({ config, index: () => cluster.index(), waypoints: () => cluster.waypoints(), identity, policies, metrics, log });
   const telemetry = new ConnectionTelemetry({ registry, index: () => cluster.index(), clusterDomain: config.clusterDomain, accessLog: accessLogWriter(log, config.accessLogLevel) });
   const netnsFinder = new NetnsFinder();
@@ -69,7 +80,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     findNetns: (pod) => netnsFinder.find(pod),
     acquireIdentity: (pod) => identity.acquire(pod),
     releaseIdentity: (uid) => identity.release(uid),
-    annotate: podAnnotator(core),
+    annotate: podAnnotator(api),
     startProxy: (options) => (native === undefined ? PodProxy.start(options) : NativePodProxy.start(options, native)),
     telemetry,
     connections,
@@ -88,14 +99,8 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     unenroll: ({ uid, ...options }) => manager.unenroll(uid, options),
     log: logFn,
   });
-  const pods = startResilientInformer<V1Pod>(kc, {
-    path: '/api/v1/pods',
-    list: () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${config.nodeName}` }),
-    fieldSelector: `spec.nodeName=${config.nodeName}`,
-    onChange: reconciler.soon,
-    log: logFn,
-  });
-  const namespaces = startResilientInformer<V1Namespace>(kc, { path: '/api/v1/namespaces', list: () => core.listNamespace(), onChange: reconciler.soon, log: logFn });
+  const pods = watch<V1Pod>({ path: '/api/v1/pods', fieldSelector: `spec.nodeName=${config.nodeName}`, parse: parseAgentPod, onChange: reconciler.soon });
+  const namespaces = watch<V1Namespace>({ path: '/api/v1/namespaces', parse: parseAgentNamespace, onChange: reconciler.soon });
   const namespaceLabels = (): Map<string, Record<string, string>> => new Map(namespaces.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
 
   const cniServer = await startCniServer(
@@ -104,7 +109,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
       nodeName: config.nodeName,
       policy,
       synced: () => reconciler.synced(),
-      core,
+      api,
       cachedNamespaceLabels: (ns) => namespaceLabels().get(ns),
       enroll: (pod, netns) => manager.enroll(pod, netns),
       unenroll: (uid) => manager.unenroll(uid, { podGone: true }),

@@ -1,6 +1,8 @@
-import { ApiException, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { KubeApiError, type KubeApi } from '../k8s/lean/api-client.js';
 import { warningEvent } from '../k8s/warning-event.js';
-import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
+import type { ResilientInformer } from '../k8s/resilient-informer.js';
+import type { Watcher } from '../k8s/watcher.js';
 import { failClosedPolicy, parseAuthorizationPolicy, type AuthorizationPolicy } from '../policy/authorization.js';
 import { failClosedPeerAuthentication, parsePeerAuthentication, type PeerAuthentication } from '../policy/peer-authentication.js';
 import { coalesced } from './coalesced.js';
@@ -16,7 +18,6 @@ type Log = (msg: string, fields: Record<string, unknown>) => void;
 type Condition = { type: string; status: 'True' | 'False'; reason: string; message: string };
 
 const GROUP = { group: 'security.warren.io', version: 'v1' };
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 /** Event reasons, by the condition reason they report. */
 const EVENT_REASON: Record<string, string> = { Invalid: 'InvalidPolicy', WaypointRequired: 'WaypointRequired' };
 
@@ -33,9 +34,7 @@ const EVENT_REASON: Record<string, string> = { Invalid: 'InvalidPolicy', Waypoin
  * show it), once per generation. `onChange` runs after each rebuild (live
  * connections are re-checked).
  */
-export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void, node: string): PolicyState {
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const core = kc.makeApiClient(CoreV1Api);
+export function startPolicyState(api: KubeApi, watch: Watcher, log: Log, onChange: () => void, node: string): PolicyState {
   const reported = new Map<string, string>();
   const evented = new Set<string>();
 
@@ -46,11 +45,11 @@ export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void,
     evented.add(key);
     const body = warningEvent({ apiVersion: `${GROUP.group}/${GROUP.version}`, kind, object: obj }, reason, condition!.message, { component: 'warren-node', reportingComponent: 'warren.io/node', instance: node }, new Date());
     const policy = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
-    void core.createNamespacedEvent({ namespace: body.metadata.namespace!, body }).then(
+    void api.create(`/api/v1/namespaces/${encodeURIComponent(body.metadata.namespace!)}/events`, body).then(
       () => log('policy event recorded', { policy, reason, event: body.metadata.name }),
       (err: unknown) => {
         // Another node's agent reported it first: said once per node, as the outcome of this attempt.
-        if (err instanceof ApiException && err.code === 409) return log('policy event already recorded', { policy, reason, event: body.metadata.name });
+        if (err instanceof KubeApiError && err.status === 409) return log('policy event already recorded', { policy, reason, event: body.metadata.name });
         evented.delete(key);
         log('policy event not recorded', { policy, reason, err: (err as Error).message });
       },
@@ -67,11 +66,10 @@ export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void,
     const wanted: Condition = condition ?? { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'enforced by warren node agents' };
     if (condition?.status === 'False') log(`${kind} ${condition.reason === 'Invalid' ? 'invalid: enforced fail-closed' : 'needs a waypoint'}`, { policy: `${obj.metadata?.namespace}/${obj.metadata?.name}`, reason: condition.message });
     if (current?.reason === wanted.reason && current.message === wanted.message) return;
-    void custom
-      .patchNamespacedCustomObjectStatus(
-        { ...GROUP, plural, namespace: obj.metadata!.namespace!, name: obj.metadata!.name!, body: { status: { conditions: [{ ...wanted, lastTransitionTime: new Date().toISOString() }] } } },
-        mergePatch,
-      )
+    void api
+      .mergePatch(`/apis/${GROUP.group}/${GROUP.version}/namespaces/${encodeURIComponent(obj.metadata!.namespace!)}/${plural}/${encodeURIComponent(obj.metadata!.name!)}/status`, {
+        status: { conditions: [{ ...wanted, lastTransitionTime: new Date().toISOString() }] },
+      })
       .catch((err: Error) => log('policy status update failed', { policy: id, err: err.message }));
   };
 
@@ -119,15 +117,10 @@ export function startPolicyState(kc: KubeConfig, log: Log, onChange: () => void,
         return stand === undefined ? [] : [stand];
       }
     });
-  const watch = (plural: string): ResilientInformer<KubernetesObject> =>
-    startResilientInformer<KubernetesObject>(kc, {
-      path: `/apis/${GROUP.group}/${GROUP.version}/${plural}`,
-      list: () => custom.listClusterCustomObject({ ...GROUP, plural }) as Promise<KubernetesListObject<KubernetesObject>>,
-      onChange: rebuild,
-      log,
-    });
-  const pa = watch('peerauthentications');
-  const ap = watch('authorizationpolicies');
+  const watchPlural = (plural: string): ResilientInformer<KubernetesObject> =>
+    watch<KubernetesObject>({ path: `/apis/${GROUP.group}/${GROUP.version}/${plural}`, onChange: rebuild });
+  const pa = watchPlural('peerauthentications');
+  const ap = watchPlural('authorizationpolicies');
   return {
     peerAuthentications: () => peerAuthentications,
     authorizationPolicies: () => authorizationPolicies,

@@ -1,7 +1,9 @@
 import { rmdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { KubernetesListObject, V1Pod } from '@kubernetes/client-node';
 import { uninstallCniPlugin } from '../cni/installer.js';
+import type { KubeApi } from '../k8s/lean/api-client.js';
+import { podPath } from '../k8s/lean/paths.js';
 import { REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION } from '../k8s/enrollment.js';
 import { resolvePodNetns, type NetnsCandidate } from '../k8s/netns-candidates.js';
 import { discoverNetnsCandidates } from '../k8s/netns-discovery.js';
@@ -12,8 +14,6 @@ import type { NodeAgentConfig } from './config.js';
 import { podView, type PodView } from './enrollment-plan.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
-
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /** Every annotation the agent writes on pods: uninstall leaves none of them. */
 export const AGENT_POD_ANNOTATIONS = [REDIRECTION_ANNOTATION, REDIRECTION_REASON_ANNOTATION] as const;
@@ -32,10 +32,10 @@ export function annotationRemovalPatch(pod: V1Pod): { metadata: { annotations: R
  * node's rules, the agent's annotations and its socket. Returns 1 when
  * something stayed, so the cleanup init container is retried.
  */
-export async function uninstallNode(config: NodeAgentConfig, core: CoreV1Api, log: Log): Promise<number> {
+export async function uninstallNode(config: NodeAgentConfig, api: KubeApi, log: Log): Promise<number> {
   uninstallCniPlugin({ confDir: config.cniConfDir, binDir: config.cniBinDir, log: (msg) => log(msg, {}) });
   const backends = cleanupBackends(await gatherBackendFacts(systemRunner)).map((name) => createBackend(name, systemRunner));
-  const pods = (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${config.nodeName}` })).items;
+  const pods = (await api.get<KubernetesListObject<V1Pod>>('/api/v1/pods', { fieldSelector: `spec.nodeName=${config.nodeName}` })).items;
   const candidates = await discoverNetnsCandidates();
   let failed = 0;
   for (const pod of pods) {
@@ -46,7 +46,7 @@ export async function uninstallNode(config: NodeAgentConfig, core: CoreV1Api, lo
       // programming rules and writing the annotation must not leave rules behind.
       if (!view.hostNetwork && view.ips.length > 0) await removePodRules(candidates, view, backends, log);
       const patch = annotationRemovalPatch(pod);
-      if (patch !== undefined) await core.patchNamespacedPod({ namespace: view.namespace, name: view.name, body: patch }, mergePatch);
+      if (patch !== undefined) await api.mergePatch(podPath(view.namespace, view.name), patch);
     } catch (err) {
       failed++;
       log('pod cleanup failed; run --uninstall again', { pod: name, err: (err as Error).message });

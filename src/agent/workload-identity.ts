@@ -1,10 +1,10 @@
-import type { KubeConfig } from '@kubernetes/client-node';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { createCaClient } from '../identity/ca-client.js';
 import { CertManager } from '../identity/cert-manager.js';
 import type { SpiffeId } from '../identity/spiffe.js';
 import { TrustBundle } from '../identity/trust-bundle.js';
 import { watchTrustBundle } from '../identity/trust-bundle-watch.js';
+import type { Watcher } from '../k8s/watcher.js';
 import type { NodeAgentConfig } from './config.js';
 import type { PodView } from './enrollment-plan.js';
 
@@ -23,9 +23,9 @@ type Log = (msg: string, fields: Record<string, unknown>) => void;
  * ConfigMap, the CA client with the agent's token, the certificate manager,
  * and their metrics (expiry per identity, renewals, roots).
  */
-export function startWorkloadIdentity(kc: KubeConfig, config: NodeAgentConfig, registry: Registry, log: Log): WorkloadIdentity {
+export function startWorkloadIdentity(watch: Watcher, config: NodeAgentConfig, registry: Registry, log: Log): WorkloadIdentity {
   const bundle = new TrustBundle();
-  const bundleWatch = watchTrustBundle(kc, config.systemNamespace, bundle, log);
+  const bundleWatch = watchTrustBundle(watch, config.systemNamespace, bundle, log);
   const renewals = new Counter({ name: 'warren_certificate_renewals_total', help: 'Workload certificate renewals, by result', labelNames: ['result'], registers: [registry] });
   const certs = new CertManager({
     ca: createCaClient({ address: config.caAddress, tokenFile: config.caTokenFile, bundle }),

@@ -2,7 +2,6 @@ import { parseArgs } from 'node:util';
 import { WarrenError } from '../errors/warren-error.js';
 import type { AdminAnswers, AdminAuthorizationPolicy } from '../agent/admin-types.js';
 import { ADMIN_HELP, ADMIN_OPTIONS, formatTable, queryAgents } from './admin-client.js';
-import { runPoliciesExplain } from './policies-explain.js';
 
 interface View<P extends keyof AdminAnswers> {
   path: P;
@@ -81,6 +80,7 @@ async function showView<P extends keyof AdminAnswers>(name: string, view: View<P
 
 export const runWorkloads = (argv: string[]): Promise<number> => show('workloads', argv);
 export const runServices = (argv: string[]): Promise<number> => show('services', argv);
-export const runPolicies = (argv: string[]): Promise<number> => (argv[0] === 'explain' ? runPoliciesExplain(argv.slice(1)) : show('policies', argv));
+// `explain` reads the API server through @kubernetes/client-node: imported on use, so main.ts's static graph (the agent's too) stays without it.
+export const runPolicies = async (argv: string[]): Promise<number> => (argv[0] === 'explain' ? (await import('./policies-explain.js')).runPoliciesExplain(argv.slice(1)) : show('policies', argv));
 export const runConnections = (argv: string[]): Promise<number> => show('connections', argv);
 export const INSPECT_SUMMARIES = Object.fromEntries(Object.entries(VIEWS).map(([k, v]) => [k, v.summary]));

@@ -1,14 +1,12 @@
 import { WarrenError } from '../errors/warren-error.js';
 import { warrenVersion } from './version.js';
-import { runRules } from './rules.js';
-import { runNode } from './node.js';
-import { runCaCommand } from './ca.js';
-import { runCerts } from './certs.js';
-import { runStatus } from './status.js';
-import { runRoutes } from './routes.js';
-import { runWaypointProxyCommand } from './waypoint-proxy.js';
-import { runWaypoint } from './waypoint.js';
 import { INSPECT_SUMMARIES, runConnections, runPolicies, runServices, runWorkloads } from './inspect.js';
+
+/**
+ * Each command's module is imported when it runs: the node agent's process then loads
+ * none of the others' graphs (the CA's and the waypoint's pull in @kubernetes/client-node,
+ * ≥ 75 MiB RSS; docs/architecture.md §4).
+ */
 
 /**
  * The simulator's commands, imported on use: its module graph (API server, kubelet, demo)
@@ -30,18 +28,18 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
-  node: { summary: 'the per-node agent: CNI plugin installer, pod enrollment, proxy sockets in pods', run: runNode },
-  ca: { summary: 'the workload certificate authority: signs SPIFFE certificates for node agents, publishes the trust bundle', run: runCaCommand },
-  status: { summary: 'one row per node agent: ready, redirection backend, enrolled pods, certificates, policies, connections', run: runStatus },
-  certs: { summary: "a node agent's workload certificates: identities, serials, validity, chain, trust domain", run: runCerts },
+  node: { summary: 'the per-node agent: CNI plugin installer, pod enrollment, proxy sockets in pods', run: async (args) => (await import('./node.js')).runNode(args) },
+  ca: { summary: 'the workload certificate authority: signs SPIFFE certificates for node agents, publishes the trust bundle', run: async (args) => (await import('./ca.js')).runCaCommand(args) },
+  status: { summary: 'one row per node agent: ready, redirection backend, enrolled pods, certificates, policies, connections', run: async (args) => (await import('./status.js')).runStatus(args) },
+  certs: { summary: "a node agent's workload certificates: identities, serials, validity, chain, trust domain", run: async (args) => (await import('./certs.js')).runCerts(args) },
   workloads: { summary: INSPECT_SUMMARIES.workloads!, run: runWorkloads },
   services: { summary: INSPECT_SUMMARIES.services!, run: runServices },
   policies: { summary: INSPECT_SUMMARIES.policies!, run: runPolicies },
   connections: { summary: INSPECT_SUMMARIES.connections!, run: runConnections },
-  'waypoint-proxy': { summary: 'the L7 waypoint process in a waypoint pod: PROXY v2 from its node agent, HTTP routing, L7 authorization, request metrics', run: runWaypointProxyCommand },
-  routes: { summary: "a waypoint's compiled route table (HTTPRoute/GRPCRoute matches in order, backends, filters)", run: runRoutes },
-  waypoint: { summary: 'L7 waypoints (Gateway API, class warren-waypoint): apply, list, status, delete', run: runWaypoint },
-  rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: runRules },
+  'waypoint-proxy': { summary: 'the L7 waypoint process in a waypoint pod: PROXY v2 from its node agent, HTTP routing, L7 authorization, request metrics', run: async (args) => (await import('./waypoint-proxy.js')).runWaypointProxyCommand(args) },
+  routes: { summary: "a waypoint's compiled route table (HTTPRoute/GRPCRoute matches in order, backends, filters)", run: async (args) => (await import('./routes.js')).runRoutes(args) },
+  waypoint: { summary: 'L7 waypoints (Gateway API, class warren-waypoint): apply, list, status, delete', run: async (args) => (await import('./waypoint.js')).runWaypoint(args) },
+  rules: { summary: 'print the redirection rules warren programs for a pod or node (nft or iptables)', run: async (args) => (await import('./rules.js')).runRules(args) },
   demo: { summary: 'a guided tour on the embedded simulator (starts a cluster if none runs)', run: async (args) => (await simulatorCommand(() => import('./demo.js'))).runDemo(args) },
   sim: { summary: 'a Kubernetes cluster simulated on this machine: up, down, status, apply, kubectl, exec, logs', run: async (args) => (await simulatorCommand(() => import('./sim.js'))).runSim(args) },
   version: {

@@ -13,6 +13,9 @@ export const ERROR_CODES = [
   'ERR_CNI_POD',
   'ERR_CNI_POD_NODE',
   'ERR_ADMIN',
+  // the agent's own Kubernetes API client (src/k8s/lean/)
+  'ERR_K8S_API',
+  'ERR_K8S_WATCH_EVENT',
   'ERR_EXPLAIN_QUERY',
   'ERR_EXPLAIN_NOT_FOUND',
   'ERR_BODY_TOO_LARGE',

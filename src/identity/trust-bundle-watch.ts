@@ -1,17 +1,16 @@
-import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import type { ResilientInformer } from '../k8s/resilient-informer.js';
+import type { Watcher } from '../k8s/watcher.js';
 import { BUNDLE_CONFIGMAP, BUNDLE_KEY, type TrustBundle } from './trust-bundle.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
 
 /** Follows ConfigMap warren-ca-root in `namespace` into `bundle` (hot reload: new handshakes use new roots at once). */
-export function watchTrustBundle(kc: KubeConfig, namespace: string, bundle: TrustBundle, log: Log): ResilientInformer<V1ConfigMap> {
-  const core = kc.makeApiClient(CoreV1Api);
+export function watchTrustBundle(watch: Watcher, namespace: string, bundle: TrustBundle, log: Log): ResilientInformer<V1ConfigMap> {
   const selector = `metadata.name=${BUNDLE_CONFIGMAP}`;
   const source = `configmap ${namespace}/${BUNDLE_CONFIGMAP} key ${BUNDLE_KEY}`;
-  const informer: ResilientInformer<V1ConfigMap> = startResilientInformer<V1ConfigMap>(kc, {
-    path: `/api/v1/namespaces/${namespace}/configmaps`,
-    list: () => core.listNamespacedConfigMap({ namespace, fieldSelector: selector }),
+  const informer: ResilientInformer<V1ConfigMap> = watch<V1ConfigMap>({
+    path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
     fieldSelector: selector,
     onChange: () => {
       const pem = informer.list()[0]?.data?.[BUNDLE_KEY];
@@ -23,7 +22,6 @@ export function watchTrustBundle(kc: KubeConfig, namespace: string, bundle: Trus
         log('trust bundle refused; keeping the previous roots', { source, err: (err as Error).message });
       }
     },
-    log,
   });
   return informer;
 }

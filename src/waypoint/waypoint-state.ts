@@ -4,6 +4,7 @@ import { startClusterState } from '../agent/cluster-state.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
 import { admitsRoute, type RouteAdmission } from '../gateway/allowed-routes.js';
 import { waypointRef } from '../gateway/attachment.js';
+import { clientNodeWatcher } from '../k8s/client-node-watcher.js';
 import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
 import { policyTargets, waypointPolicy, type TargetedPolicy } from './l7-authorization.js';
 import { parseRequestAuthentication, type RequestAuthentication } from './request-authentication.js';
@@ -47,7 +48,7 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): WaypointState {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
-  const cluster = startClusterState(kc, log);
+  const cluster = startClusterState(clientNodeWatcher(kc, log));
   const lastGood = new Map<string, Route>();
   const reported = new Map<string, string>();
   let table = buildRouteTable([], gateway);

@@ -1,7 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
+import { KubeApi } from '../../src/k8s/lean/api-client.js';
+import { loadApiCredentials } from '../../src/k8s/lean/credentials.js';
+import { leanWatcher } from '../../src/k8s/lean/watcher.js';
+import type { Watcher } from '../../src/k8s/watcher.js';
 import { kubeconfig } from '../../src/sim/apiserver/kubeconfig.js';
 import type { PodAccess } from '../../src/sim/apiserver/pod-log.js';
 import { startApiServer, type RunningApiServer } from '../../src/sim/apiserver/server.js';
@@ -12,6 +16,8 @@ export interface TestApiServer {
   url: string;
   kc: KubeConfig;
   kubeconfigText: string;
+  /** the node agent's own client (src/k8s/lean/) for this server, from its kubeconfig file; closed by stop() */
+  agentClient(log?: (msg: string, fields: Record<string, unknown>) => void): Promise<{ api: KubeApi; watch: Watcher }>;
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -21,17 +27,26 @@ export async function startTestApiServer(options: { bookmarkIntervalMs?: number;
   const dir = await mkdtemp(`${tmpdir()}/warren-api-`);
   const start = (port: number): Promise<RunningApiServer> =>
     startApiServer({ dir, listen: [{ address: '127.0.0.1', port }], advertise: { address: '127.0.0.1', port: 6443 }, ...options });
+  const clients: KubeApi[] = [];
   const handle: TestApiServer = {
     server: await start(0),
     dir,
     url: '',
     kc: new KubeConfig(),
     kubeconfigText: '',
+    async agentClient(log = () => {}) {
+      const file = `${dir}/agent-kubeconfig`;
+      await writeFile(file, handle.kubeconfigText);
+      const api = new KubeApi(loadApiCredentials(file));
+      clients.push(api);
+      return { api, watch: leanWatcher(api, log) };
+    },
     async restart() {
       await handle.server.close();
       handle.server = await start(handle.server.ports[0]!);
     },
     async stop() {
+      for (const c of clients) c.close();
       await handle.server.close();
       await rm(dir, { recursive: true, force: true });
     },

@@ -170,7 +170,8 @@ test('an invalid update of an ALLOW policy makes its workloads deny everything u
       'the API server refuses the unknown field under fieldValidation=Strict (what kubectl sends)',
     );
 
-    state = startPolicyState(api.kc, () => {}, () => {}, 'node-1');
+    const agent = await api.agentClient();
+    state = startPolicyState(agent.api, agent.watch, () => {}, () => {}, 'node-1');
     await state.synced;
     const decide = (principal: string | undefined, labels = web) => authorize(state!.authorizationPolicies(), ROOT, req(principal, labels));
     await eventually(() => decide(fromDefault).allow && !decide(fromBar).allow, 'the valid policy in force');

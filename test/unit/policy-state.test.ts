@@ -31,7 +31,8 @@ test('invalid and HTTP-field policies get one Warning Event per generation, howe
     // Two node agents, as on a two-node cluster: both see both policies.
     const seen: string[] = [];
     for (const node of ['node-1', 'node-2']) {
-      const state = startPolicyState(api.kc, (msg, fields) => seen.push(`${node} ${msg} ${fields.policy} ${fields.reason ?? ''}`.trimEnd()), () => {}, node);
+      const agent = await api.agentClient();
+      const state = startPolicyState(agent.api, agent.watch, (msg, fields) => seen.push(`${node} ${msg} ${fields.policy} ${fields.reason ?? ''}`.trimEnd()), () => {}, node);
       states.push(state);
       await state.synced;
     }

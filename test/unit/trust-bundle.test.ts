@@ -55,7 +55,7 @@ test('the agent hot-reloads the bundle from its ConfigMap and refuses a malforme
   const seen: number[] = [];
   bundle.onChange((roots) => seen.push(roots.length));
   const logged: string[] = [];
-  const watch = watchTrustBundle(api.kc, 'agent-ns', bundle, (msg) => logged.push(msg));
+  const watch = watchTrustBundle((await api.agentClient()).watch, 'agent-ns', bundle, (msg) => logged.push(msg));
   try {
     await eventually(() => bundle.pems()[0]?.trim() === rootA.trim(), 'the first bundle');
     // Rotation of the root: both roots trusted during the overlap, then only the new one.
