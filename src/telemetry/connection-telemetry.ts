@@ -49,6 +49,30 @@ export function accessLogEntry(
   };
 }
 
+/** An open connection's report: a plain object rather than a closure and its context (an agent holds one per idle connection). */
+class Open implements OpenConnection {
+  private done = false;
+
+  constructor(
+    private readonly meta: ConnectionMeta,
+    private readonly src: Workload | undefined,
+    private readonly dst: Workload | undefined,
+    private readonly series: Series,
+    private readonly started: number,
+    private readonly accessLog: (entry: Record<string, unknown>) => void,
+  ) {}
+
+  closed(r: ConnectionResult): void {
+    if (this.done) return;
+    this.done = true;
+    this.series.closed++;
+    this.series.received += r.bytesSent;
+    this.series.sent += r.bytesReceived;
+    const outcome = r.error === undefined ? 'ok' : 'error';
+    this.accessLog(accessLogEntry(this.meta, this.src, this.dst, { ...r, outcome, durationMs: Date.now() - this.started }));
+  }
+}
+
 /**
  * Istio's TCP metrics and warren's access log for every connection the
  * agent's proxies carry. Workloads are looked up once, when the connection
@@ -82,18 +106,7 @@ export class ConnectionTelemetry implements ConnectionObserver {
     const dst = index.workloadByIp(meta.destination.ip);
     const series = this.seriesOf(meta, src, dst);
     series.opened++;
-    let done = false;
-    return {
-      closed: (r) => {
-        if (done) return;
-        done = true;
-        series.closed++;
-        series.received += r.bytesSent;
-        series.sent += r.bytesReceived;
-        const outcome = r.error === undefined ? 'ok' : 'error';
-        this.o.accessLog(accessLogEntry(meta, src, dst, { ...r, outcome, durationMs: Date.now() - started }));
-      },
-    };
+    return new Open(meta, src, dst, series, started, this.o.accessLog);
   }
 
   refused(meta: ConnectionMeta, outcome: Exclude<Outcome, 'ok'>, reason: string, policy?: string): void {

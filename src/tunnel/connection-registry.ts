@@ -16,11 +16,26 @@ export interface Registration {
   release(): void;
 }
 
-interface Entry {
-  kind: ConnectionKind;
-  close(reason: string): void;
+/** A live connection's entry is its registration too: no closures per connection (idle connections are what a node holds most of). */
+class Entry implements Registration {
   check?: () => boolean;
+
+  constructor(
+    private readonly pod: PodConnections,
+    readonly kind: ConnectionKind,
+    readonly close: (reason: string) => void,
+  ) {}
+
+  authorizedBy(check: () => boolean): void {
+    this.check = check;
+  }
+
+  release(): void {
+    this.pod.remove(this);
+  }
 }
+
+const UNTRACKED: Registration = { authorizedBy: () => {}, release: () => {} };
 
 /**
  * The live connections of one enrolled pod, whichever data path carries them
@@ -39,16 +54,13 @@ export class PodConnections {
    * closed a new connection is reset at once (fail closed: its listeners are gone).
    */
   register(kind: ConnectionKind, close: (reason: string) => void): Registration {
-    const entry: Entry = { kind, close };
     if (this.closed) {
       close('the pod left the mesh');
-      return { authorizedBy: () => {}, release: () => {} };
+      return UNTRACKED;
     }
+    const entry = new Entry(this, kind, close);
     this.live.add(entry);
-    return {
-      authorizedBy: (check) => void (entry.check = check),
-      release: () => this.remove(entry),
-    };
+    return entry;
   }
 
   /** Resets the connections their admitting check now refuses; returns how many. */
@@ -92,7 +104,8 @@ export class PodConnections {
     this.forget(this);
   }
 
-  private remove(entry: Entry): void {
+  /** @internal an entry's release */
+  remove(entry: Entry): void {
     if (!this.live.delete(entry)) return;
     if (this.live.size === 0) this.emptied?.();
   }

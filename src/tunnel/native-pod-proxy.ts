@@ -37,6 +37,8 @@ export class NativePodProxy {
   /** the flows this proxy decided to carry, until the workers report them closed (telemetry) */
   private readonly flows = new Map<number, Tracked>();
   private readonly cursor = new Map<string, number>();
+  /** one copy of each peer's SPIFFE ID for every connection that names it (a formatted ID is a fresh string each time) */
+  private readonly principals = new Map<string, string>();
   private readonly name: string;
 
   private constructor(
@@ -111,6 +113,20 @@ export class NativePodProxy {
     this.flows.set(id, { meta, registration, ...(check === undefined ? {} : { check }) });
   }
 
+  private principal(id: SpiffeId): string {
+    const formatted = formatSpiffeId(id);
+    const known = this.principals.get(formatted);
+    if (known !== undefined) return known;
+    if (this.principals.size >= 1024) this.principals.clear();
+    this.principals.set(formatted, formatted);
+    return formatted;
+  }
+
+  /** An open inbound connection's re-check (policies or labels changed); it keeps what it needs, not the worker's event. */
+  private recheck(sourceIp: string, principal: string | undefined, target: { ip: string; port: number }): () => boolean {
+    return () => this.o.dataplane.authorize(this.l4Request(sourceIp, principal, target)).allow;
+  }
+
   private l4Request(sourceIp: string, principal: string | undefined, target: { ip: string; port: number }): L4Request {
     return {
       source: { ip: sourceIp, ...(principal === undefined ? {} : { principal }) },
@@ -164,7 +180,7 @@ export class NativePodProxy {
       this.carry(e.id, meta('plaintext', target));
       return { action: 'connect', ...from, ip: route.target.ip, port: route.target.port };
     }
-    const m = meta('mtls', { ip: route.target.ip, port: route.target.port, principal: formatSpiffeId(route.identity) });
+    const m = meta('mtls', { ip: route.target.ip, port: route.target.port, principal: this.principal(route.identity) });
     if (!this.hub.ready(this.o.identity)) return this.refuse(m, 'error', 'this pod has no valid certificate; refusing to open a tunnel');
     this.carry(e.id, m);
     return {
@@ -173,7 +189,7 @@ export class NativePodProxy {
       ip: route.target.ip,
       port: HBONE.port,
       identity: this.name,
-      expected: formatSpiffeId(route.identity),
+      expected: m.destination.principal!,
       authority: formatAuthority(route.target.ip, route.target.port),
       forwarded: `for=${e.srcIp}`,
     };
@@ -183,7 +199,7 @@ export class NativePodProxy {
   private viaWaypoint(e: DecideCaptured, via: WaypointRoute): Decision {
     const base = { pod: this.o.pod, direction: 'outbound' as const, reporter: 'source' as const, source: { ip: e.srcIp, port: e.srcPort, principal: this.name }, ...(via.service === undefined ? {} : { service: via.service }) };
     if (via.kind === 'waypoint-unavailable') return this.refuse({ ...base, security: 'plaintext', destination: { ip: '', port: 0 } }, 'error', `refused, not bypassed: ${via.reason}`);
-    const m: ConnectionMeta = { ...base, security: 'mtls', destination: { ip: via.authority.ip, port: via.authority.port, principal: formatSpiffeId(via.identity) } };
+    const m: ConnectionMeta = { ...base, security: 'mtls', destination: { ip: via.authority.ip, port: via.authority.port, principal: this.principal(via.identity) } };
     if (!this.hub.ready(this.o.identity)) return this.refuse(m, 'error', 'this pod has no valid certificate; refusing to open a tunnel');
     this.carry(e.id, m);
     return {
@@ -193,7 +209,7 @@ export class NativePodProxy {
       ip: via.peer,
       port: HBONE.port,
       identity: this.name,
-      expected: formatSpiffeId(via.identity),
+      expected: m.destination.principal!,
       authority: formatAuthority(via.authority.ip, via.authority.port),
       forwarded: `for="${formatAuthority(e.srcIp, e.srcPort)}"`,
     };
@@ -208,7 +224,7 @@ export class NativePodProxy {
     const request = this.l4Request(e.srcIp, undefined, { ip: e.dstIp, port: e.dstPort });
     const decision = this.o.dataplane.authorize(request);
     if (!decision.allow) return this.refuse(meta, 'denied', decision.reason, denyingPolicy(decision));
-    this.carry(e.id, meta, () => this.o.dataplane.authorize(this.l4Request(e.srcIp, undefined, { ip: e.dstIp, port: e.dstPort })).allow);
+    this.carry(e.id, meta, this.recheck(e.srcIp, undefined, { ip: e.dstIp, port: e.dstPort }));
     return { action: 'connect', netns: this.o.netns, mark: PROXY_MARK.value, ip: e.dstIp, port: e.dstPort, sourceIp: e.srcIp };
   }
 
@@ -227,7 +243,7 @@ export class NativePodProxy {
     } catch (err) {
       return reject(401, (err as Error).message);
     }
-    const principal = formatSpiffeId(peer);
+    const principal = this.principal(peer);
     if (e.method !== 'CONNECT') return reject(400, `method ${e.method} is not CONNECT`, principal);
     if (target === undefined || !this.o.ips.includes(target.ip)) return reject(400, `CONNECT target ${e.authority} is not this pod`, principal);
     const loop = agentLoop(target, { podIps: this.o.ips });
@@ -238,7 +254,7 @@ export class NativePodProxy {
     const request = this.l4Request(e.srcIp, principal, target);
     const d = this.o.dataplane.authorize(request);
     if (!d.allow) return reject(401, d.reason, principal, denyingPolicy(d));
-    this.carry(e.id, { ...meta, source: { ...meta.source, principal } }, () => this.o.dataplane.authorize(this.l4Request(e.srcIp, principal, target)).allow);
+    this.carry(e.id, { ...meta, source: { ...meta.source, principal } }, this.recheck(e.srcIp, principal, target));
     return { action: 'connect', netns: this.o.netns, mark: PROXY_MARK.value, ip: target.ip, port: target.port, sourceIp: e.srcIp };
   }
 

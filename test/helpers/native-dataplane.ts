@@ -34,7 +34,10 @@ export async function echoServer(): Promise<EchoServer> {
     s.on('error', () => s.destroy());
     s.pipe(s);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  // A deep accept queue: under AddressSanitizer this process accepts slowly while the
+  // workers connect at full speed, and an overflowing queue leaves connections half-open
+  // (SYN-RECV here, established at the relay) until TCP gives up, minutes later.
+  await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, r));
   return { server, port: (server.address() as { port: number }).port, sockets };
 }
 

@@ -20,7 +20,7 @@ import { HbonePool } from '../../src/tunnel/hbone-pool.js';
 import { NativeHub } from '../../src/tunnel/native-hub.js';
 import { eventually } from '../helpers/apiserver.js';
 import { freePort } from '../helpers/native-dataplane.js';
-import { admitted, boundsCerts, clientId, closedWith, echoThrough, rawConnection, serverId, tcpServer, TD } from '../helpers/hbone-bounds.js';
+import { admitted, boundsCerts, clientId, closedWith, echoThrough, rawConnection, serverId, streamWindowScenario, tcpServer, TD } from '../helpers/hbone-bounds.js';
 import { rootTest } from '../helpers/root.js';
 import { issueWorkloadCert } from '../helpers/workload-certs.js';
 
@@ -42,22 +42,22 @@ async function setup(): Promise<void> {
   ({ root, bundle, serverCert, clientCert } = await boundsCerts());
 }
 
-/** The native HBONE server of a pod at 127.0.0.1 with these bounds; every CONNECT to 127.0.0.1 is allowed. */
-async function nativeServer(limits: Partial<HboneLimits>, trust = bundle): Promise<Rig> {
+/** The native HBONE server of a pod at 127.0.0.1 (in `netns`, default this process's, on :15008 there) with these bounds; every CONNECT to 127.0.0.1 is allowed. */
+async function nativeServer(limits: Partial<HboneLimits>, trust = bundle, netns = SELF): Promise<Rig> {
   const refusals: HboneRefusal[] = [];
   const guard = new HboneGuard({ ...DEFAULT_HBONE_LIMITS, ...limits }, (reason) => refusals.push(reason));
   const plane = { trustDomain: TD, bundle: trust, certificate: () => serverCert, hbone: guard } as unknown as DataPlane;
   const hub = new NativeHub(plane, 2);
   hub.useIdentity(serverId);
-  const port = await freePort();
+  const port = netns === SELF ? await freePort() : 15008;
   hub.listen(
-    createListener({ address: '127.0.0.1', port }),
+    netns === SELF ? createListener({ address: '127.0.0.1', port }) : createListener({ netns, port, family: 4 }),
     'hbone',
     {
       onEvent: (e) => {
         if (e.type !== 'decide' || e.kind !== 'connect') return undefined;
         const m = /^127\.0\.0\.1:(\d+)$/.exec(e.authority);
-        return m === null ? { action: 'reject', status: 400, reason: 'not local' } : { action: 'connect', netns: '', ip: '127.0.0.1', port: Number(m[1]) };
+        return m === null ? { action: 'reject', status: 400, reason: 'not local' } : { action: 'connect', netns: netns === SELF ? '' : netns, ip: '127.0.0.1', port: Number(m[1]) };
       },
     },
     formatSpiffeId(serverId),
@@ -154,6 +154,11 @@ rootTest('native: a peer that breaks HTTP/2 after mutual TLS is closed, counted 
   } finally {
     rig.close();
   }
+});
+
+rootTest('native: a stream holds at most its window in the agent while the app does not read, and a peer that sends past the window is cut with FLOW_CONTROL_ERROR and counted', async () => {
+  await setup();
+  await streamWindowScenario((netns, limits) => nativeServer(limits, bundle, netns));
 });
 
 rootTest('native: when the trust bundle drops a root, live sessions whose peer chains to it are cut and counted; the others carry on', async () => {
