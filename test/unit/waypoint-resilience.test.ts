@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { WebSocket, WebSocketServer } from 'ws';
 import { eventually, type TestApiServer } from '../helpers/apiserver.js';
 import { dialWaypoint, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess, waypointWorld } from '../helpers/waypoint.js';
 
@@ -24,6 +25,7 @@ describe('waypoint resilience policies', () => {
   let custom: CustomObjectsApi;
   const servers: Server[] = [];
   const vips = new Map<string, string>();
+  let upgradesSeen = 0;
   const dial = (service: string): Dial => ({ destination: { address: vips.get(service)!, port: 80 }, principal: 'spiffe://cluster.local/ns/demo/sa/client' });
   const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${wp.ports.admin}/metrics`)).text();
   const create = (plural: string, kind: string, name: string, spec: object) => custom.createNamespacedCustomObject({ ...NET, plural, body: { apiVersion: 'networking.warren.io/v1', kind, metadata: { name, namespace: NS }, spec } });
@@ -43,6 +45,12 @@ describe('waypoint resilience policies', () => {
     let port = 0;
     for (const ip of ['127.0.1.1', '127.0.1.2', '127.0.1.3']) {
       const s = createServer(app(ip));
+      // WebSocket: an echo, and a count of the upgrades the app saw (a refused upgrade never reaches it)
+      const wss = new WebSocketServer({ noServer: true });
+      s.on('upgrade', (req, socket, head) => {
+        upgradesSeen++;
+        wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m) => ws.send(`${ip}: ${m.toString()}`)));
+      });
       servers.push(s);
       port = await new Promise<number>((resolve) => s.listen(port, ip, () => resolve((s.address() as AddressInfo).port)));
     }
@@ -54,7 +62,7 @@ describe('waypoint resilience policies', () => {
         body: { metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4', ports: [{ name: 'http', port, protocol: 'TCP' }], endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })) },
       });
     };
-    for (const name of ['ratings', 'httpbin', 'limited', 'plain', 'grpc']) await service(name, ['127.0.1.1']);
+    for (const name of ['ratings', 'httpbin', 'limited', 'plain', 'grpc', 'ws-limited', 'ws-faulty', 'ws-pool']) await service(name, ['127.0.1.1']);
     await service('reviews', ['127.0.1.1', '127.0.1.2', '127.0.1.3']);
     await service('details', ['127.0.1.1', '127.0.1.2']);
     // subsets select endpoints by their pods' labels
@@ -81,6 +89,17 @@ describe('waypoint resilience policies', () => {
     await create('destinationrules', 'DestinationRule', 'reviews', { host: 'reviews.demo.svc.cluster.local', trafficPolicy: { outlierDetection: { consecutive5xxErrors: 1, interval: '1s', baseEjectionTime: '2s', maxEjectionPercent: 100 } } });
     await create('backendtrafficpolicies', 'BackendTrafficPolicy', 'limited', { targetRefs: [{ group: '', kind: 'Service', name: 'limited' }], rateLimit: { type: 'Local', local: { rules: [{ limit: { requests: 10, unit: 'Second', burst: 5 } }] } } });
     await create('virtualservices', 'VirtualService', 'grpc', { hosts: ['grpc'], http: [{ fault: { abort: { grpcStatus: 'UNAVAILABLE' } }, route: [{ destination: { host: 'grpc' } }] }] });
+    // WebSocket upgrades under each kind of policy
+    await create('backendtrafficpolicies', 'BackendTrafficPolicy', 'ws-limited', { targetRefs: [{ group: '', kind: 'Service', name: 'ws-limited' }], rateLimit: { type: 'Local', local: { rules: [{ limit: { requests: 1, unit: 'Hour', burst: 2 } }] } } });
+    await create('virtualservices', 'VirtualService', 'ws-faulty', {
+      hosts: ['ws-faulty'],
+      http: [
+        { match: [{ headers: { 'x-fault': { exact: 'abort' } } }], fault: { abort: { httpStatus: 503 } }, route: [{ destination: { host: 'ws-faulty' } }] },
+        { match: [{ headers: { 'x-fault': { exact: 'delay' } } }], fault: { delay: { fixedDelay: '1s' } }, route: [{ destination: { host: 'ws-faulty' } }] },
+        { route: [{ destination: { host: 'ws-faulty' } }] },
+      ],
+    });
+    await create('destinationrules', 'DestinationRule', 'ws-pool', { host: 'ws-pool', trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1 } } } });
     wp = await startWaypointProcess(api.kubeconfigText, api.dir);
   });
 
@@ -233,6 +252,85 @@ describe('waypoint resilience policies', () => {
     assert.equal(limited?.headers['x-ratelimit-remaining'], '0');
     assert.equal(limited?.headers['x-ratelimit-reset'], '1');
     assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="limited\.demo\.svc\.cluster\.local"[^}]*response_flags="RL"[^}]*response_code="429"/);
+  });
+
+  /** A WebSocket opened through the waypoint: the open socket on 101, else the HTTP answer the upgrade got. */
+  const upgrade = (service: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; ws?: WebSocket }> =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://${service}.demo/`, { headers, createConnection: () => dialWaypoint(wp.ports.listen, dial(service)) } as unknown as WebSocket.ClientOptions);
+      ws.once('open', () => resolve({ status: 101, headers: {}, ws }));
+      ws.once('unexpected-response', (_req, res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers });
+      });
+      ws.once('error', reject);
+    });
+  const echo = (ws: WebSocket, text: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      ws.once('message', (m: Buffer) => resolve(m.toString()));
+      ws.once('error', reject);
+      ws.send(text);
+    });
+
+  test('WebSocket upgrades are rate limited: a bucket of 2 opens two, the third gets 429 RL with x-ratelimit-*', async () => {
+    const opened = [await upgrade('ws-limited'), await upgrade('ws-limited')];
+    try {
+      assert.deepEqual(opened.map((o) => o.status), [101, 101]);
+      assert.equal(await echo(opened[0]!.ws!, 'hi'), '127.0.1.1: hi');
+      const seen = upgradesSeen;
+      const third = await upgrade('ws-limited');
+      assert.equal(third.status, 429);
+      assert.equal(third.headers['x-ratelimit-remaining'], '0');
+      assert.equal(upgradesSeen, seen, 'the refused upgrade never reached the app');
+      assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="ws-limited\.demo\.svc\.cluster\.local"[^}]*response_flags="RL"[^}]*response_code="429"[^}]*\} 1/);
+    } finally {
+      for (const o of opened) o.ws?.terminate();
+    }
+  });
+
+  test('WebSocket upgrades get fault injection: an abort answers 503 FI without reaching the app, a delay holds the upgrade 1 s', async () => {
+    const seen = upgradesSeen;
+    const aborted = await upgrade('ws-faulty', { 'x-fault': 'abort' });
+    assert.equal(aborted.status, 503);
+    assert.equal(upgradesSeen, seen, 'the aborted upgrade never reached the app');
+    const t0 = performance.now();
+    const delayed = await upgrade('ws-faulty', { 'x-fault': 'delay' });
+    const took = performance.now() - t0;
+    try {
+      assert.equal(delayed.status, 101);
+      assert.ok(took >= 1000, `the upgrade opened after ${Math.round(took)} ms, the fault says 1 s`);
+      assert.equal(await echo(delayed.ws!, 'late'), '127.0.1.1: late');
+    } finally {
+      delayed.ws?.terminate();
+    }
+    const t1 = performance.now();
+    const plain = await upgrade('ws-faulty');
+    plain.ws?.terminate();
+    assert.ok(plain.status === 101 && performance.now() - t1 < 800, 'without the header: no fault');
+    const m = await metrics();
+    assert.match(m, /istio_requests_total\{[^}]*destination_service="ws-faulty\.demo\.svc\.cluster\.local"[^}]*response_flags="FI"[^}]*response_code="503"[^}]*\} 1/);
+    assert.match(m, /istio_requests_total\{[^}]*destination_service="ws-faulty\.demo\.svc\.cluster\.local"[^}]*response_flags="DI"[^}]*response_code="101"[^}]*\} 1/);
+  });
+
+  test('WebSocket upgrades hold a connection-pool slot while open: maxConnections 1, 1 pending → the third is 503 UO; closing the first lets the waiting one open', async () => {
+    const first = await upgrade('ws-pool');
+    assert.equal(first.status, 101);
+    const waiting = upgrade('ws-pool');
+    let settled = false;
+    void waiting.then(() => (settled = true), () => (settled = true));
+    await sleep(300);
+    assert.equal(settled, false, 'the second upgrade waits while the first holds the only connection');
+    const third = await upgrade('ws-pool');
+    assert.equal(third.status, 503, 'no room to wait: overflow');
+    first.ws!.close();
+    const second = await waiting;
+    try {
+      assert.equal(second.status, 101, 'the slot freed by the closed WebSocket goes to the waiting upgrade');
+      assert.equal(await echo(second.ws!, 'next'), '127.0.1.1: next');
+    } finally {
+      second.ws?.terminate();
+    }
+    assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="ws-pool\.demo\.svc\.cluster\.local"[^}]*response_flags="UO"[^}]*response_code="503"[^}]*\} 1/);
   });
 
   test('an invalid change keeps the last good policy in force and the status names the field; a valid change applies to the next request', async () => {
