@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect as h2connect } from 'node:http2';
+import { connect as h2connect, createServer as createH2Server, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,6 +26,9 @@ describe('waypoint resilience policies', () => {
   const servers: Server[] = [];
   const vips = new Map<string, string>();
   let upgradesSeen = 0;
+  // the h2c backend's sessions, in the order they were opened: streams carried, GOAWAY received
+  const h2Sessions: Array<{ streams: number; goaway: boolean }> = [];
+  let h2: Http2Server | undefined;
   const dial = (service: string): Dial => ({ destination: { address: vips.get(service)!, port: 80 }, principal: 'spiffe://cluster.local/ns/demo/sa/client' });
   const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${wp.ports.admin}/metrics`)).text();
   const create = (plural: string, kind: string, name: string, spec: object) => custom.createNamespacedCustomObject({ ...NET, plural, body: { apiVersion: 'networking.warren.io/v1', kind, metadata: { name, namespace: NS }, spec } });
@@ -63,6 +66,21 @@ describe('waypoint resilience policies', () => {
       });
     };
     for (const name of ['ratings', 'httpbin', 'limited', 'plain', 'grpc', 'ws-limited', 'ws-faulty', 'ws-pool']) await service(name, ['127.0.1.1']);
+    // An h2c backend on the same port of 127.0.1.4: each stream answered after 100 ms, so concurrent ones overlap.
+    h2 = createH2Server();
+    h2.on('session', (session) => {
+      const seen = { streams: 0, goaway: false };
+      h2Sessions.push(seen);
+      session.on('goaway', () => void (seen.goaway = true));
+      session.on('stream', (stream) => {
+        seen.streams++;
+        stream.resume();
+        setTimeout(() => !stream.destroyed && stream.respond({ ':status': 200 }, { endStream: true }), 100);
+      });
+    });
+    await new Promise<void>((resolve) => h2!.listen(port, '127.0.1.4', resolve));
+    await service('h2plain', ['127.0.1.4']);
+    await service('h2pool', ['127.0.1.4']);
     await service('reviews', ['127.0.1.1', '127.0.1.2', '127.0.1.3']);
     await service('details', ['127.0.1.1', '127.0.1.2']);
     // subsets select endpoints by their pods' labels
@@ -99,6 +117,7 @@ describe('waypoint resilience policies', () => {
         { route: [{ destination: { host: 'ws-faulty' } }] },
       ],
     });
+    await create('destinationrules', 'DestinationRule', 'h2pool', { host: 'h2pool', trafficPolicy: { connectionPool: { http: { maxRequestsPerConnection: 2 } } } });
     await create('destinationrules', 'DestinationRule', 'ws-pool', { host: 'ws-pool', trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1 } } } });
     wp = await startWaypointProcess(api.kubeconfigText, api.dir);
   });
@@ -110,6 +129,7 @@ describe('waypoint resilience policies', () => {
       s.closeAllConnections();
       await new Promise((r) => s.close(() => r(undefined)));
     }
+    await new Promise((r) => (h2 ? h2.close(() => r(undefined)) : r(undefined)));
     await api?.stop();
   });
 
@@ -252,6 +272,36 @@ describe('waypoint resilience policies', () => {
     assert.equal(limited?.headers['x-ratelimit-remaining'], '0');
     assert.equal(limited?.headers['x-ratelimit-reset'], '1');
     assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="limited\.demo\.svc\.cluster\.local"[^}]*response_flags="RL"[^}]*response_code="429"/);
+  });
+
+  test('maxRequestsPerConnection 2 on HTTP/2 upstreams: a session is closed with GOAWAY after 2 streams, its streams in flight finish, new ones go on a new session', async () => {
+    const calls = async (service: string, n: number): Promise<number[]> => {
+      const session = h2connect(`http://${service}.demo`, { createConnection: () => dialWaypoint(wp.ports.listen, dial(service)) });
+      try {
+        return await Promise.all(
+          Array.from({ length: n }, () =>
+            new Promise<number>((resolve, reject) => {
+              const req = session.request({ ':path': '/' });
+              req.on('response', (h) => resolve(Number(h[':status'])));
+              req.on('error', reject);
+              req.resume();
+            }),
+          ),
+        );
+      } finally {
+        session.close();
+      }
+    };
+    const plainFrom = h2Sessions.length;
+    assert.deepEqual(await calls('h2plain', 6), [200, 200, 200, 200, 200, 200]);
+    assert.equal(h2Sessions.length - plainFrom, 1, 'no DestinationRule: one upstream session carries all six streams');
+    const poolFrom = h2Sessions.length;
+    // concurrent: each retired session still has its streams open when it is closed
+    assert.deepEqual(await calls('h2pool', 6), [200, 200, 200, 200, 200, 200], 'every stream answered, none reset by the retirement');
+    const opened = h2Sessions.slice(poolFrom);
+    assert.ok(opened.length >= 3, `six streams at 2 per session need at least 3 new sessions, ${opened.length} opened`);
+    assert.ok(opened.every((x) => x.streams <= 2), `each new session carried at most 2 streams: ${JSON.stringify(opened)}`);
+    assert.ok(opened.filter((x) => x.streams === 2).every((x) => x.goaway), 'each session that reached the limit was closed with GOAWAY');
   });
 
   /** A WebSocket opened through the waypoint: the open socket on 101, else the HTTP answer the upgrade got. */
