@@ -87,3 +87,78 @@ spec:
   rules:
   - from: [{source: {principals: [cluster.local/ns/${DEMO_NAMESPACE}/sa/client]}}]
 `;
+
+/** The waypoint chapter's waypoint (`warren waypoint apply` names it so by default) and the identity its pods carry. */
+export const DEMO_WAYPOINT = 'waypoint';
+export const WAYPOINT_PRINCIPAL = `cluster.local/ns/${DEMO_NAMESPACE}/sa/${DEMO_WAYPOINT}`;
+export const DEMO_L7_POLICY = 'web-read-only';
+
+/**
+ * Behind the waypoint web's agent sees the waypoint's identity, not the
+ * client's (as in Istio ambient), so the L4 policy lets the waypoint in too;
+ * who may do what moves to the L7 policy the waypoint enforces.
+ */
+export const DEMO_POLICY_WITH_WAYPOINT_MANIFEST = DEMO_POLICY_MANIFEST.replace(
+  `principals: [cluster.local/ns/${DEMO_NAMESPACE}/sa/client]`,
+  `principals: [cluster.local/ns/${DEMO_NAMESPACE}/sa/client, ${WAYPOINT_PRINCIPAL}]`,
+);
+
+/** A second version of web (its own Deployment) and a Service per version: what an HTTPRoute's weighted backendRefs name. */
+export const DEMO_CANARY_MANIFEST = `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web-v2, namespace: ${DEMO_NAMESPACE}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web-v2}}
+  template:
+    metadata: {labels: {app: web-v2}}
+    spec:
+      nodeName: node-2
+      serviceAccountName: web
+      containers:
+      - name: web
+        image: hashicorp/http-echo
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-v1, namespace: ${DEMO_NAMESPACE}}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-v2, namespace: ${DEMO_NAMESPACE}}
+spec:
+  selector: {app: web-v2}
+  ports: [{name: http, port: 80, targetPort: http}]
+`;
+
+/** Istio's traffic-shifting task as a Gateway API HTTPRoute on the web Service (GAMMA): 80 % to v1, 20 % to v2. */
+export const DEMO_ROUTE_MANIFEST = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web-canary, namespace: ${DEMO_NAMESPACE}}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web, port: 80}]
+  rules:
+  - backendRefs:
+    - {name: web-v1, port: 80, weight: 80}
+    - {name: web-v2, port: 80, weight: 20}
+`;
+
+/** An L7 policy enforced by the waypoint (targetRefs the Service): the client may read (GET, HEAD), nothing else, nobody else. */
+export const DEMO_L7_POLICY_MANIFEST = `
+apiVersion: security.warren.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ${DEMO_L7_POLICY}, namespace: ${DEMO_NAMESPACE}}
+spec:
+  targetRefs: [{group: "", kind: Service, name: web}]
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/${DEMO_NAMESPACE}/sa/client]}}]
+    to: [{operation: {methods: [GET, HEAD]}}]
+`;
