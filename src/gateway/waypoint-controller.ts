@@ -18,7 +18,7 @@ import {
 import { coalesced } from '../agent/coalesced.js';
 import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
 import { warningEvent } from '../k8s/warning-event.js';
-import { attach, waypointFor, waypointRef, type TrafficKind } from './attachment.js';
+import { attach, waypointFor, waypointRef, type Attachment, type TrafficKind } from './attachment.js';
 import { GATEWAY_GROUP, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_CONTROLLER_NAME } from './constants.js';
 import { TEMPLATE_HASH_ANNOTATION, WAYPOINT_GATEWAY_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, type GatewayObject, type WaypointSettings } from './waypoint-objects.js';
 
@@ -146,23 +146,34 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
     });
   }
 
-  /** Namespaces and Services that name a waypoint which is missing or does not take their traffic. */
+  /**
+   * Namespaces and Services that name a waypoint which is missing, does not take their
+   * traffic, or is another namespace's that does not admit theirs (allowedRoutes).
+   */
   function reportAttachments(waypoints: readonly GatewayObject[]): void {
-    const byKey = new Map(waypoints.map((g) => [key(g), { waypointFor: waypointFor(g.metadata?.labels) }]));
+    const byKey = new Map(waypoints.map((g) => [key(g), { waypointFor: waypointFor(g.metadata?.labels), listeners: g.spec?.listeners }]));
     const nsLabels = new Map(namespaces.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
-    const check = (apiVersion: string, kind: string, object: KubernetesObject, ref: ReturnType<typeof waypointRef>, traffic: TrafficKind): void => {
+    const check = (apiVersion: string, kind: string, object: KubernetesObject, ref: ReturnType<typeof waypointRef>, traffic: TrafficKind, report: ReadonlySet<Attachment['state']>): void => {
       if (ref === undefined) return;
-      const a = attach(ref, traffic, byKey.get(`${ref.namespace}/${ref.name}`));
+      const namespace = object.metadata?.namespace ?? '';
+      const a = attach(ref, traffic, byKey.get(`${ref.namespace}/${ref.name}`), { namespace, namespaceLabels: nsLabels.get(namespace) });
+      if (a.state === 'bound' || !report.has(a.state)) return;
       if (a.state === 'missing') event(apiVersion, kind, object, 'WaypointMissing', `${kind} ${key(object)}: ${a.message}; its traffic is refused until it exists`, `${ref.namespace}/${ref.name}`);
       if (a.state === 'mismatch') event(apiVersion, kind, object, 'WaypointForMismatch', `${kind} ${key(object)}: ${a.message}`, `${ref.namespace}/${ref.name}|${traffic}`);
+      // the dedupe key changes with the Gateway's listeners, so a changed refusal is reported again
+      if (a.state === 'not-allowed') event(apiVersion, kind, object, 'WaypointNotAllowed', `${kind} ${key(object)}: ${a.message}`, `${ref.namespace}/${ref.name}|${JSON.stringify(byKey.get(`${ref.namespace}/${ref.name}`)?.listeners ?? null)}`);
     };
+    const every = new Set<Attachment['state']>(['missing', 'mismatch', 'not-allowed']);
     for (const svc of services.list()) {
       if (svc.metadata?.labels?.[USE_WAYPOINT_LABEL] === undefined && nsLabels.get(svc.metadata?.namespace ?? '')?.[USE_WAYPOINT_LABEL] === undefined) continue;
-      check('v1', 'Service', svc, waypointRef({ namespace: svc.metadata?.namespace ?? '', labels: svc.metadata?.labels ?? {} }, nsLabels.get(svc.metadata?.namespace ?? '')), 'service');
+      check('v1', 'Service', svc, waypointRef({ namespace: svc.metadata?.namespace ?? '', labels: svc.metadata?.labels ?? {} }, nsLabels.get(svc.metadata?.namespace ?? '')), 'service', every);
     }
+    // A namespace's label binds its Services and pods alike, so waypoint-for is checked per Service above, not here.
+    const refusals = new Set<Attachment['state']>(['missing', 'not-allowed']);
     for (const ns of namespaces.list()) {
       const ref = waypointRef({ namespace: ns.metadata?.name ?? '', labels: ns.metadata?.labels ?? {} }, undefined);
-      if (ref !== undefined && !byKey.has(`${ref.namespace}/${ref.name}`)) check('v1', 'Namespace', { ...ns, metadata: { ...ns.metadata, namespace: ns.metadata?.name ?? '' } }, ref, 'service');
+      const kind: TrafficKind = ref !== undefined && byKey.get(`${ref.namespace}/${ref.name}`)?.waypointFor === 'workload' ? 'workload' : 'service';
+      check('v1', 'Namespace', { ...ns, metadata: { ...ns.metadata, namespace: ns.metadata?.name ?? '' } }, ref, kind, refusals);
     }
   }
 

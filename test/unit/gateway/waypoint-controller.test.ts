@@ -64,6 +64,23 @@ test('the controller against an API server: objects made, GatewayClass made, Pro
     await eventually(async () => (await events()).some((e) => e.reason === 'WaypointMissing' && e.involvedObject.name === 'ghost'), 'WaypointMissing on the Service');
     await eventually(async () => (await events()).some((e) => e.reason === 'WaypointForMismatch' && e.involvedObject.name === 'mismatched' && /for workload traffic/.test(e.message ?? '')), 'WaypointForMismatch on the Service');
 
+    // Another namespace's waypoint: only with its listener's consent (allowedRoutes), else a WaypointNotAllowed Event on what binds to it.
+    await core.createNamespace({ body: { metadata: { name: 'bank', labels: { 'warren.io/use-waypoint': 'waypoint', 'warren.io/use-waypoint-namespace': 'shop' } } } });
+    await core.createNamespacedService({ namespace: 'bank', body: { metadata: { name: 'ledger', labels: { 'warren.io/use-waypoint': 'waypoint', 'warren.io/use-waypoint-namespace': 'shop' } }, spec: { ports: [{ port: 80 }] } } });
+    const bankEvents = async () => (await core.listNamespacedEvent({ namespace: 'bank' })).items;
+    const notAllowed = (kind: string) => async () => (await bankEvents()).some((e) => e.reason === 'WaypointNotAllowed' && e.involvedObject.kind === kind && /waypoint shop\/waypoint does not admit namespace bank: listener mesh admits routes from its own namespace shop only/.test(e.message ?? ''));
+    await eventually(notAllowed('Service'), 'WaypointNotAllowed on the Service');
+    await eventually(notAllowed('Namespace'), 'WaypointNotAllowed on the Namespace');
+    const patched = (await custom.patchNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint', body: { spec: { listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE', allowedRoutes: { namespaces: { from: 'All' } } }] } } }, mergePatch)) as { metadata: { generation: number } };
+    // the controllers have seen the consent once they report on that generation
+    const seen = async () => ((await custom.getNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint' })) as { status?: { conditions?: Array<{ type: string; observedGeneration?: number }> } }).status?.conditions?.find((c) => c.type === 'Accepted')?.observedGeneration === patched.metadata.generation;
+    await eventually(seen, 'the Gateway with consent observed');
+    await core.createNamespacedService({ namespace: 'bank', body: { metadata: { name: 'vault', labels: { 'warren.io/use-waypoint': 'waypoint', 'warren.io/use-waypoint-namespace': 'shop' } }, spec: { ports: [{ port: 80 }] } } });
+    // a later binding to a missing waypoint: once its Event is in, the pass that saw vault is done too
+    await core.createNamespacedService({ namespace: 'bank', body: { metadata: { name: 'marker', labels: { 'warren.io/use-waypoint': 'nope' } }, spec: { ports: [{ port: 80 }] } } });
+    await eventually(async () => (await bankEvents()).some((e) => e.reason === 'WaypointMissing' && e.involvedObject.name === 'marker'), 'the pass after vault');
+    assert.ok(!(await bankEvents()).some((e) => e.involvedObject.name === 'vault'), 'with consent (from: All) no Event for a new binding');
+
     // A Gateway the controller cannot run: not accepted, its Deployment removed, so what uses it fails closed.
     await custom.patchNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint', body: { spec: { listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] } } }, mergePatch);
     await eventually(async () => (await gateway()).conditions?.find((c) => c.type === 'Accepted')?.reason === 'ListenersNotValid', 'Accepted False');
