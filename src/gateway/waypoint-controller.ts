@@ -4,6 +4,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   PatchStrategy,
+  PolicyV1Api,
   RbacAuthorizationV1Api,
   setHeaderOptions,
   type KubeConfig,
@@ -12,6 +13,7 @@ import {
   type V1ClusterRoleBinding,
   type V1Deployment,
   type V1Namespace,
+  type V1PodDisruptionBudget,
   type V1Service,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
@@ -20,7 +22,7 @@ import { startResilientInformer, type ResilientInformer } from '../k8s/resilient
 import { warningEvent } from '../k8s/warning-event.js';
 import { attach, waypointFor, waypointRef, type Attachment, type TrafficKind } from './attachment.js';
 import { GATEWAY_GROUP, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_CONTROLLER_NAME } from './constants.js';
-import { TEMPLATE_HASH_ANNOTATION, WAYPOINT_GATEWAY_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, type GatewayObject, type WaypointSettings } from './waypoint-objects.js';
+import { TEMPLATE_HASH_ANNOTATION, WAYPOINT_GATEWAY_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, waypointParameters, type Acceptance, type GatewayObject, type WaypointSettings } from './waypoint-objects.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
 
@@ -62,6 +64,7 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  const policy = kc.makeApiClient(PolicyV1Api);
   const evented = new Set<string>();
   let running: Promise<void> | undefined;
   let again = false;
@@ -102,11 +105,16 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
   async function reconcileGateway(gw: GatewayObject, bindings: readonly V1ClusterRoleBinding[]): Promise<void> {
     const namespace = gw.metadata!.namespace!;
     const name = gw.metadata!.name!;
-    const acceptance = acceptGateway(gw);
+    const listeners = acceptGateway(gw);
+    // Istio's parametersRef ConfigMap, read on each pass (a change to it alone is seen at the next resync)
+    const ref = gw.spec.infrastructure?.parametersRef;
+    const configMap = ref?.group === '' && ref.kind === 'ConfigMap' ? await core.readNamespacedConfigMap({ namespace, name: ref.name }).catch((err: unknown) => (isConflict(err, 404) ? undefined : Promise.reject(err))) : undefined;
+    const parameters = waypointParameters(gw, configMap);
+    const acceptance: Acceptance = !listeners.accepted || parameters.ok ? listeners : { accepted: false, reason: 'InvalidParameters', message: parameters.message };
     const deployment = deployments.list().find((d) => key(d) === key(gw));
     const service = services.list().find((s) => key(s) === key(gw) && s.metadata?.labels?.[MANAGED_LABEL] === MANAGED_VALUE);
-    if (acceptance.accepted) {
-      const made = waypointObjects(gw, settings);
+    if (acceptance.accepted && parameters.ok) {
+      const made = waypointObjects(gw, settings, parameters.parameters);
       const sa = await core.readNamespacedServiceAccount({ namespace, name }).catch((err: unknown) => (isConflict(err, 404) ? undefined : Promise.reject(err)));
       await apply<V1ServiceAccount>('ServiceAccount', made.serviceAccount, sa, {
         create: () => core.createNamespacedServiceAccount({ namespace, body: made.serviceAccount }),
@@ -126,6 +134,20 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
         // The ClusterIP is the API server's: keep it.
         replace: (body) => core.replaceNamespacedService({ namespace, name, body: { ...body, spec: { ...body.spec, ...(service?.spec?.clusterIP ? { clusterIP: service.spec.clusterIP } : {}), ...(service?.spec?.clusterIPs ? { clusterIPs: service.spec.clusterIPs } : {}) } } }),
       });
+      const budget = await policy.readNamespacedPodDisruptionBudget({ namespace, name }).catch((err: unknown) => (isConflict(err, 404) ? undefined : Promise.reject(err)));
+      if (made.disruptionBudget !== undefined) {
+        const body = made.disruptionBudget;
+        await apply<V1PodDisruptionBudget>('PodDisruptionBudget', body, budget, {
+          create: () => policy.createNamespacedPodDisruptionBudget({ namespace, body }),
+          replace: (b) => policy.replaceNamespacedPodDisruptionBudget({ namespace, name, body: b }),
+        });
+      } else if (budget?.metadata?.labels?.[MANAGED_LABEL] === MANAGED_VALUE) {
+        // one replica: a budget of minAvailable 1 would block every drain of its node
+        await policy.deleteNamespacedPodDisruptionBudget({ namespace, name }).then(
+          () => log('waypoint PodDisruptionBudget deleted: one replica', { object: key(gw) }),
+          (err: unknown) => (isConflict(err, 404) ? undefined : Promise.reject(err)),
+        );
+      }
     } else if (deployment !== undefined) {
       // Not accepted: nothing may serve as this waypoint, so what uses it fails closed.
       await apps.deleteNamespacedDeployment({ namespace, name }).catch((err: unknown) => (isConflict(err, 404) ? undefined : Promise.reject(err)));

@@ -53,7 +53,7 @@ rootTest('warren demo on a fresh machine: every step shows its evidence, exit 0,
     assert.match(out, /client {3}DELETE http:\/\/web\/orders\/1: HTTP 403 .*\(not from the app\)/);
     assert.match(out, /client-b GET {4}http:\/\/web\/orders\/1: HTTP 403 .*\(not from the app\)/);
     assert.match(out, /\$ warren policies explain --from demo\/client-[a-z0-9-]+ --to demo\/web-[a-z0-9-]+:8080 --method DELETE --path \/orders\/1/);
-    assert.match(out, /^L7 DELETE \/orders\/1:\n\s+DENY\s+at waypoint demo\/waypoint .*demo\/web-read-only/m, 'explain names the waypoint and the L7 policy');
+    assert.match(out, /^\s+L7 DELETE \/orders\/1:\n\s+DENY\s+at waypoint demo\/waypoint .*demo\/web-read-only/m, 'explain names the waypoint and the L7 policy');
     assert.match(out, /istio_requests_total\{reporter="waypoint",destination_service_name="web",response_code="403"\} [1-9]/);
     assert.match(out, /every step did what it said/);
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, PolicyV1Api, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
 import { startWaypointController } from '../../../src/gateway/waypoint-controller.js';
 import { waypointGateway } from '../../../src/cli/waypoint.js';
 import { typedCrds } from '../../../src/policy/crd-manifests.js';
@@ -90,6 +90,51 @@ test('the controller against an API server: objects made, GatewayClass made, Pro
     await eventually(async () => (await bindings()).length === 0, 'no waypoint rights left once the Gateways are gone');
   } finally {
     for (const c of controllers) await c.stop();
+    await api.stop();
+  }
+});
+
+test('replicas from the parametersRef ConfigMap: the Deployment scaled, a PodDisruptionBudget (minAvailable 1) while above one, removed at one; a missing ConfigMap is InvalidParameters', async () => {
+  const api = await startTestApiServer();
+  let controller: { stop(): Promise<void> } | undefined;
+  try {
+    const ext = api.kc.makeApiClient(ApiextensionsV1Api);
+    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
+    const core = api.kc.makeApiClient(CoreV1Api);
+    const apps = api.kc.makeApiClient(AppsV1Api);
+    const custom = api.kc.makeApiClient(CustomObjectsApi);
+    const policy = api.kc.makeApiClient(PolicyV1Api);
+    await core.createNamespace({ body: { metadata: { name: 'shop' } } });
+    const params = (replicas: number) => ({ metadata: { name: 'waypoint-params', namespace: 'shop' }, data: { deployment: `spec:\n  replicas: ${replicas}\n` } });
+    await core.createNamespacedConfigMap({ namespace: 'shop', body: params(3) });
+    const gw = waypointGateway('shop', 'waypoint', 'service');
+    await custom.createNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', body: { ...gw, spec: { ...gw.spec, infrastructure: { parametersRef: { group: '', kind: 'ConfigMap', name: 'waypoint-params' } } } } });
+    const c = startWaypointController(api.kc, { image: 'ghcr.io/warren-mesh/warren:0.1.0' }, () => undefined, 'ca-1');
+    controller = c;
+    await c.synced;
+    const replicas = async () => (await apps.readNamespacedDeployment({ namespace: 'shop', name: 'waypoint' }).catch(() => undefined))?.spec?.replicas;
+    const budget = () => policy.readNamespacedPodDisruptionBudget({ namespace: 'shop', name: 'waypoint' }).catch(() => undefined);
+    await eventually(async () => (await replicas()) === 3, 'the Deployment with 3 replicas');
+    await eventually(async () => (await budget()) !== undefined, 'the PodDisruptionBudget');
+    const pdb = (await budget())!;
+    assert.equal(pdb.spec?.minAvailable, 1);
+    assert.deepEqual(pdb.spec?.selector?.matchLabels, { 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
+    assert.equal(pdb.metadata?.ownerReferences?.[0]?.kind, 'Gateway');
+
+    // one replica: the budget goes (the ConfigMap alone changed, so the next pass — here a Gateway label — applies it)
+    await core.replaceNamespacedConfigMap({ namespace: 'shop', name: 'waypoint-params', body: params(1) });
+    await custom.patchNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint', body: { metadata: { labels: { touched: '1' } } } }, mergePatch);
+    await eventually(async () => (await replicas()) === 1 && (await budget()) === undefined, 'one replica, no PodDisruptionBudget');
+
+    // the ConfigMap gone: not accepted, InvalidParameters naming the reference, and nothing runs as this waypoint
+    await core.deleteNamespacedConfigMap({ namespace: 'shop', name: 'waypoint-params' });
+    await custom.patchNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint', body: { metadata: { labels: { touched: '2' } } } }, mergePatch);
+    const accepted = async () => ((await custom.getNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint' })) as { status?: Status }).status?.conditions?.find((x) => x.type === 'Accepted');
+    await eventually(async () => (await accepted())?.reason === 'InvalidParameters', 'Accepted False InvalidParameters');
+    assert.match((await accepted())!.message, /spec\.infrastructure\.parametersRef: ConfigMap shop\/waypoint-params not found/);
+    await eventually(async () => (await replicas()) === undefined, 'the Deployment removed');
+  } finally {
+    await controller?.stop();
     await api.stop();
   }
 });
