@@ -359,21 +359,8 @@ rootTest(`waypoint L7 end to end (--dataplane ${dataplane}): the real warren way
 
     await t.test('gRPC through the waypoint: a GRPCRoute routes unary and server-stream calls over h2c, grpc-status in the trailers, counted by grpc_response_status', async () => {
       const grpcVip = (await core.readNamespacedService({ namespace: 'shop', name: 'grpc' })).spec!.clusterIP!;
-      await custom.createNamespacedCustomObject({
-        group: 'gateway.networking.k8s.io',
-        version: 'v1',
-        plural: 'grpcroutes',
-        namespace: 'shop',
-        body: {
-          apiVersion: 'gateway.networking.k8s.io/v1',
-          kind: 'GRPCRoute',
-          metadata: { name: 'echo', namespace: 'shop' },
-          spec: {
-            parentRefs: [{ group: '', kind: 'Service', name: 'grpc', port: 9090 }],
-            rules: [{ matches: ['Unary', 'Stream', 'Status'].map((method) => ({ method: { service: 'echo.Echo', method } })), backendRefs: [{ name: 'grpc', port: 9090 }] }],
-          },
-        },
-      });
+      const echoRoute = { parentRefs: [{ group: '', kind: 'Service', name: 'grpc', port: 9090 }], rules: [{ matches: ['Unary', 'Stream', 'Status'].map((method) => ({ method: { service: 'echo.Echo', method } })), backendRefs: [{ name: 'grpc', port: 9090 }] }] };
+      await custom.createNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'grpcroutes', namespace: 'shop', body: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', metadata: { name: 'echo', namespace: 'shop' }, spec: echoRoute } });
       // One h2c connection from the client pod (prior knowledge, as gRPC clients speak cleartext); its streams are the calls.
       const socket = await connectFromNetns({ netns: `/var/run/netns/${clientNs}`, host: grpcVip, port: 9090, mark: 0, timeoutMs: 3000 });
       const session = h2connect(`http://${grpcVip}:9090`, { createConnection: () => socket });

@@ -13,6 +13,36 @@ export const IDENTITY = {
   web: `spiffe://cluster.local/ns/${DEMO_NAMESPACE}/sa/web`,
 } as const;
 
+/** The web app on node-2 as service account web (http-echo answers with its pod's name): Deployment `name`, pods labelled app=`name`. */
+function webDeployment(name: string): string {
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}, namespace: ${DEMO_NAMESPACE}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec:
+      nodeName: node-2
+      serviceAccountName: web
+      containers:
+      - name: web
+        image: hashicorp/http-echo
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}`;
+}
+
+/** Service `name` on port 80 over the pods labelled app=`app`. */
+function webService(name: string, app: string): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: ${DEMO_NAMESPACE}}
+spec:
+  selector: {app: ${app}}
+  ports: [{name: http, port: 80, targetPort: http}]`;
+}
+
 export const DEMO_MANIFEST = `
 apiVersion: v1
 kind: Namespace
@@ -30,29 +60,9 @@ apiVersion: v1
 kind: ServiceAccount
 metadata: {name: web, namespace: ${DEMO_NAMESPACE}}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ${DEMO_NAMESPACE}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      nodeName: node-2
-      serviceAccountName: web
-      containers:
-      - name: web
-        image: hashicorp/http-echo
-        ports: [{containerPort: 8080, name: http}]
-        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+${webDeployment('web')}
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: ${DEMO_NAMESPACE}}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
+${webService('web', 'web')}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -105,36 +115,11 @@ export const DEMO_POLICY_WITH_WAYPOINT_MANIFEST = DEMO_POLICY_MANIFEST.replace(
 
 /** A second version of web (its own Deployment) and a Service per version: what an HTTPRoute's weighted backendRefs name. */
 export const DEMO_CANARY_MANIFEST = `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-v2, namespace: ${DEMO_NAMESPACE}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web-v2}}
-  template:
-    metadata: {labels: {app: web-v2}}
-    spec:
-      nodeName: node-2
-      serviceAccountName: web
-      containers:
-      - name: web
-        image: hashicorp/http-echo
-        ports: [{containerPort: 8080, name: http}]
-        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+${webDeployment('web-v2')}
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: web-v1, namespace: ${DEMO_NAMESPACE}}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
+${webService('web-v1', 'web')}
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: ${DEMO_NAMESPACE}}
-spec:
-  selector: {app: web-v2}
-  ports: [{name: http, port: 80, targetPort: http}]
+${webService('web-v2', 'web-v2')}
 `;
 
 /** Istio's traffic-shifting task as a Gateway API HTTPRoute on the web Service (GAMMA): 80 % to v1, 20 % to v2. */

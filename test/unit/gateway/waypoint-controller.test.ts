@@ -8,19 +8,23 @@ import { eventually, startTestApiServer } from '../../helpers/apiserver.js';
 
 const GATEWAYS = { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' };
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** An API server with warren's CRDs and namespace shop, and the clients the tests use. */
+async function world() {
+  const api = await startTestApiServer();
+  const ext = api.kc.makeApiClient(ApiextensionsV1Api);
+  for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
+  const core = api.kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: 'shop' } } });
+  return { api, core, apps: api.kc.makeApiClient(AppsV1Api), custom: api.kc.makeApiClient(CustomObjectsApi) };
+}
+
 type Status = { conditions?: Array<{ type: string; status: string; reason: string; message: string }>; addresses?: Array<{ type: string; value: string }> };
 
 test('the controller against an API server: objects made, GatewayClass made, Programmed with the address when ready, False with a Warning Event when not, Events for missing and mismatched waypoints', async () => {
-  const api = await startTestApiServer();
+  const { api, core, apps, custom } = await world();
   const log: string[] = [];
   const controllers: Array<{ stop(): Promise<void> }> = [];
   try {
-    const ext = api.kc.makeApiClient(ApiextensionsV1Api);
-    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
-    const core = api.kc.makeApiClient(CoreV1Api);
-    const apps = api.kc.makeApiClient(AppsV1Api);
-    const custom = api.kc.makeApiClient(CustomObjectsApi);
-    await core.createNamespace({ body: { metadata: { name: 'shop' } } });
     await custom.createNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', body: waypointGateway('shop', 'waypoint', 'service') });
     // Two replicas, as deploy/10-ca.yaml runs: their writes must not fight.
     for (const instance of ['ca-1', 'ca-2']) {
@@ -95,16 +99,10 @@ test('the controller against an API server: objects made, GatewayClass made, Pro
 });
 
 test('replicas from the parametersRef ConfigMap: the Deployment scaled, a PodDisruptionBudget (minAvailable 1) while above one, removed at one; a missing ConfigMap is InvalidParameters', async () => {
-  const api = await startTestApiServer();
+  const { api, core, apps, custom } = await world();
+  const policy = api.kc.makeApiClient(PolicyV1Api);
   let controller: { stop(): Promise<void> } | undefined;
   try {
-    const ext = api.kc.makeApiClient(ApiextensionsV1Api);
-    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
-    const core = api.kc.makeApiClient(CoreV1Api);
-    const apps = api.kc.makeApiClient(AppsV1Api);
-    const custom = api.kc.makeApiClient(CustomObjectsApi);
-    const policy = api.kc.makeApiClient(PolicyV1Api);
-    await core.createNamespace({ body: { metadata: { name: 'shop' } } });
     const params = (replicas: number) => ({ metadata: { name: 'waypoint-params', namespace: 'shop' }, data: { deployment: `spec:\n  replicas: ${replicas}\n` } });
     await core.createNamespacedConfigMap({ namespace: 'shop', body: params(3) });
     const gw = waypointGateway('shop', 'waypoint', 'service');
