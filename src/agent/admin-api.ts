@@ -26,8 +26,9 @@ export interface AdminState {
 }
 
 /**
- * Services whose waypoint cannot take their traffic (docs/architecture.md §13): missing or
- * without a ready pod (refused), or not for service traffic (waypoint-for: not used).
+ * Services whose waypoint cannot take their traffic (docs/architecture.md §13): missing,
+ * without a ready pod, or another namespace's that does not admit theirs (refused), or not
+ * for service traffic (waypoint-for: not used).
  */
 export function waypointProblems(w: WaypointIndex): Array<{ service: string; waypoint: string; problem: string }> {
   return w.serviceBindings().flatMap(({ service, binding: b }) => {

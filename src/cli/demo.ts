@@ -21,6 +21,9 @@ simulator's tools and tcpdump must be installed: ./scripts/demo.sh does that):
   - an AuthorizationPolicy lets only the client in: the second client is reset,
     and \`warren policies explain\` says why
   - an excerpt of the agent's Istio metrics
+  - an L7 waypoint for web: an HTTPRoute splits 100 requests 80/20 between two
+    versions, an L7 AuthorizationPolicy lets the client GET but not DELETE (403),
+    and \`warren policies explain --method DELETE\` says why
 Then everything is removed (the cluster if the demo started it, else the
 namespace ${DEMO_NAMESPACE}) unless --keep. Exit code 0 only if every step did what it says.
 
@@ -36,6 +39,7 @@ function nextCommands(stateDir: string, captureDir: string): string {
   return `${env}  warren sim kubectl get pods -n ${DEMO_NAMESPACE} -o wide
   warren workloads                        # enrolled pods and their SPIFFE identities
   warren policies                         # the AuthorizationPolicy in force
+  warren waypoint status -n ${DEMO_NAMESPACE} --kubeconfig ${stateDir}/kubeconfig   # the waypoint's conditions
   warren connections                      # captured connections and HBONE tunnels per pod
   warren sim logs node/node-2             # the agent's log; access log lines have "msg":"connection"
   warren sim exec ${DEMO_NAMESPACE}/client-b -- getent hosts web

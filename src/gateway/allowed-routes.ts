@@ -55,20 +55,28 @@ function refusal(listener: Listener, gatewayNamespace: string, routeNamespace: s
 }
 
 /**
- * Whether a route in `routeNamespace` may attach to `gateway` (a Gateway
- * object as the API returns it). A listener that cannot be read admits
- * nothing; a Gateway that cannot be read admits only its own namespace's
- * routes (the default), so a malformed Gateway never widens attachment.
+ * Why no listener of `gateway` (a Gateway object as the API returns it)
+ * admits `namespace`, one reason per listener; undefined when one does. A
+ * listener that cannot be read admits nothing; a Gateway that cannot be read
+ * admits only its own namespace (the default), so a malformed Gateway never
+ * widens attachment. Routes (below) and waypoint bindings by label
+ * (src/gateway/attachment.ts) both ask it.
  */
-export function admitsRoute(gateway: unknown, gatewayNamespace: string, routeNamespace: string, namespaceLabels: Readonly<Record<string, string>> | undefined): RouteAdmission {
+export function listenerRefusals(gateway: unknown, gatewayNamespace: string, namespace: string, namespaceLabels: Readonly<Record<string, string>> | undefined): string[] | undefined {
   const gw = gatewaySchema.safeParse(gateway);
   const raw = gw.success ? gw.data.spec.listeners : [{ name: 'mesh' }];
   const reasons: string[] = [];
   for (const [i, l] of raw.entries()) {
     const listener = listenerSchema.safeParse(l);
-    const why = listener.success ? refusal(listener.data, gatewayNamespace, routeNamespace, namespaceLabels) : `spec.listeners.${i}.allowedRoutes cannot be read: the listener admits no route`;
-    if (why === undefined) return { allowed: true };
+    const why = listener.success ? refusal(listener.data, gatewayNamespace, namespace, namespaceLabels) : `spec.listeners.${i}.allowedRoutes cannot be read: the listener admits no route`;
+    if (why === undefined) return undefined;
     reasons.push(why);
   }
-  return { allowed: false, message: `route in namespace ${routeNamespace} is not allowed by the listeners of Gateway ${gatewayNamespace}: ${reasons.join('; ') || 'it has none'}` };
+  return reasons.length > 0 ? reasons : ['it has none'];
+}
+
+/** Whether a route in `routeNamespace` may attach to `gateway`. */
+export function admitsRoute(gateway: unknown, gatewayNamespace: string, routeNamespace: string, namespaceLabels: Readonly<Record<string, string>> | undefined): RouteAdmission {
+  const reasons = listenerRefusals(gateway, gatewayNamespace, routeNamespace, namespaceLabels);
+  return reasons === undefined ? { allowed: true } : { allowed: false, message: `route in namespace ${routeNamespace} is not allowed by the listeners of Gateway ${gatewayNamespace}: ${reasons.join('; ')}` };
 }

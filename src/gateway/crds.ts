@@ -99,7 +99,7 @@ const gatewaySpec = obj(
       ),
     ),
     addresses: list(obj({ type: str, value: str }, ['value'])),
-    infrastructure: obj({ labels: { type: 'object', additionalProperties: str }, annotations: { type: 'object', additionalProperties: str } }),
+    infrastructure: obj({ labels: { type: 'object', additionalProperties: str }, annotations: { type: 'object', additionalProperties: str }, parametersRef: obj({ group: str, kind: str, name: str }, ['group', 'kind', 'name']) }),
   },
   ['gatewayClassName', 'listeners'],
 );

@@ -4,6 +4,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   PatchStrategy,
+  PolicyV1Api,
   RbacAuthorizationV1Api,
   setHeaderOptions,
   type KubeConfig,
@@ -12,15 +13,16 @@ import {
   type V1ClusterRoleBinding,
   type V1Deployment,
   type V1Namespace,
+  type V1PodDisruptionBudget,
   type V1Service,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { coalesced } from '../agent/coalesced.js';
 import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
 import { warningEvent } from '../k8s/warning-event.js';
-import { attach, waypointFor, waypointRef, type TrafficKind } from './attachment.js';
+import { attach, waypointFor, waypointRef, type Attachment, type TrafficKind } from './attachment.js';
 import { GATEWAY_GROUP, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_CONTROLLER_NAME } from './constants.js';
-import { TEMPLATE_HASH_ANNOTATION, WAYPOINT_GATEWAY_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, type GatewayObject, type WaypointSettings } from './waypoint-objects.js';
+import { TEMPLATE_HASH_ANNOTATION, WAYPOINT_GATEWAY_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, waypointParameters, type Acceptance, type GatewayObject, type WaypointSettings } from './waypoint-objects.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
 
@@ -62,6 +64,7 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  const policy = kc.makeApiClient(PolicyV1Api);
   const evented = new Set<string>();
   let running: Promise<void> | undefined;
   let again = false;
@@ -102,11 +105,16 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
   async function reconcileGateway(gw: GatewayObject, bindings: readonly V1ClusterRoleBinding[]): Promise<void> {
     const namespace = gw.metadata!.namespace!;
     const name = gw.metadata!.name!;
-    const acceptance = acceptGateway(gw);
+    const listeners = acceptGateway(gw);
+    // Istio's parametersRef ConfigMap, read on each pass (a change to it alone is seen at the next resync)
+    const ref = gw.spec.infrastructure?.parametersRef;
+    const configMap = ref?.group === '' && ref.kind === 'ConfigMap' ? await core.readNamespacedConfigMap({ namespace, name: ref.name }).catch((err: unknown) => (isConflict(err, 404) ? undefined : Promise.reject(err))) : undefined;
+    const parameters = waypointParameters(gw, configMap);
+    const acceptance: Acceptance = !listeners.accepted || parameters.ok ? listeners : { accepted: false, reason: 'InvalidParameters', message: parameters.message };
     const deployment = deployments.list().find((d) => key(d) === key(gw));
     const service = services.list().find((s) => key(s) === key(gw) && s.metadata?.labels?.[MANAGED_LABEL] === MANAGED_VALUE);
-    if (acceptance.accepted) {
-      const made = waypointObjects(gw, settings);
+    if (acceptance.accepted && parameters.ok) {
+      const made = waypointObjects(gw, settings, parameters.parameters);
       const sa = await core.readNamespacedServiceAccount({ namespace, name }).catch((err: unknown) => (isConflict(err, 404) ? undefined : Promise.reject(err)));
       await apply<V1ServiceAccount>('ServiceAccount', made.serviceAccount, sa, {
         create: () => core.createNamespacedServiceAccount({ namespace, body: made.serviceAccount }),
@@ -126,6 +134,20 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
         // The ClusterIP is the API server's: keep it.
         replace: (body) => core.replaceNamespacedService({ namespace, name, body: { ...body, spec: { ...body.spec, ...(service?.spec?.clusterIP ? { clusterIP: service.spec.clusterIP } : {}), ...(service?.spec?.clusterIPs ? { clusterIPs: service.spec.clusterIPs } : {}) } } }),
       });
+      const budget = await policy.readNamespacedPodDisruptionBudget({ namespace, name }).catch((err: unknown) => (isConflict(err, 404) ? undefined : Promise.reject(err)));
+      if (made.disruptionBudget !== undefined) {
+        const body = made.disruptionBudget;
+        await apply<V1PodDisruptionBudget>('PodDisruptionBudget', body, budget, {
+          create: () => policy.createNamespacedPodDisruptionBudget({ namespace, body }),
+          replace: (b) => policy.replaceNamespacedPodDisruptionBudget({ namespace, name, body: b }),
+        });
+      } else if (budget?.metadata?.labels?.[MANAGED_LABEL] === MANAGED_VALUE) {
+        // one replica: a budget of minAvailable 1 would block every drain of its node
+        await policy.deleteNamespacedPodDisruptionBudget({ namespace, name }).then(
+          () => log('waypoint PodDisruptionBudget deleted: one replica', { object: key(gw) }),
+          (err: unknown) => (isConflict(err, 404) ? undefined : Promise.reject(err)),
+        );
+      }
     } else if (deployment !== undefined) {
       // Not accepted: nothing may serve as this waypoint, so what uses it fails closed.
       await apps.deleteNamespacedDeployment({ namespace, name }).catch((err: unknown) => (isConflict(err, 404) ? undefined : Promise.reject(err)));
@@ -146,23 +168,34 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
     });
   }
 
-  /** Namespaces and Services that name a waypoint which is missing or does not take their traffic. */
+  /**
+   * Namespaces and Services that name a waypoint which is missing, does not take their
+   * traffic, or is another namespace's that does not admit theirs (allowedRoutes).
+   */
   function reportAttachments(waypoints: readonly GatewayObject[]): void {
-    const byKey = new Map(waypoints.map((g) => [key(g), { waypointFor: waypointFor(g.metadata?.labels) }]));
+    const byKey = new Map(waypoints.map((g) => [key(g), { waypointFor: waypointFor(g.metadata?.labels), listeners: g.spec?.listeners }]));
     const nsLabels = new Map(namespaces.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
-    const check = (apiVersion: string, kind: string, object: KubernetesObject, ref: ReturnType<typeof waypointRef>, traffic: TrafficKind): void => {
+    const check = (apiVersion: string, kind: string, object: KubernetesObject, ref: ReturnType<typeof waypointRef>, traffic: TrafficKind, report: ReadonlySet<Attachment['state']>): void => {
       if (ref === undefined) return;
-      const a = attach(ref, traffic, byKey.get(`${ref.namespace}/${ref.name}`));
+      const namespace = object.metadata?.namespace ?? '';
+      const a = attach(ref, traffic, byKey.get(`${ref.namespace}/${ref.name}`), { namespace, namespaceLabels: nsLabels.get(namespace) });
+      if (a.state === 'bound' || !report.has(a.state)) return;
       if (a.state === 'missing') event(apiVersion, kind, object, 'WaypointMissing', `${kind} ${key(object)}: ${a.message}; its traffic is refused until it exists`, `${ref.namespace}/${ref.name}`);
       if (a.state === 'mismatch') event(apiVersion, kind, object, 'WaypointForMismatch', `${kind} ${key(object)}: ${a.message}`, `${ref.namespace}/${ref.name}|${traffic}`);
+      // the dedupe key changes with the Gateway's listeners, so a changed refusal is reported again
+      if (a.state === 'not-allowed') event(apiVersion, kind, object, 'WaypointNotAllowed', `${kind} ${key(object)}: ${a.message}`, `${ref.namespace}/${ref.name}|${JSON.stringify(byKey.get(`${ref.namespace}/${ref.name}`)?.listeners ?? null)}`);
     };
+    const every = new Set<Attachment['state']>(['missing', 'mismatch', 'not-allowed']);
     for (const svc of services.list()) {
       if (svc.metadata?.labels?.[USE_WAYPOINT_LABEL] === undefined && nsLabels.get(svc.metadata?.namespace ?? '')?.[USE_WAYPOINT_LABEL] === undefined) continue;
-      check('v1', 'Service', svc, waypointRef({ namespace: svc.metadata?.namespace ?? '', labels: svc.metadata?.labels ?? {} }, nsLabels.get(svc.metadata?.namespace ?? '')), 'service');
+      check('v1', 'Service', svc, waypointRef({ namespace: svc.metadata?.namespace ?? '', labels: svc.metadata?.labels ?? {} }, nsLabels.get(svc.metadata?.namespace ?? '')), 'service', every);
     }
+    // A namespace's label binds its Services and pods alike, so waypoint-for is checked per Service above, not here.
+    const refusals = new Set<Attachment['state']>(['missing', 'not-allowed']);
     for (const ns of namespaces.list()) {
       const ref = waypointRef({ namespace: ns.metadata?.name ?? '', labels: ns.metadata?.labels ?? {} }, undefined);
-      if (ref !== undefined && !byKey.has(`${ref.namespace}/${ref.name}`)) check('v1', 'Namespace', { ...ns, metadata: { ...ns.metadata, namespace: ns.metadata?.name ?? '' } }, ref, 'service');
+      const kind: TrafficKind = ref !== undefined && byKey.get(`${ref.namespace}/${ref.name}`)?.waypointFor === 'workload' ? 'workload' : 'service';
+      check('v1', 'Namespace', { ...ns, metadata: { ...ns.metadata, namespace: ns.metadata?.name ?? '' } }, ref, kind, refusals);
     }
   }
 

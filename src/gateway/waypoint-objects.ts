@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { KubernetesObject, V1ClusterRoleBinding, V1Deployment, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
+import { loadYaml, type KubernetesObject, type V1ClusterRoleBinding, type V1ConfigMap, type V1Deployment, type V1PodDisruptionBudget, type V1Service, type V1ServiceAccount } from '@kubernetes/client-node';
+import { z } from 'zod';
 import { DATAPLANE_MODE_LABEL } from '../k8s/enrollment.js';
 import { waypointFor } from './attachment.js';
 import { GATEWAY_GROUP, GATEWAY_NAME_LABEL, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_FOR_LABEL, WAYPOINT_PORTS, WAYPOINT_PROXY_ADDRESS } from './constants.js';
@@ -9,7 +10,7 @@ export interface GatewayObject extends KubernetesObject {
   spec: {
     gatewayClassName: string;
     listeners: Array<{ name: string; port: number; protocol: string }>;
-    infrastructure?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+    infrastructure?: { labels?: Record<string, string>; annotations?: Record<string, string>; parametersRef?: { group: string; kind: string; name: string } };
   };
   status?: { conditions?: Condition[]; addresses?: Array<{ type: string; value: string }> };
 }
@@ -51,6 +52,50 @@ export function acceptGateway(gw: GatewayObject): Acceptance {
   return { accepted: true };
 }
 
+/** What a Gateway's parameters may set (Istio's `deployment` key of its parametersRef ConfigMap; only the replica count here). */
+export interface WaypointParameters {
+  replicas: number;
+}
+
+/** A waypoint's replicas are bounded: a typo must not start a thousand pods. */
+export const MAX_WAYPOINT_REPLICAS = 32;
+
+const deploymentOverlay = z.strictObject({ spec: z.strictObject({ replicas: z.number().int().min(1).max(MAX_WAYPOINT_REPLICAS).optional() }).optional() });
+
+export type ParametersResult = { ok: true; parameters: WaypointParameters } | { ok: false; message: string };
+
+/**
+ * A Gateway's parameters as Istio reads a waypoint's
+ * (`spec.infrastructure.parametersRef` to a ConfigMap in the Gateway's
+ * namespace whose `deployment` key is YAML overlaid on the Deployment; only
+ * `spec.replicas` is taken here, anything else is refused, naming it).
+ * `configMap` is the referenced one as read (undefined: not found). No
+ * reference: one replica. Refusals become Accepted False InvalidParameters,
+ * as Gateway API asks for a reference that cannot be used.
+ */
+export function waypointParameters(gw: GatewayObject, configMap: V1ConfigMap | undefined): ParametersResult {
+  const ref = gw.spec.infrastructure?.parametersRef;
+  if (ref === undefined) return { ok: true, parameters: { replicas: 1 } };
+  const at = 'spec.infrastructure.parametersRef';
+  if (ref.group !== '' || ref.kind !== 'ConfigMap') return { ok: false, message: `${at}: ${ref.group || 'core'}/${ref.kind} is not supported (a ConfigMap, group "")` };
+  if (configMap === undefined) return { ok: false, message: `${at}: ConfigMap ${gw.metadata?.namespace}/${ref.name} not found` };
+  const text = configMap.data?.deployment;
+  if (text === undefined) return { ok: true, parameters: { replicas: 1 } };
+  let doc: unknown;
+  try {
+    doc = loadYaml(text);
+  } catch (err) {
+    return { ok: false, message: `ConfigMap ${ref.name} data.deployment is not YAML: ${(err as Error).message.split('\n')[0]}` };
+  }
+  const parsed = deploymentOverlay.safeParse(doc ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = [...issue.path, ...(issue.code === 'unrecognized_keys' ? [issue.keys[0]] : [])].join('.');
+    return { ok: false, message: `ConfigMap ${ref.name} data.deployment: ${field}: ${issue.code === 'unrecognized_keys' ? 'not supported (only spec.replicas)' : issue.message}` };
+  }
+  return { ok: true, parameters: { replicas: parsed.data.spec?.replicas ?? 1 } };
+}
+
 const hashOf = (value: unknown): string => createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
 
 export interface WaypointObjects {
@@ -59,6 +104,8 @@ export interface WaypointObjects {
   service: V1Service;
   /** cluster-scoped, so it cannot be owned by the Gateway: the controller removes it when the Gateway is gone */
   binding: V1ClusterRoleBinding;
+  /** with more than one replica: minAvailable 1, so a voluntary disruption (a node drain) never takes the last ready pod */
+  disruptionBudget?: V1PodDisruptionBudget;
 }
 
 /** ClusterRole (deploy/10-ca.yaml) of what a waypoint reads: the cluster view, its routes, the policies aimed at it. */
@@ -75,10 +122,12 @@ export const waypointBindingName = (namespace: string, name: string): string => 
  * ServiceAccount (the waypoint's identity, spiffe://<td>/ns/<ns>/sa/<name>),
  * a Deployment of `warren waypoint-proxy` whose pods are enrolled in the
  * mesh (their node's agent terminates HBONE for them and captures their
- * upstream connections) and never use a waypoint themselves, and a Service
- * with the mesh port 15008 and the status port 15021.
+ * upstream connections) and never use a waypoint themselves (its replica
+ * count from the Gateway's parameters), a Service with the mesh port 15008
+ * and the status port 15021, and with more than one replica a
+ * PodDisruptionBudget (minAvailable 1), as Istio makes for its waypoints.
  */
-export function waypointObjects(gw: GatewayObject, settings: WaypointSettings): WaypointObjects {
+export function waypointObjects(gw: GatewayObject, settings: WaypointSettings, parameters: WaypointParameters = { replicas: 1 }): WaypointObjects {
   const name = gw.metadata!.name!;
   const namespace = gw.metadata!.namespace!;
   const selector = { [GATEWAY_NAME_LABEL]: name };
@@ -93,7 +142,7 @@ export function waypointObjects(gw: GatewayObject, settings: WaypointSettings): 
   });
   const podLabels = { ...labels, [DATAPLANE_MODE_LABEL]: 'ambient', [USE_WAYPOINT_LABEL]: 'none' };
   const deploymentSpec = {
-    replicas: 1,
+    replicas: parameters.replicas,
     selector: { matchLabels: selector },
     template: {
       metadata: { labels: podLabels, annotations: gw.spec.infrastructure?.annotations ?? {} },
@@ -124,6 +173,7 @@ export function waypointObjects(gw: GatewayObject, settings: WaypointSettings): 
       { name: 'status-port', port: WAYPOINT_PORTS.status, targetPort: WAYPOINT_PORTS.status, protocol: 'TCP' },
     ],
   };
+  const budgetSpec = { minAvailable: 1, selector: { matchLabels: selector } };
   const bindingBody = { roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: WAYPOINT_CLUSTER_ROLE }, subjects: [{ kind: 'ServiceAccount', name, namespace }] };
   return {
     binding: {
@@ -135,6 +185,7 @@ export function waypointObjects(gw: GatewayObject, settings: WaypointSettings): 
     serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta({}) },
     deployment: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(deploymentSpec), spec: deploymentSpec },
     service: { apiVersion: 'v1', kind: 'Service', metadata: { ...meta(serviceSpec), labels: { ...labels, [USE_WAYPOINT_LABEL]: 'none' } }, spec: serviceSpec },
+    ...(parameters.replicas > 1 ? { disruptionBudget: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta(budgetSpec), spec: budgetSpec } } : {}),
   };
 }
 

@@ -1,10 +1,9 @@
 import type { KubernetesObject, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
-import { attach, waypointFor, waypointRef, type Attachment, type TrafficKind, type WaypointRef } from '../gateway/attachment.js';
-import { GATEWAY_NAME_LABEL, WAYPOINT_CLASS, type WaypointFor } from '../gateway/constants.js';
+import { attach, waypointFor, waypointRef, type Attachment, type Binder, type TrafficKind, type WaypointGateway, type WaypointRef } from '../gateway/attachment.js';
+import { GATEWAY_NAME_LABEL, WAYPOINT_CLASS } from '../gateway/constants.js';
 
 /** A waypoint as the data plane needs it: who it is and where its ready pods are. */
-export interface Waypoint extends WaypointRef {
-  waypointFor: WaypointFor | undefined;
+export interface Waypoint extends WaypointRef, WaypointGateway {
   /** its pods run as the ServiceAccount the controller made, named after the Gateway */
   serviceAccount: string;
   /** IPs of its ready pods, in a stable order (round robin walks it) */
@@ -36,8 +35,9 @@ export class WaypointIndex {
 
   /** The waypoint traffic addressed to this pod's IP goes through (waypoint-for workload or all), or undefined. */
   forWorkload(pod: { namespace: string; labels: Readonly<Record<string, string>> }): WaypointBinding | undefined {
-    const ref = waypointRef(pod, this.namespaceLabels.get(pod.namespace));
-    return ref === undefined ? undefined : this.bind(ref, 'workload');
+    const namespaceLabels = this.namespaceLabels.get(pod.namespace);
+    const ref = waypointRef(pod, namespaceLabels);
+    return ref === undefined ? undefined : this.bind(ref, 'workload', { namespace: pod.namespace, namespaceLabels });
   }
 
   /** The waypoint a pod runs as, when it is one of a waypoint's pods. */
@@ -52,20 +52,20 @@ export class WaypointIndex {
     return [...this.services].map(([service, binding]) => ({ service, binding }));
   }
 
-  bind(ref: WaypointRef, kind: TrafficKind): WaypointBinding {
+  bind(ref: WaypointRef, kind: TrafficKind, from: Binder): WaypointBinding {
     const w = this.waypoints.get(`${ref.namespace}/${ref.name}`);
-    const a = attach(ref, kind, w);
+    const a = attach(ref, kind, w, from);
     return a.state === 'bound' ? { state: 'bound', waypoint: w! } : a;
   }
 }
 
 export function buildWaypointIndex(input: { namespaces: readonly V1Namespace[]; services: readonly V1Service[]; pods: readonly V1Pod[]; gateways: readonly KubernetesObject[] }): WaypointIndex {
   const waypoints = new Map<string, Waypoint>();
-  for (const g of input.gateways as Array<KubernetesObject & { spec?: { gatewayClassName?: string } }>) {
+  for (const g of input.gateways as Array<KubernetesObject & { spec?: { gatewayClassName?: string; listeners?: unknown } }>) {
     if (g.spec?.gatewayClassName !== WAYPOINT_CLASS || g.metadata?.deletionTimestamp !== undefined) continue;
     const namespace = g.metadata?.namespace ?? '';
     const name = g.metadata?.name ?? '';
-    waypoints.set(`${namespace}/${name}`, { namespace, name, waypointFor: waypointFor(g.metadata?.labels), serviceAccount: name, ready: [] });
+    waypoints.set(`${namespace}/${name}`, { namespace, name, waypointFor: waypointFor(g.metadata?.labels), listeners: g.spec.listeners, serviceAccount: name, ready: [] });
   }
   const ready = new Map<string, string[]>();
   for (const p of input.pods) {
@@ -82,7 +82,7 @@ export function buildWaypointIndex(input: { namespaces: readonly V1Namespace[]; 
   for (const s of input.services) {
     const namespace = s.metadata?.namespace ?? '';
     const ref = waypointRef({ namespace, labels: s.metadata?.labels ?? {} }, namespaceLabels.get(namespace));
-    if (ref !== undefined) services.set(`${namespace}/${s.metadata?.name}`, index.bind(ref, 'service'));
+    if (ref !== undefined) services.set(`${namespace}/${s.metadata?.name}`, index.bind(ref, 'service', { namespace, namespaceLabels: namespaceLabels.get(namespace) }));
   }
   return index;
 }

@@ -10,7 +10,7 @@ export interface HttpAnswer {
 
 export interface HttpCallOptions {
   url: URL;
-  method?: 'GET' | 'POST';
+  method?: 'GET' | 'POST' | 'DELETE';
   headers?: OutgoingHttpHeaders;
   body?: string;
   /** the longest silence: connecting, or between bytes of the answer */

@@ -27,7 +27,8 @@ export interface SourcePod {
  * Undefined: not through a waypoint (none, a waypoint-for mismatch, which
  * Istio ignores as well and the controller reports, or the source is that
  * waypoint itself: its upstream connections go to the destination, never
- * back into it). A waypoint that does not exist or has no ready pod fails
+ * back into it). A waypoint that does not exist, has no ready pod, or is
+ * another namespace's that does not admit the binding (allowedRoutes) fails
  * closed. A pure function; `cursor` holds each waypoint's round-robin position.
  */
 export function routeViaWaypoint(index: ClusterIndex, waypoints: WaypointIndex, source: SourcePod, dst: Endpoint, trustDomain: string, cursor: Map<string, number>): WaypointRoute | undefined {
@@ -39,7 +40,7 @@ export function routeViaWaypoint(index: ClusterIndex, waypoints: WaypointIndex, 
   const self = waypoints.waypointOf(source);
   if (self !== undefined && self.namespace === ref.namespace && self.name === ref.name) return undefined;
   const service = svc === undefined ? {} : { service: { namespace: svc.namespace, name: svc.name } };
-  if (binding.state === 'missing') return { kind: 'waypoint-unavailable', waypoint: ref, reason: binding.message, ...service };
+  if (binding.state === 'missing' || binding.state === 'not-allowed') return { kind: 'waypoint-unavailable', waypoint: ref, reason: binding.message, ...service };
   const w = binding.waypoint;
   if (w.ready.length === 0) return { kind: 'waypoint-unavailable', waypoint: ref, reason: `waypoint ${ref.namespace}/${ref.name} has no ready pod`, ...service };
   const k = `waypoint ${ref.namespace}/${ref.name}`;

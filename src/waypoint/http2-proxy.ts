@@ -1,4 +1,4 @@
-import { connect, constants, type ClientHttp2Session, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Endpoint } from '../k8s/cluster-index.js';
 import type { RequestOutcome } from './http1-proxy.js';
 import { tryResult } from '../resilience/outlier-detection.js';
@@ -24,9 +24,11 @@ export interface Http2Deps {
 }
 
 const sessions = new Map<string, ClientHttp2Session>();
+/** Streams each upstream session has carried: for the DestinationRule's maxRequestsPerConnection. */
+const streamsOn = new WeakMap<ClientHttp2Session, number>();
 
-/** One session per endpoint, reused until it closes or is refused (GOAWAY). */
-export function upstreamSession(ep: Endpoint): ClientHttp2Session {
+/** One session per endpoint, reused until it closes, is refused (GOAWAY) or is retired. */
+function upstreamSession(ep: Endpoint): ClientHttp2Session {
   const key = `${ep.ip}|${ep.port}`;
   const open = sessions.get(key);
   if (open !== undefined && !open.closed && !open.destroyed) return open;
@@ -42,6 +44,32 @@ export function upstreamSession(ep: Endpoint): ClientHttp2Session {
   session.unref();
   sessions.set(key, session);
   return session;
+}
+
+/**
+ * A stream to the endpoint on its pooled session. The stream that reaches
+ * `maxRequestsPerConnection` (0: unlimited; read per request, so a changed
+ * rule applies to the next one) retires its session: it leaves the pool at
+ * once and is closed gracefully (node's close() sends GOAWAY and lets the open
+ * streams finish), so the next stream opens a new session — Envoy's
+ * max_requests_per_connection on HTTP/2 upstreams.
+ */
+export function upstreamStream(ep: Endpoint, headers: OutgoingHttpHeaders, maxRequestsPerConnection: number): ClientHttp2Stream {
+  const session = upstreamSession(ep);
+  const stream = session.request(headers, { endStream: false });
+  const n = (streamsOn.get(session) ?? 0) + 1;
+  streamsOn.set(session, n);
+  if (maxRequestsPerConnection > 0 && n >= maxRequestsPerConnection) {
+    const key = `${ep.ip}|${ep.port}`;
+    if (sessions.get(key) === session) sessions.delete(key);
+    // Not at once: nghttp2 sends a GOAWAY ahead of HEADERS still queued and then refuses to
+    // start those streams. Once this stream has its answer (or ended) every stream of the
+    // session is on the wire; close() then waits for those still open.
+    const retire = (): void => void session.close();
+    stream.once('response', retire);
+    stream.once('close', retire);
+  }
+  return stream;
 }
 
 export function closeUpstreamSessions(): void {
@@ -110,13 +138,12 @@ export function createHttp2StreamHandler(deps: Http2Deps) {
     out[':scheme'] = 'http';
     out['x-request-id'] = trace.requestId;
     out.traceparent = formatTraceparent(trace);
-    let session: ClientHttp2Session;
+    let up: ClientHttp2Stream;
     try {
-      session = upstreamSession(endpoint);
+      up = upstreamStream(endpoint, out, plan.cluster?.policy.connectionPool?.maxRequestsPerConnection ?? 0);
     } catch {
       return local(503, 'upstream connect error\n', 'UF');
     }
-    const up = session.request(out, { endStream: false });
     const timeoutMs = Math.min(plan.requestTimeoutMs ?? Infinity, plan.backendRequestTimeoutMs ?? Infinity);
     const timer = Number.isFinite(timeoutMs)
       ? setTimeout(() => {

@@ -2,14 +2,14 @@ import { applyResilience } from '../resilience/request-hooks.js';
 import { planRequest, type ConnectionFacts, type Plan, type PlanRequest, type Snapshot } from './request-plan.js';
 
 /**
- * A request's plan (docs/architecture.md §14, §15): routing and L7 policy, then, for HTTP
- * requests, the resilience step. A failure in either is answered 500 by the waypoint, never
- * forwarded. WebSocket upgrades skip the resilience step (`resilience: false`), as before.
+ * A request's plan (docs/architecture.md §14, §15): routing and L7 policy, then the
+ * resilience step, for every request the HTTP/1.1, HTTP/2 and upgrade handlers see. A
+ * failure in either is answered 500 by the waypoint, never forwarded.
  */
-export async function planStep(snap: Snapshot, conn: ConnectionFacts, input: PlanRequest, resilience = true): Promise<Plan> {
+export async function planStep(snap: Snapshot, conn: ConnectionFacts, input: PlanRequest): Promise<Plan> {
   try {
     const plan = await planRequest(snap, conn, input);
-    return resilience && snap.resilience !== undefined ? applyResilience(snap.resilience, snap, conn, input, plan) : plan;
+    return snap.resilience !== undefined ? applyResilience(snap.resilience, snap, conn, input, plan) : plan;
   } catch (err) {
     return { kind: 'respond', status: 500, body: 'waypoint error\n', headers: {}, flags: '-', decision: { allow: false, policy: '-', reason: (err as Error).message } };
   }

@@ -40,6 +40,21 @@ rootTest('warren demo on a fresh machine: every step shows its evidence, exit 0,
     assert.match(out, /^\s+DENY\b.*\n(.*\n)*?.*demo\/web-allow-client/m, 'explain names the policy that decides');
     assert.match(out, /istio_tcp_connections_opened_total\{reporter="destination",source_workload="client",destination_workload="web",connection_security_policy="mutual_tls"\} [2-9]/);
     assert.match(out, /warren_policy_denials_total [1-9]/);
+    // The waypoint chapter: web's traffic goes through a real waypoint pod, split 80/20 by an HTTPRoute, and the waypoint refuses DELETE.
+    assert.match(out, /waypoint demo\/waypoint is programmed: 10\.96\./);
+    assert.match(out, /client → http:\/\/web\/: HTTP 200 from web-.* \(it saw the caller as (10\.244\.\d+\.\d+)\): the app is now called by the waypoint/);
+    const waypointIp = /waypoint pod waypoint-[a-z0-9-]+ (10\.244\.\d+\.\d+)/.exec(out)?.[1];
+    assert.equal(/it saw the caller as (10\.244\.\d+\.\d+)\): the app is now called by the waypoint/.exec(out)?.[1], waypointIp, 'web is called from the waypoint pod');
+    const split = /100 requests to http:\/\/web\/: web-v1 \(Deployment web\) served (\d+), web-v2 served (\d+)/.exec(out);
+    assert.ok(split, out);
+    assert.equal(Number(split[1]) + Number(split[2]), 100, 'every canary request answered by v1 or v2');
+    assert.ok(Number(split[1]) >= 65 && Number(split[1]) <= 95, `80/20: v1 served ${split[1]}`);
+    assert.match(out, /client {3}GET {4}http:\/\/web\/orders\/1: HTTP 200 from web/);
+    assert.match(out, /client {3}DELETE http:\/\/web\/orders\/1: HTTP 403 .*\(not from the app\)/);
+    assert.match(out, /client-b GET {4}http:\/\/web\/orders\/1: HTTP 403 .*\(not from the app\)/);
+    assert.match(out, /\$ warren policies explain --from demo\/client-[a-z0-9-]+ --to demo\/web-[a-z0-9-]+:8080 --method DELETE --path \/orders\/1/);
+    assert.match(out, /^\s+L7 DELETE \/orders\/1:\n\s+DENY\s+at waypoint demo\/waypoint .*demo\/web-read-only/m, 'explain names the waypoint and the L7 policy');
+    assert.match(out, /istio_requests_total\{reporter="waypoint",destination_service_name="web",response_code="403"\} [1-9]/);
     assert.match(out, /every step did what it said/);
 
     // It started the cluster, so it removed it.

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
+import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { WebSocket } from 'ws';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { httpGetInNetns } from '../../src/net/netns-http.js';
+import { grpcFrame, grpcMessages } from '../../src/sim/apps/grpc-frame.js';
 import { parseLogLines } from '../../src/sim/kubelet/container-log.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
@@ -58,6 +60,29 @@ spec:
 ${deployment('v1')}
 ---
 ${deployment('v2')}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: grpc, namespace: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: grpc}}
+  template:
+    metadata: {labels: {app: grpc}}
+    spec:
+      nodeName: node-2
+      containers:
+      - name: grpc
+        image: grpc-echo
+        ports: [{containerPort: 9090}]
+        readinessProbe: {tcpSocket: {port: 9090}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: grpc, namespace: shop, labels: {warren.io/use-waypoint: waypoint}}
+spec:
+  selector: {app: grpc}
+  ports: [{name: grpc, port: 9090, targetPort: 9090}]
 `;
 
 interface Answer {
@@ -88,6 +113,34 @@ interface Call {
   method?: string;
   path?: string;
   headers?: Record<string, string>;
+}
+
+interface GrpcAnswer {
+  status: number;
+  headers: Record<string, string | undefined>;
+  messages: string[];
+  trailers: Record<string, string | undefined>;
+}
+
+/** One gRPC call (a single request message) on an h2c session; grpc-status in the trailers, or in the headers of a trailers-only answer. */
+function grpcCall(session: ClientHttp2Session, path: string, message: string): Promise<GrpcAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    const chunks: Buffer[] = [];
+    let headers: Record<string, string | undefined> = {};
+    let trailers: Record<string, string | undefined> = {};
+    const text = (h: object): Record<string, string | undefined> => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, v === undefined ? undefined : String(v)]));
+    req.on('response', (h) => (headers = text(h)));
+    req.on('trailers', (t) => (trailers = text(t)));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (trailers['grpc-status'] === undefined && headers['grpc-status'] !== undefined) trailers = headers;
+      resolve({ status: Number(headers[':status']), headers, messages: grpcMessages(Buffer.concat(chunks)).map((m) => m.toString()), trailers });
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.close());
+    req.end(grpcFrame(message));
+  });
 }
 
 /** One HTTP/1.1 request from inside a pod's netns (its agent captures it like any app's). */
@@ -143,7 +196,7 @@ rootTest(`waypoint L7 end to end (--dataplane ${dataplane}): the real warren way
     const apps = kc.makeApiClient(AppsV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
     const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: 'shop' })).items;
-    await eventually(async () => (await pods()).length === 3 && (await pods()).every(readyAndEnrolled), 'client, web-v1 and web-v2 ready and enrolled', 90_000);
+    await eventually(async () => (await pods()).length === 4 && (await pods()).every(readyAndEnrolled), 'client, web-v1, web-v2 and grpc ready and enrolled', 90_000);
     const clientNs = netnsOf((await pods()).find((p) => p.metadata!.name === 'client')!);
     const vip = (await core.readNamespacedService({ namespace: 'shop', name: 'web' })).spec!.clusterIP!;
     const get = (headers: Record<string, string> = {}): Promise<Answer> => call(clientNs, vip, 8080, 'GET', headers);
@@ -301,6 +354,41 @@ rootTest(`waypoint L7 end to end (--dataplane ${dataplane}): the real warren way
         assert.match(reply, /^web-v1-.*: ping$/, 'echoed by web-v1, where the route sends requests without x-version');
       } finally {
         ws.terminate();
+      }
+    });
+
+    await t.test('gRPC through the waypoint: a GRPCRoute routes unary and server-stream calls over h2c, grpc-status in the trailers, counted by grpc_response_status', async () => {
+      const grpcVip = (await core.readNamespacedService({ namespace: 'shop', name: 'grpc' })).spec!.clusterIP!;
+      const echoRoute = { parentRefs: [{ group: '', kind: 'Service', name: 'grpc', port: 9090 }], rules: [{ matches: ['Unary', 'Stream', 'Status'].map((method) => ({ method: { service: 'echo.Echo', method } })), backendRefs: [{ name: 'grpc', port: 9090 }] }] };
+      await custom.createNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'grpcroutes', namespace: 'shop', body: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', metadata: { name: 'echo', namespace: 'shop' }, spec: echoRoute } });
+      // One h2c connection from the client pod (prior knowledge, as gRPC clients speak cleartext); its streams are the calls.
+      const socket = await connectFromNetns({ netns: `/var/run/netns/${clientNs}`, host: grpcVip, port: 9090, mark: 0, timeoutMs: 3000 });
+      const session = h2connect(`http://${grpcVip}:9090`, { createConnection: () => socket });
+      session.on('error', () => undefined);
+      const rpc = (method: string, message: string) => grpcCall(session, `/echo.Echo/${method}`, message);
+      const byGrpcStatus = (code: string): Promise<number> => metric('istio_requests_total', { reporter: 'waypoint', destination_service_name: 'grpc', request_protocol: 'grpc', grpc_response_status: code });
+      try {
+        // No route but the Service's own endpoints before the GRPCRoute applies; an unmatched method after it is the waypoint's 404, UNIMPLEMENTED without the app.
+        await eventually(async () => {
+          const other = await rpc('Other', 'x').catch(() => undefined);
+          return other?.trailers['grpc-status'] === '12' && other.headers['x-pod'] === undefined;
+        }, 'the GRPCRoute applied (an unmatched method answered by the waypoint)', 30_000);
+        const [ok, failed] = [await byGrpcStatus('0'), await byGrpcStatus('5')];
+        const unary = await rpc('Unary', 'hi');
+        assert.match(unary.headers['x-pod'] ?? '', /^grpc-/, 'served by the app');
+        assert.deepEqual(unary.messages, [`${unary.headers['x-pod']}: hi`]);
+        assert.equal(unary.trailers['grpc-status'], '0');
+        const stream = await rpc('Stream', 'hi');
+        assert.deepEqual(stream.messages, [0, 1, 2].map((i) => `${stream.headers['x-pod']}: hi ${i}`), 'three messages of a server stream');
+        assert.equal(stream.trailers['grpc-status'], '0');
+        const notFound = await rpc('Status', '5');
+        assert.equal(notFound.trailers['grpc-status'], '5', "the app's status passed on in the trailers");
+        assert.equal(notFound.status, 200);
+        await eventually(async () => (await byGrpcStatus('0')) === ok + 2 && (await byGrpcStatus('5')) === failed + 1, 'istio_requests_total counts the calls by grpc_response_status', 10_000);
+        const accepted = (await custom.getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'grpcroutes', namespace: 'shop', name: 'echo' })) as Conditioned;
+        assert.equal(accepted.status?.parents?.find((p) => p.controllerName === 'warren.io/waypoint')?.conditions?.find((c) => c.type === 'Accepted')?.status, 'True');
+      } finally {
+        session.destroy();
       }
     });
 

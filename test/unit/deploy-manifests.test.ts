@@ -348,6 +348,12 @@ test('warren-ca is granted exactly the API calls the CA makes', () => {
     'cluster core/serviceaccounts create',
     'cluster core/serviceaccounts update',
     'cluster core/events create',
+    // waypoint-controller.ts: a Gateway's parametersRef ConfigMap (its replicas), and its PodDisruptionBudget above one replica.
+    'cluster core/configmaps get',
+    'cluster policy/poddisruptionbudgets get',
+    'cluster policy/poddisruptionbudgets create',
+    'cluster policy/poddisruptionbudgets update',
+    'cluster policy/poddisruptionbudgets delete',
     // ...and a ClusterRoleBinding of ClusterRole warren-waypoint per waypoint ServiceAccount.
     'cluster rbac.authorization.k8s.io/clusterrolebindings list',
     'cluster rbac.authorization.k8s.io/clusterrolebindings create',

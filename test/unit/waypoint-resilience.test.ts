@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect as h2connect } from 'node:http2';
+import { connect as h2connect, createServer as createH2Server, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { WebSocket, WebSocketServer } from 'ws';
 import { eventually, type TestApiServer } from '../helpers/apiserver.js';
 import { dialWaypoint, send, startWaypointProcess, waypointAgent, type Dial, type WaypointProcess, waypointWorld } from '../helpers/waypoint.js';
 
@@ -24,6 +25,10 @@ describe('waypoint resilience policies', () => {
   let custom: CustomObjectsApi;
   const servers: Server[] = [];
   const vips = new Map<string, string>();
+  let upgradesSeen = 0;
+  // the h2c backend's sessions, in the order they were opened: streams carried, GOAWAY received
+  const h2Sessions: Array<{ streams: number; goaway: boolean }> = [];
+  let h2: Http2Server | undefined;
   const dial = (service: string): Dial => ({ destination: { address: vips.get(service)!, port: 80 }, principal: 'spiffe://cluster.local/ns/demo/sa/client' });
   const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${wp.ports.admin}/metrics`)).text();
   const create = (plural: string, kind: string, name: string, spec: object) => custom.createNamespacedCustomObject({ ...NET, plural, body: { apiVersion: 'networking.warren.io/v1', kind, metadata: { name, namespace: NS }, spec } });
@@ -43,6 +48,12 @@ describe('waypoint resilience policies', () => {
     let port = 0;
     for (const ip of ['127.0.1.1', '127.0.1.2', '127.0.1.3']) {
       const s = createServer(app(ip));
+      // WebSocket: an echo, and a count of the upgrades the app saw (a refused upgrade never reaches it)
+      const wss = new WebSocketServer({ noServer: true });
+      s.on('upgrade', (req, socket, head) => {
+        upgradesSeen++;
+        wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m) => ws.send(`${ip}: ${m.toString()}`)));
+      });
       servers.push(s);
       port = await new Promise<number>((resolve) => s.listen(port, ip, () => resolve((s.address() as AddressInfo).port)));
     }
@@ -54,7 +65,22 @@ describe('waypoint resilience policies', () => {
         body: { metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4', ports: [{ name: 'http', port, protocol: 'TCP' }], endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })) },
       });
     };
-    for (const name of ['ratings', 'httpbin', 'limited', 'plain', 'grpc']) await service(name, ['127.0.1.1']);
+    for (const name of ['ratings', 'httpbin', 'limited', 'plain', 'grpc', 'ws-limited', 'ws-faulty', 'ws-pool']) await service(name, ['127.0.1.1']);
+    // An h2c backend on the same port of 127.0.1.4: each stream answered after 100 ms, so concurrent ones overlap.
+    h2 = createH2Server();
+    h2.on('session', (session) => {
+      const seen = { streams: 0, goaway: false };
+      h2Sessions.push(seen);
+      session.on('goaway', () => void (seen.goaway = true));
+      session.on('stream', (stream) => {
+        seen.streams++;
+        stream.resume();
+        setTimeout(() => !stream.destroyed && stream.respond({ ':status': 200 }, { endStream: true }), 100);
+      });
+    });
+    await new Promise<void>((resolve) => h2!.listen(port, '127.0.1.4', resolve));
+    await service('h2plain', ['127.0.1.4']);
+    await service('h2pool', ['127.0.1.4']);
     await service('reviews', ['127.0.1.1', '127.0.1.2', '127.0.1.3']);
     await service('details', ['127.0.1.1', '127.0.1.2']);
     // subsets select endpoints by their pods' labels
@@ -81,6 +107,18 @@ describe('waypoint resilience policies', () => {
     await create('destinationrules', 'DestinationRule', 'reviews', { host: 'reviews.demo.svc.cluster.local', trafficPolicy: { outlierDetection: { consecutive5xxErrors: 1, interval: '1s', baseEjectionTime: '2s', maxEjectionPercent: 100 } } });
     await create('backendtrafficpolicies', 'BackendTrafficPolicy', 'limited', { targetRefs: [{ group: '', kind: 'Service', name: 'limited' }], rateLimit: { type: 'Local', local: { rules: [{ limit: { requests: 10, unit: 'Second', burst: 5 } }] } } });
     await create('virtualservices', 'VirtualService', 'grpc', { hosts: ['grpc'], http: [{ fault: { abort: { grpcStatus: 'UNAVAILABLE' } }, route: [{ destination: { host: 'grpc' } }] }] });
+    // WebSocket upgrades under each kind of policy
+    await create('backendtrafficpolicies', 'BackendTrafficPolicy', 'ws-limited', { targetRefs: [{ group: '', kind: 'Service', name: 'ws-limited' }], rateLimit: { type: 'Local', local: { rules: [{ limit: { requests: 1, unit: 'Hour', burst: 2 } }] } } });
+    await create('virtualservices', 'VirtualService', 'ws-faulty', {
+      hosts: ['ws-faulty'],
+      http: [
+        { match: [{ headers: { 'x-fault': { exact: 'abort' } } }], fault: { abort: { httpStatus: 503 } }, route: [{ destination: { host: 'ws-faulty' } }] },
+        { match: [{ headers: { 'x-fault': { exact: 'delay' } } }], fault: { delay: { fixedDelay: '1s' } }, route: [{ destination: { host: 'ws-faulty' } }] },
+        { route: [{ destination: { host: 'ws-faulty' } }] },
+      ],
+    });
+    await create('destinationrules', 'DestinationRule', 'h2pool', { host: 'h2pool', trafficPolicy: { connectionPool: { http: { maxRequestsPerConnection: 2 } } } });
+    await create('destinationrules', 'DestinationRule', 'ws-pool', { host: 'ws-pool', trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1 } } } });
     wp = await startWaypointProcess(api.kubeconfigText, api.dir);
   });
 
@@ -91,6 +129,7 @@ describe('waypoint resilience policies', () => {
       s.closeAllConnections();
       await new Promise((r) => s.close(() => r(undefined)));
     }
+    await new Promise((r) => (h2 ? h2.close(() => r(undefined)) : r(undefined)));
     await api?.stop();
   });
 
@@ -233,6 +272,115 @@ describe('waypoint resilience policies', () => {
     assert.equal(limited?.headers['x-ratelimit-remaining'], '0');
     assert.equal(limited?.headers['x-ratelimit-reset'], '1');
     assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="limited\.demo\.svc\.cluster\.local"[^}]*response_flags="RL"[^}]*response_code="429"/);
+  });
+
+  test('maxRequestsPerConnection 2 on HTTP/2 upstreams: a session is closed with GOAWAY after 2 streams, its streams in flight finish, new ones go on a new session', async () => {
+    const calls = async (service: string, n: number): Promise<number[]> => {
+      const session = h2connect(`http://${service}.demo`, { createConnection: () => dialWaypoint(wp.ports.listen, dial(service)) });
+      try {
+        return await Promise.all(
+          Array.from({ length: n }, () =>
+            new Promise<number>((resolve, reject) => {
+              const req = session.request({ ':path': '/' });
+              req.on('response', (h) => resolve(Number(h[':status'])));
+              req.on('error', reject);
+              req.resume();
+            }),
+          ),
+        );
+      } finally {
+        session.close();
+      }
+    };
+    const plainFrom = h2Sessions.length;
+    assert.deepEqual(await calls('h2plain', 6), [200, 200, 200, 200, 200, 200]);
+    assert.equal(h2Sessions.length - plainFrom, 1, 'no DestinationRule: one upstream session carries all six streams');
+    const poolFrom = h2Sessions.length;
+    // concurrent: each retired session still has its streams open when it is closed
+    assert.deepEqual(await calls('h2pool', 6), [200, 200, 200, 200, 200, 200], 'every stream answered, none reset by the retirement');
+    const opened = h2Sessions.slice(poolFrom);
+    assert.ok(opened.length >= 3, `six streams at 2 per session need at least 3 new sessions, ${opened.length} opened`);
+    assert.ok(opened.every((x) => x.streams <= 2), `each new session carried at most 2 streams: ${JSON.stringify(opened)}`);
+    assert.ok(opened.filter((x) => x.streams === 2).every((x) => x.goaway), 'each session that reached the limit was closed with GOAWAY');
+  });
+
+  /** A WebSocket opened through the waypoint: the open socket on 101, else the HTTP answer the upgrade got. */
+  const upgrade = (service: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; ws?: WebSocket }> =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://${service}.demo/`, { headers, createConnection: () => dialWaypoint(wp.ports.listen, dial(service)) } as unknown as WebSocket.ClientOptions);
+      ws.once('open', () => resolve({ status: 101, headers: {}, ws }));
+      ws.once('unexpected-response', (_req, res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers });
+      });
+      ws.once('error', reject);
+    });
+  const echo = (ws: WebSocket, text: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      ws.once('message', (m: Buffer) => resolve(m.toString()));
+      ws.once('error', reject);
+      ws.send(text);
+    });
+
+  test('WebSocket upgrades are rate limited: a bucket of 2 opens two, the third gets 429 RL with x-ratelimit-*', async () => {
+    const opened = [await upgrade('ws-limited'), await upgrade('ws-limited')];
+    try {
+      assert.deepEqual(opened.map((o) => o.status), [101, 101]);
+      assert.equal(await echo(opened[0]!.ws!, 'hi'), '127.0.1.1: hi');
+      const seen = upgradesSeen;
+      const third = await upgrade('ws-limited');
+      assert.equal(third.status, 429);
+      assert.equal(third.headers['x-ratelimit-remaining'], '0');
+      assert.equal(upgradesSeen, seen, 'the refused upgrade never reached the app');
+      assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="ws-limited\.demo\.svc\.cluster\.local"[^}]*response_flags="RL"[^}]*response_code="429"[^}]*\} 1/);
+    } finally {
+      for (const o of opened) o.ws?.terminate();
+    }
+  });
+
+  test('WebSocket upgrades get fault injection: an abort answers 503 FI without reaching the app, a delay holds the upgrade 1 s', async () => {
+    const seen = upgradesSeen;
+    const aborted = await upgrade('ws-faulty', { 'x-fault': 'abort' });
+    assert.equal(aborted.status, 503);
+    assert.equal(upgradesSeen, seen, 'the aborted upgrade never reached the app');
+    const t0 = performance.now();
+    const delayed = await upgrade('ws-faulty', { 'x-fault': 'delay' });
+    const took = performance.now() - t0;
+    try {
+      assert.equal(delayed.status, 101);
+      assert.ok(took >= 1000, `the upgrade opened after ${Math.round(took)} ms, the fault says 1 s`);
+      assert.equal(await echo(delayed.ws!, 'late'), '127.0.1.1: late');
+    } finally {
+      delayed.ws?.terminate();
+    }
+    const t1 = performance.now();
+    const plain = await upgrade('ws-faulty');
+    plain.ws?.terminate();
+    assert.ok(plain.status === 101 && performance.now() - t1 < 800, 'without the header: no fault');
+    const m = await metrics();
+    assert.match(m, /istio_requests_total\{[^}]*destination_service="ws-faulty\.demo\.svc\.cluster\.local"[^}]*response_flags="FI"[^}]*response_code="503"[^}]*\} 1/);
+    assert.match(m, /istio_requests_total\{[^}]*destination_service="ws-faulty\.demo\.svc\.cluster\.local"[^}]*response_flags="DI"[^}]*response_code="101"[^}]*\} 1/);
+  });
+
+  test('WebSocket upgrades hold a connection-pool slot while open: maxConnections 1, 1 pending → the third is 503 UO; closing the first lets the waiting one open', async () => {
+    const first = await upgrade('ws-pool');
+    assert.equal(first.status, 101);
+    const waiting = upgrade('ws-pool');
+    let settled = false;
+    void waiting.then(() => (settled = true), () => (settled = true));
+    await sleep(300);
+    assert.equal(settled, false, 'the second upgrade waits while the first holds the only connection');
+    const third = await upgrade('ws-pool');
+    assert.equal(third.status, 503, 'no room to wait: overflow');
+    first.ws!.close();
+    const second = await waiting;
+    try {
+      assert.equal(second.status, 101, 'the slot freed by the closed WebSocket goes to the waiting upgrade');
+      assert.equal(await echo(second.ws!, 'next'), '127.0.1.1: next');
+    } finally {
+      second.ws?.terminate();
+    }
+    assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="ws-pool\.demo\.svc\.cluster\.local"[^}]*response_flags="UO"[^}]*response_code="503"[^}]*\} 1/);
   });
 
   test('an invalid change keeps the last good policy in force and the status names the field; a valid change applies to the next request', async () => {

@@ -1,9 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { WarrenError } from '../../errors/warren-error.js';
 import { DATAPLANE_MODE_LABEL, REDIRECTION_ANNOTATION } from '../../k8s/enrollment.js';
 import { NODE_PORTS, PORTS } from '../../redirect/constants.js';
 import { readAccessLog, type AccessEntry } from '../../telemetry/access-log-file.js';
@@ -12,12 +10,14 @@ import { applyManifests } from '../client/apply.js';
 import type { SimClient } from '../client/cluster-client.js';
 import { httpGetInNetns } from '../../net/netns-http.js';
 import { netnsPids } from '../topology/network.js';
-import { podNetnsName, type NodePlan } from '../topology/plan.js';
+import type { NodePlan } from '../topology/plan.js';
 import { WARREN_MAIN } from '../warren-main.js';
 import { startUnderlayCapture } from './capture.js';
 import { describeAccess, metricExcerpt } from './evidence.js';
 import { DEMO_MANIFEST, DEMO_NAMESPACE as NS, DEMO_POLICY, DEMO_POLICY_MANIFEST, IDENTITY } from './manifest.js';
 import { parsePcap, summarizeCapture, type CaptureSummary } from './pcap.js';
+import { runWaypointChapter } from './waypoint-chapter.js';
+import { fail, ip, name, netnsOf, replyText, request, waitUntil, type Reply } from './story-kit.js';
 
 const HBONE_PORT = PORTS.hbone;
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -38,22 +38,7 @@ interface DemoPods {
   intruder: V1Pod;
 }
 
-const name = (p: V1Pod): string => p.metadata!.name!;
-const ip = (p: V1Pod): string => p.status!.podIP!;
-const netnsOf = (p: V1Pod): string => podNetnsName(p.spec!.nodeName!, NS, name(p));
 const restarts = (p: V1Pod): number => p.status?.containerStatuses?.reduce((n, c) => n + c.restartCount, 0) ?? 0;
-const fail = (what: string): never => {
-  throw new WarrenError('ERR_DEMO', what);
-};
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await sleep(100);
-  }
-  return false;
-}
 
 async function listPods(ctx: StoryContext): Promise<V1Pod[]> {
   return (await ctx.client.core.listNamespacedPod({ namespace: NS })).items;
@@ -65,20 +50,7 @@ async function demoPods(ctx: StoryContext): Promise<DemoPods> {
   return { client: byApp('client'), web: byApp('web'), intruder: byApp('client-b') };
 }
 
-type Reply = { ok: true; status: number; pod: string; clientIp: string } | { ok: false; error: string };
-
-/** A GET made from inside a pod's netns, as the app in it would make it (its traffic takes the pod's rules). */
-async function get(from: V1Pod, host: string, port: number, path: string): Promise<Reply> {
-  try {
-    const res = await httpGetInNetns({ netns: netnsOf(from), host, port, path });
-    const body = JSON.parse(res.body.toString()) as { pod: string; client: { ip: string } };
-    return { ok: true, status: res.status, pod: body.pod, clientIp: body.client.ip };
-  } catch (err) {
-    return { ok: false, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
-  }
-}
-
-const replyText = (r: Reply): string => (r.ok ? `HTTP ${r.status} from ${r.pod} (it saw the caller as ${r.clientIp})` : `failed: ${r.error}`);
+const get = (from: V1Pod, host: string, port: number, path: string): Promise<Reply> => request(from, host, port, path);
 
 /** The app processes of the demo pods, by pod name: the same list after enrollment means nothing restarted. */
 async function podProcesses(pods: DemoPods): Promise<Map<string, { pids: number[]; restarts: number; uid: string }>> {
@@ -294,4 +266,6 @@ export async function runStory(ctx: StoryContext): Promise<void> {
 
   step("metrics: node-2's agent on :15020/metrics (Istio's metric names and labels; labels trimmed here)");
   await metrics(ctx);
+
+  await runWaypointChapter({ stateDir: ctx.stateDir, client: ctx.client, say: ctx.say, step, pods, vip });
 }

@@ -25,11 +25,13 @@ export const isWarrenImage = (image: string | undefined): boolean => ((image ?? 
 /**
  * Images stand in by name: echo servers and web apps (Istio's samples:
  * httpbin, helloworld, bookinfo) become http-echo; tcp-echo stays itself;
+ * gRPC images (a name with grpc) become grpc-echo;
  * curl/sleep/busybox images wait. An explicit command always runs as given.
  */
-export function builtinAppFor(image: string, hasPorts: boolean): 'http-echo' | 'tcp-echo' | 'sleep' {
+export function builtinAppFor(image: string, hasPorts: boolean): 'http-echo' | 'grpc-echo' | 'tcp-echo' | 'sleep' {
   const base = (image.split('/').pop() ?? image).split(/[:@]/)[0] ?? '';
   if (/tcp-echo/.test(base)) return 'tcp-echo';
+  if (/grpc/.test(base)) return 'grpc-echo';
   if (/^(curl|sleep|busybox|netshoot|alpine|debian|ubuntu)/.test(base)) return 'sleep';
   if (/echo|httpbin|helloworld|productpage|reviews|ratings|details|nginx|http|web/.test(base)) return 'http-echo';
   return hasPorts ? 'http-echo' : 'sleep';

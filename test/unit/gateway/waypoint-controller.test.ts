@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, PolicyV1Api, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
 import { startWaypointController } from '../../../src/gateway/waypoint-controller.js';
 import { waypointGateway } from '../../../src/cli/waypoint.js';
 import { typedCrds } from '../../../src/policy/crd-manifests.js';
@@ -8,19 +8,23 @@ import { eventually, startTestApiServer } from '../../helpers/apiserver.js';
 
 const GATEWAYS = { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' };
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** An API server with warren's CRDs and namespace shop, and the clients the tests use. */
+async function world() {
+  const api = await startTestApiServer();
+  const ext = api.kc.makeApiClient(ApiextensionsV1Api);
+  for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
+  const core = api.kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: 'shop' } } });
+  return { api, core, apps: api.kc.makeApiClient(AppsV1Api), custom: api.kc.makeApiClient(CustomObjectsApi) };
+}
+
 type Status = { conditions?: Array<{ type: string; status: string; reason: string; message: string }>; addresses?: Array<{ type: string; value: string }> };
 
 test('the controller against an API server: objects made, GatewayClass made, Programmed with the address when ready, False with a Warning Event when not, Events for missing and mismatched waypoints', async () => {
-  const api = await startTestApiServer();
+  const { api, core, apps, custom } = await world();
   const log: string[] = [];
   const controllers: Array<{ stop(): Promise<void> }> = [];
   try {
-    const ext = api.kc.makeApiClient(ApiextensionsV1Api);
-    for (const body of typedCrds()) await ext.createCustomResourceDefinition({ body });
-    const core = api.kc.makeApiClient(CoreV1Api);
-    const apps = api.kc.makeApiClient(AppsV1Api);
-    const custom = api.kc.makeApiClient(CustomObjectsApi);
-    await core.createNamespace({ body: { metadata: { name: 'shop' } } });
     await custom.createNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', body: waypointGateway('shop', 'waypoint', 'service') });
     // Two replicas, as deploy/10-ca.yaml runs: their writes must not fight.
     for (const instance of ['ca-1', 'ca-2']) {
@@ -64,6 +68,23 @@ test('the controller against an API server: objects made, GatewayClass made, Pro
     await eventually(async () => (await events()).some((e) => e.reason === 'WaypointMissing' && e.involvedObject.name === 'ghost'), 'WaypointMissing on the Service');
     await eventually(async () => (await events()).some((e) => e.reason === 'WaypointForMismatch' && e.involvedObject.name === 'mismatched' && /for workload traffic/.test(e.message ?? '')), 'WaypointForMismatch on the Service');
 
+    // Another namespace's waypoint: only with its listener's consent (allowedRoutes), else a WaypointNotAllowed Event on what binds to it.
+    await core.createNamespace({ body: { metadata: { name: 'bank', labels: { 'warren.io/use-waypoint': 'waypoint', 'warren.io/use-waypoint-namespace': 'shop' } } } });
+    await core.createNamespacedService({ namespace: 'bank', body: { metadata: { name: 'ledger', labels: { 'warren.io/use-waypoint': 'waypoint', 'warren.io/use-waypoint-namespace': 'shop' } }, spec: { ports: [{ port: 80 }] } } });
+    const bankEvents = async () => (await core.listNamespacedEvent({ namespace: 'bank' })).items;
+    const notAllowed = (kind: string) => async () => (await bankEvents()).some((e) => e.reason === 'WaypointNotAllowed' && e.involvedObject.kind === kind && /waypoint shop\/waypoint does not admit namespace bank: listener mesh admits routes from its own namespace shop only/.test(e.message ?? ''));
+    await eventually(notAllowed('Service'), 'WaypointNotAllowed on the Service');
+    await eventually(notAllowed('Namespace'), 'WaypointNotAllowed on the Namespace');
+    const patched = (await custom.patchNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint', body: { spec: { listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE', allowedRoutes: { namespaces: { from: 'All' } } }] } } }, mergePatch)) as { metadata: { generation: number } };
+    // the controllers have seen the consent once they report on that generation
+    const seen = async () => ((await custom.getNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint' })) as { status?: { conditions?: Array<{ type: string; observedGeneration?: number }> } }).status?.conditions?.find((c) => c.type === 'Accepted')?.observedGeneration === patched.metadata.generation;
+    await eventually(seen, 'the Gateway with consent observed');
+    await core.createNamespacedService({ namespace: 'bank', body: { metadata: { name: 'vault', labels: { 'warren.io/use-waypoint': 'waypoint', 'warren.io/use-waypoint-namespace': 'shop' } }, spec: { ports: [{ port: 80 }] } } });
+    // a later binding to a missing waypoint: once its Event is in, the pass that saw vault is done too
+    await core.createNamespacedService({ namespace: 'bank', body: { metadata: { name: 'marker', labels: { 'warren.io/use-waypoint': 'nope' } }, spec: { ports: [{ port: 80 }] } } });
+    await eventually(async () => (await bankEvents()).some((e) => e.reason === 'WaypointMissing' && e.involvedObject.name === 'marker'), 'the pass after vault');
+    assert.ok(!(await bankEvents()).some((e) => e.involvedObject.name === 'vault'), 'with consent (from: All) no Event for a new binding');
+
     // A Gateway the controller cannot run: not accepted, its Deployment removed, so what uses it fails closed.
     await custom.patchNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint', body: { spec: { listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] } } }, mergePatch);
     await eventually(async () => (await gateway()).conditions?.find((c) => c.type === 'Accepted')?.reason === 'ListenersNotValid', 'Accepted False');
@@ -73,6 +94,45 @@ test('the controller against an API server: objects made, GatewayClass made, Pro
     await eventually(async () => (await bindings()).length === 0, 'no waypoint rights left once the Gateways are gone');
   } finally {
     for (const c of controllers) await c.stop();
+    await api.stop();
+  }
+});
+
+test('replicas from the parametersRef ConfigMap: the Deployment scaled, a PodDisruptionBudget (minAvailable 1) while above one, removed at one; a missing ConfigMap is InvalidParameters', async () => {
+  const { api, core, apps, custom } = await world();
+  const policy = api.kc.makeApiClient(PolicyV1Api);
+  let controller: { stop(): Promise<void> } | undefined;
+  try {
+    const params = (replicas: number) => ({ metadata: { name: 'waypoint-params', namespace: 'shop' }, data: { deployment: `spec:\n  replicas: ${replicas}\n` } });
+    await core.createNamespacedConfigMap({ namespace: 'shop', body: params(3) });
+    const gw = waypointGateway('shop', 'waypoint', 'service');
+    await custom.createNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', body: { ...gw, spec: { ...gw.spec, infrastructure: { parametersRef: { group: '', kind: 'ConfigMap', name: 'waypoint-params' } } } } });
+    const c = startWaypointController(api.kc, { image: 'ghcr.io/warren-mesh/warren:0.1.0' }, () => undefined, 'ca-1');
+    controller = c;
+    await c.synced;
+    const replicas = async () => (await apps.readNamespacedDeployment({ namespace: 'shop', name: 'waypoint' }).catch(() => undefined))?.spec?.replicas;
+    const budget = () => policy.readNamespacedPodDisruptionBudget({ namespace: 'shop', name: 'waypoint' }).catch(() => undefined);
+    await eventually(async () => (await replicas()) === 3, 'the Deployment with 3 replicas');
+    await eventually(async () => (await budget()) !== undefined, 'the PodDisruptionBudget');
+    const pdb = (await budget())!;
+    assert.equal(pdb.spec?.minAvailable, 1);
+    assert.deepEqual(pdb.spec?.selector?.matchLabels, { 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
+    assert.equal(pdb.metadata?.ownerReferences?.[0]?.kind, 'Gateway');
+
+    // one replica: the budget goes (the ConfigMap alone changed, so the next pass — here a Gateway label — applies it)
+    await core.replaceNamespacedConfigMap({ namespace: 'shop', name: 'waypoint-params', body: params(1) });
+    await custom.patchNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint', body: { metadata: { labels: { touched: '1' } } } }, mergePatch);
+    await eventually(async () => (await replicas()) === 1 && (await budget()) === undefined, 'one replica, no PodDisruptionBudget');
+
+    // the ConfigMap gone: not accepted, InvalidParameters naming the reference, and nothing runs as this waypoint
+    await core.deleteNamespacedConfigMap({ namespace: 'shop', name: 'waypoint-params' });
+    await custom.patchNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint', body: { metadata: { labels: { touched: '2' } } } }, mergePatch);
+    const accepted = async () => ((await custom.getNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint' })) as { status?: Status }).status?.conditions?.find((x) => x.type === 'Accepted');
+    await eventually(async () => (await accepted())?.reason === 'InvalidParameters', 'Accepted False InvalidParameters');
+    assert.match((await accepted())!.message, /spec\.infrastructure\.parametersRef: ConfigMap shop\/waypoint-params not found/);
+    await eventually(async () => (await replicas()) === undefined, 'the Deployment removed');
+  } finally {
+    await controller?.stop();
     await api.stop();
   }
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, type GatewayObject } from '../../../src/gateway/waypoint-objects.js';
+import { TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, waypointParameters, type GatewayObject } from '../../../src/gateway/waypoint-objects.js';
 
 const gateway = (over: { listeners?: GatewayObject['spec']['listeners']; labels?: Record<string, string>; status?: GatewayObject['status'] } = {}): GatewayObject => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
@@ -88,4 +88,33 @@ test('warren status names each waypoint problem once, whatever number of agents 
   });
   const text = renderStatus([{ node: 'node-1', ready: true, status: status('node-1') }, { node: 'node-2', ready: true, status: status('node-2') }], Date.now());
   assert.equal(text.split('\n').filter((l) => l === 'waypoint shop/wp of Service shop/web: no ready waypoint pod: its traffic is refused').length, 1);
+});
+
+test("replicas from the Gateway's parametersRef ConfigMap (Istio's `deployment` key): a PodDisruptionBudget of minAvailable 1 only above one replica; bad parameters refused naming the field", () => {
+  const withRef = (ref: { group: string; kind: string; name: string }): GatewayObject => ({ ...gateway(), spec: { ...gateway().spec, infrastructure: { parametersRef: ref } } });
+  const gw = withRef({ group: '', kind: 'ConfigMap', name: 'waypoint-params' });
+  const cm = (deployment?: string) => ({ metadata: { name: 'waypoint-params', namespace: 'shop' }, ...(deployment === undefined ? {} : { data: { deployment } }) });
+  assert.deepEqual(waypointParameters(gateway(), undefined), { ok: true, parameters: { replicas: 1 } }, 'no reference: one replica');
+  assert.deepEqual(waypointParameters(gw, cm('spec:\n  replicas: 3\n')), { ok: true, parameters: { replicas: 3 } });
+  assert.deepEqual(waypointParameters(gw, cm()), { ok: true, parameters: { replicas: 1 } }, 'no deployment key');
+  const refused = (g: GatewayObject, c: ReturnType<typeof cm> | undefined): string => {
+    const r = waypointParameters(g, c);
+    assert.equal(r.ok, false);
+    return (r as { message: string }).message;
+  };
+  assert.match(refused(gw, undefined), /parametersRef: ConfigMap shop\/waypoint-params not found/);
+  assert.match(refused(withRef({ group: 'example.com', kind: 'Params', name: 'x' }), cm()), /example\.com\/Params is not supported/);
+  assert.match(refused(gw, cm('spec:\n  replicas: 0\n')), /data\.deployment: spec\.replicas: /);
+  assert.match(refused(gw, cm('spec:\n  replicas: 1000\n')), /spec\.replicas/);
+  assert.match(refused(gw, cm('spec:\n  template: {}\n')), /data\.deployment: spec\.template: not supported \(only spec\.replicas\)/);
+  assert.match(refused(gw, cm('spec: [')), /not YAML/);
+
+  const one = waypointObjects(gateway(), settings, { replicas: 1 });
+  assert.equal(one.deployment.spec?.replicas, 1);
+  assert.equal(one.disruptionBudget, undefined, 'one replica: a minAvailable 1 budget would block every drain');
+  const three = waypointObjects(gateway(), settings, { replicas: 3 });
+  assert.equal(three.deployment.spec?.replicas, 3);
+  assert.deepEqual(three.disruptionBudget?.spec, { minAvailable: 1, selector: { matchLabels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' } } });
+  assert.equal(three.disruptionBudget?.metadata?.ownerReferences?.[0]?.uid, 'gw-uid', 'owned by the Gateway');
+  assert.notEqual(three.deployment.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION], one.deployment.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION], 'a new replica count re-applies the Deployment');
 });

@@ -19,10 +19,12 @@ const slice = (ns: string, svc: string, ips: string[]): V1EndpointSlice => ({
   ports: [{ port: 8080, protocol: 'TCP' }],
   endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
 });
-const gateway = (ns: string, name: string, waypointFor?: string, cls = 'warren-waypoint'): KubernetesObject & { spec: object } => ({
+const gateway = (ns: string, name: string, waypointFor?: string, cls = 'warren-waypoint', allowedRoutes?: object): KubernetesObject & { spec: object } => ({
   metadata: { name, namespace: ns, ...(waypointFor ? { labels: { 'warren.io/waypoint-for': waypointFor } } : {}) },
-  spec: { gatewayClassName: cls, listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+  spec: { gatewayClassName: cls, listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE', ...(allowedRoutes ? { allowedRoutes } : {}) }] },
 });
+/** infra/shared admits every namespace (its listener's consent), so shop's Service may use it */
+const SHARED_FOR_ALL = { namespaces: { from: 'All' } };
 const namespace = (name: string, labels: Record<string, string> = {}): V1Namespace => ({ metadata: { name, labels } });
 
 function world(over: { pods?: V1Pod[]; services?: V1Service[]; gateways?: KubernetesObject[]; namespaces?: V1Namespace[] } = {}) {
@@ -42,7 +44,7 @@ function world(over: { pods?: V1Pod[]; services?: V1Service[]; gateways?: Kubern
     service('shop', 'ghost', '10.96.0.13', { 'warren.io/use-waypoint': 'nope' }),
     service('shop', 'wl', '10.96.0.14', { 'warren.io/use-waypoint': 'wl-only' }),
   ];
-  const gateways = over.gateways ?? [gateway('shop', 'wp'), gateway('infra', 'shared', 'all'), gateway('shop', 'wl-only', 'workload'), gateway('shop', 'other-class', undefined, 'istio')];
+  const gateways = over.gateways ?? [gateway('shop', 'wp'), gateway('infra', 'shared', 'all', 'warren-waypoint', SHARED_FOR_ALL), gateway('shop', 'wl-only', 'workload'), gateway('shop', 'other-class', undefined, 'istio')];
   const namespaces = over.namespaces ?? [namespace('shop'), namespace('infra')];
   const slices = [slice('shop', 'web', ['10.244.2.2']), slice('shop', 'plain', ['10.244.2.2']), slice('shop', 'other', ['10.244.2.2'])];
   return { index: buildClusterIndex(pods, services, slices), waypoints: buildWaypointIndex({ namespaces, services, pods, gateways }) };
@@ -85,6 +87,23 @@ test('a waypoint-for mismatch is not used (as Istio); a missing waypoint or one 
   const down = world({ pods: [pod('shop', 'client', '10.244.1.2'), wpPod('shop', 'wp', 'wp-a', '10.244.1.10', { ready: false })] });
   const r = routeViaWaypoint(down.index, down.waypoints, client, { ip: '10.96.0.10', port: 80 }, TD, new Map());
   assert.deepEqual(r, { kind: 'waypoint-unavailable', waypoint: { namespace: 'shop', name: 'wp' }, reason: 'waypoint shop/wp has no ready pod', service: { namespace: 'shop', name: 'web' } });
+});
+
+test("another namespace's waypoint without its listener's consent: refused with the reason, never sent to it nor around it", () => {
+  const { index, waypoints } = world({ gateways: [gateway('shop', 'wp'), gateway('infra', 'shared', 'all')] });
+  const r = routeViaWaypoint(index, waypoints, client, { ip: '10.96.0.12', port: 80 }, TD, new Map());
+  assert.ok(r?.kind === 'waypoint-unavailable', `refused, got ${JSON.stringify(r)}`);
+  assert.match(r.reason, /waypoint infra\/shared does not admit namespace shop: .*from: Same/);
+  assert.equal(waypoints.forService('shop', 'other')?.state, 'not-allowed');
+  // consent by namespace label
+  const selected = (labels: Record<string, string>) => world({ gateways: [gateway('infra', 'shared', 'all', 'warren-waypoint', { namespaces: { from: 'Selector', selector: { matchLabels: { team: 'shop' } } } })], namespaces: [namespace('shop', labels), namespace('infra')] });
+  const yes = selected({ team: 'shop' });
+  assert.equal(routeViaWaypoint(yes.index, yes.waypoints, client, { ip: '10.96.0.12', port: 80 }, TD, new Map())?.kind, 'waypoint');
+  const no = selected({ team: 'bank' });
+  assert.equal(routeViaWaypoint(no.index, no.waypoints, client, { ip: '10.96.0.12', port: 80 }, TD, new Map())?.kind, 'waypoint-unavailable');
+  // the waypoint's own pod takes no CONNECT for it either
+  const self = { namespace: 'infra', labels: { 'gateway.networking.k8s.io/gateway-name': 'shared' }, serviceAccount: 'shared' };
+  assert.equal(servedByWaypoint(no.index, no.waypoints, self, { ip: '10.96.0.12', port: 80 }), undefined);
 });
 
 test("the namespace label applies to its Services; a Service's none opts out", () => {
