@@ -321,6 +321,8 @@ class Session : public Handler {
   static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user);
   static int OnSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
                         nghttp2_data_source*, void* user);
+  static ssize_t OnReadLength(nghttp2_session*, uint8_t type, int32_t sid, int32_t sessionWindow,
+                              int32_t streamWindow, uint32_t maxFrame, void* user);
   Flow* StreamFlow(int32_t sid);
 
   struct Request {
@@ -751,6 +753,7 @@ nghttp2_session_callbacks* Session::Callbacks() {
     nghttp2_session_callbacks_set_on_stream_close_callback(c, OnStreamClose);
     nghttp2_session_callbacks_set_on_frame_send_callback(c, OnFrameSend);
     nghttp2_session_callbacks_set_send_data_callback(c, OnSendData);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(c, OnReadLength);
     return c;
   }();
   return cbs;
@@ -897,18 +900,32 @@ void Session::Detach(int32_t sid, bool reset, size_t unconsumed) {
 void Session::ReadTls() {
   char* buf = w_->tlsScratch();
   for (;;) {
-    size_t got = 0;
-    ERR_clear_error();
-    int rc = SSL_read_ex(ssl_.get(), buf, kScratch, &got);
-    if (rc == 1) {
-      ssize_t used = nghttp2_session_mem_recv(ng_, reinterpret_cast<uint8_t*>(buf), got);
-      if (used < 0) return Fail(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)), server_ ? "protocol-error" : "");
-      continue;
+    // SSL_read returns one record (≤ 16 KiB) a call: gather the records that
+    // are here before handing nghttp2 the bytes, so a DATA frame reaches the
+    // stream's socket in one send(2) rather than in pieces cut at records.
+    size_t have = 0;
+    int e = SSL_ERROR_NONE;
+    unsigned long code = 0;
+    while (have < kScratch) {
+      size_t got = 0;
+      ERR_clear_error();
+      int rc = SSL_read_ex(ssl_.get(), buf + have, kScratch - have, &got);
+      if (rc != 1) {
+        // read now: nghttp2's callbacks below may touch OpenSSL's error queue
+        e = SSL_get_error(ssl_.get(), rc);
+        code = ERR_get_error();
+        ERR_clear_error();
+        break;
+      }
+      have += got;
     }
-    int e = SSL_get_error(ssl_.get(), rc);
+    if (have > 0) {
+      ssize_t used = nghttp2_session_mem_recv(ng_, reinterpret_cast<uint8_t*>(buf), have);
+      if (used < 0) return Fail(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)), server_ ? "protocol-error" : "");
+      if (st_ == Dead) return;
+    }
+    if (e == SSL_ERROR_NONE) continue;
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
-    unsigned long code = ERR_get_error();
-    ERR_clear_error();
     if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) return Fail("the peer closed the connection");
     char text[160] = "unknown";
     if (code != 0) ERR_error_string_n(code, text, sizeof(text));
@@ -995,6 +1012,17 @@ int Session::OnSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* f
   s->out_.append(reinterpret_cast<const char*>(framehd), 9);
   f->SendStreamData(length, &s->out_);
   return 0;
+}
+
+// DATA frames as large as the peer allows (its SETTINGS_MAX_FRAME_SIZE, kMaxFrame
+// between warren's ends) instead of nghttp2's 16 KiB default: fewer frames, and
+// the receiver gets larger chunks to hand its socket in one send(2).
+ssize_t Session::OnReadLength(nghttp2_session*, uint8_t, int32_t, int32_t sessionWindow, int32_t streamWindow,
+                              uint32_t maxFrame, void*) {
+  int64_t n = maxFrame;
+  if (sessionWindow < n) n = sessionWindow;
+  if (streamWindow < n) n = streamWindow;
+  return n < 1 ? 1 : static_cast<ssize_t>(n);
 }
 
 int Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
