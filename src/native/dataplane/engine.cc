@@ -3,6 +3,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <sys/epoll.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <time.h>
 
@@ -27,6 +28,9 @@ constexpr size_t kPendCap = 256 * 1024;
 constexpr size_t kScratch = 256 * 1024;
 constexpr size_t kTlsBatch = 256 * 1024;
 constexpr size_t kMaxHeader = 512;
+// A plain↔plain flow's pipe per direction (splice(2)): the kernel's default
+// pipe of 16 pages, so the bytes in flight per direction stay bounded.
+constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
 int64_t NowMs() {
   timespec ts;
@@ -424,6 +428,11 @@ class Flow {
   void Deliver(int to, const char* p, size_t n);
   void DeliverEof(int to);
   void FlushSock(int side);
+  // plain↔plain (both sides sockets): splice(2) through a pipe per direction
+  bool Splicing() const { return pipe_[0].w.get() >= 0; }
+  void StartSplice();
+  void SpliceSock(int side);
+  bool DrainPipe(int to);
   void Finish(const std::string& error, const char* refusal = "");
   bool ConnectUpstream(const Decision& d, std::string* error);
 
@@ -439,6 +448,11 @@ class Flow {
   int streamSide_ = -1;
   bool placed_ = false;
   Buf pend_[2];
+  // pipe_[to]: bytes spliced from the other side's socket, not yet into sock_[to]
+  struct Pipe {
+    Fd r, w;
+    size_t bytes = 0;
+  } pipe_[2];
   bool paused_[2] = {false, false};
   bool eofFrom_[2] = {false, false};
   bool eofTo_[2] = {false, false};
@@ -524,6 +538,7 @@ void Flow::Opened() {
   Event e(Event::Open);
   e.id = id_;
   w_->Emit(std::move(e));
+  if (streamSide_ < 0) StartSplice();
   // bytes that arrived while deciding (edge-triggered: no new event comes)
   for (int i = 0; i < 2; i++) {
     if (!IsStream(i)) ReadSock(i);
@@ -556,6 +571,7 @@ void Flow::OnSock(int side, uint32_t events) {
 void Flow::ReadSock(int side) {
   paused_[side] = false;
   if (st_ != Open || eofFrom_[side] || !Connected(side)) return;
+  if (Splicing()) return SpliceSock(side);
   int to = 1 - side;
   char* buf = w_->sockScratch();
   while (st_ == Open) {
@@ -613,6 +629,15 @@ void Flow::DeliverEof(int to) {
 
 void Flow::FlushSock(int side) {
   if (st_ != Open || !Connected(side)) return;
+  if (Splicing()) {
+    if (!DrainPipe(side) || st_ != Open) return;
+    if (eofFrom_[1 - side] && !eofTo_[side]) {
+      eofTo_[side] = true;
+      shutdown(sock_[side].get(), SHUT_WR);
+    }
+    if (!eofFrom_[1 - side]) SpliceSock(1 - side);
+    return CheckDone();
+  }
   while (!pend_[side].empty()) {
     ssize_t n = send(sock_[side].get(), pend_[side].ptr(), pend_[side].size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -632,6 +657,64 @@ void Flow::FlushSock(int side) {
   int other = 1 - side;
   if (paused_[other] && pend_[side].size() < kPendCap / 2 && !IsStream(other)) ReadSock(other);
   CheckDone();
+}
+
+// Both sides are plain sockets (plaintext inbound, passthrough): the bytes
+// move socket → pipe → socket inside the kernel. Without a pipe (descriptor
+// limit) the flow keeps the read/write path.
+void Flow::StartSplice() {
+  for (auto& p : pipe_) {
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      for (auto& q : pipe_) q.r.reset(), q.w.reset();
+      return;
+    }
+    p.r.reset(fds[0]);
+    p.w.reset(fds[1]);
+  }
+}
+
+// Moves what the pipe toward `to` holds into sock_[to]; false while the
+// socket cannot take more (EPOLLOUT on `to` resumes) or the flow was reset.
+bool Flow::DrainPipe(int to) {
+  Pipe& p = pipe_[to];
+  while (p.bytes > 0) {
+    ssize_t n = splice(p.r.get(), nullptr, sock_[to].get(), nullptr, p.bytes, kSpliceFlags);
+    if (n > 0) {
+      p.bytes -= static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return false;
+    Reset(ErrnoText(to == 0 ? "client" : "upstream", n < 0 ? errno : EPIPE));
+    return false;
+  }
+  return true;
+}
+
+// socket(side) → pipe → socket(1 − side) until the reader has nothing (its
+// EPOLLIN resumes), the writer is full (its EPOLLOUT resumes) or EOF.
+void Flow::SpliceSock(int side) {
+  int to = 1 - side;
+  Pipe& p = pipe_[to];
+  while (st_ == Open && !eofFrom_[side]) {
+    ssize_t n = splice(sock_[side].get(), nullptr, p.w.get(), nullptr, 1 << 20, kSpliceFlags);
+    if (n > 0) {
+      p.bytes += static_cast<size_t>(n);
+      bytes_[side] += static_cast<uint64_t>(n);
+    } else if (n == 0) {
+      eofFrom_[side] = true;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno != EAGAIN) {
+      return Reset(ErrnoText(side == 0 ? "client" : "upstream", errno));
+    } else if (p.bytes == 0) {
+      return;  // EAGAIN with an empty pipe: the socket has nothing more now
+    }
+    // EAGAIN with bytes in the pipe may mean the pipe is full: empty it first
+    if (!DrainPipe(to)) return;
+  }
+  if (st_ == Open && eofFrom_[side]) FlushSock(to);
 }
 
 // The bytes are not copied here: NGHTTP2_DATA_FLAG_NO_COPY has nghttp2 call
@@ -692,7 +775,7 @@ void Flow::Answered(int status) {
 void Flow::CheckDone() {
   if (st_ != Open) return;
   for (int i = 0; i < 2; i++)
-    if (!eofFrom_[i] || !eofTo_[i] || !pend_[i].empty()) return;
+    if (!eofFrom_[i] || !eofTo_[i] || !pend_[i].empty() || pipe_[i].bytes > 0) return;
   if (sess_ != nullptr) return;  // the stream's close is still to come
   Finish("");
 }
@@ -725,6 +808,7 @@ void Flow::Finish(const std::string& error, const char* refusal) {
     sid_ = -1;
   }
   for (auto& s : sock_) s.reset();
+  for (auto& p : pipe_) p.r.reset(), p.w.reset();
   pend_[0].clear();
   pend_[1].clear();
   Event e(Event::Close);
