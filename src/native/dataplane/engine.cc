@@ -259,6 +259,14 @@ class Session : public Handler {
  public:
   Session(Worker* w, bool server, Fd fd, SslPtr ssl) : w_(w), server_(server), fd_(std::move(fd)), ssl_(std::move(ssl)) {
     w_->nSessions++;
+    // OpenSSL writes its records into tlsOut_ (WriteBio), sent in one send(2)
+    // per batch instead of one per 16 KiB record; reads stay on the socket.
+    BIO* out = BIO_new(WriteBio());
+    if (out != nullptr) {
+      BIO_set_data(out, this);
+      BIO_set_init(out, 1);
+      SSL_set0_wbio(ssl_.get(), out);
+    }
   }
   ~Session() override {
     if (ng_ != nullptr) nghttp2_session_del(ng_);
@@ -310,6 +318,9 @@ class Session : public Handler {
  private:
   enum State { Connecting, Handshake, Ready, Dead };
   void Handshaken();
+  static BIO_METHOD* WriteBio();
+  // false while the socket cannot take more (EPOLLOUT resumes) or on failure
+  bool SendTls();
   void Submit(Flow* f);
   void ReadTls();
   static nghttp2_session_callbacks* Callbacks();
@@ -344,6 +355,7 @@ class Session : public Handler {
   uint32_t reserved_ = 0;
   int64_t started_ = NowMs(), lastActive_ = NowMs();
   Buf out_;
+  Buf tlsOut_;  // records OpenSSL wrote, not yet taken by the socket
   std::vector<uint64_t> waiting_;
   std::unordered_map<int32_t, uint64_t> streams_;
   std::unordered_map<int32_t, Request> requests_;
@@ -870,13 +882,16 @@ void Session::OnIo(uint32_t events) {
     int rc = SSL_do_handshake(ssl_.get());
     if (rc != 1) {
       int e = SSL_get_error(ssl_.get(), rc);
-      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
       unsigned long code = ERR_get_error();
       ERR_clear_error();
+      // the next flight, or the alert that tells the peer why
+      if (!SendTls() && st_ == Dead) return;
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
       char buf[160] = "connection closed";
       if (code != 0) ERR_error_string_n(code, buf, sizeof(buf));
       return Fail(std::string("mutual TLS failed: ") + buf);
     }
+    if (!SendTls() && st_ == Dead) return;
     Handshaken();
     if (st_ == Dead) return;
   }
@@ -1017,9 +1032,41 @@ void Session::ReadTls() {
   }
 }
 
+BIO_METHOD* Session::WriteBio() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* b = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "warren-hbone-out");
+    BIO_meth_set_write_ex(b, [](BIO* bio, const char* p, size_t n, size_t* written) {
+      static_cast<Session*>(BIO_get_data(bio))->tlsOut_.append(p, n);
+      *written = n;
+      return 1;
+    });
+    // OpenSSL flushes after each handshake flight; nothing is held back here
+    BIO_meth_set_ctrl(b, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
+    return b;
+  }();
+  return m;
+}
+
+bool Session::SendTls() {
+  while (!tlsOut_.empty()) {
+    ssize_t n = send(fd_.get(), tlsOut_.ptr(), tlsOut_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      tlsOut_.consume(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return false;
+    Fail("the peer closed the connection");
+    return false;
+  }
+  return true;
+}
+
 void Session::Flush() {
   if (st_ != Ready) return;
   for (;;) {
+    // Records already made go first; no more are made while the socket is full.
+    if (!SendTls()) return;
     while (out_.size() < kTlsBatch) {
       const uint8_t* data = nullptr;
       ssize_t n = nghttp2_session_mem_send(ng_, &data);
@@ -1028,7 +1075,7 @@ void Session::Flush() {
       out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
     }
     if (out_.empty()) break;
-    while (!out_.empty()) {
+    while (!out_.empty() && tlsOut_.size() < kTlsBatch) {
       size_t written = 0;
       ERR_clear_error();
       int rc = SSL_write_ex(ssl_.get(), out_.ptr(), out_.size(), &written);
@@ -1042,6 +1089,7 @@ void Session::Flush() {
       return Fail("the peer closed the connection");
     }
   }
+  if (!SendTls()) return;
   if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_))
     Fail(goawaySent_ < 0 ? "closed" : std::string("HTTP/2 GOAWAY sent: ") + nghttp2_http2_strerror(static_cast<uint32_t>(goawaySent_)),
          server_ && goawaySent_ > 0 ? "protocol-error" : "");
