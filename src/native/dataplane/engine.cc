@@ -1075,7 +1075,9 @@ void Session::Flush() {
       out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
     }
     if (out_.empty()) break;
-    while (!out_.empty() && tlsOut_.size() < kTlsBatch) {
+    // all of out_ (≤ kTlsBatch + a frame): a remainder left for the next round
+    // would go out as a record of its own in a send(2) of its own
+    while (!out_.empty()) {
       size_t written = 0;
       ERR_clear_error();
       int rc = SSL_write_ex(ssl_.get(), out_.ptr(), out_.size(), &written);
