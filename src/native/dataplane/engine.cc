@@ -441,7 +441,7 @@ class Flow {
   void DeliverEof(int to);
   void FlushSock(int side);
   // plain↔plain (both sides sockets): splice(2) through a pipe per direction
-  bool Splicing() const { return pipe_[0].w.get() >= 0; }
+  bool Splicing() const { return pipe_ != nullptr; }
   void StartSplice();
   void SpliceSock(int side);
   bool DrainPipe(int to);
@@ -460,11 +460,13 @@ class Flow {
   int streamSide_ = -1;
   bool placed_ = false;
   Buf pend_[2];
-  // pipe_[to]: bytes spliced from the other side's socket, not yet into sock_[to]
+  // pipe_[to]: bytes spliced from the other side's socket, not yet into
+  // sock_[to]; only plain↔plain flows have them (a pointer: HBONE flows pay 8 bytes)
   struct Pipe {
     Fd r, w;
     size_t bytes = 0;
-  } pipe_[2];
+  };
+  std::unique_ptr<Pipe[]> pipe_;
   bool paused_[2] = {false, false};
   bool eofFrom_[2] = {false, false};
   bool eofTo_[2] = {false, false};
@@ -675,15 +677,14 @@ void Flow::FlushSock(int side) {
 // move socket → pipe → socket inside the kernel. Without a pipe (descriptor
 // limit) the flow keeps the read/write path.
 void Flow::StartSplice() {
-  for (auto& p : pipe_) {
+  std::unique_ptr<Pipe[]> pipes(new Pipe[2]);
+  for (int i = 0; i < 2; i++) {
     int fds[2];
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-      for (auto& q : pipe_) q.r.reset(), q.w.reset();
-      return;
-    }
-    p.r.reset(fds[0]);
-    p.w.reset(fds[1]);
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return;
+    pipes[i].r.reset(fds[0]);
+    pipes[i].w.reset(fds[1]);
   }
+  pipe_ = std::move(pipes);
 }
 
 // Moves what the pipe toward `to` holds into sock_[to]; false while the
@@ -787,7 +788,7 @@ void Flow::Answered(int status) {
 void Flow::CheckDone() {
   if (st_ != Open) return;
   for (int i = 0; i < 2; i++)
-    if (!eofFrom_[i] || !eofTo_[i] || !pend_[i].empty() || pipe_[i].bytes > 0) return;
+    if (!eofFrom_[i] || !eofTo_[i] || !pend_[i].empty() || (pipe_ && pipe_[i].bytes > 0)) return;
   if (sess_ != nullptr) return;  // the stream's close is still to come
   Finish("");
 }
@@ -820,7 +821,7 @@ void Flow::Finish(const std::string& error, const char* refusal) {
     sid_ = -1;
   }
   for (auto& s : sock_) s.reset();
-  for (auto& p : pipe_) p.r.reset(), p.w.reset();
+  pipe_.reset();
   pend_[0].clear();
   pend_[1].clear();
   Event e(Event::Close);
