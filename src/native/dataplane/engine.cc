@@ -64,6 +64,16 @@ class Buf {
     std::string().swap(data_);
     head_ = 0;
   }
+  // consume() that keeps the storage when drained: a busy session's batches
+  // reuse it instead of growing a new one (and faulting its pages in) each
+  // time; Session::Trim returns it once the session rests.
+  void take(size_t n) {
+    head_ += n;
+    if (head_ >= data_.size()) {
+      data_.clear();
+      head_ = 0;
+    }
+  }
 
  private:
   std::string data_;
@@ -305,6 +315,12 @@ class Session : public Handler {
   void Fail(const std::string& reason, const char* refusal = "");
   void OnIo(uint32_t events) override;
   bool Idle(int64_t now) const { return streams_.empty() && waiting_.empty() && now - lastActive_ > kIdleCloseMs; }
+  // the batch buffers' storage, once nothing moved for a second (worker tick)
+  void Trim(int64_t now) {
+    if (now - lastActive_ < 1000) return;
+    if (out_.empty()) out_.clear();
+    if (tlsOut_.empty()) tlsOut_.clear();
+  }
   bool HandshakeExpired(int64_t now) const;
   bool dead() const { return st_ == Dead; }
   bool server() const { return server_; }
@@ -1052,7 +1068,7 @@ bool Session::SendTls() {
   while (!tlsOut_.empty()) {
     ssize_t n = send(fd_.get(), tlsOut_.ptr(), tlsOut_.size(), MSG_NOSIGNAL);
     if (n > 0) {
-      tlsOut_.consume(static_cast<size_t>(n));
+      tlsOut_.take(static_cast<size_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -1083,7 +1099,7 @@ void Session::Flush() {
       ERR_clear_error();
       int rc = SSL_write_ex(ssl_.get(), out_.ptr(), out_.size(), &written);
       if (rc == 1) {
-        out_.consume(written);
+        out_.take(written);
         continue;
       }
       int e = SSL_get_error(ssl_.get(), rc);
@@ -1557,8 +1573,10 @@ void Worker::Tick() {
     if (++f->deadline * 1000 >= kConnectTimeoutMs) f->Timeout();
   }
   std::vector<Session*> stale;
-  for (auto& [p, s] : sessions_)
+  for (auto& [p, s] : sessions_) {
+    s->Trim(now);
     if (s->Idle(now) || s->HandshakeExpired(now)) stale.push_back(p);
+  }
   for (Session* s : stale) {
     if (s->HandshakeExpired(now))
       s->Fail("no TLS handshake within " + std::to_string(s->server() ? engine_.limits().handshakeMs : kConnectTimeoutMs) + " ms",
