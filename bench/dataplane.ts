@@ -630,6 +630,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         const m = rounds[rounds.length - 1]!;
         console.error(
           `round ${round} ${rig.name}: ${m.gbit1.toFixed(2)} / ${m.gbit8.toFixed(2)} Gbit/s, p50 ${m.p50us.toFixed(0)} µs p99 ${m.p99us.toFixed(0)} µs, ` +
+            `CPU ${m.cpuSecondsPerGB1.toFixed(2)} / ${m.cpuSecondsPerGB8.toFixed(2)} s/GB, ${m.rrLate} late${m.rrBehind ? ' (behind)' : ''}, ` +
             `${m.connPerSecond.toFixed(0)} conn/s, ${m.idleOpened} idle (${m.rssKiBPerIdleConnection.toFixed(2)} KiB each), ${((Date.now() - t0) / 1000).toFixed(1)} s ` +
             `(${Object.entries(m.phaseSeconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')})`,
         );

@@ -3,6 +3,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <sys/epoll.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <time.h>
 
@@ -27,6 +28,9 @@ constexpr size_t kPendCap = 256 * 1024;
 constexpr size_t kScratch = 256 * 1024;
 constexpr size_t kTlsBatch = 256 * 1024;
 constexpr size_t kMaxHeader = 512;
+// A plain↔plain flow's pipe per direction (splice(2)): the kernel's default
+// pipe of 16 pages, so the bytes in flight per direction stay bounded.
+constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
 int64_t NowMs() {
   timespec ts;
@@ -59,6 +63,16 @@ class Buf {
   void clear() {
     std::string().swap(data_);
     head_ = 0;
+  }
+  // consume() that keeps the storage when drained: a busy session's batches
+  // reuse it instead of growing a new one (and faulting its pages in) each
+  // time; Session::Trim returns it once the session rests.
+  void take(size_t n) {
+    head_ += n;
+    if (head_ >= data_.size()) {
+      data_.clear();
+      head_ = 0;
+    }
   }
 
  private:
@@ -255,6 +269,14 @@ class Session : public Handler {
  public:
   Session(Worker* w, bool server, Fd fd, SslPtr ssl) : w_(w), server_(server), fd_(std::move(fd)), ssl_(std::move(ssl)) {
     w_->nSessions++;
+    // OpenSSL writes its records into tlsOut_ (WriteBio), sent in one send(2)
+    // per batch instead of one per 16 KiB record; reads stay on the socket.
+    BIO* out = BIO_new(WriteBio());
+    if (out != nullptr) {
+      BIO_set_data(out, this);
+      BIO_set_init(out, 1);
+      SSL_set0_wbio(ssl_.get(), out);
+    }
   }
   ~Session() override {
     if (ng_ != nullptr) nghttp2_session_del(ng_);
@@ -293,6 +315,12 @@ class Session : public Handler {
   void Fail(const std::string& reason, const char* refusal = "");
   void OnIo(uint32_t events) override;
   bool Idle(int64_t now) const { return streams_.empty() && waiting_.empty() && now - lastActive_ > kIdleCloseMs; }
+  // the batch buffers' storage, once nothing moved for a second (worker tick)
+  void Trim(int64_t now) {
+    if (now - lastActive_ < 1000) return;
+    if (out_.empty()) out_.clear();
+    if (tlsOut_.empty()) tlsOut_.clear();
+  }
   bool HandshakeExpired(int64_t now) const;
   bool dead() const { return st_ == Dead; }
   bool server() const { return server_; }
@@ -306,6 +334,9 @@ class Session : public Handler {
  private:
   enum State { Connecting, Handshake, Ready, Dead };
   void Handshaken();
+  static BIO_METHOD* WriteBio();
+  // false while the socket cannot take more (EPOLLOUT resumes) or on failure
+  bool SendTls();
   void Submit(Flow* f);
   void ReadTls();
   static nghttp2_session_callbacks* Callbacks();
@@ -321,6 +352,8 @@ class Session : public Handler {
   static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user);
   static int OnSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
                         nghttp2_data_source*, void* user);
+  static ssize_t OnReadLength(nghttp2_session*, uint8_t type, int32_t sid, int32_t sessionWindow,
+                              int32_t streamWindow, uint32_t maxFrame, void* user);
   Flow* StreamFlow(int32_t sid);
 
   struct Request {
@@ -338,6 +371,7 @@ class Session : public Handler {
   uint32_t reserved_ = 0;
   int64_t started_ = NowMs(), lastActive_ = NowMs();
   Buf out_;
+  Buf tlsOut_;  // records OpenSSL wrote, not yet taken by the socket
   std::vector<uint64_t> waiting_;
   std::unordered_map<int32_t, uint64_t> streams_;
   std::unordered_map<int32_t, Request> requests_;
@@ -422,6 +456,11 @@ class Flow {
   void Deliver(int to, const char* p, size_t n);
   void DeliverEof(int to);
   void FlushSock(int side);
+  // plain↔plain (both sides sockets): splice(2) through a pipe per direction
+  bool Splicing() const { return pipe_ != nullptr; }
+  void StartSplice();
+  void SpliceSock(int side);
+  bool DrainPipe(int to);
   void Finish(const std::string& error, const char* refusal = "");
   bool ConnectUpstream(const Decision& d, std::string* error);
 
@@ -437,6 +476,13 @@ class Flow {
   int streamSide_ = -1;
   bool placed_ = false;
   Buf pend_[2];
+  // pipe_[to]: bytes spliced from the other side's socket, not yet into
+  // sock_[to]; only plain↔plain flows have them (a pointer: HBONE flows pay 8 bytes)
+  struct Pipe {
+    Fd r, w;
+    size_t bytes = 0;
+  };
+  std::unique_ptr<Pipe[]> pipe_;
   bool paused_[2] = {false, false};
   bool eofFrom_[2] = {false, false};
   bool eofTo_[2] = {false, false};
@@ -522,6 +568,7 @@ void Flow::Opened() {
   Event e(Event::Open);
   e.id = id_;
   w_->Emit(std::move(e));
+  if (streamSide_ < 0) StartSplice();
   // bytes that arrived while deciding (edge-triggered: no new event comes)
   for (int i = 0; i < 2; i++) {
     if (!IsStream(i)) ReadSock(i);
@@ -554,6 +601,7 @@ void Flow::OnSock(int side, uint32_t events) {
 void Flow::ReadSock(int side) {
   paused_[side] = false;
   if (st_ != Open || eofFrom_[side] || !Connected(side)) return;
+  if (Splicing()) return SpliceSock(side);
   int to = 1 - side;
   char* buf = w_->sockScratch();
   while (st_ == Open) {
@@ -611,6 +659,15 @@ void Flow::DeliverEof(int to) {
 
 void Flow::FlushSock(int side) {
   if (st_ != Open || !Connected(side)) return;
+  if (Splicing()) {
+    if (!DrainPipe(side) || st_ != Open) return;
+    if (eofFrom_[1 - side] && !eofTo_[side]) {
+      eofTo_[side] = true;
+      shutdown(sock_[side].get(), SHUT_WR);
+    }
+    if (!eofFrom_[1 - side]) SpliceSock(1 - side);
+    return CheckDone();
+  }
   while (!pend_[side].empty()) {
     ssize_t n = send(sock_[side].get(), pend_[side].ptr(), pend_[side].size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -630,6 +687,63 @@ void Flow::FlushSock(int side) {
   int other = 1 - side;
   if (paused_[other] && pend_[side].size() < kPendCap / 2 && !IsStream(other)) ReadSock(other);
   CheckDone();
+}
+
+// Both sides are plain sockets (plaintext inbound, passthrough): the bytes
+// move socket → pipe → socket inside the kernel. Without a pipe (descriptor
+// limit) the flow keeps the read/write path.
+void Flow::StartSplice() {
+  std::unique_ptr<Pipe[]> pipes(new Pipe[2]);
+  for (int i = 0; i < 2; i++) {
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return;
+    pipes[i].r.reset(fds[0]);
+    pipes[i].w.reset(fds[1]);
+  }
+  pipe_ = std::move(pipes);
+}
+
+// Moves what the pipe toward `to` holds into sock_[to]; false while the
+// socket cannot take more (EPOLLOUT on `to` resumes) or the flow was reset.
+bool Flow::DrainPipe(int to) {
+  Pipe& p = pipe_[to];
+  while (p.bytes > 0) {
+    ssize_t n = splice(p.r.get(), nullptr, sock_[to].get(), nullptr, p.bytes, kSpliceFlags);
+    if (n > 0) {
+      p.bytes -= static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return false;
+    Reset(ErrnoText(to == 0 ? "client" : "upstream", n < 0 ? errno : EPIPE));
+    return false;
+  }
+  return true;
+}
+
+// socket(side) → pipe → socket(1 − side) until the reader has nothing (its
+// EPOLLIN resumes), the writer is full (its EPOLLOUT resumes) or EOF.
+void Flow::SpliceSock(int side) {
+  int to = 1 - side;
+  Pipe& p = pipe_[to];
+  while (st_ == Open && !eofFrom_[side]) {
+    ssize_t n = splice(sock_[side].get(), nullptr, p.w.get(), nullptr, 1 << 20, kSpliceFlags);
+    if (n > 0) {
+      p.bytes += static_cast<size_t>(n);
+      bytes_[side] += static_cast<uint64_t>(n);
+    } else if (n == 0) {
+      eofFrom_[side] = true;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno != EAGAIN) {
+      return Reset(ErrnoText(side == 0 ? "client" : "upstream", errno));
+    } else if (p.bytes == 0) {
+      return;  // EAGAIN with an empty pipe: the socket has nothing more now
+    }
+    // EAGAIN with bytes in the pipe may mean the pipe is full: empty it first
+    if (!DrainPipe(to)) return;
+  }
+  if (st_ == Open && eofFrom_[side]) FlushSock(to);
 }
 
 // The bytes are not copied here: NGHTTP2_DATA_FLAG_NO_COPY has nghttp2 call
@@ -690,7 +804,7 @@ void Flow::Answered(int status) {
 void Flow::CheckDone() {
   if (st_ != Open) return;
   for (int i = 0; i < 2; i++)
-    if (!eofFrom_[i] || !eofTo_[i] || !pend_[i].empty()) return;
+    if (!eofFrom_[i] || !eofTo_[i] || !pend_[i].empty() || (pipe_ && pipe_[i].bytes > 0)) return;
   if (sess_ != nullptr) return;  // the stream's close is still to come
   Finish("");
 }
@@ -723,6 +837,7 @@ void Flow::Finish(const std::string& error, const char* refusal) {
     sid_ = -1;
   }
   for (auto& s : sock_) s.reset();
+  pipe_.reset();
   pend_[0].clear();
   pend_[1].clear();
   Event e(Event::Close);
@@ -751,6 +866,7 @@ nghttp2_session_callbacks* Session::Callbacks() {
     nghttp2_session_callbacks_set_on_stream_close_callback(c, OnStreamClose);
     nghttp2_session_callbacks_set_on_frame_send_callback(c, OnFrameSend);
     nghttp2_session_callbacks_set_send_data_callback(c, OnSendData);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(c, OnReadLength);
     return c;
   }();
   return cbs;
@@ -783,13 +899,16 @@ void Session::OnIo(uint32_t events) {
     int rc = SSL_do_handshake(ssl_.get());
     if (rc != 1) {
       int e = SSL_get_error(ssl_.get(), rc);
-      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
       unsigned long code = ERR_get_error();
       ERR_clear_error();
+      // the next flight, or the alert that tells the peer why
+      if (!SendTls() && st_ == Dead) return;
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
       char buf[160] = "connection closed";
       if (code != 0) ERR_error_string_n(code, buf, sizeof(buf));
       return Fail(std::string("mutual TLS failed: ") + buf);
     }
+    if (!SendTls() && st_ == Dead) return;
     Handshaken();
     if (st_ == Dead) return;
   }
@@ -897,18 +1016,32 @@ void Session::Detach(int32_t sid, bool reset, size_t unconsumed) {
 void Session::ReadTls() {
   char* buf = w_->tlsScratch();
   for (;;) {
-    size_t got = 0;
-    ERR_clear_error();
-    int rc = SSL_read_ex(ssl_.get(), buf, kScratch, &got);
-    if (rc == 1) {
-      ssize_t used = nghttp2_session_mem_recv(ng_, reinterpret_cast<uint8_t*>(buf), got);
-      if (used < 0) return Fail(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)), server_ ? "protocol-error" : "");
-      continue;
+    // SSL_read returns one record (≤ 16 KiB) a call: gather the records that
+    // are here before handing nghttp2 the bytes, so a DATA frame reaches the
+    // stream's socket in one send(2) rather than in pieces cut at records.
+    size_t have = 0;
+    int e = SSL_ERROR_NONE;
+    unsigned long code = 0;
+    while (have < kScratch) {
+      size_t got = 0;
+      ERR_clear_error();
+      int rc = SSL_read_ex(ssl_.get(), buf + have, kScratch - have, &got);
+      if (rc != 1) {
+        // read now: nghttp2's callbacks below may touch OpenSSL's error queue
+        e = SSL_get_error(ssl_.get(), rc);
+        code = ERR_get_error();
+        ERR_clear_error();
+        break;
+      }
+      have += got;
     }
-    int e = SSL_get_error(ssl_.get(), rc);
+    if (have > 0) {
+      ssize_t used = nghttp2_session_mem_recv(ng_, reinterpret_cast<uint8_t*>(buf), have);
+      if (used < 0) return Fail(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(used)), server_ ? "protocol-error" : "");
+      if (st_ == Dead) return;
+    }
+    if (e == SSL_ERROR_NONE) continue;
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
-    unsigned long code = ERR_get_error();
-    ERR_clear_error();
     if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) return Fail("the peer closed the connection");
     char text[160] = "unknown";
     if (code != 0) ERR_error_string_n(code, text, sizeof(text));
@@ -916,9 +1049,41 @@ void Session::ReadTls() {
   }
 }
 
+BIO_METHOD* Session::WriteBio() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* b = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "warren-hbone-out");
+    BIO_meth_set_write_ex(b, [](BIO* bio, const char* p, size_t n, size_t* written) {
+      static_cast<Session*>(BIO_get_data(bio))->tlsOut_.append(p, n);
+      *written = n;
+      return 1;
+    });
+    // OpenSSL flushes after each handshake flight; nothing is held back here
+    BIO_meth_set_ctrl(b, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
+    return b;
+  }();
+  return m;
+}
+
+bool Session::SendTls() {
+  while (!tlsOut_.empty()) {
+    ssize_t n = send(fd_.get(), tlsOut_.ptr(), tlsOut_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      tlsOut_.take(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return false;
+    Fail("the peer closed the connection");
+    return false;
+  }
+  return true;
+}
+
 void Session::Flush() {
   if (st_ != Ready) return;
   for (;;) {
+    // Records already made go first; no more are made while the socket is full.
+    if (!SendTls()) return;
     while (out_.size() < kTlsBatch) {
       const uint8_t* data = nullptr;
       ssize_t n = nghttp2_session_mem_send(ng_, &data);
@@ -927,12 +1092,14 @@ void Session::Flush() {
       out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
     }
     if (out_.empty()) break;
+    // all of out_ (≤ kTlsBatch + a frame): a remainder left for the next round
+    // would go out as a record of its own in a send(2) of its own
     while (!out_.empty()) {
       size_t written = 0;
       ERR_clear_error();
       int rc = SSL_write_ex(ssl_.get(), out_.ptr(), out_.size(), &written);
       if (rc == 1) {
-        out_.consume(written);
+        out_.take(written);
         continue;
       }
       int e = SSL_get_error(ssl_.get(), rc);
@@ -941,6 +1108,7 @@ void Session::Flush() {
       return Fail("the peer closed the connection");
     }
   }
+  if (!SendTls()) return;
   if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_))
     Fail(goawaySent_ < 0 ? "closed" : std::string("HTTP/2 GOAWAY sent: ") + nghttp2_http2_strerror(static_cast<uint32_t>(goawaySent_)),
          server_ && goawaySent_ > 0 ? "protocol-error" : "");
@@ -995,6 +1163,17 @@ int Session::OnSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* f
   s->out_.append(reinterpret_cast<const char*>(framehd), 9);
   f->SendStreamData(length, &s->out_);
   return 0;
+}
+
+// DATA frames as large as the peer allows (its SETTINGS_MAX_FRAME_SIZE, kMaxFrame
+// between warren's ends) instead of nghttp2's 16 KiB default: fewer frames, and
+// the receiver gets larger chunks to hand its socket in one send(2).
+ssize_t Session::OnReadLength(nghttp2_session*, uint8_t, int32_t, int32_t sessionWindow, int32_t streamWindow,
+                              uint32_t maxFrame, void*) {
+  int64_t n = maxFrame;
+  if (sessionWindow < n) n = sessionWindow;
+  if (streamWindow < n) n = streamWindow;
+  return n < 1 ? 1 : static_cast<ssize_t>(n);
 }
 
 int Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
@@ -1394,8 +1573,10 @@ void Worker::Tick() {
     if (++f->deadline * 1000 >= kConnectTimeoutMs) f->Timeout();
   }
   std::vector<Session*> stale;
-  for (auto& [p, s] : sessions_)
+  for (auto& [p, s] : sessions_) {
+    s->Trim(now);
     if (s->Idle(now) || s->HandshakeExpired(now)) stale.push_back(p);
+  }
   for (Session* s : stale) {
     if (s->HandshakeExpired(now))
       s->Fail("no TLS handshake within " + std::to_string(s->server() ? engine_.limits().handshakeMs : kConnectTimeoutMs) + " ms",

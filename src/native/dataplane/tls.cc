@@ -70,8 +70,11 @@ SslCtxPtr MakeCtx(bool server, EVP_PKEY* key, const std::vector<X509Ptr>& chain,
   // Read-ahead: one read(2) fetches several records instead of two syscalls
   // (header, body) per 16 KiB record; the buffer is still released when it
   // drains (SSL_MODE_RELEASE_BUFFERS), so idle connections hold none.
+  // The buffer holds 16 whole records of TLS 1.3 AES-GCM (16 KiB + 22 bytes each):
+  // one read(2) takes a peer's whole 256 KiB batch (engine.cc, Session::Flush),
+  // where 64 KiB cut a record in four and needed a second read(2) for its tail.
   SSL_CTX_set_read_ahead(ctx.get(), 1);
-  SSL_CTX_set_default_read_buffer_len(ctx.get(), 64 * 1024);
+  SSL_CTX_set_default_read_buffer_len(ctx.get(), 16 * (16 * 1024 + 22));
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   SSL_CTX_set_num_tickets(ctx.get(), 0);
