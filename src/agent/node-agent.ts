@@ -74,6 +74,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     telemetry,
     connections,
     ruleError: (operation) => metrics.ruleErrors.inc({ operation }),
+    ruleApplied: (operation) => metrics.ruleApplies.inc({ operation }),
     log: logFn,
     drainMs: config.drainSeconds * 1000,
   });
