@@ -131,7 +131,7 @@ export interface LoadSoakResult {
  * LOAD_RATE (1 000) new connections a second for LOAD_SECONDS (60) beside them; the agents'
  * RSS and CPU per connection. Scenario 7: SOAK_MINUTES (30) of mixed traffic (100 held
  * connections, a request/response stream, 50 new connections a second), every warren
- * process sampled each 10 s for the slope of its RSS and descriptors. RELIABILITY_PARTS
+ * process sampled each 10 s (the agents after a full GC) for the slope of its RSS and descriptors. RELIABILITY_PARTS
  * picks `load`, `soak` or both.
  */
 export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResult> {
@@ -209,6 +209,8 @@ export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResu
       const samples: Array<{ minute: number } & Record<string, Sample>> = [];
       while (Date.now() - t0 < soakMs) {
         await sleep(10_000);
+        // after a full collection, so the slope is of what stays live, not of garbage awaiting a GC
+        await gc();
         samples.push({ minute: (Date.now() - t0) / 60_000, ...(await snapshot()) } as { minute: number } & Record<string, Sample>);
       }
       const [rrEnd, freshEnd] = await Promise.all([rr, fresh]);
