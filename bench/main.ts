@@ -14,6 +14,7 @@ import { benchMetricsScrape } from './metrics-scrape.js';
 import { benchPolicyEval, type Timing } from './policy-eval.js';
 import { benchWaypoint } from './waypoint.js';
 import { benchReliability } from './reliability.js';
+import { benchLoadAndSoak } from './reliability-load.js';
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
@@ -325,11 +326,24 @@ async function waypoint(): Promise<void> {
 }
 
 async function reliability(): Promise<void> {
-  const r = await benchReliability();
-  const rows = r.figures.map(({ scenario, ...rest }) => [scenario, JSON.stringify(rest)]);
-  const text = `${table(['scenario', 'figures'], rows)}\n\ndata path: ${r.dataplane}; every scenario held: ${r.exitCode === 0 ? 'yes' : `no (node --test exit ${r.exitCode}; see the run's output)`}`;
+  // RELIABILITY_PARTS: `tier` (test/reliability/ at full length), `load` (scenario 6), `soak` (scenario 7)
+  const parts = new Set((process.env.RELIABILITY_PARTS ?? 'tier,load,soak').split(',').map((p) => p.trim()));
+  const unknownParts = [...parts].filter((p) => !['tier', 'load', 'soak'].includes(p));
+  if (unknownParts.length > 0) throw new Error(`RELIABILITY_PARTS: unknown part(s) ${unknownParts.join(', ')}; known: tier, load, soak`);
+  const r = parts.has('tier') ? await benchReliability() : undefined;
+  const ls = parts.has('load') || parts.has('soak') ? await benchLoadAndSoak(parts) : undefined;
+  const rows = (r?.figures ?? []).map(({ scenario, ...rest }) => [scenario, JSON.stringify(rest)]);
+  if (ls?.load) rows.push(['load', JSON.stringify(ls.load)]);
+  if (ls?.soak) rows.push(['soak', JSON.stringify(ls.soak)]);
+  const verdicts = [
+    ...(r ? [`test tier: ${r.exitCode === 0 ? 'every scenario held' : `not every scenario held (node --test exit ${r.exitCode}; see the run's output)`}`] : []),
+    ...(ls?.load ? [`load: ${ls.held.load ? 'held (0 errors)' : 'did not hold'}`] : []),
+    ...(ls?.soak ? [`soak: ${ls.held.soak ? 'held (0 errors)' : 'did not hold'}`] : []),
+  ];
+  const dataplane = r?.dataplane ?? ls?.dataplane ?? 'node';
+  const text = `${table(['scenario', 'figures'], rows)}\n\ndata path: ${dataplane}; parts: ${[...parts].join(', ')}; ${verdicts.join('; ')}`;
   console.log(text);
-  console.log(`saved ${saveResult(`reliability-${r.dataplane}`, text, r)}`);
+  console.log(`saved ${saveResult(`reliability-${dataplane}${parts.size < 3 ? `-${[...parts].sort().join('-')}` : ''}`, text, { tier: r, loadSoak: ls })}`);
 }
 
 const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape, 'policy-eval': policyEval, waypoint, reliability };

@@ -8,6 +8,7 @@
  *   node dist/bench/tcp-load.js rr <host> <port> <requests/s> <requests> [bytes=1024]
  *   node dist/bench/tcp-load.js connrate <host> <port> <seconds> <concurrency> [bytes=1024]
  *   node dist/bench/tcp-load.js hold <host> <port> <connections> <concurrency>
+ *   node dist/bench/tcp-load.js rate <host> <port> <connections/s> <seconds> [bytes=64]
  *
  * rr: one persistent connection, a `bytes` request echoed back, sent on a
  * fixed schedule (start + i / rate; a request never overlaps the previous
@@ -21,7 +22,10 @@
  * `seconds`: connect, a `bytes` request and its echo, close, wait for the
  * close. hold: opens `connections` echo connections (`concurrency` at a time,
  * one byte through each so every one is established end to end), prints one
- * JSON line, then holds them idle until SIGTERM.
+ * JSON line, then holds them idle until SIGTERM. rate: open loop, a new connection
+ * (request, echo, close) every 1/rate s whatever the earlier ones do, at most
+ * 4 × rate in flight (beyond that a due connection counts as `skipped`: the
+ * path fell behind), each one failed if not done within 10 s.
  *
  * A connection's first byte picks the server's mode: 'T' sinks bytes and
  * answers with the count when the client half-closes; 'P' echoes.
@@ -234,6 +238,45 @@ async function connectionRate(host: string, port: number, seconds: number, concu
   process.stdout.write(JSON.stringify({ connections, errors, seconds: elapsed, perSecond: connections / elapsed }) + '\n');
 }
 
+async function connectionsAtRate(host: string, port: number, rate: number, seconds: number, bytes: number): Promise<void> {
+  const request = Buffer.concat([Buffer.from('P'), Buffer.alloc(bytes, 0x63)]);
+  const total = Math.round(rate * seconds);
+  const maxInFlight = Math.ceil(4 * rate);
+  let inFlight = 0;
+  let ok = 0;
+  let errors = 0;
+  let skipped = 0;
+  const latencies: number[] = [];
+  const started: Promise<void>[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (inFlight >= maxInFlight) {
+      skipped++;
+      continue;
+    }
+    inFlight++;
+    const begin = performance.now();
+    started.push(
+      Promise.race([oneConnection(host, port, request, bytes), new Promise<boolean>((r) => setTimeout(r, 10_000, false).unref())]).then((done) => {
+        inFlight--;
+        if (done) {
+          ok++;
+          latencies.push(performance.now() - begin);
+        } else errors++;
+      }),
+    );
+  }
+  await Promise.all(started);
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  process.stdout.write(JSON.stringify({ attempted: total, ok, errors, skipped, seconds: elapsed, perSecond: ok / elapsed, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) }) + '\n');
+  // a connection given up on at 10 s may still be open: it must not keep the process alive
+  process.exit(0);
+}
+
 async function hold(host: string, port: number, count: number, concurrency: number): Promise<void> {
   const open = new Set<net.Socket>();
   let failed = 0;
@@ -305,7 +348,9 @@ const run: Promise<void> =
             ? connectionRate(args[0] ?? '', num(1), num(2), num(3), args[4] === undefined ? 1024 : num(4))
             : mode === 'hold'
               ? hold(args[0] ?? '', num(1), num(2), num(3))
-              : Promise.reject(new Error('usage: tcp-load server|throughput|latency|rr|connrate|hold …'));
+              : mode === 'rate'
+                ? connectionsAtRate(args[0] ?? '', num(1), num(2), num(3), args[4] === undefined ? 64 : num(4))
+                : Promise.reject(new Error('usage: tcp-load server|throughput|latency|rr|connrate|hold|rate …'));
 run.catch((err: unknown) => {
   process.stderr.write(`tcp-load: ${String(err)}\n`);
   process.exit(1);

@@ -10,6 +10,8 @@ import { availableParallelism } from 'node:os';
 import { concurrencyLimit } from './concurrency-limit.js';
 
 export type RedirectionState = 'enabled' | 'disabled' | 'failed';
+/** the rule writes the manager makes: a pod's whole set, its capture alone taken out (drain), the rest of it, the node's probe SNAT */
+export type RuleOperation = 'pod-apply' | 'pod-remove-capture' | 'pod-remove' | 'node';
 
 export interface EnrolledPod {
   uid: string;
@@ -39,7 +41,9 @@ export interface EnrollmentDeps {
   /** the agent's live connections (re-authorization and drain) */
   connections: ConnectionRegistry;
   /** a netfilter/routing change failed (counted in warren_rule_apply_errors_total) */
-  ruleError(operation: 'pod-apply' | 'pod-remove' | 'node'): void;
+  ruleError(operation: RuleOperation): void;
+  /** a netfilter/routing change was written (counted in warren_rule_applies_total) */
+  ruleApplied(operation: RuleOperation): void;
   log(msg: string, fields: Record<string, unknown>): void;
   drainMs: number;
 }
@@ -126,10 +130,13 @@ export class EnrollmentManager {
       let entry: EnrolledPod | undefined;
       const { proxy, connections } = await this.programming(async () => {
         lap('queued');
-        await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).catch((err: unknown) => {
-          this.deps.ruleError('pod-apply');
-          throw err;
-        });
+        await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).then(
+          () => this.deps.ruleApplied('pod-apply'),
+          (err: unknown) => {
+            this.deps.ruleError('pod-apply');
+            throw err;
+          },
+        );
         lap('rules');
         const connections = this.deps.connections.forPod();
         const proxy = await this.deps.startProxy({
@@ -187,18 +194,18 @@ export class EnrollmentManager {
       const entry = this.pods.get(uid);
       if (entry === undefined) return;
       this.pods.delete(uid);
-      const ruleFailure = (err: Error): void => {
-        this.deps.ruleError('pod-remove');
+      const ruleFailure = (operation: RuleOperation) => (err: Error): void => {
+        this.deps.ruleError(operation);
         this.deps.log('rule removal failed', { pod: entry.pod, err: err.message });
       };
-      if (!options.podGone) await this.deps.backend.removePodCapture(entry.netns).catch(ruleFailure);
+      if (!options.podGone) await this.deps.backend.removePodCapture(entry.netns).then(() => this.deps.ruleApplied('pod-remove-capture'), ruleFailure('pod-remove-capture'));
       await this.syncNodeRules();
       if (!options.podGone && options.podRef) {
         await this.deps.annotate(options.podRef, 'disabled').catch((err: Error) => this.deps.log('annotation failed', { pod: entry.pod, err: err.message }));
       }
       this.deps.log('pod unenrolled', { pod: entry.pod, podGone: options.podGone });
       await entry.proxy.close(options.podGone ? 0 : this.deps.drainMs);
-      if (!options.podGone) await this.deps.backend.removePod(entry.netns).catch(ruleFailure);
+      if (!options.podGone) await this.deps.backend.removePod(entry.netns).then(() => this.deps.ruleApplied('pod-remove'), ruleFailure('pod-remove'));
       this.deps.releaseIdentity(uid);
     });
   }
@@ -215,6 +222,7 @@ export class EnrollmentManager {
       const podIPs = [...[...this.pods.values()].map((p) => p.ips), ...this.enrolling.values()].flat();
       try {
         await (podIPs.length === 0 ? this.deps.backend.removeNode(undefined) : this.deps.backend.applyNode(undefined, { podIPs }));
+        this.deps.ruleApplied('node');
       } catch (err) {
         this.deps.ruleError('node');
         this.deps.log('node rules failed', { err: (err as Error).message });

@@ -85,6 +85,7 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
     telemetry,
     connections,
     ruleError: (operation) => metrics.ruleErrors.inc({ operation }),
+    ruleApplied: (operation) => metrics.ruleApplies.inc({ operation }),
     log: logFn,
     drainMs: config.drainSeconds * 1000,
   });

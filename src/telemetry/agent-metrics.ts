@@ -12,6 +12,8 @@ export function agentMetrics(registry: Registry, enrolledPods: () => number) {
   });
   return {
     ruleErrors: new Counter({ name: 'warren_rule_apply_errors_total', help: 'Failed netfilter/routing changes, by operation', labelNames: ['operation'], registers: [registry] }),
+    // Steady state is flat: a rise without pods coming or going is rule churn (README "Reliability", scenario 4).
+    ruleApplies: new Counter({ name: 'warren_rule_applies_total', help: 'Netfilter/routing changes written, by operation', labelNames: ['operation'], registers: [registry] }),
     policyDenials: new Counter({ name: 'warren_policy_denials_total', help: 'Inbound connections denied by AuthorizationPolicy or PeerAuthentication', registers: [registry] }),
     policyDryRun: new Counter({
       name: 'warren_policy_dry_run_decisions_total',

@@ -16,10 +16,11 @@ export function testDataplanes(): TestDataplane[] {
  * A two-node simulated cluster in `stateDir` (its API server also on the host's
  * `apiPort`, one per test file so files never share one) with `manifest` applied,
  * its agents on `dataplane`: its admin kubeconfig. The caller runs `warren sim down` in its `finally`.
+ * `env` reaches the simulator's warren processes (e.g. WARREN_CERT_TTL for its CA).
  */
-export async function simClusterWith(stateDir: string, apiPort: number, manifest: string, dataplane: TestDataplane = 'node'): Promise<KubeConfig> {
+export async function simClusterWith(stateDir: string, apiPort: number, manifest: string, dataplane: TestDataplane = 'node', env: Record<string, string> = {}): Promise<KubeConfig> {
   // The simulator's agents inherit WARREN_DATAPLANE (`warren node --dataplane`).
-  const up = await warrenEnv({ WARREN_DATAPLANE: dataplane }, 'sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', String(apiPort));
+  const up = await warrenEnv({ ...env, WARREN_DATAPLANE: dataplane }, 'sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', String(apiPort));
   assert.equal(up.exitCode, 0, up.stdout + up.stderr);
   const kc = new KubeConfig();
   kc.loadFromFile(`${stateDir}/kubeconfig`);

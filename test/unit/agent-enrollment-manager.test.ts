@@ -47,6 +47,7 @@ function fakes(over: { failApply?: boolean; failProxy?: boolean; failIdentity?: 
     return fake as unknown as PodProxy;
   };
   const ruleErrors: string[] = [];
+  const ruleApplies: string[] = [];
   const deps: EnrollmentDeps = {
     backend,
     findNetns: async (p) => (journal.push(`findNetns ${p.uid}`), over.netns ?? `/proc/1/ns/net`),
@@ -62,10 +63,11 @@ function fakes(over: { failApply?: boolean; failProxy?: boolean; failIdentity?: 
     dataplane: {} as DataPlane,
     telemetry: {} as ConnectionObserver,
     ruleError: (op) => void ruleErrors.push(op),
+    ruleApplied: (op) => void ruleApplies.push(op),
     log: () => {},
     drainMs: 5000,
   };
-  return { deps, journal, annotations, proxies, ruleErrors };
+  return { deps, journal, annotations, proxies, ruleErrors, ruleApplies };
 }
 
 test('enrollment: certificate first, then rules in the netns the CNI gave, then listeners (the node SNAT written alongside), then the annotation', async () => {
@@ -109,11 +111,27 @@ test('a running pod without a CNI call has its netns found; enrolling twice does
   assert.equal(m.enrolled()[0]?.netns, '/proc/42/ns/net');
 });
 
+test('every rule write is counted once by operation, and nothing more: enrolling an enrolled pod again writes none (no churn)', async () => {
+  const f = fakes();
+  const m = new EnrollmentManager(f.deps);
+  await m.enroll(pod('a'), '/var/run/netns/a');
+  await Promise.all([m.enroll(pod('a')), m.enroll(pod('a'), '/var/run/netns/a')]);
+  assert.deepEqual(f.ruleApplies.sort(), ['node', 'pod-apply']);
+  await m.unenroll('uid-a', { podGone: false, podRef: { namespace: 'shop', name: 'a' } });
+  assert.deepEqual(f.ruleApplies.slice(2), ['pod-remove-capture', 'node', 'pod-remove']);
+  await m.enroll(pod('b'), '/var/run/netns/b');
+  f.ruleApplies.length = 0;
+  await m.unenroll('uid-b', { podGone: true });
+  assert.deepEqual(f.ruleApplies, ['node'], 'a pod gone with its netns has no rules of its own to remove');
+  assert.deepEqual(f.ruleErrors, []);
+});
+
 test('rules refused: counted, identity released, pod annotated failed with the reason, nothing enrolled, error passed on', async () => {
   const f = fakes({ failApply: true });
   const m = new EnrollmentManager(f.deps);
   await assert.rejects(m.enroll(pod('a'), '/var/run/netns/a'), /nft refused/);
   assert.deepEqual(f.ruleErrors, ['pod-apply']);
+  assert.ok(!f.ruleApplies.includes('pod-apply'), 'a refused write is not counted as applied');
   assert.ok(f.journal.includes('release uid-a'));
   assert.ok(!f.journal.some((j) => j.startsWith('listen')), 'no listeners without rules');
   assert.deepEqual(f.annotations, [['a', 'failed', 'nft refused']]);
