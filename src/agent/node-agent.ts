@@ -173,6 +173,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     onTake: () => {
       // The successor enrolls from now on: this agent would otherwise race it for new pods.
       replaced = true;
+      ready = false;
       reconciler.stop();
       // closing unlinks the socket file (libuv), so the successor binds the path afresh
       cniServer.close();
