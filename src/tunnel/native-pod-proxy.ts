@@ -36,6 +36,8 @@ interface Tracked {
 export class NativePodProxy {
   /** the hub's ids of this pod's listeners, and the sockets behind them (owned by the workers) */
   private readonly listeners: Array<{ id: number } & OwnedListener> = [];
+  /** listeners the workers no longer accept on, whose last accepted connections are still this proxy's to decide */
+  private readonly stopped: number[] = [];
   /** the flows this proxy decided to carry, until the workers report them closed (telemetry) */
   private readonly flows = new Map<number, Tracked>();
   private readonly cursor = new Map<string, number>();
@@ -79,9 +81,16 @@ export class NativePodProxy {
     return this.listeners.map(({ family, port, fd }) => ({ family, port, fd }));
   }
 
-  /** The workers stop accepting and close this process's sockets (a successor holding the same ones keeps them, and their queues); flows stay. */
+  /**
+   * The workers stop accepting and close this process's sockets (a successor holding the
+   * same ones keeps them, and their queues); flows stay, and a connection a worker accepted
+   * just before is still decided here (the hand-off must not reset it).
+   */
   stopAccepting(): void {
-    for (const { id } of this.listeners.splice(0)) this.hub.unlisten(id);
+    for (const { id } of this.listeners.splice(0)) {
+      this.hub.stopAccepting(id);
+      this.stopped.push(id);
+    }
   }
 
   onEvent(e: Exclude<DataplaneEvent, DecideSession>): Decision | undefined {
@@ -111,6 +120,7 @@ export class NativePodProxy {
 
   async close(drainMs: number): Promise<void> {
     this.stopAccepting();
+    for (const id of this.stopped.splice(0)) this.hub.forget(id);
     await this.o.connections.settle(drainMs);
     this.o.connections.close('the pod left the mesh');
     // the workers report each closed flow (telemetry) shortly after
