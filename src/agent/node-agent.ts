@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,9 @@ const HANDOFF_RECEIVE_MS = 5_000;
 const HANDOFF_ADOPT_MS = 30_000;
 /** On SIGTERM during a hand-off, how long the old agent keeps accepting for the new one to finish. */
 const HANDOFF_SETTLE_MS = 10_000;
+
+/** The inode of the file at `path`, undefined when there is none. */
+const socketInode = (path: string): number | undefined => statSync(path, { throwIfNoEntry: false })?.ino;
 
 /** The static plugin (src/cni/warren-cni.c) node-gyp builds beside the addon: what the container image ships. */
 const PACKAGED_PLUGIN_BINARY = fileURLToPath(new URL('../../../build/Release/warren-cni', import.meta.url));
@@ -133,6 +136,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
     logFn,
   );
 
+  const cniInode = socketInode(config.cniSocket);
   const cniLog = (msg: string): void => logFn(msg, { cniConfDir: config.cniConfDir });
   const cniOptions = { ...cniInstallOptions(config), log: cniLog };
   if (config.installCni) {
@@ -196,7 +200,8 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
   cniWatch?.stop();
   reconciler.stop();
   await Promise.all([pods.stop(), namespaces.stop(), cluster.stop(), policies.stop()]);
-  if (!replaced) cniServer.close();
+  // Closing unlinks the socket's path (libuv): not when a successor bound its own there.
+  if (!replaced && socketInode(config.cniSocket) === cniInode) cniServer.close();
   for (const server of [readiness, metricsServer, admin]) server.close();
   await manager.shutdown(config.drainSeconds * 1000);
   native?.stop();

@@ -88,13 +88,20 @@ async function longLived(netns: string, ip: string): Promise<{ ended: Promise<st
     socket.write('ping\n');
     sent += 5;
   }, 1000);
+  let finishing = false;
   const ended = new Promise<string>((resolve) => {
     // Closed by the old agent at the end of its drain: a reset (never a FIN, which a half-open client would miss).
     socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNRESET' ? 'reset at the end of the drain' : `error ${err.code ?? err.message}`));
-    socket.once('end', () => resolve('FIN from the agent'));
+    socket.once('end', () => resolve(finishing ? 'finished' : 'FIN from the agent'));
     socket.once('close', () => resolve(echoed >= sent - 5 ? 'finished' : 'closed with bytes missing'));
   }).finally(() => clearInterval(tick));
-  return { ended, finish: () => socket.end() };
+  return {
+    ended,
+    finish: () => {
+      finishing = true;
+      socket.end();
+    },
+  };
 }
 
 /** The agent log's JSON lines (both agents write it) with message `msg`, written at or after `since`. */
