@@ -49,7 +49,7 @@ const tally = (outcomes: string[]): Record<string, number> => outcomes.reduce<Re
 
 /** Starts the new agent's process and resolves once it accepts. */
 async function newAgent(mode: 'handoff' | 'reuseport', path: string, netns: string): Promise<{ child: ChildProcess; how: string }> {
-  const child = spawn(process.execPath, [CHILD, mode, path, netns, UID], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CHILD, mode, path, `/var/run/netns/${netns}`, UID], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const until = Date.now() + 10_000;
@@ -60,7 +60,7 @@ async function newAgent(mode: 'handoff' | 'reuseport', path: string, netns: stri
 
 /** The old agent's pod socket, the queued connections, the new agent, then the old one stops: what every connection saw. */
 async function upgrade(mode: 'handoff' | 'reuseport', netns: string, dir: string): Promise<{ queued: Record<string, number>; after: Record<string, number>; how: string; oldFdClosed: boolean }> {
-  const fd = createListener({ netns, family: 4, port: PORTS.outbound, reusePort: true });
+  const fd = createListener({ netns: `/var/run/netns/${netns}`, family: 4, port: PORTS.outbound, reusePort: true });
   let stopped = false;
   const server = serveHandoff({
     path: join(dir, `handoff-${mode}.sock`),
@@ -129,7 +129,7 @@ rootTest('listener hand-off: a peer that is not root gets no descriptor, and the
   const netns = `wrt-${randomBytes(3).toString('hex')}-handoff`;
   const dir = mkdtempSync(join(tmpdir(), 'warren-handoff-'));
   await ip('netns', 'add', netns);
-  const fd = createListener({ netns, family: 4, port: PORTS.outbound, reusePort: true });
+  const fd = createListener({ netns: `/var/run/netns/${netns}`, family: 4, port: PORTS.outbound, reusePort: true });
   const path = join(dir, 'handoff.sock');
   const refused: Array<Record<string, unknown>> = [];
   const server = serveHandoff({
