@@ -9,6 +9,7 @@
       "target_name": "warren_native",
       "sources": [
         "src/native/netns_socket.cc",
+        "src/native/fd_passing.cc",
         "src/native/netns_route.cc",
         "src/native/netns_nft.cc",
         "src/native/dataplane/binding.cc",

@@ -35,7 +35,7 @@ export interface EnrollmentDeps {
   acquireIdentity(pod: PodView): Promise<SpiffeId>;
   releaseIdentity(uid: string): void;
   /** the agent's listeners in the pod (PodProxy.start, or NativePodProxy.start with `--dataplane native`) */
-  startProxy(options: PodProxyOptions): Promise<PodProxy | NativePodProxy>;
+  startProxy(options: PodProxyOptions, uid: string): Promise<PodProxy | NativePodProxy>;
   dataplane: DataPlane;
   telemetry: ConnectionObserver;
   /** the agent's live connections (re-authorization and drain) */
@@ -149,7 +149,7 @@ export class EnrollmentManager {
           identity,
           dataplane: this.deps.dataplane,
           telemetry: this.deps.telemetry,
-        }).catch(async (err: unknown) => {
+        }, pod.uid).catch(async (err: unknown) => {
           // Rules without listeners would black-hole the pod: take them back.
           connections.close('enrollment failed');
           await this.deps.backend.removePod(netnsPath).catch(() => undefined);

@@ -1,4 +1,6 @@
+import { mkdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
@@ -31,6 +33,17 @@ import { agentDataPlane } from './agent-dataplane.js';
 import { podAnnotator } from './annotate-pod.js';
 import { cniEndpoint } from './cni-endpoint.js';
 import { Reconciler } from './reconciler.js';
+import { receiveHandoff, serveHandoff } from './listener-handoff.js';
+
+/** How long a new agent waits for the old one's sockets before making its own. */
+const HANDOFF_RECEIVE_MS = 5_000;
+/** After it is ready, how long it gives its first enrollments to adopt them before closing the rest. */
+const HANDOFF_ADOPT_MS = 30_000;
+/** On SIGTERM during a hand-off, how long the old agent keeps accepting for the new one to finish. */
+const HANDOFF_SETTLE_MS = 10_000;
+
+/** The inode of the file at `path`, undefined when there is none. */
+const socketInode = (path: string): number | undefined => statSync(path, { throwIfNoEntry: false })?.ino;
 
 /** The static plugin (src/cni/warren-cni.c) node-gyp builds beside the addon: what the container image ships. */
 const PACKAGED_PLUGIN_BINARY = fileURLToPath(new URL('../../../build/Release/warren-cni', import.meta.url));
@@ -81,7 +94,12 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
     acquireIdentity: (pod) => identity.acquire(pod),
     releaseIdentity: (uid) => identity.release(uid),
     annotate: podAnnotator(api),
-    startProxy: (options) => (native === undefined ? PodProxy.start(options) : NativePodProxy.start(options, native)),
+    startProxy: async (options, uid) => {
+      const adopt = adoption === undefined ? {} : { adopt: (family: 4 | 6, port: number) => adoption.take(uid, family, port) };
+      const proxy = await (native === undefined ? PodProxy.start({ ...options, ...adopt }) : NativePodProxy.start({ ...options, ...adopt }, native));
+      adoption?.accepting(uid);
+      return proxy;
+    },
     telemetry,
     connections,
     ruleError: (operation) => metrics.ruleErrors.inc({ operation }),
@@ -104,6 +122,11 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
   const namespaces = watch<V1Namespace>({ path: '/api/v1/namespaces', parse: parseAgentNamespace, onChange: reconciler.soon });
   const namespaceLabels = (): Map<string, Record<string, string>> => new Map(namespaces.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
 
+  // An upgrade: the agent this one replaces hands over its pods' listening sockets before any
+  // pod is enrolled here, and gives up the CNI socket (docs/architecture.md §4, "Agent upgrade").
+  const handoffPath = join(config.stateDir, 'handoff.sock');
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const adoption = await receiveHandoff({ path: handoffPath, timeoutMs: HANDOFF_RECEIVE_MS, log: logFn });
   const cniServer = await startCniServer(
     config.cniSocket,
     cniEndpoint({
@@ -119,6 +142,7 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
     logFn,
   );
 
+  const cniInode = socketInode(config.cniSocket);
   const cniLog = (msg: string): void => logFn(msg, { cniConfDir: config.cniConfDir });
   const cniOptions = { ...cniInstallOptions(config), log: cniLog };
   if (config.installCni) {
@@ -128,31 +152,62 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
   const cniWatch = config.installCni ? watchCniConfig(cniOptions) : undefined;
 
   let ready = false;
-  const readiness = await serveEndpoints(config.readinessAddress, {
-    '/healthz/ready': (_req, res) => void res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'initial sync not done\n'),
-  });
-  const metricsServer = await serveEndpoints(config.metricsAddress, {
-    '/metrics': async (_req, res) => void res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics()),
-  });
+  // SO_REUSEPORT: in an upgrade the new agent (hostNetwork) binds the node's ports beside the old
+  // one, which frees them when it exits; its readiness is what lets the rollout stop the old one.
+  const shared = { reusePort: true };
+  const readiness = await serveEndpoints(
+    config.readinessAddress,
+    { '/healthz/ready': (_req, res) => void res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'initial sync not done\n') },
+    shared,
+  );
+  const metricsServer = await serveEndpoints(
+    config.metricsAddress,
+    { '/metrics': async (_req, res) => void res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics()) },
+    shared,
+  );
   const admin = await serveEndpoints(
     config.adminAddress,
     adminRoutes({ config, enrolled: () => manager.enrolled(), index: () => cluster.index(), waypoints: () => cluster.waypoints(), policies, certs: identity.certs, bundle: identity.bundle, backend: backendName }),
+    shared,
   );
   await Promise.all([pods.synced, namespaces.synced, cluster.synced, policies.synced]);
   reconciler.markSynced();
   ready = true;
-  log.info({ backend: backendName, cniSocket: config.cniSocket, dataplane: config.dataplane }, 'node agent ready');
+  log.info({ backend: backendName, cniSocket: config.cniSocket, dataplane: config.dataplane, adoptedPods: adoption?.pods ?? 0 }, 'node agent ready');
+  // Pods the first reconcile did not enroll by then keep the old agent's listeners until it stops.
+  if (adoption !== undefined) setTimeout(() => adoption.finish(), HANDOFF_ADOPT_MS).unref();
+  let replaced = false;
+  const handoff = serveHandoff({
+    path: handoffPath,
+    sources: () => manager.enrolled().map((p) => ({ uid: p.uid, listenerSockets: () => p.proxy.listenerSockets(), stopAccepting: () => p.proxy.stopAccepting() })),
+    onTake: () => {
+      // The successor enrolls from now on: this agent would otherwise race it for new pods.
+      replaced = true;
+      ready = false;
+      reconciler.stop();
+      // closing unlinks the socket file (libuv), so the successor binds the path afresh
+      cniServer.close();
+    },
+    log: logFn,
+  });
 
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());
     process.once('SIGINT', () => resolve());
   });
-  log.info({ drainSeconds: config.drainSeconds }, 'stopping: listeners close, open connections drain, rules stay in place');
+  // A successor still taking over keeps this agent accepting until it is done (bounded).
+  if (handoff.inProgress()) {
+    log.info({ waitMs: HANDOFF_SETTLE_MS }, 'stopping: waiting for the new agent to take over the listeners');
+    await handoff.settled(HANDOFF_SETTLE_MS);
+  }
+  handoff.close();
+  log.info({ drainSeconds: config.drainSeconds, replaced }, 'stopping: listeners close, open connections drain, rules stay in place');
   ready = false;
   cniWatch?.stop();
   reconciler.stop();
   await Promise.all([pods.stop(), namespaces.stop(), cluster.stop(), policies.stop()]);
-  cniServer.close();
+  // Closing unlinks the socket's path (libuv): not when a successor bound its own there.
+  if (!replaced && socketInode(config.cniSocket) === cniInode) cniServer.close();
   for (const server of [readiness, metricsServer, admin]) server.close();
   await manager.shutdown(config.drainSeconds * 1000);
   native?.stop();

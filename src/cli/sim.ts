@@ -14,6 +14,8 @@ import { parseLogLines } from '../sim/kubelet/container-log.js';
 import { DEFAULT_STATE_DIR, readClusterFile, statePaths } from '../sim/state-dir.js';
 import { planTopology, podNetnsName } from '../sim/topology/plan.js';
 import { agentPaths } from '../sim/agent-supervisor.js';
+import { AGENT_REVISION_ANNOTATION, AGENT_RUNNING_ANNOTATION, SYSTEM_NAMESPACE, agentPodName } from '../sim/warren-system.js';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { readFile } from 'node:fs/promises';
 
 const HELP = `Usage: warren sim <command> [--state-dir DIR]
@@ -31,6 +33,7 @@ Commands:
   exec NS/POD -- CMD…       run a command in a pod's network namespace
   logs NS/POD [-c NAME]     print a container's output (node/NAME: that node's warren agent; ca: warren ca)
   mesh uninstall|install    take warren off the cluster as an operator would, or put it back
+  upgrade-agent NODE        replace NODE's agent as a DaemonSet rolling update (maxSurge: 1) does
   app NAME                  run a built-in container stand-in (http-echo, tcp-echo, sleep)
   serve                     the control plane process (started by up)
   dns --kubeconfig FILE     cluster DNS (started by serve in the underlay netns)`;
@@ -219,6 +222,28 @@ async function mesh(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function upgradeAgent(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {}, true);
+  if (values.help || positionals.length !== 1) {
+    return help('upgrade-agent [--state-dir DIR] NODE', "Replaces NODE's agent as a DaemonSet rolling update with maxSurge: 1 does: the new one starts, takes over the pods' listeners, then the old one gets SIGTERM and drains.", !values.help);
+  }
+  const { core } = adminKubeConfig(String(values['state-dir']));
+  const name = agentPodName(positionals[0]!);
+  const revision = String(Date.now());
+  const started = Date.now();
+  await core.patchNamespacedPod({ namespace: SYSTEM_NAMESPACE, name, body: { metadata: { annotations: { [AGENT_REVISION_ANNOTATION]: revision } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  // bounded: the new agent has 60 s to be ready, the old one 10 s to stop after its drain
+  while (Date.now() - started < 120_000) {
+    const pod = await core.readNamespacedPod({ namespace: SYSTEM_NAMESPACE, name });
+    if (pod.metadata?.annotations?.[AGENT_RUNNING_ANNOTATION] === revision) {
+      say(`agent of ${positionals[0]} upgraded in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      return 0;
+    }
+    await sleep(200);
+  }
+  throw new WarrenError('ERR_SIM_POD', `the agent of ${positionals[0]} was not replaced within 120 s (warren sim logs node/${positionals[0]})`);
+}
+
 async function serve(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
   if (values.help) return help('serve [--state-dir DIR]', 'The control plane process; `warren sim up` starts it.');
@@ -236,7 +261,7 @@ function help(usage: string, what: string, isError = false): number {
   return isError ? 2 : 0;
 }
 
-const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = { up, down, status, apply, kubectl, exec, logs, mesh, serve, dns, app: runApp };
+const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = { up, down, status, apply, kubectl, exec, logs, mesh, 'upgrade-agent': upgradeAgent, serve, dns, app: runApp };
 
 export async function runSim(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;

@@ -151,3 +151,10 @@ export function socketFd(socket: import('node:net').Socket): number {
   }
   return fd;
 }
+
+/** The listening socket's fd behind a listening net.Server (as socketFd for a Server). */
+export function serverFd(server: import('node:net').Server): number {
+  const fd = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new WarrenError('ERR_NO_FD', 'server has no file descriptor (not listening)');
+  return fd;
+}

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "fd_passing.h"
 #include "netns_socket.h"
 #include "netns_nft.h"
 #include "netns_route.h"
@@ -382,6 +383,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   warren::InitDataplane(env, exports);
   InitNetnsRoute(env, exports);
   InitNetnsNft(env, exports);
+  InitFdPassing(env, exports);
   return exports;
 }
 

@@ -1,5 +1,6 @@
-import { mkdirSync, rmSync } from 'node:fs';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { ApiObjects } from './apiserver/objects.js';
 import type { KubeObject } from './apiserver/store.js';
 import { writeFileAtomic } from '../fs/write-file-atomic.js';
@@ -8,7 +9,7 @@ import { agentPaths, superviseAgent } from './agent-supervisor.js';
 import { superviseProcess, type SupervisedProcess } from './process-supervisor.js';
 import { UNDERLAY, type NodePlan } from './topology/plan.js';
 import { WARREN_MAIN } from './warren-main.js';
-import { CA_ADDRESS, CA_POD, SUPERVISED_ANNOTATION, SYSTEM_NAMESPACE, agentPodName } from './warren-system.js';
+import { AGENT_REVISION_ANNOTATION, AGENT_RUNNING_ANNOTATION, CA_ADDRESS, CA_POD, SUPERVISED_ANNOTATION, SYSTEM_NAMESPACE, agentPodName } from './warren-system.js';
 import { NODE_PORTS } from '../redirect/constants.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
@@ -20,7 +21,20 @@ interface Running {
   uid: string;
   process: SupervisedProcess;
   node?: NodePlan;
+  /** the agent's AGENT_REVISION_ANNOTATION when it started */
+  revision?: string;
 }
+
+/** How long a surged agent has to log that it is ready before the upgrade is abandoned. */
+const SURGE_READY_MS = 60_000;
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const readyLines = (log: string): number => {
+  try {
+    return readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('"msg":"node agent ready"')).length;
+  } catch {
+    return 0;
+  }
+};
 
 /**
  * The kubelet of warren's own pods: while Pod warren-system/warren-ca exists,
@@ -71,6 +85,32 @@ export function superviseWarrenPods(objects: ApiObjects, kc: KubeConfig, nodes: 
     return superviseAgent(node, paths.clusterKubeconfig, CA_ADDRESS, log);
   };
 
+  /**
+   * A DaemonSet rolling update with maxSurge: 1 (deploy/daemonset.yaml): the new agent starts
+   * beside the old one, which gets SIGTERM only once the new one is ready; the old then hands
+   * its listeners over and drains (docs/architecture.md §4, "Agent upgrade").
+   */
+  const surge = async (name: string, r: Running & { node: NodePlan }, revision: string): Promise<void> => {
+    const agentLog = agentPaths(r.node).log;
+    const before = readyLines(agentLog);
+    log('agent upgrade: starting the new agent beside the old one', { node: r.node.name, revision });
+    const next = superviseAgent(r.node, paths.clusterKubeconfig, CA_ADDRESS, log);
+    const until = Date.now() + SURGE_READY_MS;
+    while (readyLines(agentLog) <= before && Date.now() < until) await sleep(100);
+    r.revision = revision;
+    if (readyLines(agentLog) <= before) {
+      log('agent upgrade abandoned: the new agent did not become ready; the old one keeps running', { node: r.node.name });
+      await next.stop();
+      return;
+    }
+    log('agent upgrade: the new agent is ready; stopping the old one', { node: r.node.name });
+    await r.process.stop();
+    r.process = next;
+    await core
+      .patchNamespacedPod({ namespace: SYSTEM_NAMESPACE, name, body: { metadata: { annotations: { [AGENT_RUNNING_ANNOTATION]: revision } } } }, mergePatch)
+      .catch((err: Error) => log('agent upgrade: annotation failed', { node: r.node.name, err: err.message }));
+  };
+
   /** Brings the processes in line with the pods: stopped ones first, so a re-created pod gets a fresh process. */
   const reconcile = async (): Promise<void> => {
     const desired = new Map<string, KubeObject>();
@@ -89,9 +129,12 @@ export function superviseWarrenPods(objects: ApiObjects, kc: KubeConfig, nodes: 
     );
     if (stopped) return;
     for (const [name, pod] of desired) {
-      if (running.has(name)) continue;
+      const revision = pod.metadata.annotations?.[AGENT_REVISION_ANNOTATION] ?? '';
+      const r = running.get(name);
+      if (r?.node !== undefined && r.revision !== revision) await surge(name, r as Running & { node: NodePlan }, revision);
+      if (r !== undefined) continue;
       const node = nodeOfPod.get(name);
-      running.set(name, { uid: pod.metadata.uid, process: await start(pod), ...(node === undefined ? {} : { node }) });
+      running.set(name, { uid: pod.metadata.uid, process: await start(pod), revision, ...(node === undefined ? {} : { node }) });
     }
   };
   // One pass at a time; events during a pass cause exactly one more.

@@ -11,6 +11,13 @@ export const CA_ADDRESS = `https://${UNDERLAY.address}:${NODE_PORTS.ca}`;
 export const CA_POD = 'warren-ca';
 /** A node's agent pod: what the warren-node DaemonSet would run there. */
 export const agentPodName = (node: string): string => `warren-node-${node}`;
+/**
+ * A node agent's revision, as a DaemonSet's template hash would be: changing it replaces
+ * the agent the way a rolling update with maxSurge: 1 does (mesh-supervisor.ts); the
+ * supervisor writes the revision it runs in AGENT_RUNNING_ANNOTATION once the old one is stopped.
+ */
+export const AGENT_REVISION_ANNOTATION = 'sim.warren.io/agent-revision';
+export const AGENT_RUNNING_ANNOTATION = 'sim.warren.io/agent-revision-running';
 export const AGENT_POD_LABELS: Readonly<Record<string, string>> = { app: 'warren-node' };
 
 const ignoreConflict = (err: unknown): undefined => {

@@ -14,7 +14,7 @@ export function splitHostPort(address: string): { host: string; port: number } {
  * metrics, readiness): exact paths, 404 for the rest, 405 for other
  * methods, 500 (not a crash) when a handler throws.
  */
-export function serveEndpoints(address: string, routes: Record<string, Handler>): Promise<Server> {
+export function serveEndpoints(address: string, routes: Record<string, Handler>, options: { reusePort?: boolean } = {}): Promise<Server> {
   const { host, port } = splitHostPort(address);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
@@ -29,6 +29,6 @@ export function serveEndpoints(address: string, routes: Record<string, Handler>)
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
+    server.listen({ port, host, reusePort: options.reusePort === true }, () => resolve(server));
   });
 }

@@ -50,8 +50,13 @@ export class NativeHub {
     return id;
   }
 
-  unlisten(id: number): void {
+  /** The workers stop accepting on the listener; a connection one of them accepted just before is still decided by its owner. */
+  stopAccepting(id: number): void {
     this.dp.unlisten(id);
+  }
+
+  /** Its connections' decisions are refused from now on (the pod left the mesh). */
+  forget(id: number): void {
     this.listeners.delete(id);
   }
 

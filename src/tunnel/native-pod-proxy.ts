@@ -2,7 +2,7 @@ import { closeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isIPv6 } from 'node:net';
 import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../identity/spiffe.js';
-import type { CloseEvent, DataplaneEvent, DecideCaptured, DecideConnect, DecideSession, Decision } from '../native/dataplane.js';
+import type { CloseEvent, DataplaneEvent, DecideCaptured, DecideConnect, DecideSession, Decision, ListenerKind } from '../native/dataplane.js';
 import { createListener } from '../native/netns-socket.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { denyingPolicy, type L4Request } from '../policy/authorization.js';
@@ -15,6 +15,7 @@ import type { NativeHub } from './native-hub.js';
 import { routeOutbound } from './outbound-route.js';
 import { routeViaWaypoint, type WaypointRoute } from './waypoint-route.js';
 import type { PodProxyOptions } from './pod-proxy.js';
+import type { OwnedListener } from './pod-listener.js';
 import type { Registration } from './connection-registry.js';
 
 /** A connection this proxy decided to carry: how to report it, and its entry in the connection registry. */
@@ -33,7 +34,10 @@ interface Tracked {
  * taken here, once per connection or CONNECT.
  */
 export class NativePodProxy {
-  private readonly listeners: number[] = [];
+  /** the hub's ids of this pod's listeners, and the sockets behind them (owned by the workers) */
+  private readonly listeners: Array<{ id: number } & OwnedListener> = [];
+  /** listeners the workers no longer accept on, whose last accepted connections are still this proxy's to decide */
+  private readonly stopped: number[] = [];
   /** the flows this proxy decided to carry, until the workers report them closed (telemetry) */
   private readonly flows = new Map<number, Tracked>();
   private readonly cursor = new Map<string, number>();
@@ -52,23 +56,43 @@ export class NativePodProxy {
     const proxy = new NativePodProxy(options, hub);
     hub.useIdentity(options.identity);
     const families = [...new Set(options.ips.map((ip) => (isIPv6(ip) ? 6 : 4)))] as Array<4 | 6>;
-    const fds: number[] = [];
+    const kinds = [
+      ['outbound', PORTS.outbound],
+      ['inbound', PORTS.inbound],
+      ['hbone', PORTS.hbone],
+    ] as const;
+    const made: Array<OwnedListener & { kind: ListenerKind }> = [];
     try {
       for (const family of families) {
-        const base = { netns: options.netns, family, mark: PROXY_MARK.value, reusePort: true };
-        fds.push(createListener({ ...base, port: PORTS.outbound }), createListener({ ...base, port: PORTS.inbound }), createListener({ ...base, port: PORTS.hbone }));
+        for (const [kind, port] of kinds) {
+          const fd = options.adopt?.(family, port) ?? createListener({ netns: options.netns, family, port, mark: PROXY_MARK.value, reusePort: true });
+          made.push({ family, port, fd, kind });
+        }
       }
     } catch (err) {
-      for (const fd of fds) closeSync(fd);
+      for (const l of made) closeSync(l.fd);
       hub.releaseIdentity(options.identity);
       throw err;
     }
-    const kinds = ['outbound', 'inbound', 'hbone'] as const;
-    fds.forEach((fd, i) => {
-      const kind = kinds[i % 3]!;
-      proxy.listeners.push(hub.listen(fd, kind, proxy, kind === 'hbone' ? proxy.name : undefined));
-    });
+    for (const { kind, ...l } of made) proxy.listeners.push({ ...l, id: hub.listen(l.fd, kind, proxy, kind === 'hbone' ? proxy.name : undefined) });
     return proxy;
+  }
+
+  /** The sockets it accepts on, for a successor to take over (agent/listener-handoff.ts); open while listed: the workers close them only after unlisten. */
+  listenerSockets(): OwnedListener[] {
+    return this.listeners.map(({ family, port, fd }) => ({ family, port, fd }));
+  }
+
+  /**
+   * The workers stop accepting and close this process's sockets (a successor holding the
+   * same ones keeps them, and their queues); flows stay, and a connection a worker accepted
+   * just before is still decided here (the hand-off must not reset it).
+   */
+  stopAccepting(): void {
+    for (const { id } of this.listeners.splice(0)) {
+      this.hub.stopAccepting(id);
+      this.stopped.push(id);
+    }
   }
 
   onEvent(e: Exclude<DataplaneEvent, DecideSession>): Decision | undefined {
@@ -97,7 +121,8 @@ export class NativePodProxy {
   }
 
   async close(drainMs: number): Promise<void> {
-    for (const id of this.listeners.splice(0)) this.hub.unlisten(id);
+    this.stopAccepting();
+    for (const id of this.stopped.splice(0)) this.hub.forget(id);
     await this.o.connections.settle(drainMs);
     this.o.connections.close('the pod left the mesh');
     // the workers report each closed flow (telemetry) shortly after

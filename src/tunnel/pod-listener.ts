@@ -9,6 +9,15 @@ export interface PodListenerOptions {
   family: 4 | 6;
   /** SO_MARK for accepted sockets' replies (the agent's mark) */
   mark: number;
+  /** a listening socket handed over by the agent this one replaces (agent/listener-handoff.ts): accepted on instead of a new one */
+  fd?: number;
+}
+
+/** One of the agent's listening sockets in a pod, as a successor agent takes it over (agent/listener-handoff.ts). */
+export interface OwnedListener {
+  family: 4 | 6;
+  port: number;
+  fd: number;
 }
 
 /**
@@ -21,7 +30,7 @@ export async function listenInPod(
   options: PodListenerOptions,
   onConnection: (socket: net.Socket) => void,
 ): Promise<net.Server> {
-  const fd = createListener({
+  const fd = options.fd ?? createListener({
     netns: options.netns,
     family: options.family,
     port: options.port,

@@ -1,7 +1,7 @@
 import type { Server, Socket } from 'node:net';
 import { isIPv6 } from 'node:net';
 import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
-import { originalDestination, socketFd } from '../native/netns-socket.js';
+import { originalDestination, serverFd, socketFd } from '../native/netns-socket.js';
 import { PORTS, PROXY_MARK } from '../redirect/constants.js';
 import type { DataPlane, LoopPath } from './dataplane.js';
 import { agentLoop } from './agent-loop.js';
@@ -13,7 +13,7 @@ import { clientPort, connectToWaypoint } from './waypoint-handoff.js';
 import { sendViaWaypoint } from './waypoint-outbound.js';
 import { routeViaWaypoint, servedByWaypoint, type SourcePod } from './waypoint-route.js';
 import { deliverInbound, forwardOutbound } from './passthrough.js';
-import { listenInPod } from './pod-listener.js';
+import { listenInPod, type OwnedListener } from './pod-listener.js';
 import { spliceStream } from './stream-splice.js';
 import type { ConnectionMeta, ConnectionObserver, ConnectionResult, OpenConnection } from '../telemetry/connection-observer.js';
 import type { PodConnections, Registration } from './connection-registry.js';
@@ -31,6 +31,8 @@ export interface PodProxyOptions {
   telemetry: ConnectionObserver;
   /** this pod's entry in the agent's connection registry: re-authorization and drain go through it */
   connections: PodConnections;
+  /** the listening socket for this family and port handed over by the agent this one replaces, if any (agent/listener-handoff.ts) */
+  adopt?(family: 4 | 6, port: number): number | undefined;
 }
 
 /**
@@ -41,7 +43,7 @@ export interface PodProxyOptions {
  * identity; to anything else it passes through from the pod's netns.
  */
 export class PodProxy {
-  private servers: Server[] = [];
+  private servers: Array<{ server: Server; family: 4 | 6; port: number }> = [];
   private readonly cursor = new Map<string, number>();
   private readonly pool: HbonePool;
   private readonly inbound: HboneInbound;
@@ -80,16 +82,30 @@ export class PodProxy {
     const families = [...new Set(options.ips.map((ip) => (isIPv6(ip) ? 6 : 4)))] as Array<4 | 6>;
     try {
       for (const family of families) {
-        const base = { netns: options.netns, family, mark: PROXY_MARK.value };
-        proxy.servers.push(await listenInPod({ ...base, port: PORTS.outbound }, (s) => proxy.track(s, 'outbound', (src) => proxy.outbound(s, src))));
-        proxy.servers.push(await listenInPod({ ...base, port: PORTS.inbound }, (s) => proxy.track(s, 'inbound', (src, registration) => proxy.plaintextInbound(s, src, registration))));
-        proxy.servers.push(await listenInPod({ ...base, port: PORTS.hbone }, (s) => proxy.inbound.accept(s)));
+        const listen = async (port: number, onConnection: (s: Socket) => void): Promise<void> => {
+          const fd = options.adopt?.(family, port);
+          const server = await listenInPod({ netns: options.netns, family, mark: PROXY_MARK.value, port, ...(fd === undefined ? {} : { fd }) }, onConnection);
+          proxy.servers.push({ server, family, port });
+        };
+        await listen(PORTS.outbound, (s) => proxy.track(s, 'outbound', (src) => proxy.outbound(s, src)));
+        await listen(PORTS.inbound, (s) => proxy.track(s, 'inbound', (src, registration) => proxy.plaintextInbound(s, src, registration)));
+        await listen(PORTS.hbone, (s) => proxy.inbound.accept(s));
       }
     } catch (err) {
-      for (const s of proxy.servers) s.close();
+      proxy.stopAccepting();
       throw err;
     }
     return proxy;
+  }
+
+  /** The sockets it accepts on, for a successor to take over (agent/listener-handoff.ts). */
+  listenerSockets(): OwnedListener[] {
+    return this.servers.map(({ server, family, port }) => ({ family, port, fd: serverFd(server) }));
+  }
+
+  /** Closes this process's listening sockets (a successor holding the same ones keeps them, and their queues); connections stay. */
+  stopAccepting(): void {
+    for (const { server } of this.servers.splice(0)) server.close();
   }
 
   /** this pod as waypoint routing sees it (waypoint-route.ts) */
@@ -219,8 +235,7 @@ export class PodProxy {
    * connections in flight may finish for up to `drainMs`, then are reset.
    */
   async close(drainMs: number): Promise<void> {
-    for (const s of this.servers) s.close();
-    this.servers = [];
+    this.stopAccepting();
     this.inbound.close(false);
     await this.o.connections.settle(drainMs);
     this.inbound.close(true);
