@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before } from 'node:test';
 import { createRootCa, type CaMaterial } from '../../src/ca/signer.js';
 import { issueWorkloadCert } from './workload-certs.js';
@@ -166,4 +166,19 @@ export async function withLoopback(f: NativeFixture, fn: (h: LoopbackDataplane) 
   } finally {
     h.stop();
   }
+}
+
+/** Writes `data` to 127.0.0.1:port (backpressure honoured), half-closes, collects until the peer's FIN. */
+export function roundTrip(port: number, data: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.once('end', () => {
+      s.end();
+      resolve(Buffer.concat(chunks));
+    });
+    s.once('error', reject);
+    s.end(data);
+  });
 }

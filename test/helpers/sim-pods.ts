@@ -1,4 +1,5 @@
-import type { V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { eventually } from './apiserver.js';
 import { podNetnsName } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 
@@ -49,4 +50,34 @@ export async function connectionOutcome(netns: string, ip: string, port: number)
   } finally {
     socket.destroy();
   }
+}
+
+/**
+ * One HTTP/1.0 request from a pod to web (http-echo :8080) on a new connection: `ok` when
+ * it answered, else what happened (`connect: …`, `closed`, `timeout`, an error code).
+ */
+export async function webRequest(netns: string, ip: string, o: { path?: string; connectMs?: number; answerMs?: number } = {}): Promise<string> {
+  let socket: import('node:net').Socket;
+  try {
+    socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host: ip, port: 8080, mark: 0, timeoutMs: o.connectMs ?? 3000 });
+  } catch (err) {
+    return `connect: ${(err as Error).message}`;
+  }
+  return new Promise<string>((resolve) => {
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString()));
+    socket.once('end', () => resolve(got.startsWith('HTTP/1.') ? 'ok' : 'closed'));
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    socket.setTimeout(o.answerMs ?? 5000, () => (socket.destroy(), resolve('timeout')));
+    socket.end(`GET /${o.path ?? ''} HTTP/1.0\r\n\r\n`);
+  });
+}
+
+/** Waits for `clientEchoWebPods(ns)` Ready and enrolled, then gives the client's netns and the servers' IPs. */
+export async function clientEchoWebReady(kc: KubeConfig, ns: string): Promise<{ core: CoreV1Api; client: string; webIp: string; echoIp: string }> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: ns })).items;
+  await eventually(async () => (await pods()).length === 3 && (await pods()).every(readyAndEnrolled), 'client, echo and web Ready and enrolled', 90_000);
+  const byName = new Map((await pods()).map((p) => [p.metadata!.name!, p]));
+  return { core, client: netnsOf(byName.get('client')!), webIp: byName.get('web')!.status!.podIP!, echoIp: byName.get('echo')!.status!.podIP! };
 }

@@ -3,20 +3,19 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { CA_POD, SYSTEM_NAMESPACE } from '../../src/sim/warren-system.js';
 import { httpGetInNetns } from '../../src/net/netns-http.js';
 import { parsePcap } from '../../src/sim/demo/pcap.js';
 import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { planTopology, UNDERLAY } from '../../src/sim/topology/plan.js';
-import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { sample } from '../helpers/prometheus.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { fullLength, recordFigures, scaled } from '../helpers/reliability.js';
 import { rootTest } from '../helpers/root.js';
 import { simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
-import { connectionOutcome, netnsOf, readyAndEnrolled } from '../helpers/sim-pods.js';
+import { clientEchoWebReady, connectionOutcome, readyAndEnrolled, webRequest } from '../helpers/sim-pods.js';
 import { captureTcp } from '../helpers/wire-capture.js';
 import { warren } from '../helpers/warren-cli.js';
 
@@ -55,21 +54,7 @@ spec:
 `;
 
 /** One request from the client pod: 'ok' when web answered it over the mesh, else what happened. */
-async function request(netns: string, ip: string): Promise<'ok' | string> {
-  try {
-    const socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host: ip, port: 8080, mark: 0, timeoutMs: 1000 });
-    return await new Promise<string>((resolve) => {
-      let got = '';
-      socket.on('data', (d: Buffer) => (got += d.toString()));
-      socket.once('end', () => resolve(got.startsWith('HTTP/1.') ? 'ok' : 'closed'));
-      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-      socket.setTimeout(2000, () => (socket.destroy(), resolve('timeout')));
-      socket.end(`GET /${MARKER} HTTP/1.0\r\n\r\n`);
-    });
-  } catch (err) {
-    return `connect: ${(err as Error).message}`;
-  }
-}
+const request = (netns: string, ip: string): Promise<string> => webRequest(netns, ip, { path: MARKER, connectMs: 1000, answerMs: 2000 });
 
 /** Requests one after another until `stop` (bounded by `maxMs`): counts by outcome, and when each ok came. */
 function load(netns: string, ip: string, maxMs: number) {
@@ -130,13 +115,8 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
   let linkFaults = false;
   try {
     const kc = await simClusterWith(stateDir, 16590, MANIFEST, DATAPLANE, { WARREN_CERT_TTL: `${CERT_TTL_S}s` });
-    const core = kc.makeApiClient(CoreV1Api);
+    const { core, client, webIp, echoIp } = await clientEchoWebReady(kc, NS);
     const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS })).items;
-    await eventually(async () => (await pods()).length === 3 && (await pods()).every(readyAndEnrolled), 'client, echo and web Ready and enrolled', 90_000);
-    const byName = new Map((await pods()).map((p) => [p.metadata!.name!, p]));
-    const client = netnsOf(byName.get('client')!);
-    const webIp = byName.get('web')!.status!.podIP!;
-    const echoIp = byName.get('echo')!.status!.podIP!;
     await eventually(async () => (await request(client, webIp)) === 'ok', 'a first request through the mesh', 20_000);
     await eventually(async () => (await connectionOutcome(client, echoIp, 9000)) === 'reset', 'the DENY policy enforced', 20_000);
 

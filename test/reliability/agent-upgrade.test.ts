@@ -3,8 +3,6 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
-import type { Socket } from 'node:net';
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { planTopology } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
@@ -13,7 +11,7 @@ import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { recordFigures, scaled } from '../helpers/reliability.js';
 import { rootTest } from '../helpers/root.js';
 import { simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
-import { netnsOf, readyAndEnrolled } from '../helpers/sim-pods.js';
+import { clientEchoWebReady, webRequest } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
 
 /**
@@ -39,22 +37,7 @@ ${clientEchoWebPods(NS)}
 `;
 
 /** One new connection from the client pod: 'ok' when web answered over the mesh, else what happened. */
-async function request(netns: string, ip: string): Promise<string> {
-  let socket: Socket;
-  try {
-    socket = await connectFromNetns({ netns: `/var/run/netns/${netns}`, host: ip, port: 8080, mark: 0, timeoutMs: 3000 });
-  } catch (err) {
-    return `connect: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
-  }
-  return new Promise<string>((resolve) => {
-    let got = '';
-    socket.on('data', (d: Buffer) => (got += d.toString()));
-    socket.once('end', () => resolve(got.startsWith('HTTP/1.') ? 'ok' : 'closed without an answer'));
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-    socket.setTimeout(5000, () => (socket.destroy(), resolve('timeout')));
-    socket.end('GET / HTTP/1.0\r\n\r\n');
-  });
-}
+const request = (netns: string, ip: string): Promise<string> => webRequest(netns, ip);
 
 /** NEW_PER_S connections a second, each started on time whatever the others do (open loop), until stopped. */
 function newConnections(netns: string, ip: string) {
@@ -117,13 +100,7 @@ rootTest(`agent upgrade on the ${DATAPLANE} data path: ${NEW_PER_S} new connecti
   const node1 = planTopology(stateDir, ['node-1', 'node-2']).nodes[0]!;
   try {
     const kc = await simClusterWith(stateDir, 16591, MANIFEST, DATAPLANE);
-    const core = kc.makeApiClient(CoreV1Api);
-    const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS })).items;
-    await eventually(async () => (await pods()).length === 3 && (await pods()).every(readyAndEnrolled), 'client, echo and web Ready and enrolled', 90_000);
-    const byName = new Map((await pods()).map((p) => [p.metadata!.name!, p]));
-    const client = netnsOf(byName.get('client')!);
-    const webIp = byName.get('web')!.status!.podIP!;
-    const echoIp = byName.get('echo')!.status!.podIP!;
+    const { client, webIp, echoIp } = await clientEchoWebReady(kc, NS);
     await eventually(async () => (await request(client, webIp)) === 'ok', 'a first request through the mesh', 20_000);
 
     /** One upgrade of node-1's agent under load: the figures. */

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { nativeFixture, withLoopback, type LoopbackDataplane } from '../../helpers/native-dataplane.js';
+import { nativeFixture, roundTrip, withLoopback, type LoopbackDataplane } from '../../helpers/native-dataplane.js';
 
 // Plain ↔ plain flows (plaintext inbound on :15006, passthrough): both sides
 // are sockets, so the native path splices them through a pipe per direction.
@@ -21,21 +21,6 @@ async function listen(handler: (s: Socket) => void): Promise<{ server: Server; p
   const server = createServer({ allowHalfOpen: true }, handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as { port: number }).port };
-}
-
-/** Writes `data` (backpressure honoured), half-closes, collects until the peer's FIN. */
-function roundTrip(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.once('end', () => {
-      s.end();
-      resolve(Buffer.concat(chunks));
-    });
-    s.once('error', reject);
-    s.end(data);
-  });
 }
 
 async function closedFlows(h: LoopbackDataplane, n: number): Promise<void> {

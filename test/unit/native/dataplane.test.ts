@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { formatSpiffeId } from '../../../src/identity/spiffe.js';
-import { CLIENT, LoopbackDataplane, nativeFixture, withLoopback, type LoopbackOptions } from '../../helpers/native-dataplane.js';
+import { CLIENT, LoopbackDataplane, nativeFixture, roundTrip, withLoopback, type LoopbackOptions } from '../../helpers/native-dataplane.js';
 
 // The native data path end to end on loopback: captured connection →
 // HBONE client (mutual TLS 1.3, HTTP/2 CONNECT) → HBONE server → app,
@@ -14,21 +14,6 @@ import { CLIENT, LoopbackDataplane, nativeFixture, withLoopback, type LoopbackOp
 const fx = nativeFixture();
 
 const fds = (): number => readdirSync('/proc/self/fd').length;
-
-/** Sends `data`, half-closes, collects everything until the peer's FIN. */
-function roundTrip(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.once('end', () => {
-      s.end();
-      resolve(Buffer.concat(chunks));
-    });
-    s.once('error', reject);
-    s.end(data);
-  });
-}
 
 const withDataplane = (fn: (h: LoopbackDataplane) => Promise<void>, o: LoopbackOptions = {}): Promise<void> => withLoopback(fx, fn, o);
 
