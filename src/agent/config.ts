@@ -145,3 +145,6 @@ export function hboneLimits(config: NodeAgentConfig): HboneLimits {
     streamBufferBytes: config.hboneStreamBufferBytes,
   };
 }
+
+/** The upgrade hand-off socket (docs/architecture.md §4, "Agent upgrade"): in the state dir, which uninstall removes. */
+export const handoffSocketPath = (config: NodeAgentConfig): string => `${config.stateDir}/handoff.sock`;

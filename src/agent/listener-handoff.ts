@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, rmSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listenerInfo, recvPacket, sendPacket, seqpacketAccept, seqpacketConnect, seqpacketListen } from '../native/fd-passing.js';
 import { peerCredentials } from '../native/netns-socket.js';
@@ -59,6 +59,7 @@ export function serveHandoff(o: HandoffServerOptions): HandoffServer {
   rmSync(o.path, { force: true });
   const listenFd = seqpacketListen(o.path);
   chmodSync(o.path, 0o600);
+  const inode = statSync(o.path).ino;
   let peer: number | undefined;
   let taking = false;
   let handed = new Map<string, HandoffSource>();
@@ -146,6 +147,8 @@ export function serveHandoff(o: HandoffServerOptions): HandoffServer {
       clearTimeout(timer);
       end('this agent stops');
       closeSync(listenFd);
+      // the path, unless a successor has bound its own there since
+      if (statSync(o.path, { throwIfNoEntry: false })?.ino === inode) rmSync(o.path, { force: true });
     },
   };
 }

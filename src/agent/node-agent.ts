@@ -1,6 +1,5 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
@@ -14,7 +13,7 @@ import { NetnsFinder } from '../k8s/netns-discovery.js';
 import { chooseBackend, createBackend, gatherBackendFacts } from '../redirect/detect.js';
 import { systemRunner } from '../redirect/runner.js';
 import { startCniServer } from './cni-server.js';
-import type { NodeAgentConfig } from './config.js';
+import { handoffSocketPath, type NodeAgentConfig } from './config.js';
 import { EnrollmentManager } from './enrollment-manager.js';
 import { podView, type PodView } from './enrollment-plan.js';
 import { startWorkloadIdentity } from './workload-identity.js';
@@ -124,7 +123,7 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
 
   // An upgrade: the agent this one replaces hands over its pods' listening sockets before any
   // pod is enrolled here, and gives up the CNI socket (docs/architecture.md §4, "Agent upgrade").
-  const handoffPath = join(config.stateDir, 'handoff.sock');
+  const handoffPath = handoffSocketPath(config);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const adoption = await receiveHandoff({ path: handoffPath, timeoutMs: HANDOFF_RECEIVE_MS, log: logFn });
   const cniServer = await startCniServer(

@@ -10,7 +10,7 @@ import { discoverNetnsCandidates } from '../k8s/netns-discovery.js';
 import type { RedirectBackend } from '../redirect/backend.js';
 import { cleanupBackends, createBackend, gatherBackendFacts } from '../redirect/detect.js';
 import { systemRunner } from '../redirect/runner.js';
-import type { NodeAgentConfig } from './config.js';
+import { handoffSocketPath, type NodeAgentConfig } from './config.js';
 import { podView, type PodView } from './enrollment-plan.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
@@ -76,9 +76,11 @@ async function removePodRules(candidates: readonly NetnsCandidate[], pod: PodVie
   log('pod clean', { pod: name, netns: paths });
 }
 
-/** The socket, then its directory and the state dir if that leaves them empty (a hostPath mount point stays: EBUSY). */
+/** The sockets, then their directory and the state dir if that leaves them empty (a hostPath mount point stays: EBUSY). */
 function removeAgentFiles(config: NodeAgentConfig, log: Log): void {
   rmSync(config.cniSocket, { force: true });
+  // an agent stopped without closing it (SIGKILL, or a node that lost power) leaves its hand-off socket
+  rmSync(handoffSocketPath(config), { force: true });
   for (const dir of new Set([dirname(config.cniSocket), config.stateDir])) {
     try {
       rmdirSync(dir);

@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -133,6 +133,7 @@ rootTest('listener hand-off: a peer that is not root gets no descriptor, and the
     onTake: () => {},
     log: (msg, fields) => refused.push({ msg, ...fields }),
   });
+  let serving = true;
   try {
     assert.equal(statSync(path).mode & 0o777, 0o600, 'the socket is 0600');
     // Opened to all for this check: SO_PEERCRED is what refuses, not only the file mode.
@@ -159,8 +160,11 @@ rootTest('listener hand-off: a peer that is not root gets no descriptor, and the
     closeSync(c);
     assert.deepEqual(packet && { bytes: packet.data.length, fds: packet.fds.length }, { bytes: 0, fds: 0 }, 'an invalid message ends the hand-off, no descriptor sent');
     assert.ok(refused.some((r) => String(r.reason).startsWith('invalid message: (root)')), JSON.stringify(refused));
-  } finally {
     server.close();
+    serving = false;
+    assert.ok(!existsSync(path), 'a stopping agent removes its hand-off socket (no successor bound one there)');
+  } finally {
+    if (serving) server.close();
     closeSync(fd);
     await ip('netns', 'del', netns).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
