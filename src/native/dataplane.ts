@@ -52,6 +52,8 @@ export interface DecideConnect {
   peer: string;
   method: string;
   authority: string;
+  /** the CONNECT's `Forwarded` header, when it had one (a waypoint CONNECT names its client's port there) */
+  forwarded?: string;
 }
 
 export interface CloseEvent {
@@ -82,7 +84,8 @@ export type Decision =
   | { action: 'admit' }
   /** inbound CONNECT only: answer this HTTP status (400, 401, 503) */
   | { action: 'reject'; status: number; reason: string }
-  | ({ action: 'connect'; ip: string; port: number } & From)
+  /** `prefix`: written upstream before the client's bytes (a waypoint hand-off's PROXY v2 header); over 512 bytes the addon resets the flow */
+  | ({ action: 'connect'; ip: string; port: number; prefix?: Buffer } & From)
   | ({ action: 'hbone'; ip: string; port: number; identity: string; expected: string; authority: string; forwarded?: string } & From);
 
 export type ListenerKind = 'outbound' | 'inbound' | 'hbone';

@@ -5,6 +5,7 @@ import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../identity/spiffe
 import type { CloseEvent, DataplaneEvent, DecideCaptured, DecideConnect, DecideSession, Decision, ListenerKind } from '../native/dataplane.js';
 import { createListener } from '../native/netns-socket.js';
 import { WarrenError } from '../errors/warren-error.js';
+import { WAYPOINT_PORTS, WAYPOINT_PROXY_ADDRESS } from '../gateway/constants.js';
 import { denyingPolicy, type L4Request } from '../policy/authorization.js';
 import { PORTS, PROXY_MARK } from '../redirect/constants.js';
 import type { ConnectionMeta, ConnectionResult, OpenConnection } from '../telemetry/connection-observer.js';
@@ -13,7 +14,8 @@ import type { LoopPath } from './dataplane.js';
 import { HBONE, formatAuthority, parseAuthority } from './hbone-settings.js';
 import type { NativeHub } from './native-hub.js';
 import { routeOutbound } from './outbound-route.js';
-import { routeViaWaypoint, type WaypointRoute } from './waypoint-route.js';
+import { clientPort, waypointHeader } from './waypoint-handoff.js';
+import { routeViaWaypoint, servedByWaypoint, type SourcePod, type WaypointRoute } from './waypoint-route.js';
 import type { PodProxyOptions } from './pod-proxy.js';
 import type { OwnedListener } from './pod-listener.js';
 import type { Registration } from './connection-registry.js';
@@ -183,7 +185,7 @@ export class NativePodProxy {
     const dialed = { ip: e.dstIp, port: e.dstPort };
     const looped = this.loop('outbound', dialed, { pod: this.o.pod, direction: 'outbound', reporter: 'source', security: 'plaintext', source, destination: dialed }, e);
     if (looped !== undefined) return looped;
-    const via = routeViaWaypoint(this.o.dataplane.index(), this.o.dataplane.waypoints(), { namespace: this.o.namespace, labels: this.o.labels(), serviceAccount: this.o.identity.serviceAccount }, dialed, this.o.dataplane.trustDomain, this.cursor);
+    const via = routeViaWaypoint(this.o.dataplane.index(), this.o.dataplane.waypoints(), this.self(), dialed, this.o.dataplane.trustDomain, this.cursor);
     if (via !== undefined) return this.viaWaypoint(e, via);
     const route = routeOutbound(this.o.dataplane.index(), { ip: e.dstIp, port: e.dstPort }, this.o.dataplane.trustDomain, this.cursor);
     const meta = (security: ConnectionMeta['security'], destination: ConnectionMeta['destination']): ConnectionMeta => ({
@@ -270,7 +272,9 @@ export class NativePodProxy {
     }
     const principal = this.principal(peer);
     if (e.method !== 'CONNECT') return reject(400, `method ${e.method} is not CONNECT`, principal);
-    if (target === undefined || !this.o.ips.includes(target.ip)) return reject(400, `CONNECT target ${e.authority} is not this pod`, principal);
+    // In a waypoint's pod (docs/architecture.md §13) a CONNECT to an address its waypoint serves goes to the waypoint process.
+    const toWaypoint = target !== undefined && !this.o.ips.includes(target.ip) && servedByWaypoint(this.o.dataplane.index(), this.o.dataplane.waypoints(), this.self(), target) !== undefined;
+    if (target === undefined || (!toWaypoint && !this.o.ips.includes(target.ip))) return reject(400, `CONNECT target ${e.authority} is not this pod`, principal);
     const loop = agentLoop(target, { podIps: this.o.ips });
     if (loop !== undefined) {
       this.o.dataplane.loopRefused('hbone', loop);
@@ -280,7 +284,17 @@ export class NativePodProxy {
     const d = this.o.dataplane.authorize(request);
     if (!d.allow) return reject(401, d.reason, principal, denyingPolicy(d));
     this.carry(e.id, { ...meta, source: { ...meta.source, principal } }, this.recheck(e.srcIp, principal, target));
+    if (toWaypoint) {
+      // As connectToWaypoint (waypoint-handoff.ts): from loopback in the pod's netns, the PROXY v2 header first.
+      const prefix = waypointHeader({ peer, source: { ip: e.srcIp, port: clientPort(e.forwarded, e.srcIp, e.srcPort) }, target });
+      return { action: 'connect', netns: this.o.netns, mark: PROXY_MARK.value, ip: WAYPOINT_PROXY_ADDRESS, port: WAYPOINT_PORTS.proxy, prefix };
+    }
     return { action: 'connect', netns: this.o.netns, mark: PROXY_MARK.value, ip: target.ip, port: target.port, sourceIp: e.srcIp };
+  }
+
+  /** this pod as waypoint routing sees it (waypoint-route.ts) */
+  private self(): SourcePod {
+    return { namespace: this.o.namespace, labels: this.o.labels(), serviceAccount: this.o.identity.serviceAccount };
   }
 
   private closed(e: CloseEvent, t: Tracked): void {

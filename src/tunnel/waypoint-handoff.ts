@@ -33,12 +33,17 @@ export function clientPort(forwarded: string | string[] | undefined, peerIp: str
  * and its verified SPIFFE ID (TLV 0xD0). The waypoint never does TLS.
  */
 export async function connectToWaypoint(netns: string, stream: WaypointStream): Promise<Socket> {
-  const header = encodeProxyV2({
+  const header = waypointHeader(stream);
+  const socket = await connectFromNetns({ netns, host: WAYPOINT_PROXY_ADDRESS, port: WAYPOINT_PORTS.proxy, mark: PROXY_MARK.value, timeoutMs: HBONE.connectTimeoutMs });
+  socket.write(header);
+  return socket;
+}
+
+/** The PROXY v2 header a hand-off starts with (both data paths: here and native-pod-proxy.ts). */
+export function waypointHeader(stream: WaypointStream): Buffer {
+  return encodeProxyV2({
     source: { address: stream.source.ip, port: stream.source.port },
     destination: { address: stream.target.ip, port: stream.target.port },
     clientSpiffeId: formatSpiffeId(stream.peer),
   });
-  const socket = await connectFromNetns({ netns, host: WAYPOINT_PROXY_ADDRESS, port: WAYPOINT_PORTS.proxy, mark: PROXY_MARK.value, timeoutMs: HBONE.connectTimeoutMs });
-  socket.write(header);
-  return socket;
 }

@@ -184,9 +184,7 @@ function send(host: string, port: number, c: Call, transport: { agent?: Agent; c
   });
 }
 
-// On --dataplane native the waypoint pod's agent does not hand streams to the waypoint yet
-// (docs/architecture.md §2: refused, fail closed), so only the node data path runs this.
-for (const dataplane of testDataplanes().filter((d) => d === 'node'))
+for (const dataplane of testDataplanes())
 rootTest(`waypoint L7 end to end (--dataplane ${dataplane}): the real warren waypoint-proxy in its pod counts, routes by header and weight, times out, retries, upgrades, keeps the last good route, authorizes by method and JWT, and fails closed when gone`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-waypoint-l7-`);
   try {

@@ -73,7 +73,7 @@ ${app('reviews-bad', 'app: reviews, health: bad', 1, 'env: [{name: ECHO_STATUS, 
 
 type Answer = PodAnswer;
 
-for (const dataplane of testDataplanes().filter((d) => d === 'node'))
+for (const dataplane of testDataplanes())
 rootTest(`waypoint resilience end to end (--dataplane ${dataplane}): Istio's fault injection, circuit breaking, outlier detection and a local rate limit in the real waypoint`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-waypoint-resilience-`);
   try {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { eventually } from '../helpers/apiserver.js';
-import { simClusterWith } from '../helpers/sim-cluster.js';
+import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { warren } from '../helpers/warren-cli.js';
 import { ambientNamespaceWithClient } from '../helpers/mesh-pods.js';
@@ -44,11 +44,13 @@ interface Recorded {
   error?: string;
 }
 
-rootTest('waypoint: the controller runs it, a labelled Service\'s traffic reaches it with a PROXY v2 header, fails closed without it, goes direct without the label', async (t) => {
+// Both data paths: the waypoint pod's agent hands the stream over on either (docs/architecture.md §13).
+for (const dataplane of testDataplanes())
+rootTest(`waypoint (--dataplane ${dataplane}): the controller runs it, a labelled Service's traffic reaches it with a PROXY v2 header, fails closed without it, goes direct without the label`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-waypoint-`);
   const record = `${stateDir}/waypoint-headers.jsonl`;
   try {
-    const kc = await simClusterWith(stateDir, 16549, MANIFEST);
+    const kc = await simClusterWith(stateDir, 16549, MANIFEST, dataplane);
     const kubeconfig = `${stateDir}/kubeconfig`;
     const core = kc.makeApiClient(CoreV1Api);
     const apps = kc.makeApiClient(AppsV1Api);

@@ -155,7 +155,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     return env.Undefined();
   }
 
-  // resolve(id, { action, reason?, netns?, mark?, sourceIp?, ip?, port?, identity?, expected?, authority?, forwarded?, status? })
+  // resolve(id, { action, reason?, netns?, mark?, sourceIp?, prefix? (Buffer), ip?, port?, identity?, expected?, authority?, forwarded?, status? })
   Napi::Value Resolve(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!Alive(env)) return env.Undefined();
@@ -190,6 +190,16 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     d.authority = Str(o, "authority");
     d.forwarded = Str(o, "forwarded");
     d.status = Int(o, "status");
+    Napi::Value prefix = o.Get("prefix");
+    if (d.action == Decision::Connect && prefix.IsBuffer()) {
+      auto b = prefix.As<Napi::Buffer<char>>();
+      if (b.Length() > dp::kMaxPrefix) {
+        d.action = Decision::Reset;
+        d.reason = "decision prefix over " + std::to_string(dp::kMaxPrefix) + " bytes";
+      } else {
+        d.prefix.assign(b.Data(), b.Length());
+      }
+    }
     engine_->Resolve(Id(info[0]), std::move(d));
     return env.Undefined();
   }
@@ -222,6 +232,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
           o.Set("peer", e.peer);
           o.Set("method", e.method);
           o.Set("authority", e.authority);
+          if (!e.forwarded.empty()) o.Set("forwarded", e.forwarded);
         } else {
           o.Set("dstIp", e.dstIp);
           o.Set("dstPort", Napi::Number::New(env, e.dstPort));

@@ -357,7 +357,7 @@ class Session : public Handler {
   Flow* StreamFlow(int32_t sid);
 
   struct Request {
-    std::string method, authority, status;
+    std::string method, authority, forwarded, status;
   };
 
   Worker* w_;
@@ -490,6 +490,8 @@ class Flow {
   uint64_t seenBytes_ = 0;
   int64_t seenAt_ = NowMs();
   int status_ = 0;
+  // written to the upstream once connected, before the client's bytes (Decision::prefix)
+  std::string prefix_;
   friend class Session;
 };
 
@@ -535,6 +537,7 @@ void Flow::Decide(Decision d) {
       return Refuse("admitted as a session", 0);
     case Decision::Connect:
       if (!ConnectUpstream(d, &error)) return Refuse(error, 503);
+      prefix_ = std::move(d.prefix);
       return;
     case Decision::Hbone: {
       // Each worker has its own pool; a peer's flows are dealt round them
@@ -586,6 +589,13 @@ void Flow::OnSock(int side, uint32_t events) {
     getsockopt(sock_[side].get(), SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) return Refuse(ErrnoText("connecting upstream", err), 503);
     connecting_[side] = false;
+    if (!prefix_.empty()) {
+      // A fresh connection's send buffer takes a few hundred bytes whole;
+      // anything less is refused, never half a header.
+      ssize_t n = send(sock_[side].get(), prefix_.data(), prefix_.size(), MSG_NOSIGNAL);
+      if (n != static_cast<ssize_t>(prefix_.size())) return Refuse("writing the PROXY header upstream failed", 503);
+      std::string().swap(prefix_);
+    }
     if (streamSide_ == 0 && sess_ != nullptr) {
       // inbound CONNECT: the app is reachable, answer 200
       sess_->Respond(this, 200);
@@ -1195,6 +1205,7 @@ int Session::OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_
     if (it == s->requests_.end()) return 0;
     if (n == ":method") it->second.method = v;
     else if (n == ":authority") it->second.authority = v;
+    else if (n == "forwarded") it->second.forwarded = v;
   } else if (n == ":status") {
     s->requests_[frame->hd.stream_id].status = v;
   }
@@ -1229,6 +1240,7 @@ int Session::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* use
     e.peer = s->expected;
     e.method = std::move(req.method);
     e.authority = std::move(req.authority);
+    e.forwarded = std::move(req.forwarded);
     s->w_->Emit(std::move(e));
     s->w_->AddFlow(std::move(f));
     return 0;

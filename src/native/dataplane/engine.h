@@ -34,7 +34,7 @@ struct Event {
   uint32_t listener = 0;
   std::string srcIp, dstIp, localIp;
   int srcPort = 0, dstPort = 0, localPort = 0;
-  std::string peer, method, authority;  // connect only
+  std::string peer, method, authority, forwarded;  // connect only
   // Close: bytes sent by the client side / by the server side
   uint64_t fromClient = 0, fromServer = 0;
   bool opened = false;
@@ -55,11 +55,17 @@ struct Decision {
   SocketOptions from;
   std::string ip;
   int port = 0;
+  // Connect: bytes written to the upstream before any of the client's (the
+  // PROXY v2 header of a waypoint hand-off); at most kMaxPrefix
+  std::string prefix;
   // Hbone
   std::string identity, expected, authority, forwarded;
   // Reject (connect flows): the HTTP status to answer
   int status = 0;
 };
+
+// A Connect decision's prefix is a PROXY v2 header: small (src/tunnel/waypoint-handoff.ts).
+constexpr size_t kMaxPrefix = 512;
 
 // The HBONE server's bounds that the workers enforce (HboneLimits in
 // src/tunnel/hbone-limits.ts; the connection counts are TypeScript's).
