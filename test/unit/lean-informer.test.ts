@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { ApiextensionsV1Api, CoreV1Api, type KubernetesObject, type V1ConfigMap } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { KubeApi } from '../../src/k8s/lean/api-client.js';
 import { startLeanInformer } from '../../src/k8s/lean/informer.js';
 import { typedCrds } from '../../src/policy/crd-manifests.js';
 import { eventually, startTestApiServer, type TestApiServer } from '../helpers/apiserver.js';
@@ -136,5 +139,30 @@ test('lean informer: deletes and updates reach the cache; stop ends the watch', 
   } finally {
     await informer.stop();
     await api.stop();
+  }
+});
+
+test('lean informer: a character split between two chunks of the watch stream arrives whole', async () => {
+  // The embedded API server writes each event in one piece; a real one (or a proxy) may cut anywhere.
+  const event = Buffer.from(JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'café', resourceVersion: '2' }, data: { motto: 'naïve — ça va' } } }) + '\n');
+  const cut = event.indexOf(Buffer.from('é')) + 1;
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (!req.url!.includes('watch=true')) return void res.end(JSON.stringify({ metadata: { resourceVersion: '1' }, items: [] }));
+    res.write(event.subarray(0, cut));
+    setTimeout(() => res.write(event.subarray(cut)), 50);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const api = new KubeApi({ server: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`), insecureSkipTlsVerify: false, token: () => undefined });
+  const informer = startLeanInformer<V1ConfigMap>({ api, path: '/api/v1/namespaces/watched/configmaps', onChange: () => {}, log: () => {} });
+  try {
+    await eventually(() => informer.list().length === 1, 'the event applied');
+    assert.equal(informer.list()[0]!.metadata!.name, 'café');
+    assert.deepEqual(informer.list()[0]!.data, { motto: 'naïve — ça va' });
+  } finally {
+    await informer.stop();
+    api.close();
+    server.closeAllConnections();
+    server.close();
   }
 });

@@ -131,10 +131,12 @@ export function startLeanInformer<T extends KubernetesObject>(options: LeanInfor
     // stop() came while the server was answering: it could not cut this stream yet.
     if (stopped) return void res.destroy();
     current = res;
+    // decoded by the stream, so a character cut between two chunks arrives whole
+    res.setEncoding('utf8');
     try {
       let pending = '';
-      for await (const chunk of res as AsyncIterable<Buffer>) {
-        pending += chunk.toString('utf8');
+      for await (const chunk of res as AsyncIterable<string>) {
+        pending += chunk;
         if (pending.length > MAX_EVENT_BYTES) throw new WarrenError('ERR_K8S_WATCH_EVENT', `watch of ${options.path}: an event over ${MAX_EVENT_BYTES} bytes`);
         let newline: number;
         while ((newline = pending.indexOf('\n')) >= 0) {
