@@ -21,7 +21,8 @@ import { DEFAULT_HBONE_LIMITS } from '../../src/tunnel/hbone-limits.js';
 import { NativeHub } from '../../src/tunnel/native-hub.js';
 import { NativePodProxy } from '../../src/tunnel/native-pod-proxy.js';
 import { PodProxy } from '../../src/tunnel/pod-proxy.js';
-import { decodeProxyV2, type ProxyV2Header } from '../../src/waypoint/proxy-protocol.js';
+import type { ProxyV2Header } from '../../src/waypoint/proxy-protocol.js';
+import { proxyV2Echo } from '../helpers/proxy-v2-echo.js';
 import { createTopology, type TestPod } from '../helpers/netns.js';
 import { rootTest } from '../helpers/root.js';
 import { proxyOptions, testDataPlane } from '../helpers/test-dataplane.js';
@@ -52,21 +53,7 @@ function waypointWorld(w: TestPod): Pick<DataPlane, 'index' | 'waypoints'> {
 /** The waypoint process's stand-in on 127.0.0.1:15088 in the pod: records each PROXY v2 header, then echoes. */
 async function waypointListener(w: TestPod): Promise<{ server: net.Server; headers: ProxyV2Header[] }> {
   const headers: ProxyV2Header[] = [];
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    let buffered = Buffer.alloc(0);
-    s.on('error', () => s.destroy());
-    const onData = (chunk: Buffer): void => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const d = decodeProxyV2(buffered);
-      if (d.kind === 'incomplete') return;
-      s.off('data', onData);
-      if (d.kind === 'error') return void s.destroy();
-      headers.push(d.header);
-      s.write(buffered.subarray(d.consumed));
-      s.pipe(s);
-    };
-    s.on('data', onData);
-  });
+  const server = net.createServer({ allowHalfOpen: true }, proxyV2Echo(headers));
   await new Promise<void>((resolve) => server.listen({ fd: createListener({ netns: w.path, family: 4, address: '127.0.0.1', port: 15088 }) }, resolve));
   return { server, headers };
 }

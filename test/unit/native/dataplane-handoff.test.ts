@@ -4,7 +4,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { formatSpiffeId } from '../../../src/identity/spiffe.js';
 import { clientPort, waypointHeader } from '../../../src/tunnel/waypoint-handoff.js';
-import { decodeProxyV2, type ProxyV2Header } from '../../../src/waypoint/proxy-protocol.js';
+import type { ProxyV2Header } from '../../../src/waypoint/proxy-protocol.js';
+import { proxyV2Echo } from '../../helpers/proxy-v2-echo.js';
 import { CLIENT, nativeFixture, roundTrip, withLoopback } from '../../helpers/native-dataplane.js';
 
 // The waypoint hand-off on the native data path (docs/architecture.md §13): an
@@ -18,21 +19,10 @@ const VIP = { ip: '10.96.0.42', port: 9000 };
 async function waypointListener(): Promise<{ server: Server; port: number; headers: ProxyV2Header[]; accepted: () => number }> {
   const headers: ProxyV2Header[] = [];
   let accepted = 0;
+  const echo = proxyV2Echo(headers);
   const server = createServer({ allowHalfOpen: true }, (s: Socket) => {
     accepted++;
-    let buffered = Buffer.alloc(0);
-    s.on('error', () => s.destroy());
-    const onData = (chunk: Buffer): void => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const d = decodeProxyV2(buffered);
-      if (d.kind === 'incomplete') return;
-      s.off('data', onData);
-      if (d.kind === 'error') return void s.destroy();
-      headers.push(d.header);
-      s.write(buffered.subarray(d.consumed));
-      s.pipe(s);
-    };
-    s.on('data', onData);
+    echo(s);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as { port: number }).port, headers, accepted: () => accepted };
