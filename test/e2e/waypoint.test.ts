@@ -74,7 +74,8 @@ rootTest(`waypoint (--dataplane ${dataplane}): the controller runs it, a labelle
       assert.equal(applied.exitCode, 0, applied.stderr);
       assert.match(applied.stdout, /waypoint shop\/waypoint applied \(for service traffic\)/);
       const gw = (await custom.getNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint' })) as { metadata: { uid: string } };
-      await eventually(async () => (await apps.listNamespacedDeployment({ namespace: 'shop' })).items.some((d) => d.metadata?.name === 'waypoint'), 'the waypoint Deployment', 20_000);
+      // The controller makes the ServiceAccount, the Deployment, then the Service: wait for the last one.
+      await eventually(async () => (await core.listNamespacedService({ namespace: 'shop' })).items.some((s) => s.metadata?.name === 'waypoint'), 'the waypoint Service', 20_000);
       const deployment = await apps.readNamespacedDeployment({ namespace: 'shop', name: 'waypoint' });
       const service = await core.readNamespacedService({ namespace: 'shop', name: 'waypoint' });
       const account = await core.readNamespacedServiceAccount({ namespace: 'shop', name: 'waypoint' });

@@ -35,7 +35,9 @@ test('the controller against an API server: objects made, GatewayClass made, Pro
     const gateway = async (): Promise<Status> => ((await custom.getNamespacedCustomObject({ ...GATEWAYS, namespace: 'shop', name: 'waypoint' })) as { status?: Status }).status ?? {};
     const programmed = async () => (await gateway()).conditions?.find((c) => c.type === 'Programmed');
 
-    await eventually(async () => (await apps.listNamespacedDeployment({ namespace: 'shop' })).items.length === 1, 'the Deployment');
+    // The controller makes the ServiceAccount, the Deployment, then the Service: wait for the last one.
+    await eventually(async () => (await core.listNamespacedService({ namespace: 'shop' })).items.some((s) => s.metadata?.name === 'waypoint'), 'the Service');
+    assert.equal((await apps.listNamespacedDeployment({ namespace: 'shop' })).items.length, 1, 'one Deployment from two controllers');
     const deployment = await apps.readNamespacedDeployment({ namespace: 'shop', name: 'waypoint' });
     assert.equal(deployment.spec?.template.spec?.serviceAccountName, 'waypoint');
     await core.readNamespacedServiceAccount({ namespace: 'shop', name: 'waypoint' });
