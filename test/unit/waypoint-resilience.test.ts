@@ -31,6 +31,9 @@ describe('waypoint resilience policies', () => {
   let h2: Http2Server | undefined;
   const dial = (service: string): Dial => ({ destination: { address: vips.get(service)!, port: 80 }, principal: 'spiffe://cluster.local/ns/demo/sa/client' });
   const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${wp.ports.admin}/metrics`)).text();
+  // A request is counted when the waypoint is done with it, which can be after the client has its answer
+  // (a refused or closed upgrade is counted when its socket ends): wait for the count, bounded.
+  const metricsShow = (re: RegExp, what: string): Promise<void> => eventually(async () => re.test(await metrics()), what, 5000);
   const create = (plural: string, kind: string, name: string, spec: object) => custom.createNamespacedCustomObject({ ...NET, plural, body: { apiVersion: 'networking.warren.io/v1', kind, metadata: { name, namespace: NS }, spec } });
   const debugRoutes = async (): Promise<{ resilience: { destinationRules: Array<{ rule: string; ports: Record<string, { connectionPool?: { maxConnections: number } }> }>; rateLimits: Array<{ target: string; limit: string }> } }> =>
     (await fetch(`http://127.0.0.1:${wp.ports.admin}/debug/routes`)).json() as never;
@@ -175,7 +178,7 @@ describe('waypoint resilience policies', () => {
     session.close();
     assert.equal(headers[':status'], 200);
     assert.equal(headers['grpc-status'], '14');
-    assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="grpc\.demo\.svc\.cluster\.local"[^}]*response_flags="FI"[^}]*grpc_response_status="14"/);
+    await metricsShow(/istio_requests_total\{[^}]*destination_service="grpc\.demo\.svc\.cluster\.local"[^}]*response_flags="FI"[^}]*grpc_response_status="14"/, 'the gRPC abort counted with FI and status 14');
   });
 
   test('subsets: a VirtualService route to a DestinationRule subset reaches only the pods with its labels', async () => {
@@ -271,7 +274,7 @@ describe('waypoint resilience policies', () => {
     assert.equal(limited?.status, 429);
     assert.equal(limited?.headers['x-ratelimit-remaining'], '0');
     assert.equal(limited?.headers['x-ratelimit-reset'], '1');
-    assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="limited\.demo\.svc\.cluster\.local"[^}]*response_flags="RL"[^}]*response_code="429"/);
+    await metricsShow(/istio_requests_total\{[^}]*destination_service="limited\.demo\.svc\.cluster\.local"[^}]*response_flags="RL"[^}]*response_code="429"/, 'the 429s counted with RL');
   });
 
   test('maxRequestsPerConnection 2 on HTTP/2 upstreams: a session is closed with GOAWAY after 2 streams, its streams in flight finish, new ones go on a new session', async () => {
@@ -335,7 +338,7 @@ describe('waypoint resilience policies', () => {
       assert.equal(third.status, 429);
       assert.equal(third.headers['x-ratelimit-remaining'], '0');
       assert.equal(upgradesSeen, seen, 'the refused upgrade never reached the app');
-      assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="ws-limited\.demo\.svc\.cluster\.local"[^}]*response_flags="RL"[^}]*response_code="429"[^}]*\} 1/);
+      await metricsShow(/istio_requests_total\{[^}]*destination_service="ws-limited\.demo\.svc\.cluster\.local"[^}]*response_flags="RL"[^}]*response_code="429"[^}]*\} 1/, 'the refused upgrade counted once with RL');
     } finally {
       for (const o of opened) o.ws?.terminate();
     }
@@ -360,9 +363,8 @@ describe('waypoint resilience policies', () => {
     const plain = await upgrade('ws-faulty');
     plain.ws?.terminate();
     assert.ok(plain.status === 101 && performance.now() - t1 < 800, 'without the header: no fault');
-    const m = await metrics();
-    assert.match(m, /istio_requests_total\{[^}]*destination_service="ws-faulty\.demo\.svc\.cluster\.local"[^}]*response_flags="FI"[^}]*response_code="503"[^}]*\} 1/);
-    assert.match(m, /istio_requests_total\{[^}]*destination_service="ws-faulty\.demo\.svc\.cluster\.local"[^}]*response_flags="DI"[^}]*response_code="101"[^}]*\} 1/);
+    await metricsShow(/istio_requests_total\{[^}]*destination_service="ws-faulty\.demo\.svc\.cluster\.local"[^}]*response_flags="FI"[^}]*response_code="503"[^}]*\} 1/, 'the aborted upgrade counted once with FI');
+    await metricsShow(/istio_requests_total\{[^}]*destination_service="ws-faulty\.demo\.svc\.cluster\.local"[^}]*response_flags="DI"[^}]*response_code="101"[^}]*\} 1/, 'the delayed upgrade counted once with DI');
   });
 
   test('WebSocket upgrades hold a connection-pool slot while open: maxConnections 1, 1 pending → the third is 503 UO; closing the first lets the waiting one open', async () => {
@@ -383,7 +385,7 @@ describe('waypoint resilience policies', () => {
     } finally {
       second.ws?.terminate();
     }
-    assert.match(await metrics(), /istio_requests_total\{[^}]*destination_service="ws-pool\.demo\.svc\.cluster\.local"[^}]*response_flags="UO"[^}]*response_code="503"[^}]*\} 1/);
+    await metricsShow(/istio_requests_total\{[^}]*destination_service="ws-pool\.demo\.svc\.cluster\.local"[^}]*response_flags="UO"[^}]*response_code="503"[^}]*\} 1/, 'the overflowing upgrade counted once with UO');
   });
 
   test('an invalid change keeps the last good policy in force and the status names the field; a valid change applies to the next request', async () => {
