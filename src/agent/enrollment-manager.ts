@@ -142,7 +142,7 @@ export class EnrollmentManager {
         lap('queued');
         rulesId = podRulesId(this.deps.backend.name, { podIPs: pod.ips });
         rulesKept = this.deps.rulesInPlace?.(pod.uid, netnsPath, rulesId) === true;
-        // An upgrade: rewriting rules the old agent wrote would be churn (a moment with the tables being replaced).
+        // An upgrade: the old agent's rules are what this one would write; writing them again is churn (README "Reliability", scenario 1).
         if (!rulesKept) {
           await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).then(
             () => this.deps.ruleApplied('pod-apply'),
