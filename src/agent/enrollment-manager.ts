@@ -1,5 +1,6 @@
 import type { SpiffeId } from '../identity/spiffe.js';
 import type { RedirectBackend } from '../redirect/backend.js';
+import { podRulesId } from '../redirect/pod-rules-id.js';
 import type { DataPlane } from '../tunnel/dataplane.js';
 import type { NativePodProxy } from '../tunnel/native-pod-proxy.js';
 import type { PodProxy, PodProxyOptions } from '../tunnel/pod-proxy.js';
@@ -24,6 +25,8 @@ export interface EnrolledPod {
   /** its live connections, in the agent's registry */
   connections: PodConnections;
   proxy: PodProxy | NativePodProxy;
+  /** what was written in its netns (src/redirect/pod-rules-id.ts): a successor agent that would write the same leaves it */
+  rulesId: string;
 }
 
 export interface EnrollmentDeps {
@@ -44,6 +47,11 @@ export interface EnrollmentDeps {
   ruleError(operation: RuleOperation): void;
   /** a netfilter/routing change was written (counted in warren_rule_applies_total) */
   ruleApplied(operation: RuleOperation): void;
+  /**
+   * The agent this one took over from wrote exactly these rules (`rulesId`) in this netns
+   * for this pod and still has them (an upgrade's listener hand-off): they are left as they are.
+   */
+  rulesInPlace?(uid: string, netns: string, rulesId: string): boolean;
   log(msg: string, fields: Record<string, unknown>): void;
   drainMs: number;
 }
@@ -109,6 +117,8 @@ export class EnrollmentManager {
     const name = `${pod.namespace}/${pod.name}`;
     let path = netns;
     let identity: SpiffeId;
+    let rulesId = '';
+    let rulesKept = false;
     // Where an enrollment's time went (logged with "pod enrolled"): what to look at when a node is slow.
     const ms: Record<'identity' | 'netns' | 'queued' | 'rules' | 'listeners' | 'nodeRules', number> = { identity: 0, netns: 0, queued: 0, rules: 0, listeners: 0, nodeRules: 0 };
     let mark = performance.now();
@@ -130,13 +140,18 @@ export class EnrollmentManager {
       let entry: EnrolledPod | undefined;
       const { proxy, connections } = await this.programming(async () => {
         lap('queued');
-        await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).then(
-          () => this.deps.ruleApplied('pod-apply'),
-          (err: unknown) => {
-            this.deps.ruleError('pod-apply');
-            throw err;
-          },
-        );
+        rulesId = podRulesId(this.deps.backend.name, { podIPs: pod.ips });
+        rulesKept = this.deps.rulesInPlace?.(pod.uid, netnsPath, rulesId) === true;
+        // An upgrade: the old agent's rules are what this one would write; writing them again is churn (README "Reliability", scenario 1).
+        if (!rulesKept) {
+          await this.deps.backend.applyPod(netnsPath, { podIPs: pod.ips }).then(
+            () => this.deps.ruleApplied('pod-apply'),
+            (err: unknown) => {
+              this.deps.ruleError('pod-apply');
+              throw err;
+            },
+          );
+        }
         lap('rules');
         const connections = this.deps.connections.forPod();
         const proxy = await this.deps.startProxy({
@@ -150,15 +165,16 @@ export class EnrollmentManager {
           dataplane: this.deps.dataplane,
           telemetry: this.deps.telemetry,
         }, pod.uid).catch(async (err: unknown) => {
-          // Rules without listeners would black-hole the pod: take them back.
+          // Rules without listeners would black-hole the pod: take them back. Not the old
+          // agent's, kept: its listeners still serve the pod until it stops (then it fails closed).
           connections.close('enrollment failed');
-          await this.deps.backend.removePod(netnsPath).catch(() => undefined);
+          if (!rulesKept) await this.deps.backend.removePod(netnsPath).catch(() => undefined);
           throw err;
         });
         return { proxy, connections };
       });
       lap('listeners');
-      entry = { uid: pod.uid, pod: name, netns: netnsPath, ips: pod.ips, identity, labels: pod.labels, connections, proxy };
+      entry = { uid: pod.uid, pod: name, netns: netnsPath, ips: pod.ips, identity, labels: pod.labels, connections, proxy, rulesId };
       this.pods.set(pod.uid, entry);
       this.enrolling.delete(pod.uid);
       await nodeRules;
@@ -170,7 +186,7 @@ export class EnrollmentManager {
       await this.deps.annotate(pod, 'failed', (err as Error).message).catch(() => undefined);
       throw err;
     }
-    this.deps.log('pod enrolled', { pod: name, netns: path, ips: pod.ips, ms });
+    this.deps.log('pod enrolled', { pod: name, netns: path, ips: pod.ips, ms, ...(rulesKept ? { rulesKept } : {}) });
     return true;
   }
 

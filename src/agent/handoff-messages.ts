@@ -10,15 +10,24 @@ import type { ListenerInfo } from '../native/fd-passing.js';
  * enrolled pod, its listening sockets attached in the order of `listeners`,
  * then `end`; the new answers `accepting` once it accepts on a pod's sockets
  * (the old then stops accepting on them) and `done` when it adopted what it will.
+ * A `pod` message may say which rules the old agent wrote in the pod's netns (`rules`):
+ * the new one leaves them in place when they are what it would write.
  */
 const family = z.union([z.literal(4), z.literal(6)]);
 const port = z.union([z.literal(PORTS.outbound), z.literal(PORTS.inbound), z.literal(PORTS.hbone)]);
 const uid = z.string().regex(/^[0-9a-f-]{1,64}$/, 'must be a pod UID');
 
+/** The old agent's rules in the pod: their id (src/redirect/pod-rules-id.ts) and the inode of the netns they are in. */
+const rulesInPlace = z.strictObject({
+  id: z.string().regex(/^[0-9a-f]{64}$/, 'must be a rules id (64 hex digits)'),
+  netns: z.number().int().positive(),
+});
+
 const podMessage = z.strictObject({
   type: z.literal('pod'),
   uid,
   listeners: z.array(z.strictObject({ family, port })).min(1).max(6),
+  rules: rulesInPlace.optional(),
 });
 export const fromOld = z.discriminatedUnion('type', [podMessage, z.strictObject({ type: z.literal('end'), pods: z.number().int().min(0) })]);
 export const fromNew = z.discriminatedUnion('type', [
@@ -29,6 +38,7 @@ export const fromNew = z.discriminatedUnion('type', [
 export type FromOld = z.infer<typeof fromOld>;
 export type FromNew = z.infer<typeof fromNew>;
 export type HandedListener = z.infer<typeof podMessage>['listeners'][number];
+export type RulesInPlace = z.infer<typeof rulesInPlace>;
 
 /** One message's bytes as `schema` reads them, or the reason (naming the field) it is refused. */
 export function parseMessage<T>(schema: z.ZodType<T>, data: Buffer): { ok: true; message: T } | { ok: false; reason: string } {

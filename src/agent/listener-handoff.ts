@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { listenerInfo, recvPacket, sendPacket, seqpacketAccept, seqpacketConnect, seqpacketListen } from '../native/fd-passing.js';
 import { peerCredentials } from '../native/netns-socket.js';
 import type { OwnedListener } from '../tunnel/pod-listener.js';
-import { checkHanded, fromNew, fromOld, parseMessage, type FromNew, type FromOld, type HandedListener } from './handoff-messages.js';
+import { checkHanded, fromNew, fromOld, parseMessage, type FromNew, type FromOld, type HandedListener, type RulesInPlace } from './handoff-messages.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
 
@@ -14,6 +14,8 @@ export interface HandoffSource {
   listenerSockets(): OwnedListener[];
   /** the new agent accepts on them: stop accepting, keep the connections (they drain at SIGTERM) */
   stopAccepting(): void;
+  /** the rules this agent wrote in the pod's netns, undefined when it cannot say (its netns is gone) */
+  rules(): RulesInPlace | undefined;
 }
 
 export interface HandoffServerOptions {
@@ -84,7 +86,13 @@ export function serveHandoff(o: HandoffServerOptions): HandoffServer {
     for (const source of o.sources()) {
       const listeners = source.listenerSockets();
       if (listeners.length === 0) continue;
-      const message = encode({ type: 'pod', uid: source.uid, listeners: listeners.map(({ family, port }) => ({ family, port: port as HandedListener['port'] })) });
+      const rules = source.rules();
+      const message = encode({
+        type: 'pod',
+        uid: source.uid,
+        listeners: listeners.map(({ family, port }) => ({ family, port: port as HandedListener['port'] })),
+        ...(rules === undefined ? {} : { rules }),
+      });
       if (!sendPacket(fd, message, listeners.map((l) => l.fd))) return end('the new agent is not reading');
       handed.set(source.uid, source);
       pods++;
@@ -159,6 +167,8 @@ export interface Adoption {
   readonly pods: number;
   /** the handed socket for this pod, family and port (now the caller's), or undefined: make one */
   take(uid: string, family: 4 | 6, port: number): number | undefined;
+  /** the rules the old agent said it wrote in this pod's netns, until `finish` */
+  rules(uid: string): RulesInPlace | undefined;
   /** this process accepts on the pod's sockets: the old agent stops accepting on them */
   accepting(uid: string): void;
   /** closes the sockets not adopted and tells the old agent it is over */
@@ -182,6 +192,7 @@ export async function receiveHandoff(o: { path: string; timeoutMs: number; log: 
     return undefined;
   }
   const pods = new Map<string, OwnedListener[]>();
+  const rules = new Map<string, RulesInPlace>();
   const fail = (reason: string): undefined => {
     closeAll([...pods.values()].flat().map((l) => l.fd));
     closeSync(fd);
@@ -208,6 +219,7 @@ export async function receiveHandoff(o: { path: string; timeoutMs: number; log: 
       }
       const m = parsed.message;
       if (m.type === 'end') break;
+      if (m.rules !== undefined && !rules.has(m.uid)) rules.set(m.uid, m.rules);
       const refused = checkHanded(m.listeners, packet.fds.map((f) => listenerInfo(f)));
       if (refused !== undefined || pods.has(m.uid)) {
         closeAll(packet.fds);
@@ -238,6 +250,7 @@ export async function receiveHandoff(o: { path: string; timeoutMs: number; log: 
       if (listeners === undefined || i < 0) return undefined;
       return listeners.splice(i, 1)[0]!.fd;
     },
+    rules: (uid) => rules.get(uid),
     accepting(uid) {
       const left = pods.get(uid);
       if (left === undefined) return;
@@ -250,6 +263,7 @@ export async function receiveHandoff(o: { path: string; timeoutMs: number; log: 
       if (!open) return;
       closeAll([...pods.values()].flat().map((l) => l.fd));
       pods.clear();
+      rules.clear();
       send({ type: 'done' });
       open = false;
       closeSync(fd);

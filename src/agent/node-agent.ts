@@ -41,7 +41,7 @@ const HANDOFF_ADOPT_MS = 30_000;
 /** On SIGTERM during a hand-off, how long the old agent keeps accepting for the new one to finish. */
 const HANDOFF_SETTLE_MS = 10_000;
 
-/** The inode of the file at `path`, undefined when there is none. */
+/** The inode of the file at `path` (a socket, a netns), undefined when there is none. */
 const socketInode = (path: string): number | undefined => statSync(path, { throwIfNoEntry: false })?.ino;
 
 /** The static plugin (src/cni/warren-cni.c) node-gyp builds beside the addon: what the container image ships. */
@@ -103,6 +103,11 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
     connections,
     ruleError: (operation) => metrics.ruleErrors.inc({ operation }),
     ruleApplied: (operation) => metrics.ruleApplies.inc({ operation }),
+    // the same netns file (its inode), and the rules this agent would write there
+    rulesInPlace: (uid, netns, rulesId) => {
+      const held = adoption?.rules(uid);
+      return held !== undefined && held.id === rulesId && held.netns === socketInode(netns);
+    },
     log: logFn,
     drainMs: config.drainSeconds * 1000,
   });
@@ -178,7 +183,16 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
   let replaced = false;
   const handoff = serveHandoff({
     path: handoffPath,
-    sources: () => manager.enrolled().map((p) => ({ uid: p.uid, listenerSockets: () => p.proxy.listenerSockets(), stopAccepting: () => p.proxy.stopAccepting() })),
+    sources: () =>
+      manager.enrolled().map((p) => ({
+        uid: p.uid,
+        listenerSockets: () => p.proxy.listenerSockets(),
+        stopAccepting: () => p.proxy.stopAccepting(),
+        rules: () => {
+          const netns = socketInode(p.netns);
+          return netns === undefined ? undefined : { id: p.rulesId, netns };
+        },
+      })),
     onTake: () => {
       // The successor enrolls from now on: this agent would otherwise race it for new pods.
       replaced = true;

@@ -99,6 +99,7 @@ interface NativeDataplane {
   close(id: number, reason?: string): void;
   poll(): DataplaneEvent[];
   stats(): DataplaneStats;
+  pools(): DataplanePool[];
   ref(): void;
   unref(): void;
   stop(): void;
@@ -107,6 +108,17 @@ interface NativeDataplane {
 export interface DataplaneStats {
   flows: number;
   sessions: number;
+  streams: number;
+}
+
+/** One worker's pooled outbound HBONE sessions from a pod (`netns`, `identity`) to a peer (`ip`, `expected` identity). */
+export interface DataplanePool {
+  netns: string;
+  identity: string;
+  expected: string;
+  ip: string;
+  sessions: number;
+  /** their open streams */
   streams: number;
 }
 
@@ -172,6 +184,11 @@ export class Dataplane {
 
   stats(): DataplaneStats {
     return this.engine.stats();
+  }
+
+  /** The workers' pooled HBONE sessions (each worker answers on its own thread; the call waits for them, at most 200 ms). */
+  pools(): DataplanePool[] {
+    return this.engine.pools();
   }
 
   /** Stops the workers; every connection is reset, no event follows. */

@@ -1,6 +1,6 @@
 import { joinPem } from '../identity/pem.js';
 import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
-import { Dataplane, type CloseEvent, type DataplaneEvent, type DataplaneStats, type Decision, type DecideSession, type ListenerKind } from '../native/dataplane.js';
+import { Dataplane, type CloseEvent, type DataplaneEvent, type DataplanePool, type DataplaneStats, type Decision, type DecideSession, type ListenerKind } from '../native/dataplane.js';
 import type { DataPlane } from './dataplane.js';
 
 interface Loaded {
@@ -93,6 +93,10 @@ export class NativeHub {
 
   stats(): DataplaneStats {
     return this.dp.stats();
+  }
+
+  pools(): DataplanePool[] {
+    return this.dp.pools();
   }
 
   stop(): void {

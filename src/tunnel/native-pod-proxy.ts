@@ -2,7 +2,7 @@ import { closeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isIPv6 } from 'node:net';
 import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../identity/spiffe.js';
-import type { CloseEvent, DataplaneEvent, DecideCaptured, DecideConnect, DecideSession, Decision, ListenerKind } from '../native/dataplane.js';
+import type { CloseEvent, DataplaneEvent, DataplanePool, DecideCaptured, DecideConnect, DecideSession, Decision, ListenerKind } from '../native/dataplane.js';
 import { createListener } from '../native/netns-socket.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { WAYPOINT_PORTS, WAYPOINT_PROXY_ADDRESS } from '../gateway/constants.js';
@@ -19,6 +19,32 @@ import { routeViaWaypoint, servedByWaypoint, type SourcePod, type WaypointRoute 
 import type { PodProxyOptions } from './pod-proxy.js';
 import type { OwnedListener } from './pod-listener.js';
 import type { Registration } from './connection-registry.js';
+
+/** A pod's pooled HBONE sessions to one peer, as the admin API's /connections lists them. */
+export interface OutboundTunnel {
+  /** `<peer's SPIFFE ID>|<peer IP>`, HbonePool's key on the Node data path */
+  key: string;
+  connections: number;
+  /** their open streams */
+  streams: number;
+}
+
+/**
+ * The pooled sessions of the pod whose netns is `netns`, from every worker's pools, as the
+ * Node data path lists its own (HbonePool.stats): one entry per peer identity and address.
+ */
+export function podTunnels(pools: readonly DataplanePool[], netns: string): OutboundTunnel[] {
+  const tunnels = new Map<string, OutboundTunnel>();
+  for (const p of pools) {
+    if (p.netns !== netns) continue;
+    const key = `${p.expected}|${p.ip}`;
+    const t = tunnels.get(key) ?? { key, connections: 0, streams: 0 };
+    t.connections += p.sessions;
+    t.streams += p.streams;
+    tunnels.set(key, t);
+  }
+  return [...tunnels.values()];
+}
 
 /** A connection this proxy decided to carry: how to report it, and its entry in the connection registry. */
 interface Tracked {
@@ -112,14 +138,8 @@ export class NativePodProxy {
   }
 
   /** this pod's outbound HBONE streams by peer (pooled connections are the workers', shared per peer) */
-  outboundTunnels(): { key: string; connections: number; streams: number }[] {
-    const tunnels = new Map<string, number>();
-    for (const t of this.flows.values()) {
-      if (t.meta.direction !== 'outbound' || t.meta.security !== 'mtls') continue;
-      const key = `${t.meta.destination.principal ?? ''}|${t.meta.destination.ip}`;
-      tunnels.set(key, (tunnels.get(key) ?? 0) + 1);
-    }
-    return [...tunnels].map(([key, streams]) => ({ key, connections: 0, streams }));
+  outboundTunnels(): OutboundTunnel[] {
+    return podTunnels(this.hub.pools(), this.o.netns);
   }
 
   async close(drainMs: number): Promise<void> {

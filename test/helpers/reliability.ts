@@ -1,5 +1,7 @@
 import { appendFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
+import { httpGetInNetns } from '../../src/net/netns-http.js';
+import { sample } from './prometheus.js';
 
 /**
  * The reliability tier's knobs: the CI run is short (`node scripts/run-tests.mjs
@@ -24,4 +26,11 @@ export function recordFigures(t: TestContext, scenario: string, figures: Record<
   t.diagnostic(`${scenario}: ${JSON.stringify(figures)}`);
   const file = process.env.RELIABILITY_FIGURES;
   if (file) appendFileSync(file, JSON.stringify({ scenario, ...figures }) + '\n');
+}
+
+export const RULE_OPERATIONS = ['pod-apply', 'pod-remove-capture', 'pod-remove', 'node'] as const;
+/** warren_rule_applies_total of the agents of `nodes` (their netns), summed, by operation: every netfilter/routing write they made. */
+export async function ruleApplies(nodes: readonly string[]): Promise<Record<(typeof RULE_OPERATIONS)[number], number>> {
+  const texts = await Promise.all(nodes.map(async (n) => (await httpGetInNetns({ netns: n, host: '127.0.0.1', port: 15020, path: '/metrics', timeoutMs: 5000 })).body.toString()));
+  return Object.fromEntries(RULE_OPERATIONS.map((op) => [op, texts.reduce((sum, text) => sum + (sample(text, 'warren_rule_applies_total', { operation: op }) ?? 0), 0)])) as Record<(typeof RULE_OPERATIONS)[number], number>;
 }

@@ -64,7 +64,7 @@ async function upgrade(mode: 'handoff' | 'reuseport', netns: string, dir: string
   let stopped = false;
   const server = serveHandoff({
     path: join(dir, `handoff-${mode}.sock`),
-    sources: () => [{ uid: UID, listenerSockets: () => (stopped ? [] : [{ family: 4, port: PORTS.outbound, fd }]), stopAccepting: () => ((stopped = true), closeSync(fd)) }],
+    sources: () => [{ uid: UID, listenerSockets: () => (stopped ? [] : [{ family: 4, port: PORTS.outbound, fd }]), stopAccepting: () => ((stopped = true), closeSync(fd)), rules: () => undefined }],
     onTake: () => {},
     log: () => {},
   });
@@ -129,7 +129,7 @@ rootTest('listener hand-off: a peer that is not root gets no descriptor, and the
   const refused: Array<Record<string, unknown>> = [];
   const server = serveHandoff({
     path,
-    sources: () => [{ uid: UID, listenerSockets: () => [{ family: 4, port: PORTS.outbound, fd }], stopAccepting: () => {} }],
+    sources: () => [{ uid: UID, listenerSockets: () => [{ family: 4, port: PORTS.outbound, fd }], stopAccepting: () => {}, rules: () => undefined }],
     onTake: () => {},
     log: (msg, fields) => refused.push({ msg, ...fields }),
   });

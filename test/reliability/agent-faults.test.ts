@@ -12,7 +12,7 @@ import { planTopology, UNDERLAY } from '../../src/sim/topology/plan.js';
 import { eventually } from '../helpers/apiserver.js';
 import { sample } from '../helpers/prometheus.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
-import { fullLength, recordFigures, scaled } from '../helpers/reliability.js';
+import { fullLength, recordFigures, ruleApplies, RULE_OPERATIONS, scaled } from '../helpers/reliability.js';
 import { rootTest } from '../helpers/root.js';
 import { simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
 import { clientEchoWebReady, connectionOutcome, readyAndEnrolled, webRequest } from '../helpers/sim-pods.js';
@@ -92,12 +92,6 @@ const fdCount = async (pid: number): Promise<number> => (await execa('ls', [`/pr
 const countLines = (text: string, msg: string, pods?: string[]): number =>
   text.split('\n').filter((l) => l.includes(`"msg":"${msg}"`) && (pods === undefined || pods.some((p) => l.includes(`"pod":"${NS}/${p}"`)))).length;
 const STEADY = ['client', 'echo', 'web'];
-const RULE_OPERATIONS = ['pod-apply', 'pod-remove-capture', 'pod-remove', 'node'] as const;
-/** warren_rule_applies_total of both agents, by operation: every netfilter/routing write they made. */
-async function ruleApplies(nodes: readonly string[]): Promise<Record<(typeof RULE_OPERATIONS)[number], number>> {
-  const texts = await Promise.all(nodes.map(async (n) => (await httpGetInNetns({ netns: n, host: '127.0.0.1', port: 15020, path: '/metrics', timeoutMs: 5000 })).body.toString()));
-  return Object.fromEntries(RULE_OPERATIONS.map((op) => [op, texts.reduce((sum, text) => sum + (sample(text, 'warren_rule_applies_total', { operation: op }) ?? 0), 0)])) as Record<(typeof RULE_OPERATIONS)[number], number>;
-}
 
 rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API server partition, pod churn, CA outage, network faults`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-rely-`);

@@ -8,7 +8,7 @@ import { planTopology } from '../../src/sim/topology/plan.js';
 import { connectFromNetns } from '../../src/tunnel/netns-connect.js';
 import { eventually } from '../helpers/apiserver.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
-import { recordFigures, scaled } from '../helpers/reliability.js';
+import { recordFigures, ruleApplies, scaled } from '../helpers/reliability.js';
 import { rootTest } from '../helpers/root.js';
 import { simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
 import { clientEchoWebReady, webRequest } from '../helpers/sim-pods.js';
@@ -21,7 +21,9 @@ import { warren } from '../helpers/warren-cli.js';
  * long-lived ones through it. First the baseline, in the same run: the hand-off socket
  * removed, so the new agent binds its own SO_REUSEPORT listeners beside the old one's
  * and the old closes its own (what the rolling update did before the hand-off); then the
- * upgrade with the listener hand-off (docs/architecture.md §4): 0 failed new connections.
+ * upgrade with the listener hand-off (docs/architecture.md §4): 0 failed new connections,
+ * and no rule churn: the new agent leaves the pod rules the old one wrote (0 `pod-apply`
+ * in its warren_rule_applies_total), where without the hand-off it writes every pod's again.
  */
 const DATAPLANE = (process.env.RELIABILITY_DATAPLANE ?? 'node') as TestDataplane;
 if (DATAPLANE !== 'node' && DATAPLANE !== 'native') throw new Error(`RELIABILITY_DATAPLANE: node or native, got ${DATAPLANE}`);
@@ -105,6 +107,7 @@ rootTest(`agent upgrade on the ${DATAPLANE} data path: ${NEW_PER_S} new connecti
 
     /** One upgrade of node-1's agent under load: the figures. */
     const upgradeUnderLoad = async (label: string) => {
+      const rulesBefore = await ruleApplies(['wrn-node-1']);
       const held = await Promise.all(Array.from({ length: LONG_LIVED }, () => longLived(client, echoIp)));
       const load = newConnections(client, webIp);
       await sleep(1000);
@@ -112,6 +115,8 @@ rootTest(`agent upgrade on the ${DATAPLANE} data path: ${NEW_PER_S} new connecti
       const up = await warren('sim', 'upgrade-agent', '--state-dir', stateDir, 'node-1');
       assert.equal(up.exitCode, 0, up.stdout + up.stderr);
       const upgradeMs = Date.now() - started;
+      // the new agent's counters: it counts from 0, so this is every rule write it made
+      const rulesAfter = await ruleApplies(['wrn-node-1']);
       await sleep(1000);
       const newConns = await load.stop();
       for (const h of held) h.finish();
@@ -133,6 +138,8 @@ rootTest(`agent upgrade on the ${DATAPLANE} data path: ${NEW_PER_S} new connecti
         upgradeMs,
         takeoverMs: took !== undefined && typeof ended_?.time === 'number' ? ended_.time - took : undefined,
         podsTakenOver: ended_?.podsTakenOver,
+        ruleWritesOldAgent: rulesBefore,
+        ruleWritesNewAgent: rulesAfter,
       };
     };
 
@@ -146,6 +153,8 @@ rootTest(`agent upgrade on the ${DATAPLANE} data path: ${NEW_PER_S} new connecti
 
     assert.equal(handoff.failedNewConnections, 0, `no new connection failed during the upgrade: ${JSON.stringify(handoff.newOutcomes)}`);
     assert.ok((handoff.podsTakenOver as number) >= 1, 'the new agent took over the client pod’s listeners');
+    assert.equal(handoff.ruleWritesNewAgent['pod-apply'], 0, `no rule churn: the new agent wrote no pod rules, it kept the old one's: ${JSON.stringify(handoff.ruleWritesNewAgent)}`);
+    assert.ok(baseline.ruleWritesNewAgent['pod-apply'] >= 1, 'without the hand-off the new agent writes the pods’ rules itself (the check above can fail)');
     const clean = (o: Record<string, number>): number => (o['finished'] ?? 0) + (o['reset at the end of the drain'] ?? 0);
     assert.equal(clean(handoff.longLivedOutcomes), LONG_LIVED, `every long-lived connection finished or was reset at the end of the drain: ${JSON.stringify(handoff.longLivedOutcomes)}`);
   } finally {

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { EnrollmentManager, type EnrollmentDeps, type RedirectionState } from '../../src/agent/enrollment-manager.js';
 import type { PodView } from '../../src/agent/enrollment-plan.js';
 import type { RedirectBackend } from '../../src/redirect/backend.js';
+import { podRulesId } from '../../src/redirect/pod-rules-id.js';
 import type { DataPlane } from '../../src/tunnel/dataplane.js';
 import type { PodProxy, PodProxyOptions } from '../../src/tunnel/pod-proxy.js';
 import type { ConnectionObserver } from '../../src/telemetry/connection-observer.js';
@@ -124,6 +125,38 @@ test('every rule write is counted once by operation, and nothing more: enrolling
   await m.unenroll('uid-b', { podGone: true });
   assert.deepEqual(f.ruleApplies, ['node'], 'a pod gone with its netns has no rules of its own to remove');
   assert.deepEqual(f.ruleErrors, []);
+});
+
+test('an upgrade: a pod whose rules the old agent wrote as this one would is adopted without writing them; other rules, or none said, are written', async () => {
+  const f = fakes();
+  const asked: Array<[string, string, string]> = [];
+  // the old agent said: uid-a's rules in /var/run/netns/a are those of rules id podRulesId('nft', a's IPs)
+  const said = new Map([['uid-a', podRulesId('nft', { podIPs: ['10.244.1.9'] })], ['uid-c', podRulesId('iptables', { podIPs: ['10.244.1.9'] })]]);
+  f.deps.rulesInPlace = (uid, netns, rulesId) => (asked.push([uid, netns, rulesId]), netns.endsWith(uid.slice(4)) && said.get(uid) === rulesId);
+  const m = new EnrollmentManager(f.deps);
+  await m.enroll(pod('a'), '/var/run/netns/a');
+  assert.deepEqual(f.ruleApplies, ['node'], 'no pod-apply for the adopted pod (the node write follows the pod IPs)');
+  assert.ok(f.journal.includes('listen shop/a /var/run/netns/a'), 'its listeners are made (or adopted) all the same');
+  assert.ok(!f.journal.some((j) => j.startsWith('applyPod')));
+  assert.equal(m.enrolled()[0]?.rulesId, said.get('uid-a'), 'the entry keeps the id, for the next upgrade');
+  await m.enroll(pod('b'), '/var/run/netns/b');
+  await m.enroll(pod('c'), '/var/run/netns/c');
+  assert.deepEqual(
+    f.journal.filter((j) => j.startsWith('applyPod')),
+    ['applyPod /var/run/netns/b 10.244.1.9', 'applyPod /var/run/netns/c 10.244.1.9'],
+    'written when the old agent said nothing of the pod (b) or wrote other rules (c: another backend)',
+  );
+  assert.deepEqual(asked.map(([uid, netns]) => [uid, netns]), [['uid-a', '/var/run/netns/a'], ['uid-b', '/var/run/netns/b'], ['uid-c', '/var/run/netns/c']]);
+  assert.ok(asked.every(([, , id]) => id === said.get('uid-a')), 'asked with the id of the rules this agent would write');
+});
+
+test('an adopted pod whose listeners fail keeps the old agent’s rules (its listeners still serve), where a pod this agent wrote rules for has them taken back', async () => {
+  const f = fakes({ failProxy: true });
+  f.deps.rulesInPlace = (uid) => uid === 'uid-a';
+  const m = new EnrollmentManager(f.deps);
+  await assert.rejects(m.enroll(pod('a'), '/var/run/netns/a'), /bind failed/);
+  await assert.rejects(m.enroll(pod('b'), '/var/run/netns/b'), /bind failed/);
+  assert.deepEqual(f.journal.filter((j) => j.startsWith('removePod ')), ['removePod /var/run/netns/b']);
 });
 
 test('rules refused: counted, identity released, pod annotated failed with the reason, nothing enrolled, error passed on', async () => {

@@ -39,3 +39,15 @@ test('hand-off descriptors: adopted only when each is the listening TCP socket i
   assert.equal(checkHanded(named, [listening(4, 15006), listening(6, 15008)]), 'listeners.0: IPv4 port 15006, named IPv4 port 15001');
   assert.equal(checkHanded(named, [listening(6, 15001), listening(6, 15008)]), 'listeners.0: IPv6 port 15001, named IPv4 port 15001');
 });
+
+test('hand-off pod messages may say which rules the old agent wrote: an id of 64 hex digits and the netns inode, or nothing', () => {
+  const pod = { type: 'pod', uid: UID, listeners: [{ family: 4, port: 15001 }] };
+  const rules = { id: 'a'.repeat(64), netns: 4026532001 };
+  assert.deepEqual(parseMessage(fromOld, json({ ...pod, rules })), { ok: true, message: { ...pod, rules } });
+  const reason = (v: unknown): string => (parseMessage(fromOld, json(v)) as { reason?: string }).reason ?? 'accepted';
+  assert.match(reason({ ...pod, rules: { ...rules, id: 'A'.repeat(64) } }), /^rules\.id: must be a rules id/);
+  assert.match(reason({ ...pod, rules: { ...rules, id: 'a'.repeat(63) } }), /^rules\.id:/);
+  assert.match(reason({ ...pod, rules: { ...rules, netns: 0 } }), /^rules\.netns:/);
+  assert.match(reason({ ...pod, rules: { id: rules.id } }), /^rules\.netns:/);
+  assert.match(reason({ ...pod, rules: { ...rules, extra: true } }), /^rules/);
+});

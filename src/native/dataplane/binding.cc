@@ -39,6 +39,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
                         InstanceMethod("dropIdentity", &Dataplane::DropIdentity),
                         InstanceMethod("resolve", &Dataplane::Resolve), InstanceMethod("close", &Dataplane::Close),
                         InstanceMethod("poll", &Dataplane::Poll), InstanceMethod("stats", &Dataplane::GetStats),
+                        InstanceMethod("pools", &Dataplane::GetPools),
                         InstanceMethod("ref", &Dataplane::Ref), InstanceMethod("unref", &Dataplane::Unref),
                         InstanceMethod("stop", &Dataplane::Stop)});
   }
@@ -263,6 +264,25 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     o.Set("sessions", Napi::Number::New(env, static_cast<double>(s.sessions)));
     o.Set("streams", Napi::Number::New(env, static_cast<double>(s.streams)));
     return o;
+  }
+
+  // pools() → [{ netns, identity, expected, ip, sessions, streams }], one per worker and pool
+  // key; the call waits (at most 200 ms) for the workers, which own their pools.
+  Napi::Value GetPools(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<dp::PoolStat> pools = engine_ ? engine_->Pools(200) : std::vector<dp::PoolStat>{};
+    Napi::Array out = Napi::Array::New(env, pools.size());
+    for (size_t i = 0; i < pools.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("netns", pools[i].netns);
+      o.Set("identity", pools[i].identity);
+      o.Set("expected", pools[i].expected);
+      o.Set("ip", pools[i].ip);
+      o.Set("sessions", Napi::Number::New(env, static_cast<double>(pools[i].sessions)));
+      o.Set("streams", Napi::Number::New(env, static_cast<double>(pools[i].streams)));
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
   }
 
   // Like a net.Server: the process stays up while the workers listen.

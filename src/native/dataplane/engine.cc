@@ -7,7 +7,9 @@
 #include <sys/eventfd.h>
 #include <time.h>
 
+#include <chrono>
 #include <deque>
+#include <future>
 #include <thread>
 #include <unordered_set>
 
@@ -218,6 +220,7 @@ class Worker {
   }
   Flow* AddFlow(std::unique_ptr<Flow> f);
   Session* PooledSession(const Decision& d, std::string* error);
+  std::vector<PoolStat> Pools() const;
   void AddSession(std::unique_ptr<Session> s);
   void Unpool(Session* s);
   void Timed(uint64_t flowId) { timed_.insert(flowId); }
@@ -286,7 +289,7 @@ class Session : public Handler {
   // the local identity whose credentials it was made with
   std::string identity;
   // client
-  std::string poolKey, expected;
+  std::string poolKey, expected, peerIp, netns;
   // server: reported to TypeScript as `id` (admission, then its close)
   uint64_t id = 0;
   uint32_t listener = 0;
@@ -294,6 +297,7 @@ class Session : public Handler {
   int srcPort = 0;
 
   bool Usable() const { return st_ != Dead && !goingAway_ && reserved_ < kMaxStreams; }
+  size_t OpenStreams() const { return streams_.size(); }
   void SetConnecting() { st_ = Connecting; }
   void SetHandshaking() { st_ = Handshake; }
   int fd() const { return fd_.get(); }
@@ -1451,6 +1455,8 @@ Session* Worker::PooledSession(const Decision& d, std::string* error) {
   s->poolKey = key;
   s->identity = d.identity;
   s->expected = d.expected;
+  s->peerIp = d.ip;
+  s->netns = d.from.netns;
   s->SetConnecting();
   if (!Watch(fdNum, s.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) {
     *error = "epoll";
@@ -1460,6 +1466,18 @@ Session* Worker::PooledSession(const Decision& d, std::string* error) {
   AddSession(std::move(s));
   pool_[key].push_back(p);
   return p;
+}
+
+std::vector<PoolStat> Worker::Pools() const {
+  std::vector<PoolStat> out;
+  for (const auto& [key, sessions] : pool_) {
+    if (sessions.empty()) continue;
+    const Session* first = sessions.front();
+    PoolStat p{first->netns, first->identity, first->expected, first->peerIp, sessions.size(), 0};
+    for (const Session* s : sessions) p.streams += s->OpenStreams();
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 void Worker::AddListener(uint32_t id, std::shared_ptr<Fd> fd, ListenerKind kind, const std::string& identity) {
@@ -1799,6 +1817,24 @@ std::vector<Event> Engine::TakeEvents() {
   std::lock_guard<std::mutex> g(mu_);
   out.swap(events_);
   wakePending_ = false;
+  return out;
+}
+
+std::vector<PoolStat> Engine::Pools(int64_t waitMs) {
+  std::vector<PoolStat> out;
+  if (stopped_) return out;
+  std::vector<std::future<std::vector<PoolStat>>> answers;
+  for (auto& w : workers_) {
+    Worker* p = w.get();
+    auto promise = std::make_shared<std::promise<std::vector<PoolStat>>>();
+    answers.push_back(promise->get_future());
+    p->Post([p, promise] { promise->set_value(p->Pools()); });
+  }
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(waitMs);
+  for (auto& a : answers) {
+    if (a.wait_until(until) != std::future_status::ready) continue;
+    for (auto& p : a.get()) out.push_back(std::move(p));
+  }
   return out;
 }
 

@@ -79,6 +79,13 @@ struct Stats {
   uint64_t flows = 0, sessions = 0, streams = 0;
 };
 
+// One worker's pooled outbound HBONE sessions of one pool key (a pod's netns and
+// identity, a peer and its expected identity): how many, and their open streams.
+struct PoolStat {
+  std::string netns, identity, expected, ip;
+  uint64_t sessions = 0, streams = 0;
+};
+
 class Worker;
 
 class Engine {
@@ -100,6 +107,9 @@ class Engine {
   void Close(uint64_t id, const std::string& reason);
   std::vector<Event> TakeEvents();
   Stats GetStats();
+  // Every worker's pools, read on its own thread; a worker that does not answer
+  // within `waitMs` (all of them together) is left out.
+  std::vector<PoolStat> Pools(int64_t waitMs);
   const Limits& limits() const { return limits_; }
   void Stop();
 
