@@ -9,7 +9,7 @@ import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { benchCaIssue } from './ca-issue.js';
 import { saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
-import { benchDataplane, dataplaneExperiment, type PathSummary } from './dataplane.js';
+import { benchDataplane, dataplaneExperiment, dataplaneSettings, median, roundLine, type PathSummary, type RoundMeasure } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
 import { benchPolicyEval, type Timing } from './policy-eval.js';
 import { benchWaypoint } from './waypoint.js';
@@ -186,6 +186,8 @@ async function dataplane(): Promise<void> {
     PathSummary,
     PathSummary,
   ];
+  // the build DATAPLANE_COMPARE named, measured in the same rounds (absent otherwise)
+  const before = r.summary.find((s) => s.path === 'before');
   const x = (a: number, b: number): string => (Number.isFinite(a / b) ? `${fmt(a / b)}×` : 'n/a');
   const goal = (ok: boolean, what: string): string => `${what}: ${ok ? 'met' : 'MISSED'}`;
   type Key = Exclude<keyof PathSummary, 'path'>;
@@ -199,6 +201,7 @@ async function dataplane(): Promise<void> {
     fmt(native[key], digits),
     fmt(noPool[key], digits),
     fmt(real[key], digits),
+    ...(before === undefined ? [] : [fmt(before[key], digits), x(native[key], before[key])]),
     x(native[key], stunnel[key]),
     x(warren[key], stunnel[key]),
     x(noPool[key], stunnel[key]),
@@ -208,7 +211,7 @@ async function dataplane(): Promise<void> {
     goalText,
   ];
   const text = table(
-    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'native', 'pool off', 'real config', 'native ÷ stunnel', 'warren ÷ stunnel', 'pool off ÷ stunnel', 'real config ÷ stunnel', 'node-tls ÷ stunnel', 'native ÷ direct', 'goal (native)'],
+    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'native', 'pool off', 'real config', ...(before === undefined ? [] : ['before', 'native ÷ before']), 'native ÷ stunnel', 'warren ÷ stunnel', 'pool off ÷ stunnel', 'real config ÷ stunnel', 'node-tls ÷ stunnel', 'native ÷ direct', 'goal (native)'],
     [
       row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(native.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel')),
       row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(native.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel')),
@@ -249,9 +252,44 @@ async function dataplane(): Promise<void> {
     'native: warren with --dataplane native (the addon\'s worker threads, Node\'s OpenSSL and nghttp2).';
   console.log(runLine);
   console.log(notes);
-  // A run narrowed or altered by the DATAPLANE_* knobs is not the benchmark: it is printed, not saved.
-  if (dataplaneExperiment()) console.log('not saved: DATAPLANE_* settings are set');
-  else console.log(`saved ${saveResult('dataplane', `${text}\n\n${runLine}\n${notes}`, r)}`);
+  const perRound = [
+    sameRoundRatios(r.rounds, 'native', 'stunnel'),
+    ...(before === undefined ? [] : [sameRoundRatios(r.rounds, 'native', 'before')]),
+  ].join('\n');
+  console.log(perRound);
+  const settings = dataplaneSettings();
+  const settingsLine = `settings: ${settings.length === 0 ? 'none (the defaults)' : settings.join(' ')}`;
+  // A run narrowed or altered by the knobs is saved apart from the benchmark, its settings listed.
+  const label = process.env['DATAPLANE_RESULT_NAME'];
+  if (label !== undefined && !/^[a-z0-9][a-z0-9-]{0,40}$/.test(label)) throw new Error(`DATAPLANE_RESULT_NAME must be lowercase letters, digits and dashes (≤ 41), got ${JSON.stringify(label)}`);
+  const suffix = label === undefined ? '' : `-${label}`;
+  const name = `${dataplaneExperiment() ? 'dataplane-experiment' : 'dataplane'}${suffix}`;
+  const rounds = r.rounds.map((m) => roundLine(m)).join('\n');
+  console.log(`saved ${saveResult(name, `${text}\n\n${runLine}\n${settingsLine}\n${notes}\n\n${perRound}\n\nper round:\n${rounds}`, r)}`);
+}
+
+/**
+ * Per-round ratios of path `a` to path `b` (the same round, so the same state
+ * of the shared machine) and their medians: throughput, CPU per GB, added latency.
+ */
+function sameRoundRatios(rounds: RoundMeasure[], a: 'native', b: 'stunnel' | 'before'): string {
+  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us'] as const;
+  const added = (m: RoundMeasure, key: 'addedP50us' | 'addedP99us'): number => {
+    const direct = rounds.find((d) => d.round === m.round && d.path === 'direct');
+    const raw = key === 'addedP50us' ? 'p50us' : 'p99us';
+    return direct === undefined ? NaN : m[raw] - direct[raw];
+  };
+  const value = (m: RoundMeasure, key: (typeof keys)[number]): number => (key === 'addedP50us' || key === 'addedP99us' ? added(m, key) : m[key]);
+  const lines = keys.map((key) => {
+    const ratios = rounds
+      .filter((m) => m.path === a)
+      .map((m) => {
+        const other = rounds.find((o) => o.round === m.round && o.path === b);
+        return other === undefined ? NaN : value(m, key) / value(other, key);
+      });
+    return `  ${key}: ${ratios.map((v) => fmt(v)).join(' ')}  median ${fmt(median(ratios.filter((v) => Number.isFinite(v))))}`;
+  });
+  return `same-round ${a} ÷ ${b} (per round, then the median):\n${lines.join('\n')}`;
 }
 
 async function metricsScrape(): Promise<void> {
