@@ -67,14 +67,9 @@ SslCtxPtr MakeCtx(bool server, EVP_PKEY* key, const std::vector<X509Ptr>& chain,
   // session cache: HBONE connections are long-lived and pooled.
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  // Read-ahead: one read(2) fetches several records instead of two syscalls
-  // (header, body) per 16 KiB record; the buffer is still released when it
-  // drains (SSL_MODE_RELEASE_BUFFERS), so idle connections hold none.
-  // The buffer holds 16 whole records of TLS 1.3 AES-GCM (16 KiB + 22 bytes each):
-  // one read(2) takes a peer's whole 256 KiB batch (engine.cc, Session::Flush),
-  // where 64 KiB cut a record in four and needed a second read(2) for its tail.
-  SSL_CTX_set_read_ahead(ctx.get(), 1);
-  SSL_CTX_set_default_read_buffer_len(ctx.get(), 16 * (16 * 1024 + 22));
+  // No read-ahead: the session's read BIO (engine.cc, Session::ReadBio) already
+  // reads a peer's whole batch in one read(2) and hands OpenSSL each record
+  // from memory.
   // AES-128-GCM first (BoringSSL's and Go's TLS 1.3 order; OpenSSL's puts
   // AES-256 first): 10 AES rounds instead of 14, ~15 % less cipher work per
   // byte on this data path's hottest function (docs/architecture.md, native
