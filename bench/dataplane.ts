@@ -75,7 +75,7 @@ export const DATAPLANE = {
   nofile: 65_536,
 } as const;
 
-/** 'before': another build's warren (DATAPLANE_COMPARE), measured in the same rounds; never saved */
+/** 'before': another build's warren (DATAPLANE_COMPARE), measured in the same rounds right after 'warren' */
 export type PathName = 'direct' | 'stunnel' | 'node-tls' | 'warren' | 'native' | 'warren-nopool' | 'warren-real' | 'before';
 export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'warren', 'native', 'warren-nopool', 'warren-real'];
 
@@ -89,7 +89,9 @@ export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'war
  * (with DATAPLANE_COMPARE_DATAPLANE=native, on its native data path),
  * DATAPLANE_PROXY_CPUS=0 (a taskset CPU list for warren's proxies; with
  * DATAPLANE_NATIVE_THREADS=n, the native path's worker threads: one core vs two).
- * Such a run is printed, not saved.
+ * Every run is saved (bench/main.ts): with DATAPLANE_ROUNDS and DATAPLANE_COMPARE
+ * only, as the benchmark (`dataplane`, or `dataplane-<DATAPLANE_RESULT_NAME>`);
+ * narrowed or altered by the others, as `dataplane-experiment[-<name>]`, its settings listed.
  */
 const env = process.env;
 const ROUNDS = Number(env['DATAPLANE_ROUNDS'] ?? DATAPLANE.rounds);
@@ -98,9 +100,16 @@ const ONLY_PATHS = new Set((env['DATAPLANE_PATHS'] ?? [...PATHS, 'before'].join(
 const PROXY_NODE_OPTIONS = (env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? '').split(' ').filter((f) => f !== '');
 const PROXY_CPUS = env['DATAPLANE_PROXY_CPUS'];
 
-/** true when any of the knobs above (or DATAPLANE_PROXY) is set */
-export const dataplaneExperiment = (): boolean =>
-  ['DATAPLANE_ROUNDS', 'DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_COMPARE', 'DATAPLANE_COMPARE_DATAPLANE', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'].some((k) => env[k] !== undefined);
+/** The knobs that narrow or alter what is measured (more rounds and a compared build do not). */
+const EXPERIMENT_KNOBS = ['DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'];
+/** Every DATAPLANE_* setting of this run, `K=v`, for the saved result. */
+export const dataplaneSettings = (): string[] =>
+  Object.keys(env)
+    .filter((k) => k.startsWith('DATAPLANE_'))
+    .sort()
+    .map((k) => `${k}=${env[k] ?? ''}`);
+/** true when a knob above narrows or alters the run: saved as an experiment, not as the benchmark */
+export const dataplaneExperiment = (): boolean => EXPERIMENT_KNOBS.some((k) => env[k] !== undefined);
 
 export interface RoundMeasure {
   round: number;
@@ -435,7 +444,7 @@ async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Pro
 }
 
 function summarize(rounds: RoundMeasure[]): PathSummary[] {
-  return PATHS.map((path) => {
+  return [...PATHS, ...(rounds.some((r) => r.path === 'before') ? (['before'] as const) : [])].map((path) => {
     const mine = rounds.filter((r) => r.path === path);
     const added = (key: 'p50us' | 'p99us'): number =>
       median(mine.map((r) => r[key] - (rounds.find((d) => d.round === r.round && d.path === 'direct')?.[key] ?? NaN)));
@@ -628,12 +637,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
           await rig.leave();
         }
         const m = rounds[rounds.length - 1]!;
-        console.error(
-          `round ${round} ${rig.name}: ${m.gbit1.toFixed(2)} / ${m.gbit8.toFixed(2)} Gbit/s, p50 ${m.p50us.toFixed(0)} µs p99 ${m.p99us.toFixed(0)} µs, ` +
-            `CPU ${m.cpuSecondsPerGB1.toFixed(2)} / ${m.cpuSecondsPerGB8.toFixed(2)} s/GB, ${m.rrLate} late${m.rrBehind ? ' (behind)' : ''}, ` +
-            `${m.connPerSecond.toFixed(0)} conn/s, ${m.idleOpened} idle (${m.rssKiBPerIdleConnection.toFixed(2)} KiB each), ${((Date.now() - t0) / 1000).toFixed(1)} s ` +
-            `(${Object.entries(m.phaseSeconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')})`,
-        );
+        console.error(roundLine(m, (Date.now() - t0) / 1000));
       }
     }
     return { config: { ...DATAPLANE, rounds: ROUNDS, clockTicks, nofileGranted: nofile, ...versions }, rounds, summary: summarize(rounds), seconds: (Date.now() - started) / 1000 };
@@ -643,4 +647,15 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     await topo.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** One path's measures of one round, as printed while the run goes and kept in the saved result. */
+export function roundLine(m: RoundMeasure, seconds?: number): string {
+  return (
+    `round ${m.round} ${m.path}: ${m.gbit1.toFixed(2)} / ${m.gbit8.toFixed(2)} Gbit/s, p50 ${m.p50us.toFixed(0)} µs p99 ${m.p99us.toFixed(0)} µs, ` +
+    `CPU ${m.cpuSecondsPerGB1.toFixed(2)} / ${m.cpuSecondsPerGB8.toFixed(2)} s/GB, ${m.rrLate} late${m.rrBehind ? ' (behind)' : ''}, ` +
+    `${m.connPerSecond.toFixed(0)} conn/s, ${m.idleOpened} idle (${m.rssKiBPerIdleConnection.toFixed(2)} KiB each)` +
+    (seconds === undefined ? '' : `, ${seconds.toFixed(1)} s`) +
+    ` (${Object.entries(m.phaseSeconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')})`
+  );
 }

@@ -9,7 +9,7 @@ import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { benchCaIssue } from './ca-issue.js';
 import { saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
-import { benchDataplane, dataplaneExperiment, type PathSummary } from './dataplane.js';
+import { benchDataplane, dataplaneExperiment, dataplaneSettings, median, roundLine, type PathSummary, type RoundMeasure } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
 import { benchPolicyEval, type Timing } from './policy-eval.js';
 import { benchWaypoint } from './waypoint.js';
@@ -186,8 +186,12 @@ async function dataplane(): Promise<void> {
     PathSummary,
     PathSummary,
   ];
+  // the build DATAPLANE_COMPARE named, measured in the same rounds (absent otherwise)
+  const before = r.summary.find((s) => s.path === 'before');
   const x = (a: number, b: number): string => (Number.isFinite(a / b) ? `${fmt(a / b)}×` : 'n/a');
-  const goal = (ok: boolean, what: string): string => `${what}: ${ok ? 'met' : 'MISSED'}`;
+  // `ok` compares figures; a figure a narrowed run did not measure (NaN) meets and misses nothing
+  const goal = (ok: boolean, what: string, ...figures: number[]): string =>
+    `${what}: ${figures.some((f) => Number.isNaN(f)) ? 'not measured' : ok ? 'met' : 'MISSED'}`;
   type Key = Exclude<keyof PathSummary, 'path'>;
   // The goals are issue 19's, for the native data path (--dataplane native).
   const row = (label: string, key: Key, digits: number, goalText = '', noDirect = false): string[] => [
@@ -199,6 +203,7 @@ async function dataplane(): Promise<void> {
     fmt(native[key], digits),
     fmt(noPool[key], digits),
     fmt(real[key], digits),
+    ...(before === undefined ? [] : [fmt(before[key], digits), x(native[key], before[key])]),
     x(native[key], stunnel[key]),
     x(warren[key], stunnel[key]),
     x(noPool[key], stunnel[key]),
@@ -208,16 +213,16 @@ async function dataplane(): Promise<void> {
     goalText,
   ];
   const text = table(
-    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'native', 'pool off', 'real config', 'native ÷ stunnel', 'warren ÷ stunnel', 'pool off ÷ stunnel', 'real config ÷ stunnel', 'node-tls ÷ stunnel', 'native ÷ direct', 'goal (native)'],
+    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'native', 'pool off', 'real config', ...(before === undefined ? [] : ['before', 'native ÷ before']), 'native ÷ stunnel', 'warren ÷ stunnel', 'pool off ÷ stunnel', 'real config ÷ stunnel', 'node-tls ÷ stunnel', 'native ÷ direct', 'goal (native)'],
     [
-      row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(native.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel')),
-      row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(native.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel')),
-      row('  proxy CPU-seconds per GB sent, iperf3 -P1 (utime+stime of the proxy processes, warm-up included)', 'cpuSecondsPerGB1', 2, goal(native.cpuSecondsPerGB1 <= stunnel.cpuSecondsPerGB1, '≤ stunnel'), true),
-      row('  the same, iperf3 -P8', 'cpuSecondsPerGB8', 2, goal(native.cpuSecondsPerGB8 <= stunnel.cpuSecondsPerGB8, '≤ stunnel'), true),
+      row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(native.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel', native.gbit1, stunnel.gbit1)),
+      row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(native.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel', native.gbit8, stunnel.gbit8)),
+      row('  proxy CPU-seconds per GB sent, iperf3 -P1 (utime+stime of the proxy processes, warm-up included)', 'cpuSecondsPerGB1', 2, goal(native.cpuSecondsPerGB1 <= stunnel.cpuSecondsPerGB1, '≤ stunnel', native.cpuSecondsPerGB1, stunnel.cpuSecondsPerGB1), true),
+      row('  the same, iperf3 -P8', 'cpuSecondsPerGB8', 2, goal(native.cpuSecondsPerGB8 <= stunnel.cpuSecondsPerGB8, '≤ stunnel', native.cpuSecondsPerGB8, stunnel.cpuSecondsPerGB8), true),
       row(`${c.rrBytes} B request/response at ${c.rrRate}/s, one connection (${c.rrRequests}, first tenth dropped), timed from the scheduled send, p50 µs`, 'p50us', 0),
       row('  the same, p99 µs', 'p99us', 0),
-      row('  added latency (path − direct, same round), p50 µs', 'addedP50us', 0, goal(native.addedP50us <= stunnel.addedP50us, '≤ 1.0× stunnel'), true),
-      row('  added latency (path − direct, same round), p99 µs', 'addedP99us', 0, goal(native.addedP99us <= stunnel.addedP99us, '≤ 1.0× stunnel'), true),
+      row('  added latency (path − direct, same round), p50 µs', 'addedP50us', 0, goal(native.addedP50us <= stunnel.addedP50us, '≤ 1.0× stunnel', native.addedP50us, stunnel.addedP50us), true),
+      row('  added latency (path − direct, same round), p99 µs', 'addedP99us', 0, goal(native.addedP99us <= stunnel.addedP99us, '≤ 1.0× stunnel', native.addedP99us, stunnel.addedP99us), true),
       row(`  achieved rate, requests/s (lowest round; target ${c.rrRate})`, 'rrAchievedRateMin', 0),
       row('  requests sent over one interval late (most in a round)', 'rrLateMax', 0),
       row(`  rounds that fell behind the schedule (of ${c.rounds}: achieved < 95% or > 1% late; their latency includes that queueing)`, 'rrRoundsBehind', 0),
@@ -225,7 +230,7 @@ async function dataplane(): Promise<void> {
         `new connections/s (${c.connConcurrency} workers × ${c.connSeconds} s: connect, ${c.rrBytes} B req/resp, close; warren, native, real config: a stream on a pooled HBONE connection; pool off, stunnel, node-tls: a TLS handshake each)`,
         'connPerSecond',
         0,
-        goal(native.connPerSecond >= 1.5 * stunnel.connPerSecond, '≥ 1.5× stunnel'),
+        goal(native.connPerSecond >= 1.5 * stunnel.connPerSecond, '≥ 1.5× stunnel', native.connPerSecond, stunnel.connPerSecond),
       ),
       row('proxy CPU-seconds per 1000 requests (utime+stime of the proxy processes over the rr run)', 'cpuSecondsPer1000Requests', 3, '', true),
       row('proxy CPU-seconds per 1000 new connections (over the connection-rate run)', 'cpuSecondsPer1000Connections', 3, '', true),
@@ -236,11 +241,12 @@ async function dataplane(): Promise<void> {
         '',
         true,
       ),
-      row('  the same per idle connection, KiB', 'rssKiBPerIdleConnection', 2, goal(native.rssKiBPerIdleConnection <= 4, '≤ 4 KiB')),
+      row('  the same per idle connection, KiB', 'rssKiBPerIdleConnection', 2, goal(native.rssKiBPerIdleConnection <= 4, '≤ 4 KiB', native.rssKiBPerIdleConnection)),
     ],
   );
   console.log(text);
-  const runLine = `${c.rounds} interleaved rounds (direct, stunnel, node-tls, warren, native, pool off, real config), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`;
+  const measured = [...new Set(r.rounds.map((m) => m.path))].join(', ');
+  const runLine = `${c.rounds} interleaved rounds (${measured}), ${fmt(r.seconds, 0)} s in all; ${c.stunnel}, ${c.iperf3}, Node ${process.versions.node} (OpenSSL ${process.versions.openssl})`;
   const notes =
     'node-tls: stunnel\'s design in Node (bench/node-tls-proxy.ts), the ceiling of a data path on Node\'s TLS. ' +
     'direct, idle: RSS per accepted socket of a Node server, what a Node proxy holds per connection and side before any state of its own. ' +
@@ -249,9 +255,44 @@ async function dataplane(): Promise<void> {
     'native: warren with --dataplane native (the addon\'s worker threads, Node\'s OpenSSL and nghttp2).';
   console.log(runLine);
   console.log(notes);
-  // A run narrowed or altered by the DATAPLANE_* knobs is not the benchmark: it is printed, not saved.
-  if (dataplaneExperiment()) console.log('not saved: DATAPLANE_* settings are set');
-  else console.log(`saved ${saveResult('dataplane', `${text}\n\n${runLine}\n${notes}`, r)}`);
+  const perRound = [
+    sameRoundRatios(r.rounds, 'native', 'stunnel'),
+    ...(before === undefined ? [] : [sameRoundRatios(r.rounds, 'native', 'before')]),
+  ].join('\n');
+  console.log(perRound);
+  const settings = dataplaneSettings();
+  const settingsLine = `settings: ${settings.length === 0 ? 'none (the defaults)' : settings.join(' ')}`;
+  // A run narrowed or altered by the knobs is saved apart from the benchmark, its settings listed.
+  const label = process.env['DATAPLANE_RESULT_NAME'];
+  if (label !== undefined && !/^[a-z0-9][a-z0-9-]{0,40}$/.test(label)) throw new Error(`DATAPLANE_RESULT_NAME must be lowercase letters, digits and dashes (≤ 41), got ${JSON.stringify(label)}`);
+  const suffix = label === undefined ? '' : `-${label}`;
+  const name = `${dataplaneExperiment() ? 'dataplane-experiment' : 'dataplane'}${suffix}`;
+  const rounds = r.rounds.map((m) => roundLine(m)).join('\n');
+  console.log(`saved ${saveResult(name, `${text}\n\n${runLine}\n${settingsLine}\n${notes}\n\n${perRound}\n\nper round:\n${rounds}`, r)}`);
+}
+
+/**
+ * Per-round ratios of path `a` to path `b` (the same round, so the same state
+ * of the shared machine) and their medians: throughput, CPU per GB, added latency.
+ */
+function sameRoundRatios(rounds: RoundMeasure[], a: 'native', b: 'stunnel' | 'before'): string {
+  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us'] as const;
+  const added = (m: RoundMeasure, key: 'addedP50us' | 'addedP99us'): number => {
+    const direct = rounds.find((d) => d.round === m.round && d.path === 'direct');
+    const raw = key === 'addedP50us' ? 'p50us' : 'p99us';
+    return direct === undefined ? NaN : m[raw] - direct[raw];
+  };
+  const value = (m: RoundMeasure, key: (typeof keys)[number]): number => (key === 'addedP50us' || key === 'addedP99us' ? added(m, key) : m[key]);
+  const lines = keys.map((key) => {
+    const ratios = rounds
+      .filter((m) => m.path === a)
+      .map((m) => {
+        const other = rounds.find((o) => o.round === m.round && o.path === b);
+        return other === undefined ? NaN : value(m, key) / value(other, key);
+      });
+    return `  ${key}: ${ratios.map((v) => fmt(v)).join(' ')}  median ${fmt(median(ratios.filter((v) => Number.isFinite(v))))}`;
+  });
+  return `same-round ${a} ÷ ${b} (per round, then the median):\n${lines.join('\n')}`;
 }
 
 async function metricsScrape(): Promise<void> {

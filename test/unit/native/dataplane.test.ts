@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { test } from 'node:test';
 import { formatSpiffeId } from '../../../src/identity/spiffe.js';
 import { CLIENT, LoopbackDataplane, nativeFixture, roundTrip, withLoopback, type LoopbackOptions } from '../../helpers/native-dataplane.js';
@@ -75,6 +76,22 @@ test("one peer's concurrent streams are dealt over one HBONE session per worker,
       for (const s of held) s.destroy();
     }
     await h.until(() => h.closed.size === 16, 'all 16 flows closed');
+  });
+});
+
+test('the HBONE server picks TLS_AES_128_GCM_SHA256 even for a client that lists AES-256 first (less cipher work per byte)', async () => {
+  await withDataplane(async (h) => {
+    // Node's own order puts TLS_AES_256_GCM_SHA384 first; the server's order decides.
+    const s = tlsConnect({ host: '127.0.0.1', port: h.hbonePort, rejectUnauthorized: false, ALPNProtocols: ['h2'], minVersion: 'TLSv1.3' });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        s.once('secureConnect', resolve);
+        s.once('error', reject);
+      });
+      assert.equal(s.getCipher().standardName, 'TLS_AES_128_GCM_SHA256');
+    } finally {
+      s.destroy();
+    }
   });
 });
 
