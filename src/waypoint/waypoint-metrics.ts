@@ -40,37 +40,48 @@ export function waypointMetrics(registry: Registry, index: () => ClusterIndex, c
   const tcp = new Counter({ name: 'warren_waypoint_tcp_connections_total', help: 'Streams forwarded as TCP (no HTTP detected), by outcome', labelNames: ['outcome'], registers: [registry] });
   // Envoy counts these per cluster (upstream_rq_retry); per destination Service is the same grain here.
   const retries = new Counter({ name: 'warren_waypoint_upstream_retries_total', help: 'Upstream attempts after the first (route retries and connect retries), by destination Service', labelNames: ['destination_service'], registers: [registry] });
-  // prom-client hashes a label object on every inc/observe (25 labels, four metrics): the
-  // children are kept per label set instead, bounded, so a request pays one string join.
-  type Children = { requests: ReturnType<typeof requests.labels>; duration: ReturnType<typeof duration.labels>; requestBytes: ReturnType<typeof requestBytes.labels>; responseBytes: ReturnType<typeof responseBytes.labels> };
+  // prom-client hashes a label object on every inc/observe (25 labels, four metrics), and
+  // building the labels costs as much: the children are kept per request facts (the
+  // index's workloads, addresses, identities, outcome), bounded and dropped whenever the
+  // index changes, so a request pays one short string join.
+  type Children = { requests: ReturnType<typeof requests.labels>; duration: ReturnType<typeof duration.labels>; requestBytes: ReturnType<typeof requestBytes.labels>; responseBytes: ReturnType<typeof responseBytes.labels>; service: string };
   const children = new Map<string, Children>();
+  let cachedFor: ClusterIndex | undefined;
   const MAX_CACHED = 10_000;
+  const childrenFor = (ix: ClusterIndex, r: RequestRecord): Children => {
+    const src: Workload | undefined = ix.workloadByIp(r.source.ip);
+    const dst: Workload | undefined = r.upstreamIp === undefined ? undefined : ix.workloadByIp(r.upstreamIp);
+    const base = istioTcpLabels(
+      { pod: '', direction: 'inbound', reporter: 'destination', security: 'mtls', source: { ip: r.source.ip, port: 0, ...(r.source.principal ? { principal: r.source.principal } : {}) }, destination: { ip: r.destination.ip, port: 0, ...(r.destination.principal ? { principal: r.destination.principal } : {}) }, ...(r.destination.service ? { service: r.destination.service } : {}) },
+      src,
+      dst,
+      clusterDomain,
+    );
+    const labels: Record<string, string> = { ...base, reporter: 'waypoint', request_protocol: r.protocol, response_flags: r.flags, response_code: String(r.status), grpc_response_status: r.grpcStatus ?? '' };
+    return { requests: requests.labels(labels), duration: duration.labels(labels), requestBytes: requestBytes.labels(labels), responseBytes: responseBytes.labels(labels), service: labels.destination_service ?? 'unknown' };
+  };
   return {
     refused,
     tcp,
     record(r: RequestRecord): void {
       const ix = index();
-      const src: Workload | undefined = ix.workloadByIp(r.source.ip);
-      const dst: Workload | undefined = r.upstreamIp === undefined ? undefined : ix.workloadByIp(r.upstreamIp);
-      const base = istioTcpLabels(
-        { pod: '', direction: 'inbound', reporter: 'destination', security: 'mtls', source: { ip: r.source.ip, port: 0, ...(r.source.principal ? { principal: r.source.principal } : {}) }, destination: { ip: r.destination.ip, port: 0, ...(r.destination.principal ? { principal: r.destination.principal } : {}) }, ...(r.destination.service ? { service: r.destination.service } : {}) },
-        src,
-        dst,
-        clusterDomain,
-      );
-      const labels: Record<string, string> = { ...base, reporter: 'waypoint', request_protocol: r.protocol, response_flags: r.flags, response_code: String(r.status), grpc_response_status: r.grpcStatus ?? '' };
-      const key = labelNames.map((n) => labels[n]).join('\u0000');
+      if (ix !== cachedFor || children.size >= MAX_CACHED) {
+        children.clear();
+        cachedFor = ix;
+      }
+      const svc = r.destination.service;
+      // every input of the labels (istioTcpLabels reads the workloads of the two addresses)
+      const key = `${r.source.ip}\u0000${r.source.principal ?? ''}\u0000${r.destination.principal ?? ''}\u0000${svc === undefined ? '' : `${svc.namespace}/${svc.name}`}\u0000${r.upstreamIp ?? ''}\u0000${r.protocol}\u0000${r.flags}\u0000${r.status}\u0000${r.grpcStatus ?? ''}`;
       let c = children.get(key);
       if (c === undefined) {
-        if (children.size >= MAX_CACHED) children.clear();
-        c = { requests: requests.labels(labels), duration: duration.labels(labels), requestBytes: requestBytes.labels(labels), responseBytes: responseBytes.labels(labels) };
+        c = childrenFor(ix, r);
         children.set(key, c);
       }
       c.requests.inc();
       c.duration.observe(r.durationMs);
       c.requestBytes.observe(r.requestBytes);
       c.responseBytes.observe(r.responseBytes);
-      if (r.attempts > 1) retries.inc({ destination_service: labels.destination_service ?? 'unknown' }, r.attempts - 1);
+      if (r.attempts > 1) retries.inc({ destination_service: c.service }, r.attempts - 1);
     },
   };
 }
