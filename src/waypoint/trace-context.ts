@@ -21,8 +21,8 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 /**
  * Span and trace ids are cut from one pool of random bytes refilled 4 KiB at a time: a
- * randomBytes() call per id (two per request) was 4 % of the waypoint's CPU in the
- * waypoint bench (bench/results/waypoint-2026-12-06-lean.md). Still the CSPRNG.
+ * randomBytes() call per id (two per request) was ~4 % of the waypoint's CPU in a perf
+ * profile under the waypoint bench's load (README, Performance). Still the CSPRNG.
  */
 const POOL = Buffer.alloc(4096);
 let poolAt = POOL.length;
