@@ -12,7 +12,7 @@ import { benchClusterIndex } from './cluster-index.js';
 import { benchDataplane, dataplaneExperiment, dataplaneSettings, median, roundLine, type PathSummary, type RoundMeasure } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
 import { benchPolicyEval, type Timing } from './policy-eval.js';
-import { benchWaypoint } from './waypoint.js';
+import { benchWaypoint, type WaypointBenchRow } from './waypoint.js';
 import { benchReliability } from './reliability.js';
 import { benchLoadAndSoak } from './reliability-load.js';
 
@@ -355,13 +355,26 @@ async function waypoint(): Promise<void> {
       r.rssMiB === undefined ? '' : fmt(r.rssMiB, 1),
     ]),
   );
-  // each resilience policy against the same waypoint path without it, same run
-  const plain = rows.find((r) => r.path === 'warren waypoint');
+  // each resilience policy against the same waypoint path without it (its last round), same run
+  const plain = rows.findLast((r) => r.path === 'warren waypoint' || r.path.startsWith('warren waypoint (round'));
   const policyCost = rows
     .filter((r) => r.path.startsWith('warren waypoint +') && plain)
     .map((r) => `${r.path.slice('warren waypoint + '.length)}: ${fmt(r.saturationRps / plain!.saturationRps)}× req/s, p50 ${fmt(r.p50Ms - plain!.p50Ms, 3)} ms added, CPU ${r.cpuSecondsPer1000 && plain!.cpuSecondsPer1000 ? `${fmt(r.cpuSecondsPer1000 / plain!.cpuSecondsPer1000)}×` : '-'}`)
     .join('\n');
-  const full = policyCost ? `${text}\n\nresilience policies vs the same waypoint path without them:\n${policyCost}` : text;
+  // WARREN_BENCH_BASELINE_DIST: this build's waypoint against that build's, medians over the interleaved rounds
+  const ours = rows.filter((r) => r.path.startsWith('warren waypoint (round'));
+  const theirs = rows.filter((r) => r.path.startsWith('baseline build waypoint'));
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const vs = (f: (r: WaypointBenchRow) => number | undefined, digits = 3): string => {
+    const a = median(ours.map((r) => f(r) ?? NaN));
+    const b = median(theirs.map((r) => f(r) ?? NaN));
+    return `${fmt(a, digits)} vs ${fmt(b, digits)} (${fmt(a / b)}×)`;
+  };
+  const buildCost = theirs.length === 0 ? '' : [
+    `this build vs the baseline build (${process.env.WARREN_BENCH_BASELINE_DIST}), medians of ${ours.length} interleaved rounds:`,
+    `CPU s / 1000 req ${vs((r) => r.cpuSecondsPer1000)}; req/s ${vs((r) => r.saturationRps, 0)}; p50 ms ${vs((r) => r.p50Ms)}; p99 ms ${vs((r) => r.p99Ms)}; RSS MiB ${vs((r) => r.rssMiB, 1)}`,
+  ].join('\n');
+  const full = [text, policyCost ? `resilience policies vs the same waypoint path without them:\n${policyCost}` : '', buildCost].filter((x) => x !== '').join('\n\n');
   console.log(full);
   console.log(`saved ${saveResult('waypoint', full, rows)}`);
 }

@@ -8,11 +8,19 @@
  * measures those). The resilience rows (docs/architecture.md §15) send the
  * same requests through the same waypoint to a Service of the same backend
  * with one policy attached, set so it never refuses: the cost of applying it.
+ *
+ * WARREN_BENCH_BASELINE_DIST=<another build's dist/> starts that build's
+ * waypoint too, against the same API server and backend, and runs the two
+ * waypoints' rows interleaved (WARREN_BENCH_WAYPOINT_ROUNDS rounds, default 3):
+ * a change measured against the build before it in the same run.
+ * WARREN_BENCH_WAYPOINT_NODE_ARGS (space-separated) go to every waypoint's
+ * node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` or V8 heap flags.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import { execa } from 'execa';
@@ -178,9 +186,15 @@ export async function benchWaypoint(): Promise<WaypointBenchRow[]> {
     await policy('destinationrules', 'DestinationRule', 'web-od', { host: 'web-od', trafficPolicy: { outlierDetection: { consecutive5xxErrors: 5, interval: '10s', baseEjectionTime: '30s' } } });
 
     // Istio's default: no access log (meshConfig.accessLogFile unset); metrics on.
-    const waypoint = execa(process.execPath, [MAIN, 'waypoint-proxy', '--name', 'waypoint', '--namespace', 'bench', '--kubeconfig', `${dir}/kubeconfig`, '--listen-address', '127.0.0.1', '--listen-port', '0', '--admin-port', '0', '--readiness-port', '0', '--admin-address', '127.0.0.1', '--access-log-level', 'off'], { buffer: false, cleanup: true, reject: false });
-    children.push(waypoint);
-    const w = await firstJsonLine(waypoint, (o) => o.msg === 'waypoint ready');
+    const nodeArgs = (process.env.WARREN_BENCH_WAYPOINT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    const startWaypoint = async (main: string): Promise<{ pid: number; port: number }> => {
+      const child = execa(process.execPath, [...nodeArgs, main, 'waypoint-proxy', '--name', 'waypoint', '--namespace', 'bench', '--kubeconfig', `${dir}/kubeconfig`, '--listen-address', '127.0.0.1', '--listen-port', '0', '--admin-port', '0', '--readiness-port', '0', '--admin-address', '127.0.0.1', '--access-log-level', 'off'], { buffer: false, cleanup: true, reject: false });
+      children.push(child);
+      return { pid: child.pid!, port: Number((await firstJsonLine(child, (o) => o.msg === 'waypoint ready')).listen) };
+    };
+    const w = await startWaypoint(MAIN);
+    const baselineDist = process.env.WARREN_BENCH_BASELINE_DIST;
+    const b = baselineDist === undefined ? undefined : await startWaypoint(resolve(baselineDist, 'src/cli/main.js'));
 
     const nginxPort = 20000 + Math.floor(Math.random() * 20000);
     await writeFile(
@@ -197,13 +211,18 @@ http { access_log off;
     children.push(nginx);
     await new Promise((r) => setTimeout(r, 500));
 
+    const plain = { path: 'warren waypoint', target: { port: w.port, proxyHeader: header }, pid: w.pid };
+    const rounds = b === undefined ? [plain] : Array.from({ length: Number(process.env.WARREN_BENCH_WAYPOINT_ROUNDS ?? 3) }, (_, i) => [
+      { path: `baseline build waypoint (round ${i + 1})`, target: { port: b.port, proxyHeader: header }, pid: b.pid },
+      { ...plain, path: `warren waypoint (round ${i + 1})` },
+    ]).flat();
     const targets: Array<{ path: string; target: Target; pid?: number }> = [
       { path: 'direct (client → backend)', target: { port: backendPort } },
       { path: 'nginx reverse proxy (baseline)', target: { port: nginxPort, proxyHeader: header }, pid: nginx.pid! },
-      { path: 'warren waypoint', target: { port: Number(w.listen), proxyHeader: header }, pid: waypoint.pid! },
-      { path: 'warren waypoint + rate limit', target: { port: Number(w.listen), proxyHeader: rateLimited }, pid: waypoint.pid! },
-      { path: 'warren waypoint + circuit breaker', target: { port: Number(w.listen), proxyHeader: breaker }, pid: waypoint.pid! },
-      { path: 'warren waypoint + outlier detection', target: { port: Number(w.listen), proxyHeader: outlier }, pid: waypoint.pid! },
+      ...rounds,
+      { path: 'warren waypoint + rate limit', target: { port: w.port, proxyHeader: rateLimited }, pid: w.pid },
+      { path: 'warren waypoint + circuit breaker', target: { port: w.port, proxyHeader: breaker }, pid: w.pid },
+      { path: 'warren waypoint + outlier detection', target: { port: w.port, proxyHeader: outlier }, pid: w.pid },
     ];
     const rows: WaypointBenchRow[] = [];
     const rate = 500;

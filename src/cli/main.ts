@@ -3,9 +3,9 @@ import { warrenVersion } from './version.js';
 import { INSPECT_SUMMARIES, runConnections, runPolicies, runServices, runWorkloads } from './inspect.js';
 
 /**
- * Each command's module is imported when it runs: the node agent's process then loads
- * none of the others' graphs (the CA's and the waypoint's pull in @kubernetes/client-node,
- * ≥ 75 MiB RSS; docs/architecture.md §4).
+ * Each command's module is imported when it runs: the node agent's and the waypoint's
+ * processes then load none of the others' graphs (the CA's and the CLI's pull in
+ * @kubernetes/client-node, ≥ 75 MiB RSS; docs/architecture.md §4).
  */
 
 /**

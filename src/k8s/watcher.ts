@@ -12,9 +12,9 @@ export interface WatchSpec<T> {
 }
 
 /**
- * Starts an informer for a collection. The node agent's comes from its own
- * client (src/k8s/lean/), other processes' from @kubernetes/client-node
- * (src/k8s/client-node-watcher.ts): modules that only watch, like the
- * cluster index, take one and work in both (docs/architecture.md §4).
+ * Starts an informer for a collection. The node agent and the waypoint get
+ * theirs from the lean client (src/k8s/lean/watcher.ts); modules that only
+ * watch, like the cluster index, take one, so tests can hand them another
+ * (docs/architecture.md §4).
  */
 export type Watcher = <T extends KubernetesObject>(spec: WatchSpec<T>) => ResilientInformer<T>;

@@ -1,7 +1,10 @@
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { coalesced } from '../agent/coalesced.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
-import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
+import type { KubeApi } from '../k8s/lean/api-client.js';
+import { statusPath } from '../k8s/lean/paths.js';
+import type { ResilientInformer } from '../k8s/resilient-informer.js';
+import type { Watcher } from '../k8s/watcher.js';
 import type { Gateway, RouteTable } from '../waypoint/route-table.js';
 import { NETWORKING_GROUP, NETWORKING_VERSION } from './crds.js';
 import { parseDestinationRule, type DestinationRule } from './destination-rule.js';
@@ -10,7 +13,6 @@ import { parseBackendTrafficPolicy, type BackendTrafficPolicy } from './traffic-
 import { parseVirtualService, type VirtualService } from './virtual-service.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export interface ResilienceState {
   table(): ResilienceTable;
@@ -31,8 +33,7 @@ interface Kind<T extends { generation: number }> {
  * keeps its last good version in force and its status (condition Accepted,
  * False) names the field; a conflicting one is reported the same way.
  */
-export function startResilienceState(kc: KubeConfig, gateway: Gateway, clusterDomain: string, inputs: { routes(): RouteTable; index(): ClusterIndex }, log: Log): ResilienceState {
-  const custom = kc.makeApiClient(CustomObjectsApi);
+export function startResilienceState(api: KubeApi, watchOf: Watcher, gateway: Gateway, clusterDomain: string, inputs: { routes(): RouteTable; index(): ClusterIndex }, log: Log): ResilienceState {
   const reported = new Map<string, string>();
   const lastGood = new Map<string, unknown>();
   let table = buildResilienceTable({ destinationRules: [], virtualServices: [], trafficPolicies: [] }, inputs.routes(), () => [], gateway, clusterDomain);
@@ -44,8 +45,8 @@ export function startResilienceState(kc: KubeConfig, gateway: Gateway, clusterDo
     const key = JSON.stringify(condition);
     if (reported.get(id) === key) return;
     reported.set(id, key);
-    void custom
-      .patchNamespacedCustomObjectStatus({ group: NETWORKING_GROUP, version: NETWORKING_VERSION, plural, namespace: m.namespace!, name: m.name!, body: { status: { conditions: [{ ...condition, lastTransitionTime: new Date().toISOString() }] } } }, mergePatch)
+    void api
+      .mergePatch(statusPath({ group: NETWORKING_GROUP, version: NETWORKING_VERSION }, plural, m.namespace!, m.name!), { status: { conditions: [{ ...condition, lastTransitionTime: new Date().toISOString() }] } })
       .catch((err: Error) => {
         reported.delete(id);
         log('status update failed', { object: id, err: err.message });
@@ -100,13 +101,7 @@ export function startResilienceState(kc: KubeConfig, gateway: Gateway, clusterDo
   };
   const rebuild = coalesced(20, compileAll);
 
-  const watch = (plural: string): ResilientInformer<KubernetesObject> =>
-    startResilientInformer<KubernetesObject>(kc, {
-      path: `/apis/${NETWORKING_GROUP}/${NETWORKING_VERSION}/${plural}`,
-      list: () => custom.listClusterCustomObject({ group: NETWORKING_GROUP, version: NETWORKING_VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>,
-      onChange: rebuild,
-      log,
-    });
+  const watch = (plural: string): ResilientInformer<KubernetesObject> => watchOf({ path: `/apis/${NETWORKING_GROUP}/${NETWORKING_VERSION}/${plural}`, onChange: rebuild });
   const destinationRules = watch(DR.plural);
   const virtualServices = watch(VS.plural);
   const trafficPolicies = watch(BTP.plural);

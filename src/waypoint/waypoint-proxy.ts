@@ -3,7 +3,9 @@ import { createServer as createHttp2Server, type Http2Session, type ServerHttp2S
 import type { Server, Socket } from 'node:net';
 import pino from 'pino';
 import { Counter, Registry } from 'prom-client';
-import { loadKubeConfig, withSharedConnections } from '../k8s/kubeconfig.js';
+import { KubeApi } from '../k8s/lean/api-client.js';
+import { loadApiCredentials } from '../k8s/lean/credentials.js';
+import { leanWatcher } from '../k8s/lean/watcher.js';
 import { sendJson } from '../net/respond.js';
 import { serveEndpoints } from '../telemetry/http-endpoints.js';
 import type { WaypointConfig } from './config.js';
@@ -35,15 +37,17 @@ export interface RunningWaypoint {
 export async function startWaypointProxy(config: WaypointConfig): Promise<RunningWaypoint> {
   const log = pino({ level: config.logLevel, base: { component: 'warren-waypoint', waypoint: `${config.namespace}/${config.name}` } });
   const logFn = (msg: string, fields: Record<string, unknown>): void => log.info(fields, msg);
-  const kc = withSharedConnections(loadKubeConfig(config.kubeconfig));
+  // The node agent's lean client: @kubernetes/client-node would cost the waypoint >= 75 MiB of RSS (docs/architecture.md §4).
+  const api = new KubeApi(loadApiCredentials(config.kubeconfig));
+  const watch = leanWatcher(api, logFn);
   const gateway = { namespace: config.namespace, name: config.name };
-  const state = startWaypointState(kc, gateway, logFn);
+  const state = startWaypointState(api, watch, gateway, logFn);
   const registry = new Registry();
   const metrics = waypointMetrics(registry, () => state.index(), config.clusterDomain);
   // Loaded only when asked for: the OpenTelemetry SDK adds ~28 MiB of RSS to the process.
   const spans = config.otlpEndpoint === undefined ? undefined : (await import('./span-export.js')).startSpanExporter(config.otlpEndpoint, `${config.name}.${config.namespace}`);
   const connections = new WeakMap<Socket, ConnectionFacts>();
-  const resilienceState = startResilienceState(kc, gateway, config.clusterDomain, { routes: () => state.routes(), index: () => state.index() }, logFn);
+  const resilienceState = startResilienceState(api, watch, gateway, config.clusterDomain, { routes: () => state.routes(), index: () => state.index() }, logFn);
   const ejections = new Counter({ name: 'warren_waypoint_outlier_ejections_total', help: 'Endpoints ejected by a DestinationRule outlierDetection, by upstream cluster', labelNames: ['cluster'], registers: [registry] });
   const resilience = createResilience(() => resilienceState.table(), config.clusterDomain, {
     now: Date.now,
@@ -216,6 +220,7 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
       closeUpstreamSessions();
       await spans?.shutdown();
       await Promise.all([state.stop(), resilienceState.stop()]);
+      api.close();
     },
   };
 }

@@ -1,11 +1,14 @@
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Namespace } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Namespace } from '@kubernetes/client-node';
 import { coalesced } from '../agent/coalesced.js';
 import { startClusterState } from '../agent/cluster-state.js';
 import type { ClusterIndex } from '../k8s/cluster-index.js';
 import { admitsRoute, type RouteAdmission } from '../gateway/allowed-routes.js';
 import { waypointRef } from '../gateway/attachment.js';
-import { clientNodeWatcher } from '../k8s/client-node-watcher.js';
-import { startResilientInformer, type ResilientInformer } from '../k8s/resilient-informer.js';
+import type { KubeApi } from '../k8s/lean/api-client.js';
+import { parseAgentNamespace } from '../k8s/lean/agent-objects.js';
+import { statusPath } from '../k8s/lean/paths.js';
+import type { ResilientInformer } from '../k8s/resilient-informer.js';
+import type { Watcher } from '../k8s/watcher.js';
 import { policyTargets, waypointPolicy, type TargetedPolicy } from './l7-authorization.js';
 import { parseRequestAuthentication, type RequestAuthentication } from './request-authentication.js';
 import { parseGrpcRoute, parseHttpRoute, type Route } from './route-model.js';
@@ -34,7 +37,6 @@ export interface WaypointState {
 const GATEWAY_API = { group: 'gateway.networking.k8s.io', version: 'v1' };
 const SECURITY = { group: 'security.warren.io', version: 'v1' };
 export const WAYPOINT_CONTROLLER = 'warren.io/waypoint';
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
  * The waypoint's view of the API (docs/architecture.md §14):
@@ -43,12 +45,11 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
  * RequestAuthentications that attach by targetRefs. A route that stops
  * parsing keeps its last good version in the table and its status says why;
  * the waypoint writes route status (Accepted, ResolvedRefs) for the parents
- * it serves.
+ * it serves. It reads and writes through the node agent's lean client
+ * (src/k8s/lean/), not @kubernetes/client-node (docs/architecture.md §4).
  */
-export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): WaypointState {
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const core = kc.makeApiClient(CoreV1Api);
-  const cluster = startClusterState(clientNodeWatcher(kc, log));
+export function startWaypointState(api: KubeApi, watch: Watcher, gateway: Gateway, log: Log): WaypointState {
+  const cluster = startClusterState(watch);
   const lastGood = new Map<string, Route>();
   const reported = new Map<string, string>();
   let table = buildRouteTable([], gateway);
@@ -70,8 +71,8 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
     const key = JSON.stringify(status, (k, v: unknown) => (k === 'lastTransitionTime' ? undefined : v));
     if (reported.get(id) === key) return;
     reported.set(id, key);
-    void custom
-      .patchNamespacedCustomObjectStatus({ ...group, plural, namespace: m.namespace!, name: m.name!, body: { status } }, mergePatch)
+    void api
+      .mergePatch(statusPath(group, plural, m.namespace!, m.name!), { status })
       .catch((err: Error) => {
         reported.delete(id);
         log('status update failed', { object: id, err: err.message });
@@ -175,21 +176,15 @@ export function startWaypointState(kc: KubeConfig, gateway: Gateway, log: Log): 
     });
   });
 
-  const watchCustom = (g: typeof GATEWAY_API, plural: string): ResilientInformer<KubernetesObject> =>
-    startResilientInformer<KubernetesObject>(kc, {
-      path: `/apis/${g.group}/${g.version}/${plural}`,
-      list: () => custom.listClusterCustomObject({ ...g, plural }) as Promise<KubernetesListObject<KubernetesObject>>,
-      onChange: rebuild,
-      log,
-    });
+  const watchCustom = (g: typeof GATEWAY_API, plural: string): ResilientInformer<KubernetesObject> => watch({ path: `/apis/${g.group}/${g.version}/${plural}`, onChange: rebuild });
   const gateways = watchCustom(GATEWAY_API, 'gateways');
   const ownGateway = (): KubernetesObject | undefined => gateways.list().find((g) => g.metadata?.namespace === gateway.namespace && g.metadata?.name === gateway.name);
   const httpRoutes = watchCustom(GATEWAY_API, 'httproutes');
   const grpcRoutes = watchCustom(GATEWAY_API, 'grpcroutes');
   const authorizationPolicies = watchCustom(SECURITY, 'authorizationpolicies');
   const requestAuthentications = watchCustom(SECURITY, 'requestauthentications');
-  const namespaces = startResilientInformer<V1Namespace>(kc, { path: '/api/v1/namespaces', list: () => core.listNamespace(), onChange: rebuild, log });
-  const services = startResilientInformer<KubernetesObject>(kc, { path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() as Promise<KubernetesListObject<KubernetesObject>>, onChange: rebuild, log });
+  const namespaces = watch<V1Namespace>({ path: '/api/v1/namespaces', parse: parseAgentNamespace, onChange: rebuild });
+  const services = watch<KubernetesObject>({ path: '/api/v1/services', onChange: rebuild });
   const informers = [gateways, httpRoutes, grpcRoutes, authorizationPolicies, requestAuthentications, namespaces, services];
   // Endpoint changes can resolve a backendRef: recompile shortly after the index moves.
   const clusterTick = setInterval(() => {
