@@ -218,8 +218,9 @@ rootTest('with its connections full, a pool puts new streams in the slots closed
     assert.deepEqual(pool.stats().map((s) => [s.connections, s.streams]), [[3, 300]], 'the freed slots were used; no connection dialed');
     held.push(...(await open(1)));
     assert.equal(connectionsNow(), 4, 'every slot taken: the next stream gets a new connection');
+    for (const s of held) s.close();
+    await eventually(() => connections.count() === 0 && echoConnections.size === 0, 'every stream and echo connection closed', 10_000);
   } finally {
     pool.close();
   }
-  await eventually(() => connections.count() === 0, 'every stream closed at the server', 10_000);
 });
