@@ -21,6 +21,8 @@ export class HboneError extends WarrenError {
 }
 
 interface PooledSession {
+  /** its pool's key (destination identity and IP) */
+  key: string;
   session: ClientHttp2Session;
   streams: number;
   serial: string;
@@ -48,6 +50,13 @@ export interface HbonePoolOptions {
  */
 export class HbonePool {
   private readonly pools = new Map<string, PooledSession[]>();
+  /**
+   * Per key, the sessions that had a free stream slot when last seen, so a new stream finds one
+   * without walking every full session a pod holds (100 of them with 10 000 held connections to
+   * one peer: README "Reliability", scenario 6). Stale entries (full, closed, an older
+   * certificate) are dropped when met; a stream's close puts its session back.
+   */
+  private readonly free = new Map<string, Set<PooledSession>>();
   private readonly pending = new Map<string, Promise<PooledSession>>();
   private readonly unsubscribe: () => void;
   private closed = false;
@@ -63,11 +72,11 @@ export class HbonePool {
     try {
       stream = pooled.session.request({ ':method': 'CONNECT', ':authority': formatAuthority(target.ip, target.port), ...headers }, { endStream: false });
     } catch (err) {
-      pooled.streams--;
+      this.release(pooled);
       throw new HboneError(`the tunnel to ${peerIp} is gone: ${(err as Error).message}`);
     }
     stream.once('close', () => {
-      pooled.streams--;
+      this.release(pooled);
       if (this.o.limits.outboundPooling === false) pooled.session.close();
     });
     return new Promise((resolve, reject) => {
@@ -104,6 +113,7 @@ export class HbonePool {
     this.unsubscribe();
     for (const list of this.pools.values()) for (const p of list) cut(p);
     this.pools.clear();
+    this.free.clear();
   }
 
   /** The roots changed: a tunnel whose server chain no longer leads to one of them is cut, with its streams. */
@@ -126,12 +136,11 @@ export class HbonePool {
     const cert = this.o.certificate();
     if (cert === undefined) throw new HboneError('this pod has no valid certificate; refusing to open a tunnel');
     if (this.o.limits.outboundPooling === false) {
-      const own = this.track(key, await this.dial(peerIp, expected, cert));
+      const own = this.track(key, await this.dial(key, peerIp, expected, cert));
       own.streams++;
       return own;
     }
-    const list = this.pools.get(key) ?? [];
-    const usable = list.find((p) => p.streams < HBONE.maxStreams && !p.session.closed && !p.session.destroyed && p.serial === cert.serial);
+    const usable = this.withFreeSlot(key, cert.serial);
     if (usable) {
       usable.streams++;
       return usable;
@@ -139,7 +148,7 @@ export class HbonePool {
     // Concurrent first connections to one peer share one handshake.
     let pending = this.pending.get(key);
     if (pending === undefined) {
-      pending = this.dial(peerIp, expected, cert).then((p) => this.track(key, p));
+      pending = this.dial(key, peerIp, expected, cert).then((p) => this.track(key, p));
       this.pending.set(key, pending);
       void pending.finally(() => this.pending.delete(key)).catch(() => undefined);
     }
@@ -150,6 +159,23 @@ export class HbonePool {
     return p;
   }
 
+  /** A session of `key` with a free stream slot and the current certificate; O(1) amortized (each entry of `free` is dropped at most once per time it was added). */
+  private withFreeSlot(key: string, serial: string): PooledSession | undefined {
+    const free = this.free.get(key);
+    if (free === undefined) return undefined;
+    for (const p of free) {
+      if (p.streams < HBONE.maxStreams && !p.session.closed && !p.session.destroyed && p.serial === serial) return p;
+      free.delete(p);
+    }
+    return undefined;
+  }
+
+  /** One of its streams ended: its slot is free for the next stream to the same peer. */
+  private release(p: PooledSession): void {
+    p.streams--;
+    if (!p.session.closed && !p.session.destroyed) this.free.get(p.key)?.add(p);
+  }
+
   /** Listed under `key` (stats, re-verification, close) until its session closes. */
   private track(key: string, p: PooledSession): PooledSession {
     if (this.closed) {
@@ -157,15 +183,21 @@ export class HbonePool {
       throw new HboneError('the pod left the mesh while its tunnel was dialed');
     }
     this.pools.set(key, [...(this.pools.get(key) ?? []), p]);
+    let free = this.free.get(key);
+    if (free === undefined) this.free.set(key, (free = new Set()));
+    free.add(p);
     p.session.once('close', () => {
       const rest = (this.pools.get(key) ?? []).filter((x) => x !== p);
-      if (rest.length === 0) this.pools.delete(key);
-      else this.pools.set(key, rest);
+      this.free.get(key)?.delete(p);
+      if (rest.length === 0) {
+        this.pools.delete(key);
+        this.free.delete(key);
+      } else this.pools.set(key, rest);
     });
     return p;
   }
 
-  private async dial(peerIp: string, expected: SpiffeId, cert: WorkloadCertificate): Promise<PooledSession> {
+  private async dial(key: string, peerIp: string, expected: SpiffeId, cert: WorkloadCertificate): Promise<PooledSession> {
     const port = this.o.port ?? HBONE.port;
     const tcp = await connectFromNetns({ netns: this.o.netns, host: peerIp, port, mark: PROXY_MARK.value, timeoutMs: HBONE.connectTimeoutMs }).catch((err: Error) => {
       throw new HboneError(`cannot reach the HBONE port of ${peerIp}: ${err.message} (is a NetworkPolicy blocking port ${HBONE.port}?)`);
@@ -198,7 +230,7 @@ export class HbonePool {
     });
     session.once('connect', () => session.setLocalWindowSize(HBONE.connectionWindow));
     session.setTimeout(HBONE.idleCloseMs, () => session.close());
-    return { session, streams: 0, serial: cert.serial, tls, expected };
+    return { key, session, streams: 0, serial: cert.serial, tls, expected };
   }
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { ClientHttp2Stream } from 'node:http2';
 import { connect as tcpConnect, createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { after, before } from 'node:test';
 import { createRootCa } from '../../src/ca/signer.js';
@@ -194,5 +195,32 @@ rootTest('the pool off (outboundPooling: false): a fresh HBONE connection per st
     assert.equal(await connectionsFor(false), 5, 'pool off: one connection per stream');
   } finally {
     hbone.off('connection', count);
+  }
+});
+
+rootTest('with its connections full, a pool puts new streams in the slots closed streams freed before it dials another connection', async () => {
+  const pool = new HbonePool({ netns: SELF, certificate: () => cert, bundle, trustDomain: 'cluster.local', port: hbonePort, limits: DEFAULT_HBONE_LIMITS });
+  const open = async (n: number): Promise<ClientHttp2Stream[]> => {
+    const out: ClientHttp2Stream[] = [];
+    // one after another: the first 100 share the first connection, and so on
+    for (let i = 0; i < n; i++) out.push(await pool.open('127.0.0.1', id, { ip: '127.0.0.1', port: echoPort }));
+    return out;
+  };
+  const connectionsNow = (): number => pool.stats()[0]?.connections ?? 0;
+  try {
+    const held = await open(250);
+    assert.deepEqual(pool.stats().map((s) => [s.connections, s.streams]), [[3, 250]], '250 streams: two full connections and one half full');
+    // 20 streams of the first (full) connection end
+    await Promise.all(held.slice(0, 20).map((s) => new Promise<void>((resolve) => { s.once('close', () => resolve()); s.close(); })));
+    assert.equal(pool.stats()[0]!.streams, 230);
+    // the third connection's 50 free slots and the first one's 20
+    held.push(...(await open(70)));
+    assert.deepEqual(pool.stats().map((s) => [s.connections, s.streams]), [[3, 300]], 'the freed slots were used; no connection dialed');
+    held.push(...(await open(1)));
+    assert.equal(connectionsNow(), 4, 'every slot taken: the next stream gets a new connection');
+    for (const s of held) s.close();
+    await eventually(() => connections.count() === 0 && echoConnections.size === 0, 'every stream and echo connection closed', 10_000);
+  } finally {
+    pool.close();
   }
 });
