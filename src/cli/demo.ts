@@ -71,18 +71,19 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  const dataplane = values.dataplane === undefined ? undefined : dataplaneFlag(values.dataplane);
   const started = Date.now();
   const stateDir = values['state-dir'];
   const captureDir = `${stateDir}/demo`;
   step('checking what the demo needs: root, iproute2, nftables, util-linux, the CNI plugins, tcpdump');
   await checkPrerequisites([['tcpdump', 'tcpdump'], ['getent', 'libc-bin']]);
   const ownCluster = runningDaemonPid(stateDir) === undefined;
-  if (values.dataplane !== undefined && !ownCluster) {
+  if (dataplane !== undefined && !ownCluster) {
     throw new WarrenError('ERR_USAGE', `--dataplane: the cluster running from ${stateDir} keeps its agents' data path; run \`warren sim down --state-dir ${stateDir}\` first, or drop --dataplane`);
   }
   if (ownCluster) {
     // The simulator's agents inherit WARREN_DATAPLANE (`warren node --dataplane`).
-    if (values.dataplane !== undefined) process.env.WARREN_DATAPLANE = dataplaneFlag(values.dataplane);
+    if (dataplane !== undefined) process.env.WARREN_DATAPLANE = dataplane;
     step(`starting a simulated cluster with two nodes in ${stateDir}${process.env.WARREN_DATAPLANE === undefined ? '' : `, agents on --dataplane ${process.env.WARREN_DATAPLANE}`}`);
     await clusterUp({ stateDir, nodes: 2, progress: (l) => say(`  ${l}`) });
   } else {
