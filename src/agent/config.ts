@@ -85,6 +85,8 @@ export function settingDefault(key: keyof typeof SETTINGS): string | undefined {
 
 const namespace = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name');
 const hostPort = z.string().regex(/^[0-9a-fA-F.:]+:\d+$/, 'must be host:port');
+/** node: node:tls/node:http2 in this thread; native: the addon's worker threads (docs/architecture.md §2) */
+export const dataplaneName = z.enum(['node', 'native']);
 
 const configSchema = z.strictObject({
   kubeconfig: z.string().min(1).optional(),
@@ -98,8 +100,7 @@ const configSchema = z.strictObject({
   excludeNamespaces: z.array(z.string().min(1)).default(['kube-system']),
   stateDir: z.string().min(1).default('/var/run/warren'),
   drainSeconds: z.coerce.number().int().min(0).max(3600).default(30),
-  /** node: node:tls/node:http2 in this thread; native: the addon's worker threads (docs/architecture.md §2) */
-  dataplane: z.enum(['node', 'native']).default('node'),
+  dataplane: dataplaneName.default('node'),
   /** native data path worker threads; unset: one per core */
   dataplaneThreads: z.coerce.number().int().min(1).max(64).optional(),
   readinessAddress: hostPort.default(`0.0.0.0:${NODE_PORTS.readiness}`),

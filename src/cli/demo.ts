@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { dataplaneName } from '../agent/config.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { adminKubeConfig } from '../sim/client/cluster-client.js';
 import { checkPrerequisites, clusterDown, clusterUp } from '../sim/cluster-lifecycle.js';
@@ -8,7 +9,7 @@ import { removeDemoNamespace, runStory } from '../sim/demo/story.js';
 import { DEFAULT_STATE_DIR, readClusterFile, runningDaemonPid } from '../sim/state-dir.js';
 import { planTopology } from '../sim/topology/plan.js';
 
-const HELP = `Usage: warren demo [--keep] [--state-dir DIR]
+const HELP = `Usage: warren demo [--keep] [--dataplane node|native] [--state-dir DIR]
 
 The mesh story in about a minute on the embedded simulator (as root; the
 simulator's tools and tcpdump must be installed: ./scripts/demo.sh does that):
@@ -29,6 +30,9 @@ namespace ${DEMO_NAMESPACE}) unless --keep. Exit code 0 only if every step did w
 
 Options:
   --keep           leave the cluster and the demo running, and print what to try next
+  --dataplane node|native
+                   the agents' data path (\`warren node --dataplane\`) in the cluster the
+                   demo starts ($WARREN_DATAPLANE; node); refused with a running cluster
   --state-dir DIR  simulator state ($WARREN_SIM_STATE_DIR; ${DEFAULT_STATE_DIR})`;
 
 const step = (text: string): void => console.log(`\n▸ ${text}`);
@@ -48,12 +52,17 @@ function nextCommands(stateDir: string, captureDir: string): string {
 }
 
 export async function runDemo(argv: string[]): Promise<number> {
-  let values: { 'state-dir': string; keep: boolean; help: boolean };
+  let values: { 'state-dir': string; keep: boolean; dataplane?: string; help: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
       strict: true,
-      options: { 'state-dir': { type: 'string', default: process.env.WARREN_SIM_STATE_DIR ?? DEFAULT_STATE_DIR }, keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+      options: {
+        'state-dir': { type: 'string', default: process.env.WARREN_SIM_STATE_DIR ?? DEFAULT_STATE_DIR },
+        keep: { type: 'boolean', default: false },
+        dataplane: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
     }));
   } catch (err) {
     throw new WarrenError('ERR_USAGE', (err as Error).message);
@@ -62,14 +71,20 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  const dataplane = values.dataplane === undefined ? undefined : dataplaneFlag(values.dataplane);
   const started = Date.now();
   const stateDir = values['state-dir'];
   const captureDir = `${stateDir}/demo`;
   step('checking what the demo needs: root, iproute2, nftables, util-linux, the CNI plugins, tcpdump');
   await checkPrerequisites([['tcpdump', 'tcpdump'], ['getent', 'libc-bin']]);
   const ownCluster = runningDaemonPid(stateDir) === undefined;
+  if (dataplane !== undefined && !ownCluster) {
+    throw new WarrenError('ERR_USAGE', `--dataplane: the cluster running from ${stateDir} keeps its agents' data path; run \`warren sim down --state-dir ${stateDir}\` first, or drop --dataplane`);
+  }
   if (ownCluster) {
-    step(`starting a simulated cluster with two nodes in ${stateDir}`);
+    // The simulator's agents inherit WARREN_DATAPLANE (`warren node --dataplane`).
+    if (dataplane !== undefined) process.env.WARREN_DATAPLANE = dataplane;
+    step(`starting a simulated cluster with two nodes in ${stateDir}${process.env.WARREN_DATAPLANE === undefined ? '' : `, agents on --dataplane ${process.env.WARREN_DATAPLANE}`}`);
     await clusterUp({ stateDir, nodes: 2, progress: (l) => say(`  ${l}`) });
   } else {
     step(`using the simulated cluster running from ${stateDir}`);
@@ -119,6 +134,12 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
   if (failure !== undefined) throw failure;
   return 0;
+}
+
+function dataplaneFlag(value: string): string {
+  const parsed = dataplaneName.safeParse(value);
+  if (!parsed.success) throw new WarrenError('ERR_USAGE', `--dataplane: ${JSON.stringify(value)} is not a data path; known: ${dataplaneName.options.join(', ')}`);
+  return parsed.data;
 }
 
 function fail(message: string): never {

@@ -25,7 +25,7 @@ import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { snapshotRules } from '../helpers/pod-rules.js';
 import { sample } from '../helpers/prometheus.js';
 import { rootTest } from '../helpers/root.js';
-import { simClusterWith } from '../helpers/sim-cluster.js';
+import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
 
@@ -61,7 +61,8 @@ async function agentPidOf(node: string): Promise<number | undefined> {
   return out ? Number(out) : undefined;
 }
 
-rootTest('agent claims on a cluster: readiness after the initial sync, CNI ADD histogram, access log off, redirection=failed', async (t) => {
+for (const dataplane of testDataplanes())
+rootTest(`agent claims on a cluster (--dataplane ${dataplane}): readiness after the initial sync, CNI ADD histogram, access log off, redirection=failed`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-claims-`);
   const previousLevel = process.env['WARREN_ACCESS_LOG_LEVEL'];
   process.env['WARREN_ACCESS_LOG_LEVEL'] = 'off'; // inherited by `warren sim up`, its supervisor and the agents
@@ -69,7 +70,7 @@ rootTest('agent claims on a cluster: readiness after the initial sync, CNI ADD h
   const plan = planTopology(stateDir, ['node-1', 'node-2']);
   const node1 = plan.nodes[0]!;
   try {
-    const kc = await simClusterWith(stateDir, 16561, MANIFEST);
+    const kc = await simClusterWith(stateDir, 16561, MANIFEST, dataplane);
     const core = kc.makeApiClient(CoreV1Api);
     const pod = (ns: string, name: string): Promise<V1Pod> => core.readNamespacedPod({ namespace: ns, name });
     const ready = async (ns: string): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: ns })).items;

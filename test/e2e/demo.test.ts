@@ -4,18 +4,21 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { rootTest } from '../helpers/root.js';
+import { testDataplanes } from '../helpers/sim-cluster.js';
 import { warren } from '../helpers/warren-cli.js';
 
 const id = (sa: string): string => `spiffe://cluster\\.local/ns/demo/sa/${sa}`;
 
-rootTest('warren demo on a fresh machine: every step shows its evidence, exit 0, and nothing is left behind', async (t) => {
+for (const dataplane of testDataplanes())
+rootTest(`warren demo --dataplane ${dataplane} on a fresh machine: every step shows its evidence, exit 0, and nothing is left behind`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-demo-`);
   try {
     const started = Date.now();
-    const run = await warren('demo', '--state-dir', stateDir);
+    const run = await warren('demo', '--dataplane', dataplane, '--state-dir', stateDir);
     const out = run.stdout;
-    t.diagnostic(`warren demo took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    t.diagnostic(`warren demo --dataplane ${dataplane} took ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(run.exitCode, 0, `${out}\n${run.stderr}`);
+    assert.match(out, new RegExp(`starting a simulated cluster with two nodes in ${stateDir}, agents on --dataplane ${dataplane}\n`));
 
     // Before enrollment the request crosses the node-to-node link in clear; after, only TLS to the HBONE port.
     assert.match(out, /capture: "GET \/demo-[0-9a-f]{8}" seen in clear on the node-to-node link \(10\.244\.1\.\d+:\d+ → 10\.244\.2\.\d+:8080\)/);

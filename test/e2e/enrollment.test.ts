@@ -18,7 +18,7 @@ import { eventually } from '../helpers/apiserver.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-file.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
-import { simClusterWith } from '../helpers/sim-cluster.js';
+import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { assertNoWarrenRules, snapshotRules, type RulesSnapshot } from '../helpers/pod-rules.js';
 import { warren } from '../helpers/warren-cli.js';
@@ -69,11 +69,12 @@ async function agentPid(node: string): Promise<number> {
   return Number(out);
 }
 
-rootTest('enrollment: label → captured without restarts; CNI for new pods, fail closed; installer; unlabel and uninstall leave nothing', async (t) => {
+for (const dataplane of testDataplanes())
+rootTest(`enrollment (--dataplane ${dataplane}): label → captured without restarts; CNI for new pods, fail closed; installer; unlabel and uninstall leave nothing`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-enroll-`);
   const stopped: number[] = [];
   try {
-    const core = (await simClusterWith(stateDir, 16544, MANIFEST)).makeApiClient(CoreV1Api);
+    const core = (await simClusterWith(stateDir, 16544, MANIFEST, dataplane)).makeApiClient(CoreV1Api);
     const ready = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS })).items;
     await eventually(async () => (await ready()).every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')), 'pods ready', 60_000);
     const pods = new Map((await ready()).map((p) => [p.metadata!.name!, p]));

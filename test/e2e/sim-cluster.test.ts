@@ -8,7 +8,8 @@ import { httpGetFromPod } from '../../src/sim/client/pod-http.js';
 import { podNetnsName } from '../../src/sim/topology/plan.js';
 import { eventually } from '../helpers/apiserver.js';
 import { rootTest } from '../helpers/root.js';
-import { warren } from '../helpers/warren-cli.js';
+import { assertAgentsOn, testDataplanes } from '../helpers/sim-cluster.js';
+import { warren, warrenEnv } from '../helpers/warren-cli.js';
 
 const NS = 'demo';
 
@@ -48,14 +49,16 @@ spec:
   containers: [{name: curl, image: curlimages/curl, command: [sleep, infinity]}]
 `;
 
-rootTest('sim: two nodes, pods across nodes by IP, service by DNS and ClusterIP, informers, kubectl, and down leaves nothing', async () => {
+for (const dataplane of testDataplanes())
+rootTest(`sim (agents on --dataplane ${dataplane}): two nodes, pods across nodes by IP, service by DNS and ClusterIP, informers, kubectl, and down leaves nothing`, async () => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-sim-`);
   let stopInformer = async (): Promise<void> => {};
   try {
-    const up = await warren('sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', '16543');
+    const up = await warrenEnv({ WARREN_DATAPLANE: dataplane }, 'sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', '16543');
     assert.equal(up.exitCode, 0, up.stdout + up.stderr);
     assert.match(up.stdout, /2\/2 nodes Ready/);
     assert.match(up.stdout, new RegExp(`kubeconfig: ${stateDir}/kubeconfig`));
+    await assertAgentsOn(stateDir, dataplane);
 
     const again = await warren('sim', 'up', '--state-dir', stateDir);
     assert.notEqual(again.exitCode, 0, 'a second up must refuse');

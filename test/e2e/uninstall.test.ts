@@ -13,7 +13,7 @@ import { UNDERLAY, planTopology } from '../../src/sim/topology/plan.js';
 import { eventually } from '../helpers/apiserver.js';
 import { assertNoWarrenRules, snapshotRules } from '../helpers/pod-rules.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
-import { simClusterWith } from '../helpers/sim-cluster.js';
+import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
@@ -45,10 +45,11 @@ const listening = async (netns: string): Promise<number[]> => {
 };
 const PROXY_PORTS = [15001, 15006, 15008];
 
-rootTest('uninstall: after `warren sim mesh uninstall` no warren rule, CNI entry, plugin, socket, annotation, Secret, ConfigMap, CRD or process remains, and traffic flows directly', async (t) => {
+for (const dataplane of testDataplanes())
+rootTest(`uninstall (--dataplane ${dataplane}): after \`warren sim mesh uninstall\` no warren rule, CNI entry, plugin, socket, annotation, Secret, ConfigMap, CRD or process remains, and traffic flows directly`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-uninstall-`);
   try {
-    const kc = await simClusterWith(stateDir, 16547, MANIFEST);
+    const kc = await simClusterWith(stateDir, 16547, MANIFEST, dataplane);
     const core = kc.makeApiClient(CoreV1Api);
     const plan = planTopology(stateDir, NODES);
     const meshPods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS })).items;

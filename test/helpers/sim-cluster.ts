@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { KubeConfig } from '@kubernetes/client-node';
+import { agentPaths } from '../../src/sim/agent-supervisor.js';
+import { planTopology } from '../../src/sim/topology/plan.js';
+import { eventually } from './apiserver.js';
 import { warren, warrenEnv } from './warren-cli.js';
 
 /** the agents' data paths a suite runs against (WARREN_TEST_DATAPLANES=node,native; default both) */
@@ -15,7 +18,7 @@ export function testDataplanes(): TestDataplane[] {
 /**
  * A two-node simulated cluster in `stateDir` (its API server also on the host's
  * `apiPort`, one per test file so files never share one) with `manifest` applied,
- * its agents on `dataplane`: its admin kubeconfig. The caller runs `warren sim down` in its `finally`.
+ * its agents on `dataplane` (their logs say so, or it fails): its admin kubeconfig. The caller runs `warren sim down` in its `finally`.
  * `env` reaches the simulator's warren processes (e.g. WARREN_CERT_TTL for its CA).
  */
 export async function simClusterWith(stateDir: string, apiPort: number, manifest: string, dataplane: TestDataplane = 'node', env: Record<string, string> = {}): Promise<KubeConfig> {
@@ -27,5 +30,16 @@ export async function simClusterWith(stateDir: string, apiPort: number, manifest
   await writeFile(`${stateDir}/manifest.yaml`, manifest);
   const applied = await warren('sim', 'apply', '-f', `${stateDir}/manifest.yaml`, '--state-dir', stateDir);
   assert.equal(applied.exitCode, 0, applied.stdout + applied.stderr);
+  await assertAgentsOn(stateDir, dataplane);
   return kc;
+}
+
+/** Waits (bounded) for both agents of the cluster in `stateDir` to log that they are ready, and requires them to say `dataplane`. */
+export async function assertAgentsOn(stateDir: string, dataplane: TestDataplane): Promise<void> {
+  const readyLine = /"dataplane":"(\w+)".*"msg":"node agent ready"/;
+  for (const node of planTopology(stateDir, ['node-1', 'node-2']).nodes) {
+    const log = agentPaths(node).log;
+    await eventually(async () => readyLine.test(await readFile(log, 'utf8').catch(() => '')), `${node.name}'s agent ready`, 60_000);
+    assert.equal(readyLine.exec(await readFile(log, 'utf8'))?.[1], dataplane, `${node.name}'s agent runs --dataplane ${dataplane}`);
+  }
 }

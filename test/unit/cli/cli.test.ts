@@ -34,10 +34,15 @@ test('warren rules prints exactly the builder output and names a bad field', asy
   assert.equal(badFlag.exitCode, 2);
 });
 
-test('warren demo --help describes the story and --keep; an unknown option is a usage error before anything starts', async () => {
+test('warren demo --help describes the story, --keep and --dataplane; an unknown option or data path is a usage error before anything starts', async () => {
   const help = await warren('demo', '--help');
   assert.equal(help.exitCode, 0);
   assert.match(help.stdout, /--keep\s+leave the cluster/);
+  assert.match(help.stdout, /--dataplane node\|native\s+the agents' data path/);
+  const path = await warren('demo', '--dataplane', 'kernel');
+  assert.equal(path.exitCode, 2);
+  assert.match(path.stderr, /--dataplane: "kernel" is not a data path; known: node, native.*\[ERR_USAGE\]/);
+  assert.doesNotMatch(path.stdout, /▸/);
   assert.match(help.stdout, /policies explain/);
   const bad = await warren('demo', '--nodes', '3');
   assert.equal(bad.exitCode, 2);
