@@ -12,7 +12,7 @@ import { planTopology, UNDERLAY } from '../../src/sim/topology/plan.js';
 import { eventually } from '../helpers/apiserver.js';
 import { sample } from '../helpers/prometheus.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
-import { fullLength, recordFigures, ruleApplies, RULE_OPERATIONS, scaled } from '../helpers/reliability.js';
+import { fdKinds, fullLength, recordFigures, ruleApplies, RULE_OPERATIONS, scaled } from '../helpers/reliability.js';
 import { rootTest } from '../helpers/root.js';
 import { simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
 import { clientEchoWebReady, connectionOutcome, readyAndEnrolled, webRequest } from '../helpers/sim-pods.js';
@@ -222,9 +222,12 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
     await t.test(`scenario 5: ${CHURN_PODS} pods created and deleted on node-1 at ${CHURN_PER_MINUTE}/min while traffic flows — nothing leaks`, async () => {
       const pid = (await agentPid('node-1'))!;
       const admin = async (path: string): Promise<unknown> => JSON.parse((await httpGetInNetns({ netns: 'wrn-node-1', host: '127.0.0.1', port: 15000, path })).body.toString());
-      const settle = async (): Promise<{ rss: number; fds: number }> => {
+      /** the agent's connections to the API server (watches and its keep-alive pool), from its node's netns */
+      const apiConnections = async (): Promise<number> =>
+        (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'ss', '-Htnp', 'state', 'established', 'dst', UNDERLAY.address, 'dport', '=', String(UNDERLAY.apiServerPort)])).stdout.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
+      const settle = async (): Promise<{ rss: number; fds: number; kinds: Record<string, number>; api: number }> => {
         await admin('/memory?gc=1');
-        return { rss: await rssKiB(pid), fds: await fdCount(pid) };
+        return { rss: await rssKiB(pid), fds: await fdCount(pid), kinds: await fdKinds(pid), api: await apiConnections() };
       };
       const enrolledNames = async (): Promise<string[]> => ((await admin('/workloads')) as { enrolled: Array<{ pod: string }> }).enrolled.map((w) => w.pod).sort();
       const gapMs = 60_000 / CHURN_PER_MINUTE;
@@ -268,10 +271,12 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
         rssChangePct: +(((end.rss - start.rss) / start.rss) * 100).toFixed(1),
         fdsStart: start.fds,
         fdsEnd: end.fds,
+        fdKinds: { start: start.kinds, end: end.kinds },
+        apiServerConnections: { start: start.api, end: end.api },
       };
       recordFigures(t, 'churn', figures);
       assert.equal(nodeRulesAfter.replace(/counter packets \d+ bytes \d+/g, ''), nodeRulesBefore.replace(/counter packets \d+ bytes \d+/g, ''), 'the node’s rules are those of before');
-      assert.ok(end.fds <= start.fds + 2, `descriptors ${start.fds} → ${end.fds}`);
+      assert.ok(end.fds <= start.fds + 2, `descriptors ${start.fds} → ${end.fds}: ${JSON.stringify(figures.fdKinds)}, API server connections ${start.api} → ${end.api}`);
       // The goal is 10 %; the first short run measured +11.6 % after 12 pods (186 → 208 MiB, descriptors
       // 43 → 42), open in the README's Reliability table. The CI length keeps a tripwire for a gross
       // leak; the full run (1 000 pods) holds the goal.
