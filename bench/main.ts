@@ -257,7 +257,7 @@ async function dataplane(): Promise<void> {
   console.log(notes);
   const perRound = [
     sameRoundRatios(r.rounds, 'native', 'stunnel'),
-    ...(before === undefined ? [] : [sameRoundRatios(r.rounds, 'native', 'before'), sameRoundRatios(r.rounds, 'before', 'warren')]),
+    ...(before === undefined ? [] : [sameRoundRatios(r.rounds, 'native', 'before'), sameRoundRatios(r.rounds, 'warren', 'before')]),
   ].join('\n');
   console.log(perRound);
   const settings = dataplaneSettings();
