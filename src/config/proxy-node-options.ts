@@ -6,9 +6,10 @@
  *
  * `--max-semi-space-size=1` (MiB): V8 grows a busy process's young generation up to
  * 16 MiB of semi-spaces and keeps them after a full GC; bounding them takes ~13 MiB off
- * the idle agent's RSS and ~18 MiB off a loaded waypoint's, for more (cheaper) scavenges
- * whose cost on the data path is within the benchmark's noise
- * (bench/results/semi-space-2026-12-06.md, docs/architecture.md §9).
+ * the idle agent's RSS and off a loaded waypoint's, and on the `node` data path it even
+ * costs less CPU per byte (short-lived buffers die in scavenges instead of full GCs);
+ * the waypoint pays ~2 % CPU per request (bench/results/semi-space-2026-12-06.md,
+ * docs/architecture.md §12).
  */
 export const PROXY_NODE_OPTIONS = '--max-semi-space-size=1';
 
