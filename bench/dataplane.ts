@@ -38,6 +38,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRootCa, loadCa, signWorkloadCert } from '../src/ca/signer.js';
+import { PROXY_NODE_OPTIONS } from '../src/config/proxy-node-options.js';
 import { checkCsr, createWorkloadKey } from '../src/identity/csr.js';
 import type { SpiffeId } from '../src/identity/spiffe.js';
 import { startChild, type Child } from './child.js';
@@ -83,7 +84,10 @@ export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'war
  * For profiling and trying changes (not for the reported numbers):
  * DATAPLANE_ROUNDS=n, DATAPLANE_PHASES=iperf,rr,connrate,idle (a subset),
  * DATAPLANE_PATHS=stunnel,node-tls,warren,warren-nopool,warren-real (a subset; added latency needs direct),
- * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies),
+ * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (node flags for warren's proxies instead of the agent's,
+ * src/config/proxy-node-options.ts; "" for none),
+ * DATAPLANE_COMPARE_NODE_OPTIONS="--flag …" (the node flags of path 'before' instead; with
+ * DATAPLANE_COMPARE=this build's proxy, the same code with and without a flag in the same rounds),
  * DATAPLANE_PROXY=<path of another build's dist/bench/dataplane-proxy.js> instead of this one,
  * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round
  * (with DATAPLANE_COMPARE_DATAPLANE=native, on its native data path),
@@ -97,11 +101,14 @@ const env = process.env;
 const ROUNDS = Number(env['DATAPLANE_ROUNDS'] ?? DATAPLANE.rounds);
 const PHASES = new Set((env['DATAPLANE_PHASES'] ?? 'iperf,rr,connrate,idle').split(','));
 const ONLY_PATHS = new Set((env['DATAPLANE_PATHS'] ?? [...PATHS, 'before'].join(',')).split(','));
-const PROXY_NODE_OPTIONS = (env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? '').split(' ').filter((f) => f !== '');
+const nodeFlags = (value: string): string[] => value.split(' ').filter((f) => f !== '');
+/** warren's proxies run with the agent's own Node flags (deploy/daemonset.yaml's NODE_OPTIONS) unless a knob says otherwise */
+const PROXY_FLAGS = nodeFlags(env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? PROXY_NODE_OPTIONS);
+const COMPARE_FLAGS = nodeFlags(env['DATAPLANE_COMPARE_NODE_OPTIONS'] ?? env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? PROXY_NODE_OPTIONS);
 const PROXY_CPUS = env['DATAPLANE_PROXY_CPUS'];
 
 /** The knobs that narrow or alter what is measured (more rounds and a compared build do not). */
-const EXPERIMENT_KNOBS = ['DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'];
+const EXPERIMENT_KNOBS = ['DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_COMPARE_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'];
 /** Every DATAPLANE_* setting of this run, `K=v`, for the saved result. */
 export const dataplaneSettings = (): string[] =>
   Object.keys(env)
@@ -536,10 +543,10 @@ export async function benchDataplane(): Promise<DataplaneResult> {
 
     // Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own process.
     const pinned = ([file, args]: [string, string[]]): [string, string[]] => (PROXY_CPUS === undefined ? [file, args] : ['taskset', ['-c', PROXY_CPUS, file, ...args]]);
-    const startWarren = async (proxy: string, mode: ProxyMode): Promise<Child[]> => {
+    const startWarren = async (proxy: string, mode: ProxyMode, flags: string[]): Promise<Child[]> => {
       const pair = [
-        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir, mode]))),
-        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir, mode]))),
+        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...flags, proxy, a.path, 'a', dir, mode]))),
+        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...flags, proxy, b.path, 'b', dir, mode]))),
       ];
       for (const c of pair) {
         const comm = readFileSync(`/proc/${c.pid}/comm`, 'utf8').trim();
@@ -576,7 +583,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
      * process, running (with A's and B's pod rules) only while their path is measured, so that
      * another build (DATAPLANE_COMPARE) can own the pods' ports in its turn.
      */
-    const warrenRig = (name: PathName, proxy: string, mode: ProxyMode = 'pooled'): PathRig => {
+    const warrenRig = (name: PathName, proxy: string, mode: ProxyMode = 'pooled', flags = PROXY_FLAGS): PathRig => {
       let running: Child[] = [];
       const rig: PathRig = {
         name,
@@ -588,7 +595,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         rssPids: [],
         gcPids: [],
         async enter() {
-          running = await startWarren(proxy, mode);
+          running = await startWarren(proxy, mode, flags);
           rig.pids = running.map((c) => c.pid);
           rig.rssPids = rig.gcPids = mode === 'unpooled' ? [] : rig.pids;
           await rules.on();
@@ -624,7 +631,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
       warrenRig('warren-nopool', PROXY, 'unpooled'),
       warrenRig('warren-real', PROXY, 'real'),
     ];
-    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE'], env['DATAPLANE_COMPARE_DATAPLANE'] === 'native' ? 'native' : 'pooled'));
+    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE'], env['DATAPLANE_COMPARE_DATAPLANE'] === 'native' ? 'native' : 'pooled', COMPARE_FLAGS));
 
     const rounds: RoundMeasure[] = [];
     for (let round = 1; round <= ROUNDS; round++) {

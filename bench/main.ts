@@ -9,7 +9,7 @@ import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { benchCaIssue } from './ca-issue.js';
 import { saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
-import { benchDataplane, dataplaneExperiment, dataplaneSettings, median, roundLine, type PathSummary, type RoundMeasure } from './dataplane.js';
+import { benchDataplane, dataplaneExperiment, dataplaneSettings, median, roundLine, type PathName, type PathSummary, type RoundMeasure } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
 import { benchPolicyEval, type Timing } from './policy-eval.js';
 import { benchWaypoint, type WaypointBenchRow } from './waypoint.js';
@@ -257,7 +257,7 @@ async function dataplane(): Promise<void> {
   console.log(notes);
   const perRound = [
     sameRoundRatios(r.rounds, 'native', 'stunnel'),
-    ...(before === undefined ? [] : [sameRoundRatios(r.rounds, 'native', 'before')]),
+    ...(before === undefined ? [] : [sameRoundRatios(r.rounds, 'native', 'before'), sameRoundRatios(r.rounds, 'warren', 'before')]),
   ].join('\n');
   console.log(perRound);
   const settings = dataplaneSettings();
@@ -275,8 +275,8 @@ async function dataplane(): Promise<void> {
  * Per-round ratios of path `a` to path `b` (the same round, so the same state
  * of the shared machine) and their medians: throughput, CPU per GB, added latency.
  */
-function sameRoundRatios(rounds: RoundMeasure[], a: 'native', b: 'stunnel' | 'before'): string {
-  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us'] as const;
+function sameRoundRatios(rounds: RoundMeasure[], a: PathName, b: PathName): string {
+  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us', 'cpuSecondsPer1000Requests', 'connPerSecond', 'cpuSecondsPer1000Connections'] as const;
   const added = (m: RoundMeasure, key: 'addedP50us' | 'addedP99us'): number => {
     const direct = rounds.find((d) => d.round === m.round && d.path === 'direct');
     const raw = key === 'addedP50us' ? 'p50us' : 'p99us';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { loadYaml, type KubernetesObject, type V1ClusterRoleBinding, type V1ConfigMap, type V1Deployment, type V1PodDisruptionBudget, type V1Service, type V1ServiceAccount } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { PROXY_NODE_OPTIONS } from '../config/proxy-node-options.js';
 import { DATAPLANE_MODE_LABEL } from '../k8s/enrollment.js';
 import { waypointFor } from './attachment.js';
 import { GATEWAY_GROUP, GATEWAY_NAME_LABEL, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_FOR_LABEL, WAYPOINT_PORTS, WAYPOINT_PROXY_ADDRESS } from './constants.js';
@@ -158,6 +159,7 @@ export function waypointObjects(gw: GatewayObject, settings: WaypointSettings, p
               { name: 'WARREN_WAYPOINT_NAME', value: name },
               { name: 'WARREN_WAYPOINT_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+              { name: 'NODE_OPTIONS', value: PROXY_NODE_OPTIONS },
             ],
             ports: [{ name: 'status-port', containerPort: WAYPOINT_PORTS.status }],
             readinessProbe: { httpGet: { path: '/healthz/ready', port: WAYPOINT_PORTS.status }, periodSeconds: 2, failureThreshold: 2 },

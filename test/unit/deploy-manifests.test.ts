@@ -23,6 +23,7 @@ import { parseCaArgs } from '../../src/cli/ca.js';
 import { parseNodeArgs } from '../../src/cli/node.js';
 import { CA_ENV, loadCaConfig, type CaConfig } from '../../src/ca/config.js';
 import { CA_SECRET } from '../../src/ca/root-store.js';
+import { PROXY_NODE_OPTIONS } from '../../src/config/proxy-node-options.js';
 import { CA_TOKEN_AUDIENCE } from '../../src/identity/ca-client.js';
 import { BUNDLE_CONFIGMAP } from '../../src/identity/trust-bundle.js';
 import { DEFAULT_NETNS_DIR, DEFAULT_PROC_ROOT } from '../../src/k8s/netns-discovery.js';
@@ -95,7 +96,7 @@ function agentConfig(): NodeAgentConfig {
   assert.equal(agentContainer.args?.[0], 'node');
   assert.equal(agentContainer.command, undefined, 'the image ENTRYPOINT (bin/warren) runs the command given in args');
   const { flags } = parseNodeArgs(agentContainer.args!.slice(1));
-  return loadNodeAgentConfig(flags, containerEnv(agentContainer, agent.metadata!.namespace!, Object.values(ENV)));
+  return loadNodeAgentConfig(flags, containerEnv(agentContainer, agent.metadata!.namespace!, [...Object.values(ENV), 'NODE_OPTIONS']));
 }
 
 function caConfig(): CaConfig {
@@ -167,6 +168,10 @@ test("the DaemonSet's args and env are a configuration warren node accepts", () 
   assert.ok(config.excludeNamespaces.includes(ca.metadata!.namespace!), 'the CA namespace is excluded: CA pods never wait for an agent');
   assert.equal(config.installCni, true);
   assert.equal(agentPod.serviceAccountName, 'warren-node');
+});
+
+test("the DaemonSet runs the agent with the proxies' Node flags (src/config/proxy-node-options.ts), as the simulator does", () => {
+  assert.equal(agentContainer.env?.find((e) => e.name === 'NODE_OPTIONS')?.value, PROXY_NODE_OPTIONS);
 });
 
 test('the DaemonSet mounts every host path the agent configuration points at', () => {

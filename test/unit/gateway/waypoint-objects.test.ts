@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { PROXY_NODE_OPTIONS } from '../../../src/config/proxy-node-options.js';
 import { TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, waypointParameters, type GatewayObject } from '../../../src/gateway/waypoint-objects.js';
 
 const gateway = (over: { listeners?: GatewayObject['spec']['listeners']; labels?: Record<string, string>; status?: GatewayObject['status'] } = {}): GatewayObject => ({
@@ -30,6 +31,7 @@ test('a waypoint gets a ServiceAccount, Deployment and Service named after its G
   assert.deepEqual(c.args, ['waypoint-proxy', '--listen-address', '127.0.0.1', '--listen-port', '15088'], 'PROXY v2 on loopback only');
   assert.equal(c.env?.find((e) => e.name === 'WARREN_WAYPOINT_NAME')?.value, 'waypoint');
   assert.deepEqual(c.env?.find((e) => e.name === 'WARREN_WAYPOINT_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
+  assert.equal(c.env?.find((e) => e.name === 'NODE_OPTIONS')?.value, PROXY_NODE_OPTIONS, "the waypoint runs with the proxies' V8 flags (a bounded young generation)");
   assert.deepEqual(c.readinessProbe?.httpGet, { path: '/healthz/ready', port: 15021 });
   assert.deepEqual(o.service.spec!.selector, { 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
   assert.deepEqual(o.service.spec!.ports!.map((p) => `${p.name}:${p.port}`), ['mesh:15008', 'status-port:15021']);
