@@ -40,7 +40,9 @@ export async function request(from: V1Pod, host: string, port: number, path: str
     }
     return { ok: true, status: res.status, body, ...(echo.pod !== undefined ? { pod: echo.pod, clientIp: echo.client?.ip ?? '' } : {}) };
   } catch (err) {
-    return { ok: false, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+    // A reset that lands while the connect is still completing comes back as ERR_UPSTREAM_CONNECT: show the socket's own code.
+    const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+    return { ok: false, error: cause?.code ?? (err as NodeJS.ErrnoException).code ?? (err as Error).message };
   }
 }
 
