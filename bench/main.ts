@@ -394,7 +394,7 @@ async function reliability(): Promise<void> {
     ...(ls?.load ? [`load: ${ls.held.load ? 'held (0 errors)' : 'did not hold'}`] : []),
     ...(ls?.soak ? [`soak: ${ls.held.soak ? 'held (0 errors)' : 'did not hold'}`] : []),
   ];
-  const dataplane = r?.dataplane ?? ls?.dataplane ?? 'node';
+  const dataplane = r?.dataplane ?? ls?.dataplane ?? 'native';
   const text = `${table(['scenario', 'figures'], rows)}\n\ndata path: ${dataplane}; parts: ${[...parts].join(', ')}; ${verdicts.join('; ')}`;
   console.log(text);
   console.log(`saved ${saveResult(`reliability-${dataplane}${parts.size < 3 ? `-${[...parts].sort().join('-')}` : ''}`, text, { tier: r, loadSoak: ls })}`);

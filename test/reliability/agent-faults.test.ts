@@ -22,9 +22,9 @@ import { warren } from '../helpers/warren-cli.js';
 /**
  * Scenarios 2, 4 and 5 of the reliability suite (README "Reliability") on a simulated
  * cluster: the node agent killed under load, the API server unreachable, pods churning.
- * RELIABILITY_DATAPLANE picks the agents' data path (node, the default users run, or native).
+ * RELIABILITY_DATAPLANE picks the agents' data path (native, the default users run, or node).
  */
-const DATAPLANE = (process.env.RELIABILITY_DATAPLANE ?? 'node') as TestDataplane;
+const DATAPLANE = (process.env.RELIABILITY_DATAPLANE ?? 'native') as TestDataplane;
 if (DATAPLANE !== 'node' && DATAPLANE !== 'native') throw new Error(`RELIABILITY_DATAPLANE: node or native, got ${DATAPLANE}`);
 const NS = 'rely';
 const PARTITION_S = scaled('PARTITION_SECONDS', 10, 30);
