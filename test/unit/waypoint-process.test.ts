@@ -172,7 +172,8 @@ describe('warren waypoint-proxy', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${wp.ports.admin}/metrics`)).text();
     assert.match(metrics, /istio_requests_total\{[^}]*reporter="waypoint"[^}]*source_principal="spiffe:\/\/cluster.local\/ns\/demo\/sa\/client"[^}]*destination_service="web-v1\.demo\.svc\.cluster\.local"[^}]*response_code="200"[^}]*\} 1/);
     assert.match(metrics, /istio_request_duration_milliseconds_bucket\{le="0.5",/);
-    assert.match(wp.log.join("\n"), /"path":"\/hello".*"msg":"request"/);
+    // The access-log line reaches us through the process's stdout after the response: wait for it (bounded).
+    await eventually(() => /"path":"\/hello".*"msg":"request"/.test(wp.log.join('\n')), 'the access-log line of GET /hello', 5000);
   });
 
   test('header routing: end-user: jason goes to v2, everyone else to v1 (keep-alive connection)', async () => {
@@ -267,7 +268,7 @@ describe('warren waypoint-proxy', () => {
     assert.equal((await send(agent, { path: '/admin', headers: { 'x-team': 'blue' } })).status, 200);
     assert.equal((await send(agent, { path: '/admin', headers: { 'x-team': 'red' } })).status, 403);
     agent.destroy();
-    assert.match(wp.log.join('\n'), /"decision":"deny","policy":"demo\/secure-deny-delete"/);
+    await eventually(() => /"decision":"deny","policy":"demo\/secure-deny-delete"/.test(wp.log.join('\n')), 'the access-log line of the denied DELETE', 5000);
     const explain = async (q: string) => (await (await fetch(`http://127.0.0.1:${wp.ports.admin}/debug/explain?service=demo/secure&port=80&${q}`)).json()) as { decision: { allow: boolean; policy?: string }; response?: { status: number } };
     const del = await explain('method=DELETE&path=/api/x');
     assert.deepEqual([del.decision.allow, del.decision.policy, del.response?.status], [false, 'demo/secure-deny-delete', 403]);
