@@ -117,7 +117,9 @@ export function createHttp1Handler(deps: Http1Deps) {
     const trace = traceContext(input.header('traceparent'), input.header('x-request-id'));
     const plan = await planStep(deps.snapshot(), conn, input);
     const outcome: RequestOutcome = { source: conn.source, destination: conn.destination, plan, trace, method: input.method, path: input.path, authority: input.authority, status: 0, flags: '-', attempts: 0, requestBytes: headerBytes(req.headers), responseBytes: 0, durationMs: 0 };
-    req.on('data', (c: Buffer) => (outcome.requestBytes += c.length));
+    // Counted as it is read, but not read before a consumer wants it: undici takes a streamed
+    // body only once its upstream connection is up, and what flowed out before would be lost.
+    req.on('data', (c: Buffer) => (outcome.requestBytes += c.length)).pause();
     res.on('close', () => {
       outcome.durationMs = performance.now() - started;
       if (!res.writableFinished && outcome.flags === '-') outcome.flags = 'DC';
