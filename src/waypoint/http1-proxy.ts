@@ -89,6 +89,8 @@ export function planInput(req: IncomingMessage): PlanRequest {
 export function upstreamHeaders(raw: IncomingHttpHeaders, plan: Forward, trace: TraceContext, keepUpgrade: boolean): Record<string, string | string[] | undefined> {
   const h = forwardHeaders(raw, keepUpgrade);
   applyHeaderModifier(h, plan.requestHeaders);
+  // node:http's server answered the client's `expect: 100-continue` already, as Envoy does by default; undici refuses the header
+  delete h.expect;
   if (plan.authority !== undefined) h.host = plan.authority;
   h['x-request-id'] = trace.requestId;
   h.traceparent = formatTraceparent(trace);
@@ -214,9 +216,7 @@ function backoff(baseMs: number, attempt: number): number {
 
 /** One attempt; resolves at the upstream's response head, an error, or the per-try timeout. */
 function tryOnce(deps: Http1Deps, exchange: UpstreamExchange, ep: Endpoint, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer | IncomingMessage, timeoutMs: number, maxRequestsPerConnection: number): Promise<HeadResult> {
-  // The waypoint answered the client's `expect: 100-continue` itself (node:http's server does); undici refuses the header.
-  const { expect: _, ...sendHeaders } = headers;
-  deps.pools.dispatcher(maxRequestsPerConnection).dispatch({ origin: originOf(ep), method, path, headers: sendHeaders, body: Buffer.isBuffer(body) && body.length === 0 ? null : body }, exchange);
+  deps.pools.dispatcher(maxRequestsPerConnection).dispatch({ origin: originOf(ep), method, path, headers, body: Buffer.isBuffer(body) && body.length === 0 ? null : body }, exchange);
   if (!Number.isFinite(timeoutMs)) return exchange.head;
   // The per-try timer stops at the response headers; the request timeout covers the body (relay).
   const timer = setTimeout(() => exchange.timeout(), timeoutMs);
@@ -224,6 +224,8 @@ function tryOnce(deps: Http1Deps, exchange: UpstreamExchange, ep: Endpoint, meth
 }
 
 function relay(exchange: UpstreamExchange, head: UpstreamHead, res: ServerResponse, plan: Forward, trace: TraceContext, outcome: RequestOutcome, deadline: number | undefined): void {
+  // the client left while the upstream answered: its 'close' has passed, so nothing would ever release the upstream connection
+  if (res.destroyed) return exchange.abort();
   const h = forwardHeaders(head.headers, false);
   if (plan.responseHeaders) applyHeaderModifier(h, plan.responseHeaders);
   h['x-request-id'] = trace.requestId;
