@@ -60,6 +60,7 @@ class Buf {
  public:
   size_t size() const { return tail_ - head_; }
   bool empty() const { return size() == 0; }
+  size_t capacity() const { return cap_; }
   const char* ptr() const { return data_.get() + head_; }
   char* tail() { return data_.get() + tail_; }
   size_t tailRoom() const { return cap_ - tail_; }
@@ -68,11 +69,14 @@ class Buf {
     if (tailRoom() < n) Make(n);
     return tail();
   }
-  void commit(size_t n) { tail_ += n; }
+  void commit(size_t n) {
+    tail_ += n;
+    if (size() > peak_) peak_ = size();
+  }
   void append(const char* p, size_t n) {
     if (n == 0) return;
     memcpy(prepare(n), p, n);
-    tail_ += n;
+    commit(n);
   }
   void consume(size_t n) {
     head_ += n;
@@ -80,29 +84,38 @@ class Buf {
   }
   void clear() {
     data_.reset();
-    cap_ = head_ = tail_ = 0;
+    cap_ = head_ = tail_ = peak_ = 0;
   }
   // consume() that keeps the storage when drained: a busy session's batches
   // and a busy stream's bytes reuse it instead of growing a new one (and
-  // faulting its pages in) each time; the owner's Trim returns it at rest.
+  // faulting its pages in) each time; the owner's Trim returns it.
   void take(size_t n) {
     head_ += n;
     if (head_ >= tail_) head_ = tail_ = 0;
   }
+  // Called once a second (the worker's tick): kept storage goes back unless
+  // the bytes of the last second filled at least a quarter of it, so a
+  // session or stream that moves a little now and then holds storage sized
+  // to what it moves, not to the largest batch it ever had.
   void trim() {
-    if (empty()) clear();
+    if (empty() && peak_ * 4 < cap_) clear();
+    peak_ = size();
   }
 
  private:
-  // room for n more bytes: the live bytes move to the front when fewer are
-  // live than were consumed before them (each byte moves at most once on
-  // average), else the storage doubles
+  // Room for n more bytes. The storage never exceeds twice the most bytes it
+  // had to hold at once (live + n), and each byte is moved at most once on
+  // average: the live bytes move to the front when at least as many were
+  // consumed before them, or when the storage is twice what they need;
+  // otherwise the storage is reallocated to twice what they need.
   void Make(size_t n) {
     size_t live = size();
-    if (head_ >= live && cap_ - live >= n) {
+    size_t need = live + n;
+    if ((head_ >= live && cap_ >= need) || cap_ >= 2 * need) {
       memmove(data_.get(), data_.get() + head_, live);
     } else {
-      size_t cap = cap_ * 2 > live + n ? cap_ * 2 : live + n;
+      // empty: exactly what is asked (nothing to move, so nothing to amortize)
+      size_t cap = live == 0 ? n : 2 * need;
       std::unique_ptr<char[]> grown(new char[cap]);
       if (live > 0) memcpy(grown.get(), data_.get() + head_, live);
       data_ = std::move(grown);
@@ -114,6 +127,7 @@ class Buf {
 
   std::unique_ptr<char[]> data_;
   size_t cap_ = 0, head_ = 0, tail_ = 0;
+  size_t peak_ = 0;  // the most bytes held since the last trim()
 };
 
 bool AddressOf(const sockaddr_storage& ss, std::string* ip, int* port) {
@@ -243,6 +257,16 @@ class Worker {
   // so the socket read must not land in the buffer nghttp2 is reading.
   char* sockScratch() { return sockScratch_.get(); }
   char* tlsScratch() { return tlsScratch_.get(); }
+  // The buffer HBONE sessions read their socket into (Session::ReadBio): one
+  // per worker, not 256 KiB per session. A session nearly always takes all
+  // it read before it returns; what it left is moved to its own buffer when
+  // another session reads (Session::KeepTlsIn).
+  Buf& TlsIn(Session* s);
+  void DropTlsIn(Session* s) {
+    if (tlsInOwner_ != s) return;
+    tlsInOwner_ = nullptr;
+    tlsIn_.take(tlsIn_.size());
+  }
   Engine& engine() { return engine_; }
   void Dirty(Session* s) { dirty_.insert(s); }
   void Later(uint64_t flowId) { later_.push_back(flowId); }
@@ -267,6 +291,8 @@ class Worker {
   void Close(uint64_t id, const std::string& reason);
 
   std::atomic<uint64_t> nFlows{0}, nSessions{0}, nStreams{0};
+  // bytes of buffer storage its sessions and flows held at its last tick
+  std::atomic<uint64_t> nBuffered{0};
 
  private:
   void Run();
@@ -284,6 +310,8 @@ class Worker {
   uint64_t seq_ = 0;
   std::unique_ptr<char[]> sockScratch_{new char[kScratch]};
   std::unique_ptr<char[]> tlsScratch_{new char[kScratch]};
+  Buf tlsIn_;
+  Session* tlsInOwner_ = nullptr;
   std::vector<Event> batch_;
   std::unordered_map<uint64_t, std::unique_ptr<Flow>> flows_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
@@ -314,7 +342,7 @@ class Session : public Handler {
       BIO_set_init(out, 1);
       SSL_set0_wbio(ssl_.get(), out);
     }
-    // and reads its records from tlsIn_ (ReadBio), filled by one read(2) per batch
+    // and reads its records from the worker's read buffer (ReadBio), filled by one read(2) per batch
     BIO* in = BIO_new(ReadBio());
     if (in != nullptr) {
       BIO_set_data(in, this);
@@ -323,6 +351,7 @@ class Session : public Handler {
     }
   }
   ~Session() override {
+    w_->DropTlsIn(this);
     if (ng_ != nullptr) nghttp2_session_del(ng_);
     w_->nSessions--;
   }
@@ -360,13 +389,15 @@ class Session : public Handler {
   void Fail(const std::string& reason, const char* refusal = "");
   void OnIo(uint32_t events) override;
   bool Idle(int64_t now) const { return streams_.empty() && waiting_.empty() && now - lastActive_ > kIdleCloseMs; }
-  // the batch buffers' storage, once nothing moved for a second (worker tick)
-  void Trim(int64_t now) {
-    if (now - lastActive_ < 1000) return;
+  // the batch buffers' storage beyond what the last second used (worker tick)
+  void Trim() {
     out_.trim();
     tlsOut_.trim();
-    tlsIn_.trim();
   }
+  size_t Buffered() const { return out_.capacity() + tlsOut_.capacity() + tlsIn_.capacity(); }
+  // the worker's read buffer goes to another session: the bytes of this
+  // one's last read that OpenSSL has not taken yet wait here
+  void KeepTlsIn(const Buf& b) { tlsIn_.append(b.ptr(), b.size()); }
   bool HandshakeExpired(int64_t now) const;
   bool dead() const { return st_ == Dead; }
   bool server() const { return server_; }
@@ -419,7 +450,7 @@ class Session : public Handler {
   int64_t started_ = NowMs(), lastActive_ = NowMs();
   Buf out_;
   Buf tlsOut_;  // records OpenSSL wrote, not yet taken by the socket
-  Buf tlsIn_;   // bytes read from the socket, not yet taken by OpenSSL
+  Buf tlsIn_;   // bytes read, not yet taken by OpenSSL, when the worker's read buffer went to another session
   std::vector<uint64_t> waiting_;
   std::unordered_map<int32_t, uint64_t> streams_;
   std::unordered_map<int32_t, Request> requests_;
@@ -491,13 +522,11 @@ class Flow {
     return now - seenAt_ >= ms;
   }
   void RequestEnded() { eofFrom_[streamSide_] = true; }
-  // the stream side's kept storage (Buf::take), once nothing moved for a tick
+  // the stream side's kept storage (Buf::take) beyond what the last second used (worker tick)
   void Trim() {
-    uint64_t moved = bytes_[0] + bytes_[1];
-    if (moved == trimSeen_)
-      for (auto& p : pend_) p.trim();
-    trimSeen_ = moved;
+    for (auto& p : pend_) p.trim();
   }
+  size_t Buffered() const { return pend_[0].capacity() + pend_[1].capacity(); }
   void CheckDone();
   // waiting for a pooled session: what the CONNECT carries
   std::string authority, forwarded;
@@ -542,7 +571,7 @@ class Flow {
   bool eofFrom_[2] = {false, false};
   bool eofTo_[2] = {false, false};
   uint64_t bytes_[2] = {0, 0};
-  uint64_t seenBytes_ = 0, trimSeen_ = 0;
+  uint64_t seenBytes_ = 0;
   int64_t seenAt_ = NowMs();
   int status_ = 0;
   // written to the upstream once connected, before the client's bytes (Decision::prefix)
@@ -1145,9 +1174,12 @@ BIO_METHOD* Session::WriteBio() {
 // the bytes left in its buffer to the buffer's front before every record
 // (payload alignment, ssl3_read_n): with k records per read(2), k²/2 records'
 // worth of memmove; that was ~6 % of the workers' CPU. Here one read(2) fills
-// tlsIn_ and OpenSSL, without read-ahead, takes each record's header and body
-// from it: every byte is copied once. The socket's errors and EOF reach
-// OpenSSL as a socket BIO's would (no retry; BIO_CTRL_EOF not answered).
+// the worker's read buffer (Worker::TlsIn) and OpenSSL, without read-ahead,
+// takes each record's header and body from it: every byte is copied once.
+// A read error or EOF is a read of nothing without retry, and BIO_CTRL_EOF is
+// not answered, so OpenSSL reports both as SSL_ERROR_SYSCALL (a socket BIO
+// answers BIO_CTRL_EOF, which OpenSSL 3 turns into an "unexpected eof" error);
+// ReadTls and the handshake read that as the peer having closed.
 BIO_METHOD* Session::ReadBio() {
   static BIO_METHOD* m = [] {
     BIO_METHOD* b = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "warren-hbone-in");
@@ -1155,15 +1187,19 @@ BIO_METHOD* Session::ReadBio() {
       auto* s = static_cast<Session*>(BIO_get_data(bio));
       BIO_clear_retry_flags(bio);
       *got = 0;
-      if (s->tlsIn_.empty()) {
-        ssize_t r = read(s->fd_.get(), s->tlsIn_.prepare(kTlsIn), kTlsIn);
+      // a remainder kept when the worker's buffer went to another session comes first
+      bool own = !s->tlsIn_.empty();
+      Buf& in = own ? s->tlsIn_ : s->w_->TlsIn(s);
+      if (in.empty()) {
+        ssize_t r = read(s->fd_.get(), in.prepare(kTlsIn), kTlsIn);
         if (r < 0 && (errno == EAGAIN || errno == EINTR)) BIO_set_retry_read(bio);
         if (r <= 0) return 0;
-        s->tlsIn_.commit(static_cast<size_t>(r));
+        in.commit(static_cast<size_t>(r));
       }
-      size_t k = s->tlsIn_.size() < n ? s->tlsIn_.size() : n;
-      memcpy(p, s->tlsIn_.ptr(), k);
-      s->tlsIn_.take(k);
+      size_t k = in.size() < n ? in.size() : n;
+      memcpy(p, in.ptr(), k);
+      if (own) in.consume(k);
+      else in.take(k);
       *got = k;
       return 1;
     });
@@ -1477,6 +1513,15 @@ bool Worker::Watch(int fd, Handler* h, uint32_t events) {
   return epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd, &e) == 0;
 }
 
+Buf& Worker::TlsIn(Session* s) {
+  if (tlsInOwner_ != s) {
+    if (tlsInOwner_ != nullptr && !tlsIn_.empty()) tlsInOwner_->KeepTlsIn(tlsIn_);
+    tlsIn_.take(tlsIn_.size());
+    tlsInOwner_ = s;
+  }
+  return tlsIn_;
+}
+
 Flow* Worker::AddFlow(std::unique_ptr<Flow> f) {
   Flow* p = f.get();
   flows_[p->id()] = std::move(f);
@@ -1698,8 +1743,11 @@ void Worker::Tick() {
     if (++f->deadline * 1000 >= kConnectTimeoutMs) f->Timeout();
   }
   std::vector<Session*> stale;
+  tlsIn_.trim();
+  size_t buffered = tlsIn_.capacity();
   for (auto& [p, s] : sessions_) {
-    s->Trim(now);
+    s->Trim();
+    buffered += s->Buffered();
     if (s->Idle(now) || s->HandshakeExpired(now)) stale.push_back(p);
   }
   for (Session* s : stale) {
@@ -1713,12 +1761,14 @@ void Worker::Tick() {
   std::vector<uint64_t> idle;
   for (auto& [id, f] : flows_) {
     f->Trim();
+    buffered += f->Buffered();
     if (f->IdleStream(now, engine_.limits().streamIdleMs)) idle.push_back(id);
   }
   for (uint64_t id : idle) {
     Flow* f = FindFlow(id);
     if (f != nullptr) f->Reset("idle for " + std::to_string(engine_.limits().streamIdleMs) + " ms", "stream-idle");
   }
+  nBuffered.store(buffered);
 }
 
 void Worker::Run() {
@@ -1943,6 +1993,7 @@ Stats Engine::GetStats() {
     s.flows += w->nFlows.load();
     s.sessions += w->nSessions.load();
     s.streams += w->nStreams.load();
+    s.buffered += w->nBuffered.load();
   }
   return s;
 }
