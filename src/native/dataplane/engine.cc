@@ -42,6 +42,8 @@ constexpr size_t kInPlaceMin = 16 * 1024;
 // A plain↔plain flow's pipe per direction (splice(2)): the kernel's default
 // pipe of 16 pages, so the bytes in flight per direction stay bounded.
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+// epoll events after which a socket must be read until it says EOF or EAGAIN
+constexpr uint32_t kEnded = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 
 int64_t NowMs() {
   timespec ts;
@@ -374,6 +376,8 @@ class Session : public Handler {
   Buf out_;
   Buf tlsOut_;  // records OpenSSL wrote, not yet taken by the socket
   Buf tlsIn_;   // bytes read, not yet taken by OpenSSL, when the worker's read buffer went to another session
+  // this epoll event: only new bytes (edge_), and a read(2) of them came back short (drained_)
+  bool edge_ = false, drained_ = false;
   std::vector<uint64_t> waiting_;
   std::unordered_map<int32_t, uint64_t> streams_;
   std::unordered_map<int32_t, Request> requests_;
@@ -459,7 +463,8 @@ class Flow {
   bool IsStream(int side) const { return side == streamSide_; }
   bool Connected(int side) const { return sock_[side].get() >= 0 && !connecting_[side]; }
   void Opened();
-  void ReadSock(int side);
+  // `edge`: called for an epoll event of just EPOLLIN (no RDHUP, HUP or ERR)
+  void ReadSock(int side, bool edge = false);
   void Deliver(int to, const char* p, size_t n);
   void DeliverEof(int to);
   void FlushSock(int side);
@@ -611,11 +616,11 @@ void Flow::OnSock(int side, uint32_t events) {
     return;
   }
   if (st_ != Open) return;
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadSock(side);
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadSock(side, !(events & kEnded));
   if (st_ == Open && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) FlushSock(side);
 }
 
-void Flow::ReadSock(int side) {
+void Flow::ReadSock(int side, bool edge) {
   paused_[side] = false;
   if (st_ != Open || eofFrom_[side] || !Connected(side)) return;
   if (Splicing()) return SpliceSock(side);
@@ -643,6 +648,11 @@ void Flow::ReadSock(int side) {
       } else {
         Deliver(to, buf, static_cast<size_t>(n));
       }
+      // A short read emptied the socket: the next bytes (or FIN) raise a new
+      // edge, so the read(2) that would only say EAGAIN is skipped (one
+      // syscall per request and hop). Not so outside an event or when the
+      // peer's FIN came with it: then only a read of 0 reports the EOF.
+      if (edge && static_cast<size_t>(n) < want) return;
       continue;
     }
     if (n == 0) {
@@ -915,6 +925,9 @@ bool Session::HandshakeExpired(int64_t now) const {
 
 void Session::OnIo(uint32_t events) {
   if (st_ == Dead) return;
+  // ReadBio skips the read(2) after a short one only for an edge of new bytes alone
+  drained_ = false;
+  edge_ = !(events & kEnded);
   if (st_ == Connecting) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     int err = 0;
@@ -1114,10 +1127,16 @@ BIO_METHOD* Session::ReadBio() {
       bool own = !s->tlsIn_.empty();
       Buf& in = own ? s->tlsIn_ : s->w_->TlsIn(s);
       if (in.empty()) {
+        // a short read emptied the socket this event (Flow::ReadSock says why no read(2) more)
+        if (s->drained_) {
+          BIO_set_retry_read(bio);
+          return 0;
+        }
         ssize_t r = read(s->fd_.get(), in.prepare(kTlsIn), kTlsIn);
         if (r < 0 && (errno == EAGAIN || errno == EINTR)) BIO_set_retry_read(bio);
         if (r <= 0) return 0;
         in.commit(static_cast<size_t>(r));
+        s->drained_ = s->edge_ && static_cast<size_t>(r) < kTlsIn;
       }
       size_t k = in.size() < n ? in.size() : n;
       memcpy(p, in.ptr(), k);
