@@ -233,3 +233,23 @@ export function gatewayStatus(gw: GatewayObject, acceptance: Acceptance, facts: 
     addresses: facts?.address === undefined ? [] : [{ type: 'IPAddress', value: facts.address }],
   };
 }
+
+/** How long a new waypoint may be not ready before that is worth a Warning Event. */
+export const NOT_READY_GRACE_MS = 60_000;
+
+/**
+ * Whether a controller pass that computed `status` for `gw` owes a not-ready Warning Event,
+ * and the key that names it: once per transition to not-ready (a new waypoint gets
+ * NOT_READY_GRACE_MS to start first). Both CA replicas run the pass, so the key must be
+ * the same in both: a transition from True is keyed by when that True began, which both
+ * read from the Gateway, never by the pass's own clock (two passes a second apart named
+ * two Events for one transition). Undefined: no Event.
+ */
+export function notReadyEventKey(gw: GatewayObject, status: NonNullable<GatewayObject['status']>, nowMs: number): string | undefined {
+  const programmed = status.conditions?.find((c) => c.type === 'Programmed');
+  if (programmed?.status !== 'False') return undefined;
+  const was = gw.status?.conditions?.find((c) => c.type === 'Programmed');
+  if (was?.status === 'True') return `after True of ${was.lastTransitionTime}`;
+  const age = nowMs - Date.parse(String(gw.metadata?.creationTimestamp ?? ''));
+  return age < NOT_READY_GRACE_MS ? undefined : `${programmed.lastTransitionTime}`;
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PROXY_NODE_OPTIONS } from '../../../src/config/proxy-node-options.js';
-import { TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, waypointParameters, type GatewayObject } from '../../../src/gateway/waypoint-objects.js';
+import { NOT_READY_GRACE_MS, TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, notReadyEventKey, waypointObjects, waypointParameters, type GatewayObject } from '../../../src/gateway/waypoint-objects.js';
 
 const gateway = (over: { listeners?: GatewayObject['spec']['listeners']; labels?: Record<string, string>; status?: GatewayObject['status'] } = {}): GatewayObject => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
@@ -75,6 +75,30 @@ test('status: Programmed with an address once a pod is ready behind the Service;
   assert.match(gatewayStatus(gateway(), { accepted: true }, undefined, now).conditions![1]!.message, /Deployment is not created yet/);
   const rejected = gatewayStatus(gateway(), { accepted: false, reason: 'ListenersNotValid', message: 'x' }, undefined, now);
   assert.deepEqual(rejected.conditions!.map((c) => [c.type, c.status, c.reason]), [['Accepted', 'False', 'ListenersNotValid'], ['Programmed', 'False', 'Invalid']]);
+});
+
+test('a not-ready Event: once per transition from True, named alike by two replicas whose passes fall in different seconds; a new waypoint gets its grace first', () => {
+  const up = gatewayStatus(gateway(), { accepted: true }, { readyReplicas: 1, replicas: 1, address: '10.96.0.50' }, '2026-12-06T10:00:00Z');
+  const seenUp = gateway({ status: up });
+  const down = { readyReplicas: 0, replicas: 1, address: '10.96.0.50' };
+  // The two CA replicas each see the Gateway still True and compute the transition a second apart.
+  const a = notReadyEventKey(seenUp, gatewayStatus(seenUp, { accepted: true }, down, '2026-12-06T12:00:00Z'), Date.parse('2026-12-06T12:00:00Z'));
+  const b = notReadyEventKey(seenUp, gatewayStatus(seenUp, { accepted: true }, down, '2026-12-06T12:00:01Z'), Date.parse('2026-12-06T12:00:01Z'));
+  assert.ok(a !== undefined);
+  assert.equal(a, b, 'one Event name for one transition');
+  // Once the status says False, a later pass owes no new Event for the same transition...
+  const seenDown = gateway({ status: gatewayStatus(seenUp, { accepted: true }, down, '2026-12-06T12:00:00Z') });
+  const created = Date.parse('2026-12-06T09:00:00Z');
+  const old = { ...seenDown, metadata: { ...seenDown.metadata, creationTimestamp: new Date(created) } } as GatewayObject;
+  const later = notReadyEventKey(old, gatewayStatus(old, { accepted: true }, down, '2026-12-06T12:05:00Z'), Date.parse('2026-12-06T12:05:00Z'));
+  assert.notEqual(later, a);
+  assert.equal(later, notReadyEventKey(old, gatewayStatus(old, { accepted: true }, down, '2026-12-06T12:09:00Z'), Date.parse('2026-12-06T12:09:00Z')), 'the same key on every pass while it stays False');
+  // ...and a waypoint just created is not warned about before its grace is over.
+  const fresh = { ...gateway(), metadata: { ...gateway().metadata, creationTimestamp: new Date(created) } } as GatewayObject;
+  const pending = gatewayStatus(fresh, { accepted: true }, undefined, '2026-12-06T09:00:10Z');
+  assert.equal(notReadyEventKey(fresh, pending, created + 10_000), undefined);
+  assert.ok(notReadyEventKey(fresh, pending, created + NOT_READY_GRACE_MS + 1) !== undefined);
+  assert.equal(notReadyEventKey(seenUp, up, Date.parse('2026-12-06T12:00:00Z')), undefined, 'none while Programmed');
 });
 
 test('warren status names each waypoint problem once, whatever number of agents report it', async () => {
