@@ -235,21 +235,25 @@ export function gatewayStatus(gw: GatewayObject, acceptance: Acceptance, facts: 
 }
 
 /** How long a new waypoint may be not ready before that is worth a Warning Event. */
-export const NOT_READY_GRACE_MS = 60_000;
+const NOT_READY_GRACE_MS = 60_000;
 
 /**
  * Whether a controller pass that computed `status` for `gw` owes a not-ready Warning Event,
- * and the key that names it: once per transition to not-ready (a new waypoint gets
- * NOT_READY_GRACE_MS to start first). Both CA replicas run the pass, so the key must be
- * the same in both: a transition from True is keyed by when that True began, which both
- * read from the Gateway, never by the pass's own clock (two passes a second apart named
- * two Events for one transition). Undefined: no Event.
+ * and the key that names it (one Event per key). Both CA replicas run the pass, so a key is
+ * made only of what both read from the Gateway, never of a pass's own clock (two passes a
+ * second apart named two Events for one transition): a transition from True is keyed by
+ * when that True began; a waypoint never ready since its creation is warned about once,
+ * after NOT_READY_GRACE_MS. A False that began later followed a True whose pass made the
+ * Event. Undefined: no Event.
  */
 export function notReadyEventKey(gw: GatewayObject, status: NonNullable<GatewayObject['status']>, nowMs: number): string | undefined {
   const programmed = status.conditions?.find((c) => c.type === 'Programmed');
   if (programmed?.status !== 'False') return undefined;
   const was = gw.status?.conditions?.find((c) => c.type === 'Programmed');
   if (was?.status === 'True') return `after True of ${was.lastTransitionTime}`;
-  const age = nowMs - Date.parse(String(gw.metadata?.creationTimestamp ?? ''));
-  return age < NOT_READY_GRACE_MS ? undefined : `${programmed.lastTransitionTime}`;
+  const created = Date.parse(String(gw.metadata?.creationTimestamp ?? ''));
+  if (nowMs - created < NOT_READY_GRACE_MS) return undefined;
+  const falseSince = Date.parse(String(was?.lastTransitionTime ?? ''));
+  const neverReady = was === undefined || !(falseSince - created >= NOT_READY_GRACE_MS);
+  return neverReady ? 'never ready' : undefined;
 }

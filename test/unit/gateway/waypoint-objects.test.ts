@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PROXY_NODE_OPTIONS } from '../../../src/config/proxy-node-options.js';
-import { NOT_READY_GRACE_MS, TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, notReadyEventKey, waypointObjects, waypointParameters, type GatewayObject } from '../../../src/gateway/waypoint-objects.js';
+import { TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, notReadyEventKey, waypointObjects, waypointParameters, type GatewayObject } from '../../../src/gateway/waypoint-objects.js';
 
 const gateway = (over: { listeners?: GatewayObject['spec']['listeners']; labels?: Record<string, string>; status?: GatewayObject['status'] } = {}): GatewayObject => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
@@ -77,28 +77,36 @@ test('status: Programmed with an address once a pod is ready behind the Service;
   assert.deepEqual(rejected.conditions!.map((c) => [c.type, c.status, c.reason]), [['Accepted', 'False', 'ListenersNotValid'], ['Programmed', 'False', 'Invalid']]);
 });
 
-test('a not-ready Event: once per transition from True, named alike by two replicas whose passes fall in different seconds; a new waypoint gets its grace first', () => {
-  const up = gatewayStatus(gateway(), { accepted: true }, { readyReplicas: 1, replicas: 1, address: '10.96.0.50' }, '2026-12-06T10:00:00Z');
-  const seenUp = gateway({ status: up });
-  const down = { readyReplicas: 0, replicas: 1, address: '10.96.0.50' };
-  // The two CA replicas each see the Gateway still True and compute the transition a second apart.
-  const a = notReadyEventKey(seenUp, gatewayStatus(seenUp, { accepted: true }, down, '2026-12-06T12:00:00Z'), Date.parse('2026-12-06T12:00:00Z'));
-  const b = notReadyEventKey(seenUp, gatewayStatus(seenUp, { accepted: true }, down, '2026-12-06T12:00:01Z'), Date.parse('2026-12-06T12:00:01Z'));
-  assert.ok(a !== undefined);
-  assert.equal(a, b, 'one Event name for one transition');
-  // Once the status says False, a later pass owes no new Event for the same transition...
-  const seenDown = gateway({ status: gatewayStatus(seenUp, { accepted: true }, down, '2026-12-06T12:00:00Z') });
+test('a not-ready Event: once per transition from True, named alike by two replicas whose passes fall in different seconds; a waypoint never ready warned about once after its grace', () => {
   const created = Date.parse('2026-12-06T09:00:00Z');
-  const old = { ...seenDown, metadata: { ...seenDown.metadata, creationTimestamp: new Date(created) } } as GatewayObject;
-  const later = notReadyEventKey(old, gatewayStatus(old, { accepted: true }, down, '2026-12-06T12:05:00Z'), Date.parse('2026-12-06T12:05:00Z'));
-  assert.notEqual(later, a);
-  assert.equal(later, notReadyEventKey(old, gatewayStatus(old, { accepted: true }, down, '2026-12-06T12:09:00Z'), Date.parse('2026-12-06T12:09:00Z')), 'the same key on every pass while it stays False');
-  // ...and a waypoint just created is not warned about before its grace is over.
-  const fresh = { ...gateway(), metadata: { ...gateway().metadata, creationTimestamp: new Date(created) } } as GatewayObject;
-  const pending = gatewayStatus(fresh, { accepted: true }, undefined, '2026-12-06T09:00:10Z');
-  assert.equal(notReadyEventKey(fresh, pending, created + 10_000), undefined);
-  assert.ok(notReadyEventKey(fresh, pending, created + NOT_READY_GRACE_MS + 1) !== undefined);
-  assert.equal(notReadyEventKey(seenUp, up, Date.parse('2026-12-06T12:00:00Z')), undefined, 'none while Programmed');
+  const made = (status?: GatewayObject['status']): GatewayObject => ({ ...gateway(status ? { status } : {}), metadata: { ...gateway().metadata, creationTimestamp: new Date(created) } }) as GatewayObject;
+  const at = (iso: string) => Date.parse(iso);
+  const ready = { readyReplicas: 1, replicas: 1, address: '10.96.0.50' };
+  const down = { readyReplicas: 0, replicas: 1, address: '10.96.0.50' };
+  const pass = (gw: GatewayObject, facts: typeof down | undefined, iso: string) => notReadyEventKey(gw, gatewayStatus(gw, { accepted: true }, facts, iso), at(iso));
+
+  const seenUp = made(gatewayStatus(made(), { accepted: true }, ready, '2026-12-06T10:00:00Z'));
+  assert.equal(pass(seenUp, ready, '2026-12-06T12:00:00Z'), undefined, 'none while Programmed');
+  // The two CA replicas each see the Gateway still True and compute the transition a second apart.
+  const a = pass(seenUp, down, '2026-12-06T12:00:00Z');
+  assert.ok(a !== undefined);
+  assert.equal(pass(seenUp, down, '2026-12-06T12:00:01Z'), a, 'one Event name for one transition');
+  // Once either replica wrote False, later passes of both owe nothing more for it.
+  const seenDown = made(gatewayStatus(seenUp, { accepted: true }, down, '2026-12-06T12:00:01Z'));
+  assert.equal(pass(seenDown, down, '2026-12-06T12:00:02Z'), undefined);
+  assert.equal(pass(seenDown, down, '2026-12-06T12:30:00Z'), undefined);
+  // Back up, then down again: a new transition, a new name.
+  const upAgain = made(gatewayStatus(seenDown, { accepted: true }, ready, '2026-12-06T13:00:00Z'));
+  const again = pass(upAgain, down, '2026-12-06T14:00:00Z');
+  assert.ok(again !== undefined && again !== a);
+
+  // Never ready: nothing during the grace, then one name on every pass (the replicas' Events collide, 409).
+  const pending = made(gatewayStatus(made(), { accepted: true }, undefined, '2026-12-06T09:00:01Z'));
+  assert.equal(pass(pending, down, '2026-12-06T09:00:30Z'), undefined);
+  const late = pass(pending, down, '2026-12-06T09:01:30Z');
+  assert.ok(late !== undefined);
+  assert.equal(pass(pending, down, '2026-12-06T09:05:00Z'), late);
+  assert.equal(pass(made(), undefined, '2026-12-06T10:00:00Z'), late, 'a controller that finds an old Gateway without status: the same name');
 });
 
 test('warren status names each waypoint problem once, whatever number of agents report it', async () => {
