@@ -6,6 +6,11 @@
  *   stunnel  A → 127.0.0.1 (stunnel client in A) → mutual TLS 1.3 → stunnel
  *            server in B → 127.0.0.1:port in B; client cert = A's identity,
  *            server cert = B's, the root as CAfile, verifyChain, P-256
+ *   stunnel-captured  the same stunnel pair, but the app in A dials B:port as
+ *            on warren's paths and a nat REDIRECT in A (bench/pod-rules.ts
+ *            applyBenchCapture: warren's pod capture rule, narrowed to B:port)
+ *            sends it to stunnel's client: what the capture costs stunnel
+ *            (not the idle phase: the same processes as stunnel's row)
  *   node-tls the same as stunnel, built in Node (bench/node-tls-proxy.ts): one
  *            TLS connection per TCP connection, no HTTP/2; the ceiling of any
  *            data path on Node's TLS, measured so that warren's distance to
@@ -24,7 +29,7 @@
  *   warren-real    warren as an agent is configured: AuthorizationPolicies
  *            loaded (bench/dataplane-proxy.ts benchPolicies; the traffic is
  *            allowed by an ALLOW rule) and every access log line written
- * Each round measures direct, stunnel, node-tls, warren, native, warren-nopool, warren-real in turn; each measure is the
+ * Each round measures direct, stunnel, stunnel-captured, node-tls, warren, native, warren-nopool, warren-real in turn; each measure is the
  * median over the rounds. The load (iperf3, bench/tcp-load.ts) runs in its
  * own processes in A; the servers (iperf3 -s, tcp-load server) in B. On the
  * direct path the idle connections weigh the tcp-load server itself (a Node
@@ -44,7 +49,7 @@ import type { SpiffeId } from '../src/identity/spiffe.js';
 import { startChild, type Child } from './child.js';
 import { createTopology, type TestPod } from '../test/helpers/netns.js';
 import type { BenchPod, ProxyMode } from './dataplane-proxy.js';
-import { applyBenchPodRules, removeBenchPodRules } from './pod-rules.js';
+import { applyBenchCapture, applyBenchPodRules, removeBenchCapture, removeBenchPodRules } from './pod-rules.js';
 
 /** Chosen so that the whole run stays under ~10 minutes on 2 cores. */
 export const DATAPLANE = {
@@ -77,13 +82,13 @@ export const DATAPLANE = {
 } as const;
 
 /** 'before': another build's warren (DATAPLANE_COMPARE), measured in the same rounds right after 'warren' */
-export type PathName = 'direct' | 'stunnel' | 'node-tls' | 'warren' | 'native' | 'warren-nopool' | 'warren-real' | 'before';
-export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'warren', 'native', 'warren-nopool', 'warren-real'];
+export type PathName = 'direct' | 'stunnel' | 'stunnel-captured' | 'node-tls' | 'warren' | 'native' | 'warren-nopool' | 'warren-real' | 'before';
+export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'stunnel-captured', 'node-tls', 'warren', 'native', 'warren-nopool', 'warren-real'];
 
 /**
  * For profiling and trying changes (not for the reported numbers):
  * DATAPLANE_ROUNDS=n, DATAPLANE_PHASES=iperf,rr,connrate,idle (a subset),
- * DATAPLANE_PATHS=stunnel,node-tls,warren,warren-nopool,warren-real (a subset; added latency needs direct),
+ * DATAPLANE_PATHS=direct,stunnel,stunnel-captured,node-tls,warren,native,warren-nopool,warren-real (a subset; added latency needs direct),
  * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (node flags for warren's proxies instead of the agent's,
  * src/config/proxy-node-options.ts; "" for none),
  * DATAPLANE_COMPARE_NODE_OPTIONS="--flag …" (the node flags of path 'before' instead; with
@@ -625,6 +630,23 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     const rigs: PathRig[] = [
       { name: 'direct', host: b.ipv4, port: SERVER_PORT, iperfHost: b.ipv4, iperfPort: IPERF_PORT, pids: [], rssPids: [loadServer.pid], gcPids: [loadServer.pid], enter: nothing, leave: nothing },
       tunnelPair('stunnel', STUNNEL, [stunnelClient.pid, stunnelServer.pid], []),
+      {
+        // stunnel's pair reached as warren's paths are: B:port, captured in A (only while measured: it takes direct's B:port)
+        name: 'stunnel-captured',
+        host: b.ipv4,
+        port: SERVER_PORT,
+        iperfHost: b.ipv4,
+        iperfPort: IPERF_PORT,
+        pids: [stunnelClient.pid, stunnelServer.pid],
+        rssPids: [],
+        gcPids: [],
+        enter: () =>
+          applyBenchCapture(a, [
+            { daddr: b.ipv4, dport: SERVER_PORT, toPort: STUNNEL.load.local },
+            { daddr: b.ipv4, dport: IPERF_PORT, toPort: STUNNEL.iperf.local },
+          ]),
+        leave: () => removeBenchCapture(a),
+      },
       tunnelPair('node-tls', NODE_TLS, [nodeTlsClient.pid, nodeTlsServer.pid], [nodeTlsClient.pid, nodeTlsServer.pid]),
       warrenRig('warren', PROXY),
       warrenRig('native', PROXY, 'native'),
