@@ -6,6 +6,11 @@
  *   stunnel  A → 127.0.0.1 (stunnel client in A) → mutual TLS 1.3 → stunnel
  *            server in B → 127.0.0.1:port in B; client cert = A's identity,
  *            server cert = B's, the root as CAfile, verifyChain, P-256
+ *   stunnel-captured  the same stunnel pair, but the app in A dials B:port as
+ *            on warren's paths and a nat REDIRECT in A (bench/pod-rules.ts
+ *            applyBenchCapture: warren's pod capture rule, narrowed to B:port)
+ *            sends it to stunnel's client: what the capture costs stunnel
+ *            (not the idle phase: the same processes as stunnel's row)
  *   node-tls the same as stunnel, built in Node (bench/node-tls-proxy.ts): one
  *            TLS connection per TCP connection, no HTTP/2; the ceiling of any
  *            data path on Node's TLS, measured so that warren's distance to
@@ -24,7 +29,7 @@
  *   warren-real    warren as an agent is configured: AuthorizationPolicies
  *            loaded (bench/dataplane-proxy.ts benchPolicies; the traffic is
  *            allowed by an ALLOW rule) and every access log line written
- * Each round measures direct, stunnel, node-tls, warren, native, warren-nopool, warren-real in turn; each measure is the
+ * Each round measures direct, stunnel, stunnel-captured, node-tls, warren, native, warren-nopool, warren-real in turn; each measure is the
  * median over the rounds. The load (iperf3, bench/tcp-load.ts) runs in its
  * own processes in A; the servers (iperf3 -s, tcp-load server) in B. On the
  * direct path the idle connections weigh the tcp-load server itself (a Node
@@ -38,12 +43,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRootCa, loadCa, signWorkloadCert } from '../src/ca/signer.js';
+import { PROXY_NODE_OPTIONS } from '../src/config/proxy-node-options.js';
 import { checkCsr, createWorkloadKey } from '../src/identity/csr.js';
 import type { SpiffeId } from '../src/identity/spiffe.js';
 import { startChild, type Child } from './child.js';
 import { createTopology, type TestPod } from '../test/helpers/netns.js';
 import type { BenchPod, ProxyMode } from './dataplane-proxy.js';
-import { applyBenchPodRules, removeBenchPodRules } from './pod-rules.js';
+import { applyBenchCapture, applyBenchPodRules, removeBenchCapture, removeBenchPodRules } from './pod-rules.js';
 
 /** Chosen so that the whole run stays under ~10 minutes on 2 cores. */
 export const DATAPLANE = {
@@ -76,14 +82,17 @@ export const DATAPLANE = {
 } as const;
 
 /** 'before': another build's warren (DATAPLANE_COMPARE), measured in the same rounds right after 'warren' */
-export type PathName = 'direct' | 'stunnel' | 'node-tls' | 'warren' | 'native' | 'warren-nopool' | 'warren-real' | 'before';
-export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'node-tls', 'warren', 'native', 'warren-nopool', 'warren-real'];
+export type PathName = 'direct' | 'stunnel' | 'stunnel-captured' | 'node-tls' | 'warren' | 'native' | 'warren-nopool' | 'warren-real' | 'before';
+export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'stunnel-captured', 'node-tls', 'warren', 'native', 'warren-nopool', 'warren-real'];
 
 /**
  * For profiling and trying changes (not for the reported numbers):
  * DATAPLANE_ROUNDS=n, DATAPLANE_PHASES=iperf,rr,connrate,idle (a subset),
- * DATAPLANE_PATHS=stunnel,node-tls,warren,warren-nopool,warren-real (a subset; added latency needs direct),
- * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (extra node flags for warren's proxies),
+ * DATAPLANE_PATHS=direct,stunnel,stunnel-captured,node-tls,warren,native,warren-nopool,warren-real (a subset; added latency needs direct),
+ * DATAPLANE_PROXY_NODE_OPTIONS="--flag …" (node flags for warren's proxies instead of the agent's,
+ * src/config/proxy-node-options.ts; "" for none),
+ * DATAPLANE_COMPARE_NODE_OPTIONS="--flag …" (the node flags of path 'before' instead; with
+ * DATAPLANE_COMPARE=this build's proxy, the same code with and without a flag in the same rounds),
  * DATAPLANE_PROXY=<path of another build's dist/bench/dataplane-proxy.js> instead of this one,
  * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round
  * (with DATAPLANE_COMPARE_DATAPLANE=native, on its native data path),
@@ -97,11 +106,14 @@ const env = process.env;
 const ROUNDS = Number(env['DATAPLANE_ROUNDS'] ?? DATAPLANE.rounds);
 const PHASES = new Set((env['DATAPLANE_PHASES'] ?? 'iperf,rr,connrate,idle').split(','));
 const ONLY_PATHS = new Set((env['DATAPLANE_PATHS'] ?? [...PATHS, 'before'].join(',')).split(','));
-const PROXY_NODE_OPTIONS = (env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? '').split(' ').filter((f) => f !== '');
+const nodeFlags = (value: string): string[] => value.split(' ').filter((f) => f !== '');
+/** warren's proxies run with the agent's own Node flags (deploy/daemonset.yaml's NODE_OPTIONS) unless a knob says otherwise */
+const PROXY_FLAGS = nodeFlags(env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? PROXY_NODE_OPTIONS);
+const COMPARE_FLAGS = nodeFlags(env['DATAPLANE_COMPARE_NODE_OPTIONS'] ?? env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? PROXY_NODE_OPTIONS);
 const PROXY_CPUS = env['DATAPLANE_PROXY_CPUS'];
 
 /** The knobs that narrow or alter what is measured (more rounds and a compared build do not). */
-const EXPERIMENT_KNOBS = ['DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'];
+const EXPERIMENT_KNOBS = ['DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_COMPARE_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'];
 /** Every DATAPLANE_* setting of this run, `K=v`, for the saved result. */
 export const dataplaneSettings = (): string[] =>
   Object.keys(env)
@@ -536,10 +548,10 @@ export async function benchDataplane(): Promise<DataplaneResult> {
 
     // Two agents' worth of warren: A's proxy (outbound) and B's (HBONE inbound), each its own process.
     const pinned = ([file, args]: [string, string[]]): [string, string[]] => (PROXY_CPUS === undefined ? [file, args] : ['taskset', ['-c', PROXY_CPUS, file, ...args]]);
-    const startWarren = async (proxy: string, mode: ProxyMode): Promise<Child[]> => {
+    const startWarren = async (proxy: string, mode: ProxyMode, flags: string[]): Promise<Child[]> => {
       const pair = [
-        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, a.path, 'a', dir, mode]))),
-        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...PROXY_NODE_OPTIONS, proxy, b.path, 'b', dir, mode]))),
+        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...flags, proxy, a.path, 'a', dir, mode]))),
+        await startChild(...pinned(prlimit(process.execPath, ['--expose-gc', ...flags, proxy, b.path, 'b', dir, mode]))),
       ];
       for (const c of pair) {
         const comm = readFileSync(`/proc/${c.pid}/comm`, 'utf8').trim();
@@ -576,7 +588,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
      * process, running (with A's and B's pod rules) only while their path is measured, so that
      * another build (DATAPLANE_COMPARE) can own the pods' ports in its turn.
      */
-    const warrenRig = (name: PathName, proxy: string, mode: ProxyMode = 'pooled'): PathRig => {
+    const warrenRig = (name: PathName, proxy: string, mode: ProxyMode = 'pooled', flags = PROXY_FLAGS): PathRig => {
       let running: Child[] = [];
       const rig: PathRig = {
         name,
@@ -588,7 +600,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         rssPids: [],
         gcPids: [],
         async enter() {
-          running = await startWarren(proxy, mode);
+          running = await startWarren(proxy, mode, flags);
           rig.pids = running.map((c) => c.pid);
           rig.rssPids = rig.gcPids = mode === 'unpooled' ? [] : rig.pids;
           await rules.on();
@@ -618,13 +630,30 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     const rigs: PathRig[] = [
       { name: 'direct', host: b.ipv4, port: SERVER_PORT, iperfHost: b.ipv4, iperfPort: IPERF_PORT, pids: [], rssPids: [loadServer.pid], gcPids: [loadServer.pid], enter: nothing, leave: nothing },
       tunnelPair('stunnel', STUNNEL, [stunnelClient.pid, stunnelServer.pid], []),
+      {
+        // stunnel's pair reached as warren's paths are: B:port, captured in A (only while measured: it takes direct's B:port)
+        name: 'stunnel-captured',
+        host: b.ipv4,
+        port: SERVER_PORT,
+        iperfHost: b.ipv4,
+        iperfPort: IPERF_PORT,
+        pids: [stunnelClient.pid, stunnelServer.pid],
+        rssPids: [],
+        gcPids: [],
+        enter: () =>
+          applyBenchCapture(a, [
+            { daddr: b.ipv4, dport: SERVER_PORT, toPort: STUNNEL.load.local },
+            { daddr: b.ipv4, dport: IPERF_PORT, toPort: STUNNEL.iperf.local },
+          ]),
+        leave: () => removeBenchCapture(a),
+      },
       tunnelPair('node-tls', NODE_TLS, [nodeTlsClient.pid, nodeTlsServer.pid], [nodeTlsClient.pid, nodeTlsServer.pid]),
       warrenRig('warren', PROXY),
       warrenRig('native', PROXY, 'native'),
       warrenRig('warren-nopool', PROXY, 'unpooled'),
       warrenRig('warren-real', PROXY, 'real'),
     ];
-    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE'], env['DATAPLANE_COMPARE_DATAPLANE'] === 'native' ? 'native' : 'pooled'));
+    if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE'], env['DATAPLANE_COMPARE_DATAPLANE'] === 'native' ? 'native' : 'pooled', COMPARE_FLAGS));
 
     const rounds: RoundMeasure[] = [];
     for (let round = 1; round <= ROUNDS; round++) {

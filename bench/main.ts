@@ -9,7 +9,7 @@ import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { benchCaIssue } from './ca-issue.js';
 import { saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
-import { benchDataplane, dataplaneExperiment, dataplaneSettings, median, roundLine, type PathSummary, type RoundMeasure } from './dataplane.js';
+import { benchDataplane, dataplaneExperiment, dataplaneSettings, median, roundLine, type PathName, type PathSummary, type RoundMeasure } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
 import { benchPolicyEval, type Timing } from './policy-eval.js';
 import { benchWaypoint, type WaypointBenchRow } from './waypoint.js';
@@ -177,7 +177,8 @@ async function clusterIndex(): Promise<void> {
 async function dataplane(): Promise<void> {
   const r = await benchDataplane();
   const c = r.config;
-  const [direct, stunnel, nodeTls, warren, native, noPool, real] = (['direct', 'stunnel', 'node-tls', 'warren', 'native', 'warren-nopool', 'warren-real'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [
+  const [direct, stunnel, captured, nodeTls, warren, native, noPool, real] = (['direct', 'stunnel', 'stunnel-captured', 'node-tls', 'warren', 'native', 'warren-nopool', 'warren-real'] as const).map((p) => r.summary.find((s) => s.path === p)!) as [
+    PathSummary,
     PathSummary,
     PathSummary,
     PathSummary,
@@ -198,6 +199,7 @@ async function dataplane(): Promise<void> {
     label,
     noDirect ? '—' : fmt(direct[key], digits),
     fmt(stunnel[key], digits),
+    fmt(captured[key], digits),
     fmt(nodeTls[key], digits),
     fmt(warren[key], digits),
     fmt(native[key], digits),
@@ -205,6 +207,8 @@ async function dataplane(): Promise<void> {
     fmt(real[key], digits),
     ...(before === undefined ? [] : [fmt(before[key], digits), x(native[key], before[key])]),
     x(native[key], stunnel[key]),
+    x(native[key], captured[key]),
+    x(captured[key], stunnel[key]),
     x(warren[key], stunnel[key]),
     x(noPool[key], stunnel[key]),
     x(real[key], stunnel[key]),
@@ -213,7 +217,7 @@ async function dataplane(): Promise<void> {
     goalText,
   ];
   const text = table(
-    ['measure (median of rounds)', 'direct', 'stunnel', 'node-tls', 'warren', 'native', 'pool off', 'real config', ...(before === undefined ? [] : ['before', 'native ÷ before']), 'native ÷ stunnel', 'warren ÷ stunnel', 'pool off ÷ stunnel', 'real config ÷ stunnel', 'node-tls ÷ stunnel', 'native ÷ direct', 'goal (native)'],
+    ['measure (median of rounds)', 'direct', 'stunnel', 'stunnel captured', 'node-tls', 'warren', 'native', 'pool off', 'real config', ...(before === undefined ? [] : ['before', 'native ÷ before']), 'native ÷ stunnel', 'native ÷ stunnel captured', 'stunnel captured ÷ stunnel', 'warren ÷ stunnel', 'pool off ÷ stunnel', 'real config ÷ stunnel', 'node-tls ÷ stunnel', 'native ÷ direct', 'goal (native)'],
     [
       row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(native.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel', native.gbit1, stunnel.gbit1)),
       row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(native.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel', native.gbit8, stunnel.gbit8)),
@@ -250,14 +254,17 @@ async function dataplane(): Promise<void> {
   const notes =
     'node-tls: stunnel\'s design in Node (bench/node-tls-proxy.ts), the ceiling of a data path on Node\'s TLS. ' +
     'direct, idle: RSS per accepted socket of a Node server, what a Node proxy holds per connection and side before any state of its own. ' +
-    'stunnel and node-tls are addressed at 127.0.0.1 in A: they skip the NAT capture (REDIRECT) that every warren path pays. ' +
+    'stunnel and node-tls are addressed at 127.0.0.1 in A: they skip the NAT capture (REDIRECT) that every warren path pays; ' +
+    "stunnel captured: the same stunnel pair, the app in A dialing B:port and A's nat output chain redirecting it to stunnel's client (warren's capture rule, bench/pod-rules.ts), idle not measured. " +
     "warren, native and pool off: no policies, access log counted, not written; real config: 56 AuthorizationPolicies loaded (the traffic allowed by an ALLOW rule) and every access log line written (bench/dataplane-proxy.ts). " +
     'native: warren with --dataplane native (the addon\'s worker threads, Node\'s OpenSSL and nghttp2).';
   console.log(runLine);
   console.log(notes);
   const perRound = [
     sameRoundRatios(r.rounds, 'native', 'stunnel'),
-    ...(before === undefined ? [] : [sameRoundRatios(r.rounds, 'native', 'before')]),
+    sameRoundRatios(r.rounds, 'native', 'stunnel-captured'),
+    sameRoundRatios(r.rounds, 'stunnel-captured', 'stunnel'),
+    ...(before === undefined ? [] : [sameRoundRatios(r.rounds, 'native', 'before'), sameRoundRatios(r.rounds, 'warren', 'before')]),
   ].join('\n');
   console.log(perRound);
   const settings = dataplaneSettings();
@@ -275,8 +282,8 @@ async function dataplane(): Promise<void> {
  * Per-round ratios of path `a` to path `b` (the same round, so the same state
  * of the shared machine) and their medians: throughput, CPU per GB, added latency.
  */
-function sameRoundRatios(rounds: RoundMeasure[], a: 'native', b: 'stunnel' | 'before'): string {
-  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us'] as const;
+function sameRoundRatios(rounds: RoundMeasure[], a: PathName, b: PathName): string {
+  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us', 'cpuSecondsPer1000Requests', 'connPerSecond', 'cpuSecondsPer1000Connections'] as const;
   const added = (m: RoundMeasure, key: 'addedP50us' | 'addedP99us'): number => {
     const direct = rounds.find((d) => d.round === m.round && d.path === 'direct');
     const raw = key === 'addedP50us' ? 'p50us' : 'p99us';
@@ -394,7 +401,7 @@ async function reliability(): Promise<void> {
     ...(ls?.load ? [`load: ${ls.held.load ? 'held (0 errors)' : 'did not hold'}`] : []),
     ...(ls?.soak ? [`soak: ${ls.held.soak ? 'held (0 errors)' : 'did not hold'}`] : []),
   ];
-  const dataplane = r?.dataplane ?? ls?.dataplane ?? 'node';
+  const dataplane = r?.dataplane ?? ls?.dataplane ?? 'native';
   const text = `${table(['scenario', 'figures'], rows)}\n\ndata path: ${dataplane}; parts: ${[...parts].join(', ')}; ${verdicts.join('; ')}`;
   console.log(text);
   console.log(`saved ${saveResult(`reliability-${dataplane}${parts.size < 3 ? `-${[...parts].sort().join('-')}` : ''}`, text, { tier: r, loadSoak: ls })}`);

@@ -136,7 +136,7 @@ export interface LoadSoakResult {
  */
 export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResult> {
   clockTicks = Number((await execa('getconf', ['CLK_TCK'])).stdout) || 100;
-  const dataplane = (process.env.RELIABILITY_DATAPLANE ?? 'node') as TestDataplane;
+  const dataplane = (process.env.RELIABILITY_DATAPLANE ?? 'native') as TestDataplane;
   const held = positive('LOAD_CONNECTIONS', 10_000);
   const rate = positive('LOAD_RATE', 1000);
   const rateSeconds = positive('LOAD_SECONDS', 60);

@@ -22,7 +22,7 @@ export async function benchReliability(): Promise<ReliabilityRun> {
   const figuresFile = join(dir, 'figures.jsonl');
   const tests = new URL('../test/reliability/', import.meta.url).pathname;
   const files = readdirSync(tests).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(tests, f));
-  const dataplane = process.env.RELIABILITY_DATAPLANE ?? 'node';
+  const dataplane = process.env.RELIABILITY_DATAPLANE ?? 'native';
   try {
     const run = await execa(process.execPath, ['--test', '--test-concurrency=1', ...files], {
       reject: false,

@@ -13,8 +13,10 @@
  * waypoint too, against the same API server and backend, and runs the two
  * waypoints' rows interleaved (WARREN_BENCH_WAYPOINT_ROUNDS rounds, default 3):
  * a change measured against the build before it in the same run.
- * WARREN_BENCH_WAYPOINT_NODE_ARGS (space-separated) go to every waypoint's
- * node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` or V8 heap flags.
+ * WARREN_BENCH_WAYPOINT_NODE_ARGS (space-separated; default: the waypoint Deployment's
+ * NODE_OPTIONS, src/config/proxy-node-options.ts) go to every waypoint's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` or V8 heap flags;
+ * WARREN_BENCH_BASELINE_NODE_ARGS, when set, to the baseline build's instead (with
+ * WARREN_BENCH_BASELINE_DIST=dist, this build with and without a flag in the same rounds).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
@@ -24,6 +26,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import { execa } from 'execa';
+import { PROXY_NODE_OPTIONS } from '../src/config/proxy-node-options.js';
 
 /** What the bench needs of a child process (execa's types differ per option set). */
 interface Child extends PromiseLike<unknown> {
@@ -186,15 +189,17 @@ export async function benchWaypoint(): Promise<WaypointBenchRow[]> {
     await policy('destinationrules', 'DestinationRule', 'web-od', { host: 'web-od', trafficPolicy: { outlierDetection: { consecutive5xxErrors: 5, interval: '10s', baseEjectionTime: '30s' } } });
 
     // Istio's default: no access log (meshConfig.accessLogFile unset); metrics on.
-    const nodeArgs = (process.env.WARREN_BENCH_WAYPOINT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-    const startWaypoint = async (main: string): Promise<{ pid: number; port: number }> => {
-      const child = execa(process.execPath, [...nodeArgs, main, 'waypoint-proxy', '--name', 'waypoint', '--namespace', 'bench', '--kubeconfig', `${dir}/kubeconfig`, '--listen-address', '127.0.0.1', '--listen-port', '0', '--admin-port', '0', '--readiness-port', '0', '--admin-address', '127.0.0.1', '--access-log-level', 'off'], { buffer: false, cleanup: true, reject: false });
+    const flags = (value: string): string[] => value.split(' ').filter((a) => a !== '');
+    // by default the flags every waypoint Deployment sets (src/gateway/waypoint-objects.ts)
+    const nodeArgs = flags(process.env.WARREN_BENCH_WAYPOINT_NODE_ARGS ?? PROXY_NODE_OPTIONS);
+    const startWaypoint = async (main: string, runtimeArgs: string[]): Promise<{ pid: number; port: number }> => {
+      const child = execa(process.execPath, [...runtimeArgs, main, 'waypoint-proxy', '--name', 'waypoint', '--namespace', 'bench', '--kubeconfig', `${dir}/kubeconfig`, '--listen-address', '127.0.0.1', '--listen-port', '0', '--admin-port', '0', '--readiness-port', '0', '--admin-address', '127.0.0.1', '--access-log-level', 'off'], { buffer: false, cleanup: true, reject: false });
       children.push(child);
       return { pid: child.pid!, port: Number((await firstJsonLine(child, (o) => o.msg === 'waypoint ready')).listen) };
     };
-    const w = await startWaypoint(MAIN);
+    const w = await startWaypoint(MAIN, nodeArgs);
     const baselineDist = process.env.WARREN_BENCH_BASELINE_DIST;
-    const b = baselineDist === undefined ? undefined : await startWaypoint(resolve(baselineDist, 'src/cli/main.js'));
+    const b = baselineDist === undefined ? undefined : await startWaypoint(resolve(baselineDist, 'src/cli/main.js'), flags(process.env.WARREN_BENCH_BASELINE_NODE_ARGS ?? process.env.WARREN_BENCH_WAYPOINT_NODE_ARGS ?? PROXY_NODE_OPTIONS));
 
     const nginxPort = 20000 + Math.floor(Math.random() * 20000);
     await writeFile(

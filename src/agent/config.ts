@@ -37,7 +37,7 @@ export const SETTINGS = {
   excludeNamespaces: { env: 'WARREN_EXCLUDE_NAMESPACES', arg: 'A,B', help: 'never enrolled' },
   stateDir: { env: 'WARREN_STATE_DIR', arg: 'DIR', help: 'agent state' },
   drainSeconds: { env: 'WARREN_DRAIN_SECONDS', arg: 'N', help: "unenrolled pods' open connections may finish for N s" },
-  dataplane: { env: 'WARREN_DATAPLANE', arg: 'node|native', help: "what moves pods' bytes: node:tls/node:http2 on the event loop, or the native data path's worker threads" },
+  dataplane: { env: 'WARREN_DATAPLANE', arg: 'node|native', help: "what moves pods' bytes: node:tls/node:http2 on the event loop, or the native data path's worker threads (the default: more throughput, less CPU and memory per connection; README Performance)" },
   dataplaneThreads: { env: 'WARREN_DATAPLANE_THREADS', arg: 'N', help: 'native data path worker threads', shown: 'one per core' },
   readinessAddress: { env: 'WARREN_READINESS_ADDRESS', arg: 'H:P', help: '/healthz/ready' },
   metricsAddress: { env: 'WARREN_METRICS_ADDRESS', arg: 'H:P', help: 'Prometheus /metrics' },
@@ -100,7 +100,7 @@ const configSchema = z.strictObject({
   excludeNamespaces: z.array(z.string().min(1)).default(['kube-system']),
   stateDir: z.string().min(1).default('/var/run/warren'),
   drainSeconds: z.coerce.number().int().min(0).max(3600).default(30),
-  dataplane: dataplaneName.default('node'),
+  dataplane: dataplaneName.default('native'),
   /** native data path worker threads; unset: one per core */
   dataplaneThreads: z.coerce.number().int().min(1).max(64).optional(),
   readinessAddress: hostPort.default(`0.0.0.0:${NODE_PORTS.readiness}`),

@@ -32,7 +32,7 @@ Options:
   --keep           leave the cluster and the demo running, and print what to try next
   --dataplane node|native
                    the agents' data path (\`warren node --dataplane\`) in the cluster the
-                   demo starts ($WARREN_DATAPLANE; node); refused with a running cluster
+                   demo starts ($WARREN_DATAPLANE; native); refused with a running cluster
   --state-dir DIR  simulator state ($WARREN_SIM_STATE_DIR; ${DEFAULT_STATE_DIR})`;
 
 const step = (text: string): void => console.log(`\n▸ ${text}`);

@@ -22,14 +22,12 @@ import { startResilientInformer, type ResilientInformer } from '../k8s/resilient
 import { warningEvent } from '../k8s/warning-event.js';
 import { attach, waypointFor, waypointRef, type Attachment, type TrafficKind } from './attachment.js';
 import { GATEWAY_GROUP, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_CONTROLLER_NAME } from './constants.js';
-import { TEMPLATE_HASH_ANNOTATION, WAYPOINT_GATEWAY_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, waypointParameters, type Acceptance, type GatewayObject, type WaypointSettings } from './waypoint-objects.js';
+import { TEMPLATE_HASH_ANNOTATION, WAYPOINT_GATEWAY_ANNOTATION, acceptGateway, gatewayStatus, notReadyEventKey, waypointObjects, waypointParameters, type Acceptance, type GatewayObject, type WaypointSettings } from './waypoint-objects.js';
 
 type Log = (msg: string, fields: Record<string, unknown>) => void;
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const GATEWAYS = { group: GATEWAY_GROUP, version: GATEWAY_VERSION, plural: 'gateways' };
-/** How long a new waypoint may take to become ready before that is a Warning. */
-const NOT_READY_GRACE_MS = 60_000;
 const managed = `${MANAGED_LABEL}=${MANAGED_VALUE}`;
 interface GatewayClassObject extends KubernetesObject {
   spec?: { controllerName?: string };
@@ -155,12 +153,10 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
     const address = service?.spec?.clusterIP;
     const facts = deployment === undefined ? undefined : { readyReplicas: deployment.status?.readyReplicas ?? 0, replicas: deployment.spec?.replicas ?? 1, ...(address && address !== 'None' ? { address } : {}) };
     const status = gatewayStatus(gw, acceptance, facts, new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
-    const programmed = status.conditions!.find((c) => c.type === 'Programmed')!;
-    const was = gw.status?.conditions?.find((c) => c.type === 'Programmed')?.status;
-    const age = Date.now() - Date.parse(String(gw.metadata?.creationTimestamp ?? ''));
-    // Once per transition to not-ready, not once per pass; a new waypoint gets a minute to start first.
-    if (programmed.status === 'False' && (was === 'True' || !(age < NOT_READY_GRACE_MS))) {
-      event(`${GATEWAY_GROUP}/${GATEWAY_VERSION}`, 'Gateway', gw, acceptance.accepted ? 'WaypointNotReady' : 'WaypointNotAccepted', `waypoint ${key(gw)}: ${programmed.message}`, `${programmed.lastTransitionTime}`);
+    const transition = notReadyEventKey(gw, status, Date.now());
+    if (transition !== undefined) {
+      const programmed = status.conditions!.find((c) => c.type === 'Programmed')!;
+      event(`${GATEWAY_GROUP}/${GATEWAY_VERSION}`, 'Gateway', gw, acceptance.accepted ? 'WaypointNotReady' : 'WaypointNotAccepted', `waypoint ${key(gw)}: ${programmed.message}`, transition);
     }
     if (comparable(status) === comparable(gw.status)) return;
     await custom.patchNamespacedCustomObjectStatus({ ...GATEWAYS, namespace, name, body: { status } }, mergePatch).catch((err: unknown) => {

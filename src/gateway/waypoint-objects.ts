@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { loadYaml, type KubernetesObject, type V1ClusterRoleBinding, type V1ConfigMap, type V1Deployment, type V1PodDisruptionBudget, type V1Service, type V1ServiceAccount } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { PROXY_NODE_OPTIONS } from '../config/proxy-node-options.js';
 import { DATAPLANE_MODE_LABEL } from '../k8s/enrollment.js';
 import { waypointFor } from './attachment.js';
 import { GATEWAY_GROUP, GATEWAY_NAME_LABEL, GATEWAY_VERSION, MANAGED_LABEL, MANAGED_VALUE, USE_WAYPOINT_LABEL, WAYPOINT_CLASS, WAYPOINT_FOR_LABEL, WAYPOINT_PORTS, WAYPOINT_PROXY_ADDRESS } from './constants.js';
@@ -158,6 +159,7 @@ export function waypointObjects(gw: GatewayObject, settings: WaypointSettings, p
               { name: 'WARREN_WAYPOINT_NAME', value: name },
               { name: 'WARREN_WAYPOINT_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+              { name: 'NODE_OPTIONS', value: PROXY_NODE_OPTIONS },
             ],
             ports: [{ name: 'status-port', containerPort: WAYPOINT_PORTS.status }],
             readinessProbe: { httpGet: { path: '/healthz/ready', port: WAYPOINT_PORTS.status }, periodSeconds: 2, failureThreshold: 2 },
@@ -230,4 +232,28 @@ export function gatewayStatus(gw: GatewayObject, acceptance: Acceptance, facts: 
     ],
     addresses: facts?.address === undefined ? [] : [{ type: 'IPAddress', value: facts.address }],
   };
+}
+
+/** How long a new waypoint may be not ready before that is worth a Warning Event. */
+const NOT_READY_GRACE_MS = 60_000;
+
+/**
+ * Whether a controller pass that computed `status` for `gw` owes a not-ready Warning Event,
+ * and the key that names it (one Event per key). Both CA replicas run the pass, so a key is
+ * made only of what both read from the Gateway, never of a pass's own clock (two passes a
+ * second apart named two Events for one transition): a transition from True is keyed by
+ * when that True began; a waypoint never ready since its creation is warned about once,
+ * after NOT_READY_GRACE_MS. A False that began later followed a True whose pass made the
+ * Event. Undefined: no Event.
+ */
+export function notReadyEventKey(gw: GatewayObject, status: NonNullable<GatewayObject['status']>, nowMs: number): string | undefined {
+  const programmed = status.conditions?.find((c) => c.type === 'Programmed');
+  if (programmed?.status !== 'False') return undefined;
+  const was = gw.status?.conditions?.find((c) => c.type === 'Programmed');
+  if (was?.status === 'True') return `after True of ${was.lastTransitionTime}`;
+  const created = Date.parse(String(gw.metadata?.creationTimestamp ?? ''));
+  if (nowMs - created < NOT_READY_GRACE_MS) return undefined;
+  const falseSince = Date.parse(String(was?.lastTransitionTime ?? ''));
+  const neverReady = was === undefined || !(falseSince - created >= NOT_READY_GRACE_MS);
+  return neverReady ? 'never ready' : undefined;
 }

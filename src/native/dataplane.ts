@@ -109,6 +109,8 @@ export interface DataplaneStats {
   flows: number;
   sessions: number;
   streams: number;
+  /** bytes of buffer storage the sessions and flows hold (and each worker's TLS read buffer), as of the workers' last once-a-second tick */
+  buffered: number;
 }
 
 /** One worker's pooled outbound HBONE sessions from a pod (`netns`, `identity`) to a peer (`ip`, `expected` identity). */

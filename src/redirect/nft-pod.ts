@@ -7,7 +7,7 @@ import { familiesOf, type PodRedirectSpec } from './spec.js';
  * as new; matching it would send it to the agent's listener, which resets it. Matching SYN
  * leaves such connections flowing outside the capture (docs/architecture.md §3).
  */
-const SYN = 'tcp flags & (fin|syn|rst|ack) == syn';
+export const SYN = 'tcp flags & (fin|syn|rst|ack) == syn';
 
 const markIs = (what: 'meta mark' | 'ct mark', m: { value: number; mask: number }): string =>
   `${what} & ${hex(m.mask)} == ${hex(m.value)}`;

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { withProxyNodeOptions } from '../config/proxy-node-options.js';
 import { WARREN_MAIN } from './warren-main.js';
 import { superviseProcess, type SupervisedProcess } from './process-supervisor.js';
 import type { NodePlan } from './topology/plan.js';
@@ -13,10 +14,11 @@ export const agentPaths = (node: NodePlan) => ({
 
 /**
  * `warren node` in a node's netns, with what a DaemonSet would give it: that
- * node's CNI dirs, the in-cluster API and CA addresses, the projected token.
+ * node's CNI dirs, the in-cluster API and CA addresses, the projected token,
+ * its NODE_OPTIONS (src/config/proxy-node-options.ts).
  * `extra` adds flags (`--uninstall` for the cleanup run).
  */
-export function agentCommand(node: NodePlan, clusterKubeconfig: string, caAddress: string, extra: readonly string[] = []): { command: string; args: string[] } {
+export function agentCommand(node: NodePlan, clusterKubeconfig: string, caAddress: string, extra: readonly string[] = []): { command: string; args: string[]; env: Record<string, string> } {
   const paths = agentPaths(node);
   return {
     command: 'ip',
@@ -34,6 +36,7 @@ export function agentCommand(node: NodePlan, clusterKubeconfig: string, caAddres
       '--ca-token-file', paths.caToken,
       ...extra,
     ],
+    env: { NODE_OPTIONS: withProxyNodeOptions(process.env.NODE_OPTIONS) },
   };
 }
 

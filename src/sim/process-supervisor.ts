@@ -14,6 +14,8 @@ export function superviseProcess(spec: {
   name: string;
   command: string;
   args: string[];
+  /** set over this process's environment */
+  env?: Record<string, string>;
   logFile?: string;
   restartDelayMs?: number;
   log: (msg: string, fields: Record<string, unknown>) => void;
@@ -24,7 +26,7 @@ export function superviseProcess(spec: {
   const delay = spec.restartDelayMs ?? 2000;
   const start = (): void => {
     const out = spec.logFile === undefined ? 'inherit' : openSync(spec.logFile, 'a');
-    child = spawn(spec.command, spec.args, { stdio: ['ignore', out, out] });
+    child = spawn(spec.command, spec.args, { stdio: ['ignore', out, out], ...(spec.env === undefined ? {} : { env: { ...process.env, ...spec.env } }) });
     if (typeof out === 'number') closeSync(out);
     child.once('exit', (code, signal) => {
       if (stopping) return;

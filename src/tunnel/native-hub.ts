@@ -33,6 +33,8 @@ export class NativeHub {
   private readonly loaded = new Map<string, Loaded>();
   private readonly refresh: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
+  /** this turn's listing of the workers' pools (see pools()) */
+  private listedPools: DataplanePool[] | undefined;
 
   constructor(private readonly plane: DataPlane, threads: number) {
     this.dp = new Dataplane(threads, (events) => this.dispatch(events), plane.hbone.limits);
@@ -95,8 +97,19 @@ export class NativeHub {
     return this.dp.stats();
   }
 
+  /**
+   * Every worker's pools, listed at most once per turn of the event loop: a listing blocks this
+   * thread until every worker answers (≤ 200 ms), and the admin API's `/connections` asks once per
+   * enrolled pod.
+   */
   pools(): DataplanePool[] {
-    return this.dp.pools();
+    if (this.listedPools === undefined) {
+      this.listedPools = this.dp.pools();
+      setImmediate(() => {
+        this.listedPools = undefined;
+      });
+    }
+    return this.listedPools;
   }
 
   stop(): void {

@@ -1,6 +1,5 @@
-import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint } from '../k8s/cluster-index.js';
 import { beforeUpstream, OVERFLOW_BODY } from '../resilience/request-hooks.js';
@@ -9,12 +8,14 @@ import { planStep } from './plan-step.js';
 import { applyHeaderModifier, type ConnectionFacts, type Forward, type Plan, type PlanRequest, type Snapshot } from './request-plan.js';
 import { formatTraceparent, traceContext, type TraceContext } from './trace-context.js';
 import { nextEndpoint } from './upstream.js';
+import { DISCARD, UpstreamExchange, type HeadResult, type UpstreamHead } from './upstream-exchange.js';
+import { originOf, type UpstreamPools } from './upstream-pool.js';
 
 /**
  * HTTP/1.1 through the waypoint (docs/architecture.md §14):
  * keep-alive and chunked bodies both ways, `Upgrade` (WebSocket) passed
  * through, retries and timeouts from the route. Upstream connections come
- * from one keep-alive pool per endpoint (node:http's Agent).
+ * from one keep-alive pool per endpoint (undici, src/waypoint/upstream-pool.ts).
  */
 
 export interface RequestOutcome {
@@ -38,7 +39,7 @@ export interface RequestOutcome {
 export interface Http1Deps {
   snapshot(): Snapshot;
   connection(socket: Socket): ConnectionFacts | undefined;
-  agent: Agent;
+  pools: UpstreamPools;
   maxRetryBodyBytes: number;
   connectTimeoutMs: number;
   done(o: RequestOutcome): void;
@@ -88,6 +89,8 @@ export function planInput(req: IncomingMessage): PlanRequest {
 export function upstreamHeaders(raw: IncomingHttpHeaders, plan: Forward, trace: TraceContext, keepUpgrade: boolean): Record<string, string | string[] | undefined> {
   const h = forwardHeaders(raw, keepUpgrade);
   applyHeaderModifier(h, plan.requestHeaders);
+  // node:http's server answered the client's `expect: 100-continue` already, as Envoy does by default; undici refuses the header
+  delete h.expect;
   if (plan.authority !== undefined) h.host = plan.authority;
   h['x-request-id'] = trace.requestId;
   h.traceparent = formatTraceparent(trace);
@@ -116,7 +119,9 @@ export function createHttp1Handler(deps: Http1Deps) {
     const trace = traceContext(input.header('traceparent'), input.header('x-request-id'));
     const plan = await planStep(deps.snapshot(), conn, input);
     const outcome: RequestOutcome = { source: conn.source, destination: conn.destination, plan, trace, method: input.method, path: input.path, authority: input.authority, status: 0, flags: '-', attempts: 0, requestBytes: headerBytes(req.headers), responseBytes: 0, durationMs: 0 };
-    req.on('data', (c: Buffer) => (outcome.requestBytes += c.length));
+    // Counted as it is read, but not read before a consumer wants it: undici takes a streamed
+    // body only once its upstream connection is up, and what flowed out before would be lost.
+    req.on('data', (c: Buffer) => (outcome.requestBytes += c.length)).pause();
     res.on('close', () => {
       outcome.durationMs = performance.now() - started;
       if (!res.writableFinished && outcome.flags === '-') outcome.flags = 'DC';
@@ -168,8 +173,9 @@ async function forward(deps: Http1Deps, req: IncomingMessage, res: ServerRespons
     const perTry = Math.min(left ?? Infinity, plan.backendRequestTimeoutMs ?? Infinity);
     if (perTry <= 0) return fail(504, 'UT', 'upstream request timeout\n');
     if (attempt > 0) headers['x-envoy-attempt-count'] = String(attempt + 1);
-    const result = await tryOnce(deps, endpoint, method, path, headers, body ?? req, perTry, plan.cluster?.policy.connectionPool?.maxRequestsPerConnection ?? 0);
-    lease?.report(endpoint, plan.endpoints, result.kind === 'error' ? tryResult(result) : { status: result.res.statusCode ?? 502 });
+    const exchange = new UpstreamExchange();
+    const result = await tryOnce(deps, exchange, endpoint, method, path, headers, body ?? req, perTry, plan.cluster?.policy.connectionPool?.maxRequestsPerConnection ?? 0);
+    lease?.report(endpoint, plan.endpoints, result.kind === 'error' ? tryResult(result) : { status: result.head.status });
     const canRetry = attempt < retries && body !== undefined && !res.destroyed;
     if (result.kind === 'error') {
       const sent = result.sent && !IDEMPOTENT.has(method);
@@ -179,13 +185,12 @@ async function forward(deps: Http1Deps, req: IncomingMessage, res: ServerRespons
       }
       return result.timeout ? fail(504, 'UT', 'upstream request timeout\n') : fail(503, result.sent ? 'UC' : 'UF', 'upstream connect error or disconnect/reset before headers\n');
     }
-    const upstream = result.res;
-    if (canRetry && retry !== undefined && retry.codes.includes(upstream.statusCode ?? 0) && IDEMPOTENT.has(method) && (lease?.retry() ?? true)) {
-      upstream.resume();
+    if (canRetry && retry !== undefined && retry.codes.includes(result.head.status) && IDEMPOTENT.has(method) && (lease?.retry() ?? true)) {
+      exchange.attach(DISCARD);
       await sleep(backoff(retry.backoffMs, attempt));
       continue;
     }
-    return relay(upstream, res, plan, trace, outcome, deadline);
+    return relay(exchange, result.head, res, plan, trace, outcome, deadline);
   }
 }
 
@@ -198,11 +203,9 @@ function mirror(deps: Http1Deps, endpoints: readonly Endpoint[], method: string,
   const ep = nextEndpoint(endpoints);
   if (ep === undefined) return;
   const host = String(headers.host ?? '');
-  const copy = httpRequest({ host: ep.ip, port: ep.port, method, path, headers: { ...headers, host: host.replace(/^([^:]*)/, '$1-shadow') }, agent: deps.agent, setHost: false, timeout: 10_000 });
-  copy.on('response', (r) => r.resume());
-  copy.on('timeout', () => copy.destroy());
-  copy.on('error', () => undefined);
-  copy.end(body);
+  const copy = new UpstreamExchange();
+  deps.pools.dispatcher(0).dispatch({ origin: originOf(ep), method, path, headers: { ...headers, host: host.replace(/^([^:]*)/, '$1-shadow') }, body, headersTimeout: 10_000, bodyTimeout: 10_000 }, copy);
+  copy.attach(DISCARD);
 }
 
 /** Exponential backoff from the route's base, with jitter, as Envoy: base * 2^n, randomized up to that. */
@@ -211,104 +214,52 @@ function backoff(baseMs: number, attempt: number): number {
   return Math.round(Math.random() * baseMs * 2 ** attempt);
 }
 
-type TryResult = { kind: 'response'; res: IncomingMessage } | { kind: 'error'; sent: boolean; timeout: boolean };
-
-function tryOnce(deps: Http1Deps, ep: Endpoint, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer | IncomingMessage, timeoutMs: number, maxRequestsPerConnection: number): Promise<TryResult> {
-  return new Promise((resolve) => {
-    let settled = false;
-    let sent = false;
-    const up = httpRequest({ host: ep.ip, port: ep.port, method, path, headers, agent: deps.agent, setHost: false });
-    const timer = Number.isFinite(timeoutMs)
-      ? setTimeout(() => {
-          if (settled) return;
-          settled = true;
-          up.destroy();
-          resolve({ kind: 'error', sent, timeout: true });
-        }, timeoutMs)
-      : undefined;
-    up.once('socket', (s: Socket) => {
-      countRequest(s, maxRequestsPerConnection);
-      const connected = (): void => void (sent = true);
-      if (s.connecting) s.once('connect', connected);
-      else connected();
-    });
-    up.once('response', (res) => {
-      if (settled) {
-        res.resume();
-        return;
-      }
-      settled = true;
-      clearTimeout(timer);
-      // The per-try timer stops at the response headers; the request timeout covers the body (relay).
-      resolve({ kind: 'response', res });
-    });
-    up.once('error', () => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve({ kind: 'error', sent, timeout: false });
-    });
-    if (Buffer.isBuffer(body)) up.end(body);
-    else body.pipe(up);
-  });
+/** One attempt; resolves at the upstream's response head, an error, or the per-try timeout. */
+function tryOnce(deps: Http1Deps, exchange: UpstreamExchange, ep: Endpoint, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer | IncomingMessage, timeoutMs: number, maxRequestsPerConnection: number): Promise<HeadResult> {
+  deps.pools.dispatcher(maxRequestsPerConnection).dispatch({ origin: originOf(ep), method, path, headers, body: Buffer.isBuffer(body) && body.length === 0 ? null : body }, exchange);
+  if (!Number.isFinite(timeoutMs)) return exchange.head;
+  // The per-try timer stops at the response headers; the request timeout covers the body (relay).
+  const timer = setTimeout(() => exchange.timeout(), timeoutMs);
+  return exchange.head.finally(() => clearTimeout(timer));
 }
 
-function relay(upstream: IncomingMessage, res: ServerResponse, plan: Forward, trace: TraceContext, outcome: RequestOutcome, deadline: number | undefined): void {
-  const h = forwardHeaders(upstream.headers, false);
+function relay(exchange: UpstreamExchange, head: UpstreamHead, res: ServerResponse, plan: Forward, trace: TraceContext, outcome: RequestOutcome, deadline: number | undefined): void {
+  // the client left while the upstream answered: its 'close' has passed, so nothing would ever release the upstream connection
+  if (res.destroyed) return exchange.abort();
+  const h = forwardHeaders(head.headers, false);
   if (plan.responseHeaders) applyHeaderModifier(h, plan.responseHeaders);
   h['x-request-id'] = trace.requestId;
-  outcome.status = upstream.statusCode ?? 502;
+  outcome.status = head.status;
   outcome.responseBytes += headerBytes(h);
   // keep the upstream's framing: a known length stays, otherwise node chunks it
-  res.writeHead(outcome.status, upstream.statusMessage, h as OutgoingHttpHeaders);
+  res.writeHead(outcome.status, head.statusMessage, h as OutgoingHttpHeaders);
+  let complete = false;
   const timer = deadline === undefined ? undefined : setTimeout(() => {
     outcome.flags = 'UT';
-    upstream.destroy();
+    exchange.abort();
     res.destroy();
   }, Math.max(0, deadline - Date.now()));
-  upstream.on('data', (c: Buffer) => (outcome.responseBytes += c.length));
-  upstream.on('end', () => {
-    clearTimeout(timer);
-    if (Object.keys(upstream.trailers).length > 0) res.addTrailers(upstream.trailers);
-  });
-  upstream.on('error', () => {
-    clearTimeout(timer);
-    outcome.flags = 'UC';
-    res.destroy();
-  });
   res.on('close', () => {
     clearTimeout(timer);
-    if (!upstream.complete) upstream.destroy();
+    if (!complete) exchange.abort();
   });
-  upstream.pipe(res);
-}
-
-/** Requests each upstream socket has carried, and those that reached their DestinationRule's maxRequestsPerConnection. */
-const requestsOn = new WeakMap<Duplex, number>();
-const retiring = new WeakSet<Duplex>();
-
-/** maxRequestsPerConnection (0: unlimited) is read per request, so a changed rule applies to the sockets' next requests. */
-function countRequest(socket: Socket, maxRequestsPerConnection: number): void {
-  const n = (requestsOn.get(socket) ?? 0) + 1;
-  requestsOn.set(socket, n);
-  if (maxRequestsPerConnection > 0 && n >= maxRequestsPerConnection) retiring.add(socket);
-}
-
-/**
- * One keep-alive pool for every endpoint; a socket that served its cluster's
- * maxRequestsPerConnection is closed when its request ends instead of going
- * back to the pool (Envoy's max_requests_per_connection), through node's
- * documented keepSocketAlive hook: a falsy answer destroys the socket.
- */
-class UpstreamAgent extends Agent {
-  override keepSocketAlive(socket: Duplex): boolean {
-    if (retiring.has(socket)) return false;
-    // @types/node declares void; node returns whether the socket was kept
-    const kept: unknown = super.keepSocketAlive(socket);
-    return kept !== false;
-  }
-}
-
-export function upstreamAgent(): Agent {
-  return new UpstreamAgent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo', timeout: 60_000 });
+  exchange.attach({
+    data: (c, resume) => {
+      outcome.responseBytes += c.length;
+      if (res.write(c)) return true;
+      res.once('drain', resume);
+      return false;
+    },
+    end: (trailers) => {
+      complete = true;
+      clearTimeout(timer);
+      if (Object.keys(trailers).length > 0) res.addTrailers(trailers as OutgoingHttpHeaders);
+      res.end();
+    },
+    error: () => {
+      clearTimeout(timer);
+      if (outcome.flags === '-') outcome.flags = 'UC';
+      res.destroy();
+    },
+  });
 }

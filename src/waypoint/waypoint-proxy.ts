@@ -9,7 +9,7 @@ import { leanWatcher } from '../k8s/lean/watcher.js';
 import { sendJson } from '../net/respond.js';
 import { serveEndpoints } from '../telemetry/http-endpoints.js';
 import type { WaypointConfig } from './config.js';
-import { createHttp1Handler, upstreamAgent, type RequestOutcome } from './http1-proxy.js';
+import { createHttp1Handler, type RequestOutcome } from './http1-proxy.js';
 import { closeUpstreamSessions, createHttp2StreamHandler } from './http2-proxy.js';
 import { authorizeL7 } from './l7-authorization.js';
 import { forwardTcp, startInboundListener } from './inbound-listener.js';
@@ -21,6 +21,7 @@ import { startWaypointState } from './waypoint-state.js';
 import { createResilience } from '../resilience/resilience-context.js';
 import { startResilienceState } from '../resilience/resilience-state.js';
 import { nextEndpoint } from './upstream.js';
+import { upstreamPools } from './upstream-pool.js';
 
 /**
  * `warren waypoint-proxy`: the process in a waypoint pod (docs/architecture.md
@@ -102,8 +103,8 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
     );
   };
   const connectionOf = (socket: Socket): ConnectionFacts | undefined => connections.get(socket);
-  const agent = upstreamAgent();
-  const h1deps = { snapshot, connection: connectionOf, agent, maxRetryBodyBytes: config.maxRetryBodyBytes, connectTimeoutMs: config.connectTimeout, done };
+  const pools = upstreamPools(config.connectTimeout);
+  const h1deps = { snapshot, connection: connectionOf, pools, maxRetryBodyBytes: config.maxRetryBodyBytes, connectTimeoutMs: config.connectTimeout, done };
   const onRequest = createHttp1Handler(h1deps);
   const onUpgrade = createUpgradeHandler(h1deps);
   const sessions = new WeakMap<Http2Session, ConnectionFacts>();
@@ -216,7 +217,7 @@ export async function startWaypointProxy(config: WaypointConfig): Promise<Runnin
       inbound.close();
       http1.closeAllConnections();
       await Promise.all([close(admin), close(readiness), close(http1), close(http2)]);
-      agent.destroy();
+      await pools.close();
       closeUpstreamSessions();
       await spans?.shutdown();
       await Promise.all([state.stop(), resilienceState.stop()]);

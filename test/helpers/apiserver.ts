@@ -57,12 +57,15 @@ export async function startTestApiServer(options: { bookmarkIntervalMs?: number;
   return handle;
 }
 
-/** Polls until `check` returns true; bounded, so a broken feature fails instead of hanging. */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+/**
+ * Polls until `check` returns true; bounded, so a broken feature fails instead of hanging.
+ * `what` may be a function: it is asked at the timeout, so the error can show the state that never converged.
+ */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string | (() => string | Promise<string>), timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
     await sleep(50);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : await what()}`);
 }

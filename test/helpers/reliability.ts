@@ -1,4 +1,5 @@
 import { appendFileSync } from 'node:fs';
+import { readdir, readlink } from 'node:fs/promises';
 import type { TestContext } from 'node:test';
 import { httpGetInNetns } from '../../src/net/netns-http.js';
 import { sample } from './prometheus.js';
@@ -33,4 +34,20 @@ export const RULE_OPERATIONS = ['pod-apply', 'pod-remove-capture', 'pod-remove',
 export async function ruleApplies(nodes: readonly string[]): Promise<Record<(typeof RULE_OPERATIONS)[number], number>> {
   const texts = await Promise.all(nodes.map(async (n) => (await httpGetInNetns({ netns: n, host: '127.0.0.1', port: 15020, path: '/metrics', timeoutMs: 5000 })).body.toString()));
   return Object.fromEntries(RULE_OPERATIONS.map((op) => [op, texts.reduce((sum, text) => sum + (sample(text, 'warren_rule_applies_total', { operation: op }) ?? 0), 0)])) as Record<(typeof RULE_OPERATIONS)[number], number>;
+}
+
+/**
+ * A process's descriptors counted by kind (`socket`, `pipe`, `anon_inode:[eventpoll]`, a file's
+ * path): a descriptor check that fails says what grew, not only by how much.
+ */
+export async function fdKinds(pid: number): Promise<Record<string, number>> {
+  const kinds: Record<string, number> = {};
+  for (const fd of await readdir(`/proc/${pid}/fd`)) {
+    // closed between the listing and the read (the listing's own descriptor is one)
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => undefined);
+    if (target === undefined) continue;
+    const kind = target.replace(/:\[\d+\]$/, '');
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
+  }
+  return Object.fromEntries(Object.entries(kinds).sort(([a], [b]) => a.localeCompare(b)));
 }

@@ -21,7 +21,7 @@ export function testDataplanes(): TestDataplane[] {
  * its agents on `dataplane` (their logs say so, or it fails): its admin kubeconfig. The caller runs `warren sim down` in its `finally`.
  * `env` reaches the simulator's warren processes (e.g. WARREN_CERT_TTL for its CA).
  */
-export async function simClusterWith(stateDir: string, apiPort: number, manifest: string, dataplane: TestDataplane = 'node', env: Record<string, string> = {}): Promise<KubeConfig> {
+export async function simClusterWith(stateDir: string, apiPort: number, manifest: string, dataplane: TestDataplane = 'native', env: Record<string, string> = {}): Promise<KubeConfig> {
   // The simulator's agents inherit WARREN_DATAPLANE (`warren node --dataplane`).
   const up = await warrenEnv({ ...env, WARREN_DATAPLANE: dataplane }, 'sim', 'up', '--nodes', '2', '--state-dir', stateDir, '--api-port', String(apiPort));
   assert.equal(up.exitCode, 0, up.stdout + up.stderr);

@@ -12,7 +12,7 @@ import { planTopology, UNDERLAY } from '../../src/sim/topology/plan.js';
 import { eventually } from '../helpers/apiserver.js';
 import { sample } from '../helpers/prometheus.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
-import { fullLength, recordFigures, ruleApplies, RULE_OPERATIONS, scaled } from '../helpers/reliability.js';
+import { fdKinds, fullLength, recordFigures, ruleApplies, RULE_OPERATIONS, scaled } from '../helpers/reliability.js';
 import { rootTest } from '../helpers/root.js';
 import { simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
 import { clientEchoWebReady, connectionOutcome, readyAndEnrolled, webRequest } from '../helpers/sim-pods.js';
@@ -22,9 +22,9 @@ import { warren } from '../helpers/warren-cli.js';
 /**
  * Scenarios 2, 4 and 5 of the reliability suite (README "Reliability") on a simulated
  * cluster: the node agent killed under load, the API server unreachable, pods churning.
- * RELIABILITY_DATAPLANE picks the agents' data path (node, the default users run, or native).
+ * RELIABILITY_DATAPLANE picks the agents' data path (native, the default users run, or node).
  */
-const DATAPLANE = (process.env.RELIABILITY_DATAPLANE ?? 'node') as TestDataplane;
+const DATAPLANE = (process.env.RELIABILITY_DATAPLANE ?? 'native') as TestDataplane;
 if (DATAPLANE !== 'node' && DATAPLANE !== 'native') throw new Error(`RELIABILITY_DATAPLANE: node or native, got ${DATAPLANE}`);
 const NS = 'rely';
 const PARTITION_S = scaled('PARTITION_SECONDS', 10, 30);
@@ -222,9 +222,12 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
     await t.test(`scenario 5: ${CHURN_PODS} pods created and deleted on node-1 at ${CHURN_PER_MINUTE}/min while traffic flows — nothing leaks`, async () => {
       const pid = (await agentPid('node-1'))!;
       const admin = async (path: string): Promise<unknown> => JSON.parse((await httpGetInNetns({ netns: 'wrn-node-1', host: '127.0.0.1', port: 15000, path })).body.toString());
-      const settle = async (): Promise<{ rss: number; fds: number }> => {
+      /** the agent's connections to the API server (watches and its keep-alive pool), from its node's netns */
+      const apiConnections = async (): Promise<number> =>
+        (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'ss', '-Htnp', 'state', 'established', 'dst', UNDERLAY.address, 'dport', '=', String(UNDERLAY.apiServerPort)])).stdout.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
+      const settle = async (): Promise<{ rss: number; fds: number; kinds: Record<string, number>; api: number }> => {
         await admin('/memory?gc=1');
-        return { rss: await rssKiB(pid), fds: await fdCount(pid) };
+        return { rss: await rssKiB(pid), fds: await fdCount(pid), kinds: await fdKinds(pid), api: await apiConnections() };
       };
       const enrolledNames = async (): Promise<string[]> => ((await admin('/workloads')) as { enrolled: Array<{ pod: string }> }).enrolled.map((w) => w.pod).sort();
       const gapMs = 60_000 / CHURN_PER_MINUTE;
@@ -245,16 +248,21 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
       // The agent was restarted by scenario 2: a few enrollments first load the code paths churn
       // uses, so the baseline is a warm agent's and the comparison is of what churn leaves behind.
       await churn('warmup', 4);
-      await eventually(async () => (await pods()).length === 3, 'the warm-up pods gone from the API', 120_000);
-      await eventually(async () => JSON.stringify(await enrolledNames()) === JSON.stringify(enrolledBefore), 'the agent back to the pods of before the warm-up', 60_000);
+      const podNames = async (): Promise<string> => (await pods()).map((p) => `${p.metadata?.name}:${p.status?.phase ?? '?'}${p.metadata?.deletionTimestamp === undefined ? '' : ':deleting'}`).join(', ');
+      const netnsNames = async (): Promise<string[]> => (await execa('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n !== '').sort();
+      /** the state a timed-out wait shows: which pods the API, the agent and the kernel still have */
+      const state = (what: string) => async (): Promise<string> =>
+        `${what}; API pods [${await podNames()}], agent enrolls [${(await enrolledNames()).join(', ')}] (before: [${enrolledBefore.join(', ')}]), netns [${(await netnsNames()).filter((n) => n.startsWith('wrn-node-1')).join(', ')}]; the agents' last warnings: ${(await bothLogs()).split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-5).join('\n')}`;
+      await eventually(async () => (await pods()).length === 3, state('the warm-up pods gone from the API'), 120_000);
+      await eventually(async () => JSON.stringify(await enrolledNames()) === JSON.stringify(enrolledBefore), state('the agent back to the pods of before the warm-up'), 60_000);
       const netnsBefore = (await execa('ip', ['netns', 'list'])).stdout.split('\n').length;
       const nodeRulesBefore = (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', 'list', 'ruleset'])).stdout;
       const start = await settle();
       const traffic = load(client, webIp, 30 * 60_000);
       const created = await churn('churn', CHURN_PODS);
-      await eventually(async () => (await pods()).length === 3, 'the churned pods gone from the API', 120_000);
-      await eventually(async () => JSON.stringify(await enrolledNames()) === JSON.stringify(enrolledBefore), 'the agent enrolling exactly the pods of before', 60_000);
-      await eventually(async () => (await execa('ip', ['netns', 'list'])).stdout.split('\n').length === netnsBefore, 'the churned pods’ netns gone', 60_000);
+      await eventually(async () => (await pods()).length === 3, state('the churned pods gone from the API'), 120_000);
+      await eventually(async () => JSON.stringify(await enrolledNames()) === JSON.stringify(enrolledBefore), state('the agent enrolling exactly the pods of before'), 60_000);
+      await eventually(async () => (await execa('ip', ['netns', 'list'])).stdout.split('\n').length === netnsBefore, state(`the churned pods’ netns gone (${netnsBefore} lines before)`), 60_000);
       const requests = await traffic.stop();
       const end = await settle();
       const nodeRulesAfter = (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', 'list', 'ruleset'])).stdout;
@@ -268,10 +276,12 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
         rssChangePct: +(((end.rss - start.rss) / start.rss) * 100).toFixed(1),
         fdsStart: start.fds,
         fdsEnd: end.fds,
+        fdKinds: { start: start.kinds, end: end.kinds },
+        apiServerConnections: { start: start.api, end: end.api },
       };
       recordFigures(t, 'churn', figures);
       assert.equal(nodeRulesAfter.replace(/counter packets \d+ bytes \d+/g, ''), nodeRulesBefore.replace(/counter packets \d+ bytes \d+/g, ''), 'the node’s rules are those of before');
-      assert.ok(end.fds <= start.fds + 2, `descriptors ${start.fds} → ${end.fds}`);
+      assert.ok(end.fds <= start.fds + 2, `descriptors ${start.fds} → ${end.fds}: ${JSON.stringify(figures.fdKinds)}, API server connections ${start.api} → ${end.api}`);
       // The goal is 10 %; the first short run measured +11.6 % after 12 pods (186 → 208 MiB, descriptors
       // 43 → 42), open in the README's Reliability table. The CI length keeps a tripwire for a gross
       // leak; the full run (1 000 pods) holds the goal.

@@ -25,7 +25,7 @@ import { warren } from '../helpers/warren-cli.js';
  * and no rule churn: the new agent leaves the pod rules the old one wrote (0 `pod-apply`
  * in its warren_rule_applies_total), where without the hand-off it writes every pod's again.
  */
-const DATAPLANE = (process.env.RELIABILITY_DATAPLANE ?? 'node') as TestDataplane;
+const DATAPLANE = (process.env.RELIABILITY_DATAPLANE ?? 'native') as TestDataplane;
 if (DATAPLANE !== 'node' && DATAPLANE !== 'native') throw new Error(`RELIABILITY_DATAPLANE: node or native, got ${DATAPLANE}`);
 const NS = 'upgrade';
 const NEW_PER_S = scaled('UPGRADE_NEW_PER_SECOND', 50, 200);

@@ -23,6 +23,7 @@ import { parseCaArgs } from '../../src/cli/ca.js';
 import { parseNodeArgs } from '../../src/cli/node.js';
 import { CA_ENV, loadCaConfig, type CaConfig } from '../../src/ca/config.js';
 import { CA_SECRET } from '../../src/ca/root-store.js';
+import { PROXY_NODE_OPTIONS } from '../../src/config/proxy-node-options.js';
 import { CA_TOKEN_AUDIENCE } from '../../src/identity/ca-client.js';
 import { BUNDLE_CONFIGMAP } from '../../src/identity/trust-bundle.js';
 import { DEFAULT_NETNS_DIR, DEFAULT_PROC_ROOT } from '../../src/k8s/netns-discovery.js';
@@ -76,6 +77,13 @@ const agentContainer = agentPod.containers[0]!;
 const caContainer = caPod.containers[0]!;
 const NODE = 'node-a';
 
+/** A CPU quantity in cores: "2", "1500m". */
+function cpuCores(quantity: string): number {
+  const m = /^(\d+)(m?)$/.exec(quantity);
+  assert.ok(m !== null, `CPU quantity ${quantity}`);
+  return m[2] === 'm' ? Number(m[1]) / 1000 : Number(m[1]);
+}
+
 /** The container's environment as the kubelet would fill it in on node-a (downward API included). */
 function containerEnv(c: V1Container, namespace: string, known: readonly string[]): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -83,9 +91,12 @@ function containerEnv(c: V1Container, namespace: string, known: readonly string[
     // A misspelled name would be ignored by the loader and the default used instead.
     assert.ok(known.includes(e.name), `env ${e.name} is not one the process reads (${known.join(', ')})`);
     const field = e.valueFrom?.fieldRef?.fieldPath;
+    const resource = e.valueFrom?.resourceFieldRef;
     if (e.value !== undefined) env[e.name] = e.value;
     else if (field === 'spec.nodeName') env[e.name] = NODE;
     else if (field === 'metadata.namespace') env[e.name] = namespace;
+    // The kubelet divides by the divisor and rounds up (a limit of 1500m with divisor 1 gives "2").
+    else if (resource?.resource === 'limits.cpu' && String(resource.divisor ?? '1') === '1') env[e.name] = String(Math.ceil(cpuCores(String(c.resources?.limits?.cpu))));
     else assert.fail(`env ${e.name}: unexpected source ${JSON.stringify(e.valueFrom)}`);
   }
   return env;
@@ -95,7 +106,7 @@ function agentConfig(): NodeAgentConfig {
   assert.equal(agentContainer.args?.[0], 'node');
   assert.equal(agentContainer.command, undefined, 'the image ENTRYPOINT (bin/warren) runs the command given in args');
   const { flags } = parseNodeArgs(agentContainer.args!.slice(1));
-  return loadNodeAgentConfig(flags, containerEnv(agentContainer, agent.metadata!.namespace!, Object.values(ENV)));
+  return loadNodeAgentConfig(flags, containerEnv(agentContainer, agent.metadata!.namespace!, [...Object.values(ENV), 'NODE_OPTIONS']));
 }
 
 function caConfig(): CaConfig {
@@ -167,6 +178,16 @@ test("the DaemonSet's args and env are a configuration warren node accepts", () 
   assert.ok(config.excludeNamespaces.includes(ca.metadata!.namespace!), 'the CA namespace is excluded: CA pods never wait for an agent');
   assert.equal(config.installCni, true);
   assert.equal(agentPod.serviceAccountName, 'warren-node');
+});
+
+test("the DaemonSet runs the agent with the proxies' Node flags (src/config/proxy-node-options.ts), as the simulator does", () => {
+  assert.equal(agentContainer.env?.find((e) => e.name === 'NODE_OPTIONS')?.value, PROXY_NODE_OPTIONS);
+});
+
+test("the DaemonSet runs as many native data path threads as its CPU limit's cores, so they are never throttled and never fewer than it pays for", () => {
+  const config = agentConfig();
+  assert.equal(config.dataplane, 'native');
+  assert.equal(config.dataplaneThreads, Math.ceil(cpuCores(String(agentContainer.resources?.limits?.cpu))));
 });
 
 test('the DaemonSet mounts every host path the agent configuration points at', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, request, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as h2connect, createServer as createH2Server, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -24,6 +24,8 @@ const run = promisify(execFile);
 const NS = 'demo';
 const ROUTES = { group: 'gateway.networking.k8s.io', version: 'v1', namespace: NS };
 const SECURITY = { group: 'security.warren.io', version: 'v1', namespace: NS };
+/** 4 MiB, every byte depending on its offset: a chunk lost, repeated or reordered shows. */
+const BIG = Buffer.from(Array.from({ length: 4 << 20 }, (_, i) => (i * 31 + (i >> 12)) & 0xff));
 const listen = <S extends Server | Http2Server | ReturnType<typeof createTcpServer>>(s: S, host: string, port = 0): Promise<number> =>
   new Promise((resolve) => s.listen(port, host, () => resolve((s.address() as AddressInfo).port)));
 
@@ -92,6 +94,23 @@ describe('warren waypoint-proxy', () => {
     const tcp = createTcpServer((s) => s.pipe(s));
     servers.push(tcp);
     const tcpPort = await listen(tcp, '127.0.0.6');
+    // HTTP/1.1 framing the waypoint must carry as it is: trailers, 1xx before the answer, a body larger than the sockets' buffers, a request body echoed.
+    const framing = createHttpServer((req, res) => {
+      if (req.url === '/trailers') {
+        res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+        res.write('part one, ');
+        res.addTrailers({ 'x-checksum': 'abc123' });
+        return void res.end('part two');
+      }
+      if (req.url === '/early-hints') {
+        res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+        return void setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('final'), 20);
+      }
+      if (req.url === '/big') return void res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG.length }).end(BIG);
+      req.pipe(res);
+    });
+    servers.push(framing);
+    const framingPort = await listen(framing, '127.0.0.7');
 
     const service = async (name: string, endpoints: Array<{ ip: string; port: number }>, port = 80): Promise<void> => {
       const svc = await core.createNamespacedService({ namespace: NS, body: { metadata: { name, labels: { 'warren.io/use-waypoint': 'waypoint' } }, spec: { ports: [{ port, name: 'http' }] } } });
@@ -113,6 +132,7 @@ describe('warren waypoint-proxy', () => {
     await service('grpc', [{ ip: '127.0.0.4', port: grpcPort }], 9000);
     await service('ws', [{ ip: '127.0.0.5', port: wsPort }]);
     await service('tcp-echo', [{ ip: '127.0.0.6', port: tcpPort }], 7000);
+    await service('framing', [{ ip: '127.0.0.7', port: framingPort }]);
 
     const route = (kind: 'HTTPRoute' | 'GRPCRoute', name: string, parent: string, rules: unknown[]) =>
       custom.createNamespacedCustomObject({ ...ROUTES, plural: `${kind.toLowerCase()}s`, body: { apiVersion: 'gateway.networking.k8s.io/v1', kind, metadata: { name, namespace: NS }, spec: { parentRefs: [{ group: '', kind: 'Service', name: parent, port: 80 }], rules } } });
@@ -172,7 +192,8 @@ describe('warren waypoint-proxy', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${wp.ports.admin}/metrics`)).text();
     assert.match(metrics, /istio_requests_total\{[^}]*reporter="waypoint"[^}]*source_principal="spiffe:\/\/cluster.local\/ns\/demo\/sa\/client"[^}]*destination_service="web-v1\.demo\.svc\.cluster\.local"[^}]*response_code="200"[^}]*\} 1/);
     assert.match(metrics, /istio_request_duration_milliseconds_bucket\{le="0.5",/);
-    assert.match(wp.log.join("\n"), /"path":"\/hello".*"msg":"request"/);
+    // The access-log line reaches us through the process's stdout after the response: wait for it (bounded).
+    await eventually(() => /"path":"\/hello".*"msg":"request"/.test(wp.log.join('\n')), 'the access-log line of GET /hello', 5000);
   });
 
   test('header routing: end-user: jason goes to v2, everyone else to v1 (keep-alive connection)', async () => {
@@ -267,7 +288,7 @@ describe('warren waypoint-proxy', () => {
     assert.equal((await send(agent, { path: '/admin', headers: { 'x-team': 'blue' } })).status, 200);
     assert.equal((await send(agent, { path: '/admin', headers: { 'x-team': 'red' } })).status, 403);
     agent.destroy();
-    assert.match(wp.log.join('\n'), /"decision":"deny","policy":"demo\/secure-deny-delete"/);
+    await eventually(() => /"decision":"deny","policy":"demo\/secure-deny-delete"/.test(wp.log.join('\n')), 'the access-log line of the denied DELETE', 5000);
     const explain = async (q: string) => (await (await fetch(`http://127.0.0.1:${wp.ports.admin}/debug/explain?service=demo/secure&port=80&${q}`)).json()) as { decision: { allow: boolean; policy?: string }; response?: { status: number } };
     const del = await explain('method=DELETE&path=/api/x');
     assert.deepEqual([del.decision.allow, del.decision.policy, del.response?.status], [false, 'demo/secure-deny-delete', 403]);
@@ -323,6 +344,47 @@ describe('warren waypoint-proxy', () => {
     }
     const metrics = await (await fetch(`http://127.0.0.1:${wp.ports.admin}/metrics`)).text();
     assert.match(metrics, /istio_requests_total\{[^}]*destination_service="grpc\.demo[^}]*request_protocol="grpc"[^}]*grpc_response_status="0"\} 2/);
+  });
+
+  test('HTTP/1.1 framing passes through: expect 100-continue, a chunked request body, response trailers, a 1xx before the answer, 4 MiB to a client that stalls', async () => {
+    const agent = waypointAgent(wp.ports.listen, dial('framing'));
+    const exchange = (options: { method?: string; path: string; headers?: Record<string, string>; body?: (req: ClientRequest) => void; stall?: boolean }) =>
+      new Promise<{ status: number; body: Buffer; trailers: Record<string, string | undefined> }>((resolve, reject) => {
+        const req = request({ agent, host: 'framing.demo', method: options.method ?? 'GET', path: options.path, headers: options.headers ?? {}, timeout: 10_000 }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => {
+            chunks.push(c);
+            // a client that stops reading: the waypoint must hold the upstream back, not drop or buffer without end
+            if (options.stall && chunks.length === 1) {
+              res.pause();
+              setTimeout(() => res.resume(), 300);
+            }
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), trailers: res.trailers }));
+          res.on('error', reject);
+        });
+        req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
+        req.on('error', reject);
+        if (options.body) options.body(req);
+        else req.end();
+      });
+    const continued = await exchange({ method: 'POST', path: '/echo', headers: { expect: '100-continue', 'content-length': '5' }, body: (req) => req.on('continue', () => req.end('hello')) });
+    assert.deepEqual([continued.status, continued.body.toString()], [200, 'hello'], 'expect: 100-continue');
+    const chunked = await exchange({ method: 'POST', path: '/echo', body: (req) => {
+      req.write('a'.repeat(300_000));
+      setTimeout(() => req.end('b'.repeat(300_000)), 20);
+    } });
+    assert.equal(chunked.status, 200);
+    const sentBody = 'a'.repeat(300_000) + 'b'.repeat(300_000);
+    assert.ok(chunked.body.toString() === sentBody, `a chunked request body larger than the retry buffer, streamed: ${chunked.body.length} bytes of ${sentBody.length} came back, ${chunked.body.toString().split('b').length - 1} of them b`);
+    const trailers = await exchange({ path: '/trailers' });
+    assert.deepEqual([trailers.body.toString(), trailers.trailers['x-checksum']], ['part one, part two', 'abc123']);
+    const hinted = await exchange({ path: '/early-hints' });
+    assert.deepEqual([hinted.status, hinted.body.toString()], [200, 'final'], 'the 103 before it does not replace the answer');
+    const big = await exchange({ path: '/big', stall: true });
+    assert.equal(big.body.length, BIG.length);
+    assert.ok(big.body.equals(BIG), '4 MiB arrive intact through a stalled client');
+    agent.destroy();
   });
 
   test('WebSocket: the upgrade is passed through and messages echo', async () => {

@@ -149,7 +149,8 @@ describe('waypoint resilience policies', () => {
     assert.equal(other.status, 200);
     assert.ok(jasonMs >= 1000, `jason waited ${jasonMs} ms`);
     assert.ok(otherMs < 500, `alice waited ${otherMs} ms`);
-    assert.match(wp.log.join('\n'), /"status":200,"flags":"DI"/);
+    // The access-log line is written when the response ends and reaches us through the process's stdout: wait for it (bounded).
+    await eventually(() => /"status":200,"flags":"DI"/.test(wp.log.join('\n')), () => `an access-log line with status 200 and flags DI; the waypoint logged:\n${wp.log.slice(-5).join('\n')}`, 5000);
   });
 
   test('fault abort: 500 for 50 % of 1000 requests (45–55 %), counted with response_flags FI', async () => {

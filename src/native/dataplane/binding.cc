@@ -263,6 +263,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     o.Set("flows", Napi::Number::New(env, static_cast<double>(s.flows)));
     o.Set("sessions", Napi::Number::New(env, static_cast<double>(s.sessions)));
     o.Set("streams", Napi::Number::New(env, static_cast<double>(s.streams)));
+    o.Set("buffered", Napi::Number::New(env, static_cast<double>(s.buffered)));
     return o;
   }
 

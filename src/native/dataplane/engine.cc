@@ -1,5 +1,7 @@
 #include "engine.h"
 
+#include "buf.h"
+
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <sys/epoll.h>
@@ -40,6 +42,8 @@ constexpr size_t kInPlaceMin = 16 * 1024;
 // A plain↔plain flow's pipe per direction (splice(2)): the kernel's default
 // pipe of 16 pages, so the bytes in flight per direction stay bounded.
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+// epoll events after which a socket must be read until it says EOF or EAGAIN
+constexpr uint32_t kEnded = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 
 int64_t NowMs() {
   timespec ts;
@@ -50,71 +54,6 @@ int64_t NowMs() {
 std::string ErrnoText(const char* what, int err) {
   return std::string(what) + ": " + ErrnoName(err);
 }
-
-// A FIFO of bytes whose storage is returned as soon as it drains (idle
-// connections hold no buffer), or, with take(), kept for the next bytes
-// until the owner's Trim. A reader may fill its free tail in place
-// (tail() + commit()): a socket's bytes land where they wait, not in a
-// scratch buffer first.
-class Buf {
- public:
-  size_t size() const { return tail_ - head_; }
-  bool empty() const { return size() == 0; }
-  const char* ptr() const { return data_.get() + head_; }
-  char* tail() { return data_.get() + tail_; }
-  size_t tailRoom() const { return cap_ - tail_; }
-  // tail() with room for at least n bytes
-  char* prepare(size_t n) {
-    if (tailRoom() < n) Make(n);
-    return tail();
-  }
-  void commit(size_t n) { tail_ += n; }
-  void append(const char* p, size_t n) {
-    if (n == 0) return;
-    memcpy(prepare(n), p, n);
-    tail_ += n;
-  }
-  void consume(size_t n) {
-    head_ += n;
-    if (head_ >= tail_) clear();
-  }
-  void clear() {
-    data_.reset();
-    cap_ = head_ = tail_ = 0;
-  }
-  // consume() that keeps the storage when drained: a busy session's batches
-  // and a busy stream's bytes reuse it instead of growing a new one (and
-  // faulting its pages in) each time; the owner's Trim returns it at rest.
-  void take(size_t n) {
-    head_ += n;
-    if (head_ >= tail_) head_ = tail_ = 0;
-  }
-  void trim() {
-    if (empty()) clear();
-  }
-
- private:
-  // room for n more bytes: the live bytes move to the front when fewer are
-  // live than were consumed before them (each byte moves at most once on
-  // average), else the storage doubles
-  void Make(size_t n) {
-    size_t live = size();
-    if (head_ >= live && cap_ - live >= n) {
-      memmove(data_.get(), data_.get() + head_, live);
-    } else {
-      size_t cap = cap_ * 2 > live + n ? cap_ * 2 : live + n;
-      std::unique_ptr<char[]> grown(new char[cap]);
-      if (live > 0) memcpy(grown.get(), data_.get() + head_, live);
-      data_ = std::move(grown);
-      cap_ = cap;
-    }
-    head_ = 0;
-    tail_ = live;
-  }
-
-  std::unique_ptr<char[]> data_;
-  size_t cap_ = 0, head_ = 0, tail_ = 0;
-};
 
 bool AddressOf(const sockaddr_storage& ss, std::string* ip, int* port) {
   char text[INET6_ADDRSTRLEN] = {0};
@@ -243,6 +182,16 @@ class Worker {
   // so the socket read must not land in the buffer nghttp2 is reading.
   char* sockScratch() { return sockScratch_.get(); }
   char* tlsScratch() { return tlsScratch_.get(); }
+  // The buffer HBONE sessions read their socket into (Session::ReadBio): one
+  // per worker, not 256 KiB per session. A session nearly always takes all
+  // it read before it returns; what it left is moved to its own buffer when
+  // another session reads (Session::KeepTlsIn).
+  Buf& TlsIn(Session* s);
+  void DropTlsIn(Session* s) {
+    if (tlsInOwner_ != s) return;
+    tlsInOwner_ = nullptr;
+    tlsIn_.take(tlsIn_.size());
+  }
   Engine& engine() { return engine_; }
   void Dirty(Session* s) { dirty_.insert(s); }
   void Later(uint64_t flowId) { later_.push_back(flowId); }
@@ -267,6 +216,8 @@ class Worker {
   void Close(uint64_t id, const std::string& reason);
 
   std::atomic<uint64_t> nFlows{0}, nSessions{0}, nStreams{0};
+  // bytes of buffer storage its sessions and flows held at its last tick
+  std::atomic<uint64_t> nBuffered{0};
 
  private:
   void Run();
@@ -284,6 +235,8 @@ class Worker {
   uint64_t seq_ = 0;
   std::unique_ptr<char[]> sockScratch_{new char[kScratch]};
   std::unique_ptr<char[]> tlsScratch_{new char[kScratch]};
+  Buf tlsIn_;
+  Session* tlsInOwner_ = nullptr;
   std::vector<Event> batch_;
   std::unordered_map<uint64_t, std::unique_ptr<Flow>> flows_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
@@ -314,7 +267,7 @@ class Session : public Handler {
       BIO_set_init(out, 1);
       SSL_set0_wbio(ssl_.get(), out);
     }
-    // and reads its records from tlsIn_ (ReadBio), filled by one read(2) per batch
+    // and reads its records from the worker's read buffer (ReadBio), filled by one read(2) per batch
     BIO* in = BIO_new(ReadBio());
     if (in != nullptr) {
       BIO_set_data(in, this);
@@ -323,6 +276,7 @@ class Session : public Handler {
     }
   }
   ~Session() override {
+    w_->DropTlsIn(this);
     if (ng_ != nullptr) nghttp2_session_del(ng_);
     w_->nSessions--;
   }
@@ -360,13 +314,15 @@ class Session : public Handler {
   void Fail(const std::string& reason, const char* refusal = "");
   void OnIo(uint32_t events) override;
   bool Idle(int64_t now) const { return streams_.empty() && waiting_.empty() && now - lastActive_ > kIdleCloseMs; }
-  // the batch buffers' storage, once nothing moved for a second (worker tick)
-  void Trim(int64_t now) {
-    if (now - lastActive_ < 1000) return;
+  // the batch buffers' storage beyond what the last second used (worker tick)
+  void Trim() {
     out_.trim();
     tlsOut_.trim();
-    tlsIn_.trim();
   }
+  size_t Buffered() const { return out_.capacity() + tlsOut_.capacity() + tlsIn_.capacity(); }
+  // the worker's read buffer goes to another session: the bytes of this
+  // one's last read that OpenSSL has not taken yet wait here
+  void KeepTlsIn(const Buf& b) { tlsIn_.append(b.ptr(), b.size()); }
   bool HandshakeExpired(int64_t now) const;
   bool dead() const { return st_ == Dead; }
   bool server() const { return server_; }
@@ -419,7 +375,9 @@ class Session : public Handler {
   int64_t started_ = NowMs(), lastActive_ = NowMs();
   Buf out_;
   Buf tlsOut_;  // records OpenSSL wrote, not yet taken by the socket
-  Buf tlsIn_;   // bytes read from the socket, not yet taken by OpenSSL
+  Buf tlsIn_;   // bytes read, not yet taken by OpenSSL, when the worker's read buffer went to another session
+  // this epoll event: only new bytes (edge_), and a read(2) of them came back short (drained_)
+  bool edge_ = false, drained_ = false;
   std::vector<uint64_t> waiting_;
   std::unordered_map<int32_t, uint64_t> streams_;
   std::unordered_map<int32_t, Request> requests_;
@@ -491,13 +449,11 @@ class Flow {
     return now - seenAt_ >= ms;
   }
   void RequestEnded() { eofFrom_[streamSide_] = true; }
-  // the stream side's kept storage (Buf::take), once nothing moved for a tick
+  // the stream side's kept storage (Buf::take) beyond what the last second used (worker tick)
   void Trim() {
-    uint64_t moved = bytes_[0] + bytes_[1];
-    if (moved == trimSeen_)
-      for (auto& p : pend_) p.trim();
-    trimSeen_ = moved;
+    for (auto& p : pend_) p.trim();
   }
+  size_t Buffered() const { return pend_[0].capacity() + pend_[1].capacity(); }
   void CheckDone();
   // waiting for a pooled session: what the CONNECT carries
   std::string authority, forwarded;
@@ -507,7 +463,8 @@ class Flow {
   bool IsStream(int side) const { return side == streamSide_; }
   bool Connected(int side) const { return sock_[side].get() >= 0 && !connecting_[side]; }
   void Opened();
-  void ReadSock(int side);
+  // `edge`: called for an epoll event of just EPOLLIN (no RDHUP, HUP or ERR)
+  void ReadSock(int side, bool edge = false);
   void Deliver(int to, const char* p, size_t n);
   void DeliverEof(int to);
   void FlushSock(int side);
@@ -542,7 +499,7 @@ class Flow {
   bool eofFrom_[2] = {false, false};
   bool eofTo_[2] = {false, false};
   uint64_t bytes_[2] = {0, 0};
-  uint64_t seenBytes_ = 0, trimSeen_ = 0;
+  uint64_t seenBytes_ = 0;
   int64_t seenAt_ = NowMs();
   int status_ = 0;
   // written to the upstream once connected, before the client's bytes (Decision::prefix)
@@ -659,11 +616,11 @@ void Flow::OnSock(int side, uint32_t events) {
     return;
   }
   if (st_ != Open) return;
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadSock(side);
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadSock(side, !(events & kEnded));
   if (st_ == Open && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) FlushSock(side);
 }
 
-void Flow::ReadSock(int side) {
+void Flow::ReadSock(int side, bool edge) {
   paused_[side] = false;
   if (st_ != Open || eofFrom_[side] || !Connected(side)) return;
   if (Splicing()) return SpliceSock(side);
@@ -691,6 +648,11 @@ void Flow::ReadSock(int side) {
       } else {
         Deliver(to, buf, static_cast<size_t>(n));
       }
+      // A short read emptied the socket: the next bytes (or FIN) raise a new
+      // edge, so the read(2) that would only say EAGAIN is skipped (one
+      // syscall per request and hop). Not so outside an event or when the
+      // peer's FIN came with it: then only a read of 0 reports the EOF.
+      if (edge && static_cast<size_t>(n) < want) return;
       continue;
     }
     if (n == 0) {
@@ -963,6 +925,9 @@ bool Session::HandshakeExpired(int64_t now) const {
 
 void Session::OnIo(uint32_t events) {
   if (st_ == Dead) return;
+  // ReadBio skips the read(2) after a short one only for an edge of new bytes alone
+  drained_ = false;
+  edge_ = !(events & kEnded);
   if (st_ == Connecting) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     int err = 0;
@@ -1145,9 +1110,12 @@ BIO_METHOD* Session::WriteBio() {
 // the bytes left in its buffer to the buffer's front before every record
 // (payload alignment, ssl3_read_n): with k records per read(2), k²/2 records'
 // worth of memmove; that was ~6 % of the workers' CPU. Here one read(2) fills
-// tlsIn_ and OpenSSL, without read-ahead, takes each record's header and body
-// from it: every byte is copied once. The socket's errors and EOF reach
-// OpenSSL as a socket BIO's would (no retry; BIO_CTRL_EOF not answered).
+// the worker's read buffer (Worker::TlsIn) and OpenSSL, without read-ahead,
+// takes each record's header and body from it: every byte is copied once.
+// A read error or EOF is a read of nothing without retry, and BIO_CTRL_EOF is
+// not answered, so OpenSSL reports both as SSL_ERROR_SYSCALL (a socket BIO
+// answers BIO_CTRL_EOF, which OpenSSL 3 turns into an "unexpected eof" error);
+// ReadTls and the handshake read that as the peer having closed.
 BIO_METHOD* Session::ReadBio() {
   static BIO_METHOD* m = [] {
     BIO_METHOD* b = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "warren-hbone-in");
@@ -1155,15 +1123,25 @@ BIO_METHOD* Session::ReadBio() {
       auto* s = static_cast<Session*>(BIO_get_data(bio));
       BIO_clear_retry_flags(bio);
       *got = 0;
-      if (s->tlsIn_.empty()) {
-        ssize_t r = read(s->fd_.get(), s->tlsIn_.prepare(kTlsIn), kTlsIn);
+      // a remainder kept when the worker's buffer went to another session comes first
+      bool own = !s->tlsIn_.empty();
+      Buf& in = own ? s->tlsIn_ : s->w_->TlsIn(s);
+      if (in.empty()) {
+        // a short read emptied the socket this event (Flow::ReadSock says why no read(2) more)
+        if (s->drained_) {
+          BIO_set_retry_read(bio);
+          return 0;
+        }
+        ssize_t r = read(s->fd_.get(), in.prepare(kTlsIn), kTlsIn);
         if (r < 0 && (errno == EAGAIN || errno == EINTR)) BIO_set_retry_read(bio);
         if (r <= 0) return 0;
-        s->tlsIn_.commit(static_cast<size_t>(r));
+        in.commit(static_cast<size_t>(r));
+        s->drained_ = s->edge_ && static_cast<size_t>(r) < kTlsIn;
       }
-      size_t k = s->tlsIn_.size() < n ? s->tlsIn_.size() : n;
-      memcpy(p, s->tlsIn_.ptr(), k);
-      s->tlsIn_.take(k);
+      size_t k = in.size() < n ? in.size() : n;
+      memcpy(p, in.ptr(), k);
+      if (own) in.consume(k);
+      else in.take(k);
       *got = k;
       return 1;
     });
@@ -1477,6 +1455,15 @@ bool Worker::Watch(int fd, Handler* h, uint32_t events) {
   return epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd, &e) == 0;
 }
 
+Buf& Worker::TlsIn(Session* s) {
+  if (tlsInOwner_ != s) {
+    if (tlsInOwner_ != nullptr && !tlsIn_.empty()) tlsInOwner_->KeepTlsIn(tlsIn_);
+    tlsIn_.take(tlsIn_.size());
+    tlsInOwner_ = s;
+  }
+  return tlsIn_;
+}
+
 Flow* Worker::AddFlow(std::unique_ptr<Flow> f) {
   Flow* p = f.get();
   flows_[p->id()] = std::move(f);
@@ -1698,8 +1685,11 @@ void Worker::Tick() {
     if (++f->deadline * 1000 >= kConnectTimeoutMs) f->Timeout();
   }
   std::vector<Session*> stale;
+  tlsIn_.trim();
+  size_t buffered = tlsIn_.capacity();
   for (auto& [p, s] : sessions_) {
-    s->Trim(now);
+    s->Trim();
+    buffered += s->Buffered();
     if (s->Idle(now) || s->HandshakeExpired(now)) stale.push_back(p);
   }
   for (Session* s : stale) {
@@ -1713,12 +1703,14 @@ void Worker::Tick() {
   std::vector<uint64_t> idle;
   for (auto& [id, f] : flows_) {
     f->Trim();
+    buffered += f->Buffered();
     if (f->IdleStream(now, engine_.limits().streamIdleMs)) idle.push_back(id);
   }
   for (uint64_t id : idle) {
     Flow* f = FindFlow(id);
     if (f != nullptr) f->Reset("idle for " + std::to_string(engine_.limits().streamIdleMs) + " ms", "stream-idle");
   }
+  nBuffered.store(buffered);
 }
 
 void Worker::Run() {
@@ -1943,6 +1935,7 @@ Stats Engine::GetStats() {
     s.flows += w->nFlows.load();
     s.sessions += w->nSessions.load();
     s.streams += w->nStreams.load();
+    s.buffered += w->nBuffered.load();
   }
   return s;
 }

@@ -77,6 +77,9 @@ struct Limits {
 
 struct Stats {
   uint64_t flows = 0, sessions = 0, streams = 0;
+  // bytes of buffer storage held by sessions and flows, and each worker's TLS
+  // read buffer, as of the workers' last once-a-second tick
+  uint64_t buffered = 0;
 };
 
 // One worker's pooled outbound HBONE sessions of one pool key (a pod's netns and

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, waypointObjects, waypointParameters, type GatewayObject } from '../../../src/gateway/waypoint-objects.js';
+import { PROXY_NODE_OPTIONS } from '../../../src/config/proxy-node-options.js';
+import { TEMPLATE_HASH_ANNOTATION, acceptGateway, gatewayStatus, notReadyEventKey, waypointObjects, waypointParameters, type GatewayObject } from '../../../src/gateway/waypoint-objects.js';
 
 const gateway = (over: { listeners?: GatewayObject['spec']['listeners']; labels?: Record<string, string>; status?: GatewayObject['status'] } = {}): GatewayObject => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
@@ -30,6 +31,7 @@ test('a waypoint gets a ServiceAccount, Deployment and Service named after its G
   assert.deepEqual(c.args, ['waypoint-proxy', '--listen-address', '127.0.0.1', '--listen-port', '15088'], 'PROXY v2 on loopback only');
   assert.equal(c.env?.find((e) => e.name === 'WARREN_WAYPOINT_NAME')?.value, 'waypoint');
   assert.deepEqual(c.env?.find((e) => e.name === 'WARREN_WAYPOINT_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
+  assert.equal(c.env?.find((e) => e.name === 'NODE_OPTIONS')?.value, PROXY_NODE_OPTIONS, "the waypoint runs with the proxies' V8 flags (a bounded young generation)");
   assert.deepEqual(c.readinessProbe?.httpGet, { path: '/healthz/ready', port: 15021 });
   assert.deepEqual(o.service.spec!.selector, { 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
   assert.deepEqual(o.service.spec!.ports!.map((p) => `${p.name}:${p.port}`), ['mesh:15008', 'status-port:15021']);
@@ -73,6 +75,38 @@ test('status: Programmed with an address once a pod is ready behind the Service;
   assert.match(gatewayStatus(gateway(), { accepted: true }, undefined, now).conditions![1]!.message, /Deployment is not created yet/);
   const rejected = gatewayStatus(gateway(), { accepted: false, reason: 'ListenersNotValid', message: 'x' }, undefined, now);
   assert.deepEqual(rejected.conditions!.map((c) => [c.type, c.status, c.reason]), [['Accepted', 'False', 'ListenersNotValid'], ['Programmed', 'False', 'Invalid']]);
+});
+
+test('a not-ready Event: once per transition from True, named alike by two replicas whose passes fall in different seconds; a waypoint never ready warned about once after its grace', () => {
+  const created = Date.parse('2026-12-06T09:00:00Z');
+  const made = (status?: GatewayObject['status']): GatewayObject => ({ ...gateway(status ? { status } : {}), metadata: { ...gateway().metadata, creationTimestamp: new Date(created) } }) as GatewayObject;
+  const at = (iso: string) => Date.parse(iso);
+  const ready = { readyReplicas: 1, replicas: 1, address: '10.96.0.50' };
+  const down = { readyReplicas: 0, replicas: 1, address: '10.96.0.50' };
+  const pass = (gw: GatewayObject, facts: typeof down | undefined, iso: string) => notReadyEventKey(gw, gatewayStatus(gw, { accepted: true }, facts, iso), at(iso));
+
+  const seenUp = made(gatewayStatus(made(), { accepted: true }, ready, '2026-12-06T10:00:00Z'));
+  assert.equal(pass(seenUp, ready, '2026-12-06T12:00:00Z'), undefined, 'none while Programmed');
+  // The two CA replicas each see the Gateway still True and compute the transition a second apart.
+  const a = pass(seenUp, down, '2026-12-06T12:00:00Z');
+  assert.ok(a !== undefined);
+  assert.equal(pass(seenUp, down, '2026-12-06T12:00:01Z'), a, 'one Event name for one transition');
+  // Once either replica wrote False, later passes of both owe nothing more for it.
+  const seenDown = made(gatewayStatus(seenUp, { accepted: true }, down, '2026-12-06T12:00:01Z'));
+  assert.equal(pass(seenDown, down, '2026-12-06T12:00:02Z'), undefined);
+  assert.equal(pass(seenDown, down, '2026-12-06T12:30:00Z'), undefined);
+  // Back up, then down again: a new transition, a new name.
+  const upAgain = made(gatewayStatus(seenDown, { accepted: true }, ready, '2026-12-06T13:00:00Z'));
+  const again = pass(upAgain, down, '2026-12-06T14:00:00Z');
+  assert.ok(again !== undefined && again !== a);
+
+  // Never ready: nothing during the grace, then one name on every pass (the replicas' Events collide, 409).
+  const pending = made(gatewayStatus(made(), { accepted: true }, undefined, '2026-12-06T09:00:01Z'));
+  assert.equal(pass(pending, down, '2026-12-06T09:00:30Z'), undefined);
+  const late = pass(pending, down, '2026-12-06T09:01:30Z');
+  assert.ok(late !== undefined);
+  assert.equal(pass(pending, down, '2026-12-06T09:05:00Z'), late);
+  assert.equal(pass(made(), undefined, '2026-12-06T10:00:00Z'), late, 'a controller that finds an old Gateway without status: the same name');
 });
 
 test('warren status names each waypoint problem once, whatever number of agents report it', async () => {

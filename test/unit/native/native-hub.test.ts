@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import { test } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { WorkloadCertificate } from '../../../src/identity/cert-manager.js';
 import { joinPem } from '../../../src/identity/pem.js';
 import { formatSpiffeId } from '../../../src/identity/spiffe.js';
@@ -52,6 +53,20 @@ test('an HBONE listener refuses TLS until its identity has a certificate, then s
       s.once('error', () => resolve('failed'));
     });
     assert.equal(serial.toUpperCase(), rotated.serial.toUpperCase());
+  } finally {
+    hub.stop();
+  }
+});
+
+test("the workers' pools are listed once per event-loop turn: /connections asks for every enrolled pod, and each listing waits on every worker", async () => {
+  const { rootPem } = await testCa();
+  const plane = { trustDomain: 'cluster.local', bundle: new TrustBundle(rootPem), certificate: () => undefined, hbone: new HboneGuard(DEFAULT_HBONE_LIMITS) } as unknown as DataPlane;
+  const hub = new NativeHub(plane, 2);
+  try {
+    const first = hub.pools();
+    assert.equal(hub.pools(), first, 'a second pod in the same turn gets the same listing');
+    await nextTurn();
+    assert.notEqual(hub.pools(), first, 'the next turn lists again');
   } finally {
     hub.stop();
   }
