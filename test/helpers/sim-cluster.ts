@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { KubeConfig } from '@kubernetes/client-node';
+import { execa } from 'execa';
 import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { planTopology } from '../../src/sim/topology/plan.js';
 import { eventually } from './apiserver.js';
@@ -42,4 +43,15 @@ export async function assertAgentsOn(stateDir: string, dataplane: TestDataplane)
     await eventually(async () => readyLine.test(await readFile(log, 'utf8').catch(() => '')), `${node.name}'s agent ready`, 60_000);
     assert.equal(readyLine.exec(await readFile(log, 'utf8'))?.[1], dataplane, `${node.name}'s agent runs --dataplane ${dataplane}`);
   }
+}
+
+/**
+ * The pid of `node`'s agent in the cluster in `stateDir`, undefined while none runs. The pattern
+ * names the cluster: `--node-name node-1` alone also matches another cluster's agent on the same
+ * machine, whose pid a test would take for a restart of its own (or kill).
+ */
+export async function agentPid(stateDir: string, node: string): Promise<number | undefined> {
+  const dir = stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const out = (await execa('pgrep', ['-f', `main\\.js node --kubeconfig ${dir}/[^ ]+ --node-name ${node}( |$)`], { reject: false })).stdout.trim().split('\n')[0];
+  return out ? Number(out) : undefined;
 }

@@ -14,7 +14,7 @@ import { sample } from '../helpers/prometheus.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { fdKinds, fullLength, recordFigures, ruleApplies, RULE_OPERATIONS, scaled } from '../helpers/reliability.js';
 import { rootTest } from '../helpers/root.js';
-import { simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
+import { agentPid, simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
 import { clientEchoWebReady, connectionOutcome, readyAndEnrolled, webRequest } from '../helpers/sim-pods.js';
 import { captureTcp } from '../helpers/wire-capture.js';
 import { warren } from '../helpers/warren-cli.js';
@@ -81,11 +81,6 @@ function load(netns: string, ip: string, maxMs: number) {
   };
 }
 
-async function agentPid(node: string): Promise<number | undefined> {
-  const out = (await execa('pgrep', ['-f', `main.js node .*--node-name ${node}( |$)`], { reject: false })).stdout.trim().split('\n')[0];
-  return out ? Number(out) : undefined;
-}
-
 const rssKiB = async (pid: number): Promise<number> => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1]);
 const fdCount = async (pid: number): Promise<number> => (await execa('ls', [`/proc/${pid}/fd`])).stdout.split('\n').filter(Boolean).length;
 /** Log lines with message `msg`, of pod `pod` when given (the agent logs "pod":"<ns>/<name>"). */
@@ -115,7 +110,7 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
     await eventually(async () => (await connectionOutcome(client, echoIp, 9000)) === 'reset', 'the DENY policy enforced', 20_000);
 
     await t.test('scenario 2: kill -9 of the client node’s agent under load — no plaintext on the link, fail rather than bypass, served again within 2 s of the new agent’s start', async () => {
-      const old = await agentPid('node-1');
+      const old = await agentPid(stateDir, 'node-1');
       assert.ok(old, 'the agent of node-1 runs');
       let restartedAt = 0;
       let firstOkAfter = 0;
@@ -130,7 +125,7 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
           const before = traffic.oks.length;
           const killedAt = Date.now();
           process.kill(old, 'SIGKILL');
-          await eventually(async () => ((await agentPid('node-1')) ?? old) !== old, 'the supervisor to start a new agent', 20_000);
+          await eventually(async () => ((await agentPid(stateDir, 'node-1')) ?? old) !== old, 'the supervisor to start a new agent', 20_000);
           restartedAt = Date.now();
           await eventually(() => traffic.oks.some((at) => at > restartedAt), 'a request served by the new agent', 20_000);
           firstOkAfter = traffic.oks.find((at) => at > restartedAt)! - restartedAt;
@@ -220,7 +215,7 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
     });
 
     await t.test(`scenario 5: ${CHURN_PODS} pods created and deleted on node-1 at ${CHURN_PER_MINUTE}/min while traffic flows — nothing leaks`, async () => {
-      const pid = (await agentPid('node-1'))!;
+      const pid = (await agentPid(stateDir, 'node-1'))!;
       const admin = async (path: string): Promise<unknown> => JSON.parse((await httpGetInNetns({ netns: 'wrn-node-1', host: '127.0.0.1', port: 15000, path })).body.toString());
       /** the agent's connections to the API server (watches and its keep-alive pool), from its node's netns */
       const apiConnections = async (): Promise<number> =>
@@ -376,7 +371,7 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
         const all = (await Promise.all(NODES.map((n) => admin(n, '/connections')))).flat() as Conns;
         return { legs: all.reduce((a, c) => a + c.captured + c.inboundStreams + c.outboundTunnels.reduce((x, o) => x + o.streams, 0), 0), tunnels: all.reduce((a, c) => a + c.outboundTunnels.length, 0) };
       };
-      const pids = await Promise.all(['node-1', 'node-2'].map(async (n) => (await agentPid(n))!));
+      const pids = await Promise.all(['node-1', 'node-2'].map(async (n) => (await agentPid(stateDir, n))!));
       const fds = async (): Promise<number[]> => Promise.all(pids.map(fdCount));
       const stripCounters = (r: string): string => r.replace(/counter packets \d+ bytes \d+/g, '');
       const rulesBefore = stripCounters((await execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', 'list', 'ruleset'])).stdout);
