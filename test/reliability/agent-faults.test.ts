@@ -220,9 +220,10 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
       /** the agent's connections to the API server (watches and its keep-alive pool), from its node's netns */
       const apiConnections = async (): Promise<number> =>
         (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'ss', '-Htnp', 'state', 'established', 'dst', UNDERLAY.address, 'dport', '=', String(UNDERLAY.apiServerPort)])).stdout.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
-      const settle = async (): Promise<{ rss: number; fds: number; kinds: Record<string, number>; api: number }> => {
-        await admin('/memory?gc=1');
-        return { rss: await rssKiB(pid), fds: await fdCount(pid), kinds: await fdKinds(pid), api: await apiConnections() };
+      /** after a full GC: RSS (KiB), the JS heap and what V8 counts outside it (bytes), descriptors, API server connections */
+      const settle = async (): Promise<{ rss: number; heap: number; external: number; fds: number; kinds: Record<string, number>; api: number }> => {
+        const memory = (await admin('/memory?gc=1')) as { heapUsed: number; external: number };
+        return { rss: await rssKiB(pid), heap: memory.heapUsed, external: memory.external, fds: await fdCount(pid), kinds: await fdKinds(pid), api: await apiConnections() };
       };
       const enrolledNames = async (): Promise<string[]> => ((await admin('/workloads')) as { enrolled: Array<{ pod: string }> }).enrolled.map((w) => w.pod).sort();
       const gapMs = 60_000 / CHURN_PER_MINUTE;
@@ -269,6 +270,9 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
         rssStartMiB: +(start.rss / 1024).toFixed(1),
         rssEndMiB: +(end.rss / 1024).toFixed(1),
         rssChangePct: +(((end.rss - start.rss) / start.rss) * 100).toFixed(1),
+        // where a growth of RSS sits: the JS heap, or memory V8 counts outside it (buffers), or neither (the allocators' free pages, native state)
+        heapMiB: { start: +(start.heap / 2 ** 20).toFixed(1), end: +(end.heap / 2 ** 20).toFixed(1) },
+        externalMiB: { start: +(start.external / 2 ** 20).toFixed(1), end: +(end.external / 2 ** 20).toFixed(1) },
         fdsStart: start.fds,
         fdsEnd: end.fds,
         fdKinds: { start: start.kinds, end: end.kinds },
