@@ -227,6 +227,10 @@ async function dataplane(): Promise<void> {
       row('  the same, p99 µs', 'p99us', 0),
       row('  added latency (path − direct, same round), p50 µs', 'addedP50us', 0, goal(native.addedP50us <= stunnel.addedP50us, '≤ 1.0× stunnel', native.addedP50us, stunnel.addedP50us), true),
       row('  added latency (path − direct, same round), p99 µs', 'addedP99us', 0, goal(native.addedP99us <= stunnel.addedP99us, '≤ 1.0× stunnel', native.addedP99us, stunnel.addedP99us), true),
+      row('  the same requests timed from their actual send (the round trip through the path, without the load generator\'s timer jitter), p50 µs', 'rttP50us', 0),
+      row('  the same, p99 µs', 'rttP99us', 0),
+      row('  added round trip (path − direct, same round), p50 µs', 'addedRttP50us', 0, goal(native.addedRttP50us <= stunnel.addedRttP50us, '≤ 1.0× stunnel', native.addedRttP50us, stunnel.addedRttP50us), true),
+      row('  added round trip (path − direct, same round), p99 µs', 'addedRttP99us', 0, goal(native.addedRttP99us <= stunnel.addedRttP99us, '≤ 1.0× stunnel', native.addedRttP99us, stunnel.addedRttP99us), true),
       row(`  achieved rate, requests/s (lowest round; target ${c.rrRate})`, 'rrAchievedRateMin', 0),
       row('  requests sent over one interval late (most in a round)', 'rrLateMax', 0),
       row(`  rounds that fell behind the schedule (of ${c.rounds}: achieved < 95% or > 1% late; their latency includes that queueing)`, 'rrRoundsBehind', 0),
@@ -283,13 +287,14 @@ async function dataplane(): Promise<void> {
  * of the shared machine) and their medians: throughput, CPU per GB, added latency.
  */
 function sameRoundRatios(rounds: RoundMeasure[], a: PathName, b: PathName): string {
-  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us', 'cpuSecondsPer1000Requests', 'connPerSecond', 'cpuSecondsPer1000Connections'] as const;
-  const added = (m: RoundMeasure, key: 'addedP50us' | 'addedP99us'): number => {
+  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us', 'addedRttP50us', 'addedRttP99us', 'cpuSecondsPer1000Requests', 'connPerSecond', 'cpuSecondsPer1000Connections'] as const;
+  /** an added-latency key and the round measure it is taken of */
+  const RAW = { addedP50us: 'p50us', addedP99us: 'p99us', addedRttP50us: 'rttP50us', addedRttP99us: 'rttP99us' } as const;
+  const added = (m: RoundMeasure, key: keyof typeof RAW): number => {
     const direct = rounds.find((d) => d.round === m.round && d.path === 'direct');
-    const raw = key === 'addedP50us' ? 'p50us' : 'p99us';
-    return direct === undefined ? NaN : m[raw] - direct[raw];
+    return direct === undefined ? NaN : m[RAW[key]] - direct[RAW[key]];
   };
-  const value = (m: RoundMeasure, key: (typeof keys)[number]): number => (key === 'addedP50us' || key === 'addedP99us' ? added(m, key) : m[key]);
+  const value = (m: RoundMeasure, key: (typeof keys)[number]): number => (key in RAW ? added(m, key as keyof typeof RAW) : m[key as Exclude<(typeof keys)[number], keyof typeof RAW>]);
   const lines = keys.map((key) => {
     const ratios = rounds
       .filter((m) => m.path === a)
