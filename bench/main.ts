@@ -7,7 +7,7 @@ import { benchSim } from './sim.js';
 import { benchEnrollment } from './enrollment.js';
 import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { benchCaIssue } from './ca-issue.js';
-import { saveResult, table } from './report.js';
+import { resultSuffix, saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
 import { benchDataplane, dataplaneExperiment, dataplaneSettings, median, roundLine, type PathName, type PathSummary, type RoundMeasure } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
@@ -274,9 +274,7 @@ async function dataplane(): Promise<void> {
   const settings = dataplaneSettings();
   const settingsLine = `settings: ${settings.length === 0 ? 'none (the defaults)' : settings.join(' ')}`;
   // A run narrowed or altered by the knobs is saved apart from the benchmark, its settings listed.
-  const label = process.env['DATAPLANE_RESULT_NAME'];
-  if (label !== undefined && !/^[a-z0-9][a-z0-9-]{0,40}$/.test(label)) throw new Error(`DATAPLANE_RESULT_NAME must be lowercase letters, digits and dashes (≤ 41), got ${JSON.stringify(label)}`);
-  const suffix = label === undefined ? '' : `-${label}`;
+  const suffix = resultSuffix('DATAPLANE_RESULT_NAME');
   const name = `${dataplaneExperiment() ? 'dataplane-experiment' : 'dataplane'}${suffix}`;
   const rounds = r.rounds.map((m) => roundLine(m)).join('\n');
   console.log(`saved ${saveResult(name, `${text}\n\n${runLine}\n${settingsLine}\n${notes}\n\n${perRound}\n\nper round:\n${rounds}`, r)}`);
@@ -409,7 +407,7 @@ async function reliability(): Promise<void> {
   const dataplane = r?.dataplane ?? ls?.dataplane ?? 'native';
   const text = `${table(['scenario', 'figures'], rows)}\n\ndata path: ${dataplane}; parts: ${[...parts].join(', ')}; ${verdicts.join('; ')}`;
   console.log(text);
-  console.log(`saved ${saveResult(`reliability-${dataplane}${parts.size < 3 ? `-${[...parts].sort().join('-')}` : ''}`, text, { tier: r, loadSoak: ls })}`);
+  console.log(`saved ${saveResult(`reliability-${dataplane}${parts.size < 3 ? `-${[...parts].sort().join('-')}` : ''}${resultSuffix('RELIABILITY_RESULT_NAME')}`, text, { tier: r, loadSoak: ls })}`);
 }
 
 const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape, 'policy-eval': policyEval, waypoint, reliability };

@@ -6,7 +6,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { httpGetInNetns } from '../src/net/netns-http.js';
 import { planTopology } from '../src/sim/topology/plan.js';
 import { eventually } from '../test/helpers/apiserver.js';
-import { simClusterWith, type TestDataplane } from '../test/helpers/sim-cluster.js';
+import { GC_EXPOSED, simClusterWith, type TestDataplane } from '../test/helpers/sim-cluster.js';
 import { netnsOf, readyAndEnrolled } from '../test/helpers/sim-pods.js';
 import { warren } from '../test/helpers/warren-cli.js';
 
@@ -147,7 +147,7 @@ export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResu
   const result: LoadSoakResult = { dataplane, held: {} };
   const children: LoadProcess[] = [];
   try {
-    const kc = await simClusterWith(stateDir, 16592, MANIFEST, dataplane);
+    const kc = await simClusterWith(stateDir, 16592, MANIFEST, dataplane, GC_EXPOSED);
     const core = kc.makeApiClient(CoreV1Api);
     await eventually(async () => (await core.listNamespacedPod({ namespace: NS })).items.every(readyAndEnrolled), 'client and server Ready and enrolled', 120_000);
     const byName = new Map((await core.listNamespacedPod({ namespace: NS })).items.map((p) => [p.metadata!.name!, p]));
@@ -161,7 +161,9 @@ export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResu
       const heap: Record<string, number> = {};
       for (const node of planTopology(stateDir, ['node-1', 'node-2']).nodes) {
         const answer = await httpGetInNetns({ netns: node.netns, host: '127.0.0.1', port: 15000, path: '/memory?gc=1' });
-        heap[node.name] = Math.round((JSON.parse(answer.body.toString()) as { heapUsed: number }).heapUsed / 1024);
+        const memory = JSON.parse(answer.body.toString()) as { collected: boolean; heapUsed: number };
+        if (!memory.collected) throw new Error(`${node.name}'s agent did not run a full GC before its memory was read: not started with --expose-gc?`);
+        heap[node.name] = Math.round(memory.heapUsed / 1024);
       }
       return heap;
     };

@@ -16,6 +16,9 @@ export function testDataplanes(): TestDataplane[] {
   return wanted as TestDataplane[];
 }
 
+/** `env` for simClusterWith whose agents then run a full GC on admin `/memory?gc=1`, so memory read after it is what stays live. */
+export const GC_EXPOSED = { NODE_OPTIONS: '--expose-gc' } as const;
+
 /**
  * A two-node simulated cluster in `stateDir` (its API server also on the host's
  * `apiPort`, one per test file so files never share one) with `manifest` applied,

@@ -14,7 +14,7 @@ import { sample } from '../helpers/prometheus.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { fdKinds, fullLength, recordFigures, ruleApplies, RULE_OPERATIONS, scaled } from '../helpers/reliability.js';
 import { rootTest } from '../helpers/root.js';
-import { agentPid, simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
+import { agentPid, GC_EXPOSED, simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
 import { clientEchoWebReady, connectionOutcome, readyAndEnrolled, webRequest } from '../helpers/sim-pods.js';
 import { captureTcp } from '../helpers/wire-capture.js';
 import { warren } from '../helpers/warren-cli.js';
@@ -103,7 +103,7 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
   const linkUp = (): Promise<unknown> => execa('ip', ['-n', UNDERLAY.netns, 'link', 'set', 'wu1', 'up'], { reject: false });
   let linkFaults = false;
   try {
-    const kc = await simClusterWith(stateDir, 16590, MANIFEST, DATAPLANE, { WARREN_CERT_TTL: `${CERT_TTL_S}s` });
+    const kc = await simClusterWith(stateDir, 16590, MANIFEST, DATAPLANE, { WARREN_CERT_TTL: `${CERT_TTL_S}s`, ...GC_EXPOSED });
     const { core, client, webIp, echoIp } = await clientEchoWebReady(kc, NS);
     const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS })).items;
     await eventually(async () => (await request(client, webIp)) === 'ok', 'a first request through the mesh', 20_000);
@@ -222,7 +222,8 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
         (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'ss', '-Htnp', 'state', 'established', 'dst', UNDERLAY.address, 'dport', '=', String(UNDERLAY.apiServerPort)])).stdout.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
       /** after a full GC: RSS (KiB), the JS heap and what V8 counts outside it (bytes), descriptors, API server connections */
       const settle = async (): Promise<{ rss: number; heap: number; external: number; fds: number; kinds: Record<string, number>; api: number }> => {
-        const memory = (await admin('/memory?gc=1')) as { heapUsed: number; external: number };
+        const memory = (await admin('/memory?gc=1')) as { collected: boolean; heapUsed: number; external: number };
+        assert.ok(memory.collected, 'the agent ran a full GC before its memory was read (its node runs with --expose-gc)');
         return { rss: await rssKiB(pid), heap: memory.heapUsed, external: memory.external, fds: await fdCount(pid), kinds: await fdKinds(pid), api: await apiConnections() };
       };
       const enrolledNames = async (): Promise<string[]> => ((await admin('/workloads')) as { enrolled: Array<{ pod: string }> }).enrolled.map((w) => w.pod).sort();
