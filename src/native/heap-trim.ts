@@ -1,6 +1,6 @@
 import { native } from './netns-socket.js';
 
-/** How often the node agent trims: RSS then carries at most half a minute of freed memory; a trim blocks this thread a few ms (4 ms to walk 60 MiB of fragmented heap, 20 ms to release 47 MiB of holes, test/unit/native/heap-trim.test.ts). */
+/** How often the node agent trims: RSS then carries at most half a minute of freed memory; a trim blocks this thread a few ms (4 ms to walk 60 MiB of fragmented heap, 20 ms to release 47 MiB of holes: bench/results/reliability-native-malloc-2026-12-07.md). */
 export const HEAP_TRIM_INTERVAL_MS = 30_000;
 
 interface HeapTrimBinding {
