@@ -134,6 +134,9 @@ export interface RoundMeasure {
   /** request/response latency timed from each request's scheduled send (bench/tcp-load.ts rr) */
   p50us: number;
   p99us: number;
+  /** the same requests' round trips timed from their actual send: the path's own time, without the load generator's timer jitter */
+  rttP50us: number;
+  rttP99us: number;
   rrAchievedRate: number;
   /** requests sent more than one interval after their scheduled time */
   rrLate: number;
@@ -159,11 +162,14 @@ export interface RoundMeasure {
 /** the medians over the rounds of one path */
 export type PathSummary = Pick<
   RoundMeasure,
-  'path' | 'gbit1' | 'gbit8' | 'cpuSecondsPerGB1' | 'cpuSecondsPerGB8' | 'p50us' | 'p99us' | 'connPerSecond' | 'cpuSecondsPer1000Requests' | 'cpuSecondsPer1000Connections' | 'rssKiBPerIdleConnection'
+  'path' | 'gbit1' | 'gbit8' | 'cpuSecondsPerGB1' | 'cpuSecondsPerGB8' | 'p50us' | 'p99us' | 'rttP50us' | 'rttP99us' | 'connPerSecond' | 'cpuSecondsPer1000Requests' | 'cpuSecondsPer1000Connections' | 'rssKiBPerIdleConnection'
 > & {
   /** median over rounds of (this path − direct in the same round) */
   addedP50us: number;
   addedP99us: number;
+  /** the same for the round trips from the actual send */
+  addedRttP50us: number;
+  addedRttP99us: number;
   /** the lowest achieved request rate of the rounds, the most late requests, and how many rounds fell behind */
   rrAchievedRateMin: number;
   rrLateMax: number;
@@ -310,6 +316,8 @@ interface Rr {
   behind: boolean;
   p50us: number;
   p99us: number;
+  sendP50us: number;
+  sendP99us: number;
 }
 interface ConnRate {
   connections: number;
@@ -418,7 +426,7 @@ async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Pro
   let cpu0 = cpuOf(rig.pids);
   const rr = PHASES.has('rr')
     ? await runJson<Rr>(...inNetns(a, process.execPath, [LOAD, 'rr', rig.host, String(rig.port), String(DATAPLANE.rrRate), String(DATAPLANE.rrRequests), String(DATAPLANE.rrBytes)]))
-    : { requests: 0, achievedRate: NaN, late: 0, behind: false, p50us: NaN, p99us: NaN };
+    : { requests: 0, achievedRate: NaN, late: 0, behind: false, p50us: NaN, p99us: NaN, sendP50us: NaN, sendP99us: NaN };
   const rrCpu = cpuOf(rig.pids) - cpu0;
   lap('rr');
 
@@ -444,6 +452,8 @@ async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Pro
     cpuSecondsPerGB8: p8.cpuSecondsPerGB,
     p50us: rr.p50us,
     p99us: rr.p99us,
+    rttP50us: rr.sendP50us,
+    rttP99us: rr.sendP99us,
     rrAchievedRate: rr.achievedRate,
     rrLate: rr.late,
     rrBehind: rr.behind,
@@ -458,7 +468,7 @@ async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Pro
 function summarize(rounds: RoundMeasure[]): PathSummary[] {
   return [...PATHS, ...(rounds.some((r) => r.path === 'before') ? (['before'] as const) : [])].map((path) => {
     const mine = rounds.filter((r) => r.path === path);
-    const added = (key: 'p50us' | 'p99us'): number =>
+    const added = (key: 'p50us' | 'p99us' | 'rttP50us' | 'rttP99us'): number =>
       median(mine.map((r) => r[key] - (rounds.find((d) => d.round === r.round && d.path === 'direct')?.[key] ?? NaN)));
     const perConn = median(mine.map((r) => r.rssKiBPerIdleConnection));
     return {
@@ -471,6 +481,10 @@ function summarize(rounds: RoundMeasure[]): PathSummary[] {
       p99us: median(mine.map((r) => r.p99us)),
       addedP50us: added('p50us'),
       addedP99us: added('p99us'),
+      rttP50us: median(mine.map((r) => r.rttP50us)),
+      rttP99us: median(mine.map((r) => r.rttP99us)),
+      addedRttP50us: added('rttP50us'),
+      addedRttP99us: added('rttP99us'),
       rrAchievedRateMin: Math.min(...mine.map((r) => r.rrAchievedRate)),
       rrLateMax: Math.max(...mine.map((r) => r.rrLate)),
       rrRoundsBehind: mine.filter((r) => r.rrBehind).length,
@@ -681,7 +695,7 @@ export async function benchDataplane(): Promise<DataplaneResult> {
 /** One path's measures of one round, as printed while the run goes and kept in the saved result. */
 export function roundLine(m: RoundMeasure, seconds?: number): string {
   return (
-    `round ${m.round} ${m.path}: ${m.gbit1.toFixed(2)} / ${m.gbit8.toFixed(2)} Gbit/s, p50 ${m.p50us.toFixed(0)} µs p99 ${m.p99us.toFixed(0)} µs, ` +
+    `round ${m.round} ${m.path}: ${m.gbit1.toFixed(2)} / ${m.gbit8.toFixed(2)} Gbit/s, p50 ${m.p50us.toFixed(0)} µs p99 ${m.p99us.toFixed(0)} µs (round trip ${m.rttP50us.toFixed(0)} / ${m.rttP99us.toFixed(0)} µs), ` +
     `CPU ${m.cpuSecondsPerGB1.toFixed(2)} / ${m.cpuSecondsPerGB8.toFixed(2)} s/GB, ${m.rrLate} late${m.rrBehind ? ' (behind)' : ''}, ` +
     `${m.connPerSecond.toFixed(0)} conn/s, ${m.idleOpened} idle (${m.rssKiBPerIdleConnection.toFixed(2)} KiB each)` +
     (seconds === undefined ? '' : `, ${seconds.toFixed(1)} s`) +

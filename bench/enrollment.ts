@@ -10,6 +10,9 @@ import { createTopology } from '../test/helpers/netns.js';
 import { buildPodNftRemoveScript, buildPodNftScript } from '../src/redirect/nft-pod.js';
 import { applyNftScript } from '../src/redirect/nft-apply.js';
 import { systemRunner } from '../src/redirect/runner.js';
+import { agentPaths } from '../src/sim/agent-supervisor.js';
+import { planTopology } from '../src/sim/topology/plan.js';
+import { agentPid } from '../test/helpers/sim-cluster.js';
 
 const WARREN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -59,11 +62,6 @@ async function agentMemoryAfterGc(node: string): Promise<{ rssMiB: number; heapM
   return { rssMiB: m.rss / 1024 / 1024, heapMiB: m.heapUsed / 1024 / 1024 };
 }
 
-async function agentPid(node: string): Promise<number> {
-  const out = (await execa('pgrep', ['-f', `main.js node .*--node-name ${node}( |$)`])).stdout.trim().split('\n')[0];
-  return Number(out);
-}
-
 /** CNI ADD times the kubelet logged for pods of `namespace`. */
 async function cniTimes(logPath: string, namespace: string): Promise<number[]> {
   return (await readFile(logPath, 'utf8'))
@@ -86,7 +84,7 @@ function phases(lines: LogLine[]): Record<string, { p50: number; p99: number }> 
 }
 
 async function agentLog(stateDir: string, node: string): Promise<LogLine[]> {
-  return (await readFile(`${stateDir}/nodes/${node}/agent.log`, 'utf8'))
+  return (await readFile(agentPaths(planTopology(stateDir, [node]).nodes[0]!).log, 'utf8'))
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as LogLine);
@@ -164,7 +162,8 @@ export async function benchEnrollment(pods = 110, creations = 40): Promise<Enrol
     };
     await apply('fleet', `apiVersion: v1\nkind: Namespace\nmetadata: {name: fleet}\n---\n${deployment('fleet', 'fleet', pods)}`);
     await waitRunning('fleet', pods);
-    const agent1 = await agentPid('node-1');
+    const agent1 = await agentPid(stateDir, 'node-1');
+    if (agent1 === undefined) throw new Error('no agent on node-1');
     const agentRssIdleMiB = rssMiB(agent1);
     const idleAfterGc = await agentMemoryAfterGc('node-1');
 
@@ -198,10 +197,10 @@ export async function benchEnrollment(pods = 110, creations = 40): Promise<Enrol
       const last = enrolled[enrolled.length - 1]!.time;
       resync = { pods: enrolled.length, fromStartSeconds: (last - lines[0]!.time) / 1000, fromKillSeconds: (last - killedAt) / 1000 };
     }
-    const ready = Number.isFinite(await agentPid('node-1').catch(() => NaN));
+    const ready = (await agentPid(stateDir, 'node-1')) !== undefined;
     if (!ready) throw new Error('no agent after the restart');
 
-    const plugin = `${stateDir}/nodes/node-1/cni/bin/warren-cni`;
+    const plugin = `${planTopology(stateDir, ['node-1']).nodes[0]!.cniBinDir}/warren-cni`;
     spawnTimes(plugin, 5); // page cache, lazy binding
     const pluginTimes = spawnTimes(plugin, 100);
     const trueTimes = spawnTimes('/bin/true', 100);

@@ -7,7 +7,7 @@ import { benchSim } from './sim.js';
 import { benchEnrollment } from './enrollment.js';
 import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { benchCaIssue } from './ca-issue.js';
-import { saveResult, table } from './report.js';
+import { resultSuffix, saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
 import { benchDataplane, dataplaneExperiment, dataplaneSettings, median, roundLine, type PathName, type PathSummary, type RoundMeasure } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
@@ -227,6 +227,10 @@ async function dataplane(): Promise<void> {
       row('  the same, p99 µs', 'p99us', 0),
       row('  added latency (path − direct, same round), p50 µs', 'addedP50us', 0, goal(native.addedP50us <= stunnel.addedP50us, '≤ 1.0× stunnel', native.addedP50us, stunnel.addedP50us), true),
       row('  added latency (path − direct, same round), p99 µs', 'addedP99us', 0, goal(native.addedP99us <= stunnel.addedP99us, '≤ 1.0× stunnel', native.addedP99us, stunnel.addedP99us), true),
+      row('  the same requests timed from their actual send (the round trip through the path, without the load generator\'s timer jitter), p50 µs', 'rttP50us', 0),
+      row('  the same, p99 µs', 'rttP99us', 0),
+      row('  added round trip (path − direct, same round), p50 µs', 'addedRttP50us', 0, goal(native.addedRttP50us <= stunnel.addedRttP50us, '≤ 1.0× stunnel', native.addedRttP50us, stunnel.addedRttP50us), true),
+      row('  added round trip (path − direct, same round), p99 µs', 'addedRttP99us', 0, goal(native.addedRttP99us <= stunnel.addedRttP99us, '≤ 1.0× stunnel', native.addedRttP99us, stunnel.addedRttP99us), true),
       row(`  achieved rate, requests/s (lowest round; target ${c.rrRate})`, 'rrAchievedRateMin', 0),
       row('  requests sent over one interval late (most in a round)', 'rrLateMax', 0),
       row(`  rounds that fell behind the schedule (of ${c.rounds}: achieved < 95% or > 1% late; their latency includes that queueing)`, 'rrRoundsBehind', 0),
@@ -270,9 +274,7 @@ async function dataplane(): Promise<void> {
   const settings = dataplaneSettings();
   const settingsLine = `settings: ${settings.length === 0 ? 'none (the defaults)' : settings.join(' ')}`;
   // A run narrowed or altered by the knobs is saved apart from the benchmark, its settings listed.
-  const label = process.env['DATAPLANE_RESULT_NAME'];
-  if (label !== undefined && !/^[a-z0-9][a-z0-9-]{0,40}$/.test(label)) throw new Error(`DATAPLANE_RESULT_NAME must be lowercase letters, digits and dashes (≤ 41), got ${JSON.stringify(label)}`);
-  const suffix = label === undefined ? '' : `-${label}`;
+  const suffix = resultSuffix('DATAPLANE_RESULT_NAME');
   const name = `${dataplaneExperiment() ? 'dataplane-experiment' : 'dataplane'}${suffix}`;
   const rounds = r.rounds.map((m) => roundLine(m)).join('\n');
   console.log(`saved ${saveResult(name, `${text}\n\n${runLine}\n${settingsLine}\n${notes}\n\n${perRound}\n\nper round:\n${rounds}`, r)}`);
@@ -283,13 +285,14 @@ async function dataplane(): Promise<void> {
  * of the shared machine) and their medians: throughput, CPU per GB, added latency.
  */
 function sameRoundRatios(rounds: RoundMeasure[], a: PathName, b: PathName): string {
-  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us', 'cpuSecondsPer1000Requests', 'connPerSecond', 'cpuSecondsPer1000Connections'] as const;
-  const added = (m: RoundMeasure, key: 'addedP50us' | 'addedP99us'): number => {
+  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us', 'addedRttP50us', 'addedRttP99us', 'cpuSecondsPer1000Requests', 'connPerSecond', 'cpuSecondsPer1000Connections'] as const;
+  /** an added-latency key and the round measure it is taken of */
+  const RAW = { addedP50us: 'p50us', addedP99us: 'p99us', addedRttP50us: 'rttP50us', addedRttP99us: 'rttP99us' } as const;
+  const added = (m: RoundMeasure, key: keyof typeof RAW): number => {
     const direct = rounds.find((d) => d.round === m.round && d.path === 'direct');
-    const raw = key === 'addedP50us' ? 'p50us' : 'p99us';
-    return direct === undefined ? NaN : m[raw] - direct[raw];
+    return direct === undefined ? NaN : m[RAW[key]] - direct[RAW[key]];
   };
-  const value = (m: RoundMeasure, key: (typeof keys)[number]): number => (key === 'addedP50us' || key === 'addedP99us' ? added(m, key) : m[key]);
+  const value = (m: RoundMeasure, key: (typeof keys)[number]): number => (key in RAW ? added(m, key as keyof typeof RAW) : m[key as Exclude<(typeof keys)[number], keyof typeof RAW>]);
   const lines = keys.map((key) => {
     const ratios = rounds
       .filter((m) => m.path === a)
@@ -404,7 +407,7 @@ async function reliability(): Promise<void> {
   const dataplane = r?.dataplane ?? ls?.dataplane ?? 'native';
   const text = `${table(['scenario', 'figures'], rows)}\n\ndata path: ${dataplane}; parts: ${[...parts].join(', ')}; ${verdicts.join('; ')}`;
   console.log(text);
-  console.log(`saved ${saveResult(`reliability-${dataplane}${parts.size < 3 ? `-${[...parts].sort().join('-')}` : ''}`, text, { tier: r, loadSoak: ls })}`);
+  console.log(`saved ${saveResult(`reliability-${dataplane}${parts.size < 3 ? `-${[...parts].sort().join('-')}` : ''}${resultSuffix('RELIABILITY_RESULT_NAME')}`, text, { tier: r, loadSoak: ls })}`);
 }
 
 const BENCHES: Record<string, () => Promise<void>> = { passthrough, sim, enrollment, 'identity-libs': identityLibs, ca, 'cluster-index': clusterIndex, dataplane, 'metrics-scrape': metricsScrape, 'policy-eval': policyEval, waypoint, reliability };

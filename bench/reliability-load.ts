@@ -4,8 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { httpGetInNetns } from '../src/net/netns-http.js';
+import { planTopology } from '../src/sim/topology/plan.js';
 import { eventually } from '../test/helpers/apiserver.js';
-import { simClusterWith, type TestDataplane } from '../test/helpers/sim-cluster.js';
+import { GC_EXPOSED, simClusterWith, type TestDataplane } from '../test/helpers/sim-cluster.js';
 import { netnsOf, readyAndEnrolled } from '../test/helpers/sim-pods.js';
 import { warren } from '../test/helpers/warren-cli.js';
 
@@ -146,7 +147,7 @@ export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResu
   const result: LoadSoakResult = { dataplane, held: {} };
   const children: LoadProcess[] = [];
   try {
-    const kc = await simClusterWith(stateDir, 16592, MANIFEST, dataplane);
+    const kc = await simClusterWith(stateDir, 16592, MANIFEST, dataplane, GC_EXPOSED);
     const core = kc.makeApiClient(CoreV1Api);
     await eventually(async () => (await core.listNamespacedPod({ namespace: NS })).items.every(readyAndEnrolled), 'client and server Ready and enrolled', 120_000);
     const byName = new Map((await core.listNamespacedPod({ namespace: NS })).items.map((p) => [p.metadata!.name!, p]));
@@ -155,8 +156,16 @@ export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResu
     const procs = await warrenProcesses(stateDir);
     const agents = procs.filter((p) => p.name !== 'ca');
     const snapshot = async (): Promise<Record<string, Sample>> => Object.fromEntries(await Promise.all(procs.map(async (p) => [p.name, await sample(p.pid)] as const)));
-    const gc = async (): Promise<void> => {
-      for (const n of ['wrn-node-1', 'wrn-node-2']) await httpGetInNetns({ netns: n, host: '127.0.0.1', port: 15000, path: '/memory?gc=1' });
+    /** A full GC in every agent; what each one's JS heap holds after it, KiB (the leak signal that RSS blurs). */
+    const gc = async (): Promise<Record<string, number>> => {
+      const heap: Record<string, number> = {};
+      for (const node of planTopology(stateDir, ['node-1', 'node-2']).nodes) {
+        const answer = await httpGetInNetns({ netns: node.netns, host: '127.0.0.1', port: 15000, path: '/memory?gc=1' });
+        const memory = JSON.parse(answer.body.toString()) as { collected: boolean; heapUsed: number };
+        if (!memory.collected) throw new Error(`${node.name}'s agent did not run a full GC before its memory was read: not started with --expose-gc?`);
+        heap[node.name] = Math.round(memory.heapUsed / 1024);
+      }
+      return heap;
     };
 
     if (parts.has('load')) {
@@ -206,12 +215,12 @@ export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResu
       const fresh = loadIn(client, ['rate', serverIp, '9000', '50', String(soakMs / 1000)], 4096);
       children.push(rr, fresh);
       const t0 = Date.now();
-      const samples: Array<{ minute: number } & Record<string, Sample>> = [];
+      const samples: Array<{ minute: number; heapKiB: Record<string, number> } & Record<string, Sample>> = [];
       while (Date.now() - t0 < soakMs) {
         await sleep(10_000);
         // after a full collection, so the slope is of what stays live, not of garbage awaiting a GC
-        await gc();
-        samples.push({ minute: (Date.now() - t0) / 60_000, ...(await snapshot()) } as { minute: number } & Record<string, Sample>);
+        const heapKiB = await gc();
+        samples.push({ minute: (Date.now() - t0) / 60_000, heapKiB, ...(await snapshot()) } as { minute: number; heapKiB: Record<string, number> } & Record<string, Sample>);
       }
       const [rrEnd, freshEnd] = await Promise.all([rr, fresh]);
       holder.kill('SIGTERM');
@@ -230,6 +239,12 @@ export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResu
             fdsPerMinute: +slope(xs, steady.map((s) => s[p.name]!.fds)).toFixed(3),
             rssMiB: { first: +(steady[0]![p.name]!.rssKiB / 1024).toFixed(1), last: +(steady.at(-1)![p.name]!.rssKiB / 1024).toFixed(1) },
             fds: { first: steady[0]![p.name]!.fds, last: steady.at(-1)![p.name]!.fds },
+            ...(p.name === 'ca'
+              ? {}
+              : {
+                  heapKiBPerMinute: +slope(xs, steady.map((s) => s.heapKiB[p.name]!)).toFixed(1),
+                  heapMiB: { first: +(steady[0]!.heapKiB[p.name]! / 1024).toFixed(1), last: +(steady.at(-1)!.heapKiB[p.name]! / 1024).toFixed(1) },
+                }),
           },
         ]),
       );

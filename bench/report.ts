@@ -29,6 +29,14 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 /** Saves a result as bench/results/<name>-<date>.md (human) and .json (machine). */
+/** `-<label>` from the environment variable `envName` (so a day's runs of one benchmark do not overwrite each other), or '' when it is unset. */
+export function resultSuffix(envName: string): string {
+  const label = process.env[envName];
+  if (label === undefined) return '';
+  if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(label)) throw new Error(`${envName} must be lowercase letters, digits and dashes (≤ 41), got ${JSON.stringify(label)}`);
+  return `-${label}`;
+}
+
 export function saveResult(name: string, text: string, data: unknown): string {
   const dir = new URL('../../bench/results/', import.meta.url).pathname;
   mkdirSync(dir, { recursive: true });

@@ -33,6 +33,7 @@ import { podAnnotator } from './annotate-pod.js';
 import { cniEndpoint } from './cni-endpoint.js';
 import { Reconciler } from './reconciler.js';
 import { receiveHandoff, serveHandoff } from './listener-handoff.js';
+import { HEAP_TRIM_INTERVAL_MS, trimHeap } from '../native/heap-trim.js';
 
 /** How long a new agent waits for the old one's sockets before making its own. */
 const HANDOFF_RECEIVE_MS = 5_000;
@@ -178,6 +179,7 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
   reconciler.markSynced();
   ready = true;
   log.info({ backend: backendName, cniSocket: config.cniSocket, dataplane: config.dataplane, adoptedPods: adoption?.pods ?? 0 }, 'node agent ready');
+  const heapTrim = setInterval(trimHeap, HEAP_TRIM_INTERVAL_MS).unref();
   // Pods the first reconcile did not enroll by then keep the old agent's listeners until it stops.
   if (adoption !== undefined) setTimeout(() => adoption.finish(), HANDOFF_ADOPT_MS).unref();
   let replaced = false;
@@ -224,6 +226,7 @@ async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger,
   for (const server of [readiness, metricsServer, admin]) server.close();
   await manager.shutdown(config.drainSeconds * 1000);
   native?.stop();
+  clearInterval(heapTrim);
   await identity.stop();
   return 0;
 }

@@ -25,7 +25,7 @@ import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { snapshotRules } from '../helpers/pod-rules.js';
 import { sample } from '../helpers/prometheus.js';
 import { rootTest } from '../helpers/root.js';
-import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
+import { agentPid, simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { warren } from '../helpers/warren-cli.js';
 
@@ -56,11 +56,6 @@ spec:
 const agentGet = (node: string, port: number, path: string) => httpGetInNetns({ netns: `wrn-${node}`, host: '127.0.0.1', port, path, timeoutMs: 2000 });
 const metricsOf = async (node: string): Promise<string> => (await agentGet(node, 15020, '/metrics')).body.toString();
 
-async function agentPidOf(node: string): Promise<number | undefined> {
-  const out = (await execa('pgrep', ['-f', `main.js node .*--node-name ${node}( |$)`], { reject: false })).stdout.trim().split('\n')[0];
-  return out ? Number(out) : undefined;
-}
-
 for (const dataplane of testDataplanes())
 rootTest(`agent claims on a cluster (--dataplane ${dataplane}): readiness after the initial sync, CNI ADD histogram, access log off, redirection=failed`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-claims-`);
@@ -83,12 +78,12 @@ rootTest(`agent claims on a cluster (--dataplane ${dataplane}): readiness after 
       const crd = typedCrds().find((c) => c.spec.names.plural === 'authorizationpolicies')!;
       await ext.deleteCustomResourceDefinition({ name: crd.metadata!.name! });
       await eventually(async () => (await ext.listCustomResourceDefinition()).items.every((c) => c.metadata?.name !== crd.metadata!.name), 'the CRD gone');
-      const old = await agentPidOf('node-1');
+      const old = await agentPid(stateDir, 'node-1');
       assert.ok(old, 'the agent of node-1 runs');
       const logFile = agentPaths(node1).log;
       const logBefore = (await readFile(logFile, 'utf8')).length;
       process.kill(old, 'SIGKILL');
-      await eventually(async () => ((await agentPidOf('node-1')) ?? old) !== old, 'the agent restarted', 15_000);
+      await eventually(async () => ((await agentPid(stateDir, 'node-1')) ?? old) !== old, 'the agent restarted', 15_000);
       // Positive signals first: the new agent answers, and has failed to list policies twice.
       await eventually(async () => (await agentGet('node-1', 15021, '/healthz/ready').catch(() => undefined)) !== undefined, 'the new agent answering', 15_000);
       const retries = async (): Promise<number> =>

@@ -18,7 +18,7 @@ import { eventually } from '../helpers/apiserver.js';
 import { echoFrom, netnsOf } from '../helpers/sim-pods.js';
 import { readAccessLog, type AccessEntry } from '../../src/telemetry/access-log-file.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
-import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
+import { agentPid, simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
 import { assertNoWarrenRules, snapshotRules, type RulesSnapshot } from '../helpers/pod-rules.js';
 import { warren } from '../helpers/warren-cli.js';
@@ -61,12 +61,6 @@ function postToSocket(socketPath: string, path: string, body: string): Promise<{
     req.on('error', reject);
     req.end(body);
   });
-}
-
-async function agentPid(node: string): Promise<number> {
-  const out = (await execa('pgrep', ['-f', `main.js node .*--node-name ${node}( |$)`], { reject: false })).stdout.trim().split('\n')[0];
-  assert.ok(out, `the agent of ${node} runs`);
-  return Number(out);
 }
 
 for (const dataplane of testDataplanes())
@@ -221,7 +215,8 @@ rootTest(`enrollment (--dataplane ${dataplane}): label → captured without rest
     });
 
     await t.test('agent down: enrolled traffic fails instead of bypassing, new pods wait, all resume when it is back', async () => {
-      const pid = await agentPid('node-1');
+      const pid = await agentPid(stateDir, 'node-1');
+      assert.ok(pid, 'the agent of node-1 runs');
       process.kill(pid, 'SIGSTOP');
       stopped.push(pid);
       await core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'waiting' }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'sleep' }] } } });
@@ -239,9 +234,10 @@ rootTest(`enrollment (--dataplane ${dataplane}): label → captured without rest
     });
 
     await t.test('agent restart: enrolled pods are rediscovered and served again', async () => {
-      const pid = await agentPid('node-1');
+      const pid = await agentPid(stateDir, 'node-1');
+      assert.ok(pid, 'the agent of node-1 runs');
       process.kill(pid, 'SIGKILL');
-      await eventually(async () => (await agentPid('node-1').catch(() => pid)) !== pid, 'a new agent process', 15_000);
+      await eventually(async () => ((await agentPid(stateDir, 'node-1')) ?? pid) !== pid, 'a new agent process', 15_000);
       await eventually(async () => (await httpGetFromPod(netnsOf(client), web.status!.podIP!, 8080, 1000).then(() => true, () => false)), 'traffic through the new agent', 20_000);
     });
 
@@ -282,7 +278,8 @@ rootTest(`enrollment (--dataplane ${dataplane}): label → captured without rest
       await core.patchNamespace({ name: NS, body: { metadata: { labels: { 'warren.io/dataplane-mode': 'ambient' } } } }, mergePatch);
       await eventually(async () => (await ready()).filter((p) => p.metadata?.annotations?.['warren.io/redirection'] === 'enabled').length === 5, 'client, echo, web, late and waiting enrolled again', 10_000);
       const node = planTopology(stateDir, ['node-1']).nodes[0]!;
-      const pid = await agentPid('node-1');
+      const pid = await agentPid(stateDir, 'node-1');
+      assert.ok(pid, 'the agent of node-1 runs');
       process.kill(pid, 'SIGSTOP'); // the supervised agent would reinstall what --uninstall removes
       stopped.push(pid);
       const { command, args } = agentCommand(node, `${stateDir}/kubeconfig.cluster`, CA_ADDRESS, ['--uninstall']);

@@ -4,6 +4,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { GATEWAY_NAME_LABEL } from '../../src/gateway/constants.js';
+import { agentPaths } from '../../src/sim/agent-supervisor.js';
+import { planTopology } from '../../src/sim/topology/plan.js';
 import { eventually } from '../helpers/apiserver.js';
 import { simClusterWith, testDataplanes } from '../helpers/sim-cluster.js';
 import { rootTest } from '../helpers/root.js';
@@ -136,12 +139,12 @@ rootTest(`waypoint (--dataplane ${dataplane}): the controller runs it, a labelle
         const outcome = await connectionOutcome(clientNs, vip, 9000);
         if (outcome === 'reset') continue;
         // What the agents decided for the VIP, for the failure to say why.
-        const lines = (await Promise.all(['node-1', 'node-2'].map((n) => readFile(`${stateDir}/nodes/${n}/agent.log`, 'utf8').catch(() => ''))))
+        const lines = (await Promise.all(planTopology(stateDir, ['node-1', 'node-2']).nodes.map((n) => readFile(agentPaths(n).log, 'utf8').catch(() => ''))))
           .join('\n')
           .split('\n')
           .filter((l) => l.includes(vip) || l.includes('waypoint'))
           .slice(-8);
-        const waypointPods = (await pods()).filter((p) => p.metadata?.labels?.['gateway.networking.k8s.io/gateway-name'] === 'waypoint').map((p) => `${p.metadata?.name}:${p.status?.phase}`);
+        const waypointPods = (await pods()).filter((p) => p.metadata?.labels?.[GATEWAY_NAME_LABEL] === 'waypoint').map((p) => `${p.metadata?.name}:${p.status?.phase}`);
         assert.fail(`connection ${i + 1} of 5 after the first refusal: ${outcome}; waypoint pods [${waypointPods.join(', ')}]; the waypoint recorded ${(await headers()).length - through} more; agents' last lines on ${vip} or the waypoint:\n${lines.join('\n')}`);
       }
       assert.equal((await headers()).length, through, 'nothing reached the waypoint');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { KubeConfig } from '@kubernetes/client-node';
+import { execa } from 'execa';
 import { agentPaths } from '../../src/sim/agent-supervisor.js';
 import { planTopology } from '../../src/sim/topology/plan.js';
 import { eventually } from './apiserver.js';
@@ -14,6 +15,9 @@ export function testDataplanes(): TestDataplane[] {
   if (bad.length > 0) throw new Error(`WARREN_TEST_DATAPLANES: unknown data path(s) ${bad.join(', ')}; known: node, native`);
   return wanted as TestDataplane[];
 }
+
+/** `env` for simClusterWith whose agents then run a full GC on admin `/memory?gc=1`, so memory read after it is what stays live. */
+export const GC_EXPOSED = { NODE_OPTIONS: '--expose-gc' } as const;
 
 /**
  * A two-node simulated cluster in `stateDir` (its API server also on the host's
@@ -42,4 +46,15 @@ export async function assertAgentsOn(stateDir: string, dataplane: TestDataplane)
     await eventually(async () => readyLine.test(await readFile(log, 'utf8').catch(() => '')), `${node.name}'s agent ready`, 60_000);
     assert.equal(readyLine.exec(await readFile(log, 'utf8'))?.[1], dataplane, `${node.name}'s agent runs --dataplane ${dataplane}`);
   }
+}
+
+/**
+ * The pid of `node`'s agent in the cluster in `stateDir`, undefined while none runs. The pattern
+ * names the cluster: `--node-name node-1` alone also matches another cluster's agent on the same
+ * machine, whose pid a test would take for a restart of its own (or kill).
+ */
+export async function agentPid(stateDir: string, node: string): Promise<number | undefined> {
+  const dir = stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const out = (await execa('pgrep', ['-f', `main\\.js node --kubeconfig ${dir}/[^ ]+ --node-name ${node}( |$)`], { reject: false })).stdout.trim().split('\n')[0];
+  return out ? Number(out) : undefined;
 }

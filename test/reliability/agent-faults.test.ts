@@ -14,7 +14,7 @@ import { sample } from '../helpers/prometheus.js';
 import { clientEchoWebPods } from '../helpers/mesh-pods.js';
 import { fdKinds, fullLength, recordFigures, ruleApplies, RULE_OPERATIONS, scaled } from '../helpers/reliability.js';
 import { rootTest } from '../helpers/root.js';
-import { simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
+import { agentPid, GC_EXPOSED, simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
 import { clientEchoWebReady, connectionOutcome, readyAndEnrolled, webRequest } from '../helpers/sim-pods.js';
 import { captureTcp } from '../helpers/wire-capture.js';
 import { warren } from '../helpers/warren-cli.js';
@@ -81,11 +81,6 @@ function load(netns: string, ip: string, maxMs: number) {
   };
 }
 
-async function agentPid(node: string): Promise<number | undefined> {
-  const out = (await execa('pgrep', ['-f', `main.js node .*--node-name ${node}( |$)`], { reject: false })).stdout.trim().split('\n')[0];
-  return out ? Number(out) : undefined;
-}
-
 const rssKiB = async (pid: number): Promise<number> => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1]);
 const fdCount = async (pid: number): Promise<number> => (await execa('ls', [`/proc/${pid}/fd`])).stdout.split('\n').filter(Boolean).length;
 /** Log lines with message `msg`, of pod `pod` when given (the agent logs "pod":"<ns>/<name>"). */
@@ -108,14 +103,14 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
   const linkUp = (): Promise<unknown> => execa('ip', ['-n', UNDERLAY.netns, 'link', 'set', 'wu1', 'up'], { reject: false });
   let linkFaults = false;
   try {
-    const kc = await simClusterWith(stateDir, 16590, MANIFEST, DATAPLANE, { WARREN_CERT_TTL: `${CERT_TTL_S}s` });
+    const kc = await simClusterWith(stateDir, 16590, MANIFEST, DATAPLANE, { WARREN_CERT_TTL: `${CERT_TTL_S}s`, ...GC_EXPOSED });
     const { core, client, webIp, echoIp } = await clientEchoWebReady(kc, NS);
     const pods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS })).items;
     await eventually(async () => (await request(client, webIp)) === 'ok', 'a first request through the mesh', 20_000);
     await eventually(async () => (await connectionOutcome(client, echoIp, 9000)) === 'reset', 'the DENY policy enforced', 20_000);
 
     await t.test('scenario 2: kill -9 of the client node’s agent under load — no plaintext on the link, fail rather than bypass, served again within 2 s of the new agent’s start', async () => {
-      const old = await agentPid('node-1');
+      const old = await agentPid(stateDir, 'node-1');
       assert.ok(old, 'the agent of node-1 runs');
       let restartedAt = 0;
       let firstOkAfter = 0;
@@ -130,7 +125,7 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
           const before = traffic.oks.length;
           const killedAt = Date.now();
           process.kill(old, 'SIGKILL');
-          await eventually(async () => ((await agentPid('node-1')) ?? old) !== old, 'the supervisor to start a new agent', 20_000);
+          await eventually(async () => ((await agentPid(stateDir, 'node-1')) ?? old) !== old, 'the supervisor to start a new agent', 20_000);
           restartedAt = Date.now();
           await eventually(() => traffic.oks.some((at) => at > restartedAt), 'a request served by the new agent', 20_000);
           firstOkAfter = traffic.oks.find((at) => at > restartedAt)! - restartedAt;
@@ -220,14 +215,16 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
     });
 
     await t.test(`scenario 5: ${CHURN_PODS} pods created and deleted on node-1 at ${CHURN_PER_MINUTE}/min while traffic flows — nothing leaks`, async () => {
-      const pid = (await agentPid('node-1'))!;
+      const pid = (await agentPid(stateDir, 'node-1'))!;
       const admin = async (path: string): Promise<unknown> => JSON.parse((await httpGetInNetns({ netns: 'wrn-node-1', host: '127.0.0.1', port: 15000, path })).body.toString());
       /** the agent's connections to the API server (watches and its keep-alive pool), from its node's netns */
       const apiConnections = async (): Promise<number> =>
         (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'ss', '-Htnp', 'state', 'established', 'dst', UNDERLAY.address, 'dport', '=', String(UNDERLAY.apiServerPort)])).stdout.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
-      const settle = async (): Promise<{ rss: number; fds: number; kinds: Record<string, number>; api: number }> => {
-        await admin('/memory?gc=1');
-        return { rss: await rssKiB(pid), fds: await fdCount(pid), kinds: await fdKinds(pid), api: await apiConnections() };
+      /** after a full GC: RSS (KiB), the JS heap and what V8 counts outside it (bytes), descriptors, API server connections */
+      const settle = async (): Promise<{ rss: number; heap: number; external: number; fds: number; kinds: Record<string, number>; api: number }> => {
+        const memory = (await admin('/memory?gc=1')) as { collected: boolean; heapUsed: number; external: number };
+        assert.ok(memory.collected, 'the agent ran a full GC before its memory was read (its node runs with --expose-gc)');
+        return { rss: await rssKiB(pid), heap: memory.heapUsed, external: memory.external, fds: await fdCount(pid), kinds: await fdKinds(pid), api: await apiConnections() };
       };
       const enrolledNames = async (): Promise<string[]> => ((await admin('/workloads')) as { enrolled: Array<{ pod: string }> }).enrolled.map((w) => w.pod).sort();
       const gapMs = 60_000 / CHURN_PER_MINUTE;
@@ -274,6 +271,9 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
         rssStartMiB: +(start.rss / 1024).toFixed(1),
         rssEndMiB: +(end.rss / 1024).toFixed(1),
         rssChangePct: +(((end.rss - start.rss) / start.rss) * 100).toFixed(1),
+        // where a growth of RSS sits: the JS heap, or memory V8 counts outside it (buffers), or neither (the allocators' free pages, native state)
+        heapMiB: { start: +(start.heap / 2 ** 20).toFixed(1), end: +(end.heap / 2 ** 20).toFixed(1) },
+        externalMiB: { start: +(start.external / 2 ** 20).toFixed(1), end: +(end.external / 2 ** 20).toFixed(1) },
         fdsStart: start.fds,
         fdsEnd: end.fds,
         fdKinds: { start: start.kinds, end: end.kinds },
@@ -376,7 +376,7 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
         const all = (await Promise.all(NODES.map((n) => admin(n, '/connections')))).flat() as Conns;
         return { legs: all.reduce((a, c) => a + c.captured + c.inboundStreams + c.outboundTunnels.reduce((x, o) => x + o.streams, 0), 0), tunnels: all.reduce((a, c) => a + c.outboundTunnels.length, 0) };
       };
-      const pids = await Promise.all(['node-1', 'node-2'].map(async (n) => (await agentPid(n))!));
+      const pids = await Promise.all(['node-1', 'node-2'].map(async (n) => (await agentPid(stateDir, n))!));
       const fds = async (): Promise<number[]> => Promise.all(pids.map(fdCount));
       const stripCounters = (r: string): string => r.replace(/counter packets \d+ bytes \d+/g, '');
       const rulesBefore = stripCounters((await execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', 'list', 'ruleset'])).stdout);
