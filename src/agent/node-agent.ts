@@ -33,7 +33,7 @@ import { podAnnotator } from './annotate-pod.js';
 import { cniEndpoint } from './cni-endpoint.js';
 import { Reconciler } from './reconciler.js';
 import { receiveHandoff, serveHandoff } from './listener-handoff.js';
-import { HEAP_TRIM_INTERVAL_MS, trimHeap } from '../native/heap-trim.js';
+import { HEAP_TRIM_INTERVAL_MS, trimHeap } from '../native/c-heap.js';
 
 /** How long a new agent waits for the old one's sockets before making its own. */
 const HANDOFF_RECEIVE_MS = 5_000;
