@@ -10,7 +10,7 @@
       "sources": [
         "src/native/netns_socket.cc",
         "src/native/fd_passing.cc",
-        "src/native/heap_trim.cc",
+        "src/native/c_heap.cc",
         "src/native/netns_route.cc",
         "src/native/netns_nft.cc",
         "src/native/dataplane/binding.cc",

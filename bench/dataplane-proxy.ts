@@ -39,6 +39,7 @@ import type { DataPlane } from '../src/tunnel/dataplane.js';
 import { availableParallelism } from 'node:os';
 import { NativeHub } from '../src/tunnel/native-hub.js';
 import { NativePodProxy } from '../src/tunnel/native-pod-proxy.js';
+import { boundCHeapRetention } from '../src/native/c-heap.js';
 import { PodProxy } from '../src/tunnel/pod-proxy.js';
 import { DEFAULT_HBONE_LIMITS, HboneGuard } from '../src/tunnel/hbone-limits.js';
 import pino from 'pino';
@@ -116,6 +117,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const mode = modeArg as ProxyMode;
+  // the C heap as the agent bounds it (node-agent.ts), so the proxies' RSS and CPU are the agent's
+  if (!boundCHeapRetention()) throw new Error('glibc refused the heap trim threshold');
   const policies = mode === 'real' ? benchPolicies() : [];
   const pods = JSON.parse(readFileSync(join(dir, 'pods.json'), 'utf8')) as BenchPod[];
   const self = pods.find((p) => p.name === name);

@@ -29,8 +29,8 @@
  *   warren-real    warren as an agent is configured: AuthorizationPolicies
  *            loaded (bench/dataplane-proxy.ts benchPolicies; the traffic is
  *            allowed by an ALLOW rule) and every access log line written
- * Each round measures direct, stunnel, stunnel-captured, node-tls, warren, native, warren-nopool, warren-real in turn; each measure is the
- * median over the rounds. The load (iperf3, bench/tcp-load.ts) runs in its
+ * Each round measures direct, stunnel, stunnel-captured, node-tls, warren, native, warren-nopool, warren-real in turn, the
+ * order changed each round so that no path always follows the same one (rotated() below); each measure is the median over the rounds. The load (iperf3, bench/tcp-load.ts) runs in its
  * own processes in A; the servers (iperf3 -s, tcp-load server) in B. On the
  * direct path the idle connections weigh the tcp-load server itself (a Node
  * process holding one accepted socket per connection): what any Node proxy
@@ -96,6 +96,7 @@ export const PATHS: readonly PathName[] = ['direct', 'stunnel', 'stunnel-capture
  * DATAPLANE_PROXY=<path of another build's dist/bench/dataplane-proxy.js> instead of this one,
  * DATAPLANE_COMPARE=<such a path>: that build as path 'before' after 'warren' in every round
  * (with DATAPLANE_COMPARE_DATAPLANE=native, on its native data path),
+ * DATAPLANE_RR_REQUESTS=n (requests per latency measure, instead of rrRequests),
  * DATAPLANE_PROXY_CPUS=0 (a taskset CPU list for warren's proxies; with
  * DATAPLANE_NATIVE_THREADS=n, the native path's worker threads: one core vs two).
  * Every run is saved (bench/main.ts): with DATAPLANE_ROUNDS and DATAPLANE_COMPARE
@@ -111,9 +112,12 @@ const nodeFlags = (value: string): string[] => value.split(' ').filter((f) => f 
 const PROXY_FLAGS = nodeFlags(env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? PROXY_NODE_OPTIONS);
 const COMPARE_FLAGS = nodeFlags(env['DATAPLANE_COMPARE_NODE_OPTIONS'] ?? env['DATAPLANE_PROXY_NODE_OPTIONS'] ?? PROXY_NODE_OPTIONS);
 const PROXY_CPUS = env['DATAPLANE_PROXY_CPUS'];
+/** more requests per latency measure steady its p99 (2 000 leave it to the 20 slowest) */
+const RR_REQUESTS = Number(env['DATAPLANE_RR_REQUESTS'] ?? DATAPLANE.rrRequests);
+if (!Number.isInteger(RR_REQUESTS) || RR_REQUESTS < 100) throw new Error(`DATAPLANE_RR_REQUESTS: an integer of at least 100, got ${env['DATAPLANE_RR_REQUESTS']}`);
 
 /** The knobs that narrow or alter what is measured (more rounds and a compared build do not). */
-const EXPERIMENT_KNOBS = ['DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_COMPARE_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'];
+const EXPERIMENT_KNOBS = ['DATAPLANE_PHASES', 'DATAPLANE_PATHS', 'DATAPLANE_RR_REQUESTS', 'DATAPLANE_PROXY_NODE_OPTIONS', 'DATAPLANE_COMPARE_NODE_OPTIONS', 'DATAPLANE_PROXY', 'DATAPLANE_PROXY_CPUS', 'DATAPLANE_NATIVE_THREADS'];
 /** Every DATAPLANE_* setting of this run, `K=v`, for the saved result. */
 export const dataplaneSettings = (): string[] =>
   Object.keys(env)
@@ -179,7 +183,7 @@ export type PathSummary = Pick<
 };
 
 export interface DataplaneResult {
-  config: Omit<typeof DATAPLANE, 'rounds'> & { rounds: number; clockTicks: number; nofileGranted: number; stunnel: string; iperf3: string };
+  config: Omit<typeof DATAPLANE, 'rounds' | 'rrRequests'> & { rounds: number; rrRequests: number; clockTicks: number; nofileGranted: number; stunnel: string; iperf3: string };
   rounds: RoundMeasure[];
   summary: PathSummary[];
   seconds: number;
@@ -425,7 +429,7 @@ async function measure(round: number, a: TestPod, b: TestPod, rig: PathRig): Pro
 
   let cpu0 = cpuOf(rig.pids);
   const rr = PHASES.has('rr')
-    ? await runJson<Rr>(...inNetns(a, process.execPath, [LOAD, 'rr', rig.host, String(rig.port), String(DATAPLANE.rrRate), String(DATAPLANE.rrRequests), String(DATAPLANE.rrBytes)]))
+    ? await runJson<Rr>(...inNetns(a, process.execPath, [LOAD, 'rr', rig.host, String(rig.port), String(DATAPLANE.rrRate), String(RR_REQUESTS), String(DATAPLANE.rrBytes)]))
     : { requests: 0, achievedRate: NaN, late: 0, behind: false, p50us: NaN, p99us: NaN, sendP50us: NaN, sendP99us: NaN };
   const rrCpu = cpuOf(rig.pids) - cpu0;
   lap('rr');
@@ -670,8 +674,9 @@ export async function benchDataplane(): Promise<DataplaneResult> {
     if (env['DATAPLANE_COMPARE'] !== undefined) rigs.push(warrenRig('before', env['DATAPLANE_COMPARE'], env['DATAPLANE_COMPARE_DATAPLANE'] === 'native' ? 'native' : 'pooled', COMPARE_FLAGS));
 
     const rounds: RoundMeasure[] = [];
+    const measured = rigs.filter((r) => ONLY_PATHS.has(r.name));
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const rig of rigs.filter((r) => ONLY_PATHS.has(r.name))) {
+      for (const rig of rotated(measured, round - 1)) {
         const t0 = Date.now();
         await rig.enter();
         try {
@@ -683,13 +688,31 @@ export async function benchDataplane(): Promise<DataplaneResult> {
         console.error(roundLine(m, (Date.now() - t0) / 1000));
       }
     }
-    return { config: { ...DATAPLANE, rounds: ROUNDS, clockTicks, nofileGranted: nofile, ...versions }, rounds, summary: summarize(rounds), seconds: (Date.now() - started) / 1000 };
+    return { config: { ...DATAPLANE, rounds: ROUNDS, rrRequests: RR_REQUESTS, clockTicks, nofileGranted: nofile, ...versions }, rounds, summary: summarize(rounds), seconds: (Date.now() - started) / 1000 };
   } finally {
     if (rulesOn) await rules.off().catch(() => undefined);
     for (const p of procs.reverse()) await p.stop();
     await topo.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The paths in round r's order (r from 0), a balanced Latin square (Williams' design): a
+ * fixed order put each path always after the same one (stunnel-captured after stunnel,
+ * native after the Node paths), so whatever a path leaves behind on the shared machine
+ * (its processes stopping, its rules removed, caches) weighed on the next path's figures in
+ * every round. Here, over n rounds (2n for an odd count of paths), each path takes each
+ * position, and follows each other path, equally often.
+ */
+export function rotated<T>(paths: readonly T[], r: number): T[] {
+  const n = paths.length;
+  if (n === 0) return [];
+  // 0, 1, n-1, 2, n-2, …: each difference between neighbours mod n occurs once
+  const base = Array.from({ length: n }, (_, i) => (i % 2 === 1 ? (i + 1) / 2 : (n - i / 2) % n));
+  const k = r % (2 * n);
+  const row = base.map((x) => paths[(x + k) % n]!);
+  return k < n ? row : row.reverse();
 }
 
 /** One path's measures of one round, as printed while the run goes and kept in the saved result. */

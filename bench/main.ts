@@ -285,20 +285,31 @@ async function dataplane(): Promise<void> {
  * of the shared machine) and their medians: throughput, CPU per GB, added latency.
  */
 function sameRoundRatios(rounds: RoundMeasure[], a: PathName, b: PathName): string {
-  const keys = ['gbit1', 'gbit8', 'cpuSecondsPerGB1', 'cpuSecondsPerGB8', 'addedP50us', 'addedP99us', 'addedRttP50us', 'addedRttP99us', 'cpuSecondsPer1000Requests', 'connPerSecond', 'cpuSecondsPer1000Connections'] as const;
-  /** an added-latency key and the round measure it is taken of */
-  const RAW = { addedP50us: 'p50us', addedP99us: 'p99us', addedRttP50us: 'rttP50us', addedRttP99us: 'rttP99us' } as const;
-  const added = (m: RoundMeasure, key: keyof typeof RAW): number => {
+  const addedOver = (raw: 'p50us' | 'p99us' | 'rttP50us' | 'rttP99us') => (m: RoundMeasure): number => {
     const direct = rounds.find((d) => d.round === m.round && d.path === 'direct');
-    return direct === undefined ? NaN : m[RAW[key]] - direct[RAW[key]];
+    return direct === undefined ? NaN : m[raw] - direct[raw];
   };
-  const value = (m: RoundMeasure, key: (typeof keys)[number]): number => (key in RAW ? added(m, key as keyof typeof RAW) : m[key as Exclude<(typeof keys)[number], keyof typeof RAW>]);
-  const lines = keys.map((key) => {
+  const plain = (key: 'gbit1' | 'gbit8' | 'cpuSecondsPerGB1' | 'cpuSecondsPerGB8' | 'cpuSecondsPer1000Requests' | 'connPerSecond' | 'cpuSecondsPer1000Connections') => (m: RoundMeasure): number => m[key];
+  /** each line's name and how it is read from a round measure; added latency is over direct's, the same round */
+  const measures: [string, (m: RoundMeasure) => number][] = [
+    ['gbit1', plain('gbit1')],
+    ['gbit8', plain('gbit8')],
+    ['cpuSecondsPerGB1', plain('cpuSecondsPerGB1')],
+    ['cpuSecondsPerGB8', plain('cpuSecondsPerGB8')],
+    ['addedP50us', addedOver('p50us')],
+    ['addedP99us', addedOver('p99us')],
+    ['addedRttP50us', addedOver('rttP50us')],
+    ['addedRttP99us', addedOver('rttP99us')],
+    ['cpuSecondsPer1000Requests', plain('cpuSecondsPer1000Requests')],
+    ['connPerSecond', plain('connPerSecond')],
+    ['cpuSecondsPer1000Connections', plain('cpuSecondsPer1000Connections')],
+  ];
+  const lines = measures.map(([key, value]) => {
     const ratios = rounds
       .filter((m) => m.path === a)
       .map((m) => {
         const other = rounds.find((o) => o.round === m.round && o.path === b);
-        return other === undefined ? NaN : value(m, key) / value(other, key);
+        return other === undefined ? NaN : value(m) / value(other);
       });
     return `  ${key}: ${ratios.map((v) => fmt(v)).join(' ')}  median ${fmt(median(ratios.filter((v) => Number.isFinite(v))))}`;
   });

@@ -156,16 +156,19 @@ export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResu
     const procs = await warrenProcesses(stateDir);
     const agents = procs.filter((p) => p.name !== 'ca');
     const snapshot = async (): Promise<Record<string, Sample>> => Object.fromEntries(await Promise.all(procs.map(async (p) => [p.name, await sample(p.pid)] as const)));
-    /** A full GC in every agent; what each one's JS heap holds after it, KiB (the leak signal that RSS blurs). */
-    const gc = async (): Promise<Record<string, number>> => {
-      const heap: Record<string, number> = {};
+    /**
+     * A full GC in every agent; what each one's JS heap and C heap hold after it, KiB (the leak
+     * signals that RSS blurs: RSS also carries free pages the allocators keep).
+     */
+    const gc = async (): Promise<Record<string, { heap: number; cHeapInUse: number }>> => {
+      const held: Record<string, { heap: number; cHeapInUse: number }> = {};
       for (const node of planTopology(stateDir, ['node-1', 'node-2']).nodes) {
         const answer = await httpGetInNetns({ netns: node.netns, host: '127.0.0.1', port: 15000, path: '/memory?gc=1' });
-        const memory = JSON.parse(answer.body.toString()) as { collected: boolean; heapUsed: number };
+        const memory = JSON.parse(answer.body.toString()) as { collected: boolean; heapUsed: number; cHeap: { inUseBytes: number } };
         if (!memory.collected) throw new Error(`${node.name}'s agent did not run a full GC before its memory was read: not started with --expose-gc?`);
-        heap[node.name] = Math.round(memory.heapUsed / 1024);
+        held[node.name] = { heap: Math.round(memory.heapUsed / 1024), cHeapInUse: Math.round(memory.cHeap.inUseBytes / 1024) };
       }
-      return heap;
+      return held;
     };
 
     if (parts.has('load')) {
@@ -215,12 +218,13 @@ export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResu
       const fresh = loadIn(client, ['rate', serverIp, '9000', '50', String(soakMs / 1000)], 4096);
       children.push(rr, fresh);
       const t0 = Date.now();
-      const samples: Array<{ minute: number; heapKiB: Record<string, number> } & Record<string, Sample>> = [];
+      type Soaked = { minute: number; heldKiB: Record<string, { heap: number; cHeapInUse: number }> } & Record<string, Sample>;
+      const samples: Soaked[] = [];
       while (Date.now() - t0 < soakMs) {
         await sleep(10_000);
         // after a full collection, so the slope is of what stays live, not of garbage awaiting a GC
-        const heapKiB = await gc();
-        samples.push({ minute: (Date.now() - t0) / 60_000, heapKiB, ...(await snapshot()) } as { minute: number; heapKiB: Record<string, number> } & Record<string, Sample>);
+        const heldKiB = await gc();
+        samples.push({ minute: (Date.now() - t0) / 60_000, heldKiB, ...(await snapshot()) } as Soaked);
       }
       const [rrEnd, freshEnd] = await Promise.all([rr, fresh]);
       holder.kill('SIGTERM');
@@ -242,8 +246,10 @@ export async function benchLoadAndSoak(parts: Set<string>): Promise<LoadSoakResu
             ...(p.name === 'ca'
               ? {}
               : {
-                  heapKiBPerMinute: +slope(xs, steady.map((s) => s.heapKiB[p.name]!)).toFixed(1),
-                  heapMiB: { first: +(steady[0]!.heapKiB[p.name]! / 1024).toFixed(1), last: +(steady.at(-1)!.heapKiB[p.name]! / 1024).toFixed(1) },
+                  heapKiBPerMinute: +slope(xs, steady.map((s) => s.heldKiB[p.name]!.heap)).toFixed(1),
+                  heapMiB: { first: +(steady[0]!.heldKiB[p.name]!.heap / 1024).toFixed(1), last: +(steady.at(-1)!.heldKiB[p.name]!.heap / 1024).toFixed(1) },
+                  cHeapInUseKiBPerMinute: +slope(xs, steady.map((s) => s.heldKiB[p.name]!.cHeapInUse)).toFixed(1),
+                  cHeapInUseMiB: { first: +(steady[0]!.heldKiB[p.name]!.cHeapInUse / 1024).toFixed(1), last: +(steady.at(-1)!.heldKiB[p.name]!.cHeapInUse / 1024).toFixed(1) },
                 }),
           },
         ]),

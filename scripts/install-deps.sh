@@ -3,7 +3,7 @@
 # Idempotent; skips apt when everything is already there.
 set -euo pipefail
 
-PKGS=(iproute2 nftables iptables containernetworking-plugins socat util-linux procps make g++ python3 tcpdump openssl iperf3 stunnel4 libnghttp2-dev libnftables-dev)
+PKGS=(iproute2 nftables iptables containernetworking-plugins socat util-linux procps make g++ python3 tcpdump openssl iperf3 stunnel4 libnghttp2-dev libnftables-dev libnetfilter-queue-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

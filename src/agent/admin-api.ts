@@ -8,6 +8,7 @@ import { clientErrorStatus } from '../errors/http-status.js';
 import type { WaypointIndex } from '../k8s/waypoint-index.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { explainConnection } from '../policy/explain.js';
+import { cHeapStats } from '../native/c-heap.js';
 import type { AdminAnswers, AdminCerts, AdminConnections, AdminPolicies, AdminService, AdminStatus, AdminWorkload } from './admin-types.js';
 import type { NodeAgentConfig } from './config.js';
 import type { EnrolledPod } from './enrollment-manager.js';
@@ -80,7 +81,7 @@ export function adminRoutes(s: AdminState): Record<string, Handler> {
     const gc = (globalThis as { gc?: () => void }).gc;
     const collect = new URL(req.url ?? '/', 'http://admin').searchParams.get('gc') === '1' && gc !== undefined;
     if (collect) gc();
-    sendJson(res, 200, { collected: collect, enrolled: s.enrolled().length, ...process.memoryUsage() });
+    sendJson(res, 200, { collected: collect, enrolled: s.enrolled().length, ...process.memoryUsage(), cHeap: cHeapStats() });
   };
   const explain: Handler = (req, res) => {
     const query = new URL(req.url ?? '/', 'http://admin').searchParams;

@@ -33,7 +33,7 @@ import { podAnnotator } from './annotate-pod.js';
 import { cniEndpoint } from './cni-endpoint.js';
 import { Reconciler } from './reconciler.js';
 import { receiveHandoff, serveHandoff } from './listener-handoff.js';
-import { HEAP_TRIM_INTERVAL_MS, trimHeap } from '../native/heap-trim.js';
+import { HEAP_TRIM_INTERVAL_MS, HEAP_TRIM_THRESHOLD_BYTES, boundCHeapRetention, trimHeap } from '../native/c-heap.js';
 
 /** How long a new agent waits for the old one's sockets before making its own. */
 const HANDOFF_RECEIVE_MS = 5_000;
@@ -69,6 +69,8 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
 
 async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger, logFn: (msg: string, fields: Record<string, unknown>) => void): Promise<number> {
   if (config.uninstall) return uninstallNode(config, api, logFn);
+  // before the data path's threads make arenas: each then gives back what it frees past 128 KiB
+  if (!boundCHeapRetention()) log.warn({ trimThresholdBytes: HEAP_TRIM_THRESHOLD_BYTES }, 'glibc refused the heap trim threshold: arenas keep what they free (RSS grows)');
   const watch = leanWatcher(api, logFn);
   const backendName = chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner));
   const backend = createBackend(backendName, systemRunner);

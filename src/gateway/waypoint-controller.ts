@@ -153,10 +153,9 @@ export function startWaypointController(kc: KubeConfig, settings: WaypointSettin
     const address = service?.spec?.clusterIP;
     const facts = deployment === undefined ? undefined : { readyReplicas: deployment.status?.readyReplicas ?? 0, replicas: deployment.spec?.replicas ?? 1, ...(address && address !== 'None' ? { address } : {}) };
     const status = gatewayStatus(gw, acceptance, facts, new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
-    const transition = notReadyEventKey(gw, status, Date.now());
-    if (transition !== undefined) {
-      const programmed = status.conditions!.find((c) => c.type === 'Programmed')!;
-      event(`${GATEWAY_GROUP}/${GATEWAY_VERSION}`, 'Gateway', gw, acceptance.accepted ? 'WaypointNotReady' : 'WaypointNotAccepted', `waypoint ${key(gw)}: ${programmed.message}`, transition);
+    const owed = notReadyEventKey(gw, status, Date.now());
+    if (owed !== undefined) {
+      event(`${GATEWAY_GROUP}/${GATEWAY_VERSION}`, 'Gateway', gw, acceptance.accepted ? 'WaypointNotReady' : 'WaypointNotAccepted', `waypoint ${key(gw)}: ${owed.message}`, owed.key);
     }
     if (comparable(status) === comparable(gw.status)) return;
     await custom.patchNamespacedCustomObjectStatus({ ...GATEWAYS, namespace, name, body: { status } }, mergePatch).catch((err: unknown) => {

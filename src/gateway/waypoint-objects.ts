@@ -244,16 +244,17 @@ const NOT_READY_GRACE_MS = 60_000;
  * second apart named two Events for one transition): a transition from True is keyed by
  * when that True began; a waypoint never ready since its creation is warned about once,
  * after NOT_READY_GRACE_MS. A False that began later followed a True whose pass made the
- * Event. Undefined: no Event.
+ * Event. Undefined: no Event; else the key and the False condition's message.
  */
-export function notReadyEventKey(gw: GatewayObject, status: NonNullable<GatewayObject['status']>, nowMs: number): string | undefined {
+export function notReadyEventKey(gw: GatewayObject, status: NonNullable<GatewayObject['status']>, nowMs: number): { key: string; message: string } | undefined {
   const programmed = status.conditions?.find((c) => c.type === 'Programmed');
   if (programmed?.status !== 'False') return undefined;
+  const owed = (key: string) => ({ key, message: programmed.message ?? '' });
   const was = gw.status?.conditions?.find((c) => c.type === 'Programmed');
-  if (was?.status === 'True') return `after True of ${was.lastTransitionTime}`;
+  if (was?.status === 'True') return owed(`after True of ${was.lastTransitionTime}`);
   const created = Date.parse(String(gw.metadata?.creationTimestamp ?? ''));
   if (nowMs - created < NOT_READY_GRACE_MS) return undefined;
   const falseSince = Date.parse(String(was?.lastTransitionTime ?? ''));
   const neverReady = was === undefined || !(falseSince - created >= NOT_READY_GRACE_MS);
-  return neverReady ? 'never ready' : undefined;
+  return neverReady ? owed('never ready') : undefined;
 }

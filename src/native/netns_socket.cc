@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "fd_passing.h"
-#include "heap_trim.h"
+#include "c_heap.h"
 #include "netns_socket.h"
 #include "netns_nft.h"
 #include "netns_route.h"
@@ -385,7 +385,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNetnsRoute(env, exports);
   InitNetnsNft(env, exports);
   InitFdPassing(env, exports);
-  InitHeapTrim(env, exports);
+  InitCHeap(env, exports);
   return exports;
 }
 

@@ -17,6 +17,7 @@ import { rootTest } from '../helpers/root.js';
 import { agentPid, GC_EXPOSED, simClusterWith, type TestDataplane } from '../helpers/sim-cluster.js';
 import { clientEchoWebReady, connectionOutcome, readyAndEnrolled, webRequest } from '../helpers/sim-pods.js';
 import { captureTcp } from '../helpers/wire-capture.js';
+import { withLinkDelay } from '../helpers/link-delay.js';
 import { warren } from '../helpers/warren-cli.js';
 
 /**
@@ -33,8 +34,10 @@ const CHURN_PODS = scaled('CHURN_PODS', 12, 1000);
 const CHURN_PER_MINUTE = scaled('CHURN_PER_MINUTE', 60, 100);
 /** the CA's certificate lifetime (`--cert-ttl`; 10 s is its floor): scenario 3's outage is 55 % of it */
 const CERT_TTL_S = scaled('CERT_TTL_SECONDS', 30, 60);
-/** scenario 9: seconds of 5 % loss each way on node-1's link, then of that link down */
+/** scenario 9: seconds of 5 % loss each way on node-1's link, then of 50 ms delay on it, then of that link down */
 const LOSS_S = scaled('LOSS_SECONDS', 15, 60);
+const DELAY_S = scaled('DELAY_SECONDS', 10, 30);
+const DELAY_MS = 50;
 const LINK_DOWN_S = scaled('LINK_DOWN_SECONDS', 10, 10);
 /** The marker every request carries: seen in plaintext on a node's link, it was bypassed. */
 const MARKER = 'warren-reliability-plaintext-marker';
@@ -56,22 +59,27 @@ spec:
 /** One request from the client pod: 'ok' when web answered it over the mesh, else what happened. */
 const request = (netns: string, ip: string): Promise<string> => webRequest(netns, ip, { path: MARKER, connectMs: 1000, answerMs: 2000 });
 
-/** Requests one after another until `stop` (bounded by `maxMs`): counts by outcome, and when each ok came. */
+/** Requests one after another until `stop` (bounded by `maxMs`): counts by outcome, when each ok came and how long it took. */
 function load(netns: string, ip: string, maxMs: number) {
   const outcomes = new Map<string, number>();
   const oks: number[] = [];
+  const okMs: number[] = [];
   let stopped = false;
   const done = (async () => {
     const deadline = Date.now() + maxMs;
     while (!stopped && Date.now() < deadline) {
+      const sent = performance.now();
       const r = await request(netns, ip);
       outcomes.set(r, (outcomes.get(r) ?? 0) + 1);
-      if (r === 'ok') oks.push(Date.now());
-      else await sleep(20);
+      if (r === 'ok') {
+        oks.push(Date.now());
+        okMs.push(performance.now() - sent);
+      } else await sleep(20);
     }
   })();
   return {
     oks,
+    okMs,
     outcomes,
     async stop(): Promise<Record<string, number>> {
       stopped = true;
@@ -81,25 +89,33 @@ function load(netns: string, ip: string, maxMs: number) {
   };
 }
 
-const rssKiB = async (pid: number): Promise<number> => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1]);
+/** VmRSS and its parts (KiB): anonymous memory (heaps, stacks), and pages of mapped files (the binary's and libraries' code, counted once touched) */
+const rssOf = async (pid: number): Promise<{ total: number; anon: number; file: number }> => {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1]);
+  return { total: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile') };
+};
 const fdCount = async (pid: number): Promise<number> => (await execa('ls', [`/proc/${pid}/fd`])).stdout.split('\n').filter(Boolean).length;
 /** Log lines with message `msg`, of pod `pod` when given (the agent logs "pod":"<ns>/<name>"). */
 const countLines = (text: string, msg: string, pods?: string[]): number =>
   text.split('\n').filter((l) => l.includes(`"msg":"${msg}"`) && (pods === undefined || pods.some((p) => l.includes(`"pod":"${NS}/${p}"`)))).length;
 const STEADY = ['client', 'echo', 'web'];
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API server partition, pod churn, CA outage, network faults`, async (t) => {
   const stateDir = await mkdtemp(`${tmpdir()}/warren-rely-`);
   const plan = planTopology(stateDir, ['node-1', 'node-2']);
   /** both agents' logs: the client's (node-1) and the server's (node-2, where the DENY is enforced) */
   const bothLogs = async (): Promise<string> => (await Promise.all(plan.nodes.map((n) => readFile(agentPaths(n).log, 'utf8')))).join('\n');
-  const NODES = ['wrn-node-1', 'wrn-node-2'];
+  const NODES = plan.nodes.map((n) => n.netns);
+  /** node-1's netns: the client's node, where the faults are made */
+  const NODE1 = NODES[0]!;
   const unpartition = async (): Promise<void> => {
     for (const n of NODES) await execa('ip', ['netns', 'exec', n, 'nft', 'delete', 'table', 'inet', 'wrn-rely-partition'], { reject: false });
   };
   let partitioned = false;
   // scenario 9's faults on node-1's link (wu1 is its underlay end, src/sim/topology/network.ts)
-  const lossOff = (): Promise<unknown> => execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', 'delete', 'table', 'netdev', 'wrn-rely-loss'], { reject: false });
+  const lossOff = (): Promise<unknown> => execa('ip', ['netns', 'exec', NODE1, 'nft', 'delete', 'table', 'netdev', 'wrn-rely-loss'], { reject: false });
   const linkUp = (): Promise<unknown> => execa('ip', ['-n', UNDERLAY.netns, 'link', 'set', 'wu1', 'up'], { reject: false });
   let linkFaults = false;
   try {
@@ -116,7 +132,7 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
       let firstOkAfter = 0;
       let figures: Record<string, number> = {};
       const pcap = await captureTcp(
-        'wrn-node-1',
+        NODE1,
         'eth0',
         `${stateDir}/kill.pcap`,
         async () => {
@@ -216,15 +232,15 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
 
     await t.test(`scenario 5: ${CHURN_PODS} pods created and deleted on node-1 at ${CHURN_PER_MINUTE}/min while traffic flows — nothing leaks`, async () => {
       const pid = (await agentPid(stateDir, 'node-1'))!;
-      const admin = async (path: string): Promise<unknown> => JSON.parse((await httpGetInNetns({ netns: 'wrn-node-1', host: '127.0.0.1', port: 15000, path })).body.toString());
+      const admin = async (path: string): Promise<unknown> => JSON.parse((await httpGetInNetns({ netns: NODE1, host: '127.0.0.1', port: 15000, path })).body.toString());
       /** the agent's connections to the API server (watches and its keep-alive pool), from its node's netns */
       const apiConnections = async (): Promise<number> =>
-        (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'ss', '-Htnp', 'state', 'established', 'dst', UNDERLAY.address, 'dport', '=', String(UNDERLAY.apiServerPort)])).stdout.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
+        (await execa('ip', ['netns', 'exec', NODE1, 'ss', '-Htnp', 'state', 'established', 'dst', UNDERLAY.address, 'dport', '=', String(UNDERLAY.apiServerPort)])).stdout.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
       /** after a full GC: RSS (KiB), the JS heap and what V8 counts outside it (bytes), descriptors, API server connections */
-      const settle = async (): Promise<{ rss: number; heap: number; external: number; fds: number; kinds: Record<string, number>; api: number }> => {
-        const memory = (await admin('/memory?gc=1')) as { collected: boolean; heapUsed: number; external: number };
+      const settle = async (): Promise<{ rss: { total: number; anon: number; file: number }; heap: number; external: number; cHeap: { inUseBytes: number; freeBytes: number }; fds: number; kinds: Record<string, number>; api: number }> => {
+        const memory = (await admin('/memory?gc=1')) as { collected: boolean; heapUsed: number; external: number; cHeap: { inUseBytes: number; freeBytes: number } };
         assert.ok(memory.collected, 'the agent ran a full GC before its memory was read (its node runs with --expose-gc)');
-        return { rss: await rssKiB(pid), heap: memory.heapUsed, external: memory.external, fds: await fdCount(pid), kinds: await fdKinds(pid), api: await apiConnections() };
+        return { rss: await rssOf(pid), heap: memory.heapUsed, external: memory.external, cHeap: memory.cHeap, fds: await fdCount(pid), kinds: await fdKinds(pid), api: await apiConnections() };
       };
       const enrolledNames = async (): Promise<string[]> => ((await admin('/workloads')) as { enrolled: Array<{ pod: string }> }).enrolled.map((w) => w.pod).sort();
       const gapMs = 60_000 / CHURN_PER_MINUTE;
@@ -249,11 +265,11 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
       const netnsNames = async (): Promise<string[]> => (await execa('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n !== '').sort();
       /** the state a timed-out wait shows: which pods the API, the agent and the kernel still have */
       const state = (what: string) => async (): Promise<string> =>
-        `${what}; API pods [${await podNames()}], agent enrolls [${(await enrolledNames()).join(', ')}] (before: [${enrolledBefore.join(', ')}]), netns [${(await netnsNames()).filter((n) => n.startsWith('wrn-node-1')).join(', ')}]; the agents' last warnings: ${(await bothLogs()).split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-5).join('\n')}`;
+        `${what}; API pods [${await podNames()}], agent enrolls [${(await enrolledNames()).join(', ')}] (before: [${enrolledBefore.join(', ')}]), netns [${(await netnsNames()).filter((n) => n.startsWith(NODE1)).join(', ')}]; the agents' last warnings: ${(await bothLogs()).split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-5).join('\n')}`;
       await eventually(async () => (await pods()).length === 3, state('the warm-up pods gone from the API'), 120_000);
       await eventually(async () => JSON.stringify(await enrolledNames()) === JSON.stringify(enrolledBefore), state('the agent back to the pods of before the warm-up'), 60_000);
       const netnsBefore = (await execa('ip', ['netns', 'list'])).stdout.split('\n').length;
-      const nodeRulesBefore = (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', 'list', 'ruleset'])).stdout;
+      const nodeRulesBefore = (await execa('ip', ['netns', 'exec', NODE1, 'nft', 'list', 'ruleset'])).stdout;
       const start = await settle();
       const traffic = load(client, webIp, 30 * 60_000);
       const created = await churn('churn', CHURN_PODS);
@@ -262,18 +278,23 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
       await eventually(async () => (await execa('ip', ['netns', 'list'])).stdout.split('\n').length === netnsBefore, state(`the churned pods’ netns gone (${netnsBefore} lines before)`), 60_000);
       const requests = await traffic.stop();
       const end = await settle();
-      const nodeRulesAfter = (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', 'list', 'ruleset'])).stdout;
+      const nodeRulesAfter = (await execa('ip', ['netns', 'exec', NODE1, 'nft', 'list', 'ruleset'])).stdout;
       const figures = {
         dataplane: DATAPLANE,
         podsCreatedAndDeleted: created,
         perMinute: CHURN_PER_MINUTE,
         requests,
-        rssStartMiB: +(start.rss / 1024).toFixed(1),
-        rssEndMiB: +(end.rss / 1024).toFixed(1),
-        rssChangePct: +(((end.rss - start.rss) / start.rss) * 100).toFixed(1),
+        rssStartMiB: +(start.rss.total / 1024).toFixed(1),
+        rssEndMiB: +(end.rss.total / 1024).toFixed(1),
+        rssChangePct: +(((end.rss.total - start.rss.total) / start.rss.total) * 100).toFixed(1),
+        rssAnonMiB: { start: +(start.rss.anon / 1024).toFixed(1), end: +(end.rss.anon / 1024).toFixed(1) },
+        rssFileMiB: { start: +(start.rss.file / 1024).toFixed(1), end: +(end.rss.file / 1024).toFixed(1) },
         // where a growth of RSS sits: the JS heap, or memory V8 counts outside it (buffers), or neither (the allocators' free pages, native state)
         heapMiB: { start: +(start.heap / 2 ** 20).toFixed(1), end: +(end.heap / 2 ** 20).toFixed(1) },
         externalMiB: { start: +(start.external / 2 ** 20).toFixed(1), end: +(end.external / 2 ** 20).toFixed(1) },
+        // outside V8: blocks the C heap still holds (native state, libraries), or its free memory
+        cHeapInUseMiB: { start: +(start.cHeap.inUseBytes / 2 ** 20).toFixed(1), end: +(end.cHeap.inUseBytes / 2 ** 20).toFixed(1) },
+        cHeapFreeMiB: { start: +(start.cHeap.freeBytes / 2 ** 20).toFixed(1), end: +(end.cHeap.freeBytes / 2 ** 20).toFixed(1) },
         fdsStart: start.fds,
         fdsEnd: end.fds,
         fdKinds: { start: start.kinds, end: end.kinds },
@@ -368,7 +389,7 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
       assert.equal(freshStartedDuringOutage, false, 'the pod of an identity without a certificate did not start while the CA was down');
     });
 
-    await t.test(`scenario 9: node-1's link loses 5 % each way for ${LOSS_S} s, then is down for ${LINK_DOWN_S} s — requests succeed or fail cleanly, nothing leaks, the HBONE pool recovers`, async () => {
+    await t.test(`scenario 9: node-1's link loses 5 % each way for ${LOSS_S} s, then delays what it sends by ${DELAY_MS} ms for ${DELAY_S} s, then is down for ${LINK_DOWN_S} s — requests succeed or fail cleanly, nothing leaks, the HBONE pool recovers`, async () => {
       const admin = async (node: string, path: string): Promise<unknown> => JSON.parse((await httpGetInNetns({ netns: node, host: '127.0.0.1', port: 15000, path })).body.toString());
       type Conns = Array<{ captured: number; inboundStreams: number; outboundTunnels: Array<{ streams: number }> }>;
       /** proxied legs and tunnel streams still open on both nodes, and the HBONE connections pooled */
@@ -379,12 +400,12 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
       const pids = await Promise.all(['node-1', 'node-2'].map(async (n) => (await agentPid(stateDir, n))!));
       const fds = async (): Promise<number[]> => Promise.all(pids.map(fdCount));
       const stripCounters = (r: string): string => r.replace(/counter packets \d+ bytes \d+/g, '');
-      const rulesBefore = stripCounters((await execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', 'list', 'ruleset'])).stdout);
+      const rulesBefore = stripCounters((await execa('ip', ['netns', 'exec', NODE1, 'nft', 'list', 'ruleset'])).stdout);
       const { legs: legsBefore, tunnels: tunnelsBefore } = await open();
       const fdsBefore = await fds();
 
       linkFaults = true;
-      await execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', '-f', '-'], {
+      await execa('ip', ['netns', 'exec', NODE1, 'nft', '-f', '-'], {
         input: [
           'table netdev wrn-rely-loss {',
           '  chain in { type filter hook ingress device "eth0" priority 0; counter; numgen random mod 100 < 5 counter drop; }',
@@ -395,9 +416,19 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
       const lossy = load(client, webIp, LOSS_S * 1000);
       await sleep(LOSS_S * 1000);
       const duringLoss = await lossy.stop();
-      const lossRules = (await execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', 'list', 'table', 'netdev', 'wrn-rely-loss'])).stdout;
+      const lossRules = (await execa('ip', ['netns', 'exec', NODE1, 'nft', 'list', 'table', 'netdev', 'wrn-rely-loss'])).stdout;
       const packets = [...lossRules.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
       await lossOff();
+
+      // each request's time on a clean link, then with what node-1 sends held DELAY_MS
+      const clean = load(client, webIp, 60_000);
+      await eventually(async () => clean.okMs.length >= 20, '20 requests served on the clean link', 60_000);
+      await clean.stop();
+      const { result: duringDelay, counts: delayCounts } = await withLinkDelay(NODE1, 'eth0', DELAY_MS, DELAY_S + 60, stateDir, async () => {
+        const slow = load(client, webIp, DELAY_S * 1000);
+        await sleep(DELAY_S * 1000);
+        return { outcomes: await slow.stop(), okMs: slow.okMs };
+      });
 
       await execa('ip', ['-n', UNDERLAY.netns, 'link', 'set', 'wu1', 'down']);
       const downAt = Date.now();
@@ -415,13 +446,17 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
       await eventually(async () => (await open()).legs <= legsBefore, 'every proxied connection and tunnel stream of the faults closed', 60_000);
       await eventually(async () => (await fds()).every((f, i) => f <= fdsBefore[i]! + 2), 'the agents’ descriptors back to before', 60_000).catch(() => undefined);
       const fdsAfter = await fds();
-      const rulesAfter = stripCounters((await execa('ip', ['netns', 'exec', 'wrn-node-1', 'nft', 'list', 'ruleset'])).stdout);
+      const rulesAfter = stripCounters((await execa('ip', ['netns', 'exec', NODE1, 'nft', 'list', 'ruleset'])).stdout);
       const tunnelsAfter = (await open()).tunnels;
       const figures = {
         dataplane: DATAPLANE,
         lossSeconds: LOSS_S,
         duringLoss,
         linkPackets: { in: packets[0], inDropped: packets[1], out: packets[2], outDropped: packets[3] },
+        delaySeconds: DELAY_S,
+        duringDelay: duringDelay.outcomes,
+        delayedPackets: delayCounts,
+        requestMsP50: { cleanLink: +median(clean.okMs).toFixed(1), delayed: +median(duringDelay.okMs).toFixed(1) },
         linkDownSeconds: Math.round((upAt - downAt) / 1000),
         duringLinkDown: duringDown,
         newRequestServedAfterLinkUpMs: recoveredAfterMs,
@@ -431,9 +466,13 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
         pooledHboneConnections: { before: tunnelsBefore, after: tunnelsAfter },
       };
       recordFigures(t, 'network-faults', figures);
-      const clean = (outcome: string): boolean => outcome === 'ok' || outcome === 'timeout' || outcome === 'ECONNRESET' || outcome.startsWith('connect: ');
-      assert.deepEqual(Object.keys({ ...duringLoss, ...duringDown }).filter((o) => !clean(o)), [], 'every request was answered, or failed with a reset or a timeout');
+      const cleanFailure = (outcome: string): boolean => outcome === 'ok' || outcome === 'timeout' || outcome === 'ECONNRESET' || outcome.startsWith('connect: ');
+      assert.deepEqual(Object.keys({ ...duringLoss, ...duringDown }).filter((o) => !cleanFailure(o)), [], 'every request was answered, or failed with a reset or a timeout');
       assert.ok((duringLoss.ok ?? 0) >= 0.8 * Object.values(duringLoss).reduce((a, b) => a + b, 0), `most requests served through 5 % loss: ${JSON.stringify(duringLoss)}`);
+      assert.equal(duringDelay.outcomes.ok, Object.values(duringDelay.outcomes).reduce((a, b) => a + b, 0), `every request served through the ${DELAY_MS} ms delay: ${JSON.stringify(duringDelay.outcomes)}`);
+      assert.ok(delayCounts.delayed > 0 && delayCounts.passedAtOnce === 0, `the delay held node-1's packets: ${JSON.stringify(delayCounts)}`);
+      // each request's CONNECT leaves node-1 on the pooled tunnel: at least one delayed packet on its path (0.8: timer slack)
+      assert.ok(figures.requestMsP50.delayed >= figures.requestMsP50.cleanLink + 0.8 * DELAY_MS, `requests took the delay: ${JSON.stringify(figures.requestMsP50)}`);
       assert.deepEqual(after, after.map(() => 'ok'), 'the pool recovered: every new request served after the link came back');
       assert.ok(recoveredAfterMs <= 15_000, `served again ${recoveredAfterMs} ms after the link came back`);
       assert.ok(fdsAfter.every((f, i) => f <= fdsBefore[i]! + 2), `agents’ descriptors ${JSON.stringify(fdsBefore)} → ${JSON.stringify(fdsAfter)}`);

@@ -34,3 +34,16 @@ test('admin /status: backend, enrolled pods, certificates, policies and live con
     assert.equal(status, 200);
     assert.deepEqual(body, { node: 'node-2', backend: 'nft', enrolled: 0, certificates: { count: 0, valid: 0, soonestExpiry: null }, policies: { authorization: 1, peerAuthentication: 0 }, waypoints: [], connections: 0 });
   }));
+
+test('admin /memory: the process memory and the C heap, so an RSS growth can be placed in the JS heap, in C-heap blocks still held, or in free pages', () =>
+  withAdmin(async (get) => {
+    const held = Buffer.alloc(8 * 2 ** 20, 1); // outside the JS heap: `external`, and malloc'd
+    const { status, body } = await get('/memory');
+    assert.equal(status, 200);
+    assert.equal(body.collected, false, 'no GC unless asked with ?gc=1');
+    assert.ok(body.rss >= body.heapUsed && body.external >= held.length, JSON.stringify(body));
+    const c = body.cHeap as Record<string, number>;
+    assert.deepEqual(Object.keys(c).sort(), ['arenaBytes', 'freeBytes', 'inUseBytes', 'mmappedBytes']);
+    assert.ok(c.inUseBytes! >= held.length && c.inUseBytes! >= c.mmappedBytes!, `the 8 MiB buffer is counted as in use: ${JSON.stringify(c)}`);
+    assert.equal(held[held.length - 1], 1);
+  }));

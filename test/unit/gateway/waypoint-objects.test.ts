@@ -83,13 +83,14 @@ test('a not-ready Event: once per transition from True, named alike by two repli
   const at = (iso: string) => Date.parse(iso);
   const ready = { readyReplicas: 1, replicas: 1, address: '10.96.0.50' };
   const down = { readyReplicas: 0, replicas: 1, address: '10.96.0.50' };
-  const pass = (gw: GatewayObject, facts: typeof down | undefined, iso: string) => notReadyEventKey(gw, gatewayStatus(gw, { accepted: true }, facts, iso), at(iso));
+  const pass = (gw: GatewayObject, facts: typeof down | undefined, iso: string) => notReadyEventKey(gw, gatewayStatus(gw, { accepted: true }, facts, iso), at(iso))?.key;
 
   const seenUp = made(gatewayStatus(made(), { accepted: true }, ready, '2026-12-06T10:00:00Z'));
   assert.equal(pass(seenUp, ready, '2026-12-06T12:00:00Z'), undefined, 'none while Programmed');
   // The two CA replicas each see the Gateway still True and compute the transition a second apart.
   const a = pass(seenUp, down, '2026-12-06T12:00:00Z');
   assert.ok(a !== undefined);
+  assert.match(notReadyEventKey(seenUp, gatewayStatus(seenUp, { accepted: true }, down, '2026-12-06T12:00:00Z'), at('2026-12-06T12:00:00Z'))?.message ?? '', /no waypoint pod is ready \(0\/1 ready\)/, 'the Event says why');
   assert.equal(pass(seenUp, down, '2026-12-06T12:00:01Z'), a, 'one Event name for one transition');
   // Once either replica wrote False, later passes of both owe nothing more for it.
   const seenDown = made(gatewayStatus(seenUp, { accepted: true }, down, '2026-12-06T12:00:01Z'));
