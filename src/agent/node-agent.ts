@@ -69,7 +69,7 @@ export async function runNodeAgent(config: NodeAgentConfig): Promise<number> {
 
 async function runAgent(config: NodeAgentConfig, api: KubeApi, log: pino.Logger, logFn: (msg: string, fields: Record<string, unknown>) => void): Promise<number> {
   if (config.uninstall) return uninstallNode(config, api, logFn);
-  // before the data path's threads make arenas: each then gives back what it frees past 128 KiB
+  // first, so that from here on every arena gives back what it frees past its end (c-heap.ts)
   if (!boundCHeapRetention()) log.warn({ trimThresholdBytes: HEAP_TRIM_THRESHOLD_BYTES }, 'glibc refused the heap trim threshold: arenas keep what they free (RSS grows)');
   const watch = leanWatcher(api, logFn);
   const backendName = chooseBackend(config.redirectBackend, await gatherBackendFacts(systemRunner));

@@ -7,8 +7,9 @@ export const HEAP_TRIM_INTERVAL_MS = 30_000;
  * What each glibc arena may keep free at its end before giving it back: glibc's documented
  * default (128 KiB), fixed rather than left to rise with the largest block freed. Left to rise,
  * 300 pods churned through an agent grew its RSS +10.7 MiB, its arenas' free memory +11.7 MiB
- * and what they held in use +0.4 MiB; fixed, +4.4 MiB of RSS, most of it the JS heap
- * (bench/results/reliability-native-churn-c-heap-2026-12-07.md).
+ * and what they held in use +0.4 MiB; fixed, +5.2 MiB (bench/results/reliability-native-churn-
+ * c-heap-2026-12-07.md), and 1 000 pods at 100/min −0.8 % instead of +9.2 %
+ * (reliability-native-full-bound-2026-12-07.md).
  */
 export const HEAP_TRIM_THRESHOLD_BYTES = 128 * 1024;
 

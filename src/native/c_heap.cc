@@ -2,6 +2,9 @@
 
 #include <malloc.h>
 
+#include <climits>
+#include <cstdint>
+
 namespace warren {
 namespace {
 
@@ -17,11 +20,12 @@ Napi::Value TrimHeap(const Napi::CallbackInfo& info) { return Napi::Boolean::New
 // much. Setting it fixes it (and the mmap threshold where it stands, 128 KiB unless changed).
 Napi::Value BoundHeapRetention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().Int64Value() <= 0) {
-    Napi::TypeError::New(env, "boundHeapRetention(trimThresholdBytes) needs a positive byte count").ThrowAsJavaScriptException();
+  const int64_t bytes = info.Length() < 1 || !info[0].IsNumber() ? 0 : info[0].As<Napi::Number>().Int64Value();
+  if (bytes <= 0 || bytes > INT_MAX) {
+    Napi::TypeError::New(env, "boundHeapRetention(trimThresholdBytes) needs a byte count from 1 to INT_MAX").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return Napi::Boolean::New(env, mallopt(M_TRIM_THRESHOLD, static_cast<int>(info[0].As<Napi::Number>().Int64Value())) == 1);
+  return Napi::Boolean::New(env, mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) == 1);
 }
 
 // mallinfo2 sums every arena: what is allocated and not yet freed (the growth a leak makes)
