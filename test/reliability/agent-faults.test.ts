@@ -262,21 +262,31 @@ rootTest(`agent faults on the ${DATAPLANE} data path: kill -9 under load, API se
       // uses, so the baseline is a warm agent's and the comparison is of what churn leaves behind.
       await churn('warmup', 4);
       const podNames = async (): Promise<string> => (await pods()).map((p) => `${p.metadata?.name}:${p.status?.phase ?? '?'}${p.metadata?.deletionTimestamp === undefined ? '' : ':deleting'}`).join(', ');
-      const netnsNames = async (): Promise<string[]> => (await execa('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n !== '').sort();
+      /** node-1's netns and its pods' (wrn-node-1-<ns>-<pod>): the churn's, not the machine's, which other work may add or remove meanwhile */
+      const netnsNames = async (): Promise<string[]> =>
+        (await execa('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n === NODE1 || n.startsWith(`${NODE1}-`)).sort();
       /** the state a timed-out wait shows: which pods the API, the agent and the kernel still have */
       const state = (what: string) => async (): Promise<string> =>
-        `${what}; API pods [${await podNames()}], agent enrolls [${(await enrolledNames()).join(', ')}] (before: [${enrolledBefore.join(', ')}]), netns [${(await netnsNames()).filter((n) => n.startsWith(NODE1)).join(', ')}]; the agents' last warnings: ${(await bothLogs()).split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-5).join('\n')}`;
+        `${what}; API pods [${await podNames()}], agent enrolls [${(await enrolledNames()).join(', ')}] (before: [${enrolledBefore.join(', ')}]), netns [${(await netnsNames()).join(', ')}]; the agents' last warnings: ${(await bothLogs()).split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-5).join('\n')}`;
       await eventually(async () => (await pods()).length === 3, state('the warm-up pods gone from the API'), 120_000);
       await eventually(async () => JSON.stringify(await enrolledNames()) === JSON.stringify(enrolledBefore), state('the agent back to the pods of before the warm-up'), 60_000);
-      const netnsBefore = (await execa('ip', ['netns', 'list'])).stdout.split('\n').length;
+      // the simulator removes a deleted pod's netns after the API has forgotten the pod: the baseline is taken once the warm-up's are gone
+      await eventually(async () => !(await netnsNames()).some((n) => n.startsWith(`${NODE1}-${NS}-warmup-`)), state('the warm-up pods’ netns gone'), 60_000);
+      const netnsBefore = (await netnsNames()).join(', ');
       const nodeRulesBefore = (await execa('ip', ['netns', 'exec', NODE1, 'nft', 'list', 'ruleset'])).stdout;
       const start = await settle();
       const traffic = load(client, webIp, 30 * 60_000);
-      const created = await churn('churn', CHURN_PODS);
-      await eventually(async () => (await pods()).length === 3, state('the churned pods gone from the API'), 120_000);
-      await eventually(async () => JSON.stringify(await enrolledNames()) === JSON.stringify(enrolledBefore), state('the agent enrolling exactly the pods of before'), 60_000);
-      await eventually(async () => (await execa('ip', ['netns', 'list'])).stdout.split('\n').length === netnsBefore, state(`the churned pods’ netns gone (${netnsBefore} lines before)`), 60_000);
-      const requests = await traffic.stop();
+      let created: number;
+      let requests: Record<string, number>;
+      try {
+        created = await churn('churn', CHURN_PODS);
+        await eventually(async () => (await pods()).length === 3, state('the churned pods gone from the API'), 120_000);
+        await eventually(async () => JSON.stringify(await enrolledNames()) === JSON.stringify(enrolledBefore), state('the agent enrolling exactly the pods of before'), 60_000);
+        await eventually(async () => (await netnsNames()).join(', ') === netnsBefore, state(`the churned pods’ netns gone (before: [${netnsBefore}])`), 60_000);
+      } finally {
+        // a failed wait must not leave the request loop running for its 30-minute bound
+        requests = await traffic.stop();
+      }
       const end = await settle();
       const nodeRulesAfter = (await execa('ip', ['netns', 'exec', NODE1, 'nft', 'list', 'ruleset'])).stdout;
       const figures = {
