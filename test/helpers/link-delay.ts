@@ -23,8 +23,8 @@ export async function withLinkDelay<T>(netns: string, device: string, delayMs: n
   const tool = `${dir}/delay-line`;
   const built = await execa('cc', ['-O2', '-Wall', '-o', tool, SOURCE, '-lnetfilter_queue'], { reject: false });
   if (built.exitCode !== 0) throw new Error(`building ${SOURCE} (needs libnetfilter-queue-dev, scripts/install-deps.sh): ${built.stderr}`);
-  const rule = ['-t', 'mangle', 'POSTROUTING', '-o', device, '-j', 'NFQUEUE', '--queue-num', QUEUE, '--queue-bypass'];
-  const iptables = (op: '-A' | '-D') => execa('ip', ['netns', 'exec', netns, 'iptables-legacy', rule[0]!, rule[1]!, op, ...rule.slice(2)]);
+  const rule = ['POSTROUTING', '-o', device, '-j', 'NFQUEUE', '--queue-num', QUEUE, '--queue-bypass'];
+  const iptables = (op: '-A' | '-D') => execa('ip', ['netns', 'exec', netns, 'iptables-legacy', '-t', 'mangle', op, ...rule]);
   // bounded by itself too: the tool exits after maxSeconds whatever happens here
   const line = execa('ip', ['netns', 'exec', netns, tool, QUEUE, String(delayMs), String(maxSeconds)], { reject: false });
   try {
