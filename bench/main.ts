@@ -317,6 +317,7 @@ function sameRoundRatioList(rounds: RoundMeasure[], a: PathName, b: PathName, va
 
 /** the same-round ratios' median and its 95 % interval (bench/median-interval.ts), as text */
 function ratioSummary(ratios: number[]): string {
+  if (!ratios.some((v) => Number.isFinite(v))) return 'not measured';
   const interval = medianInterval(ratios);
   const range = interval === undefined ? 'too few rounds for a 95 % interval' : `${fmt(interval.coverage * 100, 1)} % interval ${fmt(interval.low)}–${fmt(interval.high)}`;
   return `median ${fmt(median(ratios.filter((v) => Number.isFinite(v))))} (${range})`;
