@@ -9,6 +9,7 @@ import { benchIdentityLibs, type Stats } from './identity-libs.js';
 import { benchCaIssue } from './ca-issue.js';
 import { resultSuffix, saveResult, table } from './report.js';
 import { benchClusterIndex } from './cluster-index.js';
+import { medianInterval } from './median-interval.js';
 import { benchDataplane, dataplaneExperiment, dataplaneSettings, median, roundLine, type PathName, type PathSummary, type RoundMeasure } from './dataplane.js';
 import { benchMetricsScrape } from './metrics-scrape.js';
 import { benchPolicyEval, type Timing } from './policy-eval.js';
@@ -194,6 +195,8 @@ async function dataplane(): Promise<void> {
   const goal = (ok: boolean, what: string, ...figures: number[]): string =>
     `${what}: ${figures.some((f) => Number.isNaN(f)) ? 'not measured' : ok ? 'met' : 'MISSED'}`;
   type Key = Exclude<keyof PathSummary, 'path'>;
+  // how firmly the rounds tell a goal of native ÷ stunnel: their ratios' median and its interval
+  const firmly = (text: string, measure: keyof typeof RATIO_MEASURES): string => `${text}; same-round ${ratioSummary(sameRoundRatioList(r.rounds, 'native', 'stunnel', RATIO_MEASURES[measure]))}`;
   // The goals are issue 19's, for the native data path (--dataplane native).
   const row = (label: string, key: Key, digits: number, goalText = '', noDirect = false): string[] => [
     label,
@@ -219,18 +222,18 @@ async function dataplane(): Promise<void> {
   const text = table(
     ['measure (median of rounds)', 'direct', 'stunnel', 'stunnel captured', 'node-tls', 'warren', 'native', 'pool off', 'real config', ...(before === undefined ? [] : ['before', 'native ÷ before']), 'native ÷ stunnel', 'native ÷ stunnel captured', 'stunnel captured ÷ stunnel', 'warren ÷ stunnel', 'pool off ÷ stunnel', 'real config ÷ stunnel', 'node-tls ÷ stunnel', 'native ÷ direct', 'goal (native)'],
     [
-      row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, goal(native.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel', native.gbit1, stunnel.gbit1)),
-      row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, goal(native.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel', native.gbit8, stunnel.gbit8)),
+      row(`throughput, iperf3 -P1 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit1', 2, firmly(goal(native.gbit1 >= stunnel.gbit1, '≥ 1.0× stunnel', native.gbit1, stunnel.gbit1), 'gbit1')),
+      row(`throughput, iperf3 -P8 -t ${c.iperfSeconds} -O ${c.iperfOmitSeconds}, Gbit/s`, 'gbit8', 2, firmly(goal(native.gbit8 >= stunnel.gbit8, '≥ 1.0× stunnel', native.gbit8, stunnel.gbit8), 'gbit8')),
       row('  proxy CPU-seconds per GB sent, iperf3 -P1 (utime+stime of the proxy processes, warm-up included)', 'cpuSecondsPerGB1', 2, goal(native.cpuSecondsPerGB1 <= stunnel.cpuSecondsPerGB1, '≤ stunnel', native.cpuSecondsPerGB1, stunnel.cpuSecondsPerGB1), true),
       row('  the same, iperf3 -P8', 'cpuSecondsPerGB8', 2, goal(native.cpuSecondsPerGB8 <= stunnel.cpuSecondsPerGB8, '≤ stunnel', native.cpuSecondsPerGB8, stunnel.cpuSecondsPerGB8), true),
       row(`${c.rrBytes} B request/response at ${c.rrRate}/s, one connection (${c.rrRequests}, first tenth dropped), timed from the scheduled send, p50 µs`, 'p50us', 0),
       row('  the same, p99 µs', 'p99us', 0),
-      row('  added latency (path − direct, same round), p50 µs', 'addedP50us', 0, goal(native.addedP50us <= stunnel.addedP50us, '≤ 1.0× stunnel', native.addedP50us, stunnel.addedP50us), true),
-      row('  added latency (path − direct, same round), p99 µs', 'addedP99us', 0, goal(native.addedP99us <= stunnel.addedP99us, '≤ 1.0× stunnel', native.addedP99us, stunnel.addedP99us), true),
+      row('  added latency (path − direct, same round), p50 µs', 'addedP50us', 0, firmly(goal(native.addedP50us <= stunnel.addedP50us, '≤ 1.0× stunnel', native.addedP50us, stunnel.addedP50us), 'addedP50us'), true),
+      row('  added latency (path − direct, same round), p99 µs', 'addedP99us', 0, firmly(goal(native.addedP99us <= stunnel.addedP99us, '≤ 1.0× stunnel', native.addedP99us, stunnel.addedP99us), 'addedP99us'), true),
       row('  the same requests timed from their actual send (the round trip through the path, without the load generator\'s timer jitter), p50 µs', 'rttP50us', 0),
       row('  the same, p99 µs', 'rttP99us', 0),
-      row('  added round trip (path − direct, same round), p50 µs', 'addedRttP50us', 0, goal(native.addedRttP50us <= stunnel.addedRttP50us, '≤ 1.0× stunnel', native.addedRttP50us, stunnel.addedRttP50us), true),
-      row('  added round trip (path − direct, same round), p99 µs', 'addedRttP99us', 0, goal(native.addedRttP99us <= stunnel.addedRttP99us, '≤ 1.0× stunnel', native.addedRttP99us, stunnel.addedRttP99us), true),
+      row('  added round trip (path − direct, same round), p50 µs', 'addedRttP50us', 0, firmly(goal(native.addedRttP50us <= stunnel.addedRttP50us, '≤ 1.0× stunnel', native.addedRttP50us, stunnel.addedRttP50us), 'addedRttP50us'), true),
+      row('  added round trip (path − direct, same round), p99 µs', 'addedRttP99us', 0, firmly(goal(native.addedRttP99us <= stunnel.addedRttP99us, '≤ 1.0× stunnel', native.addedRttP99us, stunnel.addedRttP99us), 'addedRttP99us'), true),
       row(`  achieved rate, requests/s (lowest round; target ${c.rrRate})`, 'rrAchievedRateMin', 0),
       row('  requests sent over one interval late (most in a round)', 'rrLateMax', 0),
       row(`  rounds that fell behind the schedule (of ${c.rounds}: achieved < 95% or > 1% late; their latency includes that queueing)`, 'rrRoundsBehind', 0),
@@ -280,40 +283,53 @@ async function dataplane(): Promise<void> {
   console.log(`saved ${saveResult(name, `${text}\n\n${runLine}\n${settingsLine}\n${notes}\n\n${perRound}\n\nper round:\n${rounds}`, r)}`);
 }
 
-/**
- * Per-round ratios of path `a` to path `b` (the same round, so the same state
- * of the shared machine) and their medians: throughput, CPU per GB, added latency.
- */
-function sameRoundRatios(rounds: RoundMeasure[], a: PathName, b: PathName): string {
-  const addedOver = (raw: 'p50us' | 'p99us' | 'rttP50us' | 'rttP99us') => (m: RoundMeasure): number => {
+/** over direct's of the same round */
+const addedOver =
+  (raw: 'p50us' | 'p99us' | 'rttP50us' | 'rttP99us') =>
+  (m: RoundMeasure, rounds: RoundMeasure[]): number => {
     const direct = rounds.find((d) => d.round === m.round && d.path === 'direct');
     return direct === undefined ? NaN : m[raw] - direct[raw];
   };
-  const plain = (key: 'gbit1' | 'gbit8' | 'cpuSecondsPerGB1' | 'cpuSecondsPerGB8' | 'cpuSecondsPer1000Requests' | 'connPerSecond' | 'cpuSecondsPer1000Connections') => (m: RoundMeasure): number => m[key];
-  /** each line's name and how it is read from a round measure; added latency is over direct's, the same round */
-  const measures: [string, (m: RoundMeasure) => number][] = [
-    ['gbit1', plain('gbit1')],
-    ['gbit8', plain('gbit8')],
-    ['cpuSecondsPerGB1', plain('cpuSecondsPerGB1')],
-    ['cpuSecondsPerGB8', plain('cpuSecondsPerGB8')],
-    ['addedP50us', addedOver('p50us')],
-    ['addedP99us', addedOver('p99us')],
-    ['addedRttP50us', addedOver('rttP50us')],
-    ['addedRttP99us', addedOver('rttP99us')],
-    ['cpuSecondsPer1000Requests', plain('cpuSecondsPer1000Requests')],
-    ['connPerSecond', plain('connPerSecond')],
-    ['cpuSecondsPer1000Connections', plain('cpuSecondsPer1000Connections')],
-  ];
-  const lines = measures.map(([key, value]) => {
-    const ratios = rounds
-      .filter((m) => m.path === a)
-      .map((m) => {
-        const other = rounds.find((o) => o.round === m.round && o.path === b);
-        return other === undefined ? NaN : value(m) / value(other);
-      });
-    return `  ${key}: ${ratios.map((v) => fmt(v)).join(' ')}  median ${fmt(median(ratios.filter((v) => Number.isFinite(v))))}`;
+/** each per-round ratio's name and how it is read from a round measure */
+const RATIO_MEASURES = {
+  gbit1: (m: RoundMeasure) => m.gbit1,
+  gbit8: (m: RoundMeasure) => m.gbit8,
+  cpuSecondsPerGB1: (m: RoundMeasure) => m.cpuSecondsPerGB1,
+  cpuSecondsPerGB8: (m: RoundMeasure) => m.cpuSecondsPerGB8,
+  addedP50us: addedOver('p50us'),
+  addedP99us: addedOver('p99us'),
+  addedRttP50us: addedOver('rttP50us'),
+  addedRttP99us: addedOver('rttP99us'),
+  cpuSecondsPer1000Requests: (m: RoundMeasure) => m.cpuSecondsPer1000Requests,
+  connPerSecond: (m: RoundMeasure) => m.connPerSecond,
+  cpuSecondsPer1000Connections: (m: RoundMeasure) => m.cpuSecondsPer1000Connections,
+} satisfies Record<string, (m: RoundMeasure, rounds: RoundMeasure[]) => number>;
+
+/** Path `a`'s measure over path `b`'s, round by round (the same round, so the same state of the shared machine). */
+function sameRoundRatioList(rounds: RoundMeasure[], a: PathName, b: PathName, value: (m: RoundMeasure, rounds: RoundMeasure[]) => number): number[] {
+  return rounds
+    .filter((m) => m.path === a)
+    .map((m) => {
+      const other = rounds.find((o) => o.round === m.round && o.path === b);
+      return other === undefined ? NaN : value(m, rounds) / value(other, rounds);
+    });
+}
+
+/** the same-round ratios' median and its 95 % interval (bench/median-interval.ts), as text */
+function ratioSummary(ratios: number[]): string {
+  if (!ratios.some((v) => Number.isFinite(v))) return 'not measured';
+  const interval = medianInterval(ratios);
+  const range = interval === undefined ? 'too few rounds for a 95 % interval' : `${fmt(interval.coverage * 100, 1)} % interval ${fmt(interval.low)}–${fmt(interval.high)}`;
+  return `median ${fmt(median(ratios.filter((v) => Number.isFinite(v))))} (${range})`;
+}
+
+/** Per-round ratios of path `a` to path `b`, their medians and the medians' intervals. */
+function sameRoundRatios(rounds: RoundMeasure[], a: PathName, b: PathName): string {
+  const lines = Object.entries(RATIO_MEASURES).map(([name, value]) => {
+    const ratios = sameRoundRatioList(rounds, a, b, value);
+    return `  ${name}: ${ratios.map((v) => fmt(v)).join(' ')}  ${ratioSummary(ratios)}`;
   });
-  return `same-round ${a} ÷ ${b} (per round, then the median):\n${lines.join('\n')}`;
+  return `same-round ${a} ÷ ${b} (per round, then the median and its interval):\n${lines.join('\n')}`;
 }
 
 async function metricsScrape(): Promise<void> {
