@@ -300,10 +300,10 @@ class Session : public Handler {
   // `unconsumed`: stream bytes received and never written on; the
   // connection window gets them back (the stream's is gone with it).
   void Detach(int32_t sid, bool reset, size_t unconsumed);
-  void ResumeData(int32_t sid) {
-    if (ng_ != nullptr && sid >= 0) nghttp2_session_resume_data(ng_, sid);
-    w_->Dirty(this);
-  }
+  // The flow has bytes (or its EOF) for its stream: its DATA item resumes, or a new one is
+  // submitted. An item ends once it sent all that waited (Flow::ReadForStream), so an idle
+  // stream holds none: nghttp2 keeps ~160 bytes per item, as much as the stream itself.
+  void WantSend(Flow* f);
   void Consume(int32_t sid, size_t n) {
     if (ng_ != nullptr && sid >= 0) nghttp2_session_consume(ng_, sid, n);
     w_->Dirty(this);
@@ -433,6 +433,8 @@ class Flow {
   ssize_t ReadForStream(size_t len, uint32_t* flags);
   // the bytes queued for the stream side
   size_t WaitingForStream() const { return streamSide_ < 0 ? 0 : pend_[streamSide_].size(); }
+  // bytes or the other side's EOF wait for the stream
+  bool HasForStream() const { return streamSide_ >= 0 && (!pend_[streamSide_].empty() || eofFrom_[1 - streamSide_]); }
   void SendStreamData(size_t n, Buf* out);
   void Resume() {
     for (int i = 0; i < 2; i++)
@@ -504,6 +506,8 @@ class Flow {
   uint64_t seenBytes_ = 0;
   int64_t seenAt_ = NowMs();
   int status_ = 0;
+  // nghttp2 holds a DATA item for the stream (Session::WantSend, ReadForStream)
+  bool dataItem_ = false;
   // written to the upstream once connected, before the client's bytes (Decision::prefix)
   std::string prefix_;
   friend class Session;
@@ -646,7 +650,7 @@ void Flow::ReadSock(int side, bool edge) {
       bytes_[side] += static_cast<uint64_t>(n);
       if (inPlace) {
         pend_[to].commit(static_cast<size_t>(n));
-        if (sess_ != nullptr) sess_->ResumeData(sid_);
+        if (sess_ != nullptr) sess_->WantSend(this);
       } else {
         Deliver(to, buf, static_cast<size_t>(n));
       }
@@ -671,7 +675,7 @@ void Flow::ReadSock(int side, bool edge) {
 void Flow::Deliver(int to, const char* p, size_t n) {
   if (IsStream(to)) {
     pend_[to].append(p, n);
-    if (sess_ != nullptr) sess_->ResumeData(sid_);
+    if (sess_ != nullptr) sess_->WantSend(this);
     return;
   }
   // Nothing queued: write straight from the caller's buffer, queue the rest.
@@ -691,7 +695,7 @@ void Flow::Deliver(int to, const char* p, size_t n) {
 
 void Flow::DeliverEof(int to) {
   if (IsStream(to)) {
-    if (sess_ != nullptr) sess_->ResumeData(sid_);
+    if (sess_ != nullptr) sess_->WantSend(this);
   } else {
     FlushSock(to);
   }
@@ -790,15 +794,23 @@ void Flow::SpliceSock(int side) {
 // The bytes are not copied here: NGHTTP2_DATA_FLAG_NO_COPY has nghttp2 call
 // Session::OnSendData, which appends them to the TLS batch straight from
 // pend_ (one copy of every outgoing byte less).
+// A frame that takes all that waits ends the DATA item (EOF): with END_STREAM when the
+// other side's EOF came, else without (NO_END_STREAM), and the next bytes get a new item
+// (Session::WantSend).
 ssize_t Flow::ReadForStream(size_t len, uint32_t* flags) {
   int to = streamSide_;
   size_t n = pend_[to].size() < len ? pend_[to].size() : len;
-  if (n == pend_[to].size() && eofFrom_[1 - to]) {
+  bool eof = eofFrom_[1 - to];
+  if (n == 0 && !eof) return NGHTTP2_ERR_DEFERRED;  // never an empty frame: the item waits
+  if (n == pend_[to].size()) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
-    eofTo_[to] = true;
-    w_->Later(id_);  // may be done now
-  } else if (n == 0) {
-    return NGHTTP2_ERR_DEFERRED;
+    dataItem_ = false;
+    if (eof) {
+      eofTo_[to] = true;
+      w_->Later(id_);  // may be done now
+    } else {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
   }
   if (n > 0) *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   return static_cast<ssize_t>(n);
@@ -1012,10 +1024,8 @@ void Session::Submit(Flow* f) {
   const std::string method = "CONNECT";
   nghttp2_nv hdrs[3] = {nv(":method", method), nv(":authority", f->authority), nv("forwarded", f->forwarded)};
   size_t n = f->forwarded.empty() ? 2 : 3;
-  nghttp2_data_provider dp;
-  dp.source.ptr = nullptr;
-  dp.read_callback = OnReadData;
-  int32_t sid = nghttp2_submit_request(ng_, nullptr, hdrs, n, &dp, nullptr);
+  // HEADERS without END_STREAM and no DATA item yet: one is submitted when bytes wait (WantSend)
+  int32_t sid = nghttp2_submit_headers(ng_, NGHTTP2_FLAG_NONE, -1, nullptr, hdrs, n, nullptr);
   if (sid < 0) {
     reserved_--;
     return f->Refuse(std::string("CONNECT: ") + nghttp2_strerror(sid), 0);
@@ -1026,6 +1036,21 @@ void Session::Submit(Flow* f) {
   std::string().swap(f->authority);
   std::string().swap(f->forwarded);
   w_->nStreams++;
+  if (f->HasForStream()) WantSend(f);
+  w_->Dirty(this);
+}
+
+void Session::WantSend(Flow* f) {
+  if (ng_ == nullptr || f->sid_ < 0) return;
+  if (f->dataItem_) {
+    nghttp2_session_resume_data(ng_, f->sid_);
+  } else {
+    nghttp2_data_provider dp;
+    dp.source.ptr = nullptr;
+    dp.read_callback = OnReadData;
+    // END_STREAM goes on the item's last frame only when ReadForStream says it is the stream's end
+    if (nghttp2_submit_data(ng_, NGHTTP2_FLAG_END_STREAM, f->sid_, &dp) == 0) f->dataItem_ = true;
+  }
   w_->Dirty(this);
 }
 
@@ -1034,10 +1059,9 @@ void Session::Respond(Flow* f, int status) {
   std::string s = std::to_string(status);
   nghttp2_nv hdr{reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
                  reinterpret_cast<uint8_t*>(s.data()), 7, s.size(), NGHTTP2_NV_FLAG_NONE};
-  nghttp2_data_provider dp;
-  dp.source.ptr = nullptr;
-  dp.read_callback = OnReadData;
-  nghttp2_submit_response(ng_, f->sid_, &hdr, 1, status == 200 ? &dp : nullptr);
+  // 200: HEADERS without END_STREAM, the DATA items follow the bytes (WantSend); else the stream's end
+  if (status == 200) nghttp2_submit_headers(ng_, NGHTTP2_FLAG_NONE, f->sid_, nullptr, &hdr, 1, nullptr);
+  else nghttp2_submit_response(ng_, f->sid_, &hdr, 1, nullptr);
   w_->Dirty(this);
 }
 
