@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <sys/epoll.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <pthread.h>
 #include <time.h>
@@ -124,6 +125,36 @@ void ResetClose(Fd& fd) {
   fd.reset();
 }
 
+// nghttp2's allocations, counted per worker (Stats::http2Bytes): the usable size of every
+// block its sessions hold (frame buffers, HPACK tables, streams, queued frames).
+void CountH2(void* counter, void* p, int64_t sign) {
+  if (p != nullptr)
+    static_cast<std::atomic<int64_t>*>(counter)->fetch_add(sign * static_cast<int64_t>(malloc_usable_size(p)),
+                                                           std::memory_order_relaxed);
+}
+void* H2Malloc(size_t n, void* counter) {
+  void* p = malloc(n);
+  CountH2(counter, p, 1);
+  return p;
+}
+void H2Free(void* p, void* counter) {
+  CountH2(counter, p, -1);
+  free(p);
+}
+void* H2Calloc(size_t n, size_t size, void* counter) {
+  void* p = calloc(n, size);
+  CountH2(counter, p, 1);
+  return p;
+}
+void* H2Realloc(void* p, size_t n, void* counter) {
+  int64_t before = p == nullptr ? 0 : static_cast<int64_t>(malloc_usable_size(p));
+  void* q = realloc(p, n);
+  if (q == nullptr && n != 0) return nullptr;  // failed: p is as it was
+  static_cast<std::atomic<int64_t>*>(counter)->fetch_add(
+      (q == nullptr ? 0 : static_cast<int64_t>(malloc_usable_size(q))) - before, std::memory_order_relaxed);
+  return q;
+}
+
 }  // namespace
 
 class Flow;
@@ -216,6 +247,9 @@ class Worker {
   void Close(uint64_t id, const std::string& reason);
 
   std::atomic<uint64_t> nFlows{0}, nSessions{0}, nStreams{0};
+  // bytes nghttp2 holds for its sessions (H2Malloc)
+  std::atomic<int64_t> http2Bytes{0};
+  nghttp2_mem H2Mem() { return nghttp2_mem{&http2Bytes, H2Malloc, H2Free, H2Calloc, H2Realloc}; }
   // bytes of buffer storage its sessions and flows held at its last tick
   std::atomic<uint64_t> nBuffered{0};
 
@@ -987,8 +1021,9 @@ void Session::Handshaken() {
   // The window reopens as the receiving socket takes bytes: a slow reader
   // stalls its sender instead of growing a buffer here.
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  int rc = server_ ? nghttp2_session_server_new2(&ng_, Callbacks(), this, opt)
-                   : nghttp2_session_client_new2(&ng_, Callbacks(), this, opt);
+  nghttp2_mem mem = w_->H2Mem();
+  int rc = server_ ? nghttp2_session_server_new3(&ng_, Callbacks(), this, opt, &mem)
+                   : nghttp2_session_client_new3(&ng_, Callbacks(), this, opt, &mem);
   nghttp2_option_del(opt);
   if (rc != 0) return Fail("nghttp2 session");
   nghttp2_settings_entry iv[] = {
@@ -1969,6 +2004,7 @@ Stats Engine::GetStats() {
     s.sessions += w->nSessions.load();
     s.streams += w->nStreams.load();
     s.buffered += w->nBuffered.load();
+    s.http2Bytes += w->http2Bytes.load();
   }
   return s;
 }
