@@ -493,8 +493,6 @@ class Flow {
   }
   size_t Buffered() const { return pend_[0].capacity() + pend_[1].capacity(); }
   void CheckDone();
-  // waiting for a pooled session: what the CONNECT carries
-  std::string authority, forwarded;
   int deadline = 0;
 
  private:
@@ -542,8 +540,18 @@ class Flow {
   int status_ = 0;
   // nghttp2 holds a DATA item for the stream (Session::WantSend, ReadForStream)
   bool dataItem_ = false;
-  // written to the upstream once connected, before the client's bytes (Decision::prefix)
-  std::string prefix_;
+  // What the flow sends once connected, held only until then (a pointer: an open flow pays
+  // 8 bytes, not three strings'): the CONNECT's :authority and Forwarded, while it waits for
+  // a pooled session, or the PROXY header written to the upstream before the client's bytes
+  // (Decision::prefix).
+  struct Setup {
+    std::string authority, forwarded, prefix;
+  };
+  std::unique_ptr<Setup> setup_;
+  Setup& SetupData() {
+    if (!setup_) setup_ = std::make_unique<Setup>();
+    return *setup_;
+  }
   friend class Session;
 };
 
@@ -589,7 +597,7 @@ void Flow::Decide(Decision d) {
       return Refuse("admitted as a session", 0);
     case Decision::Connect:
       if (!ConnectUpstream(d, &error)) return Refuse(error, 503);
-      prefix_ = std::move(d.prefix);
+      if (!d.prefix.empty()) SetupData().prefix = std::move(d.prefix);
       return;
     case Decision::Hbone: {
       // Each worker has its own pool; a peer's flows are dealt round them
@@ -606,8 +614,8 @@ void Flow::Decide(Decision d) {
       }
       Session* s = w_->PooledSession(d, &error);
       if (s == nullptr) return Refuse(error, 0);
-      authority = d.authority;
-      forwarded = d.forwarded;
+      SetupData().authority = d.authority;
+      SetupData().forwarded = d.forwarded;
       streamSide_ = 1;
       st_ = Waiting;
       w_->Timed(id_);
@@ -641,12 +649,13 @@ void Flow::OnSock(int side, uint32_t events) {
     getsockopt(sock_[side].get(), SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) return Refuse(ErrnoText("connecting upstream", err), 503);
     connecting_[side] = false;
-    if (!prefix_.empty()) {
+    if (setup_) {
       // A fresh connection's send buffer takes a few hundred bytes whole;
       // anything less is refused, never half a header.
-      ssize_t n = send(sock_[side].get(), prefix_.data(), prefix_.size(), MSG_NOSIGNAL);
-      if (n != static_cast<ssize_t>(prefix_.size())) return Refuse("writing the PROXY header upstream failed", 503);
-      std::string().swap(prefix_);
+      const std::string& prefix = setup_->prefix;
+      ssize_t n = send(sock_[side].get(), prefix.data(), prefix.size(), MSG_NOSIGNAL);
+      if (n != static_cast<ssize_t>(prefix.size())) return Refuse("writing the PROXY header upstream failed", 503);
+      setup_.reset();
     }
     if (streamSide_ == 0 && sess_ != nullptr) {
       // inbound CONNECT: the app is reachable, answer 200
@@ -1057,8 +1066,9 @@ void Session::Submit(Flow* f) {
                       NGHTTP2_NV_FLAG_NONE};
   };
   const std::string method = "CONNECT";
-  nghttp2_nv hdrs[3] = {nv(":method", method), nv(":authority", f->authority), nv("forwarded", f->forwarded)};
-  size_t n = f->forwarded.empty() ? 2 : 3;
+  const Flow::Setup& su = f->SetupData();
+  nghttp2_nv hdrs[3] = {nv(":method", method), nv(":authority", su.authority), nv("forwarded", su.forwarded)};
+  size_t n = su.forwarded.empty() ? 2 : 3;
   // HEADERS without END_STREAM and no DATA item yet: one is submitted when bytes wait (WantSend)
   int32_t sid = nghttp2_submit_headers(ng_, NGHTTP2_FLAG_NONE, -1, nullptr, hdrs, n, nullptr);
   if (sid < 0) {
@@ -1068,8 +1078,7 @@ void Session::Submit(Flow* f) {
   streams_[sid] = f->id();
   f->sess_ = this;
   f->sid_ = sid;
-  std::string().swap(f->authority);
-  std::string().swap(f->forwarded);
+  f->setup_.reset();
   w_->nStreams++;
   if (f->HasForStream()) WantSend(f);
   w_->Dirty(this);
