@@ -20,7 +20,8 @@
  * per pod, <name>.pem (leaf first, then the CA chain) and <name>.key.
  * Prints "ready" once listening. SIGUSR2 runs a full GC when --expose-gc is
  * set (the benchmark reads RSS after it) and, with DATAPLANE_MEMLOG=1 in the
- * environment, prints process.memoryUsage() to stderr; SIGTERM closes and exits.
+ * environment, prints process.memoryUsage(), the C heap's figures and the native
+ * data path's counts to stderr; SIGTERM closes and exits.
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -48,6 +49,7 @@ import { parseAuthorizationPolicy, type AuthorizationPolicy } from '../src/polic
 import { policyObjects } from './policy-eval.js';
 import { ConnectionTelemetry } from '../src/telemetry/connection-telemetry.js';
 import { ConnectionRegistry } from '../src/tunnel/connection-registry.js';
+import { cHeapStats } from '../src/native/c-heap.js';
 
 export const BENCH_NAMESPACE = 'bench';
 export const TRUST_DOMAIN = 'cluster.local';
@@ -173,8 +175,8 @@ async function main(): Promise<void> {
   const proxy = hub === undefined ? await PodProxy.start(options) : await NativePodProxy.start(options, hub);
   process.on('SIGUSR2', () => {
     (globalThis as { gc?: () => void }).gc?.();
-    // DATAPLANE_MEMLOG=1: where the memory is (JS heap, external, array buffers), for diagnosis.
-    if (env['DATAPLANE_MEMLOG']) process.stderr.write(`dataplane-proxy ${name}: ${JSON.stringify(process.memoryUsage())}\n`);
+    // DATAPLANE_MEMLOG=1: where the memory is (JS heap, external, array buffers, C heap; flows, sessions), for diagnosis.
+    if (env['DATAPLANE_MEMLOG']) process.stderr.write(`dataplane-proxy ${name}: ${JSON.stringify({ ...process.memoryUsage(), cHeap: cHeapStats(), native: hub?.stats() })}\n`);
     // DATAPLANE_HEAPSNAP=<dir>: a heap snapshot at every reading, for finding what an idle connection holds.
     if (env['DATAPLANE_HEAPSNAP']) process.stderr.write(`dataplane-proxy ${name}: ${writeHeapSnapshot(join(env['DATAPLANE_HEAPSNAP'], `${name}-${Date.now()}.heapsnapshot`))}\n`);
   });

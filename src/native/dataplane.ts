@@ -111,6 +111,8 @@ export interface DataplaneStats {
   streams: number;
   /** bytes of buffer storage the sessions and flows hold (and each worker's TLS read buffer), as of the workers' last once-a-second tick */
   buffered: number;
+  /** bytes nghttp2 holds for the HBONE sessions (frame buffers, HPACK tables, streams, queued frames), now */
+  http2Bytes: number;
 }
 
 /** One worker's pooled outbound HBONE sessions from a pod (`netns`, `identity`) to a peer (`ip`, `expected` identity). */

@@ -4,7 +4,20 @@
  */
 export type ConnectionKind = 'outbound' | 'inbound' | 'hbone';
 
-/** One live connection's entry, held by the proxy that carries it. */
+/**
+ * A live connection as its pod's registry holds it. The native data path's flows are their own
+ * entries (native-pod-proxy.ts): no closure or wrapper per connection, since idle connections
+ * are what a node holds most of.
+ */
+export interface LiveConnection {
+  readonly kind: ConnectionKind;
+  /** false when the check that admitted it now refuses it; true when it is not re-checked (outbound, or not open yet) */
+  allowed(): boolean;
+  /** resets it */
+  close(reason: string): void;
+}
+
+/** One live connection's entry, held by the proxy that carries it (the Node data path's sockets and streams). */
 export interface Registration {
   /**
    * The check that admitted it (AuthorizationPolicy with the pod's current labels),
@@ -16,8 +29,8 @@ export interface Registration {
   release(): void;
 }
 
-/** A live connection's entry is its registration too: no closures per connection (idle connections are what a node holds most of). */
-class Entry implements Registration {
+/** A live connection's entry is its registration too. */
+class Entry implements Registration, LiveConnection {
   check?: () => boolean;
 
   constructor(
@@ -33,6 +46,10 @@ class Entry implements Registration {
   release(): void {
     this.pod.remove(this);
   }
+
+  allowed(): boolean {
+    return this.check === undefined || this.check();
+  }
 }
 
 const UNTRACKED: Registration = { authorizedBy: () => {}, release: () => {} };
@@ -43,7 +60,7 @@ const UNTRACKED: Registration = { authorizedBy: () => {}, release: () => {} };
  * re-authorization, drain and the admin API's counts read.
  */
 export class PodConnections {
-  private readonly live = new Set<Entry>();
+  private readonly live = new Set<LiveConnection>();
   private closed = false;
   private emptied: (() => void) | undefined;
 
@@ -63,11 +80,21 @@ export class PodConnections {
     return entry;
   }
 
+  /** register() for a connection that is its own entry: false, and reset at once, once the pod is closed; `remove` ends it. */
+  add(connection: LiveConnection): boolean {
+    if (this.closed) {
+      connection.close('the pod left the mesh');
+      return false;
+    }
+    this.live.add(connection);
+    return true;
+  }
+
   /** Resets the connections their admitting check now refuses; returns how many. */
   reauthorize(): number {
     let n = 0;
     for (const entry of this.live) {
-      if (entry.check === undefined || entry.check()) continue;
+      if (entry.allowed()) continue;
       this.remove(entry);
       entry.close('a policy change denies this connection');
       n++;
@@ -104,8 +131,8 @@ export class PodConnections {
     this.forget(this);
   }
 
-  /** @internal an entry's release */
-  remove(entry: Entry): void {
+  /** A connection ended on its own (an entry's release). */
+  remove(entry: LiveConnection): void {
     if (!this.live.delete(entry)) return;
     if (this.live.size === 0) this.emptied?.();
   }

@@ -1,6 +1,6 @@
 import { joinPem } from '../identity/pem.js';
 import { formatSpiffeId, type SpiffeId } from '../identity/spiffe.js';
-import { Dataplane, type CloseEvent, type DataplaneEvent, type DataplanePool, type DataplaneStats, type Decision, type DecideSession, type ListenerKind } from '../native/dataplane.js';
+import { Dataplane, type CloseEvent, type DataplaneEvent, type DataplanePool, type DataplaneStats, type DecideCaptured, type DecideConnect, type Decision, type DecideSession, type ListenerKind } from '../native/dataplane.js';
 import type { DataPlane } from './dataplane.js';
 
 interface Loaded {
@@ -10,9 +10,17 @@ interface Loaded {
   roots?: readonly string[];
 }
 
-/** What a pod's native proxy answers for its listeners' events (HBONE connections are the hub's). */
+/** What a pod's native proxy answers for its listeners' connections and CONNECTs (HBONE connections are the hub's). */
 export interface NativeListenerOwner {
-  onEvent(event: Exclude<DataplaneEvent, DecideSession>): Decision | undefined;
+  decide(event: DecideCaptured | DecideConnect): Decision;
+}
+
+/** A flow a pod's proxy carries (NativeHub.carry): told when the workers report it open, then closed. */
+export interface CarriedFlow {
+  /** the client's IP: an inbound stream's peer, named when one of the HBONE bounds ends it */
+  readonly peerIp: string;
+  opened(): void;
+  closed(event: CloseEvent): void;
 }
 
 /**
@@ -24,9 +32,8 @@ export interface NativeListenerOwner {
 export class NativeHub {
   private readonly dp: Dataplane;
   private readonly listeners = new Map<number, NativeListenerOwner>();
-  private readonly flows = new Map<number, NativeListenerOwner>();
-  /** the source IP of each inbound CONNECT, named when one of the HBONE bounds resets it */
-  private readonly streamPeers = new Map<number, string>();
+  /** the flows the pods' proxies carry, until the workers report them closed */
+  private readonly flows = new Map<number, CarriedFlow>();
   /** admitted HBONE connections: their peer and their release from the node's HboneGuard */
   private readonly sessions = new Map<number, { peer: string; release: () => void }>();
   /** identity name → the pods using it, and the serial and bundle its credentials were loaded with */
@@ -93,6 +100,11 @@ export class NativeHub {
     this.dp.close(flow, reason);
   }
 
+  /** A flow its owner decided to carry, while deciding it: its open and close events go to it. */
+  carry(id: number, flow: CarriedFlow): void {
+    this.flows.set(id, flow);
+  }
+
   stats(): DataplaneStats {
     return this.dp.stats();
   }
@@ -154,45 +166,44 @@ export class NativeHub {
     return { action: 'admit' };
   }
 
-  /** A closed HBONE connection or inbound stream: released, and counted when one of the bounds ended it. */
-  private ended(e: CloseEvent): boolean {
+  /** A closed HBONE connection or flow: released (a connection), counted when one of the bounds ended it, and told (a carried flow). */
+  private ended(e: CloseEvent): void {
     const session = this.sessions.get(e.id);
     if (session !== undefined) {
       this.sessions.delete(e.id);
       session.release();
     }
-    const peer = session?.peer ?? this.streamPeers.get(e.id);
-    this.streamPeers.delete(e.id);
+    const flow = this.flows.get(e.id);
+    this.flows.delete(e.id);
+    const peer = session?.peer ?? flow?.peerIp;
     if (e.refusal !== undefined && peer !== undefined)
       this.plane.hbone.refused(e.refusal, { peer, message: `HBONE ${session === undefined ? 'stream' : 'connection'} from ${peer} closed: ${e.error ?? e.refusal}` });
-    return session !== undefined;
+    flow?.closed(e);
+  }
+
+  private decide(e: DecideCaptured | DecideConnect): Decision {
+    const owner = this.listeners.get(e.listener);
+    if (owner === undefined) return { action: 'reset', reason: 'the pod is no longer enrolled' };
+    try {
+      return owner.decide(e);
+    } catch (err) {
+      // Fail closed: a decision that threw refuses the connection.
+      return { action: 'reset', reason: (err as Error).message };
+    }
   }
 
   private dispatch(events: DataplaneEvent[]): void {
     for (const e of events) {
-      if (e.type === 'decide' && e.kind === 'session') {
-        this.dp.resolve(e.id, this.admit(e));
+      if (e.type === 'decide') {
+        this.dp.resolve(e.id, e.kind === 'session' ? this.admit(e) : this.decide(e));
         continue;
       }
-      if (e.type === 'close' && this.ended(e)) continue;
-      if (e.type === 'decide' && e.kind === 'connect') this.streamPeers.set(e.id, e.srcIp);
-      const owner = e.type === 'decide' ? this.listeners.get(e.listener) : this.flows.get(e.id);
-      if (e.type === 'decide') {
-        if (owner === undefined) {
-          this.dp.resolve(e.id, { action: 'reset', reason: 'the pod is no longer enrolled' });
-          continue;
-        }
-        this.flows.set(e.id, owner);
-      }
-      if (e.type === 'close') this.flows.delete(e.id);
-      let decision: Decision | undefined;
       try {
-        decision = owner?.onEvent(e);
-      } catch (err) {
-        // Fail closed: a decision that threw refuses the connection.
-        decision = e.type === 'decide' ? { action: 'reset', reason: (err as Error).message } : undefined;
+        if (e.type === 'open') this.flows.get(e.id)?.opened();
+        else this.ended(e);
+      } catch {
+        // one flow's report (telemetry, access log) failing never stops the other events of the batch
       }
-      if (e.type === 'decide') this.dp.resolve(e.id, decision ?? { action: 'reset', reason: 'no decision' });
     }
   }
 }

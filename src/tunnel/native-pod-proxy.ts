@@ -2,7 +2,7 @@ import { closeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isIPv6 } from 'node:net';
 import { formatSpiffeId, parseSpiffeId, type SpiffeId } from '../identity/spiffe.js';
-import type { CloseEvent, DataplaneEvent, DataplanePool, DecideCaptured, DecideConnect, DecideSession, Decision, ListenerKind } from '../native/dataplane.js';
+import type { CloseEvent, DataplanePool, DecideCaptured, DecideConnect, Decision, ListenerKind } from '../native/dataplane.js';
 import { createListener } from '../native/netns-socket.js';
 import { WarrenError } from '../errors/warren-error.js';
 import { WAYPOINT_PORTS, WAYPOINT_PROXY_ADDRESS } from '../gateway/constants.js';
@@ -12,13 +12,13 @@ import type { ConnectionMeta, ConnectionResult, OpenConnection } from '../teleme
 import { agentLoop, type Address } from './agent-loop.js';
 import type { LoopPath } from './dataplane.js';
 import { HBONE, formatAuthority, parseAuthority } from './hbone-settings.js';
-import type { NativeHub } from './native-hub.js';
+import type { CarriedFlow, NativeHub } from './native-hub.js';
 import { routeOutbound } from './outbound-route.js';
 import { clientPort, waypointHeader } from './waypoint-handoff.js';
 import { routeViaWaypoint, servedByWaypoint, type SourcePod, type WaypointRoute } from './waypoint-route.js';
 import type { PodProxyOptions } from './pod-proxy.js';
 import type { OwnedListener } from './pod-listener.js';
-import type { Registration } from './connection-registry.js';
+import type { ConnectionKind, LiveConnection } from './connection-registry.js';
 
 /** A pod's pooled HBONE sessions to one peer, as the admin API's /connections lists them. */
 export interface OutboundTunnel {
@@ -46,13 +46,45 @@ export function podTunnels(pools: readonly DataplanePool[], netns: string): Outb
   return [...tunnels.values()];
 }
 
-/** A connection this proxy decided to carry: how to report it, and its entry in the connection registry. */
-interface Tracked {
-  meta: ConnectionMeta;
-  open?: OpenConnection;
-  registration: Registration;
-  /** what admitted it (inbound), re-run once it is open */
-  check?: () => boolean;
+/**
+ * A connection this proxy decided to carry: the hub's handle on it (open and close events), its
+ * entry in the pod's connection registry, and its report. One object with no closures: a node
+ * holds one per idle connection (bench/results/native-dataplane-idle-rss-per-stream-2026-12-07.md).
+ */
+class PodFlow implements CarriedFlow, LiveConnection {
+  private open: OpenConnection | undefined = undefined;
+
+  constructor(
+    private readonly proxy: NativePodProxy,
+    readonly id: number,
+    readonly kind: ConnectionKind,
+    readonly meta: ConnectionMeta,
+  ) {}
+
+  get peerIp(): string {
+    return this.meta.source.ip;
+  }
+
+  opened(): void {
+    this.open = this.proxy.flowOpened(this.meta);
+  }
+
+  /** An inbound flow, once open, is re-checked against the check that admitted it (AuthorizationPolicy with the pod's current labels). */
+  allowed(): boolean {
+    return this.open === undefined || this.kind === 'outbound' || this.proxy.stillAllowed(this.meta);
+  }
+
+  close(reason: string): void {
+    this.proxy.closeFlow(this.id, reason);
+  }
+
+  closed(e: CloseEvent): void {
+    this.proxy.flowEnded(this);
+    const result: ConnectionResult = { bytesSent: e.fromClient, bytesReceived: e.fromServer, ...(e.error ? { error: e.error } : {}) };
+    if (this.open !== undefined) return this.open.closed(result);
+    const reason = e.error ?? 'not connected';
+    this.proxy.flowRefused(this.meta, e.status === undefined ? reason : `HTTP ${e.status}: ${reason}`);
+  }
 }
 
 /**
@@ -66,8 +98,8 @@ export class NativePodProxy {
   private readonly listeners: Array<{ id: number } & OwnedListener> = [];
   /** listeners the workers no longer accept on, whose last accepted connections are still this proxy's to decide */
   private readonly stopped: number[] = [];
-  /** the flows this proxy decided to carry, until the workers report them closed (telemetry) */
-  private readonly flows = new Map<number, Tracked>();
+  /** how many flows this proxy decided to carry are not reported closed yet (telemetry) */
+  private carried = 0;
   private readonly cursor = new Map<string, number>();
   /** one copy of each peer's SPIFFE ID for every connection that names it (a formatted ID is a fresh string each time) */
   private readonly principals = new Map<string, string>();
@@ -123,18 +155,35 @@ export class NativePodProxy {
     }
   }
 
-  onEvent(e: Exclude<DataplaneEvent, DecideSession>): Decision | undefined {
-    if (e.type === 'decide') {
-      if (e.kind === 'connect') return this.connect(e);
-      return e.kind === 'outbound' ? this.outbound(e) : this.plaintextInbound(e);
-    }
-    const t = this.flows.get(e.id);
-    if (t === undefined) return undefined;
-    if (e.type === 'open') {
-      t.open = this.o.telemetry.opened(t.meta);
-      if (t.check !== undefined) t.registration.authorizedBy(t.check);
-    } else this.closed(e, t);
-    return undefined;
+  decide(e: DecideCaptured | DecideConnect): Decision {
+    if (e.kind === 'connect') return this.connect(e);
+    return e.kind === 'outbound' ? this.outbound(e) : this.plaintextInbound(e);
+  }
+
+  /** @internal a PodFlow's: its open report */
+  flowOpened(meta: ConnectionMeta): OpenConnection {
+    return this.o.telemetry.opened(meta);
+  }
+
+  /** @internal a PodFlow's: does the check that admitted an inbound flow still allow it? */
+  stillAllowed(meta: ConnectionMeta): boolean {
+    return this.o.dataplane.authorize(this.l4Request(meta.source.ip, meta.source.principal, meta.destination)).allow;
+  }
+
+  /** @internal a PodFlow's reset */
+  closeFlow(id: number, reason: string): void {
+    this.hub.close(id, reason);
+  }
+
+  /** @internal a PodFlow's end: out of the registry */
+  flowEnded(flow: PodFlow): void {
+    this.carried--;
+    this.o.connections.remove(flow);
+  }
+
+  /** @internal a PodFlow that closed before it opened */
+  flowRefused(meta: ConnectionMeta, reason: string): void {
+    this.o.telemetry.refused(meta, 'error', reason);
   }
 
   /** this pod's outbound HBONE streams by peer (pooled connections are the workers', shared per peer) */
@@ -149,15 +198,17 @@ export class NativePodProxy {
     this.o.connections.close('the pod left the mesh');
     // the workers report each closed flow (telemetry) shortly after
     const until = Date.now() + 2_000;
-    while (this.flows.size > 0 && Date.now() < until) await sleep(20);
+    while (this.carried > 0 && Date.now() < until) await sleep(20);
     this.hub.releaseIdentity(this.o.identity);
   }
 
-  /** Tracks a flow the workers will carry; once open, `check` re-authorizes it (inbound) when policies or labels change. */
-  private carry(id: number, meta: ConnectionMeta, check?: () => boolean): void {
+  /** Tracks a flow the workers will carry; once open, an inbound one is re-authorized when policies or labels change. */
+  private carry(id: number, meta: ConnectionMeta): void {
     const kind = meta.direction === 'outbound' ? 'outbound' : meta.security === 'mtls' ? 'hbone' : 'inbound';
-    const registration = this.o.connections.register(kind, (reason) => this.hub.close(id, reason));
-    this.flows.set(id, { meta, registration, ...(check === undefined ? {} : { check }) });
+    const flow = new PodFlow(this, id, kind, meta);
+    this.carried++;
+    this.hub.carry(id, flow);
+    this.o.connections.add(flow);
   }
 
   private principal(id: SpiffeId): string {
@@ -167,11 +218,6 @@ export class NativePodProxy {
     if (this.principals.size >= 1024) this.principals.clear();
     this.principals.set(formatted, formatted);
     return formatted;
-  }
-
-  /** An open inbound connection's re-check (policies or labels changed); it keeps what it needs, not the worker's event. */
-  private recheck(sourceIp: string, principal: string | undefined, target: { ip: string; port: number }): () => boolean {
-    return () => this.o.dataplane.authorize(this.l4Request(sourceIp, principal, target)).allow;
   }
 
   private l4Request(sourceIp: string, principal: string | undefined, target: { ip: string; port: number }): L4Request {
@@ -271,7 +317,7 @@ export class NativePodProxy {
     const request = this.l4Request(e.srcIp, undefined, { ip: e.dstIp, port: e.dstPort });
     const decision = this.o.dataplane.authorize(request);
     if (!decision.allow) return this.refuse(meta, 'denied', decision.reason, denyingPolicy(decision));
-    this.carry(e.id, meta, this.recheck(e.srcIp, undefined, { ip: e.dstIp, port: e.dstPort }));
+    this.carry(e.id, meta);
     return { action: 'connect', netns: this.o.netns, mark: PROXY_MARK.value, ip: e.dstIp, port: e.dstPort, sourceIp: e.srcIp };
   }
 
@@ -303,7 +349,7 @@ export class NativePodProxy {
     const request = this.l4Request(e.srcIp, principal, target);
     const d = this.o.dataplane.authorize(request);
     if (!d.allow) return reject(401, d.reason, principal, denyingPolicy(d));
-    this.carry(e.id, { ...meta, source: { ...meta.source, principal } }, this.recheck(e.srcIp, principal, target));
+    this.carry(e.id, { ...meta, source: { ...meta.source, principal } });
     if (toWaypoint) {
       // As connectToWaypoint (waypoint-handoff.ts): from loopback in the pod's netns, the PROXY v2 header first.
       const prefix = waypointHeader({ peer, source: { ip: e.srcIp, port: clientPort(e.forwarded, e.srcIp, e.srcPort) }, target });
@@ -315,14 +361,5 @@ export class NativePodProxy {
   /** this pod as waypoint routing sees it (waypoint-route.ts) */
   private self(): SourcePod {
     return { namespace: this.o.namespace, labels: this.o.labels(), serviceAccount: this.o.identity.serviceAccount };
-  }
-
-  private closed(e: CloseEvent, t: Tracked): void {
-    this.flows.delete(e.id);
-    t.registration.release();
-    const result: ConnectionResult = { bytesSent: e.fromClient, bytesReceived: e.fromServer, ...(e.error ? { error: e.error } : {}) };
-    if (t.open !== undefined) return t.open.closed(result);
-    const reason = e.error ?? 'not connected';
-    this.o.telemetry.refused(t.meta, 'error', e.status === undefined ? reason : `HTTP ${e.status}: ${reason}`);
   }
 }

@@ -54,10 +54,13 @@ async function nativeServer(limits: Partial<HboneLimits>, trust = bundle, netns 
     netns === SELF ? createListener({ address: '127.0.0.1', port }) : createListener({ netns, port, family: 4 }),
     'hbone',
     {
-      onEvent: (e) => {
-        if (e.type !== 'decide' || e.kind !== 'connect') return undefined;
+      decide: (e) => {
+        if (e.kind !== 'connect') return { action: 'reset', reason: 'not a CONNECT' };
         const m = /^127\.0\.0\.1:(\d+)$/.exec(e.authority);
-        return m === null ? { action: 'reject', status: 400, reason: 'not local' } : { action: 'connect', netns: netns === SELF ? '' : netns, ip: '127.0.0.1', port: Number(m[1]) };
+        if (m === null) return { action: 'reject', status: 400, reason: 'not local' };
+        // carried, as a pod's proxy carries what it allows: the hub names its peer when a bound ends it
+        hub.carry(e.id, { peerIp: e.srcIp, opened: () => {}, closed: () => {} });
+        return { action: 'connect', netns: netns === SELF ? '' : netns, ip: '127.0.0.1', port: Number(m[1]) };
       },
     },
     formatSpiffeId(serverId),

@@ -264,6 +264,7 @@ class Dataplane : public Napi::ObjectWrap<Dataplane> {
     o.Set("sessions", Napi::Number::New(env, static_cast<double>(s.sessions)));
     o.Set("streams", Napi::Number::New(env, static_cast<double>(s.streams)));
     o.Set("buffered", Napi::Number::New(env, static_cast<double>(s.buffered)));
+    o.Set("http2Bytes", Napi::Number::New(env, static_cast<double>(s.http2Bytes)));
     return o;
   }
 

@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <sys/epoll.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <pthread.h>
 #include <time.h>
@@ -124,6 +125,36 @@ void ResetClose(Fd& fd) {
   fd.reset();
 }
 
+// nghttp2's allocations, counted per worker (Stats::http2Bytes): the usable size of every
+// block its sessions hold (frame buffers, HPACK tables, streams, queued frames).
+void CountH2(void* counter, void* p, int64_t sign) {
+  if (p != nullptr)
+    static_cast<std::atomic<int64_t>*>(counter)->fetch_add(sign * static_cast<int64_t>(malloc_usable_size(p)),
+                                                           std::memory_order_relaxed);
+}
+void* H2Malloc(size_t n, void* counter) {
+  void* p = malloc(n);
+  CountH2(counter, p, 1);
+  return p;
+}
+void H2Free(void* p, void* counter) {
+  CountH2(counter, p, -1);
+  free(p);
+}
+void* H2Calloc(size_t n, size_t size, void* counter) {
+  void* p = calloc(n, size);
+  CountH2(counter, p, 1);
+  return p;
+}
+void* H2Realloc(void* p, size_t n, void* counter) {
+  int64_t before = p == nullptr ? 0 : static_cast<int64_t>(malloc_usable_size(p));
+  void* q = realloc(p, n);
+  if (q == nullptr && n != 0) return nullptr;  // failed: p is as it was
+  static_cast<std::atomic<int64_t>*>(counter)->fetch_add(
+      (q == nullptr ? 0 : static_cast<int64_t>(malloc_usable_size(q))) - before, std::memory_order_relaxed);
+  return q;
+}
+
 }  // namespace
 
 class Flow;
@@ -216,6 +247,9 @@ class Worker {
   void Close(uint64_t id, const std::string& reason);
 
   std::atomic<uint64_t> nFlows{0}, nSessions{0}, nStreams{0};
+  // bytes nghttp2 holds for its sessions (H2Malloc)
+  std::atomic<int64_t> http2Bytes{0};
+  nghttp2_mem H2Mem() { return nghttp2_mem{&http2Bytes, H2Malloc, H2Free, H2Calloc, H2Realloc}; }
   // bytes of buffer storage its sessions and flows held at its last tick
   std::atomic<uint64_t> nBuffered{0};
 
@@ -300,10 +334,10 @@ class Session : public Handler {
   // `unconsumed`: stream bytes received and never written on; the
   // connection window gets them back (the stream's is gone with it).
   void Detach(int32_t sid, bool reset, size_t unconsumed);
-  void ResumeData(int32_t sid) {
-    if (ng_ != nullptr && sid >= 0) nghttp2_session_resume_data(ng_, sid);
-    w_->Dirty(this);
-  }
+  // The flow has bytes (or its EOF) for its stream: its DATA item resumes, or a new one is
+  // submitted. An item ends once it sent all that waited (Flow::ReadForStream), so an idle
+  // stream holds none: nghttp2 keeps ~160 bytes per item, as much as the stream itself.
+  void WantSend(Flow* f);
   void Consume(int32_t sid, size_t n) {
     if (ng_ != nullptr && sid >= 0) nghttp2_session_consume(ng_, sid, n);
     w_->Dirty(this);
@@ -433,6 +467,8 @@ class Flow {
   ssize_t ReadForStream(size_t len, uint32_t* flags);
   // the bytes queued for the stream side
   size_t WaitingForStream() const { return streamSide_ < 0 ? 0 : pend_[streamSide_].size(); }
+  // bytes or the other side's EOF wait for the stream
+  bool HasForStream() const { return streamSide_ >= 0 && (!pend_[streamSide_].empty() || eofFrom_[1 - streamSide_]); }
   void SendStreamData(size_t n, Buf* out);
   void Resume() {
     for (int i = 0; i < 2; i++)
@@ -457,8 +493,6 @@ class Flow {
   }
   size_t Buffered() const { return pend_[0].capacity() + pend_[1].capacity(); }
   void CheckDone();
-  // waiting for a pooled session: what the CONNECT carries
-  std::string authority, forwarded;
   int deadline = 0;
 
  private:
@@ -504,8 +538,20 @@ class Flow {
   uint64_t seenBytes_ = 0;
   int64_t seenAt_ = NowMs();
   int status_ = 0;
-  // written to the upstream once connected, before the client's bytes (Decision::prefix)
-  std::string prefix_;
+  // nghttp2 holds a DATA item for the stream (Session::WantSend, ReadForStream)
+  bool dataItem_ = false;
+  // What the flow sends once connected, held only until then (a pointer: an open flow pays
+  // 8 bytes, not three strings'): the CONNECT's :authority and Forwarded, while it waits for
+  // a pooled session, or the PROXY header written to the upstream before the client's bytes
+  // (Decision::prefix).
+  struct Setup {
+    std::string authority, forwarded, prefix;
+  };
+  std::unique_ptr<Setup> setup_;
+  Setup& SetupData() {
+    if (!setup_) setup_ = std::make_unique<Setup>();
+    return *setup_;
+  }
   friend class Session;
 };
 
@@ -551,7 +597,7 @@ void Flow::Decide(Decision d) {
       return Refuse("admitted as a session", 0);
     case Decision::Connect:
       if (!ConnectUpstream(d, &error)) return Refuse(error, 503);
-      prefix_ = std::move(d.prefix);
+      if (!d.prefix.empty()) SetupData().prefix = std::move(d.prefix);
       return;
     case Decision::Hbone: {
       // Each worker has its own pool; a peer's flows are dealt round them
@@ -568,8 +614,8 @@ void Flow::Decide(Decision d) {
       }
       Session* s = w_->PooledSession(d, &error);
       if (s == nullptr) return Refuse(error, 0);
-      authority = d.authority;
-      forwarded = d.forwarded;
+      SetupData().authority = d.authority;
+      SetupData().forwarded = d.forwarded;
       streamSide_ = 1;
       st_ = Waiting;
       w_->Timed(id_);
@@ -603,12 +649,13 @@ void Flow::OnSock(int side, uint32_t events) {
     getsockopt(sock_[side].get(), SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) return Refuse(ErrnoText("connecting upstream", err), 503);
     connecting_[side] = false;
-    if (!prefix_.empty()) {
+    if (setup_) {
       // A fresh connection's send buffer takes a few hundred bytes whole;
       // anything less is refused, never half a header.
-      ssize_t n = send(sock_[side].get(), prefix_.data(), prefix_.size(), MSG_NOSIGNAL);
-      if (n != static_cast<ssize_t>(prefix_.size())) return Refuse("writing the PROXY header upstream failed", 503);
-      std::string().swap(prefix_);
+      const std::string& prefix = setup_->prefix;
+      ssize_t n = send(sock_[side].get(), prefix.data(), prefix.size(), MSG_NOSIGNAL);
+      if (n != static_cast<ssize_t>(prefix.size())) return Refuse("writing the PROXY header upstream failed", 503);
+      setup_.reset();
     }
     if (streamSide_ == 0 && sess_ != nullptr) {
       // inbound CONNECT: the app is reachable, answer 200
@@ -646,7 +693,7 @@ void Flow::ReadSock(int side, bool edge) {
       bytes_[side] += static_cast<uint64_t>(n);
       if (inPlace) {
         pend_[to].commit(static_cast<size_t>(n));
-        if (sess_ != nullptr) sess_->ResumeData(sid_);
+        if (sess_ != nullptr) sess_->WantSend(this);
       } else {
         Deliver(to, buf, static_cast<size_t>(n));
       }
@@ -671,7 +718,7 @@ void Flow::ReadSock(int side, bool edge) {
 void Flow::Deliver(int to, const char* p, size_t n) {
   if (IsStream(to)) {
     pend_[to].append(p, n);
-    if (sess_ != nullptr) sess_->ResumeData(sid_);
+    if (sess_ != nullptr) sess_->WantSend(this);
     return;
   }
   // Nothing queued: write straight from the caller's buffer, queue the rest.
@@ -691,7 +738,7 @@ void Flow::Deliver(int to, const char* p, size_t n) {
 
 void Flow::DeliverEof(int to) {
   if (IsStream(to)) {
-    if (sess_ != nullptr) sess_->ResumeData(sid_);
+    if (sess_ != nullptr) sess_->WantSend(this);
   } else {
     FlushSock(to);
   }
@@ -790,15 +837,23 @@ void Flow::SpliceSock(int side) {
 // The bytes are not copied here: NGHTTP2_DATA_FLAG_NO_COPY has nghttp2 call
 // Session::OnSendData, which appends them to the TLS batch straight from
 // pend_ (one copy of every outgoing byte less).
+// A frame that takes all that waits ends the DATA item (EOF): with END_STREAM when the
+// other side's EOF came, else without (NO_END_STREAM), and the next bytes get a new item
+// (Session::WantSend).
 ssize_t Flow::ReadForStream(size_t len, uint32_t* flags) {
   int to = streamSide_;
   size_t n = pend_[to].size() < len ? pend_[to].size() : len;
-  if (n == pend_[to].size() && eofFrom_[1 - to]) {
+  bool eof = eofFrom_[1 - to];
+  if (n == 0 && !eof) return NGHTTP2_ERR_DEFERRED;  // never an empty frame: the item waits
+  if (n == pend_[to].size()) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
-    eofTo_[to] = true;
-    w_->Later(id_);  // may be done now
-  } else if (n == 0) {
-    return NGHTTP2_ERR_DEFERRED;
+    dataItem_ = false;
+    if (eof) {
+      eofTo_[to] = true;
+      w_->Later(id_);  // may be done now
+    } else {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
   }
   if (n > 0) *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   return static_cast<ssize_t>(n);
@@ -975,8 +1030,9 @@ void Session::Handshaken() {
   // The window reopens as the receiving socket takes bytes: a slow reader
   // stalls its sender instead of growing a buffer here.
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  int rc = server_ ? nghttp2_session_server_new2(&ng_, Callbacks(), this, opt)
-                   : nghttp2_session_client_new2(&ng_, Callbacks(), this, opt);
+  nghttp2_mem mem = w_->H2Mem();
+  int rc = server_ ? nghttp2_session_server_new3(&ng_, Callbacks(), this, opt, &mem)
+                   : nghttp2_session_client_new3(&ng_, Callbacks(), this, opt, &mem);
   nghttp2_option_del(opt);
   if (rc != 0) return Fail("nghttp2 session");
   nghttp2_settings_entry iv[] = {
@@ -1010,12 +1066,11 @@ void Session::Submit(Flow* f) {
                       NGHTTP2_NV_FLAG_NONE};
   };
   const std::string method = "CONNECT";
-  nghttp2_nv hdrs[3] = {nv(":method", method), nv(":authority", f->authority), nv("forwarded", f->forwarded)};
-  size_t n = f->forwarded.empty() ? 2 : 3;
-  nghttp2_data_provider dp;
-  dp.source.ptr = nullptr;
-  dp.read_callback = OnReadData;
-  int32_t sid = nghttp2_submit_request(ng_, nullptr, hdrs, n, &dp, nullptr);
+  const Flow::Setup& su = f->SetupData();
+  nghttp2_nv hdrs[3] = {nv(":method", method), nv(":authority", su.authority), nv("forwarded", su.forwarded)};
+  size_t n = su.forwarded.empty() ? 2 : 3;
+  // HEADERS without END_STREAM and no DATA item yet: one is submitted when bytes wait (WantSend)
+  int32_t sid = nghttp2_submit_headers(ng_, NGHTTP2_FLAG_NONE, -1, nullptr, hdrs, n, nullptr);
   if (sid < 0) {
     reserved_--;
     return f->Refuse(std::string("CONNECT: ") + nghttp2_strerror(sid), 0);
@@ -1023,9 +1078,23 @@ void Session::Submit(Flow* f) {
   streams_[sid] = f->id();
   f->sess_ = this;
   f->sid_ = sid;
-  std::string().swap(f->authority);
-  std::string().swap(f->forwarded);
+  f->setup_.reset();
   w_->nStreams++;
+  if (f->HasForStream()) WantSend(f);
+  w_->Dirty(this);
+}
+
+void Session::WantSend(Flow* f) {
+  if (ng_ == nullptr || f->sid_ < 0) return;
+  if (f->dataItem_) {
+    nghttp2_session_resume_data(ng_, f->sid_);
+  } else {
+    nghttp2_data_provider dp;
+    dp.source.ptr = nullptr;
+    dp.read_callback = OnReadData;
+    // END_STREAM goes on the item's last frame only when ReadForStream says it is the stream's end
+    if (nghttp2_submit_data(ng_, NGHTTP2_FLAG_END_STREAM, f->sid_, &dp) == 0) f->dataItem_ = true;
+  }
   w_->Dirty(this);
 }
 
@@ -1034,10 +1103,9 @@ void Session::Respond(Flow* f, int status) {
   std::string s = std::to_string(status);
   nghttp2_nv hdr{reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
                  reinterpret_cast<uint8_t*>(s.data()), 7, s.size(), NGHTTP2_NV_FLAG_NONE};
-  nghttp2_data_provider dp;
-  dp.source.ptr = nullptr;
-  dp.read_callback = OnReadData;
-  nghttp2_submit_response(ng_, f->sid_, &hdr, 1, status == 200 ? &dp : nullptr);
+  // 200: HEADERS without END_STREAM, the DATA items follow the bytes (WantSend); else the stream's end
+  if (status == 200) nghttp2_submit_headers(ng_, NGHTTP2_FLAG_NONE, f->sid_, nullptr, &hdr, 1, nullptr);
+  else nghttp2_submit_response(ng_, f->sid_, &hdr, 1, nullptr);
   w_->Dirty(this);
 }
 
@@ -1945,6 +2013,7 @@ Stats Engine::GetStats() {
     s.sessions += w->nSessions.load();
     s.streams += w->nStreams.load();
     s.buffered += w->nBuffered.load();
+    s.http2Bytes += w->http2Bytes.load();
   }
   return s;
 }

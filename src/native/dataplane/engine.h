@@ -80,6 +80,8 @@ struct Stats {
   // bytes of buffer storage held by sessions and flows, and each worker's TLS
   // read buffer, as of the workers' last once-a-second tick
   uint64_t buffered = 0;
+  // bytes nghttp2 holds for the sessions: frame buffers, HPACK tables, streams, queued frames
+  int64_t http2Bytes = 0;
 };
 
 // One worker's pooled outbound HBONE sessions of one pool key (a pod's netns and

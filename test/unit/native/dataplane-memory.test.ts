@@ -80,3 +80,40 @@ test('sessions and streams that move 1 KiB a few times a second after a 1 MiB bu
     },
   );
 });
+
+// What nghttp2 holds for idle tunnels (Stats.http2Bytes, counted by the engine's allocator):
+// a node holds thousands of them, each a stream on a pooled session. Two regressions this
+// pins: asking nghttp2 for 64 KiB frames whatever waited grew every session's frame buffer to
+// 64 KiB for good (~72 KiB a session instead of ~23), and a DATA item kept per stream while
+// idle (~300 bytes a stream instead of ~140).
+test('an idle tunnel: nghttp2 holds ≤ 32 KiB per HBONE session and ≤ 240 bytes per stream once each moved a byte each way', async () => {
+  const CONNS = 300;
+  await withLoopback(
+    fx,
+    async (h) => {
+      const conns = await Promise.all(
+        Array.from({ length: CONNS }, () => new Promise<Socket>((resolve, reject) => {
+          const s = connect({ port: h.outboundPort, host: '127.0.0.1' }, () => resolve(s));
+          s.once('error', reject);
+        })),
+      );
+      let open;
+      try {
+        await Promise.all(conns.map((s) => echo(s, Buffer.from('x'))));
+        open = h.dp.stats();
+        assert.equal(open.streams, 2 * CONNS, `each connection is a stream on both ends: ${JSON.stringify(open)}`);
+      } finally {
+        for (const s of conns) s.destroy();
+      }
+      await h.until(() => h.dp.stats().flows === 0 && h.dp.stats().streams === 0, 'every flow and stream closed');
+      // the pooled sessions stay (idle for minutes before they close): what they hold alone
+      const idle = h.dp.stats();
+      assert.equal(idle.sessions, open.sessions, 'the sessions stay pooled');
+      const perSession = idle.http2Bytes / idle.sessions;
+      const perStream = (open.http2Bytes - idle.http2Bytes) / open.streams;
+      assert.ok(perSession > 4 * KiB && perSession <= 32 * KiB, `${perSession.toFixed(0)} B per session (${idle.sessions} sessions): ${JSON.stringify(idle)}`);
+      assert.ok(perStream > 0 && perStream <= 240, `${perStream.toFixed(0)} B per idle stream (${open.streams} streams): ${JSON.stringify(open)}`);
+    },
+    { threads: THREADS },
+  );
+});

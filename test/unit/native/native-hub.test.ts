@@ -35,7 +35,7 @@ test('an HBONE listener refuses TLS until its identity has a certificate, then s
   try {
     assert.equal(hub.useIdentity(SERVER), false);
     const port = await freePort();
-    hub.listen(createListener({ address: '127.0.0.1', port }), 'hbone', { onEvent: () => ({ action: 'reset', reason: 'test' }) }, formatSpiffeId(SERVER));
+    hub.listen(createListener({ address: '127.0.0.1', port }), 'hbone', { decide: () => ({ action: 'reset', reason: 'test' }) }, formatSpiffeId(SERVER));
     assert.match(await handshake(port, client, rootPem), /^failed/);
     current = await issueWorkloadCert(ca, SERVER);
     assert.equal(hub.ready(SERVER), true);
