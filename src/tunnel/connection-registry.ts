@@ -71,13 +71,8 @@ export class PodConnections {
    * closed a new connection is reset at once (fail closed: its listeners are gone).
    */
   register(kind: ConnectionKind, close: (reason: string) => void): Registration {
-    if (this.closed) {
-      close('the pod left the mesh');
-      return UNTRACKED;
-    }
     const entry = new Entry(this, kind, close);
-    this.live.add(entry);
-    return entry;
+    return this.add(entry) ? entry : UNTRACKED;
   }
 
   /** register() for a connection that is its own entry: false, and reset at once, once the pod is closed; `remove` ends it. */
