@@ -182,3 +182,18 @@ export function roundTrip(port: number, data: Buffer): Promise<Buffer> {
     s.end(data);
   });
 }
+
+/** `n` connections to 127.0.0.1:port, each echoed once: held open until destroyed. */
+export const holdOpen = (port: number, n: number): Promise<Socket[]> =>
+  Promise.all(
+    Array.from(
+      { length: n },
+      (_, i) =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = connect({ port, host: '127.0.0.1' });
+          s.once('error', reject);
+          s.once('data', () => resolve(s));
+          s.write(`held ${i}`);
+        }),
+    ),
+  );

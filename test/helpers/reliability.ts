@@ -51,3 +51,18 @@ export async function fdKinds(pid: number): Promise<Record<string, number>> {
   }
   return Object.fromEntries(Object.entries(kinds).sort(([a], [b]) => a.localeCompare(b)));
 }
+
+/**
+ * What the agents' logs say went wrong since `since` (ms): warnings and errors, and access log
+ * lines of connections that did not end ok, but those `except` matches, at most `max`, for an assertion's message, so a
+ * failure in CI names its cause (the logs are removed with the test's state directory).
+ */
+export function troubleLines(logs: string, since: number, o: { except?: RegExp; max?: number } = {}): string {
+  const max = o.max ?? 20;
+  const bad = logs.split('\n').filter((l) => {
+    const time = /"time":(\d+)/.exec(l);
+    if (time === null || Number(time[1]) < since || o.except?.test(l)) return false;
+    return /"level":[4-6]\d/.test(l) || (l.includes('"msg":"connection"') && !l.includes('"outcome":"ok"'));
+  });
+  return bad.length === 0 ? 'the agents logged nothing wrong' : `the agents' logs (${bad.length} lines of trouble):\n${bad.slice(0, max).map((l) => l.slice(0, 500)).join('\n')}`;
+}

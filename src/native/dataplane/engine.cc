@@ -28,6 +28,9 @@ constexpr uint32_t kMaxStreams = 100;
 constexpr uint32_t kMaxFrame = 64 * 1024;
 constexpr int64_t kConnectTimeoutMs = 10'000;
 constexpr int64_t kIdleCloseMs = 5 * 60'000;
+// A server closes an idle session a minute after its client would have: the client
+// closes first, so it never opens a stream on a session the server is closing.
+constexpr int64_t kServerIdleCloseMs = kIdleCloseMs + 60'000;
 // Bytes read from one side and not yet taken by the other: the reader stops
 // at this bound (backpressure), so a slow reader stalls its sender.
 constexpr size_t kPendCap = 256 * 1024;
@@ -202,7 +205,7 @@ class Worker {
   int index() const { return index_; }
   void AdoptMigrated(uint64_t id, int fd, Decision d);
   void Admit(uint64_t id, const Decision& d);
-  void Reverify(const std::string& name, const Identity& id);
+  void Renew(const std::string& name, const Identity& id, bool newRoots);
   void Forget(uint64_t sessionId) { admitting_.erase(sessionId); }
   void AcceptHbone(Fd c, uint32_t listener, const std::string& identity, const std::string& srcIp, int srcPort);
   void Emit(Event e) { batch_.push_back(std::move(e)); }
@@ -325,7 +328,7 @@ class Session : public Handler {
   std::string srcIp;
   int srcPort = 0;
 
-  bool Usable() const { return st_ != Dead && !goingAway_ && reserved_ < kMaxStreams; }
+  bool Usable() const { return st_ != Dead && !goingAway_ && !outdated_ && reserved_ < kMaxStreams; }
   size_t OpenStreams() const { return streams_.size(); }
   void SetConnecting() { st_ = Connecting; }
   void SetHandshaking() { st_ = Handshake; }
@@ -347,7 +350,16 @@ class Session : public Handler {
   // `refusal`: the HboneGuard reason (hbone-limits.ts) this end counts, when one
   void Fail(const std::string& reason, const char* refusal = "");
   void OnIo(uint32_t events) override;
-  bool Idle(int64_t now) const { return streams_.empty() && waiting_.empty() && now - lastActive_ > kIdleCloseMs; }
+  bool Idle(int64_t now) const {
+    return streams_.empty() && waiting_.empty() && now - lastActive_ > (server_ ? kServerIdleCloseMs : kIdleCloseMs);
+  }
+  // A client session made with credentials since renewed: it takes no new stream (the
+  // next connection handshakes with the new certificate) and closes once its streams end.
+  void Outdate() {
+    outdated_ = true;
+    w_->Unpool(this);
+  }
+  bool Drained() const { return outdated_ && streams_.empty() && waiting_.empty(); }
   // the batch buffers' storage beyond what the last second used (worker tick)
   void Trim() {
     out_.trim();
@@ -361,7 +373,8 @@ class Session : public Handler {
   bool dead() const { return st_ == Dead; }
   bool server() const { return server_; }
   // A new trust bundle of `identity` no longer accepts the peer: the session
-  // is cut, as HboneInbound and HbonePool cut theirs (hbone-limits.ts).
+  // is cut, as HboneInbound and HbonePool cut theirs (hbone-limits.ts). Only a
+  // new bundle asks: a renewal alone cuts nothing (Worker::Renew).
   void Reverify(SSL_CTX* ctx) {
     if (st_ == Ready && !PeerStillTrusted(ssl_.get(), ctx))
       Fail("the trust bundle no longer accepts the peer's certificate chain", server_ ? "trust-revoked" : "");
@@ -404,6 +417,7 @@ class Session : public Handler {
   nghttp2_session* ng_ = nullptr;
   State st_ = Handshake;
   bool goingAway_ = false;
+  bool outdated_ = false;
   int64_t goawaySent_ = -1;  // the error code of the GOAWAY nghttp2 sent, named when the session ends
   uint32_t reserved_ = 0;
   int64_t started_ = NowMs(), lastActive_ = NowMs();
@@ -1627,15 +1641,18 @@ Session* Worker::PooledSession(const Decision& d, std::string* error) {
   return p;
 }
 
+// Every live client session by pool key, pooled or not: an outdated one, or one its
+// peer sent GOAWAY, still carries its streams.
 std::vector<PoolStat> Worker::Pools() const {
-  std::vector<PoolStat> out;
-  for (const auto& [key, sessions] : pool_) {
-    if (sessions.empty()) continue;
-    const Session* first = sessions.front();
-    PoolStat p{first->netns, first->identity, first->expected, first->peerIp, sessions.size(), 0};
-    for (const Session* s : sessions) p.streams += s->OpenStreams();
-    out.push_back(std::move(p));
+  std::unordered_map<std::string, PoolStat> byKey;
+  for (const auto& [p, s] : sessions_) {
+    if (s->server() || s->dead()) continue;
+    auto it = byKey.try_emplace(s->poolKey, PoolStat{s->netns, s->identity, s->expected, s->peerIp, 0, 0}).first;
+    it->second.sessions++;
+    it->second.streams += s->OpenStreams();
   }
+  std::vector<PoolStat> out;
+  for (auto& [key, stat] : byKey) out.push_back(std::move(stat));
   return out;
 }
 
@@ -1693,11 +1710,20 @@ void Worker::AcceptHbone(Fd c, uint32_t listener, const std::string& identity, c
   AddSession(std::move(s));
 }
 
-void Worker::Reverify(const std::string& name, const Identity& id) {
+// `name` has new credentials. Its client sessions are outdated, as HbonePool reuses
+// only a session of the current certificate: renewed halfway through its life, the old
+// one still has half of it for the streams in flight, where a peer's session holding an
+// expired certificate would be cut at its trust bundle's next change. Live sessions are
+// verified again only when the trust bundle changed (README "HBONE bounds"): a peer
+// certificate that expired since its handshake cuts nothing, as on the Node path.
+void Worker::Renew(const std::string& name, const Identity& id, bool newRoots) {
   std::vector<Session*> mine;
   for (auto& [p, s] : sessions_)
-    if (s->identity == name) mine.push_back(p);
-  for (Session* s : mine) s->Reverify(s->server() ? id.server.get() : id.client.get());
+    if (s->identity == name && !s->dead()) mine.push_back(p);
+  for (Session* s : mine) {
+    if (newRoots) s->Reverify(s->server() ? id.server.get() : id.client.get());
+    if (!s->server() && !s->dead()) s->Outdate();
+  }
 }
 
 void Worker::Admit(uint64_t id, const Decision& d) {
@@ -1767,14 +1793,14 @@ void Worker::Tick() {
   for (auto& [p, s] : sessions_) {
     s->Trim();
     buffered += s->Buffered();
-    if (s->Idle(now) || s->HandshakeExpired(now)) stale.push_back(p);
+    if (s->Idle(now) || s->HandshakeExpired(now) || s->Drained()) stale.push_back(p);
   }
   for (Session* s : stale) {
     if (s->HandshakeExpired(now))
       s->Fail("no TLS handshake within " + std::to_string(s->server() ? engine_.limits().handshakeMs : kConnectTimeoutMs) + " ms",
               s->server() ? "handshake-timeout" : "");
     else
-      s->Fail("idle");
+      s->Fail(s->Drained() ? "its credentials were renewed and its last stream ended" : "idle");
   }
   // Inbound CONNECT streams that carried no byte either way for too long.
   std::vector<uint64_t> idle;
@@ -1888,14 +1914,16 @@ void Engine::Unlisten(uint32_t id) {
 }
 
 void Engine::SetIdentity(const std::string& name, std::shared_ptr<Identity> id) {
+  bool newRoots = true;
   {
     std::lock_guard<std::mutex> g(idMu_);
+    auto it = identities_.find(name);
+    if (it != identities_.end()) newRoots = it->second->roots != id->roots;
     identities_[name] = id;
   }
-  // Live sessions of this identity are checked against its (perhaps new) bundle.
   for (auto& w : workers_) {
     Worker* p = w.get();
-    p->Post([p, name, id] { p->Reverify(name, *id); });
+    p->Post([p, name, id, newRoots] { p->Renew(name, *id, newRoots); });
   }
 }
 

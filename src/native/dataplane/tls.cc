@@ -144,6 +144,7 @@ std::shared_ptr<Identity> BuildIdentity(std::string& keyPem, const std::string& 
   if (!id->server) return nullptr;
   id->client = MakeCtx(false, key.get(), chain, roots, error);
   if (!id->client) return nullptr;
+  for (const auto& pem : bundlePems) id->roots += pem;
   return id;
 }
 

@@ -26,6 +26,8 @@ using SslPtr = std::unique_ptr<SSL, SslFree>;
 struct Identity {
   SslCtxPtr server;
   SslCtxPtr client;
+  // the trust bundle's PEMs, as given: only a change of them re-verifies live sessions
+  std::string roots;
 };
 
 // Builds both contexts or returns nullptr with *error set (never naming key bytes).

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { formatSpiffeId } from '../../../src/identity/spiffe.js';
 import { podTunnels } from '../../../src/tunnel/native-pod-proxy.js';
-import { CLIENT, SERVER, nativeFixture, withLoopback } from '../../helpers/native-dataplane.js';
+import { CLIENT, SERVER, holdOpen, nativeFixture, withLoopback } from '../../helpers/native-dataplane.js';
 
 // The admin API's /connections lists each pod's pooled HBONE sessions on the native data
 // path as on the Node one (HbonePool.stats: per peer, sessions and their open streams),
@@ -11,25 +10,10 @@ import { CLIENT, SERVER, nativeFixture, withLoopback } from '../../helpers/nativ
 
 const fx = nativeFixture();
 
-/** `n` connections through the outbound listener, each echoed once: held open until destroyed. */
-const hold = (port: number, n: number): Promise<Socket[]> =>
-  Promise.all(
-    Array.from(
-      { length: n },
-      (_, i) =>
-        new Promise<Socket>((resolve, reject) => {
-          const s = connect({ port, host: '127.0.0.1' });
-          s.once('error', reject);
-          s.once('data', () => resolve(s));
-          s.write(`held ${i}`);
-        }),
-    ),
-  );
-
 test('the workers list their pooled HBONE sessions with their open streams; idle sessions stay listed until they close', async () => {
   await withLoopback(fx, async (h) => {
     assert.deepEqual(h.dp.pools(), [], 'no session before the first connection');
-    const held = await hold(h.outboundPort, 6);
+    const held = await holdOpen(h.outboundPort, 6);
     try {
       const pools = h.dp.pools();
       // 2 workers: flows are dealt over one session per worker
