@@ -1710,11 +1710,10 @@ void Worker::AcceptHbone(Fd c, uint32_t listener, const std::string& identity, c
   AddSession(std::move(s));
 }
 
-// `name` has new credentials. Its client sessions are outdated, as HbonePool reuses
-// only a session of the current certificate: renewed halfway through its life, the old
-// one still has half of it for the streams in flight, where a peer's session holding an
-// expired certificate would be cut at its trust bundle's next change. Live sessions are
-// verified again only when the trust bundle changed (README "HBONE bounds"): a peer
+// `name` has new credentials. Its client sessions are outdated, as HbonePool reuses only
+// a session of the current certificate: renewal comes at half-life, so the streams left on
+// an old session have the other half to end before its certificate expires. Live sessions
+// are verified again only when the trust bundle changed (README "HBONE bounds"): a peer
 // certificate that expired since its handshake cuts nothing, as on the Node path.
 void Worker::Renew(const std::string& name, const Identity& id, bool newRoots) {
   std::vector<Session*> mine;
