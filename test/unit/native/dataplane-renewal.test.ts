@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createRootCa } from '../../../src/ca/signer.js';
 import { joinPem } from '../../../src/identity/pem.js';
 import { formatSpiffeId, type SpiffeId } from '../../../src/identity/spiffe.js';
+import { podTunnels } from '../../../src/tunnel/native-pod-proxy.js';
 import { CLIENT, SERVER, holdOpen, nativeFixture, roundTrip, withLoopback, type LoopbackDataplane } from '../../helpers/native-dataplane.js';
 import { issueWorkloadCert } from '../../helpers/workload-certs.js';
 
@@ -37,8 +38,8 @@ function echoes(s: Socket, text: string): Promise<string> {
   });
 }
 
-const streamsOf = (h: LoopbackDataplane): { sessions: number; streams: number } =>
-  h.dp.pools().reduce((t, p) => ({ sessions: t.sessions + p.sessions, streams: t.streams + p.streams }), { sessions: 0, streams: 0 });
+/** the client pod's HBONE connections to the server identity and their open streams, as `/connections` lists them */
+const tunnels = (connections: number, streams: number) => [{ key: `${formatSpiffeId(SERVER)}|127.0.0.1`, connections, streams }];
 
 test('a renewed client certificate: new connections handshake a new HBONE session, streams on the old one carry on, and it closes once they end', async () => {
   await withLoopback(
@@ -50,14 +51,14 @@ test('a renewed client certificate: new connections handshake a new HBONE sessio
         await renew(h, CLIENT);
         assert.equal((await roundTrip(h.outboundPort, Buffer.from('after'))).toString(), 'after');
         assert.equal(h.sessions.size, 2, 'the connection after the renewal handshook a new session');
-        assert.deepEqual(streamsOf(h), { sessions: 2, streams: 2 }, 'the old session is still listed with its streams');
+        assert.deepEqual(podTunnels(h.dp.pools(), ''), tunnels(2, 2), 'the old session is still listed with its streams');
         assert.equal(await echoes(held[0]!, 'still here'), 'still here', 'a stream of the old session carries on');
         assert.equal(h.sessionsClosed.size, 0);
       } finally {
         for (const s of held) s.destroy();
       }
       await h.until(() => h.sessionsClosed.size === 1, 'the old session closed once its streams ended', 5000);
-      assert.deepEqual(streamsOf(h), { sessions: 1, streams: 0 }, 'the new session stays pooled');
+      assert.deepEqual(podTunnels(h.dp.pools(), ''), tunnels(1, 0), 'the new session stays pooled');
       assert.equal((await roundTrip(h.outboundPort, Buffer.from('again'))).toString(), 'again');
       assert.equal(h.sessions.size, 2, 'and takes the next connection');
     },
